@@ -1,0 +1,192 @@
+// tokenize, logits, encode, generate: the engine's command-line contract.
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "inputs.h"
+#include "io/torch_bridge.h"
+#include "lm/generator.h"
+#include "lm/hooks.h"
+#include "lm/transformer.h"
+#include "sae/sae.h"
+#include "sae/steering.h"
+#include "text/tokenizer.h"
+#include "util/error.h"
+#include "util/utf8.h"
+
+namespace fs = std::filesystem;
+using monoscope::core::Error;
+
+namespace monoscope::cli {
+
+namespace {
+
+const std::set<std::string> kRuntime = {"device", "threads"};
+
+std::set<std::string> with(std::set<std::string> a) {
+  a.insert(kRuntime.begin(), kRuntime.end());
+  return a;
+}
+
+// Token ids for --ids, or the model's tokenizer applied to --text / --text-file.
+std::vector<std::int32_t> modelInput(const Args& args, const core::Transformer& model, const std::string& dir) {
+  if (args.has("ids")) {
+    if (args.has("text") || args.has("text-file")) throw Error("give either --ids or text, not both");
+    return parseIds(args.get("ids"), model.config().vocab_size);
+  }
+  const std::string text = readTextInput(args);
+  const auto tok = core::Tokenizer::fromDirectory(dir);
+  auto ids = tok.encodeIds(text);
+  for (auto id : ids) {
+    if (id >= model.config().vocab_size)
+      throw Error("the tokenizer in '" + dir + "' produced id " + std::to_string(id) + " beyond the model's vocabulary");
+  }
+  return ids;
+}
+
+at::Tensor idsTensor(const std::vector<std::int32_t>& ids) {
+  std::vector<std::int64_t> v(ids.begin(), ids.end());
+  return at::tensor(v, at::kLong).view({1, -1});  // [1, pos]
+}
+
+// Registers hooks that copy the activation [pos, d_model] at each name into `out`.
+void captureHooks(core::HookSet* hooks, const std::vector<std::string>& names,
+                  std::map<std::string, at::Tensor>* out) {
+  for (const auto& name : names) {
+    hooks->add(name, [out](const at::Tensor& x, const core::HookContext& ctx) {
+      (*out)[*ctx.name] = x[0].detach().to(at::kCPU).clone();
+      return at::Tensor();
+    });
+  }
+}
+
+}  // namespace
+
+int cmdTokenize(const Args& args) {
+  args.allowOnly({"tokenizer", "text", "text-file"});
+  const std::string text = readTextInput(args);
+  const auto tok = core::Tokenizer::fromDirectory(args.get("tokenizer"));
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& t : tok.encode(text)) out.push_back({{"id", t.id}, {"start", t.start}, {"end", t.end}});
+  std::cout << out.dump() << "\n";
+  return 0;
+}
+
+int cmdLogits(const Args& args) {
+  args.allowOnly(with({"model", "text", "text-file", "ids", "out", "hook"}));
+  const auto device = applyRuntimeOptions(args);
+  const std::string dir = args.get("model");
+  const std::string out_path = args.get("out");
+  auto model = core::Transformer::load(dir, c10::Device(device));
+  const auto names = args.all("hook");
+  for (const auto& n : names) core::hookLayer(n, model->config().n_layers);
+  const auto ids = modelInput(args, *model, dir);
+  c10::InferenceMode guard;
+  core::HookSet hooks;
+  std::map<std::string, at::Tensor> captured;
+  captureHooks(&hooks, names, &captured);
+  at::Tensor logits = model->forward(idsTensor(ids), &hooks);  // [1, pos, vocab]
+  std::vector<std::pair<std::string, at::Tensor>> tensors = {{"logits", logits[0]}};
+  for (const auto& [name, t] : captured) tensors.emplace_back(name, t);
+  core::saveTensors(out_path, tensors);
+  return 0;
+}
+
+int cmdEncode(const Args& args) {
+  args.allowOnly(with({"model", "sae", "text", "text-file", "ids", "out"}));
+  const auto device = applyRuntimeOptions(args);
+  const std::string dir = args.get("model");
+  const std::string out_path = args.get("out");
+  auto model = core::Transformer::load(dir, c10::Device(device));
+  auto sae = core::Sae::load(args.get("sae"), c10::Device(device));
+  const std::string& hook = sae->config().hook_name;
+  const std::int64_t layer = core::hookLayer(hook, model->config().n_layers);
+  if (sae->config().d_in != model->config().d_model) {
+    throw Error("SAE '" + args.get("sae") + "' has d_in " + std::to_string(sae->config().d_in) +
+                    " but the model's activations at '" + hook + "' have width " +
+                    std::to_string(model->config().d_model),
+                "use an SAE trained on this model");
+  }
+  const auto ids = modelInput(args, *model, dir);
+  c10::InferenceMode guard;
+  core::HookSet hooks;
+  std::map<std::string, at::Tensor> captured;
+  captureHooks(&hooks, {hook}, &captured);
+  model->forward(idsTensor(ids), &hooks, nullptr, layer < 0 ? 0 : layer);
+  at::Tensor acts = sae->encode(captured.at(hook));  // [pos, d_sae]
+  core::saveTensors(out_path, {{"feature_acts", acts}});
+  return 0;
+}
+
+int cmdGenerate(const Args& args) {
+  args.allowOnly(with({"model", "prompt", "max-tokens", "seed", "temperature", "top-p", "sae", "clamp",
+                       "mode", "positions"}));
+  const auto device = applyRuntimeOptions(args);
+  const std::string dir = args.get("model");
+  core::SamplingOptions opt;
+  opt.max_tokens = args.integer("max-tokens", 0, 1000000);
+  opt.seed = static_cast<std::uint64_t>(args.integer("seed", 0, 0, INT64_MAX));
+  opt.temperature = args.number("temperature", 0.0);
+  opt.top_p = args.number("top-p", 1.0);
+  opt.validate();
+  const std::string prompt = args.get("prompt");
+  if (prompt.empty()) throw Error("--prompt is empty", "give some prompt text");
+  core::requireUtf8(prompt, "--prompt");
+
+  auto model = core::Transformer::load(dir, c10::Device(device));
+  const auto tok = core::Tokenizer::fromDirectory(dir);
+  const auto prompt_ids = tok.encodeIds(prompt);
+  opt.stop_token = model->config().eos_token_id >= 0 ? model->config().eos_token_id : tok.endOfTextId();
+
+  const bool steering = args.has("sae") || args.has("clamp");
+  std::shared_ptr<core::Sae> sae;
+  core::SteeringSpec spec;
+  if (steering) {
+    if (!args.has("sae")) throw Error("--clamp needs --sae DIR");
+    spec.mode = core::parseSteerMode(args.get("mode", "clamp"));
+    spec.positions = core::parseSteerPositions(args.get("positions", "all"));
+    spec.prompt_length = static_cast<std::int64_t>(prompt_ids.size());
+    for (const auto& c : args.all("clamp")) {
+      const auto eq = c.find('=');
+      core::FeatureEdit e;
+      if (eq == std::string::npos) {
+        if (spec.mode != core::SteerMode::Ablate) throw Error("--clamp '" + c + "' must be ID=VALUE");
+        e.feature = parseInteger(c, "--clamp feature id");
+      } else {
+        e.feature = parseInteger(c.substr(0, eq), "--clamp feature id");
+        e.value = parseNumber(c.substr(eq + 1), "--clamp value of feature " + c.substr(0, eq));
+      }
+      spec.edits.push_back(e);
+    }
+    sae = core::Sae::load(args.get("sae"), c10::Device(device));
+    core::hookLayer(sae->config().hook_name, model->config().n_layers);
+    if (sae->config().d_in != model->config().d_model) {
+      throw Error("SAE '" + args.get("sae") + "' has d_in " + std::to_string(sae->config().d_in) +
+                      " but the model's width is " + std::to_string(model->config().d_model),
+                  "use an SAE trained on this model");
+    }
+    spec.validate(sae->config().d_sae);
+  }
+
+  auto run = [&](const core::HookSet* hooks) {
+    const auto ids = core::generate(*model, prompt_ids, opt, hooks);
+    nlohmann::json ids_json = ids;
+    return nlohmann::json{{"text", core::toValidUtf8(tok.decode(ids))}, {"ids", ids_json}};
+  };
+  nlohmann::json out;
+  out["default"] = run(nullptr);
+  if (steering) {
+    core::HookSet hooks;
+    hooks.add(sae->config().hook_name, core::makeSteeringHook(sae, spec));
+    out["steered"] = run(&hooks);
+  }
+  std::cout << out.dump() << "\n";
+  return 0;
+}
+
+}  // namespace monoscope::cli

@@ -1,0 +1,22 @@
+#pragma once
+// Shared input handling of the commands: text or ids, device and threads.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "args.h"
+
+namespace monoscope::core {
+class Tokenizer;
+}
+
+namespace monoscope::cli {
+
+// The text of --text or --text-file (validated UTF-8, non-empty).
+std::string readTextInput(const Args& args);
+// Comma-separated ids of --ids, each in [0, vocab_size).
+std::vector<std::int32_t> parseIds(const std::string& list, std::int64_t vocab_size);
+// Applies --threads; returns the device name chosen by --device.
+std::string applyRuntimeOptions(const Args& args);
+
+}  // namespace monoscope::cli

@@ -1,0 +1,53 @@
+// monoscope-cli: the headless pipeline. Errors go to stderr with a non-zero exit.
+#include <c10/util/Exception.h>
+
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "args.h"
+#include "commands.h"
+#include "util/error.h"
+
+namespace {
+
+const char* kUsage = R"(usage: monoscope-cli COMMAND [--option value]...
+
+commands:
+  tokenize  --tokenizer DIR (--text T | --text-file F)
+  logits    --model DIR (--text T | --text-file F | --ids 1,2,3) --out FILE.safetensors [--hook NAME]...
+  encode    --model DIR --sae DIR (--text T | --text-file F | --ids ...) --out FILE.safetensors
+  generate  --model DIR --prompt T --max-tokens N [--seed S] [--temperature X] [--top-p P]
+            [--sae DIR --clamp ID=VALUE... --mode clamp|add|ablate --positions all|prompt|generated]
+
+every command: --device auto|cpu|cuda  --threads N
+)";
+
+std::string firstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace monoscope;
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "help") == 0) {
+    std::cout << kUsage;
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string command = argv[1];
+  try {
+    const cli::Args args(argc, argv, 2);
+    if (command == "tokenize") return cli::cmdTokenize(args);
+    if (command == "logits") return cli::cmdLogits(args);
+    if (command == "encode") return cli::cmdEncode(args);
+    if (command == "generate") return cli::cmdGenerate(args);
+    std::cerr << "monoscope-cli: unknown command '" << command << "' (run monoscope-cli --help)\n";
+    return 2;
+  } catch (const core::Error& e) {
+    std::cerr << "monoscope-cli " << command << ": error: " << e.what() << "\n";
+  } catch (const c10::Error& e) {
+    std::cerr << "monoscope-cli " << command << ": error: " << firstLine(e.what_without_backtrace()) << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << "monoscope-cli " << command << ": error: " << firstLine(e.what()) << "\n";
+  }
+  return 1;
+}

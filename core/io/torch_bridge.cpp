@@ -1,0 +1,56 @@
+#include "io/torch_bridge.h"
+
+#include "util/error.h"
+
+namespace monoscope::core {
+
+std::string shapeString(const std::vector<std::int64_t>& shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+at::Tensor toFloatTensor(const TensorView& view, const std::string& file) {
+  at::ScalarType st;
+  switch (view.dtype) {
+    case DType::F32: st = at::kFloat; break;
+    case DType::F16: st = at::kHalf; break;
+    case DType::BF16: st = at::kBFloat16; break;
+    case DType::F64: st = at::kDouble; break;
+    default:
+      throw Error("tensor '" + view.name + "' in '" + file + "' has integer dtype " +
+                      dtypeName(view.dtype) + " where floats are expected",
+                  "store weights as F32, F16 or BF16");
+  }
+  // from_blob does not copy; the conversion (or clone) below does, so the map may close later.
+  at::Tensor raw = at::from_blob(const_cast<std::uint8_t*>(view.data), view.shape,
+                                 at::TensorOptions().dtype(st));
+  return st == at::kFloat ? raw.clone() : raw.to(at::kFloat);
+}
+
+at::Tensor loadWeight(const WeightStore& store, const std::string& name,
+                      const std::vector<std::int64_t>& expected_shape, const at::Device& device) {
+  const TensorView& view = store.tensor(name);
+  if (view.shape != expected_shape) {
+    throw Error("tensor '" + name + "' in '" + store.fileOf(name) + "' has shape " +
+                    shapeString(view.shape) + ", expected " + shapeString(expected_shape),
+                "config.json does not match the weights; check its sizes");
+  }
+  at::Tensor t = toFloatTensor(view, store.fileOf(name));
+  return device.is_cpu() ? t : t.to(device);
+}
+
+void saveTensors(const std::string& path,
+                 const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                 const std::map<std::string, std::string>& metadata) {
+  SafetensorsWriter w;
+  for (const auto& [k, v] : metadata) w.setMetadata(k, v);
+  for (const auto& [name, t] : tensors) {
+    at::Tensor c = t.detach().to(at::kCPU, at::kFloat).contiguous();
+    std::vector<std::int64_t> shape(c.sizes().begin(), c.sizes().end());
+    w.add(name, DType::F32, shape, c.data_ptr<float>(), static_cast<std::size_t>(c.numel()) * 4);
+  }
+  w.write(path);
+}
+
+}  // namespace monoscope::core

@@ -1,0 +1,29 @@
+#pragma once
+// Internal (LibTorch) helpers between safetensors views and tensors. Include only from .cpp files.
+#include <ATen/ATen.h>
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "io/weight_store.h"
+
+namespace monoscope::core {
+
+// A float32 CPU tensor copied from a view (F16/BF16/F64 converted).
+at::Tensor toFloatTensor(const TensorView& view, const std::string& file);
+
+// Loads `name` as float32 on `device`, checking its shape; errors name the file and tensor.
+at::Tensor loadWeight(const WeightStore& store, const std::string& name,
+                      const std::vector<std::int64_t>& expected_shape, const at::Device& device);
+
+// Writes float tensors (moved to CPU, made contiguous) as F32 to a safetensors file.
+void saveTensors(const std::string& path,
+                 const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                 const std::map<std::string, std::string>& metadata = {});
+
+std::string shapeString(const std::vector<std::int64_t>& shape);
+
+}  // namespace monoscope::core

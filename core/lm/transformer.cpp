@@ -1,0 +1,287 @@
+#include "lm/transformer.h"
+
+#include <cmath>
+#include <filesystem>
+
+#include "io/torch_bridge.h"
+#include "io/weight_store.h"
+#include "util/error.h"
+#include "util/mapped_file.h"
+
+namespace fs = std::filesystem;
+
+namespace monoscope::core {
+
+namespace {
+enum HookIdx { kResidPre = 0, kResidMid, kResidPost, kAttnOut, kMlpOut };
+const std::string kHookEmbed = "hook_embed";
+const std::string kHookPosEmbed = "hook_pos_embed";
+}  // namespace
+
+Transformer::Transformer(ModelConfig config, c10::Device device)
+    : config_(std::move(config)), device_(device) {
+  for (std::int64_t l = 0; l < config_.n_layers; ++l) {
+    const std::string b = "blocks." + std::to_string(l) + ".";
+    hook_names_.push_back({b + "hook_resid_pre", b + "hook_resid_mid", b + "hook_resid_post",
+                           b + "hook_attn_out", b + "hook_mlp_out"});
+  }
+  if (config_.arch == Architecture::Llama) {
+    // inv_freq[i] = theta^(-2i / d_head), computed as Hugging Face does (float32).
+    at::Tensor idx = at::arange(0, config_.d_head, 2, at::kLong).to(at::kFloat);
+    inv_freq_ = (1.0 / at::pow(config_.rope_theta, idx / static_cast<double>(config_.d_head)))
+                    .to(at::kFloat).to(device_);
+  }
+}
+
+at::Tensor& Transformer::param(const std::string& name, std::vector<std::int64_t> shape) {
+  params_.emplace_back(prefix_ + name, at::empty(shape, at::TensorOptions().dtype(at::kFloat).device(device_)));
+  return params_.back().second;
+}
+
+void Transformer::bindParameters(bool /*allocate*/) {
+  const ModelConfig& c = config_;
+  const std::int64_t D = c.d_model, M = c.d_mlp, V = c.vocab_size;
+  params_.clear();
+  layers_.assign(c.n_layers, Layer{});
+  if (c.arch == Architecture::Gpt2) {
+    wte_ = param("wte.weight", {V, D});
+    wpe_ = param("wpe.weight", {c.n_ctx, D});
+    for (std::int64_t l = 0; l < c.n_layers; ++l) {
+      Layer& w = layers_[l];
+      const std::string p = "h." + std::to_string(l) + ".";
+      w.n1_w = param(p + "ln_1.weight", {D});
+      w.n1_b = param(p + "ln_1.bias", {D});
+      w.qkv_w = param(p + "attn.c_attn.weight", {D, 3 * D});  // Conv1D: [in, out]
+      w.qkv_b = param(p + "attn.c_attn.bias", {3 * D});
+      w.o_w = param(p + "attn.c_proj.weight", {D, D});
+      w.o_b = param(p + "attn.c_proj.bias", {D});
+      w.n2_w = param(p + "ln_2.weight", {D});
+      w.n2_b = param(p + "ln_2.bias", {D});
+      w.up_w = param(p + "mlp.c_fc.weight", {D, M});
+      w.up_b = param(p + "mlp.c_fc.bias", {M});
+      w.down_w = param(p + "mlp.c_proj.weight", {M, D});
+      w.down_b = param(p + "mlp.c_proj.bias", {D});
+    }
+    lnf_w_ = param("ln_f.weight", {D});
+    lnf_b_ = param("ln_f.bias", {D});
+  } else {
+    const std::int64_t Q = c.n_heads * c.d_head, KV = c.n_kv_heads * c.d_head;
+    wte_ = param("embed_tokens.weight", {V, D});
+    for (std::int64_t l = 0; l < c.n_layers; ++l) {
+      Layer& w = layers_[l];
+      const std::string p = "layers." + std::to_string(l) + ".";
+      w.n1_w = param(p + "input_layernorm.weight", {D});
+      w.q_w = param(p + "self_attn.q_proj.weight", {Q, D});  // Linear: [out, in]
+      w.k_w = param(p + "self_attn.k_proj.weight", {KV, D});
+      w.v_w = param(p + "self_attn.v_proj.weight", {KV, D});
+      w.o_w = param(p + "self_attn.o_proj.weight", {D, Q});
+      if (c.attention_bias) {
+        w.q_b = param(p + "self_attn.q_proj.bias", {Q});
+        w.k_b = param(p + "self_attn.k_proj.bias", {KV});
+        w.v_b = param(p + "self_attn.v_proj.bias", {KV});
+        w.o_b = param(p + "self_attn.o_proj.bias", {D});
+      }
+      w.n2_w = param(p + "post_attention_layernorm.weight", {D});
+      w.gate_w = param(p + "mlp.gate_proj.weight", {M, D});
+      w.up_w = param(p + "mlp.up_proj.weight", {M, D});
+      w.down_w = param(p + "mlp.down_proj.weight", {D, M});
+      if (c.mlp_bias) {
+        w.gate_b = param(p + "mlp.gate_proj.bias", {M});
+        w.up_b = param(p + "mlp.up_proj.bias", {M});
+        w.down_b = param(p + "mlp.down_proj.bias", {D});
+      }
+    }
+    lnf_w_ = param("norm.weight", {D});
+  }
+  if (c.tied_embeddings) {
+    lm_head_ = wte_;
+  } else {
+    const std::string saved = prefix_;
+    prefix_.clear();
+    lm_head_ = param("lm_head.weight", {V, D});
+    prefix_ = saved;
+  }
+}
+
+std::unique_ptr<Transformer> Transformer::load(const std::string& dir, const c10::Device& device) {
+  try {
+    ModelConfig cfg = ModelConfig::fromFile((fs::path(dir) / "config.json").string());
+    std::unique_ptr<Transformer> m(new Transformer(cfg, device));
+    WeightStore store(dir);
+    if (cfg.arch == Architecture::Gpt2) {
+      m->prefix_ = store.has("transformer.wte.weight") ? "transformer." : "";
+    } else {
+      m->prefix_ = store.has("model.embed_tokens.weight") ? "model." : "";
+    }
+    m->bindParameters(true);
+    for (auto& [name, t] : m->params_) {
+      at::Tensor loaded = loadWeight(store, name, t.sizes().vec(), device);
+      t.copy_(loaded);
+    }
+    return m;
+  } catch (const Error& e) {
+    throw e.withContext("loading model '" + dir + "'");
+  }
+}
+
+std::unique_ptr<Transformer> Transformer::initRandom(const ModelConfig& config, std::uint64_t seed,
+                                                     const c10::Device& device) {
+  std::unique_ptr<Transformer> m(new Transformer(config, device));
+  m->prefix_ = config.arch == Architecture::Gpt2 ? "transformer." : "model.";
+  m->bindParameters(true);
+  auto gen = at::detail::createCPUGenerator(seed);
+  const double resid_std = 0.02 / std::sqrt(2.0 * static_cast<double>(config.n_layers));
+  for (auto& [name, t] : m->params_) {
+    at::Tensor cpu;
+    const bool is_norm = name.find("ln_") != std::string::npos || name.find("norm") != std::string::npos;
+    if (is_norm && name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0) {
+      cpu = at::ones(t.sizes());
+    } else if (name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0) {
+      cpu = at::zeros(t.sizes());
+    } else {
+      const bool resid = name.find("c_proj") != std::string::npos || name.find("o_proj") != std::string::npos ||
+                         name.find("down_proj") != std::string::npos;
+      cpu = at::empty(t.sizes()).normal_(0.0, resid ? resid_std : 0.02, gen);
+    }
+    t.copy_(cpu);
+  }
+  return m;
+}
+
+void Transformer::save(const std::string& dir) const {
+  fs::create_directories(dir);
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& [name, t] : params_) out.emplace_back(name, t);
+  saveTensors((fs::path(dir) / "model.safetensors").string(), out, {{"format", "pt"}});
+  writeFileAtomically((fs::path(dir) / "config.json").string(), config_.toJson().dump(2));
+}
+
+at::Tensor Transformer::norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const {
+  if (config_.arch == Architecture::Gpt2) {
+    return at::layer_norm(x, {config_.d_model}, w, b, config_.norm_eps);
+  }
+  // RMSNorm: w * x / sqrt(mean(x^2) + eps)
+  at::Tensor var = x.pow(2).mean(-1, true);
+  return w * (x * at::rsqrt(var + config_.norm_eps));
+}
+
+at::Tensor Transformer::rope(const at::Tensor& x, std::int64_t offset) const {
+  // x [batch, heads, pos, d_head]; rotate-half convention (Hugging Face Llama).
+  const std::int64_t T = x.size(2);
+  at::Tensor pos = at::arange(offset, offset + T, at::TensorOptions().dtype(at::kFloat).device(device_));
+  at::Tensor freqs = at::outer(pos, inv_freq_);   // [pos, d_head/2]
+  at::Tensor emb = at::cat({freqs, freqs}, -1);   // [pos, d_head]
+  at::Tensor cos = emb.cos(), sin = emb.sin();
+  const std::int64_t half = config_.d_head / 2;
+  at::Tensor x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
+  at::Tensor rotated = at::cat({-x2, x1}, -1);
+  return x * cos + rotated * sin;
+}
+
+at::Tensor Transformer::attention(const Layer& w, const at::Tensor& h, std::int64_t layer,
+                                  std::int64_t offset, KvCache* cache) const {
+  const ModelConfig& c = config_;
+  const std::int64_t B = h.size(0), T = h.size(1), H = c.n_heads, Hkv = c.n_kv_heads, dh = c.d_head;
+  at::Tensor q, k, v;
+  if (c.arch == Architecture::Gpt2) {
+    at::Tensor qkv = at::addmm(w.qkv_b, h.reshape({B * T, c.d_model}), w.qkv_w);  // [B*T, 3D]
+    auto parts = qkv.view({B, T, 3, H, dh}).permute({2, 0, 3, 1, 4});           // [3, B, H, T, dh]
+    q = parts[0];
+    k = parts[1];
+    v = parts[2];
+  } else {
+    q = at::linear(h, w.q_w, w.q_b).view({B, T, H, dh}).transpose(1, 2);      // [B, H, T, dh]
+    k = at::linear(h, w.k_w, w.k_b).view({B, T, Hkv, dh}).transpose(1, 2);    // [B, Hkv, T, dh]
+    v = at::linear(h, w.v_w, w.v_b).view({B, T, Hkv, dh}).transpose(1, 2);
+    q = rope(q, offset);
+    k = rope(k, offset);
+  }
+  if (cache != nullptr) {
+    if (static_cast<std::int64_t>(cache->k.size()) <= layer) {
+      cache->k.resize(layer + 1);
+      cache->v.resize(layer + 1);
+    }
+    if (cache->k[layer].defined()) {
+      k = at::cat({cache->k[layer], k}, 2);
+      v = at::cat({cache->v[layer], v}, 2);
+    }
+    cache->k[layer] = k;
+    cache->v[layer] = v;
+  }
+  if (Hkv != H) {
+    k = k.repeat_interleave(H / Hkv, 1);  // [B, H, S, dh]
+    v = v.repeat_interleave(H / Hkv, 1);
+  }
+  const std::int64_t S = k.size(2);
+  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(dh)));  // [B, H, T, S]
+  if (T > 1) {
+    // Query i (absolute offset + i) sees keys 0 .. offset + i.
+    at::Tensor mask = at::ones({T, S}, at::TensorOptions().dtype(at::kBool).device(device_)).triu(S - T + 1);
+    scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
+  }
+  at::Tensor probs = at::softmax(scores, -1);
+  at::Tensor out = at::matmul(probs, v).transpose(1, 2).reshape({B, T, H * dh});  // [B, T, H*dh]
+  if (c.arch == Architecture::Gpt2) {
+    return at::addmm(w.o_b, out.view({B * T, c.d_model}), w.o_w).view({B, T, c.d_model});
+  }
+  return at::linear(out, w.o_w, w.o_b);
+}
+
+at::Tensor Transformer::mlp(const Layer& w, const at::Tensor& h) const {
+  const ModelConfig& c = config_;
+  if (c.arch == Architecture::Gpt2) {
+    const std::int64_t B = h.size(0), T = h.size(1);
+    at::Tensor a = at::addmm(w.up_b, h.reshape({B * T, c.d_model}), w.up_w);  // [B*T, M]
+    if (c.activation == "gelu_new" || c.activation == "gelu_pytorch_tanh") {
+      a = at::gelu(a, "tanh");
+    } else if (c.activation == "gelu") {
+      a = at::gelu(a);
+    } else {
+      a = at::relu(a);
+    }
+    return at::addmm(w.down_b, a, w.down_w).view({B, T, c.d_model});
+  }
+  at::Tensor g = at::silu(at::linear(h, w.gate_w, w.gate_b)) * at::linear(h, w.up_w, w.up_b);
+  return at::linear(g, w.down_w, w.down_b);
+}
+
+at::Tensor Transformer::forward(const at::Tensor& ids, const HookSet* hooks, KvCache* cache,
+                                std::int64_t stop_after_layer) const {
+  const ModelConfig& c = config_;
+  if (ids.dim() != 2) throw Error("token ids must be [batch, pos]");
+  const std::int64_t T = ids.size(1);
+  const std::int64_t offset = cache != nullptr ? cache->length : 0;
+  if (offset + T > c.n_ctx) {
+    throw Error("input of " + std::to_string(offset + T) + " tokens exceeds the model's context of " +
+                    std::to_string(c.n_ctx) + " tokens",
+                "shorten the text or lower --max-tokens");
+  }
+  const bool hooked = hooks != nullptr && !hooks->empty();
+  auto run = [&](const std::string& name, at::Tensor x) {
+    return hooked ? hooks->run(name, std::move(x), offset) : x;
+  };
+  at::Tensor dev_ids = ids.to(device_, at::kLong);
+  at::Tensor x = run(kHookEmbed, at::embedding(wte_, dev_ids));  // [B, T, D]
+  if (c.arch == Architecture::Gpt2) {
+    at::Tensor pos = at::arange(offset, offset + T, at::TensorOptions().dtype(at::kLong).device(device_));
+    x = x + run(kHookPosEmbed, at::embedding(wpe_, pos).unsqueeze(0).expand_as(x));
+  }
+  for (std::int64_t l = 0; l < c.n_layers; ++l) {
+    const Layer& w = layers_[l];
+    const auto& names = hook_names_[l];
+    x = run(names[kResidPre], x);
+    at::Tensor attn_out = run(names[kAttnOut], attention(w, norm(x, w.n1_w, w.n1_b), l, offset, cache));
+    x = run(names[kResidMid], x + attn_out);
+    at::Tensor mlp_out = run(names[kMlpOut], mlp(w, norm(x, w.n2_w, w.n2_b)));
+    x = run(names[kResidPost], x + mlp_out);
+    if (l == stop_after_layer) {
+      if (cache != nullptr) cache->length = offset + T;
+      return at::Tensor();
+    }
+  }
+  if (cache != nullptr) cache->length = offset + T;
+  x = norm(x, lnf_w_, lnf_b_);
+  return at::matmul(x, lm_head_.t());  // [B, T, V]
+}
+
+}  // namespace monoscope::core

@@ -1,0 +1,76 @@
+#pragma once
+// Decoder-only transformer (GPT-2 and Llama families) on LibTorch, with TransformerLens hook
+// points. Internal header (LibTorch): include only from .cpp files.
+#include <ATen/ATen.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lm/hooks.h"
+#include "lm/model_config.h"
+
+namespace monoscope::core {
+
+// Keys and values of every layer for the positions seen so far.
+struct KvCache {
+  std::vector<at::Tensor> k;  // per layer [batch, n_kv_heads, pos, d_head]
+  std::vector<at::Tensor> v;
+  std::int64_t length = 0;
+  void clear() { k.clear(); v.clear(); length = 0; }
+};
+
+class Transformer {
+ public:
+  // Loads config.json + safetensors weights (Hugging Face names) from `dir` onto `device`.
+  static std::unique_ptr<Transformer> load(const std::string& dir, const c10::Device& device);
+  // A freshly initialised model (GPT-2 initialisation: N(0, 0.02), scaled residual projections).
+  static std::unique_ptr<Transformer> initRandom(const ModelConfig& config, std::uint64_t seed,
+                                                 const c10::Device& device);
+
+  // Writes config.json and model.safetensors in Hugging Face layout.
+  void save(const std::string& dir) const;
+
+  // ids [batch, pos] (int64). Returns logits [batch, pos, vocab], or an undefined tensor when
+  // `stop_after_layer` >= 0 (the forward pass stops after that block's hooks have run).
+  at::Tensor forward(const at::Tensor& ids, const HookSet* hooks = nullptr, KvCache* cache = nullptr,
+                     std::int64_t stop_after_layer = -1) const;
+
+  const ModelConfig& config() const { return config_; }
+  const c10::Device& device() const { return device_; }
+  // Parameters under their Hugging Face names (shared with the forward pass: training updates
+  // them in place).
+  const std::vector<std::pair<std::string, at::Tensor>>& parameters() const { return params_; }
+  // The unembedding [vocab, d_model] and the final norm's scale (for logit effects).
+  at::Tensor unembed() const { return lm_head_; }
+  at::Tensor finalNormWeight() const { return lnf_w_; }
+
+ private:
+  struct Layer {
+    at::Tensor n1_w, n1_b, n2_w, n2_b;
+    at::Tensor qkv_w, qkv_b, q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b;
+    at::Tensor up_w, up_b, gate_w, gate_b, down_w, down_b;
+  };
+  Transformer(ModelConfig config, c10::Device device);
+  at::Tensor& param(const std::string& name, std::vector<std::int64_t> shape);
+  void bindParameters(bool allocate);
+  at::Tensor attention(const Layer& w, const at::Tensor& h, std::int64_t layer, std::int64_t offset,
+                       KvCache* cache) const;
+  at::Tensor mlp(const Layer& w, const at::Tensor& h) const;
+  at::Tensor norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const;
+  at::Tensor rope(const at::Tensor& x, std::int64_t offset) const;
+
+  ModelConfig config_;
+  c10::Device device_;
+  std::string prefix_;  // "transformer." / "model." depending on the checkpoint
+  std::vector<std::pair<std::string, at::Tensor>> params_;
+  std::vector<Layer> layers_;
+  at::Tensor wte_, wpe_, lnf_w_, lnf_b_, lm_head_;
+  at::Tensor inv_freq_;                                  // RoPE [d_head / 2]
+  std::vector<std::array<std::string, 5>> hook_names_;  // per layer, in kBlockHooks order
+};
+
+}  // namespace monoscope::core

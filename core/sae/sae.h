@@ -1,0 +1,64 @@
+#pragma once
+// A sparse autoencoder in the SAELens layout (cfg.json + sae_weights.safetensors).
+// Internal (LibTorch): include only from .cpp files.
+#include <ATen/ATen.h>
+
+#include <memory>
+#include <string>
+
+#include "sae/sae_config.h"
+
+namespace monoscope::core {
+
+// Per-row state of the run-time input normalisation, needed to map outputs back.
+struct SaeNorm {
+  at::Tensor scale;  // output = normalised_output * scale + shift ([..., 1]); undefined = identity
+  at::Tensor shift;
+};
+
+struct ReconstructionMetrics {
+  double l0 = 0;                   // mean active features per token
+  double fraction_variance_explained = 0;  // 1 - sum||x - x_hat||^2 / sum||x - mean(x)||^2
+  double mse = 0;                  // mean squared error per element
+};
+
+class Sae {
+ public:
+  // Loads `dir`/cfg.json and `dir`/sae_weights.safetensors onto `device`, validating shapes.
+  static std::unique_ptr<Sae> load(const std::string& dir, const c10::Device& device);
+  // Builds from tensors (W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in], b_dec [d_in],
+  // threshold [d_sae] for jumprelu, else undefined).
+  Sae(SaeConfig config, at::Tensor W_enc, at::Tensor b_enc, at::Tensor W_dec, at::Tensor b_dec,
+      at::Tensor threshold = {});
+
+  // Writes cfg.json (SAELens v6) and sae_weights.safetensors.
+  void save(const std::string& dir) const;
+
+  // x [..., d_in] -> normalised input; fills `norm` for mapping outputs back.
+  at::Tensor normalizeInput(const at::Tensor& x, SaeNorm* norm) const;
+  // Pre-activations [..., d_sae] of a normalised input.
+  at::Tensor preActivations(const at::Tensor& x_normalised) const;
+  // Feature activations [..., d_sae] from pre-activations.
+  at::Tensor activate(const at::Tensor& pre) const;
+  // f(x): [..., d_in] -> [..., d_sae]
+  at::Tensor encode(const at::Tensor& x, SaeNorm* norm = nullptr) const;
+  // x_hat: [..., d_sae] -> [..., d_in], undoing the input normalisation when `norm` is given.
+  at::Tensor decode(const at::Tensor& f, const SaeNorm* norm = nullptr) const;
+
+  // Metrics over activations x [n, d_in].
+  ReconstructionMetrics metrics(const at::Tensor& x) const;
+
+  const SaeConfig& config() const { return config_; }
+  const at::Tensor& W_enc() const { return W_enc_; }
+  const at::Tensor& b_enc() const { return b_enc_; }
+  const at::Tensor& W_dec() const { return W_dec_; }
+  const at::Tensor& b_dec() const { return b_dec_; }
+  const at::Tensor& threshold() const { return threshold_; }
+  c10::Device device() const { return W_enc_.device(); }
+
+ private:
+  SaeConfig config_;
+  at::Tensor W_enc_, b_enc_, W_dec_, b_dec_, threshold_;
+};
+
+}  // namespace monoscope::core

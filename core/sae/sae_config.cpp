@@ -1,0 +1,89 @@
+#include "sae/sae_config.h"
+
+#include "io/json_file.h"
+#include "util/error.h"
+
+namespace monoscope::core {
+
+SaeConfig SaeConfig::fromJson(const nlohmann::json& j, const std::string& source) {
+  const JsonFields f(j, source);
+  SaeConfig c;
+  c.d_in = f.integer("d_in");
+  c.d_sae = f.integer("d_sae");
+  if (c.d_in <= 0 || c.d_in > (1 << 20)) f.fail("d_in", "is " + std::to_string(c.d_in) + ", outside 1..1048576");
+  if (c.d_sae <= 0 || c.d_sae > (1 << 26)) f.fail("d_sae", "is " + std::to_string(c.d_sae) + ", outside 1..67108864");
+  if (j.contains("metadata") && j["metadata"].is_object()) c.metadata = j["metadata"];
+  const JsonFields meta(c.metadata, source + " metadata");
+  // Hook: v6 metadata.hook_name, else pre-6.0 hook_name / hook_point.
+  if (meta.has("hook_name")) {
+    c.hook_name = meta.string("hook_name");
+  } else if (f.has("hook_name")) {
+    c.hook_name = f.string("hook_name");
+  } else if (f.has("hook_point")) {
+    c.hook_name = f.string("hook_point");
+  } else {
+    f.fail("metadata.hook_name", "is missing (also no hook_name or hook_point)",
+           "add the TransformerLens hook name the SAE was trained on");
+  }
+  c.model_name = meta.has("model_name") ? meta.string("model_name") : f.string("model_name", "");
+  c.architecture = f.string("architecture", "");
+  if (c.architecture.empty()) {  // pre-6.0: the activation function names the architecture
+    const std::string act = f.string("activation_fn_str", "relu");
+    c.architecture = act == "topk" ? "topk" : "standard";
+  }
+  if (c.architecture == "topk") {
+    if (f.has("k")) {
+      c.k = f.integer("k");
+    } else if (j.contains("activation_fn_kwargs") && j["activation_fn_kwargs"].is_object()) {
+      c.k = JsonFields(j["activation_fn_kwargs"], source + " activation_fn_kwargs").integer("k");
+    } else {
+      f.fail("k", "is missing for a topk SAE");
+    }
+    if (c.k <= 0 || c.k > c.d_sae) f.fail("k", "is " + std::to_string(c.k) + ", outside 1..d_sae");
+    c.rescale_acts_by_decoder_norm = f.boolean("rescale_acts_by_decoder_norm", false);
+  } else if (c.architecture != "standard" && c.architecture != "jumprelu") {
+    f.fail("architecture", "'" + c.architecture + "' is not supported", "Monoscope reads standard, topk and jumprelu SAEs");
+  }
+  c.apply_b_dec_to_input = f.boolean("apply_b_dec_to_input", true);
+  if (f.has("normalize_activations") && j["normalize_activations"].is_boolean()) {
+    c.normalize_activations = j["normalize_activations"].get<bool>() ? "expected_average_only_in" : "none";
+  } else {
+    c.normalize_activations = f.string("normalize_activations", "none");
+  }
+  const std::string& n = c.normalize_activations;
+  if (n != "none" && n != "expected_average_only_in" && n != "constant_norm_rescale" && n != "layer_norm") {
+    f.fail("normalize_activations", "'" + n + "' is not supported",
+           "use none, expected_average_only_in, constant_norm_rescale or layer_norm");
+  }
+  c.dtype = f.string("dtype", "float32");
+  return c;
+}
+
+SaeConfig SaeConfig::fromFile(const std::string& path) {
+  return fromJson(readJsonFile(path), "'" + path + "'");
+}
+
+nlohmann::json SaeConfig::toJson() const {
+  nlohmann::json meta = metadata.is_object() ? metadata : nlohmann::json::object();
+  meta["hook_name"] = hook_name;
+  if (!model_name.empty()) meta["model_name"] = model_name;
+  if (!meta.contains("hook_head_index")) meta["hook_head_index"] = nullptr;
+  if (!meta.contains("prepend_bos")) meta["prepend_bos"] = false;
+  if (!meta.contains("context_size")) meta["context_size"] = nullptr;
+  nlohmann::json j = {{"architecture", architecture},
+                      {"d_in", d_in},
+                      {"d_sae", d_sae},
+                      {"dtype", "float32"},
+                      {"device", "cpu"},
+                      {"apply_b_dec_to_input", apply_b_dec_to_input},
+                      {"normalize_activations", normalize_activations},
+                      {"reshape_activations", "none"},
+                      {"metadata", meta}};
+  if (architecture == "topk") {
+    j["k"] = k;
+    j["rescale_acts_by_decoder_norm"] = rescale_acts_by_decoder_norm;
+  }
+  return j;
+}
+
+}  // namespace monoscope::core

@@ -1,0 +1,30 @@
+#pragma once
+// SAELens cfg.json: v6 (hook in metadata.hook_name) and pre-6.0 (top-level hook_name / hook_point).
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace monoscope::core {
+
+struct SaeConfig {
+  std::string architecture = "standard";  // standard (ReLU) | topk | jumprelu
+  std::int64_t d_in = 0;                  // width of the activation the SAE reads
+  std::int64_t d_sae = 0;                 // number of features
+  std::string hook_name;                  // TransformerLens hook where it reads and steers
+  bool apply_b_dec_to_input = true;       // subtract b_dec before encoding
+  // none | expected_average_only_in (factor folded into the weights) | constant_norm_rescale |
+  // layer_norm
+  std::string normalize_activations = "none";
+  std::int64_t k = 0;                     // topk: active features per token
+  bool rescale_acts_by_decoder_norm = false;  // topk: rank pre-activations times ||W_dec[i]||
+  std::string model_name;                 // metadata.model_name, informational
+  std::string dtype = "float32";
+  nlohmann::json metadata = nlohmann::json::object();  // v6 metadata, kept for round trips
+
+  static SaeConfig fromJson(const nlohmann::json& j, const std::string& source);
+  static SaeConfig fromFile(const std::string& path);
+  // The SAELens v6 cfg.json.
+  nlohmann::json toJson() const;
+};
+
+}  // namespace monoscope::core

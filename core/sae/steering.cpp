@@ -1,0 +1,86 @@
+#include "sae/steering.h"
+
+#include <cmath>
+
+#include "util/error.h"
+
+namespace monoscope::core {
+
+void SteeringSpec::validate(std::int64_t d_sae) const {
+  if (edits.empty()) throw Error("no features to steer", "give at least one --clamp ID=VALUE");
+  for (const auto& e : edits) {
+    if (e.feature < 0 || e.feature >= d_sae) {
+      throw Error("feature " + std::to_string(e.feature) + " does not exist; the SAE has " +
+                      std::to_string(d_sae) + " features",
+                  "use an id in 0.." + std::to_string(d_sae - 1));
+    }
+    if (!std::isfinite(e.value) || std::fabs(e.value) > 1e6) {
+      throw Error("steering value for feature " + std::to_string(e.feature) + " is not a finite number of sensible size",
+                  "use a finite value such as 10 x the feature's max activation");
+    }
+  }
+  if (prompt_length < 0) throw Error("prompt length is negative");
+}
+
+SteerMode parseSteerMode(const std::string& s) {
+  if (s == "clamp") return SteerMode::Clamp;
+  if (s == "add") return SteerMode::Add;
+  if (s == "ablate") return SteerMode::Ablate;
+  throw Error("unknown steering mode '" + s + "'", "use clamp, add or ablate");
+}
+
+SteerPositions parseSteerPositions(const std::string& s) {
+  if (s == "all") return SteerPositions::All;
+  if (s == "prompt") return SteerPositions::Prompt;
+  if (s == "generated") return SteerPositions::Generated;
+  throw Error("unknown positions '" + s + "'", "use all, prompt or generated");
+}
+
+at::Tensor applySteering(const Sae& sae, const at::Tensor& x, const SteeringSpec& spec,
+                         std::int64_t position_offset) {
+  const std::int64_t T = x.size(-2);
+  const auto opts = at::TensorOptions().dtype(at::kFloat).device(x.device());
+  // Rows this edit applies to: mask [pos, 1].
+  at::Tensor pos = at::arange(position_offset, position_offset + T, opts);
+  at::Tensor mask;
+  switch (spec.positions) {
+    case SteerPositions::All: mask = at::ones({T}, opts); break;
+    case SteerPositions::Prompt: mask = (pos < static_cast<double>(spec.prompt_length)).to(at::kFloat); break;
+    case SteerPositions::Generated: mask = (pos >= static_cast<double>(spec.prompt_length)).to(at::kFloat); break;
+  }
+  if (mask.sum().item<double>() == 0.0) return at::Tensor();  // nothing to change here
+  mask = mask.unsqueeze(-1);  // [pos, 1]
+
+  std::vector<std::int64_t> ids;
+  std::vector<float> values;
+  for (const auto& e : spec.edits) {
+    ids.push_back(e.feature);
+    values.push_back(spec.mode == SteerMode::Ablate ? 0.0f : static_cast<float>(e.value));
+  }
+  at::Tensor idx = at::tensor(ids, at::kLong).to(sae.device());
+  at::Tensor target = at::tensor(values, at::kFloat).to(x.device());  // [n]
+  at::Tensor rows = sae.W_dec().index_select(0, idx).to(x.device());   // [n, d_in]
+  at::Tensor coeff;                                                    // [..., pos, n]
+  at::Tensor out_scale;
+  if (spec.mode == SteerMode::Add) {
+    coeff = target.expand({T, target.size(0)}) * mask;
+  } else {
+    SaeNorm norm;
+    at::Tensor f = sae.encode(x, &norm).to(x.device());  // [..., pos, d_sae]
+    at::Tensor current = f.index_select(-1, idx.to(x.device()));  // [..., pos, n]
+    coeff = (target - current) * mask;
+    out_scale = norm.scale;
+  }
+  at::Tensor delta = at::matmul(coeff, rows);  // [..., pos, d_in]
+  if (out_scale.defined()) delta = delta * out_scale.to(x.device());
+  return x + delta.to(x.scalar_type());
+}
+
+HookFn makeSteeringHook(std::shared_ptr<const Sae> sae, SteeringSpec spec) {
+  spec.validate(sae->config().d_sae);
+  return [sae, spec](const at::Tensor& x, const HookContext& ctx) -> at::Tensor {
+    return applySteering(*sae, x, spec, ctx.position_offset);
+  };
+}
+
+}  // namespace monoscope::core

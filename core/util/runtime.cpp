@@ -1,0 +1,38 @@
+#include "util/runtime.h"
+
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
+
+#include <thread>
+
+#include "util/device.h"
+#include "util/error.h"
+
+namespace monoscope::core {
+
+int configureThreads(int n) {
+  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (n > 1024) throw Error("--threads " + std::to_string(n) + " is absurd", "use at most the number of cores");
+  at::set_num_threads(n);
+  return n;
+}
+
+std::string resolveDeviceName(const std::string& requested) {
+  const bool has_cuda = at::hasCUDA();
+  if (requested == "auto") return has_cuda ? "cuda" : "cpu";
+  if (requested == "cpu") return "cpu";
+  if (requested == "cuda" || requested.rfind("cuda:", 0) == 0) {
+    if (!has_cuda) {
+      throw Error("device '" + requested + "' requested but no CUDA GPU is available to this build",
+                  "use --device cpu or --device auto");
+    }
+    return requested;
+  }
+  throw Error("unknown device '" + requested + "'", "use auto, cpu, cuda or cuda:N");
+}
+
+c10::Device resolveDevice(const std::string& requested) {
+  return c10::Device(resolveDeviceName(requested));
+}
+
+}  // namespace monoscope::core

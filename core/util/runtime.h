@@ -1,0 +1,14 @@
+#pragma once
+// Process-wide compute settings: LibTorch's thread count and the compute device.
+#include <string>
+
+namespace monoscope::core {
+
+// Sets LibTorch's intra-op threads (n <= 0: all hardware threads). Returns the count set.
+int configureThreads(int n);
+
+// Resolves "auto" | "cpu" | "cuda" | "cuda:N" to a concrete device name; "auto" picks CUDA when
+// this LibTorch build has it and a GPU is present. Throws Error for an unusable request.
+std::string resolveDeviceName(const std::string& requested);
+
+}  // namespace monoscope::core
