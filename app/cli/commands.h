@@ -7,4 +7,5 @@ int cmdTokenize(const Args& args);
 int cmdLogits(const Args& args);
 int cmdEncode(const Args& args);
 int cmdGenerate(const Args& args);
+int cmdSaeConvert(const Args& args);
 }  // namespace monoscope::cli

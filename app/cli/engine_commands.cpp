@@ -71,8 +71,14 @@ int cmdTokenize(const Args& args) {
   args.allowOnly({"tokenizer", "text", "text-file"});
   const std::string text = readTextInput(args);
   const auto tok = core::Tokenizer::fromDirectory(args.get("tokenizer"));
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& t : tok.encode(text)) out.push_back({{"id", t.id}, {"start", t.start}, {"end", t.end}});
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (const auto& t : tok.encode(text)) {
+    nlohmann::ordered_json row;
+    row["id"] = t.id;
+    row["start"] = t.start;
+    row["end"] = t.end;
+    out.push_back(row);
+  }
   std::cout << out.dump() << "\n";
   return 0;
 }
@@ -186,6 +192,19 @@ int cmdGenerate(const Args& args) {
     out["steered"] = run(&hooks);
   }
   std::cout << out.dump() << "\n";
+  return 0;
+}
+
+}  // namespace monoscope::cli
+
+namespace monoscope::cli {
+
+int cmdSaeConvert(const Args& args) {
+  args.allowOnly({"sae", "out"});
+  auto sae = core::Sae::load(args.get("sae"), c10::Device(c10::kCPU));
+  sae->save(args.get("out"));
+  std::cerr << "saved " << sae->config().architecture << " SAE (" << sae->config().d_sae
+            << " features at " << sae->config().hook_name << ") to " << args.get("out") << "\n";
   return 0;
 }
 

@@ -19,6 +19,7 @@ commands:
   encode    --model DIR --sae DIR (--text T | --text-file F | --ids ...) --out FILE.safetensors
   generate  --model DIR --prompt T --max-tokens N [--seed S] [--temperature X] [--top-p P]
             [--sae DIR --clamp ID=VALUE... --mode clamp|add|ablate --positions all|prompt|generated]
+  sae-convert --sae DIR --out DIR   (re-save an SAE in the SAELens v6 layout)
 
 every command: --device auto|cpu|cuda  --threads N
 )";
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
     if (command == "logits") return cli::cmdLogits(args);
     if (command == "encode") return cli::cmdEncode(args);
     if (command == "generate") return cli::cmdGenerate(args);
+    if (command == "sae-convert") return cli::cmdSaeConvert(args);
     std::cerr << "monoscope-cli: unknown command '" << command << "' (run monoscope-cli --help)\n";
     return 2;
   } catch (const core::Error& e) {

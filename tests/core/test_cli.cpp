@@ -1,0 +1,154 @@
+// The command-line contract: outputs of each command, and a one-line error for bad input.
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QProcess>
+#include <QTemporaryDir>
+#include <QtTest>
+#include <fstream>
+
+#include "io/safetensors.h"
+#include "test_util.h"
+
+using namespace monoscope::core;
+
+class TestCli : public QObject {
+  Q_OBJECT
+
+  QTemporaryDir tmp_;
+  struct Result {
+    int code;
+    QByteArray out, err;
+  };
+
+  Result run(const QStringList& args) {
+    QProcess p;
+    p.start(MONOSCOPE_CLI, args);
+    p.waitForFinished(120000);
+    return {p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1, p.readAllStandardOutput(),
+            p.readAllStandardError()};
+  }
+  QString fx(const char* rel) { return QString::fromStdString(testutil::fixture(rel)); }
+  QString tmp(const char* name) { return tmp_.path() + "/" + name; }
+
+  // The command fails cleanly: exit 1, one line on stderr containing `needle`.
+  void expectError(const QStringList& args, const char* needle) {
+    const Result r = run(args);
+    QVERIFY2(r.code == 1, qPrintable("exit code " + QString::number(r.code) + " for " + args.join(' ')));
+    const QString err = QString::fromUtf8(r.err).trimmed();
+    QVERIFY2(!err.contains('\n'), qPrintable("multi-line error: " + err));
+    QVERIFY2(err.contains(needle), qPrintable("'" + err + "' lacks '" + needle + "'"));
+  }
+
+  // A model folder = the tiny GPT-2 fixture plus the small tokenizer.
+  QString modelWithTokenizer() {
+    const QString d = tmp("model");
+    QDir().mkpath(d);
+    for (const char* f : {"config.json", "model.safetensors"})
+      QFile::copy(fx("models/gpt2-tiny/") + f, d + "/" + f);
+    QFile::copy(fx("tokenizer_small/tokenizer.json"), d + "/tokenizer.json");
+    return d;
+  }
+
+ private Q_SLOTS:
+  void tokenizePrintsIdsAndByteOffsets() {
+    const Result r = run({"tokenize", "--tokenizer", fx("tokenizer_small"), "--text", "héllo world"});
+    QCOMPARE(r.code, 0);
+    const auto arr = QJsonDocument::fromJson(r.out).array();
+    QVERIFY(arr.size() >= 2);
+    QCOMPARE(arr.first().toObject().value("start").toInt(), 0);
+    QCOMPARE(arr.last().toObject().value("end").toInt(), 12);  // bytes, not characters
+    QVERIFY(r.out.startsWith("[{\"id\":"));
+  }
+
+  void logitsWritesLogitsAndHooks() {
+    const Result r = run({"logits", "--model", fx("models/gpt2-tiny"), "--ids", "1,2,3,4", "--out",
+                          tmp("l.safetensors"), "--hook", "blocks.1.hook_resid_post", "--hook", "hook_embed",
+                          "--threads", "1", "--device", "cpu"});
+    QVERIFY2(r.code == 0, r.err.constData());
+    SafetensorsFile f(tmp("l.safetensors").toStdString());
+    QCOMPARE(f.tensor("logits").shape, (std::vector<std::int64_t>{4, 512}));
+    QCOMPARE(f.tensor("blocks.1.hook_resid_post").shape, (std::vector<std::int64_t>{4, 64}));
+    QCOMPARE(f.tensor("hook_embed").dtype, DType::F32);
+  }
+
+  void encodeWritesFeatureActs() {
+    const QString model = modelWithTokenizer();
+    const Result r = run({"encode", "--model", model, "--sae", fx("sae/topk"), "--text", "one two three",
+                          "--out", tmp("e.safetensors")});
+    QVERIFY2(r.code == 0, r.err.constData());
+    SafetensorsFile f(tmp("e.safetensors").toStdString());
+    QCOMPARE(f.tensor("feature_acts").shape.at(1), std::int64_t(128));
+    const auto acts = f.toFloat("feature_acts");
+    int active = 0;
+    for (std::size_t i = 0; i < 128; ++i) active += acts[i] > 0;
+    QVERIFY(active <= 8);
+  }
+
+  void generatePrintsDefaultAndSteered() {
+    const QString model = modelWithTokenizer();
+    const Result plain = run({"generate", "--model", model, "--prompt", "hello", "--max-tokens", "5", "--seed", "1"});
+    QVERIFY2(plain.code == 0, plain.err.constData());
+    const auto p = QJsonDocument::fromJson(plain.out).object();
+    QVERIFY(p.contains("default") && !p.contains("steered"));
+    const Result r = run({"generate", "--model", model, "--prompt", "hello", "--max-tokens", "6", "--seed", "1",
+                          "--temperature", "0.7", "--top-p", "0.9", "--sae", fx("sae/standard"), "--clamp",
+                          "3=80", "--clamp", "9=-20", "--mode", "clamp", "--positions", "all"});
+    QVERIFY2(r.code == 0, r.err.constData());
+    const auto o = QJsonDocument::fromJson(r.out).object();
+    QCOMPARE(o["default"].toObject()["ids"].toArray().size(), 6);
+    QVERIFY(o["default"].toObject()["ids"] != o["steered"].toObject()["ids"]);
+    QVERIFY(o["steered"].toObject().contains("text"));
+  }
+
+  void badInputGetsOneLineErrors() {
+    const QString model = modelWithTokenizer();
+    std::ofstream(tmp("bad.txt").toStdString(), std::ios::binary) << "abc\xff\xfe";
+    std::ofstream(tmp("empty.txt").toStdString(), std::ios::binary) << "";
+    std::ofstream(tmp("long.txt").toStdString()) << std::string(4000, 'a') + " b c d e f g h i j k l m n o p q r s t u v w x y z";
+    expectError({"tokenize", "--tokenizer", fx("tokenizer_small"), "--text-file", tmp("bad.txt")}, "not valid UTF-8");
+    expectError({"tokenize", "--tokenizer", fx("tokenizer_small"), "--text-file", tmp("empty.txt")}, "empty");
+    expectError({"tokenize", "--tokenizer", fx("tokenizer_small"), "--text-file", tmp("nope.txt")}, "nope.txt");
+    expectError({"logits", "--model", model, "--ids", "1,2", "--out", tmp("x.safetensors"), "--hook", "blocks.9.hook_resid_post"}, "blocks.9");
+    expectError({"logits", "--model", model, "--ids", "1,99999", "--out", tmp("x.safetensors")}, "99999");
+    expectError({"logits", "--model", model, "--ids", "1,x", "--out", tmp("x.safetensors")}, "not an integer");
+    expectError({"logits", "--model", model, "--text-file", tmp("long.txt"), "--out", tmp("x.safetensors")}, "context");
+    expectError({"logits", "--model", fx("sae"), "--ids", "1", "--out", tmp("x.safetensors")}, "config.json");
+    expectError({"generate", "--model", model, "--prompt", "hi", "--max-tokens", "5", "--sae", fx("sae/standard"), "--clamp", "3=nan"}, "finite");
+    expectError({"generate", "--model", model, "--prompt", "hi", "--max-tokens", "5", "--sae", fx("sae/standard"), "--clamp", "3=inf"}, "finite");
+    expectError({"generate", "--model", model, "--prompt", "hi", "--max-tokens", "5", "--sae", fx("sae/standard"), "--clamp", "500=1"}, "feature 500");
+    expectError({"generate", "--model", model, "--prompt", "hi", "--max-tokens", "-3"}, "max-tokens");
+    expectError({"generate", "--model", model, "--prompt", "hi", "--max-tokens", "5", "--top-p", "1.5"}, "top-p");
+    expectError({"generate", "--model", model, "--prompt", "hi", "--max-tokens", "5", "--device", "tpu"}, "unknown device");
+    expectError({"generate", "--model", model, "--prompt", "hi", "--max-tokens", "5", "--frobnicate", "1"}, "--frobnicate");
+
+    // An SAE whose d_in does not match the model at its hook.
+    const QString wide = tmp("wide_sae");
+    QDir().mkpath(wide);
+    QFile::copy(fx("sae/standard/sae_weights.safetensors"), wide + "/sae_weights.safetensors");
+    QFile cfg(fx("sae/standard/cfg.json"));
+    QVERIFY(cfg.open(QIODevice::ReadOnly));
+    QJsonObject c = QJsonDocument::fromJson(cfg.readAll()).object();
+    c["d_in"] = 32;
+    QFile out(wide + "/cfg.json");
+    QVERIFY(out.open(QIODevice::WriteOnly));
+    out.write(QJsonDocument(c).toJson());
+    out.close();
+    expectError({"encode", "--model", model, "--sae", wide, "--ids", "1,2", "--out", tmp("x.safetensors")}, "W_enc");
+
+    // A truncated weights file.
+    const QString trunc = tmp("trunc");
+    QDir().mkpath(trunc);
+    QFile::copy(fx("models/gpt2-tiny/config.json"), trunc + "/config.json");
+    QFile src(fx("models/gpt2-tiny/model.safetensors"));
+    QVERIFY(src.open(QIODevice::ReadOnly));
+    QFile dst(trunc + "/model.safetensors");
+    QVERIFY(dst.open(QIODevice::WriteOnly));
+    dst.write(src.read(src.size() / 2));
+    dst.close();
+    expectError({"logits", "--model", trunc, "--ids", "1", "--out", tmp("x.safetensors")}, "truncated");
+  }
+};
+
+QTEST_GUILESS_MAIN(TestCli)
+#include "test_cli.moc"

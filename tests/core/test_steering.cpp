@@ -1,0 +1,149 @@
+// Steering: clamping keeps the SAE error term, exactly as x' = x + sum_i (c_i - f_i(x)) W_dec[i].
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <QtTest>
+#include <memory>
+
+#include "lm/generator.h"
+#include "lm/transformer.h"
+#include "sae/sae.h"
+#include "sae/steering.h"
+#include "test_util.h"
+#include "util/error.h"
+
+using namespace monoscope::core;
+
+class TestSteering : public QObject {
+  Q_OBJECT
+
+  std::shared_ptr<Sae> fixtureSae() {
+    return std::shared_ptr<Sae>(Sae::load(testutil::fixture("sae/standard"), c10::Device(c10::kCPU)));
+  }
+  at::Tensor input() {
+    SafetensorsFile f(testutil::fixture("sae/expected.safetensors"));
+    return testutil::loadExpected(f, "input").unsqueeze(0);  // [1, pos, d_in]
+  }
+  static SteeringSpec clamp(std::int64_t feature, double value) {
+    SteeringSpec s;
+    s.edits = {{feature, value}};
+    return s;
+  }
+
+ private Q_SLOTS:
+  void clampToCurrentValueChangesNothing() {
+    c10::InferenceMode guard;
+    auto sae = fixtureSae();
+    at::Tensor x = input()[0][3].view({1, 1, -1});
+    const double current = sae->encode(x)[0][0][5].item<double>();
+    at::Tensor y = applySteering(*sae, x, clamp(5, current), 0);
+    QVERIFY(testutil::maxAbsDiff(x, y) < 1e-5);
+  }
+
+  void clampWritesTheExactFormula() {
+    c10::InferenceMode guard;
+    auto sae = fixtureSae();
+    at::Tensor x = input();
+    at::Tensor f = sae->encode(x);
+    SteeringSpec s;
+    s.edits = {{7, 12.5}, {40, -3.0}};
+    at::Tensor y = applySteering(*sae, x, s, 0);
+    at::Tensor expected = x + (12.5 - f.select(-1, 7)).unsqueeze(-1) * sae->W_dec()[7] +
+                          (-3.0 - f.select(-1, 40)).unsqueeze(-1) * sae->W_dec()[40];
+    QVERIFY(testutil::maxAbsDiff(y, expected) < 1e-5);
+    // The error term survives: y - decode(f') equals x - decode(f).
+    at::Tensor f2 = f.clone();
+    f2.select(-1, 7).fill_(12.5);
+    f2.select(-1, 40).fill_(-3.0);
+    QVERIFY(testutil::maxAbsDiff(y - sae->decode(f2), x - sae->decode(f)) < 1e-4);
+  }
+
+  void orthonormalSaeReencodesToTheClamp() {
+    c10::InferenceMode guard;
+    const std::int64_t d = 16, n = 8;
+    at::Tensor q = std::get<0>(at::linalg_qr(at::randn({d, d})));  // orthonormal columns
+    at::Tensor W_dec = q.t().narrow(0, 0, n).contiguous();          // [n, d], orthonormal rows
+    SaeConfig cfg;
+    cfg.d_in = d;
+    cfg.d_sae = n;
+    cfg.hook_name = "blocks.0.hook_resid_post";
+    Sae sae(cfg, W_dec.t().contiguous(), at::zeros({n}), W_dec, at::zeros({d}));
+    // Positive coefficients on every row plus an orthogonal remainder (the error term).
+    at::Tensor coeff = at::rand({1, 4, n}) + 0.1;
+    at::Tensor x = at::matmul(coeff, W_dec) + 0.3 * q.t()[n + 1];
+    at::Tensor before = sae.encode(x);
+    at::Tensor y = applySteering(sae, x, clamp(3, 9.0), 0);
+    at::Tensor after = sae.encode(y);
+    QVERIFY(testutil::maxAbsDiff(after.select(-1, 3), at::full({1, 4}, 9.0)) < 1e-4);
+    at::Tensor others = at::ones({n}, at::kBool);
+    others[3] = false;
+    QVERIFY(testutil::maxAbsDiff(after.index({"...", others}), before.index({"...", others})) < 1e-4);
+    // Additive steering adds exactly c * W_dec[i].
+    SteeringSpec add = clamp(2, 1.5);
+    add.mode = SteerMode::Add;
+    QVERIFY(testutil::maxAbsDiff(applySteering(sae, x, add, 0), x + 1.5 * W_dec[2]) < 1e-5);
+  }
+
+  void ablatingAnInactiveFeatureIsANoOp() {
+    c10::InferenceMode guard;
+    auto sae = fixtureSae();
+    at::Tensor x = input();
+    at::Tensor f = sae->encode(x);
+    at::Tensor never = (f.amax({0, 1}) == 0).nonzero();
+    QVERIFY2(never.numel() > 0, "fixture SAE has no inactive feature");
+    SteeringSpec s = clamp(never[0][0].item<std::int64_t>(), 0.0);
+    s.mode = SteerMode::Ablate;
+    QVERIFY(testutil::maxAbsDiff(applySteering(*sae, x, s, 0), x) == 0.0);
+  }
+
+  void positionsSelectPromptOrGenerated() {
+    c10::InferenceMode guard;
+    auto sae = fixtureSae();
+    at::Tensor x = input();  // 16 positions
+    SteeringSpec s = clamp(1, 50.0);
+    s.prompt_length = 10;
+    s.positions = SteerPositions::Prompt;
+    at::Tensor p = applySteering(*sae, x, s, 0);
+    QVERIFY(testutil::maxAbsDiff(p.narrow(1, 10, 6), x.narrow(1, 10, 6)) == 0.0);
+    QVERIFY(testutil::maxAbsDiff(p.narrow(1, 0, 10), x.narrow(1, 0, 10)) > 1.0);
+    s.positions = SteerPositions::Generated;
+    at::Tensor g = applySteering(*sae, x, s, 0);
+    QVERIFY(testutil::maxAbsDiff(g.narrow(1, 0, 10), x.narrow(1, 0, 10)) == 0.0);
+    QVERIFY(testutil::maxAbsDiff(g.narrow(1, 10, 6), x.narrow(1, 10, 6)) > 1.0);
+    // A decode step at absolute position 12 is "generated".
+    QVERIFY(!applySteering(*sae, x.narrow(1, 0, 1), s, 0).defined());
+    QVERIFY(applySteering(*sae, x.narrow(1, 0, 1), s, 12).defined());
+  }
+
+  void strongClampChangesGeneration() {
+    auto model = Transformer::load(testutil::fixture("models/gpt2-tiny"), c10::Device(c10::kCPU));
+    std::shared_ptr<const Sae> sae = fixtureSae();
+    SamplingOptions opt;
+    opt.max_tokens = 10;
+    opt.seed = 3;
+    opt.temperature = 0.8;
+    const std::vector<std::int32_t> prompt = {5, 6, 7, 8};
+    const auto a = generate(*model, prompt, opt);
+    HookSet hooks;
+    SteeringSpec s = clamp(11, 200.0);
+    s.prompt_length = 4;
+    hooks.add(sae->config().hook_name, makeSteeringHook(sae, s));
+    const auto b = generate(*model, prompt, opt, &hooks);
+    QVERIFY(a != b);
+    // The default run is reproducible: the difference comes from the clamp alone.
+    QCOMPARE(generate(*model, prompt, opt), a);
+  }
+
+  void invalidSpecsAreRejected() {
+    auto sae = fixtureSae();
+    QVERIFY_EXCEPTION_THROWN(clamp(128, 1.0).validate(128), Error);
+    QVERIFY_EXCEPTION_THROWN(clamp(-1, 1.0).validate(128), Error);
+    QVERIFY_EXCEPTION_THROWN(clamp(0, std::nan("")).validate(128), Error);
+    QVERIFY_EXCEPTION_THROWN(clamp(0, INFINITY).validate(128), Error);
+    QVERIFY_EXCEPTION_THROWN(SteeringSpec().validate(128), Error);
+    QVERIFY_EXCEPTION_THROWN(parseSteerMode("boost"), Error);
+  }
+};
+
+QTEST_GUILESS_MAIN(TestSteering)
+#include "test_steering.moc"

@@ -1,0 +1,148 @@
+// Golden tests: logits and every hook of small random GPT-2 and Llama checkpoints match
+// Hugging Face transformers (fixtures from tests/fixtures/make_fixtures.py) within 1e-4.
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <QTemporaryDir>
+#include <QtTest>
+#include <fstream>
+#include <map>
+
+#include "lm/generator.h"
+#include "lm/hooks.h"
+#include "lm/transformer.h"
+#include "test_util.h"
+#include "util/error.h"
+
+using namespace monoscope::core;
+
+class TestTransformer : public QObject {
+  Q_OBJECT
+
+  void golden(const std::string& name) {
+    c10::InferenceMode guard;
+    auto model = Transformer::load(testutil::fixture("models/" + name), c10::Device(c10::kCPU));
+    SafetensorsFile expected(testutil::fixture("models/" + name + "-expected.safetensors"));
+    at::Tensor ids = testutil::loadExpected(expected, "input_ids").view({1, -1});
+    HookSet hooks;
+    std::map<std::string, at::Tensor> seen;
+    for (const auto& h : hookNames(model->config().n_layers)) {
+      if (!expected.has(h)) continue;
+      hooks.add(h, [&seen](const at::Tensor& x, const HookContext& ctx) {
+        seen[*ctx.name] = x[0].clone();
+        return at::Tensor();
+      });
+    }
+    at::Tensor logits = model->forward(ids, &hooks)[0];
+    const double dl = testutil::maxAbsDiff(logits, testutil::loadExpected(expected, "logits"));
+    QVERIFY2(dl < 1e-4, ("logits differ by " + std::to_string(dl)).c_str());
+    QVERIFY(seen.size() >= 11);
+    for (const auto& [h, t] : seen) {
+      const double d = testutil::maxAbsDiff(t, testutil::loadExpected(expected, h));
+      QVERIFY2(d < 1e-4, (h + " differs by " + std::to_string(d)).c_str());
+    }
+    // KV cache: feeding the tokens one by one gives the same last-position logits.
+    KvCache cache;
+    at::Tensor last;
+    for (std::int64_t i = 0; i < ids.size(1); ++i) last = model->forward(ids.narrow(1, i, 1), nullptr, &cache);
+    QVERIFY(testutil::maxAbsDiff(last[0][0], logits[ids.size(1) - 1]) < 1e-4);
+  }
+
+ private Q_SLOTS:
+  void gpt2MatchesTransformers() { golden("gpt2-tiny"); }
+  void llamaShardedGqaMatchesTransformers() { golden("llama-tiny"); }
+
+  void hookReplacesActivation() {
+    c10::InferenceMode guard;
+    auto model = Transformer::load(testutil::fixture("models/gpt2-tiny"), c10::Device(c10::kCPU));
+    at::Tensor ids = at::arange(5, at::kLong).view({1, -1});
+    at::Tensor base = model->forward(ids);
+    HookSet hooks;
+    hooks.add("blocks.1.hook_resid_post", [](const at::Tensor& x, const HookContext&) { return x * 0; });
+    at::Tensor zeroed = model->forward(ids, &hooks);
+    QVERIFY(testutil::maxAbsDiff(base, zeroed) > 1e-3);
+    // Zero residual -> final LayerNorm outputs its bias: every position has the same logits.
+    QVERIFY(testutil::maxAbsDiff(zeroed[0][0], zeroed[0][4]) < 1e-5);
+  }
+
+  void saveReloadRoundTrip() {
+    c10::InferenceMode guard;
+    auto model = Transformer::load(testutil::fixture("models/llama-tiny"), c10::Device(c10::kCPU));
+    QTemporaryDir dir;
+    model->save(dir.path().toStdString());
+    auto again = Transformer::load(dir.path().toStdString(), c10::Device(c10::kCPU));
+    at::Tensor ids = at::arange(7, at::kLong).view({1, -1});
+    QCOMPARE(testutil::maxAbsDiff(model->forward(ids), again->forward(ids)), 0.0);
+  }
+
+  void generationIsSeededAndStops() {
+    auto model = Transformer::load(testutil::fixture("models/gpt2-tiny"), c10::Device(c10::kCPU));
+    SamplingOptions opt;
+    opt.max_tokens = 12;
+    opt.temperature = 1.0;
+    opt.top_p = 0.9;
+    opt.seed = 42;
+    const auto a = generate(*model, {1, 2, 3}, opt);
+    const auto b = generate(*model, {1, 2, 3}, opt);
+    QCOMPARE(a, b);
+    QCOMPARE(a.size(), std::size_t(12));
+    opt.seed = 43;
+    QVERIFY(generate(*model, {1, 2, 3}, opt) != a);
+    // Greedy equals the argmax of a full forward pass, step by step.
+    opt.temperature = 0;
+    const auto g = generate(*model, {1, 2, 3}, opt);
+    std::vector<std::int64_t> seq = {1, 2, 3};
+    c10::InferenceMode guard;
+    for (auto id : g) {
+      at::Tensor logits = model->forward(at::tensor(seq, at::kLong).view({1, -1}));
+      QCOMPARE(logits[0][seq.size() - 1].argmax().item<std::int64_t>(), std::int64_t(id));
+      seq.push_back(id);
+    }
+    // Stop token ends generation.
+    opt.stop_token = g[2];
+    const auto first = static_cast<std::size_t>(std::find(g.begin(), g.end(), g[2]) - g.begin());
+    const auto stopped = generate(*model, {1, 2, 3}, opt);
+    QCOMPARE(stopped.size(), first + 1);
+    QCOMPARE(stopped.back(), g[2]);
+  }
+
+  void contextOverflowIsAnError() {
+    auto model = Transformer::load(testutil::fixture("models/gpt2-tiny"), c10::Device(c10::kCPU));
+    SamplingOptions opt;
+    opt.max_tokens = 60;
+    QVERIFY_EXCEPTION_THROWN(generate(*model, std::vector<std::int32_t>(10, 1), opt), Error);
+    c10::InferenceMode guard;
+    QVERIFY_EXCEPTION_THROWN(model->forward(at::zeros({1, 65}, at::kLong)), Error);
+  }
+
+  void unknownHookNames() {
+    QCOMPARE(hookLayer("blocks.1.hook_resid_post", 2), std::int64_t(1));
+    QCOMPARE(hookLayer("hook_embed", 2), std::int64_t(-1));
+    QVERIFY_EXCEPTION_THROWN(hookLayer("blocks.2.hook_resid_post", 2), Error);
+    QVERIFY_EXCEPTION_THROWN(hookLayer("blocks.0.hook_resid", 2), Error);
+    QVERIFY_EXCEPTION_THROWN(hookLayer("blocks.x.hook_mlp_out", 2), Error);
+  }
+
+  void misShapedCheckpointIsAnError() {
+    QTemporaryDir dir;
+    const std::string d = dir.path().toStdString();
+    auto model = Transformer::load(testutil::fixture("models/gpt2-tiny"), c10::Device(c10::kCPU));
+    model->save(d);
+    // Claim a wider model than the weights hold.
+    auto cfg = model->config().toJson();
+    cfg["n_embd"] = 128;
+    std::ofstream(d + "/config.json") << cfg.dump();
+    try {
+      Transformer::load(d, c10::Device(c10::kCPU));
+      QFAIL("no error");
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      QVERIFY2(msg.find("wte.weight") != std::string::npos && msg.find("expected") != std::string::npos, msg.c_str());
+    }
+    std::ofstream(d + "/config.json") << "{\"model_type\": \"gpt2\", \"n_embd\": ";
+    QVERIFY_EXCEPTION_THROWN(Transformer::load(d, c10::Device(c10::kCPU)), Error);
+  }
+};
+
+QTEST_GUILESS_MAIN(TestTransformer)
+#include "test_transformer.moc"
