@@ -147,6 +147,12 @@ int cmdGenerate(const Args& args) {
   auto model = core::Transformer::load(dir, c10::Device(device));
   const auto tok = core::Tokenizer::fromDirectory(dir);
   const auto prompt_ids = tok.encodeIds(prompt);
+  for (auto id : prompt_ids) {
+    if (id >= model->config().vocab_size)
+      throw Error("the tokenizer in '" + dir + "' produced id " + std::to_string(id) +
+                      " beyond the model's vocabulary of " + std::to_string(model->config().vocab_size),
+                  "the tokenizer does not belong to this model");
+  }
   opt.stop_token = model->config().eos_token_id >= 0 ? model->config().eos_token_id : tok.endOfTextId();
 
   const bool steering = args.has("sae") || args.has("clamp");
@@ -181,10 +187,12 @@ int cmdGenerate(const Args& args) {
 
   auto run = [&](const core::HookSet* hooks) {
     const auto ids = core::generate(*model, prompt_ids, opt, hooks);
-    nlohmann::json ids_json = ids;
-    return nlohmann::json{{"text", core::toValidUtf8(tok.decode(ids))}, {"ids", ids_json}};
+    nlohmann::ordered_json o;
+    o["text"] = core::toValidUtf8(tok.decode(ids));
+    o["ids"] = ids;
+    return o;
   };
-  nlohmann::json out;
+  nlohmann::ordered_json out;
   out["default"] = run(nullptr);
   if (steering) {
     core::HookSet hooks;

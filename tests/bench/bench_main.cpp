@@ -1,0 +1,77 @@
+// monoscope-bench: the C++ side of tests/bench/run.sh. Prints one JSON line per measurement.
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <chrono>
+#include <cstring>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "lm/transformer.h"
+#include "text/tokenizer.h"
+#include "util/mapped_file.h"
+#include "util/runtime.h"
+
+using namespace monoscope::core;
+using Clock = std::chrono::steady_clock;
+
+static double seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+static int benchTokenizer(const std::string& dir, const std::string& file, int repeats) {
+  configureThreads(1);
+  const auto tok = Tokenizer::fromDirectory(dir);
+  const std::string text = readTextFile(file);
+  double best = 1e30;
+  std::uint64_t checksum = 0;
+  std::size_t count = 0;
+  for (int r = 0; r < repeats; ++r) {
+    const auto t0 = Clock::now();
+    const auto ids = tok.encodeIds(text);
+    best = std::min(best, seconds(t0, Clock::now()));
+    checksum = 0;
+    for (std::size_t i = 0; i < ids.size(); ++i) checksum = checksum * 1000003u + static_cast<std::uint64_t>(ids[i]);
+    count = ids.size();
+  }
+  std::cout << nlohmann::json{{"bench", "tokenizer"}, {"impl", "monoscope"}, {"mb_per_s", text.size() / best / 1e6},
+                              {"tokens", count}, {"checksum", std::to_string(checksum)}}.dump() << "\n";
+  return 0;
+}
+
+static int benchForward(int threads, int seq, int batch, int iters) {
+  configureThreads(threads);
+  ModelConfig c;  // GPT-2 small
+  c.vocab_size = 50257;
+  c.d_model = 768;
+  c.n_layers = 12;
+  c.n_heads = 12;
+  c.n_kv_heads = 12;
+  c.d_head = 64;
+  c.d_mlp = 3072;
+  c.n_ctx = 1024;
+  auto model = Transformer::initRandom(c, 0, c10::Device(c10::kCPU));
+  c10::InferenceMode guard;
+  at::Tensor ids = at::randint(0, c.vocab_size, {batch, seq}, at::kLong);
+  model->forward(ids);  // warm-up
+  double best = 1e30;
+  for (int i = 0; i < iters; ++i) {
+    const auto t0 = Clock::now();
+    model->forward(ids);
+    best = std::min(best, seconds(t0, Clock::now()));
+  }
+  std::cout << nlohmann::json{{"bench", "forward"}, {"impl", "monoscope"}, {"threads", threads},
+                              {"tokens_per_s", batch * seq / best}}.dump() << "\n";
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  if (argc >= 4 && std::strcmp(argv[1], "tokenizer") == 0)
+    return benchTokenizer(argv[2], argv[3], argc > 4 ? std::atoi(argv[4]) : 3);
+  if (argc >= 2 && std::strcmp(argv[1], "forward") == 0)
+    return benchForward(argc > 2 ? std::atoi(argv[2]) : 2, argc > 3 ? std::atoi(argv[3]) : 256,
+                        argc > 4 ? std::atoi(argv[4]) : 1, argc > 5 ? std::atoi(argv[5]) : 5);
+  std::cerr << "usage: monoscope-bench tokenizer DIR FILE [repeats] | forward [threads seq batch iters]\n";
+  return 2;
+}

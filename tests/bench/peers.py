@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Benchmark peers, measured in the same run as Monoscope: tiktoken and Hugging Face tokenizers
+(tokenizer throughput, one thread) and transformers + torch (GPT-2-small forward pass)."""
+import argparse
+import json
+import os
+import time
+
+
+def checksum(ids):
+    c = 0
+    for i in ids:
+        c = (c * 1000003 + i) % (1 << 64)
+    return str(c)
+
+
+def tokenizers_bench(vocab_dir, text_file, repeats):
+    os.environ["RAYON_NUM_THREADS"] = "1"
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    text = open(text_file, encoding="utf-8").read()
+    nbytes = len(text.encode("utf-8"))
+    out = []
+
+    # tiktoken: Encoding built from GPT-2's merge ranks and GPT-2's pattern (no download).
+    import tiktoken
+    vocab = json.load(open(os.path.join(vocab_dir, "vocab.json"), encoding="utf-8"))
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    byte_of = {chr(c): b for b, c in zip(bs, cs)}
+    ranks = {bytes(byte_of[ch] for ch in tok): i for tok, i in vocab.items() if tok != "<|endoftext|>"}
+    enc = tiktoken.Encoding(
+        name="gpt2-local",
+        pat_str=r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""",
+        mergeable_ranks=ranks, special_tokens={"<|endoftext|>": vocab["<|endoftext|>"]})
+    best = 1e30
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        ids = enc.encode_ordinary(text)
+        best = min(best, time.perf_counter() - t0)
+    out.append({"bench": "tokenizer", "impl": "tiktoken", "mb_per_s": nbytes / best / 1e6,
+                "tokens": len(ids), "checksum": checksum(ids)})
+
+    from tokenizers import Tokenizer, decoders, pre_tokenizers
+    from tokenizers.models import BPE
+    tok = Tokenizer(BPE.from_file(os.path.join(vocab_dir, "vocab.json"), os.path.join(vocab_dir, "merges.txt")))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(["<|endoftext|>"])
+    best = 1e30
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        ids = tok.encode(text).ids
+        best = min(best, time.perf_counter() - t0)
+    out.append({"bench": "tokenizer", "impl": "hf-tokenizers", "mb_per_s": nbytes / best / 1e6,
+                "tokens": len(ids), "checksum": checksum(ids)})
+    return out
+
+
+def forward_bench(threads, seq, batch, iters):
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config()).eval()
+    ids = torch.randint(0, 50257, (batch, seq))
+    with torch.inference_mode():
+        model(ids)
+        best = 1e30
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            model(ids)
+            best = min(best, time.perf_counter() - t0)
+    return [{"bench": "forward", "impl": "transformers", "threads": threads, "tokens_per_s": batch * seq / best}]
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["tokenizer", "forward"])
+    ap.add_argument("--vocab")
+    ap.add_argument("--text")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seq", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--iters", type=int, default=5)
+    a = ap.parse_args()
+    rows = tokenizers_bench(a.vocab, a.text, a.repeats) if a.what == "tokenizer" else forward_bench(a.threads, a.seq, a.batch, a.iters)
+    for r in rows:
+        print(json.dumps(r))

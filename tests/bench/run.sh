@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Benchmarks: Monoscope against its named peers, measured in the same run; prints ratios.
+# Usage: bash tests/bench/run.sh   (needs the peers in .venv: bash tests/bench/setup-peers.sh)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+THREADS=${THREADS:-2}
+PY=${PY:-.venv/bin/python}
+VOCAB=${VOCAB:-../shared/vocab/gpt2}
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMONOSCOPE_BUILD_BENCH=ON >/dev/null
+cmake --build "$BUILD" -j2 --target monoscope-bench >/dev/null
+
+# The same large English text for every tokenizer: Debian's fortunes (quotations, 2.5 MB).
+TEXT="$BUILD/bench-english.txt"
+if [ ! -s "$TEXT" ]; then
+  if [ ! -d /usr/share/games/fortunes ]; then
+    echo "installing fortunes for the benchmark text" >&2
+    apt-get install -y -q fortunes fortunes-min >/dev/null
+  fi
+  find /usr/share/games/fortunes -maxdepth 1 -type f ! -name '*.dat' ! -name '*.u8' | sort | xargs cat > "$TEXT"
+fi
+echo "text: $TEXT ($(du -h "$TEXT" | cut -f1))"
+
+results=$(mktemp)
+"$BUILD/tests/bench/monoscope-bench" tokenizer "$VOCAB" "$TEXT" 3 >> "$results"
+"$PY" tests/bench/peers.py tokenizer --vocab "$VOCAB" --text "$TEXT" --repeats 3 >> "$results"
+"$BUILD/tests/bench/monoscope-bench" forward "$THREADS" 256 1 5 >> "$results"
+"$PY" tests/bench/peers.py forward --threads "$THREADS" --seq 256 --batch 1 --iters 5 >> "$results"
+"$PY" - "$results" <<'PYEOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+tok = {r["impl"]: r for r in rows if r["bench"] == "tokenizer"}
+fwd = {r["impl"]: r for r in rows if r["bench"] == "forward"}
+m = tok["monoscope"]
+print("tokenizer (1 thread, MB/s):")
+for impl, r in tok.items():
+    same = "identical ids" if (r["checksum"], r["tokens"]) == (m["checksum"], m["tokens"]) else "IDS DIFFER"
+    print(f"  {impl:14s} {r['mb_per_s']:8.2f}  ({r['tokens']} tokens, {same})")
+print(f"  ratio vs tiktoken:      {m['mb_per_s'] / tok['tiktoken']['mb_per_s']:.2f}x (target >= 1.0x)")
+print(f"  ratio vs hf-tokenizers: {m['mb_per_s'] / tok['hf-tokenizers']['mb_per_s']:.2f}x (target >= 2.0x)")
+f = fwd["monoscope"]
+print(f"forward, GPT-2 small shape, {f['threads']} threads (tokens/s):")
+for impl, r in fwd.items():
+    print(f"  {impl:14s} {r['tokens_per_s']:8.1f}")
+print(f"  ratio vs transformers:  {f['tokens_per_s'] / fwd['transformers']['tokens_per_s']:.2f}x (target >= 1.0x)")
+PYEOF

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Configures, builds and runs the test suite (CTest). Run packaging/install-deps.sh first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+# Live tokenizer parity needs Hugging Face `tokenizers` (PyPI) in .venv; small and quick to install.
+if ! .venv/bin/python -c "import tokenizers" 2>/dev/null; then
+  python3 -m venv .venv
+  .venv/bin/pip install -q tokenizers || { [ "${CI:-}" != "true" ] || exit 1; echo "tokenizers unavailable: parity test will be skipped" >&2; }
+fi
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release ${CMAKE_ARGS:-}
+cmake --build "$BUILD" -j2
+cd "$BUILD"
+ctest --output-on-failure -j2 ${CTEST_ARGS:-}
