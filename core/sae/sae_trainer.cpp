@@ -1,0 +1,284 @@
+#include "sae/sae_trainer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/InferenceMode.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "io/safetensors.h"
+#include "io/torch_bridge.h"
+#include "util/error.h"
+
+namespace monoscope::core {
+
+void SaeTrainConfig::validate() const {
+  auto bad = [](const std::string& field, const std::string& why) {
+    throw Error("SAE training: " + field + " " + why);
+  };
+  if (architecture != "standard" && architecture != "topk") bad("--arch", "must be standard or topk");
+  if (d_in <= 0 || d_in > (1 << 20)) bad("d_in", "is out of range");
+  if (d_sae <= 0 || d_sae > (1 << 24)) bad("--d-sae", "must be in 1..16777216");
+  if (architecture == "topk" && (k <= 0 || k > d_sae)) bad("--k", "must be in 1..d_sae");
+  if (!(l1_coefficient >= 0) || !std::isfinite(l1_coefficient)) bad("--l1", "must be a finite non-negative number");
+  if (!(lr > 0) || !std::isfinite(lr) || lr > 1) bad("--lr", "must be in (0, 1]");
+  if (batch_size <= 0 || batch_size > (1 << 22)) bad("--batch-size", "must be in 1..4194304");
+  if (total_tokens <= 0) bad("--tokens", "must be positive");
+}
+
+SaeTrainer::SaeTrainer(SaeTrainConfig config, const c10::Device& device)
+    : config_(std::move(config)), device_(device) {
+  config_.validate();
+  const std::int64_t d = config_.d_in, S = config_.d_sae;
+  auto gen = at::detail::createCPUGenerator(config_.seed);
+  const auto opts = at::TensorOptions().dtype(at::kFloat);
+  // Decoder rows: random directions; standard uses a fixed small norm, topk unit norm.
+  at::Tensor W_dec = at::empty({S, d}, opts).normal_(0.0, 1.0, gen);
+  const double norm = config_.architecture == "topk" ? 1.0 : config_.init_decoder_norm;
+  W_dec = W_dec / W_dec.norm(2, 1, true) * norm;
+  W_dec_ = W_dec.to(device_);
+  W_encT_ = W_dec.clone().to(device_);  // W_enc = W_dec^T
+  b_enc_ = at::zeros({S}, opts.device(device_));
+  b_dec_ = at::zeros({d}, opts.device(device_));
+  at::Tensor* params[4] = {&W_encT_, &b_enc_, &W_dec_, &b_dec_};
+  for (int i = 0; i < 4; ++i) {
+    m_[i] = at::zeros_like(*params[i]);
+    v_[i] = at::zeros_like(*params[i]);
+  }
+  since_fired_ = at::zeros({S}, at::TensorOptions().dtype(at::kLong).device(device_));
+}
+
+void SaeTrainer::adam(at::Tensor& p, at::Tensor& m, at::Tensor& v, const at::Tensor& g, double lr, double bc1,
+                      double bc2) {
+  m.mul_(config_.beta1).add_(g, 1.0 - config_.beta1);
+  v.mul_(config_.beta2).addcmul_(g, g, 1.0 - config_.beta2);
+  at::Tensor denom = (v / bc2).sqrt_().add_(1e-8);
+  p.addcdiv_(m, denom, -lr / bc1);
+}
+
+at::Tensor SaeTrainer::deadMask() const { return since_fired_ >= config_.dead_window; }
+
+SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
+  c10::InferenceMode guard;
+  const std::int64_t B = raw.size(0), d = config_.d_in, S = config_.d_sae;
+  if (raw.dim() != 2 || raw.size(1) != d) {
+    throw Error("SAE training batch has shape " + shapeString(raw.sizes().vec()) + ", expected [n, " +
+                std::to_string(d) + "]");
+  }
+  at::Tensor x = raw.to(device_, at::kFloat);
+  if (scale_ == 0.0) {
+    const double mean_norm = x.norm(2, 1).mean().item<double>();
+    if (!(mean_norm > 0) || !std::isfinite(mean_norm)) throw Error("SAE training: the first batch has zero or non-finite norm");
+    scale_ = std::sqrt(static_cast<double>(d)) / mean_norm;
+  }
+  x = x * scale_;
+  const std::int64_t total = std::max<std::int64_t>(1, config_.totalSteps());
+  const double t = static_cast<double>(step_) / static_cast<double>(total);
+  double lr = config_.lr;
+  if (t > 1.0 - config_.lr_decay_fraction) lr *= std::max(0.0, (1.0 - t) / config_.lr_decay_fraction);
+  const double lambda = config_.l1_coefficient *
+                        (config_.l1_warmup_fraction > 0 ? std::min(1.0, t / config_.l1_warmup_fraction) : 1.0);
+
+  at::Tensor xc = x - b_dec_;                                          // [B, d]
+  at::Tensor pre = at::addmm(b_enc_, xc, W_encT_.t());                 // [B, S]
+  at::Tensor gW_encT, gb_enc, gW_dec, gb_dec, x_hat, fired;
+  SaeTrainStats st;
+  double aux_loss = 0;
+  if (config_.architecture == "standard") {
+    at::Tensor f = at::relu(pre);                                      // [B, S]
+    x_hat = at::addmm(b_dec_, f, W_dec_);                              // [B, d]
+    at::Tensor e = x_hat - x;
+    at::Tensor norms = W_dec_.norm(2, 1);                              // [S]
+    at::Tensor g_xhat = e * (2.0 / B);                                 // [B, d]
+    at::Tensor f_sum = f.sum(0);                                       // [S]
+    gW_dec = at::mm(f.t(), g_xhat);                                    // [S, d]
+    gW_dec.addcmul_((f_sum * (lambda / B) / norms.clamp_min(1e-12)).unsqueeze(1), W_dec_);
+    // dL/dpre = (g_xhat W_dec^T + lambda ||W_dec|| / B) * 1[pre > 0], built in place on `f`.
+    at::Tensor g_pre = at::addmm((norms * (lambda / B)).unsqueeze(0), g_xhat, W_dec_.t());  // [B, S]
+    g_pre.mul_(pre > 0);
+    gW_encT = at::mm(g_pre.t(), xc);                                   // [S, d]
+    gb_enc = g_pre.sum(0);
+    gb_dec = g_xhat.sum(0) - at::mv(W_encT_.t(), gb_enc);
+    st.l0 = (f > 0).sum(1).to(at::kDouble).mean().item<double>();
+    fired = f_sum > 0;
+    st.loss = e.pow(2).sum(1).mean().item<double>() + lambda * (f * norms).sum(1).mean().item<double>();
+    // Global gradient-norm clipping.
+    if (config_.grad_clip > 0) {
+      const double gn = std::sqrt(gW_dec.pow(2).sum().item<double>() + gW_encT.pow(2).sum().item<double>() +
+                                  gb_enc.pow(2).sum().item<double>() + gb_dec.pow(2).sum().item<double>());
+      if (gn > config_.grad_clip) {
+        const double c = config_.grad_clip / gn;
+        gW_dec.mul_(c);
+        gW_encT.mul_(c);
+        gb_enc.mul_(c);
+        gb_dec.mul_(c);
+      }
+    }
+  } else {
+    const std::int64_t k = config_.k;
+    auto top = pre.topk(k, 1, true, false);
+    at::Tensor vals = at::relu(std::get<0>(top));                      // [B, k]
+    at::Tensor idx = std::get<1>(top);                                 // [B, k]
+    at::Tensor rows = W_dec_.index_select(0, idx.reshape(-1)).view({B, k, d});  // [B, k, d]
+    x_hat = at::bmm(vals.unsqueeze(1), rows).squeeze(1) + b_dec_;      // [B, d]
+    at::Tensor e = x_hat - x;
+    at::Tensor g_xhat = e * (2.0 / B);
+    // Sparse gradients: only the k chosen rows of W_dec and of W_enc^T receive any.
+    at::Tensor g_vals = at::bmm(rows, g_xhat.unsqueeze(2)).squeeze(2) * (vals > 0);  // [B, k]
+    at::Tensor flat = idx.reshape(-1);
+    gW_dec = at::zeros_like(W_dec_).index_add_(0, flat, (vals.unsqueeze(2) * g_xhat.unsqueeze(1)).reshape({B * k, d}));
+    gW_encT = at::zeros_like(W_encT_).index_add_(0, flat, (g_vals.unsqueeze(2) * xc.unsqueeze(1)).reshape({B * k, d}));
+    gb_enc = at::zeros({S}, g_vals.options()).index_add_(0, flat, g_vals.reshape(-1));
+    gb_dec = g_xhat.sum(0) - at::mv(W_encT_.t(), gb_enc);
+    st.loss = e.pow(2).sum(1).mean().item<double>();
+    // Auxiliary loss: the top aux_k dead latents reconstruct the residual (revives them).
+    at::Tensor dead = deadMask();
+    const std::int64_t n_dead = dead.sum().item<std::int64_t>();
+    if (n_dead > 0 && config_.aux_coefficient > 0) {
+      const std::int64_t ka = std::min(config_.aux_k, n_dead);
+      at::Tensor masked = pre.masked_fill(dead.logical_not().unsqueeze(0), -INFINITY);
+      auto atop = masked.topk(ka, 1, true, false);
+      at::Tensor avals = at::relu(std::get<0>(atop));                  // [B, ka]
+      at::Tensor aidx = std::get<1>(atop);
+      at::Tensor arows = W_dec_.index_select(0, aidx.reshape(-1)).view({B, ka, d});
+      at::Tensor e_hat = at::bmm(avals.unsqueeze(1), arows).squeeze(1);  // [B, d]
+      at::Tensor ae = e_hat + e;                                       // e_hat - (x - x_hat)
+      aux_loss = ae.pow(2).sum(1).mean().item<double>();
+      at::Tensor g_ehat = ae * (2.0 * config_.aux_coefficient / B);
+      at::Tensor g_avals = at::bmm(arows, g_ehat.unsqueeze(2)).squeeze(2) * (avals > 0);
+      at::Tensor aflat = aidx.reshape(-1);
+      gW_dec.index_add_(0, aflat, (avals.unsqueeze(2) * g_ehat.unsqueeze(1)).reshape({B * ka, d}));
+      gW_encT.index_add_(0, aflat, (g_avals.unsqueeze(2) * xc.unsqueeze(1)).reshape({B * ka, d}));
+      at::Tensor gb = at::zeros({S}, g_avals.options()).index_add_(0, aflat, g_avals.reshape(-1));
+      gb_enc += gb;
+      gb_dec -= at::mv(W_encT_.t(), gb);
+      st.loss += config_.aux_coefficient * aux_loss;
+    }
+    st.l0 = (vals > 0).sum(1).to(at::kDouble).mean().item<double>();
+    fired = at::zeros({S}, at::TensorOptions().dtype(at::kBool).device(device_));
+    fired.index_fill_(0, idx.masked_select(vals > 0), true);
+  }
+  if (!std::isfinite(st.loss)) {
+    throw Error("SAE training diverged at step " + std::to_string(step_) + " (loss is not finite)",
+                "lower --lr or --l1; the last checkpoint is kept");
+  }
+  ++step_;
+  const double bc1 = 1.0 - std::pow(config_.beta1, static_cast<double>(step_));
+  const double bc2 = 1.0 - std::pow(config_.beta2, static_cast<double>(step_));
+  adam(W_encT_, m_[0], v_[0], gW_encT, lr, bc1, bc2);
+  adam(b_enc_, m_[1], v_[1], gb_enc, lr, bc1, bc2);
+  adam(W_dec_, m_[2], v_[2], gW_dec, lr, bc1, bc2);
+  adam(b_dec_, m_[3], v_[3], gb_dec, lr, bc1, bc2);
+  if (config_.architecture == "topk") W_dec_.div_(W_dec_.norm(2, 1, true).clamp_min(1e-12));
+
+  since_fired_.add_(B);
+  since_fired_.masked_fill_(fired, 0);
+  at::Tensor e = x - x_hat;
+  st.step = step_;
+  st.mse = e.pow(2).sum(1).mean().item<double>();
+  const double var = (x - x.mean(0, true)).pow(2).sum().item<double>();
+  st.fve = var > 0 ? 1.0 - e.pow(2).sum().item<double>() / var : 0.0;
+  st.dead_fraction = deadMask().to(at::kDouble).mean().item<double>();
+  return st;
+}
+
+std::unique_ptr<Sae> SaeTrainer::exportSae() const {
+  c10::InferenceMode guard;
+  if (scale_ == 0.0) throw Error("the SAE has not been trained on any batch yet");
+  SaeConfig cfg;
+  cfg.architecture = config_.architecture;
+  cfg.d_in = config_.d_in;
+  cfg.d_sae = config_.d_sae;
+  cfg.hook_name = config_.hook_name;
+  cfg.k = config_.architecture == "topk" ? config_.k : 0;
+  cfg.apply_b_dec_to_input = true;
+  cfg.normalize_activations = "none";
+  // Fold the input scale s: f(x) = act((s W_enc)^T (x - b_dec/s) + b_enc), x_hat = b_dec/s + (W_dec/s)^T f.
+  const double s = scale_;
+  return std::make_unique<Sae>(cfg, (W_encT_.t() * s).contiguous(), b_enc_.clone(), (W_dec_ / s).contiguous(),
+                               b_dec_ / s);
+}
+
+void SaeTrainer::saveCheckpoint(const std::string& path) const {
+  std::vector<std::pair<std::string, at::Tensor>> t = {{"W_encT", W_encT_}, {"b_enc", b_enc_}, {"W_dec", W_dec_},
+                                                       {"b_dec", b_dec_}};
+  const char* names[4] = {"W_encT", "b_enc", "W_dec", "b_dec"};
+  for (int i = 0; i < 4; ++i) {
+    t.emplace_back(std::string("adam_m.") + names[i], m_[i]);
+    t.emplace_back(std::string("adam_v.") + names[i], v_[i]);
+  }
+  t.emplace_back("since_fired", since_fired_.to(at::kFloat));
+  saveTensors(path, t,
+              {{"step", std::to_string(step_)},
+               {"scale", std::to_string(scale_)},
+               {"architecture", config_.architecture},
+               {"d_in", std::to_string(config_.d_in)},
+               {"d_sae", std::to_string(config_.d_sae)}});
+}
+
+bool SaeTrainer::loadCheckpoint(const std::string& path) {
+  if (!std::filesystem::exists(path)) return false;
+  SafetensorsFile f(path);
+  const auto& meta = f.metadata();
+  auto get = [&](const std::string& key) {
+    auto it = meta.find(key);
+    if (it == meta.end()) throw Error("checkpoint '" + path + "' lacks '" + key + "'", "delete it to start afresh");
+    return it->second;
+  };
+  if (get("architecture") != config_.architecture || get("d_in") != std::to_string(config_.d_in) ||
+      get("d_sae") != std::to_string(config_.d_sae)) {
+    throw Error("checkpoint '" + path + "' was written for another architecture or size",
+                "use a new --out folder, or the settings the checkpoint was made with");
+  }
+  auto load = [&](const std::string& name, at::Tensor& into) {
+    into.copy_(loadWeight(WeightStore::fromFile(path), name, into.sizes().vec(), device_));
+  };
+  load("W_encT", W_encT_);
+  load("b_enc", b_enc_);
+  load("W_dec", W_dec_);
+  load("b_dec", b_dec_);
+  const char* names[4] = {"W_encT", "b_enc", "W_dec", "b_dec"};
+  for (int i = 0; i < 4; ++i) {
+    load(std::string("adam_m.") + names[i], m_[i]);
+    load(std::string("adam_v.") + names[i], v_[i]);
+  }
+  at::Tensor sf = at::empty({config_.d_sae}, at::kFloat);
+  load("since_fired", sf);
+  since_fired_ = sf.to(at::kLong).to(device_);
+  step_ = std::stoll(get("step"));
+  scale_ = std::stod(get("scale"));
+  return true;
+}
+
+SyntheticFeatures::SyntheticFeatures(std::int64_t d_in, std::int64_t n_features, double mean_active,
+                                     std::uint64_t seed)
+    : p_(mean_active / static_cast<double>(n_features)), gen_(at::detail::createCPUGenerator(seed)) {
+  if (d_in <= 0 || n_features <= 0 || !(mean_active > 0) || mean_active > n_features)
+    throw Error("synthetic data: d_in, feature count and mean active count must be positive (active <= features)");
+  F_ = at::empty({n_features, d_in}).normal_(0.0, 1.0, gen_);
+  F_ = F_ / F_.norm(2, 1, true);
+}
+
+at::Tensor SyntheticFeatures::sample(std::int64_t n) {
+  const std::int64_t m = F_.size(0);
+  at::Tensor on = at::empty({n, m}).uniform_(0.0, 1.0, gen_) < p_;
+  at::Tensor mag = at::empty({n, m}).uniform_(0.0, 1.0, gen_);
+  return at::mm(mag * on, F_);  // [n, d_in]
+}
+
+GroundTruthReport compareWithTruth(const at::Tensor& W_dec, const at::Tensor& true_features) {
+  c10::InferenceMode guard;
+  at::Tensor a = W_dec.to(at::kCPU, at::kFloat);
+  a = a / a.norm(2, 1, true).clamp_min(1e-12);
+  at::Tensor b = true_features.to(at::kCPU, at::kFloat);
+  b = b / b.norm(2, 1, true).clamp_min(1e-12);
+  at::Tensor cos = at::mm(a, b.t());  // [d_sae, n_true]
+  GroundTruthReport r;
+  r.mmcs_learned_to_true = std::get<0>(cos.max(1)).mean().item<double>();
+  at::Tensor best = std::get<0>(cos.max(0));
+  r.mmcs_true_to_learned = best.mean().item<double>();
+  r.recovered_fraction = (best > 0.9).to(at::kDouble).mean().item<double>();
+  return r;
+}
+
+}  // namespace monoscope::core

@@ -1,0 +1,108 @@
+#pragma once
+// SAE training with hand-derived gradients (no autograd graph): `standard` (ReLU, L1 weighted
+// by decoder norms, Anthropic's April 2024 recipe) and `topk` (sparse decoder, auxiliary loss on
+// dead latents). Internal (LibTorch).
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "sae/sae.h"
+
+namespace monoscope::core {
+
+struct SaeTrainConfig {
+  std::string architecture = "standard";  // standard | topk
+  std::int64_t d_in = 0;
+  std::int64_t d_sae = 0;
+  std::string hook_name;                   // recorded in the saved cfg.json
+  double l1_coefficient = 5.0;             // standard: lambda (after warm-up)
+  std::int64_t k = 32;                     // topk: active latents per token
+  std::int64_t aux_k = 256;                // topk: dead latents used by the auxiliary loss
+  double aux_coefficient = 1.0 / 32.0;     // topk: weight of the auxiliary loss
+  double lr = 4e-4;                        // Adam learning rate
+  double beta1 = 0.9, beta2 = 0.999;       // Adam moments
+  double grad_clip = 1.0;                  // global gradient-norm clip (standard)
+  double l1_warmup_fraction = 0.05;        // lambda ramps from 0 over this share of steps
+  double lr_decay_fraction = 0.2;          // lr decays linearly to 0 over the last share
+  double init_decoder_norm = 0.1;          // standard: initial ||W_dec[i]||
+  std::int64_t batch_size = 4096;          // tokens per step
+  std::int64_t total_tokens = 0;           // training length
+  std::int64_t dead_window = 10'000'000;   // tokens without firing that make a latent dead
+  std::uint64_t seed = 0;
+
+  void validate() const;
+  std::int64_t totalSteps() const { return (total_tokens + batch_size - 1) / batch_size; }
+};
+
+struct SaeTrainStats {
+  std::int64_t step = 0;
+  double mse = 0;                // mean over tokens of ||x - x_hat||^2 (normalised space)
+  double fve = 0;                // fraction of variance explained on this batch
+  double l0 = 0;                 // mean active latents per token
+  double dead_fraction = 0;      // latents silent for dead_window tokens
+  double loss = 0;
+};
+
+class SaeTrainer {
+ public:
+  SaeTrainer(SaeTrainConfig config, const c10::Device& device);
+
+  // One optimisation step on raw activations [batch, d_in]. The first call fixes the input
+  // scale so that E||x|| = sqrt(d_in).
+  SaeTrainStats step(const at::Tensor& batch);
+
+  // The trained SAE on raw activations (the normalisation factor folded into the weights).
+  std::unique_ptr<Sae> exportSae() const;
+
+  // Checkpoint (weights, Adam state, counters) for resuming; writes atomically.
+  void saveCheckpoint(const std::string& path) const;
+  // Returns false when `path` does not exist; throws Error when it belongs to another config.
+  bool loadCheckpoint(const std::string& path);
+
+  std::int64_t stepsDone() const { return step_; }
+  double inputScale() const { return scale_; }
+  const SaeTrainConfig& config() const { return config_; }
+
+ private:
+  struct Grads;
+  void adam(at::Tensor& p, at::Tensor& m, at::Tensor& v, const at::Tensor& g, double lr, double bc1, double bc2);
+  at::Tensor deadMask() const;
+
+  SaeTrainConfig config_;
+  c10::Device device_;
+  double scale_ = 0.0;  // input multiplier; 0 until the first batch
+  std::int64_t step_ = 0;
+  // Parameters in the normalised space. W_enc is kept transposed ([d_sae, d_in]) so both the
+  // dense encoder and the sparse topk gradients are row operations.
+  at::Tensor W_encT_, b_enc_, W_dec_, b_dec_;
+  at::Tensor m_[4], v_[4];      // Adam moments in the order W_encT, b_enc, W_dec, b_dec
+  at::Tensor since_fired_;      // [d_sae] int64: tokens since each latent last fired
+};
+
+// Synthetic superposition data: `n_features` unit directions in d_in dimensions; each sample
+// activates each feature independently with probability mean_active / n_features, with a
+// magnitude uniform in [0, 1].
+class SyntheticFeatures {
+ public:
+  SyntheticFeatures(std::int64_t d_in, std::int64_t n_features, double mean_active, std::uint64_t seed);
+  at::Tensor sample(std::int64_t n);                 // [n, d_in]
+  const at::Tensor& features() const { return F_; }  // [n_features, d_in], unit rows
+
+ private:
+  at::Tensor F_;
+  double p_;
+  at::Generator gen_;
+};
+
+struct GroundTruthReport {
+  double mmcs_learned_to_true = 0;  // mean over decoder rows of the max cosine with a true feature
+  double mmcs_true_to_learned = 0;  // mean over true features of the max cosine with a decoder row
+  double recovered_fraction = 0;    // true features whose best cosine exceeds 0.9
+};
+
+GroundTruthReport compareWithTruth(const at::Tensor& W_dec, const at::Tensor& true_features);
+
+}  // namespace monoscope::core
