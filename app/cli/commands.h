@@ -8,4 +8,6 @@ int cmdLogits(const Args& args);
 int cmdEncode(const Args& args);
 int cmdGenerate(const Args& args);
 int cmdSaeConvert(const Args& args);
+int cmdTrainSae(const Args& args);
+int cmdGroundTruth(const Args& args);
 }  // namespace monoscope::cli

@@ -20,6 +20,8 @@ commands:
   generate  --model DIR --prompt T --max-tokens N [--seed S] [--temperature X] [--top-p P]
             [--sae DIR --clamp ID=VALUE... --mode clamp|add|ablate --positions all|prompt|generated]
   sae-convert --sae DIR --out DIR   (re-save an SAE in the SAELens v6 layout)
+  train-sae --activations FILE.safetensors --arch standard|topk (--l1 X | --k K) --d-sae N --tokens N --seed S --out DIR
+  ground-truth [--d-in 256 --features 512 --active 5] --arch standard|topk (--l1 X | --k K) --d-sae N --tokens N
 
 every command: --device auto|cpu|cuda  --threads N
 )";
@@ -42,6 +44,8 @@ int main(int argc, char** argv) {
     if (command == "encode") return cli::cmdEncode(args);
     if (command == "generate") return cli::cmdGenerate(args);
     if (command == "sae-convert") return cli::cmdSaeConvert(args);
+    if (command == "train-sae") return cli::cmdTrainSae(args);
+    if (command == "ground-truth") return cli::cmdGroundTruth(args);
     std::cerr << "monoscope-cli: unknown command '" << command << "' (run monoscope-cli --help)\n";
     return 2;
   } catch (const core::Error& e) {

@@ -101,6 +101,28 @@ class TestCli : public QObject {
     QVERIFY(o["steered"].toObject().contains("text"));
   }
 
+  void trainSaeFromActivationsResumes() {
+    std::vector<float> acts(2048 * 16);
+    for (std::size_t i = 0; i < acts.size(); ++i) acts[i] = static_cast<float>((i * 7919 % 101) / 50.0 - 1.0) * ((i / 16) % 3 == 0 ? 1.f : 0.f);
+    SafetensorsWriter w;
+    w.addF32("activations", {2048, 16}, acts);
+    w.write(tmp("acts.safetensors").toStdString());
+    const QStringList args = {"train-sae", "--activations", tmp("acts.safetensors"), "--arch", "topk", "--k", "4",
+                              "--d-sae", "32", "--tokens", "40960", "--batch-size", "512", "--seed", "3", "--out",
+                              tmp("trained")};
+    const Result r = run(args);
+    QVERIFY2(r.code == 0, r.err.constData());
+    const auto o = QJsonDocument::fromJson(r.out).object();
+    QCOMPARE(o["steps"].toInt(), 80);
+    QVERIFY(o["l0"].toDouble() <= 4.0);
+    QVERIFY(QFile::exists(tmp("trained") + "/cfg.json") && QFile::exists(tmp("trained") + "/sae_weights.safetensors"));
+    const Result again = run(args);  // same --out: resumes at the end, nothing more to do
+    QVERIFY(again.err.contains("resuming from step 80"));
+    QCOMPARE(QJsonDocument::fromJson(again.out).object()["steps"].toInt(), 80);
+    expectError({"train-sae", "--activations", tmp("acts.safetensors"), "--arch", "topk", "--k", "4", "--d-sae", "32",
+                 "--tokens", "4096", "--batch-size", "4096", "--seed", "1", "--out", tmp("t2")}, "fewer than one batch");
+  }
+
   void badInputGetsOneLineErrors() {
     const QString model = modelWithTokenizer();
     std::ofstream(tmp("bad.txt").toStdString(), std::ios::binary) << "abc\xff\xfe";
