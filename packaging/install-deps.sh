@@ -10,5 +10,5 @@ $SUDO apt-get install -y -q --no-install-recommends \
   build-essential cmake ninja-build pkg-config \
   libtorch-dev libopenblas0-openmp \
   qt6-base-dev libqcustomplot-dev libgl-dev \
-  nlohmann-json3-dev libsqlite3-dev sqlite3 libicu-dev \
+  nlohmann-json3-dev libsqlite3-dev sqlite3 libicu-dev zlib1g-dev \
   xvfb xauth
