@@ -10,4 +10,7 @@ int cmdGenerate(const Args& args);
 int cmdSaeConvert(const Args& args);
 int cmdTrainSae(const Args& args);
 int cmdGroundTruth(const Args& args);
+int cmdBuildCorpus(const Args& args);
+int cmdTrainTokenizer(const Args& args);
+int cmdTrainLm(const Args& args);
 }  // namespace monoscope::cli

@@ -46,6 +46,9 @@ int main(int argc, char** argv) {
     if (command == "sae-convert") return cli::cmdSaeConvert(args);
     if (command == "train-sae") return cli::cmdTrainSae(args);
     if (command == "ground-truth") return cli::cmdGroundTruth(args);
+    if (command == "build-corpus") return cli::cmdBuildCorpus(args);
+    if (command == "train-tokenizer") return cli::cmdTrainTokenizer(args);
+    if (command == "train-lm") return cli::cmdTrainLm(args);
     std::cerr << "monoscope-cli: unknown command '" << command << "' (run monoscope-cli --help)\n";
     return 2;
   } catch (const core::Error& e) {

@@ -1,0 +1,131 @@
+// build-corpus, train-tokenizer, train-lm: the demo's data and model pipeline.
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "corpus/corpus_builder.h"
+#include "inputs.h"
+#include "lm/lm_trainer.h"
+#include "text/bpe_trainer.h"
+#include "text/tokenizer.h"
+#include "util/error.h"
+#include "util/mapped_file.h"
+
+namespace fs = std::filesystem;
+using monoscope::core::Error;
+
+namespace monoscope::cli {
+
+int cmdBuildCorpus(const Args& args) {
+  args.allowOnly({"manifest", "out", "tokenizer"});
+  const std::string out = args.get("out");
+  const std::string manifest = args.get("manifest", "data/corpus/sources.json");
+  if (!fs::exists(fs::path(out) / "train.jsonl")) {
+    const auto m = core::CorpusManifest::fromFile(manifest);
+    const auto stats = core::buildCorpusText(m, out, [](const std::string& stage) {
+      std::cerr << stage << "\n";
+      return true;
+    });
+    for (const auto& s : stats.sources)
+      std::fprintf(stderr, "  %-18s %-11s %7lld docs %9lld bytes (%lld duplicates dropped)\n", s.name.c_str(),
+                   s.domain.c_str(), static_cast<long long>(s.documents), static_cast<long long>(s.bytes),
+                   static_cast<long long>(s.duplicates));
+  } else {
+    std::cerr << "text already built in " << out << " (delete train.jsonl to rebuild)\n";
+  }
+  if (args.has("tokenizer")) {
+    const auto tok = core::Tokenizer::fromDirectory(args.get("tokenizer"));
+    for (const char* split : {"train", "valid"}) {
+      const auto n = core::writeTokenShard(out, split, tok);
+      std::fprintf(stderr, "  %s: %lld tokens\n", split, static_cast<long long>(n));
+    }
+  }
+  std::cout << core::readTextFile((fs::path(out) / "stats.json").string()) << "\n";
+  return 0;
+}
+
+int cmdTrainTokenizer(const Args& args) {
+  args.allowOnly({"corpus", "text-file", "vocab-size", "out"});
+  core::BpeTrainOptions opt;
+  opt.vocab_size = args.integer("vocab-size", 257, 1'000'000);
+  core::BpeTrainer trainer(opt);
+  if (args.has("corpus")) {
+    for (const auto& d : core::readCorpusSplit(args.get("corpus"), "train")) trainer.addText(d.text);
+  } else {
+    trainer.addText(readTextInput(args));
+  }
+  std::cerr << trainer.distinctWords() << " distinct pre-tokens\n";
+  const auto tok = trainer.train([](std::int64_t done, std::int64_t wanted) {
+    if (done % 2048 == 0) std::cerr << "merges " << done << "/" << wanted << "\n";
+    return true;
+  });
+  tok.save(args.get("out"));
+  std::cout << nlohmann::json{{"out", args.get("out")}, {"vocab_size", tok.vocabSize()}}.dump() << "\n";
+  return 0;
+}
+
+core::LmTrainConfig lmConfig(const Args& args, std::int64_t vocab_size) {
+  core::LmTrainConfig c;
+  auto& m = c.model;
+  m.arch = core::Architecture::Gpt2;
+  m.model_type = "gpt2";
+  m.vocab_size = vocab_size;
+  m.d_model = args.integer("d-model", 256, 8, 8192);
+  m.n_layers = args.integer("layers", 4, 1, 128);
+  m.n_heads = args.integer("heads", 4, 1, 128);
+  m.n_kv_heads = m.n_heads;
+  if (m.d_model % m.n_heads != 0) throw Error("--heads must divide --d-model");
+  m.d_head = m.d_model / m.n_heads;
+  m.d_mlp = 4 * m.d_model;
+  m.n_ctx = args.integer("context", 256, 8, 8192);
+  m.activation = "gelu_new";
+  c.batch_size = args.integer("batch-size", 16, 1, 4096);
+  c.seq_len = args.integer("seq-len", m.n_ctx, 2, m.n_ctx);
+  c.total_steps = args.integer("steps", 1000, 1, 100'000'000);
+  c.warmup_steps = args.integer("warmup", std::min<std::int64_t>(200, c.total_steps / 10), 0, c.total_steps);
+  c.lr = args.number("lr", 1e-3);
+  c.eval_every = args.integer("eval-every", 200, 1, 1'000'000);
+  c.max_minutes = args.number("max-minutes", 0);
+  c.seed = static_cast<std::uint64_t>(args.integer("seed", 0, 0, INT64_MAX));
+  c.validate();
+  return c;
+}
+
+int cmdTrainLm(const Args& args) {
+  args.allowOnly({"corpus", "tokenizer", "out", "d-model", "layers", "heads", "context", "batch-size", "seq-len",
+                  "steps", "warmup", "lr", "eval-every", "max-minutes", "seed", "device", "threads"});
+  applyRuntimeOptions(args);
+  const std::string corpus = args.get("corpus");
+  const auto tok = core::Tokenizer::fromDirectory(args.get("tokenizer"));
+  auto c = lmConfig(args, tok.vocabSize());
+  c.model.bos_token_id = c.model.eos_token_id = tok.endOfTextId();
+  const std::string out = args.get("out");
+  std::fprintf(stderr, "GPT-2: %lld layers, d_model %lld, %lld heads, context %lld, vocab %lld: %.2fM parameters\n",
+               static_cast<long long>(c.model.n_layers), static_cast<long long>(c.model.d_model),
+               static_cast<long long>(c.model.n_heads), static_cast<long long>(c.model.n_ctx),
+               static_cast<long long>(c.model.vocab_size), c.model.parameterCount() / 1e6);
+  const auto result = core::trainLm(c, (fs::path(corpus) / "train.tokens.safetensors").string(),
+                                    (fs::path(corpus) / "valid.tokens.safetensors").string(), out,
+                                    [](const core::LmTrainProgress& p) {
+                                      if (p.step % 20 == 0 || p.valid_loss >= 0)
+                                        std::fprintf(stderr, "step %lld/%lld  loss %.4f%s  %.0f tok/s  %lld tokens\n",
+                                                     static_cast<long long>(p.step), static_cast<long long>(p.total_steps),
+                                                     p.train_loss,
+                                                     p.valid_loss >= 0 ? ("  valid " + std::to_string(p.valid_loss)).c_str() : "",
+                                                     p.tokens_per_second, static_cast<long long>(p.tokens_seen));
+                                      return true;
+                                    });
+  tok.save((fs::path(out) / "model").string());
+  nlohmann::ordered_json j;
+  j["model"] = (fs::path(out) / "model").string();
+  j["steps"] = result.step;
+  j["tokens_seen"] = result.tokens_seen;
+  j["parameters"] = c.model.parameterCount();
+  j["valid_loss"] = result.valid_loss;
+  std::cout << j.dump() << "\n";
+  return 0;
+}
+
+}  // namespace monoscope::cli
