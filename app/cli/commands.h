@@ -13,4 +13,5 @@ int cmdGroundTruth(const Args& args);
 int cmdBuildCorpus(const Args& args);
 int cmdTrainTokenizer(const Args& args);
 int cmdTrainLm(const Args& args);
+int cmdBuildDemo(const Args& args);
 }  // namespace monoscope::cli

@@ -119,11 +119,23 @@ int cmdTrainLm(const Args& args) {
                                     });
   tok.save((fs::path(out) / "model").string());
   nlohmann::ordered_json j;
+  j["layers"] = c.model.n_layers;
+  j["d_model"] = c.model.d_model;
+  j["heads"] = c.model.n_heads;
+  j["context"] = c.model.n_ctx;
+  j["vocab_size"] = c.model.vocab_size;
+  j["batch_size"] = c.batch_size;
+  j["seq_len"] = c.seq_len;
+  j["peak_lr"] = c.lr;
   j["model"] = (fs::path(out) / "model").string();
   j["steps"] = result.step;
   j["tokens_seen"] = result.tokens_seen;
   j["parameters"] = c.model.parameterCount();
   j["valid_loss"] = result.valid_loss;
+  j["train_loss"] = result.train_loss;
+  j["tokens_per_second"] = result.tokens_per_second;
+  j["finished"] = result.step >= c.total_steps;
+  if (j["finished"]) core::writeFileAtomically((fs::path(out) / "result.json").string(), j.dump(2));
   std::cout << j.dump() << "\n";
   return 0;
 }

@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
     if (command == "build-corpus") return cli::cmdBuildCorpus(args);
     if (command == "train-tokenizer") return cli::cmdTrainTokenizer(args);
     if (command == "train-lm") return cli::cmdTrainLm(args);
+    if (command == "build-demo") return cli::cmdBuildDemo(args);
     std::cerr << "monoscope-cli: unknown command '" << command << "' (run monoscope-cli --help)\n";
     return 2;
   } catch (const core::Error& e) {

@@ -14,7 +14,11 @@
 #include "io/torch_bridge.h"
 #include "io/weight_store.h"
 #include "sae/sae.h"
+#include "sae/activation_store.h"
 #include "sae/sae_trainer.h"
+#include "lm/lm_trainer.h"
+#include "lm/transformer.h"
+#include "util/mapped_file.h"
 #include "util/error.h"
 
 namespace fs = std::filesystem;
@@ -53,61 +57,93 @@ void report(const core::SaeTrainStats& s, std::int64_t total, double elapsed) {
 
 int cmdTrainSae(const Args& args) {
   args.allowOnly({"activations", "model", "hook", "corpus", "arch", "l1", "k", "d-sae", "tokens", "seed", "out",
-                  "batch-size", "lr", "dead-window", "device", "threads"});
+                  "batch-size", "lr", "dead-window", "context", "buffer", "device", "threads"});
   const auto device = c10::Device(applyRuntimeOptions(args));
-  if (!args.has("activations")) {
-    throw Error("train-sae needs --activations FILE.safetensors",
-                "training from --model/--hook/--corpus streams needs the activation store, not yet available");
-  }
   const std::string out = args.get("out");
-  const std::string file = args.get("activations");
-  auto store = core::WeightStore::fromFile(file);
-  const auto& view = store.tensor("activations");
-  if (view.shape.size() != 2 || view.shape[0] <= 0 || view.shape[1] <= 0) {
-    throw Error("tensor 'activations' in '" + file + "' must be [n, d_in], got " + core::shapeString(view.shape));
+  const bool from_model = args.has("model");
+  if (from_model == args.has("activations")) {
+    throw Error("give either --activations FILE.safetensors or --model DIR --hook NAME --corpus PATH");
   }
-  at::Tensor acts = core::toFloatTensor(view, file);  // [n, d_in]
-  if (!at::isfinite(acts).all().item<bool>()) throw Error("'" + file + "' holds NaN or infinite activations");
-  auto cfg = trainConfig(args, acts.size(1));
-  cfg.hook_name = args.get("hook", "blocks.0.hook_resid_post");
-  if (cfg.batch_size > acts.size(0)) {
-    throw Error("the activation file holds " + std::to_string(acts.size(0)) + " rows, fewer than one batch of " +
+  std::unique_ptr<core::ActivationSource> source;
+  core::FileActivationSource* file_source = nullptr;
+  std::shared_ptr<const core::Transformer> model;
+  std::shared_ptr<const core::TokenShard> valid_shard;
+  std::string hook = args.get("hook", "");
+  std::int64_t context = 0;
+  if (from_model) {
+    if (hook.empty()) throw Error("--model needs --hook NAME");
+    model = core::Transformer::load(args.get("model"), device);
+    context = args.integer("context", std::min<std::int64_t>(128, model->config().n_ctx), 2, model->config().n_ctx);
+    // --corpus: a corpus folder (train/valid token shards) or one token shard file.
+    const fs::path corpus = args.get("corpus");
+    const fs::path train = fs::is_directory(corpus) ? corpus / "train.tokens.safetensors" : corpus;
+    auto shard = std::make_shared<const core::TokenShard>(train.string());
+    // CE loss recovered is measured on the validation shard when there is one.
+    valid_shard = fs::is_directory(corpus) && fs::exists(corpus / "valid.tokens.safetensors")
+                      ? std::make_shared<const core::TokenShard>((corpus / "valid.tokens.safetensors").string())
+                      : shard;
+    source = std::make_unique<core::ModelActivationSource>(model, hook, shard, context,
+                                                           args.integer("buffer", 1 << 18, 1024, 1 << 26),
+                                                           static_cast<std::uint64_t>(args.integer("seed", 0, 0, INT64_MAX)));
+  } else {
+    auto fsrc = std::make_unique<core::FileActivationSource>(args.get("activations"),
+                                                            static_cast<std::uint64_t>(args.integer("seed", 0, 0, INT64_MAX)));
+    file_source = fsrc.get();
+    source = std::move(fsrc);
+    if (hook.empty()) hook = "blocks.0.hook_resid_post";
+  }
+  auto cfg = trainConfig(args, source->width());
+  cfg.hook_name = hook;
+  if (file_source != nullptr && cfg.batch_size > file_source->rows()) {
+    throw Error("the activation file holds " + std::to_string(file_source->rows()) + " rows, fewer than one batch of " +
                     std::to_string(cfg.batch_size),
                 "lower --batch-size or collect more activations");
   }
   fs::create_directories(out);
   const std::string ck = (fs::path(out) / "checkpoint.safetensors").string();
   core::SaeTrainer trainer(cfg, device);
-  if (trainer.loadCheckpoint(ck)) std::cerr << "resuming from step " << trainer.stepsDone() << "\n";
-  // Epochs over a seeded permutation; the position is derived from the step, so resuming is exact.
-  const std::int64_t n = acts.size(0), per_epoch = n / cfg.batch_size, total = cfg.totalSteps();
+  if (trainer.loadCheckpoint(ck)) {
+    std::cerr << "resuming from step " << trainer.stepsDone() << "\n";
+    if (file_source != nullptr) file_source->skip(trainer.stepsDone() * cfg.batch_size);
+  }
+  const std::int64_t total = cfg.totalSteps();
   const auto t0 = std::chrono::steady_clock::now();
-  at::Tensor perm;
-  std::int64_t perm_epoch = -1;
   core::SaeTrainStats last;
   for (std::int64_t s = trainer.stepsDone(); s < total; ++s) {
-    const std::int64_t epoch = s / per_epoch;
-    if (epoch != perm_epoch) {
-      auto gen = at::detail::createCPUGenerator(cfg.seed * 1000003u + static_cast<std::uint64_t>(epoch));
-      perm = at::randperm(n, gen);
-      perm_epoch = epoch;
-    }
-    at::Tensor rows = perm.narrow(0, (s % per_epoch) * cfg.batch_size, cfg.batch_size);
-    last = trainer.step(acts.index_select(0, rows));
+    last = trainer.step(source->next(cfg.batch_size));
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (s % 100 == 0 || s + 1 == total) report(last, total, elapsed);
-    if ((s + 1) % 1000 == 0) trainer.saveCheckpoint(ck);
+    if ((s + 1) % 500 == 0) trainer.saveCheckpoint(ck);
   }
   trainer.saveCheckpoint(ck);
   auto sae = trainer.exportSae();
+  if (model) {
+    nlohmann::json meta = sae->config().metadata;
+    meta["model_name"] = fs::path(args.get("model")).filename().string();
+    meta["context_size"] = context;
+    auto cfg_out = sae->config();
+    cfg_out.metadata = meta;
+    cfg_out.model_name = meta["model_name"];
+    sae = std::make_unique<core::Sae>(cfg_out, sae->W_enc(), sae->b_enc(), sae->W_dec(), sae->b_dec());
+  }
   sae->save(out);
-  const auto m = sae->metrics(acts.narrow(0, 0, std::min<std::int64_t>(n, 65536)));
   nlohmann::ordered_json j;
   j["out"] = out;
   j["steps"] = trainer.stepsDone();
+  j["tokens"] = trainer.stepsDone() * cfg.batch_size;
+  const auto m = sae->metrics(source->next(std::min<std::int64_t>(16384, cfg.batch_size * 4)));
   j["fraction_variance_explained"] = m.fraction_variance_explained;
   j["l0"] = m.l0;
   j["dead_fraction"] = last.dead_fraction;
+  j["dead_window_tokens"] = cfg.dead_window;
+  if (model) {
+    const auto ev = core::evaluateSplice(*model, *sae, *valid_shard, 16, 8, context);
+    j["clean_loss"] = ev.clean_loss;
+    j["spliced_loss"] = ev.sae_loss;
+    j["zero_ablation_loss"] = ev.zero_loss;
+    j["ce_loss_recovered"] = ev.ce_loss_recovered;
+  }
+  core::writeFileAtomically((fs::path(out) / "training.json").string(), j.dump(2));
   std::cout << j.dump() << "\n";
   return 0;
 }

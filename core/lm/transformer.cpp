@@ -148,12 +148,18 @@ std::unique_ptr<Transformer> Transformer::initRandom(const ModelConfig& config, 
   return m;
 }
 
-void Transformer::save(const std::string& dir) const {
+void Transformer::save(const std::string& dir, bool half) const {
   fs::create_directories(dir);
-  std::vector<std::pair<std::string, at::Tensor>> out;
-  for (const auto& [name, t] : params_) out.emplace_back(name, t);
-  saveTensors((fs::path(dir) / "model.safetensors").string(), out, {{"format", "pt"}});
-  writeFileAtomically((fs::path(dir) / "config.json").string(), config_.toJson().dump(2));
+  SafetensorsWriter w;
+  w.setMetadata("format", "pt");
+  for (const auto& [name, t] : params_) {
+    at::Tensor c = t.detach().to(at::kCPU, half ? at::kHalf : at::kFloat).contiguous();
+    w.add(name, half ? DType::F16 : DType::F32, c.sizes().vec(), c.data_ptr(), static_cast<std::size_t>(c.nbytes()));
+  }
+  w.write((fs::path(dir) / "model.safetensors").string());
+  auto config = config_.toJson();
+  config["torch_dtype"] = half ? "float16" : "float32";
+  writeFileAtomically((fs::path(dir) / "config.json").string(), config.dump(2));
 }
 
 at::Tensor Transformer::norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const {

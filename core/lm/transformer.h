@@ -31,8 +31,9 @@ class Transformer {
   static std::unique_ptr<Transformer> initRandom(const ModelConfig& config, std::uint64_t seed,
                                                  const c10::Device& device);
 
-  // Writes config.json and model.safetensors in Hugging Face layout.
-  void save(const std::string& dir) const;
+  // Writes config.json and model.safetensors in Hugging Face layout; `half` stores F16 weights
+  // (half the size; loading converts back to F32).
+  void save(const std::string& dir, bool half = false) const;
 
   // ids [batch, pos] (int64). Returns logits [batch, pos, vocab], or an undefined tensor when
   // `stop_after_layer` >= 0 (the forward pass stops after that block's hooks have run).

@@ -1,0 +1,126 @@
+#include "sae/activation_store.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/InferenceMode.h>
+
+#include "io/torch_bridge.h"
+#include "io/weight_store.h"
+#include "lm/hooks.h"
+#include "sae/sae.h"
+#include "util/error.h"
+
+namespace monoscope::core {
+
+FileActivationSource::FileActivationSource(const std::string& path, std::uint64_t seed) : seed_(seed) {
+  auto store = WeightStore::fromFile(path);
+  const auto& view = store.tensor("activations");
+  if (view.shape.size() != 2 || view.shape[0] <= 0 || view.shape[1] <= 0) {
+    throw Error("tensor 'activations' in '" + path + "' must be [n, d_in], got " + shapeString(view.shape));
+  }
+  acts_ = toFloatTensor(view, path);
+  if (!at::isfinite(acts_).all().item<bool>()) throw Error("'" + path + "' holds NaN or infinite activations");
+}
+
+void FileActivationSource::reshuffle() {
+  ++epoch_;
+  auto gen = at::detail::createCPUGenerator(seed_ * 1000003u + static_cast<std::uint64_t>(epoch_));
+  perm_ = at::randperm(acts_.size(0), gen);
+  pos_ = 0;
+}
+
+void FileActivationSource::skip(std::int64_t consumed) {
+  const std::int64_t n = acts_.size(0);
+  epoch_ = consumed / n - 1;
+  reshuffle();
+  pos_ = consumed % n;
+}
+
+at::Tensor FileActivationSource::next(std::int64_t n) {
+  std::vector<at::Tensor> parts;
+  while (n > 0) {
+    if (epoch_ < 0 || pos_ >= acts_.size(0)) reshuffle();
+    const std::int64_t take = std::min(n, acts_.size(0) - pos_);
+    parts.push_back(acts_.index_select(0, perm_.narrow(0, pos_, take)));
+    pos_ += take;
+    n -= take;
+  }
+  return parts.size() == 1 ? parts[0] : at::cat(parts, 0);
+}
+
+ModelActivationSource::ModelActivationSource(std::shared_ptr<const Transformer> model, std::string hook,
+                                             std::shared_ptr<const TokenShard> shard, std::int64_t context,
+                                             std::int64_t buffer_tokens, std::uint64_t seed)
+    : model_(std::move(model)),
+      hook_(std::move(hook)),
+      layer_(hookLayer(hook_, model_->config().n_layers)),
+      shard_(std::move(shard)),
+      context_(context),
+      buffer_tokens_(buffer_tokens),
+      gen_(at::detail::createCPUGenerator(seed)) {
+  if (context_ < 1 || context_ > model_->config().n_ctx) throw Error("activation context must be in 1..n_ctx");
+  if (buffer_tokens_ < context_) throw Error("the mixing buffer must hold at least one context");
+}
+
+at::Tensor ModelActivationSource::activations(const at::Tensor& windows) const {
+  c10::InferenceMode guard;
+  HookSet hooks;
+  at::Tensor captured;
+  hooks.add(hook_, [&captured](const at::Tensor& x, const HookContext&) {
+    captured = x.clone();
+    return at::Tensor();
+  });
+  model_->forward(windows, &hooks, nullptr, layer_ < 0 ? 0 : layer_);
+  return captured;  // [batch, context, d_model]
+}
+
+void ModelActivationSource::refill() {
+  std::vector<at::Tensor> fresh;
+  std::int64_t have = buffer_.defined() ? buffer_.size(0) : 0;
+  const std::int64_t batch = std::max<std::int64_t>(1, 4096 / context_);
+  while (have < buffer_tokens_) {
+    at::Tensor windows = shard_->sample(batch, context_ - 1, gen_);  // [batch, context]
+    at::Tensor acts = activations(windows).reshape({-1, width()});
+    have += acts.size(0);
+    fresh.push_back(acts);
+  }
+  if (buffer_.defined()) fresh.push_back(buffer_);
+  at::Tensor all = at::cat(fresh, 0);
+  buffer_ = all.index_select(0, at::randperm(all.size(0), gen_));
+}
+
+at::Tensor ModelActivationSource::next(std::int64_t n) {
+  if (!buffer_.defined() || buffer_.size(0) < std::max(n, buffer_tokens_ / 2)) refill();
+  at::Tensor out = buffer_.narrow(0, 0, n).clone();
+  buffer_ = buffer_.narrow(0, n, buffer_.size(0) - n);
+  return out;
+}
+
+SpliceEvaluation evaluateSplice(const Transformer& model, const Sae& sae, const TokenShard& shard,
+                                std::int64_t batches, std::int64_t batch_size, std::int64_t context) {
+  c10::InferenceMode guard;
+  auto gen = at::detail::createCPUGenerator(4242);
+  SpliceEvaluation ev;
+  const std::string& hook = sae.config().hook_name;
+  auto loss = [&](const at::Tensor& window, const HookSet* hooks) {
+    at::Tensor input = window.narrow(1, 0, context), target = window.narrow(1, 1, context);
+    at::Tensor logits = model.forward(input, hooks);
+    return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), target.reshape(-1)).item<double>();
+  };
+  HookSet splice, zero;
+  splice.add(hook, [&sae](const at::Tensor& x, const HookContext&) {
+    SaeNorm norm;
+    return sae.decode(sae.encode(x, &norm), &norm).to(x.scalar_type());
+  });
+  zero.add(hook, [](const at::Tensor& x, const HookContext&) { return at::zeros_like(x); });
+  for (std::int64_t b = 0; b < batches; ++b) {
+    at::Tensor window = shard.sample(batch_size, context, gen);
+    ev.clean_loss += loss(window, nullptr) / batches;
+    ev.sae_loss += loss(window, &splice) / batches;
+    ev.zero_loss += loss(window, &zero) / batches;
+  }
+  const double gap = ev.zero_loss - ev.clean_loss;
+  ev.ce_loss_recovered = gap != 0 ? (ev.zero_loss - ev.sae_loss) / gap : 0.0;
+  return ev;
+}
+
+}  // namespace monoscope::core

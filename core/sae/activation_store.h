@@ -1,0 +1,72 @@
+#pragma once
+// Activations for SAE training: streamed from a model at a hook through a shuffled mixing
+// buffer (nothing cached on disk), or read from a safetensors file. Internal (LibTorch).
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "lm/lm_trainer.h"
+#include "lm/transformer.h"
+
+namespace monoscope::core {
+
+class ActivationSource {
+ public:
+  virtual ~ActivationSource() = default;
+  virtual at::Tensor next(std::int64_t n) = 0;  // [n, d_in] float32
+  virtual std::int64_t width() const = 0;
+};
+
+// Rows of tensor `activations` [n, d_in] in a seeded random order, epoch after epoch.
+class FileActivationSource : public ActivationSource {
+ public:
+  FileActivationSource(const std::string& path, std::uint64_t seed);
+  at::Tensor next(std::int64_t n) override;
+  std::int64_t width() const override { return acts_.size(1); }
+  std::int64_t rows() const { return acts_.size(0); }
+  // Positions the stream as if `consumed` rows had been read (for exact resumption).
+  void skip(std::int64_t consumed);
+
+ private:
+  at::Tensor acts_, perm_;
+  std::uint64_t seed_;
+  std::int64_t epoch_ = -1, pos_ = 0;
+  void reshuffle();
+};
+
+// Runs the model on random windows of a token shard, captures the hook, and serves rows from a
+// mixing buffer: each refill appends fresh activations, shuffles, and hands out half.
+class ModelActivationSource : public ActivationSource {
+ public:
+  ModelActivationSource(std::shared_ptr<const Transformer> model, std::string hook, std::shared_ptr<const TokenShard> shard,
+                        std::int64_t context, std::int64_t buffer_tokens, std::uint64_t seed);
+  at::Tensor next(std::int64_t n) override;
+  std::int64_t width() const override { return model_->config().d_model; }
+  // Activations [batch, context, d_model] of the given windows (int64 [batch, context]).
+  at::Tensor activations(const at::Tensor& windows) const;
+
+ private:
+  void refill();
+  std::shared_ptr<const Transformer> model_;
+  std::string hook_;
+  std::int64_t layer_;
+  std::shared_ptr<const TokenShard> shard_;
+  std::int64_t context_, buffer_tokens_;
+  at::Generator gen_;
+  at::Tensor buffer_;  // [rows, d_model]
+};
+
+struct SpliceEvaluation {
+  double clean_loss = 0;    // next-token loss of the unmodified model
+  double sae_loss = 0;      // with the SAE's reconstruction spliced in at its hook
+  double zero_loss = 0;     // with the hook's activation zero-ablated
+  double ce_loss_recovered = 0;  // (zero - sae) / (zero - clean), as SAELens defines it
+};
+
+class Sae;
+SpliceEvaluation evaluateSplice(const Transformer& model, const Sae& sae, const TokenShard& shard,
+                                std::int64_t batches, std::int64_t batch_size, std::int64_t context);
+
+}  // namespace monoscope::core

@@ -1,0 +1,122 @@
+// Corpus builder: cleaning, dictd and percent-separated sources, de-duplication, the
+// train/validation split, token shards with document boundaries, and bad sources.
+#include <zlib.h>
+
+#include <QTemporaryDir>
+#include <QtTest>
+#include <fstream>
+
+#include "corpus/corpus_builder.h"
+#include "io/safetensors.h"
+#include "test_util.h"
+#include "text/tokenizer.h"
+#include "util/error.h"
+
+using namespace monoscope::core;
+
+class TestCorpus : public QObject {
+  Q_OBJECT
+
+  QTemporaryDir dir_;
+  std::string path(const std::string& name) { return dir_.path().toStdString() + "/" + name; }
+
+  // A two-entry dictd dictionary (index offsets in dictd's base64).
+  void writeDictd(const std::string& base) {
+    const std::string a = "alpha\n   The first letter of the Greek alphabet, used in many words.\n";
+    const std::string b = "beta\n   The second letter of the Greek alphabet, also a test version.\n";
+    gzFile f = gzopen((base + ".dict.dz").c_str(), "wb");
+    gzwrite(f, a.data(), static_cast<unsigned>(a.size()));
+    gzwrite(f, b.data(), static_cast<unsigned>(b.size()));
+    gzclose(f);
+    auto b64 = [](std::size_t v) {
+      const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+      std::string s;
+      do {
+        s.insert(s.begin(), alphabet[v & 63]);
+        v >>= 6;
+      } while (v);
+      return s;
+    };
+    std::ofstream(base + ".index") << "00-database-info\tA\tB\nalpha\tA\t" << b64(a.size()) << "\nbeta\t"
+                                   << b64(a.size()) << "\t" << b64(b.size()) << "\n";
+  }
+
+  CorpusManifest manifest() {
+    writeDictd(path("greek"));
+    std::ofstream(path("quotes.txt")) << "A stitch in time saves nine, or so they say.\n%\n"
+                                      << "Too many cooks spoil the broth, every single time.\n%\n"
+                                      << "A stitch in time saves nine, or so they say.\n%\nshort\n";
+    CorpusManifest m;
+    m.validation_fraction = 0.3;
+    CorpusSource d;
+    d.name = "greek";
+    d.licence = "test";
+    d.kind = "dictd";
+    d.path = path("greek");
+    CorpusSource q;
+    q.name = "quotes";
+    q.licence = "test";
+    q.kind = "files";
+    q.paths = {path("quotes.txt")};
+    q.split = "percent";
+    m.sources = {d, q};
+    return m;
+  }
+
+ private Q_SLOTS:
+  void cleaningFixesCommonDamage() {
+    QCOMPARE(cleanText("  Hello\r\nworld  \n\n\n\n\nend \t "), std::string("Hello\nworld\n\nend"));
+    QCOMPARE(cleanText("b\bbo\bol\bld"), std::string("bold"));       // overstrike
+    QCOMPARE(cleanText("_\bi_\bt"), std::string("it"));               // underline overstrike
+    QCOMPARE(cleanText("caf\xe9"), std::string("caf\xc3\xa9"));      // Latin-1 to UTF-8
+    QCOMPARE(cleanText("a\x01" "b\x7f"), std::string("ab\x7f"));     // control characters dropped
+    QCOMPARE(cleanText(" \n\t "), std::string());
+  }
+
+  void buildsDedupsAndSplits() {
+    const auto stats = buildCorpusText(manifest(), path("out"));
+    QCOMPARE(stats.sources.size(), std::size_t(2));
+    QCOMPARE(stats.sources[0].documents, std::int64_t(2));  // the 00-database entry is skipped
+    QCOMPARE(stats.sources[1].documents, std::int64_t(2));  // one duplicate, one fragment dropped
+    QCOMPARE(stats.sources[1].duplicates, std::int64_t(1));
+    QCOMPARE(stats.train_documents + stats.valid_documents, std::int64_t(4));
+    auto train = readCorpusSplit(path("out"), "train");
+    QVERIFY(!train.empty());
+    // The split is by document: rebuilding gives the same assignment.
+    buildCorpusText(manifest(), path("out2"));
+    QCOMPARE(readCorpusSplit(path("out2"), "train").size(), train.size());
+  }
+
+  void tokenShardKeepsDocumentBoundaries() {
+    buildCorpusText(manifest(), path("shard"));
+    const auto tok = Tokenizer::fromDirectory(testutil::fixture("tokenizer_small"));
+    const auto n = writeTokenShard(path("shard"), "train", tok);
+    SafetensorsFile f(path("shard/train.tokens.safetensors"));
+    QCOMPARE(f.tensor("tokens").shape.at(0), n);
+    const auto& off = f.tensor("doc_offsets");
+    const auto docs = readCorpusSplit(path("shard"), "train");
+    QCOMPARE(off.shape.at(0), static_cast<std::int64_t>(docs.size() + 1));
+    const auto* o = reinterpret_cast<const std::int64_t*>(off.data);
+    const auto* t = reinterpret_cast<const std::int32_t*>(f.tensor("tokens").data);
+    for (std::size_t i = 1; i < docs.size() + 1; ++i) QCOMPARE(t[o[i] - 1], tok.endOfTextId());
+    QCOMPARE(o[docs.size()], n);
+  }
+
+  void badSourcesAreNamed() {
+    CorpusManifest m = manifest();
+    m.sources[1].paths = {path("missing-*.txt")};
+    try {
+      buildCorpusText(m, path("bad"));
+      QFAIL("no error");
+    } catch (const Error& e) {
+      QVERIFY2(std::string(e.what()).find("quotes") != std::string::npos, e.what());
+    }
+    std::ofstream(path("manifest.json")) << R"({"sources": [{"name": "x", "licence": "y", "kind": "files"}]})";
+    QVERIFY_EXCEPTION_THROWN(CorpusManifest::fromFile(path("manifest.json")), Error);
+    std::ofstream(path("manifest2.json")) << R"({"sources": []})";
+    QVERIFY_EXCEPTION_THROWN(CorpusManifest::fromFile(path("manifest2.json")), Error);
+  }
+};
+
+QTEST_GUILESS_MAIN(TestCorpus)
+#include "test_corpus.moc"
