@@ -2,6 +2,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -213,6 +214,42 @@ int cmdSaeConvert(const Args& args) {
   sae->save(args.get("out"));
   std::cerr << "saved " << sae->config().architecture << " SAE (" << sae->config().d_sae
             << " features at " << sae->config().hook_name << ") to " << args.get("out") << "\n";
+  return 0;
+}
+
+}  // namespace monoscope::cli
+
+namespace monoscope::cli {
+
+// The strongest features at one position of an `encode` output.
+int cmdTopFeatures(const Args& args) {
+  args.allowOnly({"acts", "position", "count", "ids-only"});
+  const std::string path = args.get("acts");
+  core::SafetensorsFile f(path);
+  const auto& view = f.tensor("feature_acts");
+  if (view.shape.size() != 2) throw Error("'" + path + "': feature_acts must be [n_tokens, d_sae]");
+  const std::int64_t n = view.shape[0], d = view.shape[1];
+  std::int64_t pos = args.integer("position", -1, -n, n - 1);
+  if (pos < 0) pos += n;
+  const std::int64_t count = args.integer("count", 10, 1, d);
+  const auto acts = f.toFloat("feature_acts");
+  std::vector<std::int64_t> order(static_cast<std::size_t>(d));
+  for (std::int64_t i = 0; i < d; ++i) order[i] = i;
+  const float* row = acts.data() + pos * d;
+  std::partial_sort(order.begin(), order.begin() + count, order.end(),
+                    [row](std::int64_t a, std::int64_t b) { return row[a] > row[b]; });
+  if (args.get("ids-only", "false") == "true") {
+    std::cout << order[0] << "\n";
+    return 0;
+  }
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (std::int64_t i = 0; i < count; ++i) {
+    nlohmann::ordered_json row_json;
+    row_json["feature"] = order[i];
+    row_json["activation"] = row[order[i]];
+    out.push_back(row_json);
+  }
+  std::cout << out.dump() << "\n";
   return 0;
 }
 

@@ -19,8 +19,14 @@ commands:
   encode    --model DIR --sae DIR (--text T | --text-file F | --ids ...) --out FILE.safetensors
   generate  --model DIR --prompt T --max-tokens N [--seed S] [--temperature X] [--top-p P]
             [--sae DIR --clamp ID=VALUE... --mode clamp|add|ablate --positions all|prompt|generated]
+  top-features --acts FILE.safetensors [--position -1] [--count 10] [--ids-only true]
   sae-convert --sae DIR --out DIR   (re-save an SAE in the SAELens v6 layout)
-  train-sae --activations FILE.safetensors --arch standard|topk (--l1 X | --k K) --d-sae N --tokens N --seed S --out DIR
+  build-corpus [--manifest data/corpus/sources.json] --out DIR [--tokenizer DIR]
+  train-tokenizer (--corpus DIR | --text-file F) --vocab-size N --out DIR
+  train-lm --corpus DIR --tokenizer DIR --out DIR [--d-model 256 --layers 4 --heads 4 --context 256
+           --batch-size 16 --steps N --warmup N --lr X --eval-every N --max-minutes M --seed S]
+  build-demo [--work build/demo-work] [--out data/demo]
+  train-sae (--activations FILE.safetensors | --model DIR --hook NAME --corpus PATH) --arch standard|topk (--l1 X | --k K) --d-sae N --tokens N --seed S --out DIR
   ground-truth [--d-in 256 --features 512 --active 5] --arch standard|topk (--l1 X | --k K) --d-sae N --tokens N
 
 every command: --device auto|cpu|cuda  --threads N
@@ -44,6 +50,7 @@ int main(int argc, char** argv) {
     if (command == "encode") return cli::cmdEncode(args);
     if (command == "generate") return cli::cmdGenerate(args);
     if (command == "sae-convert") return cli::cmdSaeConvert(args);
+    if (command == "top-features") return cli::cmdTopFeatures(args);
     if (command == "train-sae") return cli::cmdTrainSae(args);
     if (command == "ground-truth") return cli::cmdGroundTruth(args);
     if (command == "build-corpus") return cli::cmdBuildCorpus(args);

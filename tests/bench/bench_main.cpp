@@ -9,6 +9,7 @@
 #include <string>
 
 #include "lm/transformer.h"
+#include "sae/sae_trainer.h"
 #include "text/tokenizer.h"
 #include "util/mapped_file.h"
 #include "util/runtime.h"
@@ -66,12 +67,39 @@ static int benchForward(int threads, int seq, int batch, int iters) {
   return 0;
 }
 
+// SAE training steps on Gaussian activations (d_in 768, d_sae 24576 by default).
+static int benchSae(const std::string& arch, int threads, int batch, int steps, int d_in, int d_sae) {
+  configureThreads(threads);
+  SaeTrainConfig c;
+  c.architecture = arch;
+  c.d_in = d_in;
+  c.d_sae = d_sae;
+  c.k = 32;
+  c.batch_size = batch;
+  c.total_tokens = static_cast<std::int64_t>(batch) * (steps + 1) * 10;
+  c.grad_clip = 0;  // the peer loop does not clip
+  SaeTrainer t(c, c10::Device(c10::kCPU));
+  at::Tensor x = at::randn({batch, d_in});
+  t.step(x);  // warm-up (and input scale)
+  const auto t0 = Clock::now();
+  for (int i = 0; i < steps; ++i) t.step(x);
+  const double dt = seconds(t0, Clock::now());
+  std::cout << nlohmann::json{{"bench", "sae_" + arch}, {"impl", "monoscope"}, {"threads", threads},
+                              {"tokens_per_s", static_cast<double>(batch) * steps / dt}}.dump() << "\n";
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc >= 3 && std::strcmp(argv[1], "sae") == 0)
+    return benchSae(argv[2], argc > 3 ? std::atoi(argv[3]) : 2, argc > 4 ? std::atoi(argv[4]) : 2048,
+                    argc > 5 ? std::atoi(argv[5]) : 5, argc > 6 ? std::atoi(argv[6]) : 768,
+                    argc > 7 ? std::atoi(argv[7]) : 24576);
   if (argc >= 4 && std::strcmp(argv[1], "tokenizer") == 0)
     return benchTokenizer(argv[2], argv[3], argc > 4 ? std::atoi(argv[4]) : 3);
   if (argc >= 2 && std::strcmp(argv[1], "forward") == 0)
     return benchForward(argc > 2 ? std::atoi(argv[2]) : 2, argc > 3 ? std::atoi(argv[3]) : 256,
                         argc > 4 ? std::atoi(argv[4]) : 1, argc > 5 ? std::atoi(argv[5]) : 5);
-  std::cerr << "usage: monoscope-bench tokenizer DIR FILE [repeats] | forward [threads seq batch iters]\n";
+  std::cerr << "usage: monoscope-bench tokenizer DIR FILE [repeats] | forward [threads seq batch iters] |\n"
+               "       sae standard|topk [threads batch steps d_in d_sae]\n";
   return 2;
 }

@@ -79,9 +79,55 @@ def forward_bench(threads, seq, batch, iters):
     return [{"bench": "forward", "impl": "transformers", "threads": threads, "tokens_per_s": batch * seq / best}]
 
 
+def sae_bench(arch, threads, batch, steps, d_in, d_sae, k=32, l1=5.0):
+    """A plain torch SAE training loop doing the same work per step as Monoscope's trainer:
+    encoder, ReLU or TopK, decoder, MSE (+ decoder-norm-weighted L1 for standard), Adam,
+    and decoder-row normalisation for topk."""
+    import torch
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    W_dec = torch.randn(d_sae, d_in)
+    W_dec = W_dec / W_dec.norm(dim=1, keepdim=True) * (1.0 if arch == "topk" else 0.1)
+    W_dec = W_dec.requires_grad_()
+    W_enc = W_dec.detach().t().clone().requires_grad_()
+    b_enc = torch.zeros(d_sae, requires_grad=True)
+    b_dec = torch.zeros(d_in, requires_grad=True)
+    opt = torch.optim.Adam([W_enc, b_enc, W_dec, b_dec], lr=1e-4)
+    x = torch.randn(batch, d_in)
+    x = x * (d_in ** 0.5) / x.norm(dim=1).mean()
+
+    def step():
+        pre = (x - b_dec) @ W_enc + b_enc
+        if arch == "topk":
+            vals, idx = pre.topk(k, dim=-1)
+            f = torch.zeros_like(pre).scatter(-1, idx, vals.relu())
+            x_hat = f @ W_dec + b_dec
+            loss = (x_hat - x).pow(2).sum(-1).mean()
+        else:
+            f = torch.relu(pre)
+            x_hat = f @ W_dec + b_dec
+            loss = (x_hat - x).pow(2).sum(-1).mean() + l1 * (f * W_dec.norm(dim=1)).sum(-1).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if arch == "topk":
+            with torch.no_grad():
+                W_dec /= W_dec.norm(dim=1, keepdim=True)
+    step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    dt = time.perf_counter() - t0
+    return [{"bench": f"sae_{arch}", "impl": "torch", "threads": threads, "tokens_per_s": batch * steps / dt}]
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["tokenizer", "forward"])
+    ap.add_argument("what", choices=["tokenizer", "forward", "sae"])
+    ap.add_argument("--arch", default="standard")
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--d-in", type=int, default=768)
+    ap.add_argument("--d-sae", type=int, default=24576)
     ap.add_argument("--vocab")
     ap.add_argument("--text")
     ap.add_argument("--repeats", type=int, default=3)
@@ -90,6 +136,11 @@ if __name__ == "__main__":
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--iters", type=int, default=5)
     a = ap.parse_args()
-    rows = tokenizers_bench(a.vocab, a.text, a.repeats) if a.what == "tokenizer" else forward_bench(a.threads, a.seq, a.batch, a.iters)
+    if a.what == "tokenizer":
+        rows = tokenizers_bench(a.vocab, a.text, a.repeats)
+    elif a.what == "forward":
+        rows = forward_bench(a.threads, a.seq, a.batch, a.iters)
+    else:
+        rows = sae_bench(a.arch, a.threads, a.batch, a.steps, a.d_in, a.d_sae)
     for r in rows:
         print(json.dumps(r))

@@ -26,6 +26,10 @@ results=$(mktemp)
 "$PY" tests/bench/peers.py tokenizer --vocab "$VOCAB" --text "$TEXT" --repeats 3 >> "$results"
 "$BUILD/tests/bench/monoscope-bench" forward "$THREADS" 256 1 5 >> "$results"
 "$PY" tests/bench/peers.py forward --threads "$THREADS" --seq 256 --batch 1 --iters 5 >> "$results"
+for arch in standard topk; do
+  "$BUILD/tests/bench/monoscope-bench" sae "$arch" "$THREADS" 2048 5 >> "$results"
+  "$PY" tests/bench/peers.py sae --arch "$arch" --threads "$THREADS" --batch 2048 --steps 5 >> "$results"
+done
 "$PY" - "$results" <<'PYEOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
@@ -43,4 +47,11 @@ print(f"forward, GPT-2 small shape, {f['threads']} threads (tokens/s):")
 for impl, r in fwd.items():
     print(f"  {impl:14s} {r['tokens_per_s']:8.1f}")
 print(f"  ratio vs transformers:  {f['tokens_per_s'] / fwd['transformers']['tokens_per_s']:.2f}x (target >= 1.0x)")
+sae = {(r["bench"], r["impl"]): r["tokens_per_s"] for r in rows if r["bench"].startswith("sae_")}
+print("SAE training, d_in 768, d_sae 24576, batch 2048 (tokens/s):")
+for (b, impl), v in sorted(sae.items()):
+    print(f"  {b:13s} {impl:10s} {v:9.0f}")
+print(f"  standard vs torch loop: {sae[('sae_standard', 'monoscope')] / sae[('sae_standard', 'torch')]:.2f}x (target >= 1.2x)")
+print(f"  topk vs torch loop:     {sae[('sae_topk', 'monoscope')] / sae[('sae_topk', 'torch')]:.2f}x")
+print(f"  topk vs standard step:  {sae[('sae_topk', 'monoscope')] / sae[('sae_standard', 'monoscope')]:.2f}x (target >= 3x)")
 PYEOF
