@@ -66,6 +66,19 @@ void captureHooks(core::HookSet* hooks, const std::vector<std::string>& names,
   }
 }
 
+// The SAE reads a hook this model has, with the model's width; returns the hook's block.
+std::int64_t requireSaeFitsModel(const core::Sae& sae, const core::Transformer& model, const std::string& sae_dir) {
+  const std::string& hook = sae.config().hook_name;
+  const std::int64_t layer = core::hookLayer(hook, model.config().n_layers);
+  if (sae.config().d_in != model.config().d_model) {
+    throw Error("SAE '" + sae_dir + "' has d_in " + std::to_string(sae.config().d_in) +
+                    " but the model's activations at '" + hook + "' have width " +
+                    std::to_string(model.config().d_model),
+                "use an SAE trained on this model");
+  }
+  return layer;
+}
+
 }  // namespace
 
 int cmdTokenize(const Args& args) {
@@ -112,13 +125,7 @@ int cmdEncode(const Args& args) {
   auto model = core::Transformer::load(dir, c10::Device(device));
   auto sae = core::Sae::load(args.get("sae"), c10::Device(device));
   const std::string& hook = sae->config().hook_name;
-  const std::int64_t layer = core::hookLayer(hook, model->config().n_layers);
-  if (sae->config().d_in != model->config().d_model) {
-    throw Error("SAE '" + args.get("sae") + "' has d_in " + std::to_string(sae->config().d_in) +
-                    " but the model's activations at '" + hook + "' have width " +
-                    std::to_string(model->config().d_model),
-                "use an SAE trained on this model");
-  }
+  const std::int64_t layer = requireSaeFitsModel(*sae, *model, args.get("sae"));
   const auto ids = modelInput(args, *model, dir);
   c10::InferenceMode guard;
   core::HookSet hooks;
@@ -177,12 +184,7 @@ int cmdGenerate(const Args& args) {
       spec.edits.push_back(e);
     }
     sae = core::Sae::load(args.get("sae"), c10::Device(device));
-    core::hookLayer(sae->config().hook_name, model->config().n_layers);
-    if (sae->config().d_in != model->config().d_model) {
-      throw Error("SAE '" + args.get("sae") + "' has d_in " + std::to_string(sae->config().d_in) +
-                      " but the model's width is " + std::to_string(model->config().d_model),
-                  "use an SAE trained on this model");
-    }
+    requireSaeFitsModel(*sae, *model, args.get("sae"));
     spec.validate(sae->config().d_sae);
   }
 

@@ -124,6 +124,12 @@ LmTrainProgress trainLm(const LmTrainConfig& c, const std::string& train_shard, 
   // Batches are drawn from a generator re-seeded per step, so a resumed run sees the same data.
   LmTrainProgress prog;
   prog.total_steps = c.total_steps;
+  prog.step = step;
+  prog.tokens_seen = step * c.batch_size * c.seq_len;
+  if (step >= c.total_steps) {  // already finished: report, do not train further
+    prog.valid_loss = validationLoss(*model, valid, c);
+    return prog;
+  }
   const auto start = std::chrono::steady_clock::now();
   std::int64_t tokens_this_run = 0;
   while (step < c.total_steps) {
