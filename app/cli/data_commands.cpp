@@ -132,8 +132,10 @@ int cmdTrainLm(const Args& args) {
   j["tokens_seen"] = result.tokens_seen;
   j["parameters"] = c.model.parameterCount();
   j["valid_loss"] = result.valid_loss;
-  j["train_loss"] = result.train_loss;
-  j["tokens_per_second"] = result.tokens_per_second;
+  if (result.tokens_per_second > 0) {  // a run that trained (not one resumed at its end)
+    j["train_loss"] = result.train_loss;
+    j["tokens_per_second"] = result.tokens_per_second;
+  }
   j["finished"] = result.step >= c.total_steps;
   if (j["finished"]) core::writeFileAtomically((fs::path(out) / "result.json").string(), j.dump(2));
   std::cout << j.dump() << "\n";
