@@ -112,7 +112,7 @@ def sae_bench(arch, threads, batch, steps, d_in, d_sae, k=32, l1=5.0):
         opt.step()
         if arch == "topk":
             with torch.no_grad():
-                W_dec /= W_dec.norm(dim=1, keepdim=True)
+                W_dec.div_(W_dec.norm(dim=1, keepdim=True))
     step()
     t0 = time.perf_counter()
     for _ in range(steps):
