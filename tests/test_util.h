@@ -24,5 +24,4 @@ inline double maxAbsDiff(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(at::kCPU, at::kFloat) - b.to(at::kCPU, at::kFloat)).abs().max().item<double>();
 }
 
-// A fresh temporary folder (removed by QTemporaryDir's owner).
 }  // namespace testutil

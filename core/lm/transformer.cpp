@@ -38,7 +38,7 @@ at::Tensor& Transformer::param(const std::string& name, std::vector<std::int64_t
   return params_.back().second;
 }
 
-void Transformer::bindParameters(bool /*allocate*/) {
+void Transformer::bindParameters() {
   const ModelConfig& c = config_;
   const std::int64_t D = c.d_model, M = c.d_mlp, V = c.vocab_size;
   params_.clear();
@@ -113,7 +113,7 @@ std::unique_ptr<Transformer> Transformer::load(const std::string& dir, const c10
     } else {
       m->prefix_ = store.has("model.embed_tokens.weight") ? "model." : "";
     }
-    m->bindParameters(true);
+    m->bindParameters();
     for (auto& [name, t] : m->params_) {
       at::Tensor loaded = loadWeight(store, name, t.sizes().vec(), device);
       t.copy_(loaded);
@@ -128,7 +128,7 @@ std::unique_ptr<Transformer> Transformer::initRandom(const ModelConfig& config, 
                                                      const c10::Device& device) {
   std::unique_ptr<Transformer> m(new Transformer(config, device));
   m->prefix_ = config.arch == Architecture::Gpt2 ? "transformer." : "model.";
-  m->bindParameters(true);
+  m->bindParameters();
   auto gen = at::detail::createCPUGenerator(seed);
   const double resid_std = 0.02 / std::sqrt(2.0 * static_cast<double>(config.n_layers));
   for (auto& [name, t] : m->params_) {

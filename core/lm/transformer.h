@@ -57,7 +57,7 @@ class Transformer {
   };
   Transformer(ModelConfig config, c10::Device device);
   at::Tensor& param(const std::string& name, std::vector<std::int64_t> shape);
-  void bindParameters(bool allocate);
+  void bindParameters();
   at::Tensor attention(const Layer& w, const at::Tensor& h, std::int64_t layer, std::int64_t offset,
                        KvCache* cache) const;
   at::Tensor mlp(const Layer& w, const at::Tensor& h) const;

@@ -230,8 +230,9 @@ bool SaeTrainer::loadCheckpoint(const std::string& path) {
     throw Error("checkpoint '" + path + "' was written for another architecture or size",
                 "use a new --out folder, or the settings the checkpoint was made with");
   }
+  const WeightStore store = WeightStore::fromFile(path);  // maps the file once for every tensor
   auto load = [&](const std::string& name, at::Tensor& into) {
-    into.copy_(loadWeight(WeightStore::fromFile(path), name, into.sizes().vec(), device_));
+    into.copy_(loadWeight(store, name, into.sizes().vec(), device_));
   };
   load("W_encT", W_encT_);
   load("b_enc", b_enc_);
