@@ -14,9 +14,14 @@ Args::Args(int argc, char** argv, int first) {
   for (int i = first; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--", 0) != 0 || a.size() == 2) {
-      throw Error("unexpected argument '" + a + "'", "options are written --name value");
+      positional_.push_back(a);
+      continue;
     }
     std::string name = a.substr(2);
+    if (name == "json" || name == "help") {  // flags without a value
+      values_.emplace(name, "true");
+      continue;
+    }
     const auto eq = name.find('=');
     if (eq != std::string::npos) {
       values_.emplace(name.substr(0, eq), name.substr(eq + 1));
@@ -27,7 +32,10 @@ Args::Args(int argc, char** argv, int first) {
   }
 }
 
-void Args::allowOnly(const std::set<std::string>& allowed) const {
+void Args::allowOnly(const std::set<std::string>& allowed, std::size_t max_positional) const {
+  if (positional_.size() > max_positional) {
+    throw Error("unexpected argument '" + positional_[max_positional] + "'", "options are written --name value");
+  }
   for (const auto& [k, v] : values_) {
     if (!allowed.count(k)) {
       std::string list;

@@ -1,5 +1,6 @@
 #pragma once
-// Command-line options: `--name value` pairs after a command word; names may repeat.
+// Command-line options: `--name value` pairs after a command word (names may repeat), flags
+// (--json, --help) and positional words.
 #include <cstdint>
 #include <map>
 #include <set>
@@ -13,8 +14,10 @@ class Args {
   // Parses argv[first..]; throws core::Error on a dangling option or a stray word.
   Args(int argc, char** argv, int first);
 
-  // Throws core::Error naming the first option not in `allowed`.
-  void allowOnly(const std::set<std::string>& allowed) const;
+  // Throws core::Error naming the first option not in `allowed`, or the first word beyond
+  // `max_positional` words that are not options.
+  void allowOnly(const std::set<std::string>& allowed, std::size_t max_positional = 0) const;
+  const std::vector<std::string>& positional() const { return positional_; }
 
   bool has(const std::string& name) const { return values_.count(name) != 0; }
   std::string get(const std::string& name) const;  // required
@@ -26,6 +29,7 @@ class Args {
 
  private:
   std::multimap<std::string, std::string> values_;
+  std::vector<std::string> positional_;
 };
 
 std::int64_t parseInteger(const std::string& text, const std::string& what);

@@ -15,4 +15,9 @@ int cmdBuildCorpus(const Args& args);
 int cmdTrainTokenizer(const Args& args);
 int cmdTrainLm(const Args& args);
 int cmdBuildDemo(const Args& args);
+int cmdIndex(const Args& args);
+int cmdMerge(const Args& args);
+int cmdFeature(const Args& args);
+int cmdSearch(const Args& args);
+int cmdScore(const Args& args);
 }  // namespace monoscope::cli

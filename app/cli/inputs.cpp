@@ -1,5 +1,10 @@
 #include "inputs.h"
 
+#include <algorithm>
+#include <iostream>
+#include <thread>
+
+#include "api/feature_db.h"
 #include "util/error.h"
 #include "util/mapped_file.h"
 #include "util/runtime.h"
@@ -47,9 +52,41 @@ std::vector<std::int32_t> parseIds(const std::string& list, std::int64_t vocab_s
   return ids;
 }
 
+int threadsOption(const Args& args) {
+  const auto asked = args.integer("threads", 0, 0, 1 << 20);
+  const auto cores = static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+  if (asked > cores) {
+    std::cerr << "note: --threads " << asked << " is more than the " << cores << " cores here; using " << cores << "\n";
+    return static_cast<int>(cores);
+  }
+  return static_cast<int>(asked);
+}
+
 std::string applyRuntimeOptions(const Args& args) {
-  core::configureThreads(static_cast<int>(args.integer("threads", 0, 0, 1024)));
+  core::configureThreads(threadsOption(args));
   return core::resolveDeviceName(args.get("device", "auto"));
+}
+
+core::FeatureEdit parseClamp(const std::string& c, core::SteerMode mode, const core::FeatureDb* db) {
+  const auto eq = c.find('=');
+  core::FeatureEdit e;
+  if (eq == std::string::npos) {
+    if (mode != core::SteerMode::Ablate) throw Error("--clamp '" + c + "' must be ID=VALUE or ID=10x");
+    e.feature = parseInteger(c, "--clamp feature id");
+    return e;
+  }
+  e.feature = parseInteger(c.substr(0, eq), "--clamp feature id");
+  std::string v = c.substr(eq + 1);
+  if (!v.empty() && (v.back() == 'x' || v.back() == 'X')) {
+    if (!db) throw Error("--clamp " + c + " is a multiple of the feature's max activation", "give --features FILE.db");
+    const double times = parseNumber(v.substr(0, v.size() - 1), "--clamp multiple of feature " + c.substr(0, eq));
+    const auto s = db->summary(e.feature);
+    if (s.count == 0) throw Error("feature " + std::to_string(e.feature) + " never fired in the scan; its max activation is 0", "give an absolute value");
+    e.value = times * s.max_act;
+    return e;
+  }
+  e.value = parseNumber(v, "--clamp value of feature " + c.substr(0, eq));
+  return e;
 }
 
 }  // namespace monoscope::cli

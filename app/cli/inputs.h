@@ -6,8 +6,11 @@
 
 #include "args.h"
 
+#include "api/types.h"
+
 namespace monoscope::core {
 class Tokenizer;
+class FeatureDb;
 }
 
 namespace monoscope::cli {
@@ -18,5 +21,9 @@ std::string readTextInput(const Args& args);
 std::vector<std::int32_t> parseIds(const std::string& list, std::int64_t vocab_size);
 // Applies --threads; returns the device name chosen by --device.
 std::string applyRuntimeOptions(const Args& args);
+// --threads (0 when absent), capped at the machine's cores with a note on stderr.
+int threadsOption(const Args& args);
+// ID=VALUE, ID=10x (times the feature's max activation from `db`) or ID (ablate).
+core::FeatureEdit parseClamp(const std::string& text, core::SteerMode mode, const core::FeatureDb* db);
 
 }  // namespace monoscope::cli

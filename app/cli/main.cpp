@@ -4,6 +4,7 @@
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "args.h"
 #include "commands.h"
@@ -11,26 +12,54 @@
 
 namespace {
 
-const char* kUsage = R"(usage: monoscope-cli COMMAND [--option value]...
+using monoscope::cli::Args;
 
-commands:
-  tokenize  --tokenizer DIR (--text T | --text-file F)
-  logits    --model DIR (--text T | --text-file F | --ids 1,2,3) --out FILE.safetensors [--hook NAME]...
-  encode    --model DIR --sae DIR (--text T | --text-file F | --ids ...) --out FILE.safetensors
-  generate  --model DIR --prompt T --max-tokens N [--seed S] [--temperature X] [--top-p P]
-            [--sae DIR --clamp ID=VALUE... --mode clamp|add|ablate --positions all|prompt|generated]
-  top-features --acts FILE.safetensors [--position -1] [--count 10] [--ids-only true]
-  sae-convert --sae DIR --out DIR   (re-save an SAE in the SAELens v6 layout)
-  build-corpus [--manifest data/corpus/sources.json] --out DIR [--tokenizer DIR]
-  train-tokenizer (--corpus DIR | --text-file F) --vocab-size N --out DIR
-  train-lm --corpus DIR --tokenizer DIR --out DIR [--d-model 256 --layers 4 --heads 4 --context 256
-           --batch-size 16 --steps N --warmup N --lr X --eval-every N --max-minutes M --seed S]
-  build-demo [--work build/demo-work] [--out data/demo]
-  train-sae (--activations FILE.safetensors | --model DIR --hook NAME --corpus PATH) --arch standard|topk (--l1 X | --k K) --d-sae N --tokens N --seed S --out DIR
-  ground-truth [--d-in 256 --features 512 --active 5] --arch standard|topk (--l1 X | --k K) --d-sae N --tokens N
+struct Command {
+  const char* name;
+  int (*run)(const Args&);
+  const char* usage;
+};
 
-every command: --device auto|cpu|cuda  --threads N
-)";
+const std::vector<Command>& commands() {
+  using namespace monoscope::cli;
+  static const std::vector<Command> table = {
+      {"tokenize", cmdTokenize, "--tokenizer DIR (--text T | --text-file F)"},
+      {"logits", cmdLogits, "--model DIR (--text T | --text-file F | --ids 1,2,3) --out FILE.safetensors [--hook NAME]..."},
+      {"encode", cmdEncode, "--model DIR --sae DIR (--text T | --text-file F | --ids ...) --out FILE.safetensors"},
+      {"generate", cmdGenerate,
+       "--model DIR --prompt T --max-tokens N [--seed S] [--temperature X] [--top-p P]\n"
+       "            [--sae DIR --clamp ID=VALUE|ID=10x... [--features FILE.db] --mode clamp|add|ablate --positions all|prompt|generated]"},
+      {"top-features", cmdTopFeatures, "--acts FILE.safetensors [--position -1] [--count 10] [--ids-only true]"},
+      {"sae-convert", cmdSaeConvert, "--sae DIR --out DIR   (re-save an SAE in the SAELens v6 layout)"},
+      {"index", cmdIndex,
+       "--model DIR --sae DIR --corpus PATH --tokens N --out FILE.db [--shard i/n] [--seed S] [--context C]\n"
+       "            [--batch 8 --intervals 10 --per-interval 10 --top 20 --left 20 --right 8 --neighbours 10\n"
+       "             --neighbour-method auto|exact|hnsw --umap true|false --umap-epochs N]"},
+      {"merge", cmdMerge, "--out FILE.db SHARD.db..."},
+      {"feature", cmdFeature, "FILE.db ID --json"},
+      {"search", cmdSearch, "FILE.db (--prompt T [--negative T] | --text QUERY | --attribute T --target A --versus B) --top K --json"},
+      {"score", cmdScore,
+       "FILE.db --scorer concept|llm [--features IDS] [--endpoint URL --llm-model NAME --timeout S]\n"
+       "            (the API key is read from $MONOSCOPE_LLM_API_KEY, or the variable named by --api-key-env)"},
+      {"build-corpus", cmdBuildCorpus, "[--manifest data/corpus/sources.json] --out DIR [--tokenizer DIR]"},
+      {"train-tokenizer", cmdTrainTokenizer, "(--corpus DIR | --text-file F) --vocab-size N --out DIR"},
+      {"train-lm", cmdTrainLm,
+       "--corpus DIR --tokenizer DIR --out DIR [--d-model 256 --layers 4 --heads 4 --context 256\n"
+       "            --batch-size 16 --steps N --warmup N --lr X --eval-every N --max-minutes M --seed S]"},
+      {"train-sae", cmdTrainSae,
+       "(--activations FILE.safetensors | --model DIR --hook NAME --corpus PATH) --arch standard|topk (--l1 X | --k K)\n"
+       "            --d-sae N --tokens N --seed S --out DIR [--batch-size B --lr X --context C]"},
+      {"ground-truth", cmdGroundTruth, "[--d-in 256 --features 512 --active 5] --arch standard|topk (--l1 X | --k K) --d-sae N --tokens N"},
+      {"build-demo", cmdBuildDemo, "[--work build/demo-work] [--out data/demo]"},
+  };
+  return table;
+}
+
+void printUsage(std::ostream& os) {
+  os << "usage: monoscope-cli COMMAND [--option value]...\n\ncommands:\n";
+  for (const auto& c : commands()) os << "  " << c.name << "  " << c.usage << "\n";
+  os << "\nevery model command: --device auto|cpu|cuda  --threads N\n";
+}
 
 std::string firstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
 
@@ -39,26 +68,26 @@ std::string firstLine(const std::string& s) { return s.substr(0, s.find('\n')); 
 int main(int argc, char** argv) {
   using namespace monoscope;
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "help") == 0) {
-    std::cout << kUsage;
+    printUsage(std::cout);
     return argc < 2 ? 2 : 0;
   }
   const std::string command = argv[1];
-  try {
-    const cli::Args args(argc, argv, 2);
-    if (command == "tokenize") return cli::cmdTokenize(args);
-    if (command == "logits") return cli::cmdLogits(args);
-    if (command == "encode") return cli::cmdEncode(args);
-    if (command == "generate") return cli::cmdGenerate(args);
-    if (command == "sae-convert") return cli::cmdSaeConvert(args);
-    if (command == "top-features") return cli::cmdTopFeatures(args);
-    if (command == "train-sae") return cli::cmdTrainSae(args);
-    if (command == "ground-truth") return cli::cmdGroundTruth(args);
-    if (command == "build-corpus") return cli::cmdBuildCorpus(args);
-    if (command == "train-tokenizer") return cli::cmdTrainTokenizer(args);
-    if (command == "train-lm") return cli::cmdTrainLm(args);
-    if (command == "build-demo") return cli::cmdBuildDemo(args);
+  const Command* cmd = nullptr;
+  for (const auto& c : commands())
+    if (command == c.name) cmd = &c;
+  if (!cmd) {
     std::cerr << "monoscope-cli: unknown command '" << command << "' (run monoscope-cli --help)\n";
     return 2;
+  }
+  for (int i = 2; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+      std::cout << "usage: monoscope-cli " << cmd->name << " " << cmd->usage << "\n";
+      return 0;
+    }
+  }
+  try {
+    const cli::Args args(argc, argv, 2);
+    return cmd->run(args);
   } catch (const core::Error& e) {
     std::cerr << "monoscope-cli " << command << ": error: " << e.what() << "\n";
   } catch (const c10::Error& e) {

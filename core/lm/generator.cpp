@@ -12,11 +12,11 @@ namespace monoscope::core {
 
 void SamplingOptions::validate() const {
   if (max_tokens < 0 || max_tokens > 1'000'000)
-    throw Error("--max-tokens " + std::to_string(max_tokens) + " is out of range", "use 0..1000000");
+    throw Error("max_tokens " + std::to_string(max_tokens) + " is out of range", "use 0..1000000");
   if (!std::isfinite(temperature) || temperature < 0.0 || temperature > 100.0)
-    throw Error("--temperature must be a finite number in [0, 100]", "0 means greedy decoding");
+    throw Error("temperature must be a finite number in [0, 100]", "0 means greedy decoding");
   if (!std::isfinite(top_p) || top_p <= 0.0 || top_p > 1.0)
-    throw Error("--top-p must be in (0, 1]", "1 keeps the whole distribution");
+    throw Error("top_p must be in (0, 1]", "1 keeps the whole distribution");
 }
 
 std::int32_t sampleToken(const at::Tensor& logits, double temperature, double top_p, double uniform) {
@@ -47,9 +47,9 @@ std::vector<std::int32_t> generate(const Transformer& model, const std::vector<s
   if (prompt.empty()) throw Error("the prompt is empty", "give at least one token of prompt");
   const std::int64_t n_ctx = model.config().n_ctx;
   if (static_cast<std::int64_t>(prompt.size()) + options.max_tokens > n_ctx) {
-    throw Error("prompt (" + std::to_string(prompt.size()) + " tokens) plus --max-tokens " +
+    throw Error("prompt (" + std::to_string(prompt.size()) + " tokens) plus max_tokens " +
                     std::to_string(options.max_tokens) + " exceeds the context of " + std::to_string(n_ctx),
-                "shorten the prompt or lower --max-tokens");
+                "shorten the prompt or lower max_tokens");
   }
   c10::InferenceMode guard;
   std::mt19937_64 rng(options.seed);
@@ -63,7 +63,7 @@ std::vector<std::int32_t> generate(const Transformer& model, const std::vector<s
     at::Tensor last = logits[0][logits.size(1) - 1].to(at::kCPU, at::kFloat);
     const std::int32_t next = sampleToken(last, options.temperature, options.top_p, draw());
     out.push_back(next);
-    if (progress && !progress(step + 1)) break;
+    if (progress && !progress(step + 1, next)) break;
     if (next == options.stop_token) break;
     input = at::full({1, 1}, static_cast<std::int64_t>(next), at::kLong);
   }

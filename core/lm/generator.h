@@ -20,8 +20,8 @@ struct SamplingOptions {
   void validate() const;
 };
 
-// Called after each generated token with the count so far; return false to cancel.
-using GenerationProgress = std::function<bool(std::int64_t generated)>;
+// Called after each generated token with the count so far and the token; return false to cancel.
+using GenerationProgress = std::function<bool(std::int64_t generated, std::int32_t id)>;
 
 // Generates up to max_tokens ids after `prompt` (ids only, prompt excluded). Hooks run on every
 // forward pass; HookContext::position_offset tells prompt (< prompt.size()) from generated rows.

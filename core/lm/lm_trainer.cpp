@@ -21,11 +21,11 @@ namespace monoscope::core {
 void LmTrainConfig::validate() const {
   auto bad = [](const std::string& f, const std::string& why) { throw Error("LM training: " + f + " " + why); };
   if (model.arch != Architecture::Gpt2) bad("architecture", "must be GPT-2");
-  if (seq_len < 2 || seq_len > model.n_ctx) bad("--seq-len", "must be in 2..n_ctx");
-  if (batch_size < 1 || batch_size > 4096) bad("--batch-size", "must be in 1..4096");
-  if (total_steps < 1) bad("--steps", "must be positive");
-  if (warmup_steps < 0) bad("--warmup", "must be non-negative");
-  if (!(lr > 0 && lr < 1)) bad("--lr", "must be in (0, 1)");
+  if (seq_len < 2 || seq_len > model.n_ctx) bad("seq_len", "must be in 2..n_ctx");
+  if (batch_size < 1 || batch_size > 4096) bad("batch_size", "must be in 1..4096");
+  if (total_steps < 1) bad("total_steps", "must be positive");
+  if (warmup_steps < 0) bad("warmup_steps", "must be non-negative");
+  if (!(lr > 0 && lr < 1)) bad("lr", "must be in (0, 1)");
   if (!(grad_clip > 0)) bad("grad_clip", "must be positive");
 }
 
@@ -50,7 +50,7 @@ at::Tensor TokenShard::sample(std::int64_t batch, std::int64_t seq_len, at::Gene
   if (n < seq_len + 2) {
     throw Error("the token shard holds " + std::to_string(n) + " tokens, fewer than one sequence of " +
                     std::to_string(seq_len + 1),
-                "use a larger corpus or a shorter --seq-len");
+                "use a larger corpus or a shorter seq_len");
   }
   at::Tensor starts = at::randint(0, n - seq_len - 1, {batch, 1}, gen, at::kLong);
   at::Tensor idx = starts + at::arange(seq_len + 1, at::kLong).unsqueeze(0);  // [batch, seq_len + 1]
@@ -141,7 +141,7 @@ LmTrainProgress trainLm(const LmTrainConfig& c, const std::string& train_shard, 
     const double loss_value = loss.item<double>();
     if (!std::isfinite(loss_value)) {
       throw Error("LM training diverged at step " + std::to_string(step) + " (loss is not finite)",
-                  "lower --lr; the last checkpoint in '" + out + "' is intact");
+                  "lower lr; the last checkpoint in '" + out + "' is intact");
     }
     loss.backward();
     at::NoGradGuard no_grad;

@@ -260,7 +260,7 @@ at::Tensor Transformer::forward(const at::Tensor& ids, const HookSet* hooks, KvC
   if (offset + T > c.n_ctx) {
     throw Error("input of " + std::to_string(offset + T) + " tokens exceeds the model's context of " +
                     std::to_string(c.n_ctx) + " tokens",
-                "shorten the text or lower --max-tokens");
+                "shorten the text or lower max_tokens");
   }
   const bool hooked = hooks != nullptr && !hooks->empty();
   auto run = [&](const std::string& name, at::Tensor x) {

@@ -25,6 +25,18 @@ SaeConfig SaeConfig::fromJson(const nlohmann::json& j, const std::string& source
     f.fail("metadata.hook_name", "is missing (also no hook_name or hook_point)",
            "add the TransformerLens hook name the SAE was trained on");
   }
+  const auto ctx_of = [](const nlohmann::json& o) -> std::int64_t {
+    const auto it = o.find("context_size");
+    return it != o.end() && it->is_number_integer() ? it->get<std::int64_t>() : 0;
+  };
+  c.context_size = ctx_of(c.metadata) > 0 ? ctx_of(c.metadata) : ctx_of(j);
+  if (c.context_size < 0 || c.context_size > (1 << 24)) f.fail("metadata.context_size", "is out of range");
+  const auto bos = c.metadata.find("prepend_bos");
+  if (bos != c.metadata.end() && bos->is_boolean()) {
+    c.prepend_bos = bos->get<bool>();
+  } else {
+    c.prepend_bos = j.contains("prepend_bos") && j["prepend_bos"].is_boolean() && j["prepend_bos"].get<bool>();
+  }
   c.model_name = meta.has("model_name") ? meta.string("model_name") : f.string("model_name", "");
   c.architecture = f.string("architecture", "");
   if (c.architecture.empty()) {  // pre-6.0: the activation function names the architecture
@@ -68,8 +80,12 @@ nlohmann::json SaeConfig::toJson() const {
   meta["hook_name"] = hook_name;
   if (!model_name.empty()) meta["model_name"] = model_name;
   if (!meta.contains("hook_head_index")) meta["hook_head_index"] = nullptr;
-  if (!meta.contains("prepend_bos")) meta["prepend_bos"] = false;
-  if (!meta.contains("context_size")) meta["context_size"] = nullptr;
+  meta["prepend_bos"] = prepend_bos;
+  if (context_size > 0) {
+    meta["context_size"] = context_size;
+  } else if (!meta.contains("context_size")) {
+    meta["context_size"] = nullptr;
+  }
   nlohmann::json j = {{"architecture", architecture},
                       {"d_in", d_in},
                       {"d_sae", d_sae},

@@ -18,6 +18,8 @@ struct SaeConfig {
   std::int64_t k = 0;                     // topk: active features per token
   bool rescale_acts_by_decoder_norm = false;  // topk: rank pre-activations times ||W_dec[i]||
   std::string model_name;                 // metadata.model_name, informational
+  std::int64_t context_size = 0;          // metadata.context_size: positions trained on (0: unknown)
+  bool prepend_bos = false;               // metadata.prepend_bos
   std::string dtype = "float32";
   nlohmann::json metadata = nlohmann::json::object();  // v6 metadata, kept for round trips
 

@@ -16,14 +16,14 @@ void SaeTrainConfig::validate() const {
   auto bad = [](const std::string& field, const std::string& why) {
     throw Error("SAE training: " + field + " " + why);
   };
-  if (architecture != "standard" && architecture != "topk") bad("--arch", "must be standard or topk");
+  if (architecture != "standard" && architecture != "topk") bad("architecture", "must be standard or topk");
   if (d_in <= 0 || d_in > (1 << 20)) bad("d_in", "is out of range");
-  if (d_sae <= 0 || d_sae > (1 << 24)) bad("--d-sae", "must be in 1..16777216");
-  if (architecture == "topk" && (k <= 0 || k > d_sae)) bad("--k", "must be in 1..d_sae");
-  if (!(l1_coefficient >= 0) || !std::isfinite(l1_coefficient)) bad("--l1", "must be a finite non-negative number");
-  if (!(lr > 0) || !std::isfinite(lr) || lr > 1) bad("--lr", "must be in (0, 1]");
-  if (batch_size <= 0 || batch_size > (1 << 22)) bad("--batch-size", "must be in 1..4194304");
-  if (total_tokens <= 0) bad("--tokens", "must be positive");
+  if (d_sae <= 0 || d_sae > (1 << 24)) bad("d_sae", "must be in 1..16777216");
+  if (architecture == "topk" && (k <= 0 || k > d_sae)) bad("k", "must be in 1..d_sae");
+  if (!(l1_coefficient >= 0) || !std::isfinite(l1_coefficient)) bad("l1_coefficient", "must be a finite non-negative number");
+  if (!(lr > 0) || !std::isfinite(lr) || lr > 1) bad("lr", "must be in (0, 1]");
+  if (batch_size <= 0 || batch_size > (1 << 22)) bad("batch_size", "must be in 1..4194304");
+  if (total_tokens <= 0) bad("total_tokens", "must be positive");
 }
 
 SaeTrainer::SaeTrainer(SaeTrainConfig config, const c10::Device& device)
@@ -160,7 +160,7 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
   }
   if (!std::isfinite(st.loss)) {
     throw Error("SAE training diverged at step " + std::to_string(step_) + " (loss is not finite)",
-                "lower --lr or --l1; the last checkpoint is kept");
+                "lower lr or l1_coefficient; the last checkpoint is kept");
   }
   ++step_;
   const double bc1 = 1.0 - std::pow(config_.beta1, static_cast<double>(step_));

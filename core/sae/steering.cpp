@@ -7,7 +7,7 @@
 namespace monoscope::core {
 
 void SteeringSpec::validate(std::int64_t d_sae) const {
-  if (edits.empty()) throw Error("no features to steer", "give at least one --clamp ID=VALUE");
+  if (edits.empty()) throw Error("no features to steer", "give at least one feature edit");
   for (const auto& e : edits) {
     if (e.feature < 0 || e.feature >= d_sae) {
       throw Error("feature " + std::to_string(e.feature) + " does not exist; the SAE has " +
@@ -27,6 +27,24 @@ SteerMode parseSteerMode(const std::string& s) {
   if (s == "add") return SteerMode::Add;
   if (s == "ablate") return SteerMode::Ablate;
   throw Error("unknown steering mode '" + s + "'", "use clamp, add or ablate");
+}
+
+const char* steerModeName(SteerMode m) {
+  switch (m) {
+    case SteerMode::Clamp: return "clamp";
+    case SteerMode::Add: return "add";
+    case SteerMode::Ablate: return "ablate";
+  }
+  return "clamp";
+}
+
+const char* steerPositionsName(SteerPositions p) {
+  switch (p) {
+    case SteerPositions::All: return "all";
+    case SteerPositions::Prompt: return "prompt";
+    case SteerPositions::Generated: return "generated";
+  }
+  return "all";
 }
 
 SteerPositions parseSteerPositions(const std::string& s) {

@@ -7,22 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "api/types.h"
 #include "lm/hooks.h"
 #include "sae/sae.h"
 
 namespace monoscope::core {
 
-enum class SteerMode {
-  Clamp,   // x' = x + sum_i (c_i - f_i(x)) W_dec[i]   (the SAE error term is kept)
-  Add,     // x' = x + sum_i c_i W_dec[i]
-  Ablate,  // clamp to 0
-};
-enum class SteerPositions { All, Prompt, Generated };
-
-struct FeatureEdit {
-  std::int64_t feature = 0;
-  double value = 0.0;  // clamp target or additive coefficient (ignored by Ablate)
-};
 
 struct SteeringSpec {
   std::vector<FeatureEdit> edits;
@@ -34,8 +24,6 @@ struct SteeringSpec {
   void validate(std::int64_t d_sae) const;
 };
 
-SteerMode parseSteerMode(const std::string& s);
-SteerPositions parseSteerPositions(const std::string& s);
 
 // Applies `spec` to activations x [batch, pos, d_in] whose first row is at `position_offset`.
 at::Tensor applySteering(const Sae& sae, const at::Tensor& x, const SteeringSpec& spec,

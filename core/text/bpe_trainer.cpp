@@ -20,9 +20,9 @@ BpeTrainer::BpeTrainer(BpeTrainOptions options) : options_(std::move(options)) {
   if (options_.vocab_size < minimum) {
     throw Error("vocabulary size " + std::to_string(options_.vocab_size) + " is too small for the 256 byte tokens" +
                     (options_.special_tokens.empty() ? "" : " and the special tokens"),
-                "use --vocab-size of at least " + std::to_string(minimum));
+                "use vocab_size of at least " + std::to_string(minimum));
   }
-  if (options_.vocab_size > 1'000'000) throw Error("--vocab-size above 1,000,000 is absurd");
+  if (options_.vocab_size > 1'000'000) throw Error("vocab_size above 1,000,000 is absurd");
   if (options_.min_frequency < 1) throw Error("min_frequency must be at least 1");
 }
 

@@ -12,7 +12,7 @@ namespace monoscope::core {
 
 int configureThreads(int n) {
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (n > 1024) throw Error("--threads " + std::to_string(n) + " is absurd", "use at most the number of cores");
+  if (n > 1024) throw Error("threads " + std::to_string(n) + " is absurd", "use at most the number of cores");
   at::set_num_threads(n);
   return n;
 }
@@ -24,7 +24,7 @@ std::string resolveDeviceName(const std::string& requested) {
   if (requested == "cuda" || requested.rfind("cuda:", 0) == 0) {
     if (!has_cuda) {
       throw Error("device '" + requested + "' requested but no CUDA GPU is available to this build",
-                  "use --device cpu or --device auto");
+                  "use device cpu or auto");
     }
     return requested;
   }

@@ -8,6 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "index/umap.h"
+#include "io/torch_bridge.h"
+#include "io/weight_store.h"
 #include "lm/transformer.h"
 #include "sae/sae_trainer.h"
 #include "text/tokenizer.h"
@@ -89,7 +92,24 @@ static int benchSae(const std::string& arch, int threads, int batch, int steps, 
   return 0;
 }
 
+// UMAP of the rows of tensor `name` in a safetensors file; writes `embedding` [n, 2].
+static int benchUmap(const std::string& in, const std::string& name, const std::string& out, int threads) {
+  configureThreads(threads);
+  const auto store = WeightStore::fromFile(in);
+  const at::Tensor data = toFloatTensor(store.tensor(name), in);
+  UmapOptions o;
+  const auto t0 = Clock::now();
+  const at::Tensor y = umapEmbed(data, o);
+  const double dt = seconds(t0, Clock::now());
+  saveTensors(out, {{"embedding", y}});
+  std::cout << nlohmann::json{{"bench", "umap"}, {"impl", "monoscope"}, {"threads", threads}, {"n", data.size(0)},
+                              {"seconds", dt}}.dump() << "\n";
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc >= 5 && std::strcmp(argv[1], "umap") == 0)
+    return benchUmap(argv[2], argv[3], argv[4], argc > 5 ? std::atoi(argv[5]) : 2);
   if (argc >= 3 && std::strcmp(argv[1], "sae") == 0)
     return benchSae(argv[2], argc > 3 ? std::atoi(argv[3]) : 2, argc > 4 ? std::atoi(argv[4]) : 2048,
                     argc > 5 ? std::atoi(argv[5]) : 5, argc > 6 ? std::atoi(argv[6]) : 768,

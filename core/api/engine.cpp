@@ -1,0 +1,364 @@
+// The public engine: model + tokenizer + SAE behind plain types.
+#include "api/engine.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "api/engine_impl.h"
+#include "lm/generator.h"
+#include "lm/hooks.h"
+#include "sae/steering.h"
+#include "util/error.h"
+#include "util/runtime.h"
+#include "util/utf8.h"
+
+namespace monoscope::core {
+
+std::vector<std::pair<std::size_t, std::size_t>> windowSpans(std::size_t n, std::size_t window) {
+  std::vector<std::pair<std::size_t, std::size_t>> out;
+  if (window == 0) window = n == 0 ? 1 : n;
+  for (std::size_t s = 0; s < n; s += window) out.emplace_back(s, std::min(n, s + window));
+  return out;
+}
+
+std::int64_t checkSaeFitsModel(const Sae& sae, const Transformer& model, const std::string& sae_dir) {
+  const std::string& hook = sae.config().hook_name;
+  std::int64_t layer = 0;
+  try {
+    layer = hookLayer(hook, model.config().n_layers);
+  } catch (const Error& e) {
+    throw Error("the SAE in '" + sae_dir + "' reads hook '" + hook + "', which this model does not have",
+                "use an SAE trained on this model; " + e.hint());
+  }
+  if (sae.config().d_in != model.config().d_model) {
+    throw Error("the SAE in '" + sae_dir + "' has d_in " + std::to_string(sae.config().d_in) +
+                    " but the model's activations at '" + hook + "' have width " +
+                    std::to_string(model.config().d_model),
+                "use an SAE trained on this model");
+  }
+  return layer;
+}
+
+namespace {
+
+at::Tensor idsTensor(const std::vector<std::int32_t>& ids, std::size_t begin, std::size_t end) {
+  std::vector<std::int64_t> v(ids.begin() + static_cast<std::ptrdiff_t>(begin), ids.begin() + static_cast<std::ptrdiff_t>(end));
+  return at::tensor(v, at::kLong).view({1, -1});  // [1, pos]
+}
+
+std::vector<FeatureScore> topScores(const at::Tensor& scores, std::size_t k, bool positive_only) {
+  // scores [d_sae] float CPU
+  const auto n = scores.numel();
+  const auto kk = std::min<std::int64_t>(static_cast<std::int64_t>(k), n);
+  std::vector<FeatureScore> out;
+  if (kk <= 0) return out;
+  auto top = scores.topk(kk);
+  const at::Tensor v = std::get<0>(top).to(at::kDouble).contiguous(), i = std::get<1>(top).contiguous();
+  for (std::int64_t j = 0; j < kk; ++j) {
+    const double s = v.data_ptr<double>()[j];
+    if (positive_only && !(s > 0)) break;
+    out.push_back({i.data_ptr<std::int64_t>()[j], s});
+  }
+  return out;
+}
+
+}  // namespace
+
+at::Tensor Engine::Impl::hookActivationsBatch(const at::Tensor& ids) const {
+  const std::string& hook = info.hook_name;
+  at::Tensor captured;
+  HookSet hooks;
+  hooks.add(hook, [&captured](const at::Tensor& x, const HookContext&) {
+    captured = x;
+    return at::Tensor();
+  });
+  model->forward(ids.to(model->device()), &hooks, nullptr, layer < 0 ? 0 : layer);
+  return captured;  // [batch, pos, d_model]
+}
+
+at::Tensor Engine::Impl::hookActivations(const std::vector<std::int32_t>& ids, std::int64_t batch) const {
+  std::vector<at::Tensor> parts;
+  const auto spans = windowSpans(ids.size(), static_cast<std::size_t>(info.window));
+  std::size_t i = 0;
+  while (i < spans.size()) {
+    // Batch consecutive windows of the same length.
+    const std::size_t len = spans[i].second - spans[i].first;
+    std::size_t j = i;
+    while (j < spans.size() && j - i < static_cast<std::size_t>(batch) && spans[j].second - spans[j].first == len) ++j;
+    std::vector<at::Tensor> rows;
+    for (std::size_t w = i; w < j; ++w) rows.push_back(idsTensor(ids, spans[w].first, spans[w].second));
+    const at::Tensor acts = hookActivationsBatch(at::cat(rows, 0));  // [b, len, d_model]
+    parts.push_back(acts.reshape({-1, acts.size(2)}));
+    i = j;
+  }
+  if (parts.empty()) return at::zeros({0, info.d_model});
+  return parts.size() == 1 ? parts[0] : at::cat(parts, 0);
+}
+
+const Sae& Engine::Impl::requireSae() const {
+  if (!sae) throw Error("no SAE is open", "open an SAE folder beside the model");
+  return *sae;
+}
+
+at::Tensor Engine::Impl::featureActs(const std::vector<std::int32_t>& ids) const {
+  const Sae& s = requireSae();
+  c10::InferenceMode guard;
+  return s.encode(hookActivations(ids)).to(at::kCPU, at::kFloat);  // [n, d_sae]
+}
+
+std::vector<std::int32_t> Engine::Impl::tokenIds(std::string_view text, const char* what) const {
+  requireUtf8(text, what);
+  if (text.empty()) throw Error(std::string(what) + " is empty", "give some text");
+  auto ids = tokenizer.encodeIds(text);
+  for (auto id : ids) {
+    if (id >= info.vocab_size) {
+      throw Error("the tokenizer in '" + info.model_dir + "' produced id " + std::to_string(id) +
+                      " beyond the model's vocabulary of " + std::to_string(info.vocab_size),
+                  "the tokenizer does not belong to this model");
+    }
+  }
+  return ids;
+}
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::~Engine() = default;
+
+std::unique_ptr<Engine> Engine::open(const EngineOptions& options, const ProgressFn& progress) {
+  auto step = [&](const char* stage, std::int64_t done) {
+    return !progress || progress(Progress{stage, done, 3, {}});
+  };
+  configureThreads(options.threads);
+  const std::string device_name = resolveDeviceName(options.device);
+  const c10::Device device(device_name);
+  auto impl = std::make_unique<Impl>();
+  if (!step("load model", 0)) return nullptr;
+  try {
+    impl->model = Transformer::load(options.model_dir, device);
+  } catch (const Error& e) {
+    throw e.withContext("loading model");
+  }
+  if (!step("load tokenizer", 1)) return nullptr;
+  try {
+    impl->tokenizer = Tokenizer::fromDirectory(options.model_dir);
+  } catch (const Error& e) {
+    throw e.withContext("loading tokenizer");
+  }
+  EngineInfo& in = impl->info;
+  const auto& mc = impl->model->config();
+  in.model_dir = options.model_dir;
+  in.device = device_name;
+  in.model_type = mc.model_type;
+  in.n_layers = mc.n_layers;
+  in.d_model = mc.d_model;
+  in.n_ctx = mc.n_ctx;
+  in.vocab_size = mc.vocab_size;
+  in.window = mc.n_ctx;
+  if (!options.sae_dir.empty()) {
+    if (!step("load SAE", 2)) return nullptr;
+    try {
+      impl->sae = Sae::load(options.sae_dir, device);
+    } catch (const Error& e) {
+      throw e.withContext("loading SAE");
+    }
+    impl->layer = checkSaeFitsModel(*impl->sae, *impl->model, options.sae_dir);
+    const auto& sc = impl->sae->config();
+    in.sae_dir = options.sae_dir;
+    in.hook_name = sc.hook_name;
+    in.architecture = sc.architecture;
+    in.d_sae = sc.d_sae;
+    in.sae_context = sc.context_size;
+    if (sc.context_size > 0) in.window = std::min(sc.context_size, mc.n_ctx);
+  }
+  step("ready", 3);
+  return std::unique_ptr<Engine>(new Engine(std::move(impl)));
+}
+
+const EngineInfo& Engine::info() const { return impl_->info; }
+
+std::string Engine::tokenText(std::int32_t id) const {
+  if (id < 0 || id >= impl_->tokenizer.vocabSize()) return {};
+  return toValidUtf8(impl_->tokenizer.tokenBytes(id));
+}
+
+std::vector<TokenInfo> Engine::tokenize(std::string_view text) const {
+  requireUtf8(text, "the text");
+  std::vector<TokenInfo> out;
+  for (const auto& t : impl_->tokenizer.encode(text)) {
+    out.push_back({t.id, t.start, t.end, toValidUtf8(text.substr(t.start, t.end - t.start))});
+  }
+  return out;
+}
+
+EncodedText Engine::encode(std::string_view text, std::size_t max_per_token) const {
+  EncodedText out;
+  out.tokens = tokenize(text);
+  out.window = impl_->info.window;
+  if (out.tokens.empty()) return out;
+  std::vector<std::int32_t> ids;
+  for (const auto& t : out.tokens) ids.push_back(t.id);
+  const at::Tensor acts = impl_->featureActs(ids);  // [n, d_sae]
+  const std::int64_t k = std::min<std::int64_t>(static_cast<std::int64_t>(max_per_token), acts.size(1));
+  auto top = acts.topk(k, 1);
+  const at::Tensor v = std::get<0>(top).contiguous(), ix = std::get<1>(top).contiguous();
+  out.active.resize(ids.size());
+  for (std::size_t r = 0; r < ids.size(); ++r) {
+    const float* vr = v.data_ptr<float>() + r * k;
+    const std::int64_t* ir = ix.data_ptr<std::int64_t>() + r * k;
+    for (std::int64_t j = 0; j < k && vr[j] > 0; ++j) out.active[r].push_back({ir[j], vr[j]});
+  }
+  return out;
+}
+
+std::vector<std::int32_t> Engine::tokenIds(std::string_view text) const { return impl_->tokenIds(text, "the text"); }
+
+std::vector<float> Engine::featureMatrix(const std::vector<std::int32_t>& ids) const {
+  for (auto id : ids)
+    if (id < 0 || id >= impl_->info.vocab_size)
+      throw Error("token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(impl_->info.vocab_size));
+  if (ids.empty()) throw Error("no tokens to encode");
+  const at::Tensor acts = impl_->featureActs(ids).contiguous();
+  return std::vector<float>(acts.data_ptr<float>(), acts.data_ptr<float>() + acts.numel());
+}
+
+std::vector<float> Engine::featureValues(std::string_view text, std::int64_t feature) const {
+  const Sae& s = impl_->requireSae();
+  if (feature < 0 || feature >= s.config().d_sae)
+    throw Error("feature " + std::to_string(feature) + " does not exist; the SAE has " + std::to_string(s.config().d_sae) + " features");
+  const at::Tensor col = impl_->featureActs(impl_->tokenIds(text, "the text")).select(1, feature).contiguous();
+  return std::vector<float>(col.data_ptr<float>(), col.data_ptr<float>() + col.numel());
+}
+
+std::vector<FeatureScore> Engine::topFeaturesLastToken(std::string_view text, std::size_t k) const {
+  auto ids = impl_->tokenIds(text, "the prompt");
+  // Only the last window matters for the last token.
+  const std::size_t w = static_cast<std::size_t>(impl_->info.window);
+  if (ids.size() > w) ids.erase(ids.begin(), ids.end() - static_cast<std::ptrdiff_t>(w));
+  const at::Tensor acts = impl_->featureActs(ids);
+  return topScores(acts[acts.size(0) - 1], k, true);
+}
+
+std::vector<FeatureScore> Engine::contrastive(std::string_view prompt, std::string_view negative, std::size_t k) const {
+  const at::Tensor p = std::get<0>(impl_->featureActs(impl_->tokenIds(prompt, "the prompt")).max(0));      // [d_sae]
+  const at::Tensor n = std::get<0>(impl_->featureActs(impl_->tokenIds(negative, "the negative prompt")).max(0));
+  return topScores(at::where(n > 0, at::zeros_like(p), p), k, true);
+}
+
+std::vector<FeatureScore> Engine::attribute(std::string_view prompt, const std::string& target, const std::string& versus,
+                                            std::size_t k) const {
+  const Sae& s = impl_->requireSae();
+  auto single = [&](const std::string& t, const char* what) {
+    const auto ids = impl_->tokenIds(t, what);
+    if (ids.size() != 1)
+      throw Error(std::string(what) + " '" + t + "' is " + std::to_string(ids.size()) + " tokens, not one",
+                  "give the text of a single token, e.g. with its leading space");
+    return static_cast<std::int64_t>(ids[0]);
+  };
+  const std::int64_t a = single(target, "the target token"), b = single(versus, "the versus token");
+  auto ids = impl_->tokenIds(prompt, "the prompt");
+  const std::size_t w = static_cast<std::size_t>(impl_->info.window);
+  if (ids.size() > w) ids.erase(ids.begin(), ids.end() - static_cast<std::ptrdiff_t>(w));
+  at::Tensor leaf;
+  HookSet hooks;
+  hooks.add(impl_->info.hook_name, [&leaf](const at::Tensor& x, const HookContext&) {
+    leaf = x.detach().clone().requires_grad_(true);
+    return leaf;
+  });
+  const at::Tensor logits = impl_->model->forward(idsTensor(ids, 0, ids.size()).to(impl_->model->device()), &hooks);
+  const at::Tensor last = logits[0][logits.size(1) - 1];
+  const at::Tensor diff = last[a] - last[b];
+  diff.backward();
+  at::Tensor grad = leaf.grad()[0];  // [pos, d_model]
+  at::Tensor scores;
+  {
+    c10::InferenceMode guard;
+    const at::Tensor f = s.encode(leaf.detach()[0]);                   // [pos, d_sae]
+    scores = (f * at::matmul(grad, s.W_dec().t())).sum(0).to(at::kCPU, at::kFloat);  // [d_sae]
+  }
+  // Strongest by magnitude, keeping the sign.
+  const auto order = topScores(scores.abs(), k, true);
+  std::vector<FeatureScore> out;
+  for (const auto& o : order) out.push_back({o.feature, scores[o.feature].item<double>()});
+  return out;
+}
+
+GenerateResult Engine::generate(const GenerateRequest& request, const TokenCallback& on_token) const {
+  const Impl& m = *impl_;
+  GenerateResult result;
+  const auto prompt_ids = m.tokenIds(request.prompt, "the prompt");
+  result.prompt_tokens = static_cast<std::int64_t>(prompt_ids.size());
+  SamplingOptions opt;
+  opt.max_tokens = request.max_tokens;
+  opt.temperature = request.temperature;
+  opt.top_p = request.top_p;
+  opt.seed = request.seed;
+  opt.stop_token = m.model->config().eos_token_id >= 0 ? m.model->config().eos_token_id : m.tokenizer.endOfTextId();
+  opt.validate();
+  const bool steering = !request.edits.empty() || request.mode == SteerMode::Ablate;
+  SteeringSpec spec;
+  if (steering) {
+    const Sae& s = m.requireSae();
+    spec.edits = request.edits;
+    spec.mode = request.mode;
+    spec.positions = request.positions;
+    spec.prompt_length = result.prompt_tokens;
+    spec.validate(s.config().d_sae);
+    const std::int64_t end = result.prompt_tokens + request.max_tokens;
+    if (m.info.sae_context > 0 && end > m.info.sae_context) {
+      result.warnings.push_back("steering reaches position " + std::to_string(end) + ", past the " +
+                                std::to_string(m.info.sae_context) +
+                                " positions the SAE was trained on; its features may be unreliable there");
+    }
+  }
+  auto run = [&](int which, const HookSet* hooks, Completion* c) {
+    GenerationProgress cb = [&](std::int64_t, std::int32_t id) {
+      c->pieces.push_back(m.tokenizer.tokenBytes(id));
+      if (on_token && !on_token(which, id, toValidUtf8(c->pieces.back()))) {
+        c->cancelled = true;
+        return false;
+      }
+      return true;
+    };
+    c->ids = core::generate(*m.model, prompt_ids, opt, hooks, cb);
+    c->text = toValidUtf8(m.tokenizer.decode(c->ids));
+    for (auto& p : c->pieces) p = toValidUtf8(p);
+  };
+  run(0, nullptr, &result.default_run);
+  if (steering && !result.default_run.cancelled) {
+    HookSet hooks;
+    hooks.add(m.info.hook_name, makeSteeringHook(m.sae, spec));
+    run(1, &hooks, &result.steered_run);
+  }
+  return result;
+}
+
+LogitEffects Engine::logitEffects(std::int64_t feature, std::size_t k, int bins) const {
+  const Sae& s = impl_->requireSae();
+  if (feature < 0 || feature >= s.config().d_sae)
+    throw Error("feature " + std::to_string(feature) + " does not exist; the SAE has " + std::to_string(s.config().d_sae) + " features");
+  c10::InferenceMode guard;
+  at::Tensor dir = s.W_dec()[feature];  // [d_model]
+  const at::Tensor scale = impl_->model->finalNormWeight();
+  if (scale.defined()) dir = dir * scale;
+  const at::Tensor effects = at::matmul(impl_->model->unembed(), dir).to(at::kCPU, at::kFloat);  // [vocab]
+  LogitEffects out;
+  const std::int64_t kk = std::min<std::int64_t>(static_cast<std::int64_t>(k), effects.numel());
+  auto fill = [&](bool largest, std::vector<std::pair<std::string, float>>* dst) {
+    auto t = effects.topk(kk, 0, largest);
+    for (std::int64_t j = 0; j < kk; ++j) {
+      const auto id = static_cast<std::int32_t>(std::get<1>(t)[j].item<std::int64_t>());
+      dst->emplace_back(tokenText(id), std::get<0>(t)[j].item<float>());
+    }
+  };
+  fill(true, &out.top);
+  fill(false, &out.bottom);
+  out.histogram.lo = effects.min().item<double>();
+  out.histogram.hi = effects.max().item<double>();
+  const at::Tensor h = at::histc(effects, bins, out.histogram.lo, out.histogram.hi).to(at::kLong).contiguous();
+  out.histogram.counts.assign(h.data_ptr<std::int64_t>(), h.data_ptr<std::int64_t>() + h.numel());
+  return out;
+}
+
+}  // namespace monoscope::core

@@ -1,0 +1,36 @@
+#pragma once
+// Internal (LibTorch): what an Engine holds, for core's own jobs. Include only from .cpp files.
+#include <ATen/ATen.h>
+
+#include <memory>
+#include <vector>
+
+#include "api/engine.h"
+#include "lm/transformer.h"
+#include "sae/sae.h"
+#include "text/tokenizer.h"
+
+namespace monoscope::core {
+
+struct Engine::Impl {
+  std::unique_ptr<Transformer> model;
+  std::shared_ptr<Sae> sae;  // null when opened without an SAE
+  Tokenizer tokenizer;
+  EngineInfo info;
+  std::int64_t layer = 0;    // block whose hooks include the SAE's hook (-1: embeddings)
+
+  // Activations [n, d_model] at the SAE's hook for `ids`, run in windows of info.window tokens
+  // (windows of equal length are batched, `batch` at a time).
+  at::Tensor hookActivations(const std::vector<std::int32_t>& ids, std::int64_t batch = 8) const;
+  // Same for a batch of equal-length windows: ids [batch, pos] int64 -> [batch, pos, d_model].
+  at::Tensor hookActivationsBatch(const at::Tensor& ids) const;
+  // Feature activations [n, d_sae] for `ids`.
+  at::Tensor featureActs(const std::vector<std::int32_t>& ids) const;
+  std::vector<std::int32_t> tokenIds(std::string_view text, const char* what) const;
+  const Sae& requireSae() const;
+};
+
+// The SAE reads a hook this model has, with the model's width; returns the hook's block.
+std::int64_t checkSaeFitsModel(const Sae& sae, const Transformer& model, const std::string& sae_dir);
+
+}  // namespace monoscope::core

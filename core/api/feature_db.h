@@ -1,0 +1,152 @@
+#pragma once
+// The feature database: one SQLite file holding every feature's statistics, examples, logit
+// effects, neighbours, map position, explanations, scores and steering runs. Plain types only
+// (no SQLite header). One FeatureDb per thread; SQLite's WAL lets readers and a writer coexist.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "api/types.h"
+
+namespace monoscope::core {
+
+enum class FeatureSort { Id, Density, MaxActivation };
+enum class FeatureFilter { All, Alive, Dead, Dense, Labelled };
+
+struct FeatureQuery {
+  std::string text;                       // full-text search over explanations and top tokens
+  FeatureSort sort = FeatureSort::Id;
+  bool descending = false;
+  FeatureFilter filter = FeatureFilter::All;
+  double dense_threshold = 0.01;          // density above which a feature counts as dense
+  std::int64_t offset = 0, limit = 100;   // paging
+};
+
+struct FeatureSummary {
+  std::int64_t id = 0;
+  std::int64_t count = 0;   // activating tokens in the scan
+  double density = 0.0;     // count / tokens scanned
+  float max_act = 0.0f, mean_act = 0.0f;
+  std::string explanation;
+  std::string top_tokens;
+  bool labelled = false;    // has at least one manual score
+};
+
+struct ExampleScore {
+  std::string scorer;  // manual | concept | llm:<model>
+  int score = 0;       // 0-3 (specificity rubric)
+};
+
+struct Example {
+  std::int64_t id = 0;
+  std::vector<std::int32_t> token_ids;
+  std::vector<std::string> tokens;  // token texts (valid UTF-8)
+  std::vector<float> acts;          // the feature's activation on each token (dequantised)
+  int center = 0;                   // index of the activating token
+  float max_act = 0.0f;             // activation at the center (exact)
+  std::vector<ExampleScore> scores;
+};
+
+struct Interval {
+  double lo = 0.0, hi = 0.0;  // (lo, hi]
+  std::int64_t count = 0;     // activations in the interval over the whole scan
+  std::vector<Example> examples;  // uniform sample
+};
+
+struct FeaturePage {
+  FeatureSummary summary;
+  std::int64_t explanation_version = 0;
+  Histogram histogram;                  // of non-zero activations over (0, max]
+  std::vector<Interval> intervals;
+  std::vector<Example> top_examples;    // sorted by activation, strongest first
+  std::vector<std::pair<std::string, float>> logits_top, logits_bottom;
+  Histogram logits_histogram;
+  std::vector<std::pair<std::int64_t, float>> neighbours;  // id, cosine (descending)
+  std::optional<std::pair<float, float>> umap;
+};
+
+struct MapPoint {
+  std::int64_t id = 0;
+  float x = 0.0f, y = 0.0f;
+  double density = 0.0;
+};
+
+struct ExplanationVersion {
+  std::int64_t version = 0;
+  std::string text, author;
+  double created = 0.0;  // Unix seconds
+};
+
+struct SteeringRunRecord {
+  std::int64_t id = 0;            // assigned on save
+  double created = 0.0;           // Unix seconds (assigned on save when 0)
+  std::string prompt;
+  std::string request_json;       // features, mode, positions, sampling settings
+  std::string default_text, steered_text;
+};
+
+struct DatabaseInfo {
+  std::string path;
+  int schema_version = 0;
+  std::string model, sae, hook, corpus;
+  std::int64_t d_sae = 0, tokens = 0, dead = 0;
+  std::uint64_t seed = 0;
+  Histogram density_histogram;  // log10 density of alive features
+};
+
+class FeatureDb {
+ public:
+  enum class Mode { ReadOnly, ReadWrite };
+  static constexpr int kSchemaVersion = 2;
+
+  // Opens an existing feature database, migrating an older schema in ReadWrite mode. Throws
+  // Error naming the file for a missing file, a file that is not a database, a newer schema,
+  // a shard that has not been merged, or a locked or read-only file.
+  static std::unique_ptr<FeatureDb> open(const std::string& path, Mode mode = Mode::ReadOnly);
+  ~FeatureDb();
+  FeatureDb(const FeatureDb&) = delete;
+  FeatureDb& operator=(const FeatureDb&) = delete;
+
+  const DatabaseInfo& info() const;
+
+  std::int64_t countFeatures(const FeatureQuery& query) const;
+  std::vector<FeatureSummary> listFeatures(const FeatureQuery& query) const;
+  FeatureSummary summary(std::int64_t feature) const;
+  FeaturePage page(std::int64_t feature) const;
+  std::vector<MapPoint> mapPoints() const;
+  std::vector<std::pair<std::int64_t, float>> neighbours(std::int64_t feature) const;
+  // Full-text search over explanations and top tokens, best match first.
+  std::vector<FeatureScore> searchText(const std::string& query, std::size_t k) const;
+
+  // A person's 0-3 label of an example (scorer "manual"); -1 removes it.
+  void setLabel(std::int64_t example, int score);
+  // A scorer's 0-3 score of an example, replacing that scorer's previous score.
+  void setScore(std::int64_t example, const std::string& scorer, int score);
+  // Writes many scores in one transaction.
+  void setScores(const std::vector<std::pair<std::int64_t, int>>& example_scores, const std::string& scorer);
+  // Saves a new version of a feature's explanation; returns its version number.
+  std::int64_t setExplanation(std::int64_t feature, const std::string& text, const std::string& author);
+  std::vector<ExplanationVersion> explanationHistory(std::int64_t feature) const;
+
+  std::int64_t saveSteeringRun(SteeringRunRecord run);
+  std::vector<SteeringRunRecord> steeringRuns(std::size_t limit = 100) const;
+
+  // Ids of the examples of a feature (top first, then intervals) with their center token text
+  // and context, for scorers.
+  std::vector<Example> examplesForScoring(std::int64_t feature) const;
+
+  struct Impl;
+
+ private:
+  explicit FeatureDb(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+const char* featureSortName(FeatureSort s);
+FeatureSort parseFeatureSort(const std::string& s);
+FeatureFilter parseFeatureFilter(const std::string& s);
+
+}  // namespace monoscope::core

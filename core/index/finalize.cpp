@@ -1,0 +1,457 @@
+// Finalising an index: statistics, intervals, reservoir samples and top examples from one or
+// more scans, then logit effects, neighbours, the map and first explanations, written to a
+// temporary database that replaces the output atomically.
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <unordered_map>
+
+#include "api/engine.h"
+#include "api/engine_impl.h"
+#include "index/index_job.h"
+#include "index/neighbours.h"
+#include "index/umap.h"
+#include "index/window_log.h"
+#include "interp/concept_scorer.h"
+#include "interp/explainer.h"
+#include "store/schema.h"
+#include "store/sqlite.h"
+#include "util/cancel.h"
+#include "util/error.h"
+#include "util/utf8.h"
+
+namespace fs = std::filesystem;
+
+namespace monoscope::core {
+
+namespace {
+
+struct ScanSet {
+  std::vector<std::unique_ptr<Sqlite>> dbs;
+  std::map<std::string, std::string> meta;
+  std::int64_t windows = 0, d_sae = 0;
+  std::int64_t integer(const std::string& k) const { return std::stoll(meta.at(k)); }
+};
+
+std::map<std::string, std::string> readMeta(Sqlite& db) {
+  std::map<std::string, std::string> m;
+  auto st = db.prepare("SELECT key, value FROM meta");
+  while (st.step()) m[st.text(0)] = st.text(1);
+  return m;
+}
+
+ScanSet openScans(const std::vector<std::string>& paths) {
+  if (paths.empty()) throw Error("no scans to merge", "give the shard databases written by index --shard");
+  ScanSet set;
+  std::vector<bool> seen;
+  for (const auto& p : paths) {
+    if (!fs::is_regular_file(p)) throw Error("shard '" + p + "' does not exist or is not a file");
+    auto db = std::make_unique<Sqlite>(p, Sqlite::Open::ReadOnly);
+    db->userVersion();
+    if (!db->hasTable("scan_windows") || !db->hasTable("meta"))
+      throw Error("'" + p + "' is not an index shard (no scan_windows table)", "give the databases written by index --shard i/n");
+    auto m = readMeta(*db);
+    if (m["complete"] != "1") throw Error("shard '" + p + "' is incomplete", "rerun its index command; it resumes where it stopped");
+    const int index = std::stoi(m["shard_index"]);
+    m.erase("shard_index");
+    m.erase("complete");
+    if (set.dbs.empty()) {
+      set.meta = m;
+      seen.assign(static_cast<std::size_t>(std::stoi(m.at("shard_count"))), false);
+    } else {
+      for (const auto& [k, v] : set.meta) {
+        if (m[k] != v)
+          throw Error("shard '" + p + "' belongs to another index (" + k + " is " + m[k] + ", not " + v + ")",
+                      "merge only the shards of one index run");
+      }
+    }
+    if (index < 0 || static_cast<std::size_t>(index) >= seen.size() || seen[static_cast<std::size_t>(index)])
+      throw Error("shard '" + p + "' has index " + std::to_string(index) + ", which is out of range or given twice");
+    seen[static_cast<std::size_t>(index)] = true;
+    set.dbs.push_back(std::move(db));
+  }
+  for (std::size_t i = 0; i < seen.size(); ++i)
+    if (!seen[i]) throw Error("shard " + std::to_string(i) + "/" + std::to_string(seen.size()) + " is missing", "give every shard of the index");
+  set.windows = set.integer("windows");
+  set.d_sae = set.integer("d_sae");
+  return set;
+}
+
+template <typename Fn>
+void forEachWindow(ScanSet& set, const std::string& stage, const ProgressFn& progress, Fn&& fn) {
+  std::int64_t done = 0;
+  for (auto& db : set.dbs) {
+    auto st = db->prepare("SELECT window, data FROM scan_windows ORDER BY window");
+    while (st.step()) {
+      const auto w = WindowLog::parse(st.blob(1), st.blobSize(1), "'" + db->path() + "' window " + std::to_string(st.integer(0)));
+      fn(st.integer(0), w);
+      if (++done % 64 == 0) report(progress, stage, done, set.windows);
+    }
+  }
+  if (done != set.windows)
+    throw Error("the shards hold " + std::to_string(done) + " windows, not " + std::to_string(set.windows), "rerun the shards' index commands");
+  report(progress, stage, done, set.windows);
+}
+
+struct Cand {
+  float act;
+  std::int64_t window;
+  std::int32_t pos;
+};
+// Stronger activation first; ties broken by position in the corpus, so shards agree.
+bool better(const Cand& a, const Cand& b) {
+  if (a.act != b.act) return a.act > b.act;
+  if (a.window != b.window) return a.window < b.window;
+  return a.pos < b.pos;
+}
+
+struct Res {
+  std::uint64_t key;
+  std::int64_t window;
+  std::int32_t pos;
+  float act;
+};
+
+int binOf(float a, float max, int bins) {
+  if (!(max > 0)) return 0;
+  const int b = static_cast<int>(std::ceil(static_cast<double>(a) * bins / static_cast<double>(max))) - 1;
+  return std::clamp(b, 0, bins - 1);
+}
+
+struct Request {
+  std::uint32_t feature;
+  int kind;      // 0 top, 1 interval sample
+  int interval;
+  int rank;
+  std::int32_t pos;
+  float act;
+};
+
+void syncFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+std::string blobOf(const std::vector<std::int64_t>& v) {
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(std::int64_t));
+}
+
+}  // namespace
+
+void finalizeIndex(const std::vector<std::string>& scans, const std::string& out, const std::string& device,
+                   int threads, const ProgressFn& progress) {
+  ScanSet set = openScans(scans);
+  const std::int64_t d_sae = set.d_sae;
+  const int K = static_cast<int>(set.integer("intervals")), M = static_cast<int>(set.integer("per_interval"));
+  const int T = static_cast<int>(set.integer("top")), H = static_cast<int>(set.integer("histogram_bins"));
+  const int left = static_cast<int>(set.integer("left")), right = static_cast<int>(set.integer("right"));
+  const std::uint64_t seed = std::stoull(set.meta.at("seed"));
+  report(progress, "load", 0, 1, "model and SAE for logit effects and the map");
+  EngineOptions eo;
+  eo.model_dir = set.meta.at("model");
+  eo.sae_dir = set.meta.at("sae");
+  eo.device = device;
+  eo.threads = threads;
+  auto engine = Engine::open(eo);
+  if (engine->info().d_sae != d_sae) throw Error("the SAE in '" + eo.sae_dir + "' changed since the scan (d_sae differs)", "rerun the scan");
+  const Engine::Impl& E = engine->impl();
+  const std::int64_t vocab = E.tokenizer.vocabSize();
+
+  // Pass 1: counts, sums, maxima, top examples, corpus token frequencies.
+  std::vector<std::int64_t> count(static_cast<std::size_t>(d_sae), 0), token_counts(static_cast<std::size_t>(vocab), 0);
+  std::vector<double> sum(static_cast<std::size_t>(d_sae), 0.0);
+  std::vector<float> max(static_cast<std::size_t>(d_sae), 0.0f);
+  std::vector<std::vector<Cand>> top(static_cast<std::size_t>(d_sae));
+  std::int64_t total_tokens = 0;
+  forEachWindow(set, "statistics", progress, [&](std::int64_t w, const WindowLog& log) {
+    for (std::size_t p = 0; p < log.size(); ++p) {
+      const auto t = log.tokens[p];
+      if (t >= 0 && t < vocab) ++token_counts[static_cast<std::size_t>(t)];
+      ++total_tokens;
+      for (auto i = log.offsets[p]; i < log.offsets[p + 1]; ++i) {
+        const auto f = log.features[i];
+        if (f >= d_sae) throw Error("scan window " + std::to_string(w) + " names feature " + std::to_string(f) + " beyond d_sae");
+        const float a = log.acts[i];
+        ++count[f];
+        sum[f] += a;
+        max[f] = std::max(max[f], a);
+        auto& h = top[f];
+        const Cand c{a, w, static_cast<std::int32_t>(p)};
+        if (static_cast<int>(h.size()) < T) {
+          h.push_back(c);
+          std::push_heap(h.begin(), h.end(), better);
+        } else if (T > 0 && better(c, h.front())) {
+          std::pop_heap(h.begin(), h.end(), better);
+          h.back() = c;
+          std::push_heap(h.begin(), h.end(), better);
+        }
+      }
+    }
+  });
+
+  // Pass 2: interval counts, histograms and uniform samples per interval (the M smallest
+  // hash priorities: a reservoir that any split into shards reproduces exactly).
+  std::vector<std::int64_t> iv_count(static_cast<std::size_t>(d_sae * K), 0), hist(static_cast<std::size_t>(d_sae * H), 0);
+  std::vector<std::vector<Res>> res(static_cast<std::size_t>(d_sae * K));
+  auto res_less = [](const Res& a, const Res& b) { return a.key < b.key; };
+  forEachWindow(set, "intervals", progress, [&](std::int64_t w, const WindowLog& log) {
+    for (std::size_t p = 0; p < log.size(); ++p) {
+      for (auto i = log.offsets[p]; i < log.offsets[p + 1]; ++i) {
+        const auto f = log.features[i];
+        const float a = log.acts[i];
+        const int iv = binOf(a, max[f], K);
+        ++iv_count[f * K + iv];
+        ++hist[f * H + binOf(a, max[f], H)];
+        auto& r = res[f * K + iv];
+        const Res x{mixHash(seed, f, static_cast<std::uint64_t>(w), p), w, static_cast<std::int32_t>(p), a};
+        if (static_cast<int>(r.size()) < M) {
+          r.push_back(x);
+          std::push_heap(r.begin(), r.end(), res_less);
+        } else if (M > 0 && x.key < r.front().key) {
+          std::pop_heap(r.begin(), r.end(), res_less);
+          r.back() = x;
+          std::push_heap(r.begin(), r.end(), res_less);
+        }
+      }
+    }
+  });
+
+  // The output is built beside its final path and renamed into place when complete.
+  const std::string partial = out + ".partial";
+  fs::remove(partial);
+  auto db = std::make_unique<Sqlite>(partial, Sqlite::Open::Create);
+  db->exec("PRAGMA journal_mode=OFF");
+  db->exec("PRAGMA synchronous=OFF");
+  migrateFeatureSchema(*db);
+  Transaction txn(*db);
+
+  // Pass 3: the examples' context windows.
+  std::unordered_map<std::int64_t, std::vector<Request>> requests;
+  for (std::int64_t f = 0; f < d_sae; ++f) {
+    auto& h = top[static_cast<std::size_t>(f)];
+    std::sort(h.begin(), h.end(), better);
+    for (std::size_t r = 0; r < h.size(); ++r)
+      requests[h[r].window].push_back({static_cast<std::uint32_t>(f), 0, 0, static_cast<int>(r), h[r].pos, h[r].act});
+    for (int iv = 0; iv < K; ++iv) {
+      auto& s = res[static_cast<std::size_t>(f * K + iv)];
+      std::sort(s.begin(), s.end(), [](const Res& a, const Res& b) {
+        return a.act != b.act ? a.act > b.act : (a.window != b.window ? a.window < b.window : a.pos < b.pos);
+      });
+      for (std::size_t r = 0; r < s.size(); ++r)
+        requests[s[r].window].push_back({static_cast<std::uint32_t>(f), 1, iv, static_cast<int>(r), s[r].pos, s[r].act});
+    }
+  }
+  std::vector<std::unordered_map<std::int32_t, double>> mass(static_cast<std::size_t>(d_sae));
+  {
+    auto ins = db->prepare("INSERT INTO examples(feature, kind, interval, rank, max_act, center, window, position, tokens, acts, scale) "
+                           "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    std::vector<std::int32_t> toks;
+    std::vector<std::uint16_t> q;
+    forEachWindow(set, "examples", progress, [&](std::int64_t w, const WindowLog& log) {
+      const auto it = requests.find(w);
+      if (it == requests.end()) return;
+      for (const auto& r : it->second) {
+        const int n = static_cast<int>(log.size());
+        const int b = std::max(0, r.pos - left), e = std::min(n, r.pos + right + 1);
+        const double scale = max[r.feature] > 0 ? max[r.feature] / 65535.0 : 1.0;
+        toks.assign(log.tokens.begin() + b, log.tokens.begin() + e);
+        q.clear();
+        for (int p = b; p < e; ++p)
+          q.push_back(static_cast<std::uint16_t>(std::clamp(std::lround(log.value(static_cast<std::size_t>(p), r.feature) / scale), 0l, 65535l)));
+        ins.bind(1, static_cast<std::int64_t>(r.feature)).bind(2, r.kind).bind(3, r.interval).bind(4, r.rank);
+        ins.bind(5, static_cast<double>(r.act)).bind(6, r.pos - b).bind(7, w).bind(8, r.pos);
+        ins.bindBlob(9, toks.data(), toks.size() * 4).bindBlob(10, q.data(), q.size() * 2).bind(11, scale);
+        ins.step();
+        ins.reset();
+        mass[r.feature][log.tokens[static_cast<std::size_t>(r.pos)]] += r.act;
+      }
+    });
+  }
+  requests.clear();
+  res.clear();
+  top.clear();
+
+  // Logit effects, in blocks of features: W_dec[i] (times the final norm's scale) @ W_U.
+  c10::InferenceMode guard;
+  const Sae& sae = E.requireSae();
+  {
+    const int LB = 40, LK = 10;
+    at::Tensor U = E.model->unembed();  // [vocab, d_model]
+    const at::Tensor scale = E.model->finalNormWeight();
+    auto ins = db->prepare("INSERT INTO logits(feature, top, bottom, lo, hi, histogram) VALUES(?, ?, ?, ?, ?, ?)");
+    for (std::int64_t s = 0; s < d_sae; s += 256) {
+      const std::int64_t e = std::min(d_sae, s + 256);
+      at::Tensor dirs = sae.W_dec().slice(0, s, e);
+      if (scale.defined()) dirs = dirs * scale;
+      const at::Tensor eff = at::matmul(dirs, U.t()).to(at::kCPU, at::kFloat);  // [b, vocab]
+      const auto hi_t = eff.topk(std::min<std::int64_t>(LK, eff.size(1)), 1), lo_t = eff.topk(std::min<std::int64_t>(LK, eff.size(1)), 1, false);
+      const at::Tensor mn = std::get<0>(eff.min(1, true)), mx = std::get<0>(eff.max(1, true));
+      const at::Tensor bins = ((eff - mn) / (mx - mn).clamp_min(1e-12) * LB).floor().clamp(0, LB - 1).to(at::kLong);  // [b, vocab]
+      const at::Tensor rows = at::arange(e - s, at::kLong).unsqueeze(1) * LB;
+      const at::Tensor counts = at::zeros({(e - s) * LB}, at::kLong).index_add_(0, (bins + rows).reshape(-1), at::ones({bins.numel()}, at::kLong));
+      for (std::int64_t r = 0; r < e - s; ++r) {
+        auto list = [&](const std::tuple<at::Tensor, at::Tensor>& t) {
+          nlohmann::json j = nlohmann::json::array();
+          for (std::int64_t c = 0; c < std::get<0>(t).size(1); ++c) {
+            const auto id = static_cast<std::int32_t>(std::get<1>(t)[r][c].item<std::int64_t>());
+            j.push_back({toValidUtf8(E.tokenizer.tokenBytes(id)), std::get<0>(t)[r][c].item<float>()});
+          }
+          return j.dump();
+        };
+        const at::Tensor cr = counts.slice(0, r * LB, (r + 1) * LB).contiguous();
+        const std::vector<std::int64_t> cv(cr.data_ptr<std::int64_t>(), cr.data_ptr<std::int64_t>() + LB);
+        const std::string hb = blobOf(cv);
+        ins.bind(1, s + r).bind(2, list(hi_t)).bind(3, list(lo_t)).bind(4, mn[r][0].item<double>()).bind(5, mx[r][0].item<double>());
+        ins.bindBlob(6, hb.data(), hb.size());
+        ins.step();
+        ins.reset();
+      }
+      report(progress, "logit effects", e, d_sae);
+    }
+  }
+
+  // Neighbours and the map share one k-NN graph of the decoder rows.
+  const std::int64_t n_neigh = set.integer("neighbours");
+  const bool want_umap = set.meta.at("umap") == "1" && d_sae >= 4;
+  UmapOptions uo;
+  uo.seed = seed;
+  uo.n_epochs = set.integer("umap_epochs");
+  uo.knn = parseKnnMethod(set.meta.at("neighbour_method"));
+  const std::int64_t knn_k = std::max(n_neigh, want_umap ? uo.n_neighbors - 1 : 0);
+  KnnResult knn;
+  if (knn_k > 0 && d_sae >= 2) {
+    knn = cosineKnn(sae.W_dec(), knn_k, uo.knn, seed, progress);
+    if (!knn.ids.defined()) throw Cancelled{};
+    auto ins = db->prepare("INSERT INTO neighbours(feature, ids, cosines) VALUES(?, ?, ?)");
+    const std::int64_t kk = std::min(n_neigh, knn.ids.size(1));
+    const at::Tensor ids = knn.ids.slice(1, 0, kk).to(at::kInt).contiguous(), sims = knn.sims.slice(1, 0, kk).contiguous();
+    for (std::int64_t f = 0; f < d_sae; ++f) {
+      ins.bind(1, f).bindBlob(2, ids.data_ptr<std::int32_t>() + f * kk, kk * 4).bindBlob(3, sims.data_ptr<float>() + f * kk, kk * 4);
+      ins.step();
+      ins.reset();
+    }
+  }
+  at::Tensor map;
+  if (want_umap) {
+    map = umapEmbed(sae.W_dec(), uo, &knn, progress).contiguous();
+    if (!map.defined()) throw Cancelled{};
+  }
+
+  // Features, intervals, explanations and the search index.
+  {
+    auto fi = db->prepare("INSERT INTO features(id, count, density, max_act, mean_act, histogram, umap_x, umap_y, top_tokens, explanation) "
+                          "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    auto ii = db->prepare("INSERT INTO intervals(feature, idx, lo, hi, count) VALUES(?, ?, ?, ?, ?)");
+    auto ei = db->prepare("INSERT INTO explanations(feature, version, text, author, created) VALUES(?, 1, ?, 'auto:token-lift', ?)");
+    auto ti = db->prepare("INSERT INTO feature_text(rowid, explanation, top_tokens) VALUES(?, ?, ?)");
+    const double now = static_cast<double>(std::time(nullptr));
+    auto text_of = [&](std::int32_t id) { return toValidUtf8(E.tokenizer.tokenBytes(id)); };
+    std::int64_t dead = 0;
+    for (std::int64_t f = 0; f < d_sae; ++f) {
+      const auto fu = static_cast<std::size_t>(f);
+      const auto c = count[fu];
+      if (c == 0) ++dead;
+      const AutoExplanation ex = c > 0 ? explainByTokenLift(mass[fu], token_counts, total_tokens, text_of) : AutoExplanation{};
+      const std::vector<std::int64_t> h(hist.begin() + f * H, hist.begin() + (f + 1) * H);
+      const std::string hb = blobOf(h);
+      fi.bind(1, f).bind(2, c).bind(3, static_cast<double>(c) / static_cast<double>(std::max<std::int64_t>(1, total_tokens)));
+      fi.bind(4, static_cast<double>(max[fu])).bind(5, c > 0 ? sum[fu] / static_cast<double>(c) : 0.0).bindBlob(6, hb.data(), hb.size());
+      if (map.defined()) {
+        fi.bind(7, static_cast<double>(map[f][0].item<float>())).bind(8, static_cast<double>(map[f][1].item<float>()));
+      } else {
+        fi.bindNull(7).bindNull(8);
+      }
+      fi.bind(9, ex.top_tokens).bind(10, ex.text);
+      fi.step();
+      fi.reset();
+      ti.bind(1, f).bind(2, ex.text).bind(3, ex.top_tokens);
+      ti.step();
+      ti.reset();
+      if (c > 0) {
+        ei.bind(1, f).bind(2, ex.text).bind(3, now);
+        ei.step();
+        ei.reset();
+        for (int iv = 0; iv < K; ++iv) {
+          ii.bind(1, f).bind(2, iv).bind(3, static_cast<double>(max[fu]) * iv / K).bind(4, static_cast<double>(max[fu]) * (iv + 1) / K);
+          ii.bind(5, iv_count[static_cast<std::size_t>(f * K + iv)]);
+          ii.step();
+          ii.reset();
+        }
+      }
+      if (f % 1024 == 0) report(progress, "explanations", f, d_sae);
+    }
+    // The density histogram of alive features (log10 density).
+    double lo = 0, hi = -1e9;
+    lo = 1e9;
+    for (std::int64_t f = 0; f < d_sae; ++f)
+      if (count[static_cast<std::size_t>(f)] > 0) {
+        const double l = std::log10(static_cast<double>(count[static_cast<std::size_t>(f)]) / static_cast<double>(total_tokens));
+        lo = std::min(lo, l), hi = std::max(hi, l);
+      }
+    std::vector<std::int64_t> dh(40, 0);
+    if (hi >= lo) {
+      for (std::int64_t f = 0; f < d_sae; ++f)
+        if (count[static_cast<std::size_t>(f)] > 0) {
+          const double l = std::log10(static_cast<double>(count[static_cast<std::size_t>(f)]) / static_cast<double>(total_tokens));
+          ++dh[static_cast<std::size_t>(std::clamp(static_cast<int>((l - lo) / std::max(hi - lo, 1e-12) * 40), 0, 39))];
+        }
+    } else {
+      lo = hi = 0;
+    }
+    auto meta = set.meta;
+    meta.erase("kind");
+    meta["tokens"] = std::to_string(total_tokens);
+    meta["dead"] = std::to_string(dead);
+    meta["density_histogram"] = nlohmann::json{{"lo", lo}, {"hi", hi}, {"counts", dh}}.dump();
+    meta["shards"] = std::to_string(scans.size());
+    for (const auto& [k, v] : meta) putMeta(*db, k, v);
+    auto vi = db->prepare("INSERT INTO vocab(id, bytes) VALUES(?, ?)");
+    for (std::int32_t id = 0; id < vocab; ++id) {
+      const std::string& b = E.tokenizer.tokenBytes(id);
+      vi.bind(1, static_cast<std::int64_t>(id)).bindBlob(2, b.data(), b.size());
+      vi.step();
+      vi.reset();
+    }
+  }
+
+  // Concept scores of every example against the first explanation.
+  {
+    auto sel = db->prepare("SELECT e.id, e.tokens, e.center, f.explanation FROM examples e JOIN features f ON f.id = e.feature");
+    auto ins = db->prepare("INSERT INTO scores(example, scorer, score, explanation_version, created) VALUES(?, 'concept', ?, 1, ?)");
+    const double now = static_cast<double>(std::time(nullptr));
+    std::string last_expl;
+    std::vector<std::string> kws, texts;
+    std::int64_t n = 0;
+    while (sel.step()) {
+      const std::string expl = sel.text(3);
+      if (expl != last_expl) kws = explanationKeywords(expl), last_expl = expl;
+      texts.clear();
+      for (auto id : sel.blobAs<std::int32_t>(1)) texts.push_back(id >= 0 && id < vocab ? toValidUtf8(E.tokenizer.tokenBytes(id)) : "");
+      ins.bind(1, sel.integer(0)).bind(2, conceptScore(texts, static_cast<int>(sel.integer(2)), kws)).bind(3, now);
+      ins.step();
+      ins.reset();
+      if (++n % 20000 == 0) report(progress, "concept scores", n, 0);
+    }
+  }
+  report(progress, "write", 0, 1);
+  txn.commit();
+  db->exec("PRAGMA journal_mode=WAL");
+  db.reset();
+  syncFile(partial);
+  fs::remove(out + "-wal");
+  fs::remove(out + "-shm");
+  fs::rename(partial, out);
+  syncFile(fs::absolute(out).parent_path().string());
+  report(progress, "write", 1, 1);
+}
+
+}  // namespace monoscope::core

@@ -1,0 +1,100 @@
+#include "index/neighbours.h"
+
+#include <c10/core/InferenceMode.h>
+#include <hnswlib/hnswlib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "util/error.h"
+
+namespace monoscope::core {
+
+KnnMethod parseKnnMethod(const std::string& s) {
+  if (s == "auto") return KnnMethod::Auto;
+  if (s == "exact") return KnnMethod::Exact;
+  if (s == "hnsw") return KnnMethod::Hnsw;
+  throw Error("unknown neighbour method '" + s + "'", "use auto, exact or hnsw");
+}
+
+namespace {
+
+KnnResult exactKnn(const at::Tensor& unit, std::int64_t k, const ProgressFn& progress) {
+  const std::int64_t n = unit.size(0);
+  const std::int64_t block = 1024;
+  std::vector<at::Tensor> ids, sims;
+  for (std::int64_t s = 0; s < n; s += block) {
+    const std::int64_t e = std::min(n, s + block);
+    at::Tensor sim = at::matmul(unit.slice(0, s, e), unit.t());  // [b, n]
+    // Exclude each row itself.
+    sim.index_put_({at::arange(e - s, at::kLong).to(sim.device()), at::arange(s, e, at::kLong).to(sim.device())}, -2.0f);
+    auto top = sim.topk(k, 1);
+    sims.push_back(std::get<0>(top).to(at::kCPU));
+    ids.push_back(std::get<1>(top).to(at::kCPU));
+    if (progress && !progress(Progress{"neighbours", e, n, "exact"})) return {};
+  }
+  return {at::cat(ids, 0), at::cat(sims, 0)};
+}
+
+KnnResult hnswKnn(const at::Tensor& unit_in, std::int64_t k, std::uint64_t seed, const ProgressFn& progress) {
+  const at::Tensor unit = unit_in.to(at::kCPU, at::kFloat).contiguous();
+  const std::int64_t n = unit.size(0), d = unit.size(1);
+  hnswlib::InnerProductSpace space(static_cast<std::size_t>(d));
+  hnswlib::HierarchicalNSW<float> index(&space, static_cast<std::size_t>(n), 16, 200, static_cast<std::size_t>(seed));
+  const float* data = unit.data_ptr<float>();
+  const unsigned threads = std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
+  std::atomic<std::int64_t> next{1}, done{0};
+  std::atomic<bool> cancel{false};
+  index.addPoint(data, 0);
+  auto parallel = [&](auto&& fn) {
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < threads; ++t)
+      pool.emplace_back([&] {
+        for (std::int64_t i; !cancel && (i = next.fetch_add(1)) < n;) fn(i);
+      });
+    for (auto& t : pool) t.join();
+  };
+  parallel([&](std::int64_t i) {
+    index.addPoint(data + i * d, static_cast<hnswlib::labeltype>(i));
+    done.fetch_add(1);
+  });
+  if (progress && !progress(Progress{"neighbours", n / 2, n, "hnsw graph built"})) return {};
+  index.setEf(static_cast<std::size_t>(std::max<std::int64_t>(64, 2 * k + 1)));
+  at::Tensor ids = at::zeros({n, k}, at::kLong), sims = at::zeros({n, k}, at::kFloat);
+  auto* ip = ids.data_ptr<std::int64_t>();
+  auto* sp = sims.data_ptr<float>();
+  next = 0;
+  parallel([&](std::int64_t i) {
+    auto pq = index.searchKnn(data + i * d, static_cast<std::size_t>(k + 1));
+    std::vector<std::pair<float, std::int64_t>> found;
+    while (!pq.empty()) {
+      if (static_cast<std::int64_t>(pq.top().second) != i) found.emplace_back(1.0f - pq.top().first, static_cast<std::int64_t>(pq.top().second));
+      pq.pop();
+    }
+    std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (std::int64_t j = 0; j < k; ++j) {
+      const bool have = j < static_cast<std::int64_t>(found.size());
+      ip[i * k + j] = have ? found[static_cast<std::size_t>(j)].second : i;
+      sp[i * k + j] = have ? found[static_cast<std::size_t>(j)].first : 0.0f;
+    }
+  });
+  if (progress && !progress(Progress{"neighbours", n, n, "hnsw"})) return {};
+  return {ids, sims};
+}
+
+}  // namespace
+
+KnnResult cosineKnn(const at::Tensor& rows, std::int64_t k, KnnMethod method, std::uint64_t seed, const ProgressFn& progress) {
+  c10::InferenceMode guard;
+  const std::int64_t n = rows.size(0);
+  if (n < 2) throw Error("nearest neighbours need at least two rows");
+  k = std::min(k, n - 1);
+  const at::Tensor norms = rows.norm(2, 1, true).clamp_min(1e-12);
+  const at::Tensor unit = (rows / norms).to(at::kFloat);  // [n, d]
+  if (method == KnnMethod::Auto) method = n > kExactKnnLimit ? KnnMethod::Hnsw : KnnMethod::Exact;
+  return method == KnnMethod::Exact ? exactKnn(unit, k, progress) : hnswKnn(unit, k, seed, progress);
+}
+
+}  // namespace monoscope::core

@@ -1,0 +1,157 @@
+// The streaming scan: model + SAE over numbered windows of a corpus, one compact record per
+// window, committed a block at a time so an interrupted scan resumes where it stopped.
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <filesystem>
+
+#include "api/engine.h"
+#include "api/engine_impl.h"
+#include "index/index_job.h"
+#include "index/token_corpus.h"
+#include "index/window_log.h"
+#include "store/schema.h"
+#include "store/sqlite.h"
+#include "util/cancel.h"
+#include "util/error.h"
+
+namespace fs = std::filesystem;
+
+namespace monoscope::core {
+
+namespace {
+
+std::string absolute(const std::string& p) {
+  std::error_code ec;
+  const auto a = fs::weakly_canonical(fs::absolute(p), ec);
+  return ec ? p : a.string();
+}
+
+// Sparse records of a block of windows: acts [b, pos, d_sae] on the CPU.
+std::vector<WindowLog> toLogs(const at::Tensor& acts, const std::vector<std::vector<std::int32_t>>& tokens) {
+  std::vector<WindowLog> out;
+  for (std::int64_t w = 0; w < acts.size(0); ++w) {
+    const at::Tensor a = acts[w];  // [pos, d_sae]
+    const at::Tensor mask = a > 0;
+    const at::Tensor nz = mask.nonzero().to(at::kInt).contiguous();        // [nnz, 2] row-major: positions ascending
+    const at::Tensor vals = a.masked_select(mask).contiguous();            // [nnz]
+    const at::Tensor counts = mask.sum(1).to(at::kLong).cumsum(0).contiguous();  // [pos]
+    WindowLog log;
+    log.tokens = tokens[static_cast<std::size_t>(w)];
+    const std::int64_t n = a.size(0), nnz = nz.size(0);
+    log.offsets.resize(static_cast<std::size_t>(n + 1));
+    log.offsets[0] = 0;
+    for (std::int64_t p = 0; p < n; ++p) log.offsets[static_cast<std::size_t>(p + 1)] = static_cast<std::uint32_t>(counts.data_ptr<std::int64_t>()[p]);
+    log.features.resize(static_cast<std::size_t>(nnz));
+    const std::int32_t* nzp = nz.data_ptr<std::int32_t>();
+    for (std::int64_t i = 0; i < nnz; ++i) log.features[static_cast<std::size_t>(i)] = static_cast<std::uint32_t>(nzp[2 * i + 1]);
+    log.acts.assign(vals.data_ptr<float>(), vals.data_ptr<float>() + nnz);
+    out.push_back(std::move(log));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> scanSettings(const IndexOptions& o, const Engine& engine, std::int64_t windows,
+                                                std::int64_t context) {
+  return {{"kind", "scan"},
+          {"scan_version", "1"},
+          {"model", absolute(o.model_dir)},
+          {"sae", absolute(o.sae_dir)},
+          {"corpus", absolute(o.corpus)},
+          {"hook", engine.info().hook_name},
+          {"d_sae", std::to_string(engine.info().d_sae)},
+          {"tokens_requested", std::to_string(o.tokens)},
+          {"windows", std::to_string(windows)},
+          {"context", std::to_string(context)},
+          {"batch", std::to_string(o.batch)},
+          {"seed", std::to_string(o.seed)},
+          {"shard_count", std::to_string(o.shard_count)},
+          {"intervals", std::to_string(o.intervals)},
+          {"per_interval", std::to_string(o.per_interval)},
+          {"top", std::to_string(o.top)},
+          {"left", std::to_string(o.left)},
+          {"right", std::to_string(o.right)},
+          {"histogram_bins", std::to_string(o.histogram_bins)},
+          {"neighbours", std::to_string(o.neighbours)},
+          {"neighbour_method", o.neighbour_method},
+          {"umap", o.umap ? "1" : "0"},
+          {"umap_epochs", std::to_string(o.umap_epochs)}};
+}
+
+void scanCorpus(const IndexOptions& o, const Engine& engine, const std::string& scan_path, const ProgressFn& progress) {
+  const auto& info = engine.info();
+  std::int64_t context = o.context > 0 ? o.context : info.window;
+  if (context > info.n_ctx) {
+    throw Error("context " + std::to_string(context) + " exceeds the model's " + std::to_string(info.n_ctx) + " positions",
+                "use a context of at most " + std::to_string(info.n_ctx));
+  }
+  if (info.sae_context > 0 && context > info.sae_context) {
+    throw Error("context " + std::to_string(context) + " exceeds the " + std::to_string(info.sae_context) +
+                    " positions the SAE was trained on (cfg.json metadata.context_size)",
+                "use a context of at most " + std::to_string(info.sae_context));
+  }
+  report(progress, "corpus", 0, 1, "reading " + o.corpus);
+  const TokenCorpus corpus(o.corpus, engine.impl().tokenizer, o.tokens, context);
+  const std::int64_t windows = corpus.windows();
+  auto settings = scanSettings(o, engine, windows, context);
+  settings["shard_index"] = std::to_string(o.shard_index);
+
+  Sqlite db(scan_path, Sqlite::Open::Create);
+  configureWriter(db);
+  if (db.hasTable("features")) throw Error("'" + scan_path + "' is a feature database, not a scan", "choose another output path");
+  createScanSchema(db);
+  {
+    Transaction t(db);
+    for (const auto& [k, v] : settings) {
+      const std::string have = getMeta(db, k, "\x01");
+      if (have == "\x01") {
+        putMeta(db, k, v);
+      } else if (have != v) {
+        throw Error("'" + scan_path + "' holds a scan with other settings (" + k + " is " + have + ", now " + v + ")",
+                    "delete it to start over, or rerun with the same settings to resume");
+      }
+    }
+    if (getMeta(db, "complete", "").empty()) putMeta(db, "complete", "0");
+    t.commit();
+  }
+  const std::int64_t batch = o.batch, blocks = (windows + batch - 1) / batch;
+  std::int64_t mine = 0, done = 0;
+  for (std::int64_t b = o.shard_index; b < blocks; b += o.shard_count) mine += std::min(batch, windows - b * batch);
+  auto count = db.prepare("SELECT COUNT(*) FROM scan_windows WHERE window >= ? AND window < ?");
+  auto insert = db.prepare("INSERT OR REPLACE INTO scan_windows(window, data) VALUES(?, ?)");
+  c10::InferenceMode guard;
+  const Sae& sae = engine.impl().requireSae();
+  for (std::int64_t b = o.shard_index; b < blocks; b += o.shard_count) {
+    const std::int64_t s = b * batch, e = std::min(windows, s + batch);
+    count.bind(1, s).bind(2, e);
+    count.step();
+    const bool committed = count.integer(0) == e - s;
+    count.reset();
+    if (!committed) {
+      std::vector<std::vector<std::int32_t>> toks(static_cast<std::size_t>(e - s));
+      std::vector<std::int64_t> flat;
+      for (std::int64_t w = s; w < e; ++w) {
+        corpus.windowTokens(w, &toks[static_cast<std::size_t>(w - s)]);
+        flat.insert(flat.end(), toks[static_cast<std::size_t>(w - s)].begin(), toks[static_cast<std::size_t>(w - s)].end());
+      }
+      const at::Tensor ids = at::tensor(flat, at::kLong).view({e - s, context});             // [b, pos]
+      const at::Tensor acts = sae.encode(engine.impl().hookActivationsBatch(ids)).to(at::kCPU, at::kFloat);  // [b, pos, d_sae]
+      const auto logs = toLogs(acts, toks);
+      Transaction t(db);
+      for (std::int64_t w = s; w < e; ++w) {
+        const std::string blob = logs[static_cast<std::size_t>(w - s)].serialize();
+        insert.bind(1, w).bindBlob(2, blob.data(), blob.size());
+        insert.step();
+        insert.reset();
+      }
+      t.commit();
+    }
+    done += e - s;
+    report(progress, "scan", done, mine, std::to_string(done * context) + " tokens");
+  }
+  putMeta(db, "complete", "1");
+}
+
+}  // namespace monoscope::core

@@ -1,0 +1,111 @@
+#include "index/token_corpus.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "io/safetensors.h"
+#include "text/tokenizer.h"
+#include "util/error.h"
+#include "util/mapped_file.h"
+#include "util/utf8.h"
+
+namespace fs = std::filesystem;
+
+namespace monoscope::core {
+
+TokenCorpus::~TokenCorpus() = default;
+
+namespace {
+
+bool isShard(const fs::path& p) { return p.extension() == ".safetensors"; }
+
+// Reads text files until `need` tokens are collected; end-of-text between documents.
+void readText(const std::vector<fs::path>& files, const Tokenizer& tok, std::int64_t need, std::vector<std::int32_t>* out) {
+  const std::int32_t eot = tok.endOfTextId();
+  for (const auto& f : files) {
+    if (static_cast<std::int64_t>(out->size()) >= need) break;
+    std::string text = readTextFile(f.string());
+    if (findInvalidUtf8(text) != std::string::npos) text = toValidUtf8(text);
+    // Tokenise in pieces cut at line ends, so a huge file does not need one huge token list.
+    std::size_t pos = 0;
+    while (pos < text.size() && static_cast<std::int64_t>(out->size()) < need) {
+      std::size_t end = std::min(text.size(), pos + (1u << 20));
+      if (end < text.size()) {
+        const auto nl = text.rfind('\n', end);
+        if (nl != std::string::npos && nl > pos) end = nl + 1;
+      }
+      const auto ids = tok.encodeIds(std::string_view(text).substr(pos, end - pos));
+      out->insert(out->end(), ids.begin(), ids.end());
+      pos = end;
+    }
+    if (eot >= 0 && !text.empty()) out->push_back(eot);
+  }
+}
+
+}  // namespace
+
+TokenCorpus::TokenCorpus(const std::string& path, const Tokenizer& tok, std::int64_t max_tokens, std::int64_t window)
+    : window_(window) {
+  if (window < 1) throw Error("window length " + std::to_string(window) + " must be positive");
+  if (max_tokens < window)
+    throw Error("tokens " + std::to_string(max_tokens) + " is fewer than one window of " + std::to_string(window),
+                "scan at least one window of tokens");
+  fs::path p(path);
+  std::error_code ec;
+  if (!fs::exists(p, ec)) throw Error("corpus '" + path + "' does not exist", "give a token shard, a text file or a folder of text files");
+  if (fs::is_directory(p) && fs::exists(p / "train.tokens.safetensors")) p = p / "train.tokens.safetensors";
+  if (fs::is_regular_file(p) && isShard(p)) {
+    shard_ = std::make_unique<SafetensorsFile>(p.string());
+    const auto& v = shard_->tensor("tokens");
+    if (v.dtype != DType::I32 || v.shape.size() != 1)
+      throw Error("corpus '" + p.string() + "': tensor 'tokens' must be I32 [n]", "write shards with build-corpus");
+    shard_tokens_ = reinterpret_cast<const std::int32_t*>(v.data);
+    shard_size_ = v.shape[0];
+    for (std::int64_t i = 0; i < shard_size_; ++i) {
+      if (shard_tokens_[i] < 0 || shard_tokens_[i] >= tok.vocabSize())
+        throw Error("corpus '" + p.string() + "': token " + std::to_string(i) + " has id " + std::to_string(shard_tokens_[i]) +
+                        " outside the tokenizer's vocabulary of " + std::to_string(tok.vocabSize()),
+                    "the shard was written with another tokenizer");
+    }
+    const std::int64_t available = shard_size_ / window;
+    windows_ = std::min(available, max_tokens / window);
+    if (windows_ == 0) throw Error("corpus '" + p.string() + "' holds " + std::to_string(shard_size_) + " tokens, fewer than one window");
+    stride_ = static_cast<double>(shard_size_ - window) / static_cast<double>(std::max<std::int64_t>(1, windows_ - 1));
+    if (windows_ == 1) stride_ = 0;
+    description_ = p.string();
+    return;
+  }
+  std::vector<fs::path> files;
+  if (fs::is_directory(p)) {
+    for (const auto& e : fs::recursive_directory_iterator(p, fs::directory_options::skip_permission_denied))
+      if (e.is_regular_file() && !isShard(e.path())) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+  } else if (fs::is_regular_file(p)) {
+    files.push_back(p);
+  } else {
+    throw Error("corpus '" + path + "' is neither a file nor a folder");
+  }
+  readText(files, tok, max_tokens, &text_);
+  windows_ = static_cast<std::int64_t>(text_.size()) / window;
+  if (windows_ == 0) {
+    throw Error("corpus '" + path + "' has " + std::to_string(text_.size()) + " tokens of text, fewer than one window of " +
+                    std::to_string(window),
+                "give more text");
+  }
+  text_.resize(static_cast<std::size_t>(windows_ * window));
+  description_ = p.string();
+}
+
+void TokenCorpus::windowTokens(std::int64_t w, std::vector<std::int32_t>* out) const {
+  if (w < 0 || w >= windows_) throw Error("window " + std::to_string(w) + " is outside the corpus");
+  const std::int32_t* src = nullptr;
+  if (shard_) {
+    const auto start = static_cast<std::int64_t>(static_cast<double>(w) * stride_);
+    src = shard_tokens_ + std::min(start, shard_size_ - window_);
+  } else {
+    src = text_.data() + w * window_;
+  }
+  out->assign(src, src + window_);
+}
+
+}  // namespace monoscope::core

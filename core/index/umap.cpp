@@ -1,0 +1,178 @@
+#include "index/umap.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/InferenceMode.h>
+
+#include <cmath>
+#include <vector>
+
+#include "util/error.h"
+
+namespace monoscope::core {
+
+std::pair<double, double> umapCurve(double min_dist, double spread) {
+  std::vector<double> xs, ys;
+  for (int i = 0; i < 300; ++i) {
+    const double x = 3.0 * spread * i / 299.0;
+    xs.push_back(x);
+    ys.push_back(x < min_dist ? 1.0 : std::exp(-(x - min_dist) / spread));
+  }
+  auto loss = [&](double a, double b) {
+    double s = 0;
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+      const double f = 1.0 / (1.0 + a * std::pow(xs[i], 2 * b));
+      s += (f - ys[i]) * (f - ys[i]);
+    }
+    return s;
+  };
+  // Coarse-to-fine search over (log a, b).
+  double la = 0.0, b = 1.0, step_a = 1.0, step_b = 0.5, best = loss(1.0, 1.0);
+  for (int round = 0; round < 60; ++round) {
+    bool moved = false;
+    for (int da = -1; da <= 1; ++da)
+      for (int db = -1; db <= 1; ++db) {
+        const double na = la + da * step_a, nb = b + db * step_b;
+        if (nb <= 0.05) continue;
+        const double l = loss(std::exp(na), nb);
+        if (l < best) best = l, la = na, b = nb, moved = true;
+      }
+    if (!moved) step_a *= 0.5, step_b *= 0.5;
+  }
+  return {std::exp(la), b};
+}
+
+namespace {
+
+// Fuzzy simplicial set of a k-NN graph: symmetric edge list (heads, tails, weights).
+struct Graph {
+  at::Tensor heads, tails, weights;
+};
+
+Graph fuzzySet(const KnnResult& knn, std::int64_t n, std::int64_t k) {
+  const at::Tensor dist = (1.0 - knn.sims.slice(1, 0, k).to(at::kDouble)).clamp_min(0.0);  // [n, k] cosine distances
+  const at::Tensor ids = knn.ids.slice(1, 0, k);
+  const double target = std::log2(static_cast<double>(k + 1));  // the point itself counts in umap-learn's k
+  const at::Tensor rho = std::get<0>(at::where(dist > 0, dist, at::full_like(dist, INFINITY)).min(1));
+  const at::Tensor rho_ok = at::where(at::isinf(rho), at::zeros_like(rho), rho).unsqueeze(1);  // [n, 1]
+  const at::Tensor d = (dist - rho_ok).clamp_min(0.0);
+  at::Tensor lo = at::zeros({n, 1}, at::kDouble), hi = at::full({n, 1}, INFINITY, at::kDouble), mid = at::ones({n, 1}, at::kDouble);
+  for (int it = 0; it < 64; ++it) {
+    const at::Tensor psum = at::exp(-d / mid).sum(1, true);
+    const at::Tensor too_big = psum > target;  // sigma too large
+    hi = at::where(too_big, mid, hi);
+    lo = at::where(too_big, lo, mid);
+    mid = at::where(at::isinf(hi), mid * 2, (lo + hi) / 2);
+  }
+  // umap-learn's floor on sigma: 1e-3 of the mean distance.
+  const at::Tensor mean_d = dist.mean(1, true);
+  const at::Tensor sigma = at::maximum(mid, 1e-3 * at::where(rho_ok > 0, mean_d, at::full_like(mean_d, dist.mean().item<double>())));
+  const at::Tensor w = at::exp(-d / sigma);  // [n, k]
+  // Symmetrise: w_ij + w_ji - w_ij * w_ji.
+  const at::Tensor rows = at::arange(n, at::kLong).unsqueeze(1).expand({n, k}).reshape(-1);
+  const at::Tensor cols = ids.reshape(-1);
+  const at::Tensor wv = w.reshape(-1);
+  const at::Tensor keys = at::cat({rows * n + cols, cols * n + rows});
+  const at::Tensor vals = at::cat({wv, wv});
+  auto uniq = at::_unique2(keys, /*sorted=*/true, /*return_inverse=*/true, /*return_counts=*/false);
+  const at::Tensor ukeys = std::get<0>(uniq), inv = std::get<1>(uniq);
+  const std::int64_t m = ukeys.numel();
+  const at::Tensor sum = at::zeros({m}, at::kDouble).index_add_(0, inv, vals);
+  const at::Tensor cnt = at::zeros({m}, at::kDouble).index_add_(0, inv, at::ones_like(vals));
+  const at::Tensor logsum = at::zeros({m}, at::kDouble).index_add_(0, inv, at::log(vals.clamp_min(1e-300)));
+  // Key i*n+j collects w_ij (forward) and w_ji (mirrored); both present when counted twice.
+  const at::Tensor both = cnt > 1.5;
+  const at::Tensor s = sum, prod = at::where(both, at::exp(logsum), at::zeros_like(sum));
+  const at::Tensor weight = s - prod;
+  Graph g;
+  g.heads = at::div(ukeys, n, "floor");
+  g.tails = ukeys - g.heads * n;
+  g.weights = weight;
+  const at::Tensor keep = g.heads != g.tails;
+  g.heads = g.heads.index({keep});
+  g.tails = g.tails.index({keep});
+  g.weights = g.weights.index({keep});
+  return g;
+}
+
+at::Tensor pcaInit(const at::Tensor& data, std::uint64_t seed) {
+  const at::Tensor x = data.to(at::kDouble);
+  const at::Tensor centred = x - x.mean(0, true);
+  const at::Tensor cov = at::matmul(centred.t(), centred);  // [d, d]
+  auto eig = at::linalg_eigh(cov);
+  const at::Tensor vecs = std::get<1>(eig);  // ascending eigenvalues
+  const std::int64_t d = vecs.size(1);
+  const at::Tensor top = vecs.slice(1, std::max<std::int64_t>(0, d - 2), d).flip({1});
+  at::Tensor y = at::matmul(centred, top);  // [n, 2]
+  if (y.size(1) < 2) y = at::cat({y, at::zeros({y.size(0), 2 - y.size(1)}, y.options())}, 1);
+  // Scale to a max coordinate of 10, plus tiny noise (as umap-learn's noisy_scale_coords).
+  y = y * (10.0 / y.abs().max().clamp_min(1e-12));
+  auto gen = at::detail::createCPUGenerator(seed);
+  return (y + 1e-4 * at::randn(y.sizes(), gen, at::kDouble)).to(at::kFloat);
+}
+
+}  // namespace
+
+at::Tensor umapEmbed(const at::Tensor& data_in, const UmapOptions& o, const KnnResult* given, const ProgressFn& progress) {
+  c10::InferenceMode guard;
+  const at::Tensor data = data_in.to(at::kCPU, at::kFloat);
+  const std::int64_t n = data.size(0);
+  if (n < 4) throw Error("UMAP needs at least 4 points, got " + std::to_string(n));
+  const std::int64_t k = std::min(o.n_neighbors - 1, n - 1);
+  if (k < 1) throw Error("UMAP n_neighbors must be at least 2");
+  KnnResult knn;
+  if (given && given->ids.defined() && given->ids.size(1) >= k) {
+    knn = *given;
+  } else {
+    knn = cosineKnn(data, k, o.knn, o.seed, progress);
+    if (!knn.ids.defined()) return {};
+  }
+  const Graph g = fuzzySet(knn, n, k);
+  const std::int64_t n_epochs = o.n_epochs > 0 ? o.n_epochs : (n <= 10000 ? 500 : 200);
+  const auto [a, b] = umapCurve(o.min_dist, o.spread);
+  // Prune edges too weak to be sampled (umap-learn: weight < max / n_epochs).
+  const double wmax = g.weights.max().item<double>();
+  const at::Tensor keep = g.weights >= wmax / static_cast<double>(n_epochs);
+  const at::Tensor heads = g.heads.index({keep}), tails = g.tails.index({keep});
+  const at::Tensor w = g.weights.index({keep});
+  const at::Tensor eps = (wmax / w).to(at::kDouble);  // epochs per sample
+  const at::Tensor eps_neg = eps / static_cast<double>(o.negative_sample_rate);
+  at::Tensor next_sample = eps.clone(), next_neg = eps_neg.clone();
+  at::Tensor y = pcaInit(data, o.seed);  // [n, 2]
+  auto gen = at::detail::createCPUGenerator(o.seed + 1);
+  for (std::int64_t epoch = 0; epoch < n_epochs; ++epoch) {
+    const double alpha = o.learning_rate * (1.0 - static_cast<double>(epoch) / static_cast<double>(n_epochs));
+    const at::Tensor active = next_sample <= static_cast<double>(epoch);
+    const at::Tensor idx = active.nonzero().squeeze(1);
+    if (idx.numel() > 0) {
+      const at::Tensor h = heads.index_select(0, idx), t = tails.index_select(0, idx);
+      // Attraction along sampled edges: both ends move.
+      const at::Tensor diff = y.index_select(0, h) - y.index_select(0, t);  // [m, 2]
+      const at::Tensor d2 = (diff * diff).sum(1, true);
+      const at::Tensor coeff = at::where(d2 > 0, -2.0 * a * b * at::pow(d2, b - 1.0) / (a * at::pow(d2, b) + 1.0), at::zeros_like(d2));
+      const at::Tensor grad = (coeff * diff).clamp(-4.0, 4.0) * alpha;
+      at::Tensor delta = at::zeros_like(y);
+      delta.index_add_(0, h, grad);
+      delta.index_add_(0, t, -grad);
+      // Repulsion from random points, as many per edge as its negative schedule owes.
+      const at::Tensor owed = at::floor((static_cast<double>(epoch) - next_neg.index_select(0, idx)) / eps_neg.index_select(0, idx))
+                                  .clamp_min(0).to(at::kLong);
+      const at::Tensor nh = h.repeat_interleave(owed);
+      if (nh.numel() > 0) {
+        const at::Tensor nt = at::randint(n, {nh.numel()}, gen, at::kLong);
+        const at::Tensor nd = y.index_select(0, nh) - y.index_select(0, nt);
+        const at::Tensor nd2 = (nd * nd).sum(1, true);
+        const at::Tensor rc = 2.0 * o.repulsion_strength * b / ((0.001 + nd2) * (a * at::pow(nd2, b) + 1.0));
+        at::Tensor rg = at::where(nd2 > 0, (rc * nd).clamp(-4.0, 4.0), at::full_like(nd, 4.0));
+        rg = at::where((nh == nt).unsqueeze(1), at::zeros_like(rg), rg);
+        delta.index_add_(0, nh, rg * alpha);
+      }
+      y += delta;
+      next_sample.index_put_({idx}, next_sample.index_select(0, idx) + eps.index_select(0, idx));
+      next_neg.index_put_({idx}, next_neg.index_select(0, idx) + owed.to(at::kDouble) * eps_neg.index_select(0, idx));
+    }
+    if (progress && (epoch % 10 == 0 || epoch + 1 == n_epochs) && !progress(Progress{"umap", epoch + 1, n_epochs, {}})) return {};
+  }
+  return y;
+}
+
+}  // namespace monoscope::core

@@ -1,0 +1,91 @@
+#include "store/schema.h"
+
+#include <vector>
+
+#include "store/sqlite.h"
+#include "util/error.h"
+
+namespace monoscope::core {
+
+namespace {
+
+// Migration i takes a file from user_version i to i + 1.
+const std::vector<const char*> kMigrations = {
+    // 0 -> 1: the feature tables.
+    R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE vocab(id INTEGER PRIMARY KEY, bytes BLOB NOT NULL);
+CREATE TABLE features(
+  id INTEGER PRIMARY KEY, count INTEGER NOT NULL, density REAL NOT NULL, max_act REAL NOT NULL,
+  mean_act REAL NOT NULL, histogram BLOB, umap_x REAL, umap_y REAL,
+  top_tokens TEXT NOT NULL DEFAULT '', explanation TEXT NOT NULL DEFAULT '',
+  labelled INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX features_density ON features(density);
+CREATE INDEX features_max ON features(max_act);
+CREATE TABLE intervals(
+  feature INTEGER NOT NULL, idx INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
+  count INTEGER NOT NULL, PRIMARY KEY(feature, idx)) WITHOUT ROWID;
+CREATE TABLE examples(
+  id INTEGER PRIMARY KEY, feature INTEGER NOT NULL, kind INTEGER NOT NULL, interval INTEGER NOT NULL,
+  rank INTEGER NOT NULL, max_act REAL NOT NULL, center INTEGER NOT NULL, window INTEGER NOT NULL,
+  position INTEGER NOT NULL, tokens BLOB NOT NULL, acts BLOB NOT NULL, scale REAL NOT NULL);
+CREATE INDEX examples_feature ON examples(feature, kind, interval, rank);
+CREATE TABLE logits(feature INTEGER PRIMARY KEY, top TEXT NOT NULL, bottom TEXT NOT NULL,
+  lo REAL NOT NULL, hi REAL NOT NULL, histogram BLOB NOT NULL);
+CREATE TABLE neighbours(feature INTEGER PRIMARY KEY, ids BLOB NOT NULL, cosines BLOB NOT NULL);
+CREATE TABLE explanations(
+  id INTEGER PRIMARY KEY, feature INTEGER NOT NULL, version INTEGER NOT NULL, text TEXT NOT NULL,
+  author TEXT NOT NULL, created REAL NOT NULL, UNIQUE(feature, version));
+CREATE TABLE scores(
+  example INTEGER NOT NULL, scorer TEXT NOT NULL, score INTEGER NOT NULL CHECK(score BETWEEN 0 AND 3),
+  explanation_version INTEGER, created REAL NOT NULL, PRIMARY KEY(example, scorer)) WITHOUT ROWID;
+CREATE VIRTUAL TABLE feature_text USING fts5(explanation, top_tokens);
+)sql",
+    // 1 -> 2: steering history and a partial index for the labelled filter.
+    R"sql(
+CREATE TABLE steering_runs(
+  id INTEGER PRIMARY KEY, created REAL NOT NULL, prompt TEXT NOT NULL, request TEXT NOT NULL,
+  default_text TEXT NOT NULL, steered_text TEXT NOT NULL);
+CREATE INDEX features_labelled ON features(labelled) WHERE labelled;
+)sql",
+};
+
+}  // namespace
+
+void configureWriter(Sqlite& db) {
+  db.exec("PRAGMA journal_mode=WAL");
+  db.exec("PRAGMA synchronous=NORMAL");
+}
+
+void migrateFeatureSchema(Sqlite& db, int up_to) {
+  static_assert(kFeatureSchemaVersion == 2, "add the migration to kMigrations");
+  int v = db.userVersion();
+  while (v < up_to) {
+    Transaction t(db);
+    db.exec(kMigrations.at(static_cast<std::size_t>(v)));
+    db.setUserVersion(v + 1);
+    t.commit();
+    ++v;
+  }
+}
+
+void createScanSchema(Sqlite& db) {
+  Transaction t(db);
+  db.exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+          "CREATE TABLE IF NOT EXISTS scan_windows(window INTEGER PRIMARY KEY, data BLOB NOT NULL);");
+  t.commit();
+}
+
+void putMeta(Sqlite& db, const std::string& key, const std::string& value) {
+  auto st = db.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)");
+  st.bind(1, key).bind(2, value);
+  st.step();
+}
+
+std::string getMeta(Sqlite& db, const std::string& key, const std::string& fallback) {
+  auto st = db.prepare("SELECT value FROM meta WHERE key = ?");
+  st.bind(1, key);
+  return st.step() ? st.text(0) : fallback;
+}
+
+}  // namespace monoscope::core
