@@ -123,13 +123,20 @@ void scanCorpus(const IndexOptions& o, const Engine& engine, const std::string& 
   auto insert = db.prepare("INSERT OR REPLACE INTO scan_windows(window, data) VALUES(?, ?)");
   c10::InferenceMode guard;
   const Sae& sae = engine.impl().requireSae();
-  for (std::int64_t b = o.shard_index; b < blocks; b += o.shard_count) {
-    const std::int64_t s = b * batch, e = std::min(windows, s + batch);
+  auto committed = [&](std::int64_t s, std::int64_t e) {
     count.bind(1, s).bind(2, e);
     count.step();
-    const bool committed = count.integer(0) == e - s;
+    const bool all = count.integer(0) == e - s;
     count.reset();
-    if (!committed) {
+    return all;
+  };
+  // Blocks committed by an earlier, interrupted run are kept.
+  for (std::int64_t b = o.shard_index; b < blocks; b += o.shard_count)
+    if (committed(b * batch, std::min(windows, (b + 1) * batch))) done += std::min(windows, (b + 1) * batch) - b * batch;
+  report(progress, "scan", done, mine, done > 0 ? "resuming after " + std::to_string(done) + " windows" : "");
+  for (std::int64_t b = o.shard_index; b < blocks; b += o.shard_count) {
+    const std::int64_t s = b * batch, e = std::min(windows, s + batch);
+    if (!committed(s, e)) {
       std::vector<std::vector<std::int32_t>> toks(static_cast<std::size_t>(e - s));
       std::vector<std::int64_t> flat;
       for (std::int64_t w = s; w < e; ++w) {
@@ -147,9 +154,9 @@ void scanCorpus(const IndexOptions& o, const Engine& engine, const std::string& 
         insert.reset();
       }
       t.commit();
+      done += e - s;
+      report(progress, "scan", done, mine, std::to_string(done * context) + " tokens");
     }
-    done += e - s;
-    report(progress, "scan", done, mine, std::to_string(done * context) + " tokens");
   }
   putMeta(db, "complete", "1");
 }

@@ -5,6 +5,10 @@
 
 namespace monoscope::core {
 
+namespace {
+const char* const kSaeLensFormatVersion = "6.0.0";  // the cfg.json layout written (SAELens v6)
+}  // namespace
+
 SaeConfig SaeConfig::fromJson(const nlohmann::json& j, const std::string& source) {
   const JsonFields f(j, source);
   SaeConfig c;
@@ -77,6 +81,11 @@ SaeConfig SaeConfig::fromFile(const std::string& path) {
 
 nlohmann::json SaeConfig::toJson() const {
   nlohmann::json meta = metadata.is_object() ? metadata : nlohmann::json::object();
+  // SAELens reads a cfg.json without metadata.sae_lens_version as pre-6.0 (and then drops the
+  // metadata), so write the config-format version it expects.
+  if (!meta.contains("sae_lens_version") || !meta["sae_lens_version"].is_string()) meta["sae_lens_version"] = kSaeLensFormatVersion;
+  if (!meta.contains("sae_lens_training_version") || !meta["sae_lens_training_version"].is_string())
+    meta["sae_lens_training_version"] = kSaeLensFormatVersion;
   meta["hook_name"] = hook_name;
   if (!model_name.empty()) meta["model_name"] = model_name;
   if (!meta.contains("hook_head_index")) meta["hook_head_index"] = nullptr;

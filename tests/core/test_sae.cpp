@@ -5,6 +5,7 @@
 
 #include <QTemporaryDir>
 #include <QtTest>
+#include <nlohmann/json.hpp>
 #include <fstream>
 
 #include "io/json_file.h"
@@ -62,6 +63,14 @@ class TestSae : public QObject {
                    readTextFile(testutil::fixture(std::string("sae/monoscope_saved/") + f)),
                f);
     }
+    // SAELens reloaded the metadata intact (recorded by make_fixtures.py --only-saved-sae).
+    const auto seen = nlohmann::json::parse(readTextFile(testutil::fixture("sae/monoscope_saved_metadata.json")));
+    const auto cfg = SaeConfig::fromFile(testutil::fixture("sae/monoscope_saved/cfg.json"));
+    QCOMPARE(seen["hook_name"].get<std::string>(), cfg.hook_name);
+    QCOMPARE(seen["context_size"].get<std::int64_t>(), std::int64_t{64});
+    QCOMPARE(cfg.context_size, std::int64_t{64});
+    QCOMPARE(seen["model_name"].get<std::string>(), std::string("gpt2-tiny"));
+    QCOMPARE(seen["prepend_bos"].get<bool>(), false);
   }
 
   void metricsOnPerfectReconstruction() {
