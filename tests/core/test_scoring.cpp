@@ -1,0 +1,196 @@
+// Specificity scorers: the concept matcher's rubric distances, and the LLM judge against an
+// OpenAI-compatible server on the loopback address (good answers, garbage, timeouts, a huge
+// answer, a closed connection), storing scores with the scorer's name and never the key.
+#include <httplib.h>
+
+#include <QTemporaryDir>
+#include <QtTest>
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "api/feature_db.h"
+#include "api/scoring.h"
+#include "interp/concept_scorer.h"
+#include "interp/llm_client.h"
+#include "store/schema.h"
+#include "store/sqlite.h"
+#include "util/error.h"
+
+namespace fs = std::filesystem;
+using namespace monoscope::core;
+
+class TestScoring : public QObject {
+  Q_OBJECT
+
+  httplib::Server server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::atomic<int> requests_{0};
+  std::string last_auth_, last_body_;
+  QTemporaryDir tmp_;
+  int dbs_ = 0;
+
+  std::string url(const std::string& route) const { return "http://127.0.0.1:" + std::to_string(port_) + "/" + route + "/v1"; }
+
+  static std::string answer(const std::string& content) {
+    return nlohmann::json{{"choices", {{{"message", {{"role", "assistant"}, {"content", content}}}}}}}.dump();
+  }
+
+  // A tiny database with one feature and three examples.
+  std::string makeDb() {
+    const std::string p = tmp_.path().toStdString() + "/s" + std::to_string(++dbs_) + ".db";
+    Sqlite db(p, Sqlite::Open::Create);
+    migrateFeatureSchema(db);
+    db.exec("INSERT INTO meta VALUES('d_sae', '1')");
+    db.exec("INSERT INTO features(id, count, density, max_act, mean_act, explanation) VALUES(0, 3, 0.1, 2, 1, 'Fires on \"king\"')");
+    db.exec("INSERT INTO feature_text(rowid, explanation, top_tokens) VALUES(0, 'Fires on \"king\"', 'king')");
+    const char* words[] = {"The", " king", " rode", " out"};
+    for (int i = 0; i < 4; ++i) {
+      auto st = db.prepare("INSERT INTO vocab(id, bytes) VALUES(?, ?)");
+      st.bind(1, i).bindBlob(2, words[i], std::strlen(words[i]));
+      st.step();
+    }
+    for (int e = 0; e < 3; ++e) {
+      const std::int32_t toks[] = {0, 1, 2, 3};
+      const std::uint16_t acts[] = {0, 65535, 100, 0};
+      auto st = db.prepare("INSERT INTO examples(feature, kind, interval, rank, max_act, center, window, position, tokens, acts, scale) "
+                           "VALUES(0, 0, 0, ?, 2, 1, 0, 1, ?, ?, ?)");
+      st.bind(1, e).bindBlob(2, toks, sizeof toks).bindBlob(3, acts, sizeof acts).bind(4, 2.0 / 65535);
+      st.step();
+    }
+    db.setUserVersion(kFeatureSchemaVersion);
+    return p;
+  }
+
+  Example example() const {
+    Example e;
+    e.tokens = {"The", " king", " rode", " out"};
+    e.center = 1;
+    return e;
+  }
+
+ private Q_SLOTS:
+  void initTestCase() {
+    server_.Post("/good/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+      ++requests_;
+      last_auth_ = req.get_header_value("Authorization");
+      last_body_ = req.body;
+      res.set_content(answer("Score: 3"), "application/json");
+    });
+    server_.Post("/garbage/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content("<html>definitely not json</html>", "text/html");
+    });
+    server_.Post("/nonsense/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(answer("bananas are yellow"), "application/json");
+    });
+    server_.Post("/slow/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+      res.set_content(answer("2"), "application/json");
+    });
+    server_.Post("/huge/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(std::string(3 << 20, 'x'), "application/json");
+    });
+    server_.Post("/error/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {
+      res.status = 500;
+      res.set_content("model not loaded", "text/plain");
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    QVERIFY(port_ > 0);
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+
+  void cleanupTestCase() {
+    server_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  void conceptScorerFollowsTheRubric() {
+    const std::vector<std::string> toks = {"In", " the", " beginning", " God", " created", " the", " heaven", " and", " earth"};
+    const auto kws = explanationKeywords("Fires on \" God\"");
+    QCOMPARE(kws, std::vector<std::string>{"god"});
+    QCOMPARE(conceptScore(toks, 3, kws), 3);  // the activating token
+    QCOMPARE(conceptScore(toks, 5, kws), 2);  // two tokens away
+    QCOMPARE(conceptScore(toks, 8, kws), 1);  // elsewhere in the context
+    QCOMPARE(conceptScore(toks, 3, explanationKeywords("ships and the sea")), 0);
+    QCOMPARE(explanationKeywords("ships and the sea"), (std::vector<std::string>{"ships", "sea"}));
+  }
+
+  void parsesScoresFromAnswers() {
+    QCOMPARE(parseScore("Score: 2"), 2);
+    QCOMPARE(parseScore("3"), 3);
+    QCOMPARE(parseScore("I would say 1."), 1);
+    QCOMPARE(parseScore("7"), -1);
+    QCOMPARE(parseScore("no idea"), -1);
+  }
+
+  void goodAnswersAreStoredWithTheScorerName() {
+    LlmEndpoint ep{url("good"), "judge-model", "sk-secret-key-123", 5.0};
+    QCOMPARE(llmScore(ep, "Fires on \"king\"", example()), 3);
+    QCOMPARE(last_auth_, std::string("Bearer sk-secret-key-123"));
+    QVERIFY(last_body_.find("<< king>>") != std::string::npos);
+    QVERIFY(last_body_.find("judge-model") != std::string::npos);
+    const std::string db = makeDb();
+    ScoreOptions o;
+    o.scorer = "llm";
+    o.llm = ep;
+    ScoreSummary s;
+    QCOMPARE(scoreFeatures(db, o, {}, &s), JobStatus::Done);
+    QCOMPARE(s.examples, std::int64_t{3});
+    QCOMPARE(s.scorer, std::string("llm:judge-model"));
+    auto fdb = FeatureDb::open(db);
+    const auto page = fdb->page(0);
+    QCOMPARE(page.top_examples.size(), std::size_t{3});
+    QCOMPARE(page.top_examples[0].scores.front().scorer, std::string("llm:judge-model"));
+    QCOMPARE(page.top_examples[0].scores.front().score, 3);
+    // The key is nowhere in the database.
+    std::ifstream in(db, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    QVERIFY(bytes.find("sk-secret-key-123") == std::string::npos);
+  }
+
+  void badEndpointsGiveClearErrors() {
+    auto expect = [&](const std::string& route, const char* needle, double timeout = 5.0) {
+      LlmEndpoint ep{url(route), "m", "sk-secret-key-123", timeout};
+      try {
+        llmScore(ep, "x", example());
+        QFAIL(("no error from " + route).c_str());
+      } catch (const Error& e) {
+        const std::string msg = e.what();
+        QVERIFY2(msg.find(needle) != std::string::npos, msg.c_str());
+        QVERIFY2(msg.find("sk-secret") == std::string::npos, "the key leaked into an error");
+        QVERIFY2(msg.find('\n') == std::string::npos, msg.c_str());
+      }
+    };
+    expect("garbage", "not JSON");
+    expect("nonsense", "without a 0-3 score");
+    expect("slow", "did not answer within 1 s", 1.0);
+    expect("huge", "sent more than");
+    expect("error", "HTTP 500");
+    LlmEndpoint closed{"http://127.0.0.1:1/v1", "m", "", 2.0};
+    QVERIFY_EXCEPTION_THROWN(llmScore(closed, "x", example()), Error);
+    // A job against a nonsense endpoint stops with an error and stores nothing.
+    const std::string db = makeDb();
+    ScoreOptions o;
+    o.scorer = "llm";
+    o.llm = {url("nonsense"), "m", "", 5.0};
+    QVERIFY_EXCEPTION_THROWN(scoreFeatures(db, o, {}, nullptr), Error);
+    QVERIFY(FeatureDb::open(db)->page(0).top_examples[0].scores.empty());
+  }
+
+  void conceptJobScoresEveryExample() {
+    const std::string db = makeDb();
+    ScoreOptions o;
+    ScoreSummary s;
+    QCOMPARE(scoreFeatures(db, o, {}, &s), JobStatus::Done);
+    QCOMPARE(s.histogram[3], std::int64_t{3});
+    QCOMPARE(FeatureDb::open(db)->page(0).top_examples[1].scores.front().scorer, std::string("concept"));
+  }
+};
+
+QTEST_GUILESS_MAIN(TestScoring)
+#include "test_scoring.moc"
