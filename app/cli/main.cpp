@@ -63,6 +63,24 @@ void printUsage(std::ostream& os) {
 
 std::string firstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
 
+// Core names settings by their field; on the command line they are options.
+std::string inCliWords(std::string msg) {
+  static const std::pair<const char*, const char*> kFields[] = {
+      {"max_tokens", "--max-tokens"}, {"temperature", "--temperature"}, {"top_p", "--top-p"},
+      {"batch_size", "--batch-size"}, {"total_tokens", "--tokens"},     {"d_sae", "--d-sae"},
+      {"l1_coefficient", "--l1"},     {"architecture", "--arch"},       {"vocab_size", "--vocab-size"},
+      {"seq_len", "--seq-len"},       {"total_steps", "--steps"},       {"warmup_steps", "--warmup"},
+      {"lr", "--lr"},                 {"k", "--k"},                     {"threads", "--threads"},
+      {"context", "--context"},       {"dead_window", "--dead-window"}};
+  for (const auto& prefix : {"", "LM training: ", "SAE training: ", "training option ", "index option "}) {
+    for (const auto& [field, flag] : kFields) {
+      const std::string head = std::string(prefix) + field + " ";
+      if (msg.rfind(head, 0) == 0) return std::string(flag) + " " + msg.substr(head.size());
+    }
+  }
+  return msg;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -89,7 +107,7 @@ int main(int argc, char** argv) {
     const cli::Args args(argc, argv, 2);
     return cmd->run(args);
   } catch (const core::Error& e) {
-    std::cerr << "monoscope-cli " << command << ": error: " << e.what() << "\n";
+    std::cerr << "monoscope-cli " << command << ": error: " << inCliWords(e.what()) << "\n";
   } catch (const c10::Error& e) {
     std::cerr << "monoscope-cli " << command << ": error: " << firstLine(e.what_without_backtrace()) << "\n";
   } catch (const std::exception& e) {

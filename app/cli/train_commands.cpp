@@ -9,6 +9,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "api/training.h"
 #include "commands.h"
 #include "inputs.h"
 #include "io/torch_bridge.h"
@@ -35,7 +36,7 @@ core::SaeTrainConfig trainConfig(const Args& args, std::int64_t d_in) {
   c.d_sae = args.integer("d-sae", 1, 1 << 24);
   c.total_tokens = args.integer("tokens", 1, INT64_MAX / 2);
   c.seed = static_cast<std::uint64_t>(args.integer("seed", 0, 0, INT64_MAX));
-  c.batch_size = args.integer("batch-size", 4096, 1, 1 << 22);
+  c.batch_size = args.integer("batch-size", core::defaultSaeBatchSize(c.total_tokens), 1, 1 << 22);
   c.lr = args.number("lr", c.lr);
   c.dead_window = args.integer("dead-window", c.dead_window, 1, INT64_MAX / 2);
   if (c.architecture == "topk") {
@@ -58,93 +59,48 @@ void report(const core::SaeTrainStats& s, std::int64_t total, double elapsed) {
 int cmdTrainSae(const Args& args) {
   args.allowOnly({"activations", "model", "hook", "corpus", "arch", "l1", "k", "d-sae", "tokens", "seed", "out",
                   "batch-size", "lr", "dead-window", "context", "buffer", "device", "threads"});
-  const auto device = c10::Device(applyRuntimeOptions(args));
-  const std::string out = args.get("out");
-  const bool from_model = args.has("model");
-  if (from_model == args.has("activations")) {
+  core::SaeTrainingOptions o;
+  o.activations = args.get("activations", "");
+  o.model_dir = args.get("model", "");
+  o.hook = args.get("hook", "");
+  o.corpus = args.get("corpus", "");
+  if (o.model_dir.empty() == o.activations.empty())
     throw Error("give either --activations FILE.safetensors or --model DIR --hook NAME --corpus PATH");
-  }
-  std::unique_ptr<core::ActivationSource> source;
-  core::FileActivationSource* file_source = nullptr;
-  std::shared_ptr<const core::Transformer> model;
-  std::shared_ptr<const core::TokenShard> valid_shard;
-  std::string hook = args.get("hook", "");
-  std::int64_t context = 0;
-  if (from_model) {
-    if (hook.empty()) throw Error("--model needs --hook NAME");
-    model = core::Transformer::load(args.get("model"), device);
-    context = args.integer("context", std::min<std::int64_t>(128, model->config().n_ctx), 2, model->config().n_ctx);
-    // --corpus: a corpus folder (train/valid token shards) or one token shard file.
-    const fs::path corpus = args.get("corpus");
-    const fs::path train = fs::is_directory(corpus) ? corpus / "train.tokens.safetensors" : corpus;
-    auto shard = std::make_shared<const core::TokenShard>(train.string());
-    // CE loss recovered is measured on the validation shard when there is one.
-    valid_shard = fs::is_directory(corpus) && fs::exists(corpus / "valid.tokens.safetensors")
-                      ? std::make_shared<const core::TokenShard>((corpus / "valid.tokens.safetensors").string())
-                      : shard;
-    source = std::make_unique<core::ModelActivationSource>(model, hook, shard, context,
-                                                           args.integer("buffer", 1 << 18, 1024, 1 << 26),
-                                                           static_cast<std::uint64_t>(args.integer("seed", 0, 0, INT64_MAX)));
+  if (!o.model_dir.empty() && o.hook.empty()) throw Error("--model needs --hook NAME");
+  if (!o.model_dir.empty() && o.corpus.empty()) throw Error("--model needs --corpus PATH");
+  o.architecture = args.get("arch");
+  o.d_sae = args.integer("d-sae", 1, 1 << 24);
+  o.tokens = args.integer("tokens", 1, INT64_MAX / 2);
+  o.seed = static_cast<std::uint64_t>(args.integer("seed", 0, 0, INT64_MAX));
+  o.batch_size = args.integer("batch-size", 0, 0, 1 << 22);
+  o.lr = args.number("lr", o.lr);
+  o.dead_window = args.integer("dead-window", 0, 0, INT64_MAX / 2);
+  o.context = args.integer("context", 0, 0, 1 << 20);
+  o.buffer_tokens = args.integer("buffer", o.buffer_tokens, 1024, 1 << 26);
+  if (o.architecture == "topk") {
+    o.k = args.integer("k", 1, o.d_sae);
   } else {
-    auto fsrc = std::make_unique<core::FileActivationSource>(args.get("activations"),
-                                                            static_cast<std::uint64_t>(args.integer("seed", 0, 0, INT64_MAX)));
-    file_source = fsrc.get();
-    source = std::move(fsrc);
-    if (hook.empty()) hook = "blocks.0.hook_resid_post";
+    o.l1_coefficient = args.number("l1", o.l1_coefficient);
   }
-  auto cfg = trainConfig(args, source->width());
-  cfg.hook_name = hook;
-  if (file_source != nullptr && cfg.batch_size > file_source->rows()) {
-    throw Error("the activation file holds " + std::to_string(file_source->rows()) + " rows, fewer than one batch of " +
-                    std::to_string(cfg.batch_size),
-                "lower --batch-size or collect more activations");
-  }
-  fs::create_directories(out);
-  const std::string ck = (fs::path(out) / "checkpoint.safetensors").string();
-  core::SaeTrainer trainer(cfg, device);
-  if (trainer.loadCheckpoint(ck)) {
-    std::cerr << "resuming from step " << trainer.stepsDone() << "\n";
-    if (file_source != nullptr) file_source->skip(trainer.stepsDone() * cfg.batch_size);
-  }
-  const std::int64_t total = cfg.totalSteps();
-  const auto t0 = std::chrono::steady_clock::now();
-  core::SaeTrainStats last;
-  for (std::int64_t s = trainer.stepsDone(); s < total; ++s) {
-    last = trainer.step(source->next(cfg.batch_size));
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (s % 100 == 0 || s + 1 == total) report(last, total, elapsed);
-    if ((s + 1) % 500 == 0) trainer.saveCheckpoint(ck);
-  }
-  trainer.saveCheckpoint(ck);
-  auto sae = trainer.exportSae();
-  if (model) {
-    nlohmann::json meta = sae->config().metadata;
-    meta["model_name"] = fs::path(args.get("model")).filename().string();
-    meta["context_size"] = context;
-    auto cfg_out = sae->config();
-    cfg_out.metadata = meta;
-    cfg_out.model_name = meta["model_name"];
-    sae = std::make_unique<core::Sae>(cfg_out, sae->W_enc(), sae->b_enc(), sae->W_dec(), sae->b_dec());
-  }
-  sae->save(out);
-  nlohmann::ordered_json j;
-  j["out"] = out;
-  j["steps"] = trainer.stepsDone();
-  j["tokens"] = trainer.stepsDone() * cfg.batch_size;
-  const auto m = sae->metrics(source->next(std::min<std::int64_t>(16384, cfg.batch_size * 4)));
-  j["fraction_variance_explained"] = m.fraction_variance_explained;
-  j["l0"] = m.l0;
-  j["dead_fraction"] = last.dead_fraction;
-  j["dead_window_tokens"] = cfg.dead_window;
-  if (model) {
-    const auto ev = core::evaluateSplice(*model, *sae, *valid_shard, 16, 8, context);
-    j["clean_loss"] = ev.clean_loss;
-    j["spliced_loss"] = ev.sae_loss;
-    j["zero_ablation_loss"] = ev.zero_loss;
-    j["ce_loss_recovered"] = ev.ce_loss_recovered;
-  }
-  core::writeFileAtomically((fs::path(out) / "training.json").string(), j.dump(2));
-  std::cout << j.dump() << "\n";
+  o.out = args.get("out");
+  o.device = args.get("device", "auto");
+  o.threads = threadsOption(args);
+  if (o.batch_size == 0)
+    std::cerr << "batch size " << core::defaultSaeBatchSize(o.tokens) << " (chosen for " << o.tokens
+              << " tokens; set --batch-size to override)\n";
+  std::int64_t last_print = -1;
+  const auto progress = [&](const core::Progress& p) {
+    if (p.stage == "resume") std::cerr << "resuming from step " << p.done << "\n";
+    if (p.stage == "train" && (p.done - last_print >= 100 || p.done == p.total)) {
+      last_print = p.done;
+      std::fprintf(stderr, "step %lld/%lld  %s\n", static_cast<long long>(p.done), static_cast<long long>(p.total), p.detail.c_str());
+    }
+    return true;
+  };
+  core::SaeTrainingResult r;
+  core::trainSae(o, progress, &r);
+  std::cout << core::readTextFile((fs::path(o.out) / "training.json").string());
+  std::cout << "\n";
   return 0;
 }
 

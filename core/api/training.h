@@ -1,0 +1,46 @@
+#pragma once
+// Training an SAE (public API): from a model's activations at a hook, streamed over a token
+// corpus, or from a file of stored activations. Resumable from the checkpoint in `out`.
+#include <cstdint>
+#include <string>
+
+#include "api/progress.h"
+
+namespace monoscope::core {
+
+struct SaeTrainingOptions {
+  std::string activations;              // safetensors file with `activations` [n, d_in], or
+  std::string model_dir, hook, corpus;  // a model, the hook to read, and a token shard / corpus folder
+  std::int64_t context = 0;             // tokens per model window (0: min(128, n_ctx)); recorded in cfg.json
+  std::int64_t buffer_tokens = 1 << 18; // mixing buffer for streamed activations
+  std::string architecture = "standard";  // standard | topk
+  double l1_coefficient = 5.0;          // standard
+  std::int64_t k = 32;                  // topk
+  std::int64_t d_sae = 0;
+  std::int64_t tokens = 0;              // training length
+  std::int64_t batch_size = 0;          // 0: chosen for `tokens` (at least ~2,000 steps, 256..4096)
+  double lr = 4e-4;
+  std::int64_t dead_window = 0;         // 0: min(10M, tokens / 3) tokens
+  std::uint64_t seed = 0;
+  std::string out;                      // folder: checkpoint, then cfg.json + sae_weights.safetensors
+  std::string device = "auto";
+  int threads = 0;
+
+  void validate() const;  // throws Error naming the field
+};
+
+struct SaeTrainingResult {
+  std::int64_t steps = 0, tokens = 0, batch_size = 0, dead_window = 0;
+  bool batch_size_chosen = false;       // batch_size was picked for the run length
+  bool resumed = false;
+  double fraction_variance_explained = 0, l0 = 0, dead_fraction = 0;
+  bool has_splice = false;              // the CE-loss fields are set (training from a model)
+  double clean_loss = 0, spliced_loss = 0, zero_ablation_loss = 0, ce_loss_recovered = 0;
+};
+
+// The batch size used when none is given: the largest power of two giving ~2,000 steps.
+std::int64_t defaultSaeBatchSize(std::int64_t tokens);
+
+JobStatus trainSae(const SaeTrainingOptions& options, const ProgressFn& progress, SaeTrainingResult* result);
+
+}  // namespace monoscope::core

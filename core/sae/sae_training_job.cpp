@@ -1,0 +1,165 @@
+// The SAE training job behind api/training.h: activation source, trainer, checkpoints,
+// export with metadata, and the quality report.
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "api/engine_impl.h"
+#include "api/training.h"
+#include "lm/transformer.h"
+#include "sae/activation_store.h"
+#include "sae/sae.h"
+#include "sae/sae_trainer.h"
+#include "util/cancel.h"
+#include "util/device.h"
+#include "util/error.h"
+#include "util/mapped_file.h"
+#include "util/runtime.h"
+
+namespace fs = std::filesystem;
+
+namespace monoscope::core {
+
+std::int64_t defaultSaeBatchSize(std::int64_t tokens) {
+  std::int64_t b = 4096;
+  while (b > 256 && tokens / b < 2000) b /= 2;
+  return b;
+}
+
+void SaeTrainingOptions::validate() const {
+  auto bad = [](const std::string& f, const std::string& why) { throw Error("training option " + f + " " + why); };
+  if (activations.empty() == model_dir.empty()) bad("activations/model_dir", "- give exactly one source");
+  if (!model_dir.empty() && (hook.empty() || corpus.empty())) bad("hook/corpus", "are needed with model_dir");
+  if (out.empty()) bad("out", "is empty");
+  if (tokens <= 0) bad("total_tokens", "must be positive");
+  if (batch_size < 0 || batch_size > (1 << 22)) bad("batch_size", "must be in 0..4194304 (0: chosen for the run)");
+  if (dead_window < 0) bad("dead_window", "must be non-negative");
+  if (context < 0) bad("context", "must be non-negative");
+  if (buffer_tokens < 1024 || buffer_tokens > (1 << 26)) bad("buffer_tokens", "must be in 1024..67108864");
+}
+
+JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeTrainingResult* result) {
+  o.validate();
+  configureThreads(o.threads);
+  const c10::Device device = resolveDevice(o.device);
+  SaeTrainingResult r;
+  std::unique_ptr<ActivationSource> source;
+  FileActivationSource* file_source = nullptr;
+  std::shared_ptr<const Transformer> model;
+  std::shared_ptr<const TokenShard> valid_shard;
+  std::string hook = o.hook;
+  std::int64_t context = 0;
+  report(progress, "load", 0, 1);
+  if (!o.model_dir.empty()) {
+    model = Transformer::load(o.model_dir, device);
+    context = o.context > 0 ? o.context : std::min<std::int64_t>(128, model->config().n_ctx);
+    if (context < 2 || context > model->config().n_ctx)
+      throw Error("context " + std::to_string(context) + " is outside 2.." + std::to_string(model->config().n_ctx) + " (the model's positions)");
+    const fs::path corpus = o.corpus;
+    const fs::path train = fs::is_directory(corpus) ? corpus / "train.tokens.safetensors" : corpus;
+    auto shard = std::make_shared<const TokenShard>(train.string());
+    valid_shard = fs::is_directory(corpus) && fs::exists(corpus / "valid.tokens.safetensors")
+                      ? std::make_shared<const TokenShard>((corpus / "valid.tokens.safetensors").string())
+                      : shard;
+    source = std::make_unique<ModelActivationSource>(model, hook, shard, context, o.buffer_tokens, o.seed);
+  } else {
+    auto fsrc = std::make_unique<FileActivationSource>(o.activations, o.seed);
+    file_source = fsrc.get();
+    source = std::move(fsrc);
+    if (hook.empty()) hook = "blocks.0.hook_resid_post";
+  }
+  SaeTrainConfig cfg;
+  cfg.architecture = o.architecture;
+  cfg.d_in = source->width();
+  cfg.d_sae = o.d_sae;
+  cfg.total_tokens = o.tokens;
+  cfg.seed = o.seed;
+  r.batch_size_chosen = o.batch_size == 0;
+  cfg.batch_size = o.batch_size > 0 ? o.batch_size : defaultSaeBatchSize(o.tokens);
+  cfg.lr = o.lr;
+  cfg.dead_window = o.dead_window > 0 ? o.dead_window : std::max<std::int64_t>(1, std::min<std::int64_t>(10'000'000, o.tokens / 3));
+  cfg.hook_name = hook;
+  if (cfg.architecture == "topk") {
+    cfg.k = o.k;
+  } else {
+    cfg.l1_coefficient = o.l1_coefficient;
+  }
+  cfg.validate();
+  if (file_source != nullptr && cfg.batch_size > file_source->rows()) {
+    throw Error("the activation file holds " + std::to_string(file_source->rows()) + " rows, fewer than one batch of " +
+                    std::to_string(cfg.batch_size),
+                "lower batch_size or collect more activations");
+  }
+  r.batch_size = cfg.batch_size;
+  r.dead_window = cfg.dead_window;
+  fs::create_directories(o.out);
+  const std::string ck = (fs::path(o.out) / "checkpoint.safetensors").string();
+  SaeTrainer trainer(cfg, device);
+  if (trainer.loadCheckpoint(ck)) {
+    r.resumed = true;
+    report(progress, "resume", trainer.stepsDone(), cfg.totalSteps());
+    if (file_source != nullptr) file_source->skip(trainer.stepsDone() * cfg.batch_size);
+  }
+  const std::int64_t total = cfg.totalSteps();
+  SaeTrainStats last;
+  char detail[160];
+  try {
+    for (std::int64_t s = trainer.stepsDone(); s < total; ++s) {
+      last = trainer.step(source->next(cfg.batch_size));
+      if ((s + 1) % 500 == 0) trainer.saveCheckpoint(ck);
+      std::snprintf(detail, sizeof detail, "mse %.4f  fve %.4f  L0 %.1f  dead %.3f", last.mse, last.fve, last.l0, last.dead_fraction);
+      report(progress, "train", s + 1, total, detail);
+    }
+  } catch (const Cancelled&) {
+    trainer.saveCheckpoint(ck);
+    return JobStatus::Cancelled;
+  }
+  trainer.saveCheckpoint(ck);
+  report(progress, "evaluate", 0, 1);
+  auto sae = trainer.exportSae();
+  if (model) {
+    auto cfg_out = sae->config();
+    cfg_out.model_name = fs::path(o.model_dir).filename().string();
+    cfg_out.context_size = context;
+    sae = std::make_unique<Sae>(cfg_out, sae->W_enc(), sae->b_enc(), sae->W_dec(), sae->b_dec());
+  }
+  sae->save(o.out);
+  r.steps = trainer.stepsDone();
+  r.tokens = trainer.stepsDone() * cfg.batch_size;
+  const auto m = sae->metrics(source->next(std::min<std::int64_t>(16384, cfg.batch_size * 4)));
+  r.fraction_variance_explained = m.fraction_variance_explained;
+  r.l0 = m.l0;
+  r.dead_fraction = last.dead_fraction;
+  if (model) {
+    const auto ev = evaluateSplice(*model, *sae, *valid_shard, 16, 8, context);
+    r.has_splice = true;
+    r.clean_loss = ev.clean_loss;
+    r.spliced_loss = ev.sae_loss;
+    r.zero_ablation_loss = ev.zero_loss;
+    r.ce_loss_recovered = ev.ce_loss_recovered;
+  }
+  nlohmann::ordered_json j;
+  j["out"] = o.out;
+  j["steps"] = r.steps;
+  j["tokens"] = r.tokens;
+  j["batch_size"] = r.batch_size;
+  j["context"] = context;
+  j["fraction_variance_explained"] = r.fraction_variance_explained;
+  j["l0"] = r.l0;
+  j["dead_fraction"] = r.dead_fraction;
+  j["dead_window_tokens"] = r.dead_window;
+  if (r.has_splice) {
+    j["clean_loss"] = r.clean_loss;
+    j["spliced_loss"] = r.spliced_loss;
+    j["zero_ablation_loss"] = r.zero_ablation_loss;
+    j["ce_loss_recovered"] = r.ce_loss_recovered;
+  }
+  writeFileAtomically((fs::path(o.out) / "training.json").string(), j.dump(2));
+  report(progress, "evaluate", 1, 1);
+  if (result) *result = r;
+  return JobStatus::Done;
+}
+
+}  // namespace monoscope::core

@@ -1,0 +1,10 @@
+# Fails when the compile command of api_only.cpp names a LibTorch include directory.
+file(READ "${COMPILE_COMMANDS}" cc)
+string(REGEX MATCH "[^}]*api_only\\.cpp[^}]*" entry "${cc}")
+if(entry STREQUAL "")
+  message(FATAL_ERROR "api_only.cpp is not in ${COMPILE_COMMANDS}")
+endif()
+if(entry MATCHES "torch" OR entry MATCHES "ATen")
+  message(FATAL_ERROR "the public-API check compiles with LibTorch paths:\n${entry}")
+endif()
+message(STATUS "api_only.cpp compiles without LibTorch include paths")
