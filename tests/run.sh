@@ -8,7 +8,11 @@ if ! .venv/bin/python -c "import tokenizers" 2>/dev/null; then
   python3 -m venv .venv
   .venv/bin/pip install -q tokenizers || { [ "${CI:-}" != "true" ] || exit 1; echo "tokenizers unavailable: parity test will be skipped" >&2; }
 fi
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release ${CMAKE_ARGS:-}
+# The parity test's Python is named explicitly, so a build folder configured before .venv
+# existed (e.g. by the demo command) does not keep a cached system Python.
+PYTHON_ARG=""
+if [ -x .venv/bin/python ]; then PYTHON_ARG="-DMONOSCOPE_PYTHON=$PWD/.venv/bin/python"; fi
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release $PYTHON_ARG ${CMAKE_ARGS:-}
 cmake --build "$BUILD" -j2
 cd "$BUILD"
 ctest --output-on-failure -j2 ${CTEST_ARGS:-}

@@ -46,6 +46,9 @@ void removeDb(const std::string& path) {
 
 JobStatus buildIndex(const IndexOptions& o, const ProgressFn& progress) {
   o.validate();
+  // Fail before loading anything when an input is missing.
+  for (const auto& [what, p] : {std::pair<const char*, const std::string&>{"model folder", o.model_dir}, {"SAE folder", o.sae_dir}, {"corpus", o.corpus}})
+    if (!fs::exists(p)) throw Error(std::string(what) + " '" + p + "' does not exist");
   try {
     EngineOptions eo;
     eo.model_dir = o.model_dir;

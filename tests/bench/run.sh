@@ -6,7 +6,7 @@ cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-2}
 PY=${PY:-.venv/bin/python}
-VOCAB=${VOCAB:-../shared/vocab/gpt2}
+VOCAB=${VOCAB:-tests/fixtures/gpt2}
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMONOSCOPE_BUILD_BENCH=ON >/dev/null
 cmake --build "$BUILD" -j2 --target monoscope-bench >/dev/null
 

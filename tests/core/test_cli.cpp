@@ -123,6 +123,76 @@ class TestCli : public QObject {
                  "--tokens", "4096", "--batch-size", "4096", "--seed", "1", "--out", tmp("t2")}, "fewer than one batch");
   }
 
+  // index -> feature / search / score / generate --clamp ID=10x, and each command's --help.
+  void indexAndFeatureDatabaseCommands() {
+    const QString model = modelWithTokenizer();
+    QDir().mkpath(tmp("corpus"));
+    {
+      std::ofstream f(tmp("corpus/a.txt").toStdString());
+      for (int i = 0; i < 200; ++i) f << "one two three four five six seven eight nine ten " << i << "\n";
+    }
+    const QString db = tmp("f.db");
+    Result r = run({"index", "--model", model, "--sae", fx("sae/standard"), "--corpus", tmp("corpus"), "--tokens", "2048",
+                    "--out", db, "--umap-epochs", "20", "--threads", "2"});
+    QVERIFY2(r.code == 0, r.err.constData());
+    QVERIFY(r.err.contains("scan"));  // progress on stderr
+    QCOMPARE(QJsonDocument::fromJson(r.out).object().value("features").toInt(), 128);
+    // The first alive feature's page, in the contract's shape.
+    r = run({"search", db, "--text", "Fires", "--top", "1", "--json"});
+    QVERIFY2(r.code == 0, r.err.constData());
+    const int id = QJsonDocument::fromJson(r.out).array().first().toObject().value("id").toInt();
+    r = run({"feature", db, QString::number(id), "--json"});
+    QVERIFY2(r.code == 0, r.err.constData());
+    const QJsonObject page = QJsonDocument::fromJson(r.out).object();
+    for (const char* key : {"id", "explanation", "density", "max_act", "mean_act", "histogram", "intervals", "top_examples", "logits",
+                            "neighbours", "umap"})
+      QVERIFY2(page.contains(key), key);
+    const double max_act = page.value("max_act").toDouble();
+    const QJsonArray top = page.value("top_examples").toArray();
+    QVERIFY(!top.isEmpty());
+    double first_max = 0;
+    for (const auto& a : top.first().toObject().value("acts").toArray()) first_max = std::max(first_max, a.toDouble());
+    QVERIFY(std::abs(first_max - max_act) < 1e-3 * max_act);
+    QCOMPARE(top.first().toObject().value("tokens").toArray().size(), top.first().toObject().value("acts").toArray().size());
+    const QJsonArray iv = page.value("intervals").toArray();
+    QCOMPARE(iv.size(), 10);
+    QVERIFY(iv.first().toObject().contains("examples"));
+    const QJsonArray nb = page.value("neighbours").toArray();
+    QCOMPARE(nb.size(), 10);
+    QVERIFY(nb[0].toArray()[1].toDouble() >= nb[9].toArray()[1].toDouble());
+    QCOMPARE(page.value("logits").toObject().value("top").toArray().size(), 10);
+    // Prompt search runs the model named in the database.
+    r = run({"search", db, "--prompt", "one two three", "--top", "5", "--json"});
+    QVERIFY2(r.code == 0, r.err.constData());
+    QVERIFY(!QJsonDocument::fromJson(r.out).array().isEmpty());
+    r = run({"search", db, "--prompt", "one two three", "--negative", "seven eight", "--top", "5", "--json"});
+    QVERIFY2(r.code == 0, r.err.constData());
+    r = run({"score", db, "--scorer", "concept", "--features", QString::number(id)});
+    QVERIFY2(r.code == 0, r.err.constData());
+    QCOMPARE(QJsonDocument::fromJson(r.out).object().value("features").toInt(), 1);
+    // Clamping to 10x the feature's max activation from the database.
+    r = run({"generate", "--model", model, "--prompt", "one two", "--max-tokens", "4", "--sae", fx("sae/standard"), "--features", db,
+             "--clamp", QString::number(id) + "=10x"});
+    QVERIFY2(r.code == 0, r.err.constData());
+    QVERIFY(QJsonDocument::fromJson(r.out).object().contains("steered"));
+    expectError({"generate", "--model", model, "--prompt", "one", "--max-tokens", "2", "--sae", fx("sae/standard"), "--clamp", "3=10x"},
+                "--features");
+    expectError({"feature", db, "99999", "--json"}, "feature 99999");
+    expectError({"feature", tmp("corpus/a.txt"), "1", "--json"}, "not a database");
+    expectError({"merge", "--out", tmp("m.db"), db}, "not an index shard");
+    expectError({"index", "--model", model, "--sae", fx("sae/standard"), "--corpus", tmp("nothing"), "--tokens", "100", "--out", tmp("n.db")},
+                "does not exist");
+    // --help prints the command's usage; tokenize prints each token's text.
+    r = run({"index", "--help"});
+    QCOMPARE(r.code, 0);
+    QVERIFY(r.out.contains("--corpus PATH"));
+    r = run({"tokenize", "--tokenizer", fx("tokenizer_small"), "--text", "one two", "--threads", "1"});
+    QCOMPARE(r.code, 0);
+    QString joined;
+    for (const auto& t : QJsonDocument::fromJson(r.out).array()) joined += t.toObject().value("text").toString();
+    QCOMPARE(joined, QString("one two"));
+  }
+
   void badInputGetsOneLineErrors() {
     const QString model = modelWithTokenizer();
     std::ofstream(tmp("bad.txt").toStdString(), std::ios::binary) << "abc\xff\xfe";
