@@ -107,7 +107,67 @@ at::Tensor pcaInit(const at::Tensor& data, std::uint64_t seed) {
   // Scale to a max coordinate of 10, plus tiny noise (as umap-learn's noisy_scale_coords).
   y = y * (10.0 / y.abs().max().clamp_min(1e-12));
   auto gen = at::detail::createCPUGenerator(seed);
-  return (y + 1e-4 * at::randn(y.sizes(), gen, at::kDouble)).to(at::kFloat);
+  y = y + 1e-4 * at::randn(y.sizes(), gen, at::kDouble);
+  // Each coordinate rescaled to [0, 10], as umap-learn does before optimising.
+  const at::Tensor lo = std::get<0>(y.min(0, true)), hi = std::get<0>(y.max(0, true));
+  return (10.0 * (y - lo) / (hi - lo).clamp_min(1e-12)).to(at::kFloat);
+}
+
+// One epoch after another, each sampled edge updated in turn (umap-learn's single-threaded
+// optimiser): the CPU path. y [n, 2] float, edges sorted by head.
+bool sequentialSgd(at::Tensor& y_t, const at::Tensor& heads_t, const at::Tensor& tails_t, const at::Tensor& eps_t,
+                   double a, double b, const UmapOptions& o, std::int64_t n_epochs, const ProgressFn& progress) {
+  const std::int64_t n = y_t.size(0), m = heads_t.numel();
+  float* y = y_t.data_ptr<float>();
+  const at::Tensor h64 = heads_t.contiguous(), t64 = tails_t.contiguous(), e64 = eps_t.contiguous();
+  const std::int64_t* head = h64.data_ptr<std::int64_t>();
+  const std::int64_t* tail = t64.data_ptr<std::int64_t>();
+  const double* eps = e64.data_ptr<double>();
+  std::vector<double> next(eps, eps + m), eps_neg(static_cast<std::size_t>(m)), next_neg(static_cast<std::size_t>(m));
+  for (std::int64_t i = 0; i < m; ++i) next_neg[i] = eps_neg[i] = eps[i] / static_cast<double>(o.negative_sample_rate);
+  std::uint64_t state = o.seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
+  auto rnd = [&]() {  // xorshift64*
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    return (state * 0x2545F4914F6CDD1Dull) >> 11;
+  };
+  auto clip = [](double v) { return v > 4.0 ? 4.0 : (v < -4.0 ? -4.0 : v); };
+  const double gamma = o.repulsion_strength;
+  for (std::int64_t epoch = 0; epoch < n_epochs; ++epoch) {
+    const double alpha = o.learning_rate * (1.0 - static_cast<double>(epoch) / static_cast<double>(n_epochs));
+    for (std::int64_t i = 0; i < m; ++i) {
+      if (next[i] > static_cast<double>(epoch)) continue;
+      float* cur = y + 2 * head[i];
+      float* other = y + 2 * tail[i];
+      double dx = cur[0] - other[0], dy = cur[1] - other[1];
+      double d2 = dx * dx + dy * dy;
+      if (d2 > 0) {
+        const double gc = -2.0 * a * b * std::pow(d2, b - 1.0) / (a * std::pow(d2, b) + 1.0);
+        const double gx = clip(gc * dx) * alpha, gy = clip(gc * dy) * alpha;
+        cur[0] += static_cast<float>(gx), cur[1] += static_cast<float>(gy);
+        other[0] -= static_cast<float>(gx), other[1] -= static_cast<float>(gy);
+      }
+      next[i] += eps[i];
+      const auto n_neg = static_cast<std::int64_t>((static_cast<double>(epoch) - next_neg[i]) / eps_neg[i]);
+      for (std::int64_t p = 0; p < n_neg; ++p) {
+        const auto k = static_cast<std::int64_t>(rnd() % static_cast<std::uint64_t>(n));
+        if (k == head[i]) continue;
+        other = y + 2 * k;
+        dx = cur[0] - other[0], dy = cur[1] - other[1];
+        d2 = dx * dx + dy * dy;
+        if (d2 > 0) {
+          const double gc = 2.0 * gamma * b / ((0.001 + d2) * (a * std::pow(d2, b) + 1.0));
+          cur[0] += static_cast<float>(clip(gc * dx) * alpha), cur[1] += static_cast<float>(clip(gc * dy) * alpha);
+        } else {
+          cur[0] += static_cast<float>(4.0 * alpha), cur[1] += static_cast<float>(4.0 * alpha);
+        }
+      }
+      next_neg[i] += static_cast<double>(std::max<std::int64_t>(0, n_neg)) * eps_neg[i];
+    }
+    if (progress && (epoch % 10 == 0 || epoch + 1 == n_epochs) && !progress(Progress{"umap", epoch + 1, n_epochs, {}})) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -137,14 +197,25 @@ at::Tensor umapEmbed(const at::Tensor& data_in, const UmapOptions& o, const KnnR
   const at::Tensor eps = (wmax / w).to(at::kDouble);  // epochs per sample
   const at::Tensor eps_neg = eps / static_cast<double>(o.negative_sample_rate);
   at::Tensor next_sample = eps.clone(), next_neg = eps_neg.clone();
-  at::Tensor y = pcaInit(data, o.seed);  // [n, 2]
+  at::Tensor y = pcaInit(data, o.seed).contiguous();  // [n, 2]
+  const bool batched = o.sgd == UmapSgd::Batched || (o.sgd == UmapSgd::Auto && !data_in.device().is_cpu());
+  if (!batched) {
+    if (!sequentialSgd(y, heads, tails, eps, a, b, o, n_epochs, progress)) return {};
+    return y;
+  }
+  // Batched: every tensor on the data's device.
+  const auto dev = data_in.device();
+  y = y.to(dev);
+  const at::Tensor H = heads.to(dev), T = tails.to(dev), E = eps.to(dev), EN = eps_neg.to(dev);
+  next_sample = next_sample.to(dev);
+  next_neg = next_neg.to(dev);
   auto gen = at::detail::createCPUGenerator(o.seed + 1);
   for (std::int64_t epoch = 0; epoch < n_epochs; ++epoch) {
     const double alpha = o.learning_rate * (1.0 - static_cast<double>(epoch) / static_cast<double>(n_epochs));
     const at::Tensor active = next_sample <= static_cast<double>(epoch);
     const at::Tensor idx = active.nonzero().squeeze(1);
     if (idx.numel() > 0) {
-      const at::Tensor h = heads.index_select(0, idx), t = tails.index_select(0, idx);
+      const at::Tensor h = H.index_select(0, idx), t = T.index_select(0, idx);
       // Attraction along sampled edges: both ends move.
       const at::Tensor diff = y.index_select(0, h) - y.index_select(0, t);  // [m, 2]
       const at::Tensor d2 = (diff * diff).sum(1, true);
@@ -154,11 +225,11 @@ at::Tensor umapEmbed(const at::Tensor& data_in, const UmapOptions& o, const KnnR
       delta.index_add_(0, h, grad);
       delta.index_add_(0, t, -grad);
       // Repulsion from random points, as many per edge as its negative schedule owes.
-      const at::Tensor owed = at::floor((static_cast<double>(epoch) - next_neg.index_select(0, idx)) / eps_neg.index_select(0, idx))
+      const at::Tensor owed = at::floor((static_cast<double>(epoch) - next_neg.index_select(0, idx)) / EN.index_select(0, idx))
                                   .clamp_min(0).to(at::kLong);
       const at::Tensor nh = h.repeat_interleave(owed);
       if (nh.numel() > 0) {
-        const at::Tensor nt = at::randint(n, {nh.numel()}, gen, at::kLong);
+        const at::Tensor nt = at::randint(n, {nh.numel()}, gen, at::kLong).to(dev);
         const at::Tensor nd = y.index_select(0, nh) - y.index_select(0, nt);
         const at::Tensor nd2 = (nd * nd).sum(1, true);
         const at::Tensor rc = 2.0 * o.repulsion_strength * b / ((0.001 + nd2) * (a * at::pow(nd2, b) + 1.0));
@@ -167,12 +238,12 @@ at::Tensor umapEmbed(const at::Tensor& data_in, const UmapOptions& o, const KnnR
         delta.index_add_(0, nh, rg * alpha);
       }
       y += delta;
-      next_sample.index_put_({idx}, next_sample.index_select(0, idx) + eps.index_select(0, idx));
-      next_neg.index_put_({idx}, next_neg.index_select(0, idx) + owed.to(at::kDouble) * eps_neg.index_select(0, idx));
+      next_sample.index_put_({idx}, next_sample.index_select(0, idx) + E.index_select(0, idx));
+      next_neg.index_put_({idx}, next_neg.index_select(0, idx) + owed.to(at::kDouble) * EN.index_select(0, idx));
     }
     if (progress && (epoch % 10 == 0 || epoch + 1 == n_epochs) && !progress(Progress{"umap", epoch + 1, n_epochs, {}})) return {};
   }
-  return y;
+  return y.to(at::kCPU);
 }
 
 }  // namespace monoscope::core

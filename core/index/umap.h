@@ -1,7 +1,8 @@
 #pragma once
 // UMAP (McInnes, Healy & Melville 2018) on LibTorch, so it runs on CPU or GPU: a k-NN graph by
 // cosine distance, its fuzzy simplicial set, PCA initialisation, then SGD on the cross-entropy
-// with negative sampling, all edges of an epoch updated together. Internal (LibTorch).
+// with negative sampling (edge by edge on the CPU, all edges of an epoch at once on a GPU).
+// Internal (LibTorch).
 #include <ATen/ATen.h>
 
 #include <cstdint>
@@ -10,6 +11,10 @@
 #include "index/neighbours.h"
 
 namespace monoscope::core {
+
+// How the layout is optimised: edge by edge on the CPU (umap-learn's order of updates), or all
+// edges of an epoch at once as tensor operations (for GPUs).
+enum class UmapSgd { Auto, Sequential, Batched };
 
 struct UmapOptions {
   std::int64_t n_neighbors = 15;       // neighbourhood size, the point itself included (as umap-learn)
@@ -21,6 +26,7 @@ struct UmapOptions {
   double repulsion_strength = 1.0;     // gamma
   std::uint64_t seed = 0;
   KnnMethod knn = KnnMethod::Auto;
+  UmapSgd sgd = UmapSgd::Auto;         // Auto: sequential on the CPU, batched on a GPU
 };
 
 // The curve 1 / (1 + a d^(2b)) closest to the min_dist/spread target (least squares).

@@ -18,6 +18,7 @@
 #include "api/indexer.h"
 #include "index/neighbours.h"
 #include "index/token_corpus.h"
+#include "index/umap.h"
 #include "lm/transformer.h"
 #include "sae/sae.h"
 #include "store/schema.h"
@@ -284,6 +285,30 @@ class TestIndex : public QObject {
     for (std::size_t i = 1; i < nb.size(); ++i) QVERIFY(nb[i - 1].second >= nb[i].second);
     const auto map = db->mapPoints();
     QCOMPARE(static_cast<std::int64_t>(map.size()), std::int64_t{48});
+  }
+
+  // UMAP keeps clusters apart in 2-D (both optimisers), and a seed gives the same map.
+  void umapKeepsClustersApart() {
+    c10::InferenceMode guard;
+    at::manual_seed(11);
+    const std::int64_t per = 120, k = 6, d = 24;
+    const at::Tensor centres = at::randn({k, d}) * 3;
+    const at::Tensor labels = at::arange(k, at::kLong).repeat_interleave(per);
+    const at::Tensor x = centres.index_select(0, labels) + at::randn({k * per, d}) * 0.5;
+    for (auto sgd : {UmapSgd::Sequential, UmapSgd::Batched}) {
+      UmapOptions o;
+      o.sgd = sgd;
+      o.n_epochs = 200;
+      const at::Tensor y = umapEmbed(x, o);
+      QCOMPARE(y.sizes(), (at::IntArrayRef{k * per, 2}));
+      QVERIFY(at::isfinite(y).all().item<bool>());
+      // Share of each point's 10 nearest points in the map that share its cluster.
+      const at::Tensor dist = at::cdist(y, y).fill_diagonal_(1e9);
+      const at::Tensor nn = std::get<1>(dist.topk(10, 1, false));
+      const double same = (labels.index_select(0, nn.reshape(-1)).view({-1, 10}) == labels.unsqueeze(1)).to(at::kDouble).mean().item<double>();
+      QVERIFY2(same > 0.95, qPrintable(QString("neighbours in the same cluster: %1").arg(same)));
+      if (sgd == UmapSgd::Sequential) QVERIFY(at::equal(y, umapEmbed(x, o)));
+    }
   }
 
   // Two shards merged give the same database as one run.
