@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds monoscope-cli and shows it at work on the bundled demo (data/demo): tokenisation with
-# byte offsets, the strongest features on a prompt's last token, and default vs steered
-# completions with one feature clamped (the SAE error term kept).
+# Builds Monoscope and shows it at work on the bundled demo (data/demo): builds the demo's feature
+# database on first use (progress on the terminal, a few minutes on two cores), then finds the
+# features on a prompt's last token, prints the strongest one's page, and compares default and
+# steered completions with that feature clamped to 10x its maximum activation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -10,16 +11,30 @@ cmake --build "$BUILD" -j2 --target monoscope-cli
 CLI="$BUILD/app/monoscope-cli"
 MODEL=data/demo/model
 SAE=data/demo/sae
+DB=${DB:-data/demo/features.db}
 PROMPT=${PROMPT:-"And God said unto Moses,"}
+THREADS=${THREADS:-$(nproc)}
 
-echo "== tokenize: $PROMPT"
-"$CLI" tokenize --tokenizer "$MODEL" --text "$PROMPT"
+if [ ! -s "$DB" ]; then
+  echo "== building the demo feature database ($DB) from data/demo/corpus (first run only)"
+  "$CLI" index --model "$MODEL" --sae "$SAE" --corpus data/demo/corpus/sample.tokens.safetensors \
+    --tokens "${DEMO_TOKENS:-1048576}" --out "$DB" --threads "$THREADS"
+fi
 
-echo "== strongest SAE features on the last token ($(grep -o '"hook_name": *"[^"]*"' $SAE/cfg.json))"
-"$CLI" encode --model "$MODEL" --sae "$SAE" --text "$PROMPT" --out "$BUILD/demo-features.safetensors"
-"$CLI" top-features --acts "$BUILD/demo-features.safetensors" --position -1 --count 5
+echo "== features on the last token of: $PROMPT"
+"$CLI" search "$DB" --prompt "$PROMPT" --top 5 --json | python3 -m json.tool
+FEATURE=${FEATURE:-$("$CLI" search "$DB" --prompt "$PROMPT" --top 1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')}
 
-FEATURE=${FEATURE:-$("$CLI" top-features --acts "$BUILD/demo-features.safetensors" --position -1 --count 1 --ids-only true)}
-echo "== generate: default vs feature $FEATURE clamped to ${VALUE:=60}"
+echo "== feature $FEATURE"
+"$CLI" feature "$DB" "$FEATURE" --json | python3 -c '
+import json, sys
+p = json.load(sys.stdin)
+print(f"{p[\"explanation\"]}\ndensity {p[\"density\"]:.5f}  max {p[\"max_act\"]:.2f}  mean {p[\"mean_act\"]:.2f}")
+for e in p["top_examples"][:5]:
+    print("  " + "".join(f"[{t}]" if i == e["center"] else t for i, t in enumerate(e["tokens"])).replace("\n", " "))
+print("logits up:  ", " ".join(t for t, v in p["logits"]["top"][:8]))
+print("neighbours: ", " ".join(f"{i}({c:.2f})" for i, c in p["neighbours"][:5]))'
+
+echo "== generate: default vs feature $FEATURE clamped to ${TIMES:=10}x its max activation"
 "$CLI" generate --model "$MODEL" --prompt "$PROMPT" --max-tokens 24 --seed 7 --temperature 0.7 --top-p 0.95 \
-  --sae "$SAE" --clamp "$FEATURE=$VALUE" --mode clamp --positions all
+  --sae "$SAE" --features "$DB" --clamp "$FEATURE=${TIMES}x" --mode clamp --positions all | python3 -m json.tool
