@@ -9,6 +9,7 @@
 #include "args.h"
 #include "commands.h"
 #include "util/error.h"
+#include "util/runtime.h"
 
 namespace {
 
@@ -85,6 +86,7 @@ std::string inCliWords(std::string msg) {
 
 int main(int argc, char** argv) {
   using namespace monoscope;
+  core::tuneAllocator();
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "help") == 0) {
     printUsage(std::cout);
     return argc < 2 ? 2 : 0;

@@ -27,28 +27,26 @@ std::string absolute(const std::string& p) {
   return ec ? p : a.string();
 }
 
-// Sparse records of a block of windows: acts [b, pos, d_sae] on the CPU.
-std::vector<WindowLog> toLogs(const at::Tensor& acts, const std::vector<std::vector<std::int32_t>>& tokens) {
-  std::vector<WindowLog> out;
-  for (std::int64_t w = 0; w < acts.size(0); ++w) {
-    const at::Tensor a = acts[w];  // [pos, d_sae]
-    const at::Tensor mask = a > 0;
-    const at::Tensor nz = mask.nonzero().to(at::kInt).contiguous();        // [nnz, 2] row-major: positions ascending
-    const at::Tensor vals = a.masked_select(mask).contiguous();            // [nnz]
-    const at::Tensor counts = mask.sum(1).to(at::kLong).cumsum(0).contiguous();  // [pos]
-    WindowLog log;
-    log.tokens = tokens[static_cast<std::size_t>(w)];
-    const std::int64_t n = a.size(0), nnz = nz.size(0);
-    log.offsets.resize(static_cast<std::size_t>(n + 1));
-    log.offsets[0] = 0;
-    for (std::int64_t p = 0; p < n; ++p) log.offsets[static_cast<std::size_t>(p + 1)] = static_cast<std::uint32_t>(counts.data_ptr<std::int64_t>()[p]);
-    log.features.resize(static_cast<std::size_t>(nnz));
-    const std::int32_t* nzp = nz.data_ptr<std::int32_t>();
-    for (std::int64_t i = 0; i < nnz; ++i) log.features[static_cast<std::size_t>(i)] = static_cast<std::uint32_t>(nzp[2 * i + 1]);
-    log.acts.assign(vals.data_ptr<float>(), vals.data_ptr<float>() + nnz);
-    out.push_back(std::move(log));
+// The sparse record of one window from its feature activations acts [pos, d_sae] (CPU float,
+// contiguous): one pass, positions ascending, features ascending within a position.
+WindowLog toLog(const at::Tensor& acts, std::vector<std::int32_t> tokens) {
+  WindowLog log;
+  log.tokens = std::move(tokens);
+  const std::int64_t n = acts.size(0), d = acts.size(1);
+  const float* a = acts.data_ptr<float>();
+  log.offsets.reserve(static_cast<std::size_t>(n + 1));
+  log.offsets.push_back(0);
+  for (std::int64_t p = 0; p < n; ++p) {
+    const float* row = a + p * d;
+    for (std::int64_t f = 0; f < d; ++f) {
+      if (row[f] > 0.0f) {
+        log.features.push_back(static_cast<std::uint32_t>(f));
+        log.acts.push_back(row[f]);
+      }
+    }
+    log.offsets.push_back(static_cast<std::uint32_t>(log.features.size()));
   }
-  return out;
+  return log;
 }
 
 }  // namespace
@@ -143,12 +141,17 @@ void scanCorpus(const IndexOptions& o, const Engine& engine, const std::string& 
         corpus.windowTokens(w, &toks[static_cast<std::size_t>(w - s)]);
         flat.insert(flat.end(), toks[static_cast<std::size_t>(w - s)].begin(), toks[static_cast<std::size_t>(w - s)].end());
       }
-      const at::Tensor ids = at::tensor(flat, at::kLong).view({e - s, context});             // [b, pos]
-      const at::Tensor acts = sae.encode(engine.impl().hookActivationsBatch(ids)).to(at::kCPU, at::kFloat);  // [b, pos, d_sae]
-      const auto logs = toLogs(acts, toks);
+      const at::Tensor ids = at::tensor(flat, at::kLong).view({e - s, context});  // [b, pos]
+      const at::Tensor h = engine.impl().hookActivationsBatch(ids);              // [b, pos, d_model]
+      // Encoded a window at a time: [pos, d_sae] stays small enough for the allocator to reuse.
+      std::vector<std::string> blobs;
+      for (std::int64_t w = 0; w < e - s; ++w) {
+        const at::Tensor acts = sae.encode(h[w]).to(at::kCPU, at::kFloat).contiguous();  // [pos, d_sae]
+        blobs.push_back(toLog(acts, std::move(toks[static_cast<std::size_t>(w)])).serialize());
+      }
       Transaction t(db);
       for (std::int64_t w = s; w < e; ++w) {
-        const std::string blob = logs[static_cast<std::size_t>(w - s)].serialize();
+        const std::string& blob = blobs[static_cast<std::size_t>(w - s)];
         insert.bind(1, w).bindBlob(2, blob.data(), blob.size());
         insert.step();
         insert.reset();

@@ -143,7 +143,8 @@ bool sequentialSgd(at::Tensor& y_t, const at::Tensor& heads_t, const at::Tensor&
       double dx = cur[0] - other[0], dy = cur[1] - other[1];
       double d2 = dx * dx + dy * dy;
       if (d2 > 0) {
-        const double gc = -2.0 * a * b * std::pow(d2, b - 1.0) / (a * std::pow(d2, b) + 1.0);
+        const double pb = std::pow(d2, b);
+        const double gc = -2.0 * a * b * (pb / d2) / (a * pb + 1.0);
         const double gx = clip(gc * dx) * alpha, gy = clip(gc * dy) * alpha;
         cur[0] += static_cast<float>(gx), cur[1] += static_cast<float>(gy);
         other[0] -= static_cast<float>(gx), other[1] -= static_cast<float>(gy);
@@ -157,7 +158,7 @@ bool sequentialSgd(at::Tensor& y_t, const at::Tensor& heads_t, const at::Tensor&
         dx = cur[0] - other[0], dy = cur[1] - other[1];
         d2 = dx * dx + dy * dy;
         if (d2 > 0) {
-          const double gc = 2.0 * gamma * b / ((0.001 + d2) * (a * std::pow(d2, b) + 1.0));
+          const double gc = 2.0 * gamma * b / ((0.001 + d2) * (a * static_cast<double>(std::pow(static_cast<float>(d2), static_cast<float>(b))) + 1.0));
           cur[0] += static_cast<float>(clip(gc * dx) * alpha), cur[1] += static_cast<float>(clip(gc * dy) * alpha);
         } else {
           cur[0] += static_cast<float>(4.0 * alpha), cur[1] += static_cast<float>(4.0 * alpha);

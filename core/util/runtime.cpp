@@ -3,12 +3,20 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 
+#include <malloc.h>
+
 #include <thread>
 
 #include "util/device.h"
 #include "util/error.h"
 
 namespace monoscope::core {
+
+void tuneAllocator() {
+  mallopt(M_MMAP_THRESHOLD, 512 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
+
 
 int configureThreads(int n) {
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -4,6 +4,11 @@
 
 namespace monoscope::core {
 
+// Keeps large freed buffers in the heap for reuse instead of returning them to the system:
+// tensors of a few MB allocated once per batch otherwise cost a page fault per 4 KB each time.
+// Call once from main().
+void tuneAllocator();
+
 // Sets LibTorch's intra-op threads (n <= 0: all hardware threads). Returns the count set.
 int configureThreads(int n);
 
