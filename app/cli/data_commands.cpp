@@ -24,8 +24,8 @@ int cmdBuildCorpus(const Args& args) {
   const std::string manifest = args.get("manifest", "data/corpus/sources.json");
   if (!fs::exists(fs::path(out) / "train.jsonl")) {
     const auto m = core::CorpusManifest::fromFile(manifest);
-    const auto stats = core::buildCorpusText(m, out, [](const std::string& stage) {
-      std::cerr << stage << "\n";
+    const auto stats = core::buildCorpusText(m, out, [](const core::Progress& p) {
+      std::cerr << p.detail << "\n";
       return true;
     });
     for (const auto& s : stats.sources)
@@ -57,8 +57,8 @@ int cmdTrainTokenizer(const Args& args) {
     trainer.addText(readTextInput(args));
   }
   std::cerr << trainer.distinctWords() << " distinct pre-tokens\n";
-  const auto tok = trainer.train([](std::int64_t done, std::int64_t wanted) {
-    if (done % 2048 == 0) std::cerr << "merges " << done << "/" << wanted << "\n";
+  const auto tok = *trainer.train([](const core::Progress& p) {
+    if (p.done % 2048 == 0) std::cerr << "merges " << p.done << "/" << p.total << "\n";
     return true;
   });
   tok.save(args.get("out"));
@@ -108,13 +108,10 @@ int cmdTrainLm(const Args& args) {
                static_cast<long long>(c.model.vocab_size), c.model.parameterCount() / 1e6);
   const auto result = core::trainLm(c, (fs::path(corpus) / "train.tokens.safetensors").string(),
                                     (fs::path(corpus) / "valid.tokens.safetensors").string(), out,
-                                    [](const core::LmTrainProgress& p) {
-                                      if (p.step % 20 == 0 || p.valid_loss >= 0)
-                                        std::fprintf(stderr, "step %lld/%lld  loss %.4f%s  %.0f tok/s  %lld tokens\n",
-                                                     static_cast<long long>(p.step), static_cast<long long>(p.total_steps),
-                                                     p.train_loss,
-                                                     p.valid_loss >= 0 ? ("  valid " + std::to_string(p.valid_loss)).c_str() : "",
-                                                     p.tokens_per_second, static_cast<long long>(p.tokens_seen));
+                                    [](const core::Progress& p) {
+                                      if (p.done % 20 == 0 || p.detail.find("valid") != std::string::npos)
+                                        std::fprintf(stderr, "step %lld/%lld  %s\n", static_cast<long long>(p.done),
+                                                     static_cast<long long>(p.total), p.detail.c_str());
                                       return true;
                                     });
   tok.save((fs::path(out) / "model").string());

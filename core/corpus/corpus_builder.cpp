@@ -241,14 +241,19 @@ CorpusManifest CorpusManifest::fromFile(const std::string& path) {
   return m;
 }
 
-CorpusStats buildCorpusText(const CorpusManifest& manifest, const std::string& out, const CorpusProgress& progress) {
+CorpusStats buildCorpusText(const CorpusManifest& manifest, const std::string& out, const ProgressFn& progress) {
   fs::create_directories(out);
   CorpusStats stats;
   std::unordered_set<std::uint64_t> seen;
   std::string train, valid;
   const auto threshold = static_cast<std::uint64_t>(manifest.validation_fraction * 1'000'000.0);
+  std::int64_t done = 0;
+  const auto total = static_cast<std::int64_t>(manifest.sources.size());
   for (const auto& src : manifest.sources) {
-    if (progress && !progress("reading " + src.name)) throw Error("corpus build cancelled");
+    if (progress && !progress(Progress{"corpus", done++, total, "reading " + src.name})) {
+      stats.cancelled = true;
+      return stats;
+    }
     std::vector<std::string> raw;
     try {
       raw = readSource(src);

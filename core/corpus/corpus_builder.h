@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "api/progress.h"
+
 namespace monoscope::core {
 
 class Tokenizer;
@@ -42,15 +44,14 @@ struct CorpusStats {
   };
   std::vector<PerSource> sources;
   std::int64_t train_documents = 0, valid_documents = 0, train_bytes = 0, valid_bytes = 0;
+  bool cancelled = false;  // the progress callback stopped the build (nothing was written)
 };
 
-// Returns false to cancel.
-using CorpusProgress = std::function<bool(const std::string& stage)>;
 
 // Reads every source, cleans and de-duplicates, splits by document hash, and writes
 // `out`/train.jsonl, `out`/valid.jsonl ({"source":..,"text":..} per line) and `out`/stats.json.
 CorpusStats buildCorpusText(const CorpusManifest& manifest, const std::string& out,
-                            const CorpusProgress& progress = {});
+                            const ProgressFn& progress = {});
 
 // Reads one split ("train" or "valid") of a built corpus.
 std::vector<Document> readCorpusSplit(const std::string& corpus_dir, const std::string& split);

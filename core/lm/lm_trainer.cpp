@@ -1,5 +1,7 @@
 #include "lm/lm_trainer.h"
 
+#include <cstdio>
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/GradMode.h>
 
@@ -78,7 +80,7 @@ double validationLoss(const Transformer& model, const TokenShard& shard, const L
 }  // namespace
 
 LmTrainProgress trainLm(const LmTrainConfig& c, const std::string& train_shard, const std::string& valid_shard,
-                        const std::string& out, const std::function<bool(const LmTrainProgress&)>& progress) {
+                        const std::string& out, const ProgressFn& progress) {
   c.validate();
   fs::create_directories(out);
   const TokenShard train(train_shard), valid(valid_shard);
@@ -173,8 +175,15 @@ LmTrainProgress trainLm(const LmTrainConfig& c, const std::string& train_shard, 
       prog.valid_loss = validationLoss(*model, valid, c);
       checkpoint(step);
     }
-    if (progress && !progress(prog)) {
+    char detail[128];
+    if (prog.valid_loss >= 0) {
+      std::snprintf(detail, sizeof detail, "loss %.4f  valid %.4f  %.0f tok/s", prog.train_loss, prog.valid_loss, prog.tokens_per_second);
+    } else {
+      std::snprintf(detail, sizeof detail, "loss %.4f  %.0f tok/s", prog.train_loss, prog.tokens_per_second);
+    }
+    if (progress && !progress(Progress{"train", step, c.total_steps, detail})) {
       checkpoint(step);
+      prog.cancelled = true;
       break;
     }
     if (out_of_time) break;

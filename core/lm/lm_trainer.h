@@ -8,6 +8,7 @@
 #include <functional>
 #include <string>
 
+#include "api/progress.h"
 #include "lm/model_config.h"
 
 namespace monoscope::core {
@@ -38,6 +39,7 @@ struct LmTrainProgress {
   double valid_loss = -1;  // -1 when not evaluated at this step
   double tokens_per_second = 0;
   std::int64_t tokens_seen = 0;
+  bool cancelled = false;  // stopped by the progress callback (a checkpoint was written)
 };
 
 // Token shard written by the corpus builder: `tokens` I32 [n].
@@ -54,9 +56,10 @@ class TokenShard {
 };
 
 // Trains (or resumes) into `out`: `out`/model (Hugging Face GPT-2 folder, refreshed at each
-// checkpoint) and `out`/train_state.safetensors. The callback returns false to stop early.
+// checkpoint) and `out`/train_state.safetensors. Reports {"train", step, total_steps, detail}
+// (detail: "loss L [valid V] T tok/s"); returning false stops with a checkpoint.
 LmTrainProgress trainLm(const LmTrainConfig& config, const std::string& train_shard, const std::string& valid_shard,
-                        const std::string& out, const std::function<bool(const LmTrainProgress&)>& progress = {});
+                        const std::string& out, const ProgressFn& progress = {});
 
 // Mean next-token loss of a model folder over `batches` fixed windows of a shard.
 double evaluateLoss(const std::string& model_dir, const std::string& shard, std::int64_t batches,

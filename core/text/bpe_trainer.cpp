@@ -33,7 +33,7 @@ void BpeTrainer::addText(std::string_view text) {
   for (const auto& s : spans) ++words_[std::string(text.substr(s.begin, s.end - s.begin))];
 }
 
-Tokenizer BpeTrainer::train(const std::function<bool(std::int64_t, std::int64_t)>& progress) {
+std::optional<Tokenizer> BpeTrainer::train(const ProgressFn& progress) {
   if (words_.empty()) throw Error("no text to train the tokenizer on", "give a non-empty corpus");
   struct Word {
     std::vector<std::int32_t> syms;
@@ -75,6 +75,7 @@ Tokenizer BpeTrainer::train(const std::function<bool(std::int64_t, std::int64_t)
   const std::int64_t wanted = options_.vocab_size - 256 - static_cast<std::int64_t>(options_.special_tokens.size());
   std::vector<std::pair<std::string, std::string>> merges;
   std::unordered_set<std::string> made;
+  if (progress && !progress(Progress{"merges", 0, wanted, {}})) return std::nullopt;
   while (static_cast<std::int64_t>(merges.size()) < wanted && !heap.empty()) {
     const Entry top = heap.top();
     heap.pop();
@@ -130,9 +131,8 @@ Tokenizer BpeTrainer::train(const std::function<bool(std::int64_t, std::int64_t)
         heap.push({c, p});
       }
     }
-    if (progress && merges.size() % 256 == 0 &&
-        !progress(static_cast<std::int64_t>(merges.size()), wanted)) {
-      throw Error("tokenizer training cancelled");
+    if (progress && merges.size() % 256 == 0 && !progress(Progress{"merges", static_cast<std::int64_t>(merges.size()), wanted, {}})) {
+      return std::nullopt;
     }
   }
   return Tokenizer::fromMerges(merges, options_.special_tokens);

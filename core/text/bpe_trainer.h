@@ -3,11 +3,13 @@
 // merge the most frequent adjacent pair (incremental pair counts, lazy max-heap).
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "api/progress.h"
 #include "text/tokenizer.h"
 
 namespace monoscope::core {
@@ -23,8 +25,8 @@ class BpeTrainer {
   explicit BpeTrainer(BpeTrainOptions options);
   // Adds text (valid UTF-8) to the word counts.
   void addText(std::string_view text);
-  // Learns the merges; `progress(merges_done, merges_wanted)` returns false to cancel.
-  Tokenizer train(const std::function<bool(std::int64_t, std::int64_t)>& progress = {});
+  // Learns the merges, reporting {"merges", done, wanted}; empty when cancelled.
+  std::optional<Tokenizer> train(const ProgressFn& progress = {});
   std::size_t distinctWords() const { return words_.size(); }
 
  private:

@@ -33,13 +33,13 @@ done
 "$PY" tests/bench/index_peers.py saedashboard --tokens "$PEER_TOKENS" --threads "$THREADS" 2>/dev/null >> "$results"
 
 "$BENCH" umap data/demo/sae/sae_weights.safetensors W_dec "$BUILD/umap-demo.safetensors" "$THREADS" >> "$results"
-"$PY" tests/bench/index_peers.py trust --data data/demo/sae/sae_weights.safetensors --name W_dec \\
+"$PY" tests/bench/index_peers.py trust --data data/demo/sae/sae_weights.safetensors --name W_dec \
   --embedding "$BUILD/umap-demo.safetensors" >> "$results"
 "$PY" tests/bench/index_peers.py umap --threads "$THREADS" 2>/dev/null >> "$results"
-"$PY" tests/bench/index_peers.py umap --threads "$THREADS" --synthetic 24576x768 \\
+"$PY" tests/bench/index_peers.py umap --threads "$THREADS" --synthetic 24576x768 \
   --rows-out "$BUILD/umap-synthetic-rows.safetensors" 2>/dev/null >> "$results"
 "$BENCH" umap "$BUILD/umap-synthetic-rows.safetensors" rows "$BUILD/umap-synthetic.safetensors" "$THREADS" >> "$results"
-"$PY" tests/bench/index_peers.py trust --data "$BUILD/umap-synthetic-rows.safetensors" --name rows \\
+"$PY" tests/bench/index_peers.py trust --data "$BUILD/umap-synthetic-rows.safetensors" --name rows \
   --embedding "$BUILD/umap-synthetic.safetensors" >> "$results"
 
 [ -s "$BUILD/bench-1m.db" ] || "$BENCH" synthetic-db "$BUILD/bench-1m.db" 1000000 >/dev/null

@@ -26,7 +26,7 @@ class TestBpeTrainer : public QObject {
     o.vocab_size = 300;
     BpeTrainer t(o);
     t.addText(text());
-    const auto tok = t.train();
+    const auto tok = *t.train();
     QCOMPARE(tok.vocabSize(), 300);
     const auto ids = tok.encodeIds(" the cat sat on the mat");
     QVERIFY2(ids.size() <= 6, "frequent words should be single tokens");
@@ -40,7 +40,7 @@ class TestBpeTrainer : public QObject {
     o.vocab_size = 100000;
     BpeTrainer t(o);
     t.addText("abab abab abab");
-    const auto tok = t.train();
+    const auto tok = *t.train();
     QVERIFY(tok.vocabSize() < 300);
     QCOMPARE(tok.encodeIds("abab").size(), std::size_t(1));
   }
@@ -50,7 +50,7 @@ class TestBpeTrainer : public QObject {
     o.vocab_size = 350;
     BpeTrainer t(o);
     t.addText(text());
-    const auto tok = t.train();
+    const auto tok = *t.train();
     QTemporaryDir dir;
     tok.save(dir.path().toStdString());
     const auto back = Tokenizer::fromDirectory(dir.path().toStdString());
@@ -65,6 +65,19 @@ class TestBpeTrainer : public QObject {
     BpeTrainer t(o);
     QVERIFY_EXCEPTION_THROWN(t.train(), Error);  // no text
     QVERIFY_EXCEPTION_THROWN(t.addText("bad \xff"), Error);
+  }
+
+  void cancellingReturnsNoTokenizer() {
+    BpeTrainOptions o;
+    o.vocab_size = 700;
+    BpeTrainer t(o);
+    t.addText(text());
+    std::int64_t seen = 0;
+    QVERIFY(!t.train([&](const Progress& p) {
+                 seen = p.done;
+                 return false;
+               }).has_value());
+    QCOMPARE(seen, std::int64_t{0});  // the first report, before any merge
   }
 };
 

@@ -4,6 +4,7 @@
 
 #include <QTemporaryDir>
 #include <QtTest>
+#include <filesystem>
 #include <fstream>
 
 #include "corpus/corpus_builder.h"
@@ -85,6 +86,12 @@ class TestCorpus : public QObject {
     // The split is by document: rebuilding gives the same assignment.
     buildCorpusText(manifest(), path("out2"));
     QCOMPARE(readCorpusSplit(path("out2"), "train").size(), train.size());
+  }
+
+  void cancellingWritesNothing() {
+    const auto stats = buildCorpusText(manifest(), path("cancelled"), [](const Progress& p) { return p.done < 1; });
+    QVERIFY(stats.cancelled);
+    QVERIFY(!std::filesystem::exists(path("cancelled") + "/train.jsonl"));
   }
 
   void tokenShardKeepsDocumentBoundaries() {

@@ -68,7 +68,7 @@ class TestLmTrainer : public QObject {
     c.eval_every = 6;
     trainLm(c, s, s, path("straight"));
     int calls = 0;
-    trainLm(c, s, s, path("split"), [&](const LmTrainProgress&) { return ++calls < 6; });  // stop after 6
+    trainLm(c, s, s, path("split"), [&](const Progress&) { return ++calls < 6; });  // stop after 6
     QVERIFY(std::filesystem::exists(path("split/train_state.safetensors")));
     trainLm(c, s, s, path("split"));
     auto a = Transformer::load(path("straight/model"), c10::Device(c10::kCPU));
