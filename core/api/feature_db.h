@@ -100,7 +100,7 @@ struct DatabaseInfo {
 class FeatureDb {
  public:
   enum class Mode { ReadOnly, ReadWrite };
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Opens an existing feature database, migrating an older schema in ReadWrite mode. Throws
   // Error naming the file for a missing file, a file that is not a database, a newer schema,
@@ -114,6 +114,9 @@ class FeatureDb {
 
   std::int64_t countFeatures(const FeatureQuery& query) const;
   std::vector<FeatureSummary> listFeatures(const FeatureQuery& query) const;
+  // Every matching id in the query's order (offset and limit ignored): a list view keeps this
+  // (8 bytes a feature) and fetches rows by id as they scroll into view.
+  std::vector<std::int64_t> featureIds(const FeatureQuery& query) const;
   FeatureSummary summary(std::int64_t feature) const;
   FeaturePage page(std::int64_t feature) const;
   std::vector<MapPoint> mapPoints() const;

@@ -17,6 +17,8 @@
 
 namespace monoscope::core {
 
+static_assert(FeatureDb::kSchemaVersion == kFeatureSchemaVersion, "one schema version");
+
 struct FeatureDb::Impl {
   std::unique_ptr<Sqlite> db;
   DatabaseInfo info;
@@ -88,6 +90,25 @@ FeatureSummary readSummary(const Statement& st) {
   s.top_tokens = st.text(6);
   s.labelled = st.integer(7) != 0;
   return s;
+}
+
+// An example from columns 0-5 of a query selecting kExampleColumns: token ids as int32 and
+// activations as uint16 times `scale`.
+const char* kExampleColumns = "id, max_act, center, tokens, acts, scale";
+
+Example readExample(const Statement& st, const FeatureDb::Impl& impl) {
+  Example e;
+  e.id = st.integer(0);
+  e.max_act = static_cast<float>(st.real(1));
+  e.center = static_cast<int>(st.integer(2));
+  e.token_ids = st.blobAs<std::int32_t>(3);
+  const auto q = st.blobAs<std::uint16_t>(4);
+  const double scale = st.real(5);
+  e.acts.reserve(q.size());
+  for (auto v : q) e.acts.push_back(static_cast<float>(v * scale));
+  for (auto id : e.token_ids) e.tokens.push_back(impl.tokenText(id));
+  if (e.tokens.empty() || e.center < 0 || e.center >= static_cast<int>(e.tokens.size())) e.center = 0;
+  return e;
 }
 
 const char* kSummaryColumns = "f.id, f.count, f.density, f.max_act, f.mean_act, f.explanation, f.top_tokens, f.labelled";
@@ -189,9 +210,12 @@ std::int64_t FeatureDb::countFeatures(const FeatureQuery& q) const {
   return st.integer(0);
 }
 
-std::vector<FeatureSummary> FeatureDb::listFeatures(const FeatureQuery& q) const {
-  const std::string fts = ftsQuery(q.text);
-  std::string sql = std::string("SELECT ") + kSummaryColumns + " FROM features f";
+namespace {
+
+// SELECT <columns> FROM features f [JOIN search] WHERE <filter> ORDER BY <sort>; parameters ?1
+// (search text) and ?3 (dense threshold) as the query needs.
+std::string selectFeatures(const FeatureQuery& q, const std::string& columns, const std::string& fts) {
+  std::string sql = "SELECT " + columns + " FROM features f";
   if (!fts.empty()) sql += " JOIN feature_text t ON t.rowid = f.id AND feature_text MATCH ?1";
   sql += " WHERE " + whereClause(q);
   const std::string dir = q.descending ? " DESC" : " ASC";
@@ -200,13 +224,29 @@ std::vector<FeatureSummary> FeatureDb::listFeatures(const FeatureQuery& q) const
     case FeatureSort::Density: sql += " ORDER BY f.density" + dir + ", f.id"; break;
     case FeatureSort::MaxActivation: sql += " ORDER BY f.max_act" + dir + ", f.id"; break;
   }
-  sql += " LIMIT ?4 OFFSET ?5";
-  auto st = impl_->db->prepare(sql);
+  return sql;
+}
+
+}  // namespace
+
+std::vector<FeatureSummary> FeatureDb::listFeatures(const FeatureQuery& q) const {
+  const std::string fts = ftsQuery(q.text);
+  auto st = impl_->db->prepare(selectFeatures(q, kSummaryColumns, fts) + " LIMIT ?4 OFFSET ?5");
   if (!fts.empty()) st.bind(1, fts);
   if (q.filter == FeatureFilter::Dense) st.bind(3, q.dense_threshold);
   st.bind(4, std::max<std::int64_t>(0, q.limit)).bind(5, std::max<std::int64_t>(0, q.offset));
   std::vector<FeatureSummary> out;
   while (st.step()) out.push_back(readSummary(st));
+  return out;
+}
+
+std::vector<std::int64_t> FeatureDb::featureIds(const FeatureQuery& q) const {
+  const std::string fts = ftsQuery(q.text);
+  auto st = impl_->db->prepare(selectFeatures(q, "f.id", fts));
+  if (!fts.empty()) st.bind(1, fts);
+  if (q.filter == FeatureFilter::Dense) st.bind(3, q.dense_threshold);
+  std::vector<std::int64_t> out;
+  while (st.step()) out.push_back(st.integer(0));
   return out;
 }
 
@@ -257,24 +297,14 @@ FeaturePage FeatureDb::page(std::int64_t feature) const {
     while (st.step()) scores[st.integer(0)].push_back({st.text(1), static_cast<int>(st.integer(2))});
   }
   {
-    auto st = db.prepare("SELECT id, kind, interval, max_act, center, tokens, acts, scale FROM examples WHERE feature = ? "
-                         "ORDER BY kind, interval, rank");
+    auto st = db.prepare(std::string("SELECT ") + kExampleColumns + ", kind, interval FROM examples WHERE feature = ? ORDER BY kind, interval, rank");
     st.bind(1, feature);
     while (st.step()) {
-      Example e;
-      e.id = st.integer(0);
-      e.max_act = static_cast<float>(st.real(3));
-      e.center = static_cast<int>(st.integer(4));
-      e.token_ids = st.blobAs<std::int32_t>(5);
-      const auto q = st.blobAs<std::uint16_t>(6);
-      const double scale = st.real(7);
-      e.acts.reserve(q.size());
-      for (auto v : q) e.acts.push_back(static_cast<float>(v * scale));
-      for (auto id : e.token_ids) e.tokens.push_back(impl_->tokenText(id));
+      Example e = readExample(st, *impl_);
       auto it = scores.find(e.id);
       if (it != scores.end()) e.scores = it->second;
-      const auto interval = static_cast<std::size_t>(st.integer(2));
-      if (st.integer(1) == 0) {
+      const auto interval = static_cast<std::size_t>(st.integer(7));
+      if (st.integer(6) == 0) {
         p.top_examples.push_back(std::move(e));
       } else if (interval < p.intervals.size()) {
         p.intervals[interval].examples.push_back(std::move(e));
@@ -288,8 +318,10 @@ FeaturePage FeatureDb::page(std::int64_t feature) const {
       auto parse = [](const std::string& s) {
         std::vector<std::pair<std::string, float>> out;
         const auto j = nlohmann::json::parse(s, nullptr, false);
-        if (j.is_array())
-          for (const auto& r : j) out.emplace_back(r[0].get<std::string>(), r[1].get<float>());
+        if (!j.is_array()) return out;
+        for (const auto& r : j)
+          if (r.is_array() && r.size() == 2 && r[0].is_string() && r[1].is_number())
+            out.emplace_back(r[0].get<std::string>(), r[1].get<float>());
         return out;
       };
       p.logits_top = parse(st.text(0));
@@ -302,20 +334,10 @@ FeaturePage FeatureDb::page(std::int64_t feature) const {
 }
 
 std::vector<Example> FeatureDb::examplesForScoring(std::int64_t feature) const {
-  auto st = impl_->db->prepare("SELECT id, max_act, center, tokens, acts, scale FROM examples WHERE feature = ? ORDER BY kind, interval, rank");
+  auto st = impl_->db->prepare(std::string("SELECT ") + kExampleColumns + " FROM examples WHERE feature = ? ORDER BY kind, interval, rank");
   st.bind(1, feature);
   std::vector<Example> out;
-  while (st.step()) {
-    Example e;
-    e.id = st.integer(0);
-    e.max_act = static_cast<float>(st.real(1));
-    e.center = static_cast<int>(st.integer(2));
-    e.token_ids = st.blobAs<std::int32_t>(3);
-    const auto q = st.blobAs<std::uint16_t>(4);
-    for (auto v : q) e.acts.push_back(static_cast<float>(v * st.real(5)));
-    for (auto id : e.token_ids) e.tokens.push_back(impl_->tokenText(id));
-    out.push_back(std::move(e));
-  }
+  while (st.step()) out.push_back(readExample(st, *impl_));
   return out;
 }
 

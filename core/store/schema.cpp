@@ -48,6 +48,10 @@ CREATE TABLE steering_runs(
   default_text TEXT NOT NULL, steered_text TEXT NOT NULL);
 CREATE INDEX features_labelled ON features(labelled) WHERE labelled;
 )sql",
+    // 2 -> 3: an index on count, so the alive/dead filters and their counts need no table scan.
+    R"sql(
+CREATE INDEX features_count ON features(count);
+)sql",
 };
 
 }  // namespace
@@ -58,7 +62,7 @@ void configureWriter(Sqlite& db) {
 }
 
 void migrateFeatureSchema(Sqlite& db, int up_to) {
-  static_assert(kFeatureSchemaVersion == 2, "add the migration to kMigrations");
+  static_assert(kFeatureSchemaVersion == 3, "add the migration to kMigrations");
   int v = db.userVersion();
   while (v < up_to) {
     Transaction t(db);

@@ -392,6 +392,9 @@ class TestIndex : public QObject {
     const auto top = db->listFeatures(q);
     QCOMPARE(top.size(), std::size_t{5});
     for (std::size_t i = 1; i < top.size(); ++i) QVERIFY(top[i - 1].density >= top[i].density);
+    const auto ids = db->featureIds(q);  // every feature, in the same order
+    QCOMPARE(static_cast<std::int64_t>(ids.size()), db->info().d_sae);
+    for (std::size_t i = 0; i < top.size(); ++i) QCOMPARE(ids[i], top[i].id);
     q.filter = FeatureFilter::Dead;
     q.limit = 100;
     QCOMPARE(db->countFeatures(q), db->info().dead);
