@@ -7,8 +7,33 @@
 
 namespace monoscope::core {
 
+void requireJsonDepth(std::string_view text, const std::string& source) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth)
+        throw Error(source + ": JSON nested too deeply (more than " + std::to_string(kMaxJsonDepth) + " levels)",
+                    "the file is malformed or hostile; regenerate it");
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+}
+
 nlohmann::json readJsonFile(const std::string& path) {
   const std::string text = readTextFile(path);
+  requireJsonDepth(text, "'" + path + "'");
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {

@@ -3,8 +3,16 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 namespace monoscope::core {
+
+// Deepest nesting of arrays and objects a config may have (real ones stay under 10).
+constexpr int kMaxJsonDepth = 256;
+
+// Throws Error naming `source` when `text` nests arrays/objects deeper than kMaxJsonDepth:
+// checked before parsing, since the recursive parser would overflow the stack.
+void requireJsonDepth(std::string_view text, const std::string& source);
 
 // Parses a JSON file; throws Error naming the file on I/O or syntax errors.
 nlohmann::json readJsonFile(const std::string& path);

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "io/json_file.h"
 #include "util/error.h"
 
 namespace monoscope::core {
@@ -78,6 +79,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
   const char* hbegin = reinterpret_cast<const char*>(file_.data() + 8);
   nlohmann::json header;
   try {
+    requireJsonDepth(std::string_view(reinterpret_cast<const char*>(hbegin), header_len), "'" + path + "' header");
     header = nlohmann::json::parse(hbegin, hbegin + header_len);
   } catch (const nlohmann::json::exception& e) {
     throw Error(where + " has a malformed JSON header: " + e.what(), fix);

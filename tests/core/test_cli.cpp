@@ -193,6 +193,35 @@ class TestCli : public QObject {
     QCOMPARE(joined, QString("one two"));
   }
 
+  // Arrays nested a few hundred thousand levels deep once overflowed the parser's stack; every
+  // JSON input is now refused with "nested too deeply".
+  void deeplyNestedJsonIsRefused() {
+    const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+    const QString model = modelWithTokenizer();
+    // tokenizer.json whose merges are nested
+    QDir().mkpath(tmp("deep_tok"));
+    std::ofstream(tmp("deep_tok/tokenizer.json").toStdString()) << "{\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":" << deep << "}}";
+    expectError({"tokenize", "--tokenizer", tmp("deep_tok"), "--text", "hi"}, "nested too deeply");
+    // config.json with a nested n_layer
+    QDir().mkpath(tmp("deep_model"));
+    QFile::copy(fx("models/gpt2-tiny/model.safetensors"), tmp("deep_model/model.safetensors"));
+    std::ofstream(tmp("deep_model/config.json").toStdString()) << "{\"model_type\":\"gpt2\",\"n_layer\":" << deep << "}";
+    expectError({"logits", "--model", tmp("deep_model"), "--ids", "1", "--out", tmp("x.safetensors")}, "nested too deeply");
+    // cfg.json with a nested architecture
+    QDir().mkpath(tmp("deep_sae"));
+    QFile::copy(fx("sae/standard/sae_weights.safetensors"), tmp("deep_sae/sae_weights.safetensors"));
+    std::ofstream(tmp("deep_sae/cfg.json").toStdString()) << "{\"architecture\":" << deep << "}";
+    expectError({"sae-convert", "--sae", tmp("deep_sae"), "--out", tmp("deep_out")}, "nested too deeply");
+    // a safetensors header with a nested dtype
+    const std::string header = "{\"x\":{\"dtype\":" + deep + ",\"shape\":[1],\"data_offsets\":[0,4]}}";
+    std::ofstream st(tmp("deep.safetensors").toStdString(), std::ios::binary);
+    const std::uint64_t n = header.size();
+    st.write(reinterpret_cast<const char*>(&n), 8);
+    st << header << std::string(4, '\0');
+    st.close();
+    expectError({"top-features", "--acts", tmp("deep.safetensors")}, "nested too deeply");
+  }
+
   void badInputGetsOneLineErrors() {
     const QString model = modelWithTokenizer();
     std::ofstream(tmp("bad.txt").toStdString(), std::ios::binary) << "abc\xff\xfe";
