@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <limits>
 #include <mutex>
+#include <queue>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -309,19 +310,7 @@ std::string Tokenizer::tokenString(std::int32_t id) const {
   return mapBytes(tokenBytes(id));
 }
 
-void Tokenizer::bpe(std::string_view word, std::vector<std::int32_t>* out) const {
-  if (word.size() == 1) {
-    out->push_back(byte_ids_[static_cast<unsigned char>(word[0])]);
-    return;
-  }
-  {
-    std::lock_guard<std::mutex> lock(cache_->mutex);
-    auto it = cache_->words.find(std::string(word));
-    if (it != cache_->words.end()) {
-      out->insert(out->end(), it->second.begin(), it->second.end());
-      return;
-    }
-  }
+std::vector<std::int32_t> Tokenizer::mergeByScan(std::string_view word) const {
   std::vector<std::int32_t> parts;
   parts.reserve(word.size());
   for (unsigned char c : word) parts.push_back(byte_ids_[c]);
@@ -342,7 +331,63 @@ void Tokenizer::bpe(std::string_view word, std::vector<std::int32_t>* out) const
     parts[best] = best_id;
     parts.erase(parts.begin() + static_cast<std::ptrdiff_t>(best) + 1);
   }
+  return parts;
+}
+
+std::vector<std::int32_t> Tokenizer::mergeWithHeap(std::string_view word) const {
+  // The same merges in the same order as mergeByScan (lowest rank first, leftmost on ties; a
+  // merge only creates pairs of higher rank), in O(n log n): symbols in a linked list,
+  // candidate pairs in a min-heap keyed by (rank, position), stale candidates skipped.
+  const auto n = static_cast<std::int32_t>(word.size());
+  std::vector<std::int32_t> id(static_cast<std::size_t>(n)), next(static_cast<std::size_t>(n)), prev(static_cast<std::size_t>(n));
+  for (std::int32_t i = 0; i < n; ++i) {
+    id[i] = byte_ids_[static_cast<unsigned char>(word[static_cast<std::size_t>(i)])];
+    next[i] = i + 1 < n ? i + 1 : -1;
+    prev[i] = i - 1;
+  }
+  struct Cand {
+    std::int32_t rank, left, right, left_id, right_id;
+    bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
+  };
+  std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
+  auto consider = [&](std::int32_t l) {
+    if (l < 0 || next[l] < 0) return;
+    const auto it = merges_.find(pairKey(id[l], id[next[l]]));
+    if (it != merges_.end()) heap.push({it->second.rank, l, next[l], id[l], id[next[l]]});
+  };
+  for (std::int32_t i = 0; i + 1 < n; ++i) consider(i);
+  while (!heap.empty()) {
+    const Cand c = heap.top();
+    heap.pop();
+    if (id[c.left] != c.left_id || next[c.left] != c.right || id[c.right] != c.right_id) continue;  // stale
+    id[c.left] = merges_.at(pairKey(c.left_id, c.right_id)).merged;
+    id[c.right] = -1;
+    next[c.left] = next[c.right];
+    if (next[c.left] >= 0) prev[next[c.left]] = c.left;
+    consider(prev[c.left]);
+    consider(c.left);
+  }
+  std::vector<std::int32_t> parts;
+  for (std::int32_t i = 0; i >= 0; i = next[i]) parts.push_back(id[i]);
+  return parts;
+}
+
+void Tokenizer::bpe(std::string_view word, std::vector<std::int32_t>* out) const {
+  if (word.size() == 1) {
+    out->push_back(byte_ids_[static_cast<unsigned char>(word[0])]);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(cache_->mutex);
+    auto it = cache_->words.find(std::string(word));
+    if (it != cache_->words.end()) {
+      out->insert(out->end(), it->second.begin(), it->second.end());
+      return;
+    }
+  }
+  std::vector<std::int32_t> parts = word.size() > kHeapMergeBytes ? mergeWithHeap(word) : mergeByScan(word);
   out->insert(out->end(), parts.begin(), parts.end());
+  if (word.size() > kHeapMergeBytes) return;  // long pieces (minified code, base64) are not worth caching
   std::lock_guard<std::mutex> lock(cache_->mutex);
   if (cache_->words.size() >= Cache::kMaxWords) cache_->words.clear();
   cache_->words.emplace(std::string(word), std::move(parts));

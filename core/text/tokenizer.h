@@ -46,6 +46,12 @@ class Tokenizer {
   static Tokenizer fromMerges(const std::vector<std::pair<std::string, std::string>>& merges,
                               const std::vector<std::string>& special_tokens);
 
+  // BPE of one pre-token: pieces longer than kHeapMergeBytes merge through a heap (O(n log n)),
+  // shorter ones by repeated scans (fast for short words); both give the same ids.
+  static constexpr std::size_t kHeapMergeBytes = 48;
+  std::vector<std::int32_t> mergeByScan(std::string_view word) const;
+  std::vector<std::int32_t> mergeWithHeap(std::string_view word) const;
+
   // The GPT-2 byte-to-unicode map: code point for each byte.
   static const std::vector<std::uint32_t>& byteToUnicode();
 

@@ -2,6 +2,7 @@
 // both file layouts, save/reload, bad input.
 #include <QTemporaryDir>
 #include <QtTest>
+#include <random>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -38,6 +39,29 @@ class TestTokenizer : public QObject {
   }
 
  private Q_SLOTS:
+  // Long pieces (minified code, base64, runs of one character) merge through a heap; it gives
+  // the ids of the scan-based merge, and 2 MB of one letter, of digits or of spaces tokenise
+  // (they once took minutes) and decode back.
+  void longPiecesMergeLikeShortOnes() {
+    const auto tok = Tokenizer::fromVocabMerges(std::string(MONOSCOPE_GPT2_VOCAB) + "/vocab.json",
+                                                std::string(MONOSCOPE_GPT2_VOCAB) + "/merges.txt");
+    std::mt19937 rng(4);
+    const std::string alphabets[] = {"ab", "abcdefghijklmnopqrstuvwxyz", "0123456789", "aA0+/=", "\xc3\xa9e"};
+    for (const auto& alpha : alphabets) {
+      for (int len : {1, 2, 5, 49, 200, 1000}) {
+        std::string w;
+        for (int i = 0; i < len; ++i) w += alpha[rng() % alpha.size()];
+        QCOMPARE(tok.mergeWithHeap(w), tok.mergeByScan(w));
+      }
+    }
+    for (const std::string unit : {"a", "7", " ", "ab", "\xe2\x80\x94"}) {
+      std::string big;
+      while (big.size() < (2u << 20)) big += unit;
+      const auto ids = tok.encodeIds(big);
+      QCOMPARE(tok.decode(ids), big);
+    }
+  }
+
   void gpt2VocabularyMatchesHuggingFace() {
     const std::string dir = MONOSCOPE_GPT2_VOCAB;
     if (!std::ifstream(dir + "/vocab.json")) QSKIP("GPT-2 vocabulary not available");
