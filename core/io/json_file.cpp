@@ -33,6 +33,8 @@ void requireJsonDepth(std::string_view text, const std::string& source) {
 
 nlohmann::json readJsonFile(const std::string& path) {
   const std::string text = readTextFile(path);
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0)
+    throw Error("'" + path + "' starts with a UTF-8 byte-order mark", "save it as UTF-8 without a BOM");
   requireJsonDepth(text, "'" + path + "'");
   try {
     return nlohmann::json::parse(text);

@@ -47,7 +47,8 @@ std::int64_t hookLayer(const std::string& name, std::int64_t n_layers) {
     const auto dot = name.find('.', 7);
     if (dot != std::string::npos && dot > 7 && dot - 7 <= 6) {
       const std::string num = name.substr(7, dot - 7);
-      bool digits = num.find_first_not_of("0123456789") == std::string::npos;
+      // Canonical numbers only: "blocks.03..." is not a TransformerLens name.
+      bool digits = num.find_first_not_of("0123456789") == std::string::npos && (num.size() == 1 || num[0] != '0');
       const std::string suffix = name.substr(dot + 1);
       bool known = false;
       for (const char* h : kBlockHooks) known = known || suffix == h;

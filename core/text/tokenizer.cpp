@@ -183,9 +183,13 @@ Tokenizer Tokenizer::fromTokenizerJson(const std::string& path) {
   }
   if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
     for (const auto& a : j["added_tokens"]) {
-      if (!a.contains("id") || !a.contains("content")) continue;
+      if (!a.is_object() || !a.contains("id") || !a.contains("content")) continue;
+      if (!a["id"].is_number_integer() || !a["content"].is_string())
+        throw Error("'" + path + "': an added_tokens entry has a non-integer id or non-string content");
       const auto id = a["id"].get<std::int32_t>();
       const auto content = a["content"].get<std::string>();
+      if (content.empty())
+        throw Error("'" + path + "': added token " + std::to_string(id) + " has empty content", "remove it or give it text");
       t.addToken(id, content);
       t.specials_.emplace_back(content, id);
     }

@@ -16,6 +16,7 @@
 namespace monoscope::core {
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
+  requireRegularFile(path);  // before open(): opening a FIFO would block until a writer appears
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     throw Error("cannot open '" + path + "': " + std::strerror(errno),
@@ -65,7 +66,20 @@ void MappedFile::release() {
   size_ = 0;
 }
 
+void requireRegularFile(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    throw Error("cannot open '" + path + "': " + std::strerror(errno), "check that the file exists and is readable");
+  }
+  if (!S_ISREG(st.st_mode)) {
+    throw Error("'" + path + "' is not a regular file (" +
+                    (S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a pipe" : "a device or socket") + ")",
+                "pass the path of a file");
+  }
+}
+
 std::string readTextFile(const std::string& path) {
+  requireRegularFile(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     throw Error("cannot open '" + path + "': " + std::strerror(errno),

@@ -27,6 +27,10 @@ class MappedFile {
   std::size_t size_ = 0;
 };
 
+// Throws Error naming the path unless it is an existing regular file (not a directory, FIFO or
+// device, which would read as empty or block).
+void requireRegularFile(const std::string& path);
+
 // Reads a whole (small) file into a string; throws Error naming the path.
 std::string readTextFile(const std::string& path);
 

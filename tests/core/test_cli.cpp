@@ -6,6 +6,7 @@
 #include <QTemporaryDir>
 #include <QtTest>
 #include <fstream>
+#include <sys/stat.h>
 
 #include "io/safetensors.h"
 #include "test_util.h"
@@ -220,6 +221,60 @@ class TestCli : public QObject {
     st << header << std::string(4, '\0');
     st.close();
     expectError({"top-features", "--acts", tmp("deep.safetensors")}, "nested too deeply");
+  }
+
+  // Hostile files found by trying the engine as an attacker would (each once crashed, hung or
+  // exited 0).
+  void hostileFilesGetOneLineErrors() {
+    // top-features on empty or narrow activations
+    for (const auto& shape : std::vector<std::vector<std::int64_t>>{{3, 0}, {0, 4096}}) {
+      SafetensorsWriter w;
+      w.addF32("feature_acts", shape, {});
+      w.write(tmp("narrow.safetensors").toStdString());
+      expectError({"top-features", "--acts", tmp("narrow.safetensors")}, "both sizes positive");
+    }
+    SafetensorsWriter w;
+    w.addF32("feature_acts", {1, 5}, {1, 2, 3, 4, 5});
+    w.write(tmp("five.safetensors").toStdString());
+    expectError({"top-features", "--acts", tmp("five.safetensors"), "--count", "9"}, "--count");
+    // an added token with empty content
+    QDir().mkpath(tmp("empty_added"));
+    {
+      QFile in(fx("tokenizer_small/tokenizer.json"));
+      QVERIFY(in.open(QIODevice::ReadOnly));
+      QJsonObject j = QJsonDocument::fromJson(in.readAll()).object();
+      QJsonArray added = j["added_tokens"].toArray();
+      QJsonObject e = added[0].toObject();
+      e["content"] = "";
+      added[0] = e;
+      j["added_tokens"] = added;
+      QFile out(tmp("empty_added/tokenizer.json"));
+      QVERIFY(out.open(QIODevice::WriteOnly));
+      out.write(QJsonDocument(j).toJson());
+    }
+    expectError({"tokenize", "--tokenizer", tmp("empty_added"), "--text", "hi"}, "empty content");
+    // vocab.json with a byte-order mark; merges.txt that is a directory
+    QDir().mkpath(tmp("bom"));
+    {
+      QFile in(QString(MONOSCOPE_GPT2_VOCAB) + "/vocab.json");
+      QVERIFY(in.open(QIODevice::ReadOnly));
+      QFile out(tmp("bom/vocab.json"));
+      QVERIFY(out.open(QIODevice::WriteOnly));
+      out.write("\xEF\xBB\xBF" + in.readAll());
+    }
+    QFile::copy(QString(MONOSCOPE_GPT2_VOCAB) + "/merges.txt", tmp("bom/merges.txt"));
+    expectError({"tokenize", "--tokenizer", tmp("bom"), "--text", "hi"}, "byte-order mark");
+    QDir().mkpath(tmp("dirmerges/merges.txt"));
+    QFile::copy(QString(MONOSCOPE_GPT2_VOCAB) + "/vocab.json", tmp("dirmerges/vocab.json"));
+    expectError({"tokenize", "--tokenizer", tmp("dirmerges"), "--text", "hi"}, "not a regular file");
+    // a FIFO as the text file is refused, not waited on
+    const QString fifo = tmp("fifo");
+    QVERIFY(::mkfifo(fifo.toLocal8Bit().constData(), 0600) == 0);
+    expectError({"tokenize", "--tokenizer", fx("tokenizer_small"), "--text-file", fifo}, "a pipe");
+    // hook names with leading zeros are not TransformerLens names
+    expectError({"logits", "--model", fx("models/gpt2-tiny"), "--ids", "1", "--out", tmp("x.safetensors"), "--hook",
+                 "blocks.01.hook_resid_post"},
+                "unknown hook name");
   }
 
   void badInputGetsOneLineErrors() {
