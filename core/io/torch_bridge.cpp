@@ -37,6 +37,10 @@ at::Tensor loadWeight(const WeightStore& store, const std::string& name,
                 "config.json does not match the weights; check its sizes");
   }
   at::Tensor t = toFloatTensor(view, store.fileOf(name));
+  if (!at::isfinite(t).all().item<bool>()) {
+    throw Error("tensor '" + name + "' in '" + store.fileOf(name) + "' holds NaN or infinite values",
+                "the weights are corrupt; re-export or re-download them");
+  }
   return device.is_cpu() ? t : t.to(device);
 }
 

@@ -1,5 +1,7 @@
 #include "lm/model_config.h"
 
+#include <cmath>
+
 #include "io/json_file.h"
 #include "util/error.h"
 
@@ -54,6 +56,9 @@ ModelConfig ModelConfig::fromJson(const nlohmann::json& j, const std::string& so
       const std::string type = rp.string("rope_type", "default");
       if (type != "default") rp.fail("rope_type", "'" + type + "' is not supported", "only unscaled RoPE is implemented");
     }
+    // theta^(-2i/d) must be a finite, positive frequency: theta 0, negative or denormal is corrupt.
+    if (!std::isfinite(c.rope_theta) || c.rope_theta < 1.0 || c.rope_theta > 1e12)
+      f.fail("rope_theta", "is " + std::to_string(c.rope_theta) + ", outside 1..1e12", "use the model's real RoPE base (often 10000)");
     if (f.has("rope_scaling")) {
       const auto& rs = j["rope_scaling"];
       const std::string type = rs.is_object() ? rs.value("rope_type", rs.value("type", "")) : "";

@@ -38,6 +38,9 @@ void SaeTrainingOptions::validate() const {
   if (dead_window < 0) bad("dead_window", "must be non-negative");
   if (context < 0) bad("context", "must be non-negative");
   if (buffer_tokens < 1024 || buffer_tokens > (1 << 26)) bad("buffer_tokens", "must be in 1024..67108864");
+  // Refuse runs that could never finish before starting them.
+  const std::int64_t b = batch_size > 0 ? batch_size : defaultSaeBatchSize(tokens);
+  if (tokens / b > 100'000'000) bad("total_tokens", "gives " + std::to_string(tokens / b) + " steps of " + std::to_string(b) + ", more than 100,000,000");
 }
 
 JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeTrainingResult* result) {

@@ -5,6 +5,7 @@
 #include <QProcess>
 #include <QTemporaryDir>
 #include <QtTest>
+#include <cmath>
 #include <fstream>
 #include <sys/stat.h>
 
@@ -271,6 +272,41 @@ class TestCli : public QObject {
     const QString fifo = tmp("fifo");
     QVERIFY(::mkfifo(fifo.toLocal8Bit().constData(), 0600) == 0);
     expectError({"tokenize", "--tokenizer", fx("tokenizer_small"), "--text-file", fifo}, "a pipe");
+    // non-finite weights are refused, naming the tensor; so is a non-positive RoPE base
+    {
+      QDir().mkpath(tmp("nan_model"));
+      QFile::copy(fx("models/gpt2-tiny/config.json"), tmp("nan_model/config.json"));
+      SafetensorsFile src(fx("models/gpt2-tiny/model.safetensors").toStdString());
+      SafetensorsWriter out;
+      for (const auto& name : src.names()) {
+        auto v = src.toFloat(name);
+        if (name.find("ln_f.weight") != std::string::npos) v[3] = std::nanf("");
+        out.addF32(name, src.tensor(name).shape, v);
+      }
+      out.write(tmp("nan_model/model.safetensors").toStdString());
+      expectError({"logits", "--model", tmp("nan_model"), "--ids", "1", "--out", tmp("x.safetensors")}, "ln_f.weight");
+      QDir().mkpath(tmp("rope0"));
+      QFile in(fx("models/llama-tiny/config.json"));
+      QVERIFY(in.open(QIODevice::ReadOnly));
+      QJsonObject c = QJsonDocument::fromJson(in.readAll()).object();
+      c["rope_theta"] = 0;
+      if (c.contains("rope_parameters")) {
+        QJsonObject rp = c["rope_parameters"].toObject();
+        rp["rope_theta"] = 0;
+        c["rope_parameters"] = rp;
+      }
+      QFile cfg(tmp("rope0/config.json"));
+      QVERIFY(cfg.open(QIODevice::WriteOnly));
+      cfg.write(QJsonDocument(c).toJson());
+      cfg.close();
+      for (const auto& f : QDir(fx("models/llama-tiny")).entryList({"*.safetensors*"}))
+        QFile::copy(fx("models/llama-tiny/") + f, tmp("rope0/") + f);
+      expectError({"logits", "--model", tmp("rope0"), "--ids", "1", "--out", tmp("x.safetensors")}, "rope_theta");
+    }
+    // a run that could never finish is refused before it starts
+    expectError({"train-sae", "--activations", tmp("five.safetensors"), "--arch", "standard", "--d-sae", "8", "--tokens",
+                 "4611686018427387903", "--batch-size", "1", "--seed", "0", "--out", tmp("never")},
+                "more than 100,000,000");
     // hook names with leading zeros are not TransformerLens names
     expectError({"logits", "--model", fx("models/gpt2-tiny"), "--ids", "1", "--out", tmp("x.safetensors"), "--hook",
                  "blocks.01.hook_resid_post"},
