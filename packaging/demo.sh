@@ -26,14 +26,18 @@ echo "== features on the last token of: $PROMPT"
 FEATURE=${FEATURE:-$("$CLI" search "$DB" --prompt "$PROMPT" --top 1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')}
 
 echo "== feature $FEATURE"
-"$CLI" feature "$DB" "$FEATURE" --json | python3 -c '
+"$CLI" feature "$DB" "$FEATURE" --json > "$BUILD/demo-feature.json"
+python3 - "$BUILD/demo-feature.json" <<'PY'
 import json, sys
-p = json.load(sys.stdin)
-print(f"{p[\"explanation\"]}\ndensity {p[\"density\"]:.5f}  max {p[\"max_act\"]:.2f}  mean {p[\"mean_act\"]:.2f}")
+p = json.load(open(sys.argv[1]))
+print(p["explanation"])
+print(f"density {p['density']:.5f}  max {p['max_act']:.2f}  mean {p['mean_act']:.2f}")
 for e in p["top_examples"][:5]:
-    print("  " + "".join(f"[{t}]" if i == e["center"] else t for i, t in enumerate(e["tokens"])).replace("\n", " "))
+    text = "".join(f"[{t}]" if i == e["center"] else t for i, t in enumerate(e["tokens"]))
+    print("  " + text.replace("\n", " "))
 print("logits up:  ", " ".join(t for t, v in p["logits"]["top"][:8]))
-print("neighbours: ", " ".join(f"{i}({c:.2f})" for i, c in p["neighbours"][:5]))'
+print("neighbours: ", " ".join(f"{i}({c:.2f})" for i, c in p["neighbours"][:5]))
+PY
 
 echo "== generate: default vs feature $FEATURE clamped to ${TIMES:=10}x its max activation"
 "$CLI" generate --model "$MODEL" --prompt "$PROMPT" --max-tokens 24 --seed 7 --temperature 0.7 --top-p 0.95 \
