@@ -31,6 +31,15 @@ void requireJsonDepth(std::string_view text, const std::string& source) {
   }
 }
 
+std::string plainJsonMessage(const std::exception& e) {
+  std::string w = e.what();
+  const auto p = w.find("] ");
+  if (w.rfind("[json.exception", 0) == 0 && p != std::string::npos) w = w.substr(p + 2);
+  std::string out;
+  for (unsigned char c : w.substr(0, 200)) out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+  return out;
+}
+
 nlohmann::json readJsonFile(const std::string& path) {
   const std::string text = readTextFile(path);
   if (text.rfind("\xEF\xBB\xBF", 0) == 0)
@@ -39,7 +48,7 @@ nlohmann::json readJsonFile(const std::string& path) {
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
-    throw Error("malformed JSON in '" + path + "': " + e.what(),
+    throw Error("malformed JSON in '" + path + "': " + plainJsonMessage(e),
                 "fix the syntax or regenerate the file");
   }
 }

@@ -14,6 +14,9 @@ constexpr int kMaxJsonDepth = 256;
 // checked before parsing, since the recursive parser would overflow the stack.
 void requireJsonDepth(std::string_view text, const std::string& source);
 
+// nlohmann's message without its "[json.exception...]" prefix, printable ASCII only.
+std::string plainJsonMessage(const std::exception& e);
+
 // Parses a JSON file; throws Error naming the file on I/O or syntax errors.
 nlohmann::json readJsonFile(const std::string& path);
 

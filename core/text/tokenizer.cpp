@@ -135,7 +135,7 @@ static void loadVocabObject(const nlohmann::json& vocab, const std::string& wher
   }
 }
 
-Tokenizer Tokenizer::fromTokenizerJson(const std::string& path) {
+Tokenizer Tokenizer::fromTokenizerJson(const std::string& path) try {
   const nlohmann::json j = readJsonFile(path);
   const JsonFields top(j, "'" + path + "'");
   if (!j.contains("model") || !j["model"].is_object()) top.fail("model", "is missing or not an object");
@@ -220,9 +220,12 @@ Tokenizer Tokenizer::fromTokenizerJson(const std::string& path) {
     t.addMerge(t.bytes_to_id_[a], t.bytes_to_id_[b], rank++, "'" + path + "'");
   }
   return t;
+} catch (const nlohmann::json::exception& e) {
+  throw Error("'" + path + "': a value has an unexpected type (" + plainJsonMessage(e) + ")",
+              "regenerate the file with Hugging Face tokenizers");
 }
 
-Tokenizer Tokenizer::fromVocabMerges(const std::string& vocab_path, const std::string& merges_path) {
+Tokenizer Tokenizer::fromVocabMerges(const std::string& vocab_path, const std::string& merges_path) try {
   const nlohmann::json vj = readJsonFile(vocab_path);
   std::vector<std::pair<std::string, std::int32_t>> vocab;
   loadVocabObject(vj, "'" + vocab_path + "'", &vocab);
@@ -262,6 +265,9 @@ Tokenizer Tokenizer::fromVocabMerges(const std::string& vocab_path, const std::s
     t.addMerge(t.bytes_to_id_[a], t.bytes_to_id_[b], rank++, where);
   }
   return t;
+} catch (const nlohmann::json::exception& e) {
+  throw Error("'" + vocab_path + "': a value has an unexpected type (" + plainJsonMessage(e) + ")",
+              "regenerate the file with Hugging Face tokenizers");
 }
 
 Tokenizer Tokenizer::fromMerges(const std::vector<std::pair<std::string, std::string>>& merges,

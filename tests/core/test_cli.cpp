@@ -307,6 +307,29 @@ class TestCli : public QObject {
     expectError({"train-sae", "--activations", tmp("five.safetensors"), "--arch", "standard", "--d-sae", "8", "--tokens",
                  "4611686018427387903", "--batch-size", "1", "--seed", "0", "--out", tmp("never")},
                 "more than 100,000,000");
+    // a wrong type in tokenizer.json and binary garbage in vocab.json: plain words, printable ASCII
+    {
+      QDir().mkpath(tmp("badtype"));
+      QFile in(fx("tokenizer_small/tokenizer.json"));
+      QVERIFY(in.open(QIODevice::ReadOnly));
+      QJsonObject j = QJsonDocument::fromJson(in.readAll()).object();
+      QJsonObject pre = j["pre_tokenizer"].toObject();
+      pre["type"] = 42;
+      pre["add_prefix_space"] = 7;
+      j["pre_tokenizer"] = pre;
+      QFile out(tmp("badtype/tokenizer.json"));
+      QVERIFY(out.open(QIODevice::WriteOnly));
+      out.write(QJsonDocument(j).toJson());
+    }
+    Result r = run({"tokenize", "--tokenizer", tmp("badtype"), "--text", "hi"});
+    QCOMPARE(r.code, 1);
+    QVERIFY2(!r.err.contains("json.exception") && r.err.contains("badtype"), r.err.constData());
+    QDir().mkpath(tmp("garbage"));
+    std::ofstream(tmp("garbage/vocab.json").toStdString(), std::ios::binary) << "{\"a\": \x01\xfe\xff\x80 }";
+    QFile::copy(QString(MONOSCOPE_GPT2_VOCAB) + "/merges.txt", tmp("garbage/merges.txt"));
+    r = run({"tokenize", "--tokenizer", tmp("garbage"), "--text", "hi"});
+    QCOMPARE(r.code, 1);
+    for (unsigned char c : r.err.trimmed()) QVERIFY2(c >= 0x20 && c < 0x7f, r.err.constData());
     // hook names with leading zeros are not TransformerLens names
     expectError({"logits", "--model", fx("models/gpt2-tiny"), "--ids", "1", "--out", tmp("x.safetensors"), "--hook",
                  "blocks.01.hook_resid_post"},
