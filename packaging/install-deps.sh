@@ -11,5 +11,5 @@ $SUDO apt-get install -y -q --no-install-recommends \
   libtorch-dev libopenblas0-openmp \
   qt6-base-dev libqcustomplot-dev libgl-dev \
   nlohmann-json3-dev libsqlite3-dev sqlite3 libicu-dev zlib1g-dev \
-  libhnswlib-dev libcurl4-openssl-dev libcpp-httplib-dev python3-venv \
+  libhnswlib-dev libcurl4-openssl-dev libcpp-httplib-dev python3 python3-venv \
   xvfb xauth
