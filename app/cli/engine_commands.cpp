@@ -36,12 +36,7 @@ std::set<std::string> with(std::set<std::string> a) {
 }
 
 std::unique_ptr<core::Engine> openEngine(const Args& args, bool with_sae) {
-  core::EngineOptions o;
-  o.model_dir = args.get("model");
-  if (with_sae) o.sae_dir = args.get("sae");
-  o.device = args.get("device", "auto");
-  o.threads = threadsOption(args);
-  return core::Engine::open(o);
+  return core::Engine::open(engineOptions(args, with_sae));
 }
 
 // Token ids for --ids, or the model's tokenizer applied to --text / --text-file.

@@ -46,12 +46,7 @@ nlohmann::ordered_json histogramJson(const core::Histogram& h) {
 }
 
 std::unique_ptr<core::Engine> engineForDb(const Args& args, const core::FeatureDb& db) {
-  core::EngineOptions o;
-  o.model_dir = args.get("model", db.info().model);
-  o.sae_dir = args.get("sae", db.info().sae);
-  o.device = args.get("device", "auto");
-  o.threads = threadsOption(args);
-  return core::Engine::open(o);
+  return core::Engine::open(engineOptions(args, true, db.info().model, db.info().sae));
 }
 
 }  // namespace

@@ -67,6 +67,16 @@ std::string applyRuntimeOptions(const Args& args) {
   return core::resolveDeviceName(args.get("device", "auto"));
 }
 
+core::EngineOptions engineOptions(const Args& args, bool with_sae, const std::string& model_fallback,
+                                  const std::string& sae_fallback) {
+  core::EngineOptions o;
+  o.model_dir = model_fallback.empty() ? args.get("model") : args.get("model", model_fallback);
+  if (with_sae) o.sae_dir = sae_fallback.empty() ? args.get("sae") : args.get("sae", sae_fallback);
+  o.device = args.get("device", "auto");
+  o.threads = threadsOption(args);
+  return o;
+}
+
 core::FeatureEdit parseClamp(const std::string& c, core::SteerMode mode, const core::FeatureDb* db) {
   const auto eq = c.find('=');
   core::FeatureEdit e;

@@ -98,6 +98,12 @@ at::Tensor Engine::Impl::hookActivations(const std::vector<std::int32_t>& ids, s
   return parts.size() == 1 ? parts[0] : at::cat(parts, 0);
 }
 
+std::vector<std::int32_t> Engine::Impl::lastWindow(std::vector<std::int32_t> ids) const {
+  const auto w = static_cast<std::size_t>(info.window);
+  if (ids.size() > w) ids.erase(ids.begin(), ids.end() - static_cast<std::ptrdiff_t>(w));
+  return ids;
+}
+
 const Sae& Engine::Impl::requireSae() const {
   if (!sae) throw Error("no SAE is open", "open an SAE folder beside the model");
   return *sae;
@@ -232,10 +238,8 @@ std::vector<float> Engine::featureValues(std::string_view text, std::int64_t fea
 }
 
 std::vector<FeatureScore> Engine::topFeaturesLastToken(std::string_view text, std::size_t k) const {
-  auto ids = impl_->tokenIds(text, "the prompt");
   // Only the last window matters for the last token.
-  const std::size_t w = static_cast<std::size_t>(impl_->info.window);
-  if (ids.size() > w) ids.erase(ids.begin(), ids.end() - static_cast<std::ptrdiff_t>(w));
+  const auto ids = impl_->lastWindow(impl_->tokenIds(text, "the prompt"));
   const at::Tensor acts = impl_->featureActs(ids);
   return topScores(acts[acts.size(0) - 1], k, true);
 }
@@ -257,9 +261,7 @@ std::vector<FeatureScore> Engine::attribute(std::string_view prompt, const std::
     return static_cast<std::int64_t>(ids[0]);
   };
   const std::int64_t a = single(target, "the target token"), b = single(versus, "the versus token");
-  auto ids = impl_->tokenIds(prompt, "the prompt");
-  const std::size_t w = static_cast<std::size_t>(impl_->info.window);
-  if (ids.size() > w) ids.erase(ids.begin(), ids.end() - static_cast<std::ptrdiff_t>(w));
+  const auto ids = impl_->lastWindow(impl_->tokenIds(prompt, "the prompt"));
   at::Tensor leaf;
   HookSet hooks;
   hooks.add(impl_->info.hook_name, [&leaf](const at::Tensor& x, const HookContext&) {
@@ -334,31 +336,46 @@ GenerateResult Engine::generate(const GenerateRequest& request, const TokenCallb
   return result;
 }
 
+std::vector<LogitEffects> Engine::Impl::logitEffectsRange(std::int64_t begin, std::int64_t end, std::size_t k, int bins) const {
+  const Sae& s = requireSae();
+  c10::InferenceMode guard;
+  at::Tensor dirs = s.W_dec().slice(0, begin, end);  // [b, d_model]
+  const at::Tensor scale = model->finalNormWeight();
+  if (scale.defined()) dirs = dirs * scale;
+  const at::Tensor eff = at::matmul(dirs, model->unembed().t()).to(at::kCPU, at::kFloat);  // [b, vocab]
+  const std::int64_t n = end - begin, vocab = eff.size(1);
+  const std::int64_t kk = std::min<std::int64_t>(static_cast<std::int64_t>(k), vocab);
+  auto up = eff.topk(kk, 1), down = eff.topk(kk, 1, false);
+  const at::Tensor mn = std::get<0>(eff.min(1, true)), mx = std::get<0>(eff.max(1, true));  // [b, 1]
+  const at::Tensor bin = ((eff - mn) / (mx - mn).clamp_min(1e-12) * bins).floor().clamp(0, bins - 1).to(at::kLong);
+  const at::Tensor counts = at::zeros({n * bins}, at::kLong)
+                                .index_add_(0, (bin + at::arange(n, at::kLong).unsqueeze(1) * bins).reshape(-1),
+                                            at::ones({bin.numel()}, at::kLong))
+                                .contiguous();  // [b * bins]
+  const at::Tensor uv = std::get<0>(up).contiguous(), ui = std::get<1>(up).contiguous();
+  const at::Tensor dv = std::get<0>(down).contiguous(), di = std::get<1>(down).contiguous();
+  const at::Tensor lo = mn.contiguous(), hi = mx.contiguous();
+  std::vector<LogitEffects> out(static_cast<std::size_t>(n));
+  for (std::int64_t r = 0; r < n; ++r) {
+    LogitEffects& e = out[static_cast<std::size_t>(r)];
+    for (std::int64_t c = 0; c < kk; ++c) {
+      e.top.emplace_back(toValidUtf8(tokenizer.tokenBytes(static_cast<std::int32_t>(ui.data_ptr<std::int64_t>()[r * kk + c]))),
+                         uv.data_ptr<float>()[r * kk + c]);
+      e.bottom.emplace_back(toValidUtf8(tokenizer.tokenBytes(static_cast<std::int32_t>(di.data_ptr<std::int64_t>()[r * kk + c]))),
+                            dv.data_ptr<float>()[r * kk + c]);
+    }
+    e.histogram.lo = lo.data_ptr<float>()[r];
+    e.histogram.hi = hi.data_ptr<float>()[r];
+    e.histogram.counts.assign(counts.data_ptr<std::int64_t>() + r * bins, counts.data_ptr<std::int64_t>() + (r + 1) * bins);
+  }
+  return out;
+}
+
 LogitEffects Engine::logitEffects(std::int64_t feature, std::size_t k, int bins) const {
   const Sae& s = impl_->requireSae();
   if (feature < 0 || feature >= s.config().d_sae)
     throw Error("feature " + std::to_string(feature) + " does not exist; the SAE has " + std::to_string(s.config().d_sae) + " features");
-  c10::InferenceMode guard;
-  at::Tensor dir = s.W_dec()[feature];  // [d_model]
-  const at::Tensor scale = impl_->model->finalNormWeight();
-  if (scale.defined()) dir = dir * scale;
-  const at::Tensor effects = at::matmul(impl_->model->unembed(), dir).to(at::kCPU, at::kFloat);  // [vocab]
-  LogitEffects out;
-  const std::int64_t kk = std::min<std::int64_t>(static_cast<std::int64_t>(k), effects.numel());
-  auto fill = [&](bool largest, std::vector<std::pair<std::string, float>>* dst) {
-    auto t = effects.topk(kk, 0, largest);
-    for (std::int64_t j = 0; j < kk; ++j) {
-      const auto id = static_cast<std::int32_t>(std::get<1>(t)[j].item<std::int64_t>());
-      dst->emplace_back(tokenText(id), std::get<0>(t)[j].item<float>());
-    }
-  };
-  fill(true, &out.top);
-  fill(false, &out.bottom);
-  out.histogram.lo = effects.min().item<double>();
-  out.histogram.hi = effects.max().item<double>();
-  const at::Tensor h = at::histc(effects, bins, out.histogram.lo, out.histogram.hi).to(at::kLong).contiguous();
-  out.histogram.counts.assign(h.data_ptr<std::int64_t>(), h.data_ptr<std::int64_t>() + h.numel());
-  return out;
+  return std::move(impl_->logitEffectsRange(feature, feature + 1, k, bins).front());
 }
 
 }  // namespace monoscope::core

@@ -27,7 +27,12 @@ struct Engine::Impl {
   // Feature activations [n, d_sae] for `ids`.
   at::Tensor featureActs(const std::vector<std::int32_t>& ids) const;
   std::vector<std::int32_t> tokenIds(std::string_view text, const char* what) const;
+  // The last info.window ids (what the SAE sees for the last token).
+  std::vector<std::int32_t> lastWindow(std::vector<std::int32_t> ids) const;
   const Sae& requireSae() const;
+  // Logit effects of features [begin, end): W_dec[i] (times the final norm's scale) @ W_U, the
+  // k strongest up and down and a histogram over the vocabulary with `bins` bins.
+  std::vector<LogitEffects> logitEffectsRange(std::int64_t begin, std::int64_t end, std::size_t k, int bins) const;
 };
 
 // The SAE reads a hook this model has, with the model's width; returns the hook's block.

@@ -284,34 +284,15 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
   c10::InferenceMode guard;
   const Sae& sae = E.requireSae();
   {
-    const int LB = 40, LK = 10;
-    at::Tensor U = E.model->unembed();  // [vocab, d_model]
-    const at::Tensor scale = E.model->finalNormWeight();
     auto ins = db->prepare("INSERT INTO logits(feature, top, bottom, lo, hi, histogram) VALUES(?, ?, ?, ?, ?, ?)");
     for (std::int64_t s = 0; s < d_sae; s += 256) {
       const std::int64_t e = std::min(d_sae, s + 256);
-      at::Tensor dirs = sae.W_dec().slice(0, s, e);
-      if (scale.defined()) dirs = dirs * scale;
-      const at::Tensor eff = at::matmul(dirs, U.t()).to(at::kCPU, at::kFloat);  // [b, vocab]
-      const auto hi_t = eff.topk(std::min<std::int64_t>(LK, eff.size(1)), 1), lo_t = eff.topk(std::min<std::int64_t>(LK, eff.size(1)), 1, false);
-      const at::Tensor mn = std::get<0>(eff.min(1, true)), mx = std::get<0>(eff.max(1, true));
-      const at::Tensor bins = ((eff - mn) / (mx - mn).clamp_min(1e-12) * LB).floor().clamp(0, LB - 1).to(at::kLong);  // [b, vocab]
-      const at::Tensor rows = at::arange(e - s, at::kLong).unsqueeze(1) * LB;
-      const at::Tensor counts = at::zeros({(e - s) * LB}, at::kLong).index_add_(0, (bins + rows).reshape(-1), at::ones({bins.numel()}, at::kLong));
+      const auto effects = E.logitEffectsRange(s, e, 10, 40);
       for (std::int64_t r = 0; r < e - s; ++r) {
-        auto list = [&](const std::tuple<at::Tensor, at::Tensor>& t) {
-          nlohmann::json j = nlohmann::json::array();
-          for (std::int64_t c = 0; c < std::get<0>(t).size(1); ++c) {
-            const auto id = static_cast<std::int32_t>(std::get<1>(t)[r][c].item<std::int64_t>());
-            j.push_back({toValidUtf8(E.tokenizer.tokenBytes(id)), std::get<0>(t)[r][c].item<float>()});
-          }
-          return j.dump();
-        };
-        const at::Tensor cr = counts.slice(0, r * LB, (r + 1) * LB).contiguous();
-        const std::vector<std::int64_t> cv(cr.data_ptr<std::int64_t>(), cr.data_ptr<std::int64_t>() + LB);
-        const std::string hb = blobOf(cv);
-        ins.bind(1, s + r).bind(2, list(hi_t)).bind(3, list(lo_t)).bind(4, mn[r][0].item<double>()).bind(5, mx[r][0].item<double>());
-        ins.bindBlob(6, hb.data(), hb.size());
+        const LogitEffects& le = effects[static_cast<std::size_t>(r)];
+        const std::string hb = blobOf(le.histogram.counts);
+        ins.bind(1, s + r).bind(2, nlohmann::json(le.top).dump()).bind(3, nlohmann::json(le.bottom).dump());
+        ins.bind(4, le.histogram.lo).bind(5, le.histogram.hi).bindBlob(6, hb.data(), hb.size());
         ins.step();
         ins.reset();
       }
@@ -390,22 +371,15 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
       if (f % 1024 == 0) report(progress, "explanations", f, d_sae);
     }
     // The density histogram of alive features (log10 density).
-    double lo = 0, hi = -1e9;
-    lo = 1e9;
-    for (std::int64_t f = 0; f < d_sae; ++f)
-      if (count[static_cast<std::size_t>(f)] > 0) {
-        const double l = std::log10(static_cast<double>(count[static_cast<std::size_t>(f)]) / static_cast<double>(total_tokens));
-        lo = std::min(lo, l), hi = std::max(hi, l);
-      }
+    std::vector<double> log_density;
+    for (const auto c : count)
+      if (c > 0) log_density.push_back(std::log10(static_cast<double>(c) / static_cast<double>(total_tokens)));
+    double lo = 0, hi = 0;
     std::vector<std::int64_t> dh(40, 0);
-    if (hi >= lo) {
-      for (std::int64_t f = 0; f < d_sae; ++f)
-        if (count[static_cast<std::size_t>(f)] > 0) {
-          const double l = std::log10(static_cast<double>(count[static_cast<std::size_t>(f)]) / static_cast<double>(total_tokens));
-          ++dh[static_cast<std::size_t>(std::clamp(static_cast<int>((l - lo) / std::max(hi - lo, 1e-12) * 40), 0, 39))];
-        }
-    } else {
-      lo = hi = 0;
+    if (!log_density.empty()) {
+      lo = *std::min_element(log_density.begin(), log_density.end());
+      hi = *std::max_element(log_density.begin(), log_density.end());
+      for (const double l : log_density) ++dh[static_cast<std::size_t>(std::clamp(static_cast<int>((l - lo) / std::max(hi - lo, 1e-12) * 40), 0, 39))];
     }
     auto meta = set.meta;
     meta.erase("kind");

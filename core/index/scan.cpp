@@ -129,37 +129,41 @@ void scanCorpus(const IndexOptions& o, const Engine& engine, const std::string& 
     return all;
   };
   // Blocks committed by an earlier, interrupted run are kept.
-  for (std::int64_t b = o.shard_index; b < blocks; b += o.shard_count)
-    if (committed(b * batch, std::min(windows, (b + 1) * batch))) done += std::min(windows, (b + 1) * batch) - b * batch;
-  report(progress, "scan", done, mine, done > 0 ? "resuming after " + std::to_string(done) + " windows" : "");
+  std::vector<std::int64_t> todo;
   for (std::int64_t b = o.shard_index; b < blocks; b += o.shard_count) {
-    const std::int64_t s = b * batch, e = std::min(windows, s + batch);
-    if (!committed(s, e)) {
-      std::vector<std::vector<std::int32_t>> toks(static_cast<std::size_t>(e - s));
-      std::vector<std::int64_t> flat;
-      for (std::int64_t w = s; w < e; ++w) {
-        corpus.windowTokens(w, &toks[static_cast<std::size_t>(w - s)]);
-        flat.insert(flat.end(), toks[static_cast<std::size_t>(w - s)].begin(), toks[static_cast<std::size_t>(w - s)].end());
-      }
-      const at::Tensor ids = at::tensor(flat, at::kLong).view({e - s, context});  // [b, pos]
-      const at::Tensor h = engine.impl().hookActivationsBatch(ids);              // [b, pos, d_model]
-      // Encoded a window at a time: [pos, d_sae] stays small enough for the allocator to reuse.
-      std::vector<std::string> blobs;
-      for (std::int64_t w = 0; w < e - s; ++w) {
-        const at::Tensor acts = sae.encode(h[w]).to(at::kCPU, at::kFloat).contiguous();  // [pos, d_sae]
-        blobs.push_back(toLog(acts, std::move(toks[static_cast<std::size_t>(w)])).serialize());
-      }
-      Transaction t(db);
-      for (std::int64_t w = s; w < e; ++w) {
-        const std::string& blob = blobs[static_cast<std::size_t>(w - s)];
-        insert.bind(1, w).bindBlob(2, blob.data(), blob.size());
-        insert.step();
-        insert.reset();
-      }
-      t.commit();
-      done += e - s;
-      report(progress, "scan", done, mine, std::to_string(done * context) + " tokens");
+    if (committed(b * batch, std::min(windows, (b + 1) * batch))) {
+      done += std::min(windows, (b + 1) * batch) - b * batch;
+    } else {
+      todo.push_back(b);
     }
+  }
+  report(progress, "scan", done, mine, done > 0 ? "resuming after " + std::to_string(done) + " windows" : "");
+  for (const std::int64_t b : todo) {
+    const std::int64_t s = b * batch, e = std::min(windows, s + batch);
+    std::vector<std::vector<std::int32_t>> toks(static_cast<std::size_t>(e - s));
+    std::vector<std::int64_t> flat;
+    for (std::int64_t w = s; w < e; ++w) {
+      corpus.windowTokens(w, &toks[static_cast<std::size_t>(w - s)]);
+      flat.insert(flat.end(), toks[static_cast<std::size_t>(w - s)].begin(), toks[static_cast<std::size_t>(w - s)].end());
+    }
+    const at::Tensor ids = at::tensor(flat, at::kLong).view({e - s, context});  // [b, pos]
+    const at::Tensor h = engine.impl().hookActivationsBatch(ids);              // [b, pos, d_model]
+    // Encoded a window at a time: [pos, d_sae] stays small enough for the allocator to reuse.
+    std::vector<std::string> blobs;
+    for (std::int64_t w = 0; w < e - s; ++w) {
+      const at::Tensor acts = sae.encode(h[w]).to(at::kCPU, at::kFloat).contiguous();  // [pos, d_sae]
+      blobs.push_back(toLog(acts, std::move(toks[static_cast<std::size_t>(w)])).serialize());
+    }
+    Transaction t(db);
+    for (std::int64_t w = s; w < e; ++w) {
+      const std::string& blob = blobs[static_cast<std::size_t>(w - s)];
+      insert.bind(1, w).bindBlob(2, blob.data(), blob.size());
+      insert.step();
+      insert.reset();
+    }
+    t.commit();
+    done += e - s;
+    report(progress, "scan", done, mine, std::to_string(done * context) + " tokens");
   }
   putMeta(db, "complete", "1");
 }

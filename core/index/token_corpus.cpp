@@ -61,12 +61,7 @@ TokenCorpus::TokenCorpus(const std::string& path, const Tokenizer& tok, std::int
       throw Error("corpus '" + p.string() + "': tensor 'tokens' must be I32 [n]", "write shards with build-corpus");
     shard_tokens_ = reinterpret_cast<const std::int32_t*>(v.data);
     shard_size_ = v.shape[0];
-    for (std::int64_t i = 0; i < shard_size_; ++i) {
-      if (shard_tokens_[i] < 0 || shard_tokens_[i] >= tok.vocabSize())
-        throw Error("corpus '" + p.string() + "': token " + std::to_string(i) + " has id " + std::to_string(shard_tokens_[i]) +
-                        " outside the tokenizer's vocabulary of " + std::to_string(tok.vocabSize()),
-                    "the shard was written with another tokenizer");
-    }
+    vocab_size_ = tok.vocabSize();  // ids are checked per window as they are read
     const std::int64_t available = shard_size_ / window;
     windows_ = std::min(available, max_tokens / window);
     if (windows_ == 0) throw Error("corpus '" + p.string() + "' holds " + std::to_string(shard_size_) + " tokens, fewer than one window");
@@ -106,6 +101,15 @@ void TokenCorpus::windowTokens(std::int64_t w, std::vector<std::int32_t>* out) c
     src = text_.data() + w * window_;
   }
   out->assign(src, src + window_);
+  if (shard_) {
+    for (std::int64_t i = 0; i < window_; ++i) {
+      const std::int32_t id = (*out)[static_cast<std::size_t>(i)];
+      if (id < 0 || id >= vocab_size_)
+        throw Error("corpus '" + description_ + "': token " + std::to_string(src - shard_tokens_ + i) + " has id " +
+                        std::to_string(id) + " outside the tokenizer's vocabulary of " + std::to_string(vocab_size_),
+                    "the shard was written with another tokenizer");
+    }
+  }
 }
 
 }  // namespace monoscope::core

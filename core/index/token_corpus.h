@@ -31,6 +31,7 @@ class TokenCorpus {
   std::unique_ptr<SafetensorsFile> shard_;
   const std::int32_t* shard_tokens_ = nullptr;
   std::int64_t shard_size_ = 0;
+  std::int32_t vocab_size_ = 0;
   double stride_ = 0;                  // shard: distance between window starts
   std::vector<std::int32_t> text_;     // text sources: the tokens read
   std::string description_;

@@ -196,8 +196,6 @@ at::Tensor umapEmbed(const at::Tensor& data_in, const UmapOptions& o, const KnnR
   const at::Tensor heads = g.heads.index({keep}), tails = g.tails.index({keep});
   const at::Tensor w = g.weights.index({keep});
   const at::Tensor eps = (wmax / w).to(at::kDouble);  // epochs per sample
-  const at::Tensor eps_neg = eps / static_cast<double>(o.negative_sample_rate);
-  at::Tensor next_sample = eps.clone(), next_neg = eps_neg.clone();
   at::Tensor y = pcaInit(data, o.seed).contiguous();  // [n, 2]
   const bool batched = o.sgd == UmapSgd::Batched || (o.sgd == UmapSgd::Auto && !data_in.device().is_cpu());
   if (!batched) {
@@ -207,9 +205,9 @@ at::Tensor umapEmbed(const at::Tensor& data_in, const UmapOptions& o, const KnnR
   // Batched: every tensor on the data's device.
   const auto dev = data_in.device();
   y = y.to(dev);
-  const at::Tensor H = heads.to(dev), T = tails.to(dev), E = eps.to(dev), EN = eps_neg.to(dev);
-  next_sample = next_sample.to(dev);
-  next_neg = next_neg.to(dev);
+  const at::Tensor H = heads.to(dev), T = tails.to(dev), E = eps.to(dev);
+  const at::Tensor EN = E / static_cast<double>(o.negative_sample_rate);
+  at::Tensor next_sample = E.clone(), next_neg = EN.clone();
   auto gen = at::detail::createCPUGenerator(o.seed + 1);
   for (std::int64_t epoch = 0; epoch < n_epochs; ++epoch) {
     const double alpha = o.learning_rate * (1.0 - static_cast<double>(epoch) / static_cast<double>(n_epochs));

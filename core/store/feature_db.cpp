@@ -381,14 +381,14 @@ void FeatureDb::setScores(const std::vector<std::pair<std::int64_t, int>>& examp
                         "SELECT ?1, ?2, ?3, (SELECT MAX(version) FROM explanations x WHERE x.feature = e.feature), ?4 "
                         "FROM examples e WHERE e.id = ?1");
   auto del = db.prepare("DELETE FROM scores WHERE example = ? AND scorer = ?");
+  auto chk = db.prepare("SELECT 1 FROM examples WHERE id = ?");
   const double ts = now();
   for (const auto& [example, score] : example_scores) {
     if (score < -1 || score > 3) throw Error("score " + std::to_string(score) + " is outside 0..3", "use the rubric's 0-3 (or -1 to remove)");
-    {
-      auto chk = db.prepare("SELECT 1 FROM examples WHERE id = ?");
-      chk.bind(1, example);
-      if (!chk.step()) throw Error("example " + std::to_string(example) + " is not in '" + impl_->info.path + "'");
-    }
+    chk.bind(1, example);
+    const bool known = chk.step();
+    chk.reset();
+    if (!known) throw Error("example " + std::to_string(example) + " is not in '" + impl_->info.path + "'");
     if (score < 0) {
       del.bind(1, example).bind(2, scorer);
       del.step();
