@@ -1,0 +1,57 @@
+// monoscope: the desktop app. Opens the bundled demo on first launch (building its feature
+// database as a job with progress if it is missing), the last workspace afterwards, or what the
+// command line names.
+#include <QApplication>
+#include <QCommandLineParser>
+#include <QFileInfo>
+#include <QIcon>
+#include <QMessageBox>
+#include <QSettings>
+
+#include "ui/demo_paths.h"
+#include "ui/main_window.h"
+
+int main(int argc, char** argv) {
+  QApplication app(argc, argv);
+  QApplication::setApplicationName("monoscope");
+  QApplication::setOrganizationName("monoscope");
+  QApplication::setApplicationDisplayName("Monoscope");
+  QApplication::setApplicationVersion(MONOSCOPE_VERSION);
+  QApplication::setWindowIcon(QIcon(":/monoscope/icons/monoscope.svg"));
+
+  QCommandLineParser parser;
+  parser.setApplicationDescription("Browse a sparse autoencoder's features and steer a language model with them.");
+  parser.addHelpOption();
+  parser.addVersionOption();
+  QCommandLineOption model({"m", "model"}, "Hugging Face model folder.", "DIR");
+  QCommandLineOption sae({"s", "sae"}, "SAELens SAE folder.", "DIR");
+  QCommandLineOption db({"d", "db"}, "Feature database (.db).", "FILE");
+  QCommandLineOption demo("demo", "Open the bundled demo (the default on first launch).");
+  parser.addOptions({model, sae, db, demo});
+  parser.process(app);
+
+  monoscope::ui::MainWindow window;
+  window.show();
+  QSettings settings;
+  monoscope::ui::Workspace w{parser.value(model), parser.value(sae), parser.value(db)};
+  const bool named = parser.isSet(model) || parser.isSet(db);
+  if (!named && !parser.isSet(demo) && settings.contains("workspace/model") &&
+      QFileInfo(settings.value("workspace/model").toString()).isDir()) {
+    w = {settings.value("workspace/model").toString(), settings.value("workspace/sae").toString(),
+         settings.value("workspace/database").toString()};
+    if (!QFileInfo(w.database).isFile()) w.database.clear();
+  } else if (!named) {
+    const auto d = monoscope::ui::findDemo(MONOSCOPE_SOURCE_DEMO);
+    if (d.root.isEmpty()) {
+      QMessageBox::information(&window, "Monoscope",
+                               "The bundled demo was not found. Open a model (File > Open Model) and a feature "
+                               "database (File > Open Feature Database).");
+      return app.exec();
+    }
+    w = {d.model, d.sae, d.databaseExists() ? d.database : QString()};
+    if (!d.databaseExists())
+      window.buildDatabase(d.model, d.sae, d.corpus, d.database, monoscope::ui::kDemoIndexTokens);
+  }
+  window.openWorkspace(w);
+  return app.exec();
+}

@@ -1,0 +1,111 @@
+// The prompt inspector (per-token features, last-token probe, contrastive search) and the map
+// (points from the database, hit-testing, click to open, zoom about the cursor, concept light-up).
+#include <QLineEdit>
+#include <QSignalSpy>
+#include <QtTest>
+
+#include "feature_score_model.h"
+#include "map_panel.h"
+#include "map_view.h"
+#include "prompt_inspector.h"
+#include "session.h"
+#include "token_text_view.h"
+#include "ui_test_util.h"
+
+using namespace monoscope;
+using namespace monoscope::ui;
+
+class TestInspectorMap : public QObject {
+  Q_OBJECT
+  Session* session_ = nullptr;
+
+ private Q_SLOTS:
+  void initTestCase() {
+    test::isolateSettings();
+    session_ = new Session(this);
+    session_->openDatabase(test::demoDb());
+    session_->openEngine(test::demoModel(), test::demoSae());
+    QTRY_VERIFY_WITH_TIMEOUT(session_->worker().hasEngine(), 60000);
+  }
+
+  void inspectorShowsTokenAndLastTokenFeatures() {
+    PromptInspector inspector(session_);
+    QSignalSpy inspected(&inspector, &PromptInspector::inspected);
+    inspector.setPrompt("And Moses went up unto the LORD");
+    inspector.inspect();
+    QTRY_COMPARE_WITH_TIMEOUT(inspected.count(), 1, 30000);
+    const auto& encoded = inspector.encoded();
+    QVERIFY(encoded.tokens.size() >= 6);
+    // Last token: the strongest active features, strongest first.
+    const auto& last = encoded.active.back();
+    QCOMPARE(inspector.lastTokenModel()->rowCount(), static_cast<int>(std::min<std::size_t>(20, last.size())));
+    QCOMPARE(inspector.lastTokenModel()->featureAt(0), last.front().feature);
+    // Clicking a token lists that token's features.
+    auto* view = inspector.tokens();
+    view->resize(600, 100);
+    QTest::mouseClick(view, Qt::LeftButton, {}, view->tokenRect(2).center());
+    QCOMPARE(inspector.tokenModel()->rowCount(), static_cast<int>(encoded.active[2].size()));
+    if (!encoded.active[2].empty()) QCOMPARE(inspector.tokenModel()->featureAt(0), encoded.active[2].front().feature);
+    // Selecting a feature highlights its activations on the tokens.
+    const qint64 f = last.front().feature;
+    session_->selectFeature(f);
+    QTRY_VERIFY_WITH_TIMEOUT(view->tokens().back().value > 0.0f, 20000);
+    QCOMPARE(view->tokens().back().value, last.front().value);
+  }
+
+  void contrastiveSearch() {
+    PromptInspector inspector(session_);
+    QSignalSpy done(&inspector, &PromptInspector::contrasted);
+    inspector.setPrompt("the children of Israel in the wilderness");
+    auto* negative = inspector.findChild<QLineEdit*>();
+    QVERIFY(negative);
+    negative->setText("def main(argv): return 0");
+    inspector.contrast();
+    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, 30000);
+    QVERIFY(inspector.contrastModel()->rowCount() > 0);
+    for (const auto& s : inspector.contrastModel()->scores()) QVERIFY(s.score > 0);
+  }
+
+  void mapPointsHitTestClickAndZoom() {
+    MapPanel panel(session_);
+    panel.resize(700, 600);
+    panel.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&panel));
+    auto* map = panel.view();
+    QCOMPARE(map->points().size(), session_->db()->mapPoints().size());
+    QVERIFY(map->points().size() > 1000);
+    map->resetView();
+    // Hit-testing finds a point at most the radius away from every sampled point's pixel.
+    for (std::size_t i = 0; i < map->points().size(); i += 97) {
+      const auto& p = map->points()[i];
+      const QPointF px = map->toPixel(p.x, p.y);
+      const qint64 found = map->featureAt(px);
+      QVERIFY(found >= 0);
+    }
+    // Clicking opens the feature under the cursor.
+    const auto& p = map->points()[123];
+    const QPoint at = map->toPixel(p.x, p.y).toPoint();
+    const qint64 expected = map->featureAt(at);
+    QTest::mouseClick(map, Qt::LeftButton, {}, at);
+    QCOMPARE(session_->currentFeature(), expected);
+    // Zooming keeps the point under the cursor in place.
+    const QPointF before = map->toPixel(p.x, p.y);
+    map->zoomAt(before, 4.0);
+    const QPointF after = map->toPixel(p.x, p.y);
+    QVERIFY(std::abs(after.x() - before.x()) < 0.5 && std::abs(after.y() - before.y()) < 0.5);
+    map->panBy(QPointF(30, -20));
+    QVERIFY(std::abs(map->toPixel(p.x, p.y).x() - before.x() - 30) < 0.5);
+  }
+
+  void conceptLightsUpFeatures() {
+    MapPanel panel(session_);
+    QSignalSpy lit(&panel, &MapPanel::lit);
+    panel.conceptEdit()->setText("the LORD said unto Moses");
+    panel.lightUp();
+    QTRY_COMPARE_WITH_TIMEOUT(lit.count(), 1, 30000);
+    QVERIFY(lit.front().front().toInt() > 0);
+  }
+};
+
+QTEST_MAIN(TestInspectorMap)
+#include "test_inspector_map.moc"

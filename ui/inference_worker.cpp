@@ -1,0 +1,78 @@
+#include "inference_worker.h"
+
+#include <QCoreApplication>
+
+namespace monoscope::ui {
+
+InferenceWorker::InferenceWorker() : anchor_(new QObject) {
+  thread_.setObjectName("inference");
+  anchor_->moveToThread(&thread_);
+  connect(&thread_, &QThread::finished, anchor_, &QObject::deleteLater);
+  thread_.start();
+}
+
+InferenceWorker::~InferenceWorker() {
+  cancel_.store(true);
+  // The engine is destroyed on the worker thread that owns it.
+  QMetaObject::invokeMethod(anchor_, [this]() { engine_.reset(); }, Qt::QueuedConnection);
+  thread_.quit();
+  thread_.wait();
+}
+
+core::EngineInfo InferenceWorker::info() const {
+  std::lock_guard<std::mutex> lock(info_mutex_);
+  return info_;
+}
+
+void InferenceWorker::jobStarted() {
+  if (pending_.fetch_add(1) == 0) Q_EMIT busyChanged(true);
+}
+
+void InferenceWorker::jobFinished() {
+  if (pending_.fetch_sub(1) == 1) Q_EMIT busyChanged(false);
+}
+
+void InferenceWorker::runOnWorker(std::function<void()> job) {
+  jobStarted();
+  QMetaObject::invokeMethod(
+      anchor_,
+      [this, job = std::move(job)]() {
+        cancel_.store(false);
+        job();
+        jobFinished();
+      },
+      Qt::QueuedConnection);
+}
+
+void InferenceWorker::open(const core::EngineOptions& options) {
+  cancel();
+  runOnWorker([this, options]() {
+    try {
+      auto progress = [this](const core::Progress& p) {
+        Q_EMIT loadProgress(QString::fromStdString(p.stage), p.done, p.total);
+        return !cancel_.load();
+      };
+      auto engine = core::Engine::open(options, progress);
+      if (!engine) return;  // cancelled: keep the previous engine
+      engine_ = std::move(engine);
+      {
+        std::lock_guard<std::mutex> lock(info_mutex_);
+        info_ = engine_->info();
+      }
+      has_engine_.store(true);
+      const auto& i = engine_->info();
+      QString text = tr("%1, %2 layers, d_model %3 on %4")
+                         .arg(QString::fromStdString(i.model_type))
+                         .arg(i.n_layers)
+                         .arg(i.d_model)
+                         .arg(QString::fromStdString(i.device));
+      if (!i.hook_name.empty())
+        text += tr("; SAE %1 x %2 at %3").arg(QString::fromStdString(i.architecture)).arg(i.d_sae).arg(QString::fromStdString(i.hook_name));
+      Q_EMIT opened(text);
+    } catch (const std::exception& e) {
+      Q_EMIT openFailed(QString::fromUtf8(e.what()));
+    }
+  });
+}
+
+}  // namespace monoscope::ui

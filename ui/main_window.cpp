@@ -1,0 +1,337 @@
+#include "main_window.h"
+
+#include <QApplication>
+#include <QCloseEvent>
+#include <QShowEvent>
+#include <QDir>
+#include <QDockWidget>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QInputDialog>
+#include <QLabel>
+#include <QLineEdit>
+#include <QMenu>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QScrollArea>
+#include <QSettings>
+#include <QStatusBar>
+
+#include "api/indexer.h"
+#include "api/scoring.h"
+#include "api/training.h"
+#include "feature_list_panel.h"
+#include "feature_page.h"
+#include "job_dialogs.h"
+#include "jobs_panel.h"
+#include "map_panel.h"
+#include "prompt_inspector.h"
+#include "session.h"
+#include "steering_panel.h"
+
+namespace monoscope::ui {
+
+namespace {
+constexpr int kRecentLimit = 8;
+
+QDockWidget* dock(QMainWindow* window, const QString& title, const QString& name, QWidget* panel, Qt::DockWidgetArea area) {
+  auto* d = new QDockWidget(title, window);
+  d->setObjectName(name);
+  d->setWidget(panel);
+  window->addDockWidget(area, d);
+  return d;
+}
+template <typename Receiver, typename Slot>
+QAction* action(QMenu* menu, const QString& text, Receiver* receiver, Slot slot, const QKeySequence& keys = {}) {
+  auto* a = menu->addAction(text);
+  a->setShortcut(keys);
+  QObject::connect(a, &QAction::triggered, receiver, slot);
+  return a;
+}
+}  // namespace
+
+MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), session_(new Session(this)) {
+  setWindowTitle("Monoscope");
+  setDockNestingEnabled(true);
+  list_ = new FeatureListPanel(session_, this);
+  page_ = new FeaturePage(session_, this);
+  map_ = new MapPanel(session_, this);
+  inspector_ = new PromptInspector(session_, this);
+  steering_ = new SteeringPanel(session_, this);
+  jobs_ = new JobsPanel(this);
+  setCentralWidget(page_);
+  dock(this, tr("Features"), "features_dock", list_, Qt::LeftDockWidgetArea);
+  auto* map_dock = dock(this, tr("Map"), "map_dock", map_, Qt::RightDockWidgetArea);
+  auto* jobs_dock = dock(this, tr("Jobs"), "jobs_dock", jobs_, Qt::RightDockWidgetArea);
+  auto* inspector_dock = dock(this, tr("Prompt inspector"), "inspector_dock", inspector_, Qt::BottomDockWidgetArea);
+  auto* steering_dock = dock(this, tr("Steering"), "steering_dock", steering_, Qt::BottomDockWidgetArea);
+  tabifyDockWidget(map_dock, jobs_dock);
+  tabifyDockWidget(inspector_dock, steering_dock);
+  map_dock->raise();
+  inspector_dock->raise();
+
+  engine_status_ = new QLabel(tr("no model"), this);
+  statusBar()->addPermanentWidget(engine_status_);
+  auto& worker = session_->worker();
+  connect(&worker, &InferenceWorker::loadProgress, this, [this](QString stage, qint64 done, qint64 total) {
+    engine_status_->setText(total > 0 ? tr("loading %1 %2/%3").arg(stage).arg(done).arg(total) : tr("loading %1").arg(stage));
+  });
+  connect(&worker, &InferenceWorker::opened, this, [this](QString text) {
+    engine_status_->setText(text);
+    updateTitle();
+  });
+  connect(&worker, &InferenceWorker::openFailed, this, [this](QString message) {
+    engine_status_->setText(tr("model failed to open"));
+    QMessageBox::warning(this, tr("Open model"), message);
+  });
+  connect(&worker, &InferenceWorker::busyChanged, this, [this](bool busy) {
+    if (busy) statusBar()->showMessage(tr("model working..."));
+    else statusBar()->clearMessage();
+  });
+  connect(session_, &Session::status, this, [this](QString m) { statusBar()->showMessage(m, 5000); });
+  connect(session_, &Session::featureSelected, page_, &FeaturePage::showFeature);
+  connect(session_, &Session::steerRequested, this, [this]() { showPanel(steering_); });
+  connect(session_, &Session::databaseChanged, this, &MainWindow::updateTitle);
+  buildMenus();
+  default_state_ = saveState();
+  QSettings settings;
+  restoreGeometry(settings.value("window/geometry").toByteArray());
+  restoreState(settings.value("window/state").toByteArray());
+  if (!settings.contains("window/geometry")) resize(1440, 920);
+}
+
+MainWindow::~MainWindow() = default;
+
+void MainWindow::buildMenus() {
+  auto* file = menuBar()->addMenu(tr("&File"));
+  action(file, tr("Open &Model..."), this, &MainWindow::openModelDialog, QKeySequence("Ctrl+Shift+M"));
+  action(file, tr("Open &SAE..."), this, &MainWindow::openSaeDialog, QKeySequence("Ctrl+Shift+S"));
+  action(file, tr("Open Feature &Database..."), this, &MainWindow::openDatabaseDialog, QKeySequence::Open);
+  recent_menu_ = file->addMenu(tr("&Recent"));
+  rebuildRecentMenu();
+  file->addSeparator();
+  action(file, tr("&Quit"), this, &QWidget::close, QKeySequence::Quit);
+
+  auto* go = menuBar()->addMenu(tr("&Go"));
+  back_ = action(go, tr("&Back"), session_, &Session::back, QKeySequence::Back);
+  forward_ = action(go, tr("&Forward"), session_, &Session::forward, QKeySequence::Forward);
+  action(go, tr("&Next feature"), this, [this]() { list_->step(+1); }, QKeySequence("Ctrl+Down"));
+  action(go, tr("&Previous feature"), this, [this]() { list_->step(-1); }, QKeySequence("Ctrl+Up"));
+  action(go, tr("Go to &feature..."), this, &MainWindow::goToFeatureDialog, QKeySequence("Ctrl+L"));
+  action(go, tr("&Search features"), this, [this]() {
+    showPanel(list_);
+    list_->focusSearch();
+  }, QKeySequence::Find);
+  auto update_history = [this]() {
+    back_->setEnabled(session_->canGoBack());
+    forward_->setEnabled(session_->canGoForward());
+  };
+  connect(session_, &Session::historyChanged, this, update_history);
+  update_history();
+
+  auto* jobs = menuBar()->addMenu(tr("&Jobs"));
+  action(jobs, tr("&Build feature database..."), this, &MainWindow::startIndexJob);
+  action(jobs, tr("&Score specificity..."), this, &MainWindow::startScoreJob);
+  action(jobs, tr("&Train SAE..."), this, &MainWindow::startTrainJob);
+
+  auto* view = menuBar()->addMenu(tr("&View"));
+  for (auto* d : findChildren<QDockWidget*>()) view->addAction(d->toggleViewAction());
+  view->addSeparator();
+  action(view, tr("&Reset layout"), this, [this]() { restoreState(default_state_); });
+  auto* help = menuBar()->addMenu(tr("&Help"));
+  action(help, tr("&About Monoscope"), this, [this]() {
+    QMessageBox::about(this, tr("About Monoscope"),
+                       tr("<b>Monoscope %1</b><p>Browse a sparse autoencoder's features, inspect prompts and steer a "
+                          "language model with features, offline.</p>")
+                           .arg(QApplication::applicationVersion()));
+  });
+}
+
+void MainWindow::showPanel(QWidget* panel) {
+  for (auto* d : findChildren<QDockWidget*>()) {
+    if (d->widget() != panel) continue;
+    d->show();
+    d->raise();
+  }
+}
+
+QString MainWindow::openWorkspace(const Workspace& w, bool quiet) {
+  QString errors;
+  if (!w.model_dir.isEmpty()) {
+    session_->openEngine(w.model_dir, w.sae_dir);
+    addRecent("models", w.model_dir + (w.sae_dir.isEmpty() ? QString() : "\n" + w.sae_dir));
+  }
+  if (!w.database.isEmpty()) {
+    try {
+      session_->openDatabase(w.database);
+      addRecent("databases", w.database);
+      QSettings().setValue("workspace/database", w.database);
+    } catch (const std::exception& e) {
+      errors = QString::fromUtf8(e.what());
+      if (!quiet) QMessageBox::warning(this, tr("Open feature database"), errors);
+    }
+  }
+  if (!w.model_dir.isEmpty()) {
+    QSettings settings;
+    settings.setValue("workspace/model", w.model_dir);
+    settings.setValue("workspace/sae", w.sae_dir);
+  }
+  if (session_->db() && session_->currentFeature() < 0 && session_->db()->info().d_sae > 0) {
+    // Open on the densest alive feature: something to look at straight away.
+    core::FeatureQuery q;
+    q.sort = core::FeatureSort::Density;
+    q.descending = true;
+    q.filter = core::FeatureFilter::Alive;
+    q.limit = 1;
+    const auto top = session_->db()->listFeatures(q);
+    session_->selectFeature(top.empty() ? 0 : top.front().id);
+  }
+  return errors;
+}
+
+void MainWindow::buildDatabase(const QString& model_dir, const QString& sae_dir, const QString& corpus,
+                               const QString& out, qint64 tokens) {
+  core::IndexOptions o;
+  o.model_dir = model_dir.toStdString();
+  o.sae_dir = sae_dir.toStdString();
+  o.corpus = corpus.toStdString();
+  o.out = out.toStdString();
+  o.tokens = tokens;
+  showPanel(jobs_);
+  const int id = jobs_->start(tr("Building %1").arg(QFileInfo(out).fileName()),
+                              [o](const core::ProgressFn& p) { return core::buildIndex(o, p); });
+  connect(jobs_, &JobsPanel::finished, this, [this, id, out](int job, JobsPanel::Outcome outcome, QString message) {
+    if (job != id) return;
+    if (outcome == JobsPanel::Outcome::Done) openWorkspace({{}, {}, out});
+    else if (outcome == JobsPanel::Outcome::Failed) QMessageBox::warning(this, tr("Build feature database"), message);
+  });
+}
+
+void MainWindow::addRecent(const QString& kind, const QString& path) {
+  QSettings settings;
+  QStringList list = settings.value("recent/" + kind).toStringList();
+  list.removeAll(path);
+  list.prepend(path);
+  while (list.size() > kRecentLimit) list.removeLast();
+  settings.setValue("recent/" + kind, list);
+  rebuildRecentMenu();
+}
+
+void MainWindow::rebuildRecentMenu() {
+  if (!recent_menu_) return;
+  recent_menu_->clear();
+  QSettings settings;
+  for (const auto& db : settings.value("recent/databases").toStringList())
+    recent_menu_->addAction(tr("Database %1").arg(db), this, [this, db]() { openWorkspace({{}, {}, db}); });
+  recent_menu_->addSeparator();
+  for (const auto& entry : settings.value("recent/models").toStringList()) {
+    const QStringList parts = entry.split('\n');
+    recent_menu_->addAction(tr("Model %1").arg(parts.join(" + ")), this,
+                            [this, parts]() { openWorkspace({parts[0], parts.value(1), {}}); });
+  }
+  recent_menu_->setEnabled(!recent_menu_->isEmpty());
+}
+
+void MainWindow::updateTitle() {
+  QString title = "Monoscope";
+  if (session_->db()) title += " - " + QFileInfo(session_->databasePath()).fileName();
+  if (!session_->modelDir().isEmpty()) title += " - " + QDir(session_->modelDir()).dirName();
+  setWindowTitle(title);
+}
+
+void MainWindow::openModelDialog() {
+  const QString dir = QFileDialog::getExistingDirectory(this, tr("Open a Hugging Face model folder"), session_->modelDir());
+  if (!dir.isEmpty()) openWorkspace({dir, session_->saeDir(), {}});
+}
+
+void MainWindow::openSaeDialog() {
+  if (session_->modelDir().isEmpty()) {
+    QMessageBox::information(this, tr("Open SAE"), tr("Open the model the SAE was trained on first (File > Open Model)."));
+    return;
+  }
+  const QString dir = QFileDialog::getExistingDirectory(this, tr("Open a SAELens SAE folder"), session_->saeDir());
+  if (!dir.isEmpty()) openWorkspace({session_->modelDir(), dir, {}});
+}
+
+void MainWindow::openDatabaseDialog() {
+  const QString path = QFileDialog::getOpenFileName(this, tr("Open a feature database"), session_->databasePath(),
+                                                    tr("Feature databases (*.db);;All files (*)"));
+  if (!path.isEmpty()) openWorkspace({{}, {}, path});
+}
+
+void MainWindow::goToFeatureDialog() {
+  bool ok = false;
+  const int max = session_->db() ? static_cast<int>(session_->db()->info().d_sae - 1) : (1 << 30);
+  const int id = QInputDialog::getInt(this, tr("Go to feature"), tr("Feature id"),
+                                      std::max<qint64>(0, session_->currentFeature()), 0, max, 1, &ok);
+  if (ok) session_->selectFeature(id);
+}
+
+void MainWindow::startIndexJob() {
+  const auto options = askIndexOptions(this, session_->modelDir(), session_->saeDir());
+  if (!options) return;
+  buildDatabase(QString::fromStdString(options->model_dir), QString::fromStdString(options->sae_dir),
+                QString::fromStdString(options->corpus), QString::fromStdString(options->out), options->tokens);
+}
+
+void MainWindow::startScoreJob() {
+  if (!session_->db()) {
+    QMessageBox::information(this, tr("Score specificity"), tr("Open a feature database first."));
+    return;
+  }
+  const auto options = askScoreOptions(this);
+  if (!options) return;
+  const std::string path = session_->databasePath().toStdString();
+  showPanel(jobs_);
+  const int id = jobs_->start(tr("Scoring with %1").arg(QString::fromStdString(options->scorer)),
+                              [path, o = *options](const core::ProgressFn& p) {
+                                core::ScoreSummary summary;
+                                return core::scoreFeatures(path, o, p, &summary);
+                              });
+  connect(jobs_, &JobsPanel::finished, this, [this, id](int job, JobsPanel::Outcome outcome, QString message) {
+    if (job != id) return;
+    if (outcome == JobsPanel::Outcome::Failed) QMessageBox::warning(this, tr("Score specificity"), message);
+    if (session_->currentFeature() >= 0) page_->showFeature(session_->currentFeature());
+  });
+}
+
+void MainWindow::startTrainJob() {
+  const auto options = askTrainingOptions(this, session_->modelDir());
+  if (!options) return;
+  showPanel(jobs_);
+  const int id = jobs_->start(tr("Training an SAE into %1").arg(QString::fromStdString(options->out)),
+                              [o = *options](const core::ProgressFn& p) {
+                                core::SaeTrainingResult result;
+                                return core::trainSae(o, p, &result);
+                              });
+  connect(jobs_, &JobsPanel::finished, this, [this, id](int job, JobsPanel::Outcome outcome, QString message) {
+    if (job == id && outcome == JobsPanel::Outcome::Failed) QMessageBox::warning(this, tr("Train SAE"), message);
+  });
+}
+
+void MainWindow::showEvent(QShowEvent* event) {
+  QMainWindow::showEvent(event);
+  if (sized_) return;
+  sized_ = true;
+  if (QSettings().contains("window/state")) return;  // the person's own layout
+  // First launch: the feature page gets most of the window.
+  resizeDocks({findChild<QDockWidget*>("features_dock"), findChild<QDockWidget*>("map_dock")}, {380, 440}, Qt::Horizontal);
+  resizeDocks({findChild<QDockWidget*>("inspector_dock")}, {height() / 3}, Qt::Vertical);
+  default_state_ = saveState();
+}
+
+void MainWindow::closeEvent(QCloseEvent* event) {
+  if (jobs_->running() > 0 &&
+      QMessageBox::question(this, tr("Quit"), tr("%1 job(s) are running. Cancel them and quit? They resume when started again.")
+                                                  .arg(jobs_->running())) != QMessageBox::Yes) {
+    event->ignore();
+    return;
+  }
+  QSettings settings;
+  settings.setValue("window/geometry", saveGeometry());
+  settings.setValue("window/state", saveState());
+  session_->worker().cancel();
+  event->accept();
+}
+
+}  // namespace monoscope::ui

@@ -1,0 +1,101 @@
+#include "map_panel.h"
+
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPushButton>
+#include <QVBoxLayout>
+#include <algorithm>
+#include <map>
+
+#include "map_view.h"
+#include "session.h"
+
+namespace monoscope::ui {
+
+MapPanel::MapPanel(Session* session, QWidget* parent) : QWidget(parent), session_(session), view_(new MapView(this)) {
+  auto* layout = new QVBoxLayout(this);
+  layout->setContentsMargins(4, 4, 4, 4);
+  auto* bar = new QHBoxLayout;
+  concept_ = new QLineEdit(this);
+  concept_->setPlaceholderText(tr("Concept prompt: light up the features that fire on it"));
+  light_ = new QPushButton(tr("Light up"), this);
+  auto* clear = new QPushButton(tr("Clear"), this);
+  auto* reset = new QPushButton(tr("Fit"), this);
+  reset->setToolTip(tr("Show the whole map (or double-click it)"));
+  bar->addWidget(concept_, 1);
+  bar->addWidget(light_);
+  bar->addWidget(clear);
+  bar->addWidget(reset);
+  layout->addLayout(bar);
+  layout->addWidget(view_, 1);
+  status_ = new QLabel(this);
+  status_->setText(tr("Scroll to zoom, drag to pan, click a point to open its feature."));
+  layout->addWidget(status_);
+  view_->setLabeler([this](qint64 f) { return session_->featureLabel(f); });
+  connect(view_, &MapView::featureClicked, session_, &Session::selectFeature);
+  connect(light_, &QPushButton::clicked, this, &MapPanel::lightUp);
+  connect(concept_, &QLineEdit::returnPressed, this, &MapPanel::lightUp);
+  connect(clear, &QPushButton::clicked, this, [this]() {
+    view_->setLit({});
+    status_->clear();
+  });
+  connect(reset, &QPushButton::clicked, view_, &MapView::resetView);
+  connect(session_, &Session::databaseChanged, this, &MapPanel::reload);
+  connect(session_, &Session::featureSelected, this, &MapPanel::follow);
+  reload();
+}
+
+void MapPanel::reload() {
+  view_->setPoints(session_->db() ? session_->db()->mapPoints() : std::vector<core::MapPoint>{});
+  view_->setLit({});
+}
+
+void MapPanel::follow(qint64 feature) {
+  std::vector<qint64> neighbours;
+  if (session_->db()) {
+    try {
+      for (const auto& [id, cosine] : session_->db()->neighbours(feature)) neighbours.push_back(id);
+    } catch (const std::exception&) {
+    }
+  }
+  view_->setSelection(feature, neighbours);
+}
+
+void MapPanel::lightUp() {
+  const QString text = concept_->text();
+  if (text.trimmed().isEmpty()) return;
+  status_->setText(tr("Encoding the concept prompt..."));
+  light_->setEnabled(false);
+  using Lit = std::vector<std::pair<qint64, float>>;
+  session_->worker().post<Lit>(
+      this,
+      [text](const core::Engine& engine) {
+        const auto encoded = engine.encode(text.toStdString(), 32);
+        std::map<qint64, float> best;
+        for (const auto& token : encoded.active)
+          for (const auto& a : token) best[a.feature] = std::max(best[a.feature], a.value);
+        Lit lit(best.begin(), best.end());
+        return lit;
+      },
+      [this](Lit lit) {
+        light_->setEnabled(true);
+        // Strength relative to each feature's own maximum over the corpus when known.
+        for (auto& [id, value] : lit) {
+          const float max = session_->featureMax(id);
+          value = max > 0 ? value / max : 1.0f;
+        }
+        std::sort(lit.begin(), lit.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+        view_->setLit(lit);
+        status_->setText(tr("%1 features fire on the prompt; the strongest is feature %2.")
+                             .arg(lit.size())
+                             .arg(lit.empty() ? -1 : lit.front().first));
+        Q_EMIT this->lit(static_cast<int>(lit.size()));
+      },
+      [this](QString error) {
+        light_->setEnabled(true);
+        status_->setText(error);
+      });
+}
+
+}  // namespace monoscope::ui

@@ -1,0 +1,37 @@
+#pragma once
+// The map panel: the dictionary's UMAP with the selected feature and its neighbours, and a
+// concept prompt that lights up the features firing on it.
+#include <QWidget>
+
+class QLabel;
+class QLineEdit;
+class QPushButton;
+
+namespace monoscope::ui {
+
+class MapView;
+class Session;
+
+class MapPanel : public QWidget {
+  Q_OBJECT
+ public:
+  explicit MapPanel(Session* session, QWidget* parent = nullptr);
+  MapView* view() const { return view_; }
+  QLineEdit* conceptEdit() const { return concept_; }
+  void lightUp();  // encodes the concept prompt on the inference worker
+
+ Q_SIGNALS:
+  void lit(int features);  // after a light-up finished
+
+ private:
+  void reload();
+  void follow(qint64 feature);
+
+  Session* session_;
+  MapView* view_;
+  QLineEdit* concept_;
+  QPushButton* light_;
+  QLabel* status_;
+};
+
+}  // namespace monoscope::ui

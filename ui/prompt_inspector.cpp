@@ -1,0 +1,191 @@
+#include "prompt_inspector.h"
+
+#include <QGroupBox>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPlainTextEdit>
+#include <QPushButton>
+#include <QScrollArea>
+#include <QSplitter>
+#include <QTableView>
+#include <QVBoxLayout>
+
+#include "feature_score_model.h"
+#include "session.h"
+#include "token_text_view.h"
+
+namespace monoscope::ui {
+
+namespace {
+constexpr std::size_t kPerToken = 64;
+}
+
+PromptInspector::PromptInspector(Session* session, QWidget* parent) : QWidget(parent), session_(session) {
+  auto* layout = new QVBoxLayout(this);
+  layout->setContentsMargins(4, 4, 4, 4);
+  prompt_ = new QPlainTextEdit(this);
+  prompt_->setPlaceholderText(tr("Type or paste text to inspect, then press Inspect (Ctrl+Return)"));
+  prompt_->setMaximumHeight(56);
+  layout->addWidget(prompt_);
+  auto* bar = new QHBoxLayout;
+  inspect_ = new QPushButton(tr("Inspect"), this);
+  inspect_->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_Return));
+  negative_ = new QLineEdit(this);
+  negative_->setPlaceholderText(tr("Negative prompt for contrastive search"));
+  contrast_ = new QPushButton(tr("Contrast"), this);
+  bar->addWidget(inspect_);
+  bar->addWidget(negative_, 1);
+  bar->addWidget(contrast_);
+  layout->addLayout(bar);
+
+  auto* scroll = new QScrollArea(this);
+  scroll->setWidgetResizable(true);
+  tokens_ = new TokenTextView(scroll);
+  scroll->setWidget(tokens_);
+  scroll->setMinimumHeight(70);
+  status_ = new QLabel(tr("Tokens are highlighted for the selected feature; click a token for its features."), this);
+  status_->setWordWrap(true);
+
+  auto labeler = [this](qint64 f) { return session_->featureLabel(f); };
+  token_model_ = new FeatureScoreModel(tr("Activation"), this);
+  last_model_ = new FeatureScoreModel(tr("Activation"), this);
+  contrast_model_ = new FeatureScoreModel(tr("Activation"), this);
+  for (auto* m : {token_model_, last_model_, contrast_model_}) m->setLabeler(labeler);
+
+  auto* split = new QSplitter(Qt::Vertical, this);
+  auto* top = new QWidget(split);
+  auto* top_layout = new QVBoxLayout(top);
+  top_layout->setContentsMargins(0, 0, 0, 0);
+  top_layout->addWidget(scroll, 1);
+  top_layout->addWidget(status_);
+  auto* tables = new QSplitter(Qt::Horizontal, split);
+  auto box = [&](const QString& title, FeatureScoreModel* model) {
+    auto* g = new QGroupBox(title, tables);
+    auto* l = new QVBoxLayout(g);
+    l->setContentsMargins(2, 2, 2, 2);
+    l->addWidget(makeTable(model));
+    return g;
+  };
+  box(tr("Selected token"), token_model_);
+  box(tr("Last token (completeness probe)"), last_model_);
+  box(tr("Contrastive (prompt, not negative)"), contrast_model_);
+  layout->addWidget(split, 1);
+
+  connect(inspect_, &QPushButton::clicked, this, &PromptInspector::inspect);
+  connect(contrast_, &QPushButton::clicked, this, &PromptInspector::contrast);
+  connect(negative_, &QLineEdit::returnPressed, this, &PromptInspector::contrast);
+  connect(tokens_, &TokenTextView::tokenClicked, this, &PromptInspector::showToken);
+  connect(session_, &Session::featureSelected, this, &PromptInspector::highlightFeature);
+}
+
+QTableView* PromptInspector::makeTable(FeatureScoreModel* model) {
+  auto* table = new QTableView(this);
+  table->setModel(model);
+  table->setSelectionBehavior(QAbstractItemView::SelectRows);
+  table->setSelectionMode(QAbstractItemView::SingleSelection);
+  table->verticalHeader()->hide();
+  table->horizontalHeader()->setStretchLastSection(true);
+  table->verticalHeader()->setDefaultSectionSize(table->fontMetrics().height() + 4);
+  connect(table, &QTableView::clicked, this,
+          [this, model](const QModelIndex& i) { session_->selectFeature(model->featureAt(i.row())); });
+  connect(table, &QTableView::activated, this,
+          [this, model](const QModelIndex& i) { session_->selectFeature(model->featureAt(i.row())); });
+  return table;
+}
+
+void PromptInspector::setPrompt(const QString& text) { prompt_->setPlainText(text); }
+
+void PromptInspector::inspect() {
+  const QString text = prompt_->toPlainText();
+  if (text.isEmpty()) return;
+  status_->setText(tr("Encoding..."));
+  inspect_->setEnabled(false);
+  session_->worker().post<core::EncodedText>(
+      this, [text](const core::Engine& engine) { return engine.encode(text.toStdString(), kPerToken); },
+      [this, text](core::EncodedText encoded) {
+        inspect_->setEnabled(true);
+        encoded_ = std::move(encoded);
+        encoded_text_ = text;
+        QVector<TokenCell> cells;
+        for (const auto& t : encoded_.tokens) {
+          TokenCell c;
+          c.text = QString::fromStdString(t.text);
+          c.id = t.id;
+          c.byte_start = t.start;
+          c.byte_end = t.end;
+          cells.push_back(c);
+        }
+        tokens_->setTokens(cells, 1.0f);
+        std::vector<core::FeatureScore> last;
+        if (!encoded_.active.empty())
+          for (const auto& a : encoded_.active.back()) last.push_back({a.feature, a.value});
+        if (last.size() > 20) last.resize(20);
+        last_model_->setScores(last);
+        status_->setText(tr("%1 tokens in windows of %2. Click a token for its features.")
+                             .arg(encoded_.tokens.size())
+                             .arg(encoded_.window));
+        showToken(static_cast<int>(encoded_.tokens.size()) - 1);
+        highlightFeature(session_->currentFeature());
+        Q_EMIT inspected();
+      },
+      [this](QString error) {
+        inspect_->setEnabled(true);
+        status_->setText(error);
+      });
+}
+
+void PromptInspector::showToken(int token) {
+  if (token < 0 || token >= static_cast<int>(encoded_.active.size())) return;
+  token_ = token;
+  tokens_->setSelected(token);
+  std::vector<core::FeatureScore> scores;
+  for (const auto& a : encoded_.active[token]) scores.push_back({a.feature, a.value});
+  token_model_->setScores(scores);
+}
+
+void PromptInspector::highlightFeature(qint64 feature) {
+  if (feature < 0 || encoded_.tokens.empty()) return;
+  const QString text = encoded_text_;
+  session_->worker().post<std::vector<float>>(
+      this, [text, feature](const core::Engine& engine) { return engine.featureValues(text.toStdString(), feature); },
+      [this, text, feature](std::vector<float> values) {
+        if (text != encoded_text_) return;  // a newer prompt replaced it
+        float scale = session_->featureMax(feature);
+        for (float v : values) scale = std::max(scale, v);
+        tokens_->setValues(values, scale > 0 ? scale : 1.0f);
+        float best = 0;
+        for (float v : values) best = std::max(best, v);
+        status_->setText(tr("Feature %1 (%2): strongest activation %3 on this text.")
+                             .arg(feature)
+                             .arg(session_->featureLabel(feature))
+                             .arg(best, 0, 'f', 3));
+      },
+      [this](QString error) { status_->setText(error); });
+}
+
+void PromptInspector::contrast() {
+  const QString text = prompt_->toPlainText(), negative = negative_->text();
+  if (text.isEmpty() || negative.isEmpty()) {
+    status_->setText(tr("Contrastive search needs a prompt and a negative prompt."));
+    return;
+  }
+  contrast_->setEnabled(false);
+  session_->worker().post<std::vector<core::FeatureScore>>(
+      this,
+      [text, negative](const core::Engine& engine) {
+        return engine.contrastive(text.toStdString(), negative.toStdString(), 20);
+      },
+      [this](std::vector<core::FeatureScore> scores) {
+        contrast_->setEnabled(true);
+        contrast_model_->setScores(std::move(scores));
+        Q_EMIT contrasted();
+      },
+      [this](QString error) {
+        contrast_->setEnabled(true);
+        status_->setText(error);
+      });
+}
+
+}  // namespace monoscope::ui
