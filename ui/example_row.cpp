@@ -53,9 +53,7 @@ ExampleRow::ExampleRow(const core::Example& example, float scale, bool editable,
     b->setEnabled(editable);
     b->setToolTip(tr(tips[s]));
     b->setAutoRaise(true);
-    const QColor c = ActivationHistogram::scoreColor(s);
-    b->setStyleSheet(QStringLiteral("QToolButton:checked { background: %1; color: %2; border-radius: 3px; }")
-                         .arg(c.name(), s == 0 || s == 3 ? "white" : "black"));
+    b->setProperty("score", s);  // styled by FeaturePage's one style sheet
     buttons_->addButton(b, s);
     row->addWidget(b);
   }
@@ -67,7 +65,7 @@ ExampleRow::ExampleRow(const core::Example& example, float scale, bool editable,
   column->addLayout(row);
   if (!others.isEmpty()) {
     auto* o = new QLabel(others.join(", "), this);
-    o->setStyleSheet("color: gray; font-size: 8pt;");
+    o->setObjectName("other_scores");
     column->addWidget(o, 0, Qt::AlignRight);
   }
   column->addStretch();

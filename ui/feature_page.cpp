@@ -96,6 +96,13 @@ FeaturePage::FeaturePage(Session* session, QWidget* parent) : QWidget(parent), s
   auto* scroll = new QScrollArea(left);
   scroll->setWidgetResizable(true);
   examples_ = new QWidget(scroll);
+  // One style sheet for every example row (cheaper than one per button).
+  QString style = "QLabel#other_scores { color: gray; font-size: 8pt; }";
+  for (int s = 0; s < 4; ++s)
+    style += QStringLiteral(" QToolButton[score=\"%1\"]:checked { background: %2; color: %3; border-radius: 3px; }")
+                 .arg(s)
+                 .arg(ActivationHistogram::scoreColor(s).name(), s == 0 || s == 3 ? "white" : "black");
+  examples_->setStyleSheet(style);
   examples_layout_ = new QVBoxLayout(examples_);
   examples_layout_->setContentsMargins(0, 0, 0, 0);
   examples_layout_->setSpacing(2);

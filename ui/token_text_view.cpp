@@ -43,8 +43,16 @@ QColor TokenTextView::highlight(float value, float scale) {
   return c;
 }
 
+void TokenTextView::measure() {
+  const QFontMetrics fm(font());
+  widths_.resize(cells_.size());
+  for (int i = 0; i < cells_.size(); ++i) widths_[i] = std::max(fm.horizontalAdvance(visible(cells_[i].text)) + 2 * kPadX, 4);
+  cached_width_ = -1;
+}
+
 void TokenTextView::setTokens(QVector<TokenCell> cells, float scale, int center) {
   cells_ = std::move(cells);
+  measure();
   scale_ = scale;
   center_ = center;
   selected_ = -1;
@@ -86,9 +94,9 @@ int TokenTextView::layout(int width, QVector<QRect>* rects) const {
   int x = 0, y = 0;
   rects->clear();
   rects->reserve(cells_.size());
-  for (const auto& c : cells_) {
-    const QString shown = visible(c.text);
-    const int w = std::max(fm.horizontalAdvance(shown) + 2 * kPadX, 4);
+  for (int i = 0; i < cells_.size(); ++i) {
+    const auto& c = cells_[i];
+    const int w = i < widths_.size() ? widths_[i] : 4;
     if (x > 0 && x + w > width) {
       x = 0;
       y += line_h + kLineGap;
@@ -106,8 +114,12 @@ int TokenTextView::layout(int width, QVector<QRect>* rects) const {
 }
 
 int TokenTextView::heightForWidth(int width) const {
-  QVector<QRect> r;
-  return layout(width, &r) + 2;
+  if (width != cached_width_) {
+    QVector<QRect> r;
+    cached_height_ = layout(width, &r) + 2;
+    cached_width_ = width;
+  }
+  return cached_height_;
 }
 
 QSize TokenTextView::sizeHint() const { return QSize(400, heightForWidth(width() > 0 ? width() : 400)); }
@@ -150,6 +162,11 @@ void TokenTextView::paintEvent(QPaintEvent*) {
 }
 
 bool TokenTextView::event(QEvent* event) {
+  if (event->type() == QEvent::FontChange) {
+    measure();
+    layout(width(), &rects_);
+    updateGeometry();
+  }
   if (event->type() == QEvent::ToolTip) {
     auto* help = static_cast<QHelpEvent*>(event);
     const int t = tokenAt(help->pos());

@@ -59,8 +59,12 @@ class TokenTextView : public QWidget {
  private:
   int layout(int width, QVector<QRect>* rects) const;  // returns the height
 
+  void measure();  // token widths for the current font (shaping is the expensive part)
+
   QVector<TokenCell> cells_;
   QVector<QRect> rects_;
+  QVector<int> widths_;
+  mutable int cached_width_ = -1, cached_height_ = 0;
   float scale_ = 1.0f;
   int center_ = -1, selected_ = -1;
 };

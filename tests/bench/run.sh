@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks: Monoscope against its named peers, measured in the same run; prints ratios.
-# Usage: bash tests/bench/run.sh [all|engine|index]   (peers in .venv: bash tests/bench/setup-peers.sh)
+# Usage: bash tests/bench/run.sh [all|engine|index|ui]   (peers in .venv: bash tests/bench/setup-peers.sh)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -11,6 +11,7 @@ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMONOSCOPE_BUILD_BEN
 cmake --build "$BUILD" -j2 --target monoscope-bench monoscope-cli >/dev/null
 WHAT=${1:-all}
 if [ "$WHAT" = "index" ]; then exec bash tests/bench/index.sh; fi
+if [ "$WHAT" = "ui" ]; then exec bash tests/bench/ui.sh; fi
 
 # The same large English text for every tokenizer: Debian's fortunes (quotations, 2.5 MB).
 TEXT="$BUILD/bench-english.txt"
@@ -57,4 +58,4 @@ print(f"  standard vs torch loop: {sae[('sae_standard', 'monoscope')] / sae[('sa
 print(f"  topk vs torch loop:     {sae[('sae_topk', 'monoscope')] / sae[('sae_topk', 'torch')]:.2f}x")
 print(f"  topk vs standard step:  {sae[('sae_topk', 'monoscope')] / sae[('sae_standard', 'monoscope')]:.2f}x (target >= 3x)")
 PYEOF
-if [ "$WHAT" = "all" ]; then bash tests/bench/index.sh; fi
+if [ "$WHAT" = "all" ]; then bash tests/bench/index.sh; bash tests/bench/ui.sh; fi

@@ -1,0 +1,154 @@
+// Desktop-app timings (offscreen Qt, the real panels):
+//   page DB N            click-to-filled-page: select a random feature, lay out and paint the page
+//   map N FRAMES         map frame time while panning and zooming N synthetic points
+//   first-token MODEL SAE DB RUNS   Generate pressed -> first streamed token on the GUI thread
+// Each prints one JSON line with the figures and the target.
+#include <QApplication>
+#include <QElapsedTimer>
+#include <QSignalSpy>
+#include <QStandardPaths>
+#include <QTest>
+#include <algorithm>
+#include <cstdio>
+#include <random>
+
+#include "feature_list_model.h"
+#include "feature_page.h"
+#include "map_view.h"
+#include "session.h"
+#include "steering_panel.h"
+
+using namespace monoscope;
+using namespace monoscope::ui;
+
+namespace {
+
+struct Stats {
+  double median, p95, max;
+};
+
+Stats stats(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return {v[v.size() / 2], v[std::min(v.size() - 1, static_cast<std::size_t>(v.size() * 0.95))], v.back()};
+}
+
+void print(const char* bench, const QString& what, const Stats& s, double target, std::size_t n) {
+  std::printf(
+      "{\"bench\": \"%s\", \"what\": \"%s\", \"n\": %zu, \"median_ms\": %.2f, \"p95_ms\": %.2f, \"max_ms\": %.2f, "
+      "\"target_ms\": %.0f, \"max_over_target\": %.3f}\n",
+      bench, qPrintable(what), n, s.median, s.p95, s.max, target, s.max / target);
+  std::fflush(stdout);
+}
+
+int benchPage(const QString& db, int n) {
+  Session session;
+  session.openDatabase(db);
+  FeaturePage page(&session);
+  QObject::connect(&session, &Session::featureSelected, &page, &FeaturePage::showFeature);
+  page.resize(1200, 800);
+  page.show();
+  QCoreApplication::processEvents();
+  std::mt19937_64 rng(3);
+  const auto d_sae = session.db()->info().d_sae;
+  std::vector<double> ms;
+  for (int i = 0; i < n; ++i) {
+    const qint64 f = static_cast<qint64>(rng() % static_cast<std::uint64_t>(d_sae));
+    QElapsedTimer t;
+    t.start();
+    session.selectFeature(f);                            // reads the page from SQLite, builds the widgets
+    QCoreApplication::sendPostedEvents();                // layout requests
+    page.repaint();                                      // paints synchronously
+    ms.push_back(t.nsecsElapsed() / 1e6);
+  }
+  print("ui_page", db.section('/', -1), stats(ms), 50.0, ms.size());
+  if (qEnvironmentVariableIsSet("MONOSCOPE_BENCH_DETAIL")) {
+    std::vector<double> read, build;
+    for (int i = 0; i < 50; ++i) {
+      const qint64 f = static_cast<qint64>(rng() % static_cast<std::uint64_t>(d_sae));
+      QElapsedTimer t;
+      t.start();
+      (void)session.db()->page(f);
+      read.push_back(t.nsecsElapsed() / 1e6);
+      t.restart();
+      page.showFeature(f);
+      build.push_back(t.nsecsElapsed() / 1e6);
+    }
+    print("ui_page_read_only", db.section('/', -1), stats(read), 50.0, read.size());
+    print("ui_page_show_only", db.section('/', -1), stats(build), 50.0, build.size());
+  }
+  return 0;
+}
+
+int benchMap(int n, int frames) {
+  std::vector<core::MapPoint> points(n);
+  std::mt19937_64 rng(5);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::uniform_real_distribution<double> u(-6, -0.5);
+  for (int i = 0; i < n; ++i) {
+    const float cx = static_cast<float>(i % 40) * 0.7f, cy = static_cast<float>((i / 40) % 25) * 0.5f;
+    points[i] = {i, cx + 0.3f * g(rng), cy + 0.3f * g(rng), std::pow(10.0, u(rng))};
+  }
+  MapView view;
+  view.resize(1000, 800);
+  view.setPoints(points);
+  view.setSelection(17, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+  std::vector<std::pair<qint64, float>> lit;
+  for (int i = 0; i < 300; ++i) lit.push_back({i * 37, 0.5f});
+  view.setLit(lit);
+  view.show();
+  QCoreApplication::processEvents();
+  std::vector<double> ms;
+  for (int i = 0; i < frames; ++i) {
+    QElapsedTimer t;
+    t.start();
+    if (i % 3 == 2) view.zoomAt(QPointF(500 + (i % 7) * 20, 400), i % 2 ? 1.25 : 0.8);
+    else view.panBy(QPointF(i % 2 ? 9 : -7, 5));
+    view.repaint();
+    ms.push_back(t.nsecsElapsed() / 1e6);
+  }
+  print("ui_map_frame", QStringLiteral("%1 points").arg(n), stats(ms), 16.0, ms.size());
+  return 0;
+}
+
+int benchFirstToken(const QString& model, const QString& sae, const QString& db, int runs) {
+  Session session;
+  session.openDatabase(db);
+  session.openEngine(model, sae, "auto", 2);
+  if (!QTest::qWaitFor([&]() { return session.worker().hasEngine(); }, 120000)) return 1;
+  SteeringPanel panel(&session);
+  panel.resize(1200, 700);
+  panel.show();
+  panel.addFeature(session.db()->listFeatures({"", core::FeatureSort::Density, true}).front().id, 10.0, true);
+  panel.setPrompt("And God said unto Moses, Speak unto the children of Israel, and say unto them,");
+  panel.setSampling(0.7, 0.95, 7, 16);
+  std::vector<double> ms;
+  for (int r = 0; r < runs; ++r) {
+    QElapsedTimer t;
+    double first = -1;
+    auto c = QObject::connect(&panel, &SteeringPanel::tokenStreamed, [&]() {
+      if (first < 0) first = t.nsecsElapsed() / 1e6;
+    });
+    QSignalSpy finished(&panel, &SteeringPanel::finished);
+    t.start();
+    panel.generate();
+    if (!QTest::qWaitFor([&]() { return finished.count() > 0; }, 60000)) return 1;
+    QObject::disconnect(c);
+    ms.push_back(first);
+  }
+  print("ui_first_token", "demo", stats(ms), 200.0, ms.size());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  qputenv("QT_QPA_PLATFORM", qgetenv("QT_QPA_PLATFORM").isEmpty() ? "offscreen" : qgetenv("QT_QPA_PLATFORM"));
+  QApplication app(argc, argv);
+  QStandardPaths::setTestModeEnabled(true);
+  const QStringList a = app.arguments();
+  if (a.size() >= 3 && a[1] == "page") return benchPage(a[2], a.size() > 3 ? a[3].toInt() : 200);
+  if (a.size() >= 3 && a[1] == "map") return benchMap(a[2].toInt(), a.size() > 3 ? a[3].toInt() : 120);
+  if (a.size() >= 5 && a[1] == "first-token") return benchFirstToken(a[2], a[3], a[4], a.size() > 5 ? a[5].toInt() : 5);
+  std::fprintf(stderr, "usage: monoscope-ui-bench page DB [N] | map POINTS [FRAMES] | first-token MODEL SAE DB [RUNS]\n");
+  return 2;
+}
