@@ -18,6 +18,7 @@ class FeatureListPanel : public QWidget {
   Q_OBJECT
  public:
   explicit FeatureListPanel(Session* session, QWidget* parent = nullptr);
+  QSize sizeHint() const override { return QSize(300, 600); }  // the main window's first layout
 
   FeatureListModel* model() const { return model_; }
   QTableView* view() const { return view_; }

@@ -49,6 +49,7 @@ FeaturePage::FeaturePage(Session* session, QWidget* parent) : QWidget(parent), s
   outer->addLayout(head);
   stats_ = new QLabel(this);
   stats_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  stats_->setTextFormat(Qt::PlainText);
   outer->addWidget(stats_);
   connect(save_, &QPushButton::clicked, this, &FeaturePage::saveExplanation);
   connect(explanation_, &QLineEdit::returnPressed, this, &FeaturePage::saveExplanation);
@@ -63,6 +64,7 @@ FeaturePage::FeaturePage(Session* session, QWidget* parent) : QWidget(parent), s
   histogram_ = new ActivationHistogram(plot_);
   enablePlotExport(plot_, "activation-histogram");
   auto* logits_box = new QGroupBox(tr("Logit effects"), top);
+  logits_box->setMinimumWidth(320);
   auto* logits_layout = new QVBoxLayout(logits_box);
   logits_layout->setContentsMargins(4, 2, 4, 2);
   auto* logit_lists = new QHBoxLayout;
@@ -170,7 +172,7 @@ void FeaturePage::showFeature(qint64 feature) {
                                      .arg(s.count)
                                      .arg(s.max_act, 0, 'f', 3)
                                      .arg(s.mean_act, 0, 'f', 3)
-                                     .arg(QString::fromStdString(s.top_tokens).toHtmlEscaped()));
+                                     .arg(QString::fromStdString(s.top_tokens)));
   histogram_->setSelectedInterval(-1);
   histogram_->setPage(*page_);
   {

@@ -25,6 +25,7 @@ class FeaturePage : public QWidget {
   Q_OBJECT
  public:
   explicit FeaturePage(Session* session, QWidget* parent = nullptr);
+  QSize sizeHint() const override { return QSize(900, 620); }  // the main window's first layout
 
   void showFeature(qint64 feature);  // reads the page from the session's database
   qint64 feature() const { return page_ ? page_->summary.id : -1; }

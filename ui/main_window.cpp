@@ -16,6 +16,7 @@
 #include <QScrollArea>
 #include <QSettings>
 #include <QStatusBar>
+#include <QTimer>
 
 #include "api/indexer.h"
 #include "api/scoring.h"
@@ -64,7 +65,13 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), session_(new Sess
   auto* map_dock = dock(this, tr("Map"), "map_dock", map_, Qt::RightDockWidgetArea);
   auto* jobs_dock = dock(this, tr("Jobs"), "jobs_dock", jobs_, Qt::RightDockWidgetArea);
   auto* inspector_dock = dock(this, tr("Prompt inspector"), "inspector_dock", inspector_, Qt::BottomDockWidgetArea);
-  auto* steering_dock = dock(this, tr("Steering"), "steering_dock", steering_, Qt::BottomDockWidgetArea);
+  // The steering panel scrolls when its dock is short, so it never forces the page smaller.
+  auto* steering_scroll = new QScrollArea(this);
+  steering_scroll->setWidgetResizable(true);
+  steering_scroll->setFrameShape(QFrame::NoFrame);
+  steering_scroll->setWidget(steering_);
+  steering_->setMinimumHeight(steering_->minimumSizeHint().height());
+  auto* steering_dock = dock(this, tr("Steering"), "steering_dock", steering_scroll, Qt::BottomDockWidgetArea);
   tabifyDockWidget(map_dock, jobs_dock);
   tabifyDockWidget(inspector_dock, steering_dock);
   map_dock->raise();
@@ -149,7 +156,7 @@ void MainWindow::buildMenus() {
 
 void MainWindow::showPanel(QWidget* panel) {
   for (auto* d : findChildren<QDockWidget*>()) {
-    if (d->widget() != panel) continue;
+    if (d->widget() != panel && !d->widget()->isAncestorOf(panel)) continue;
     d->show();
     d->raise();
   }
@@ -314,10 +321,13 @@ void MainWindow::showEvent(QShowEvent* event) {
   if (sized_) return;
   sized_ = true;
   if (QSettings().contains("window/state")) return;  // the person's own layout
-  // First launch: the feature page gets most of the window.
-  resizeDocks({findChild<QDockWidget*>("features_dock"), findChild<QDockWidget*>("map_dock")}, {380, 440}, Qt::Horizontal);
-  resizeDocks({findChild<QDockWidget*>("inspector_dock")}, {height() / 3}, Qt::Vertical);
-  default_state_ = saveState();
+  // First launch: the feature page gets most of the window (once the layout has settled).
+  QTimer::singleShot(0, this, [this]() {
+    resizeDocks({findChild<QDockWidget*>("features_dock"), findChild<QDockWidget*>("map_dock")},
+                {width() / 5, width() / 4}, Qt::Horizontal);
+    resizeDocks({findChild<QDockWidget*>("inspector_dock")}, {height() * 3 / 10}, Qt::Vertical);
+    default_state_ = saveState();
+  });
 }
 
 void MainWindow::closeEvent(QCloseEvent* event) {

@@ -16,6 +16,7 @@ class MapPanel : public QWidget {
   Q_OBJECT
  public:
   explicit MapPanel(Session* session, QWidget* parent = nullptr);
+  QSize sizeHint() const override { return QSize(420, 320); }  // the main window's first layout
   MapView* view() const { return view_; }
   QLineEdit* conceptEdit() const { return concept_; }
   void lightUp();  // encodes the concept prompt on the inference worker

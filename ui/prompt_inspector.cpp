@@ -44,7 +44,7 @@ PromptInspector::PromptInspector(Session* session, QWidget* parent) : QWidget(pa
   scroll->setWidgetResizable(true);
   tokens_ = new TokenTextView(scroll);
   scroll->setWidget(tokens_);
-  scroll->setMinimumHeight(70);
+  scroll->setMinimumHeight(40);
   status_ = new QLabel(tr("Tokens are highlighted for the selected feature; click a token for its features."), this);
   status_->setWordWrap(true);
 
@@ -83,6 +83,7 @@ PromptInspector::PromptInspector(Session* session, QWidget* parent) : QWidget(pa
 QTableView* PromptInspector::makeTable(FeatureScoreModel* model) {
   auto* table = new QTableView(this);
   table->setModel(model);
+  table->setMinimumHeight(60);
   table->setSelectionBehavior(QAbstractItemView::SelectRows);
   table->setSelectionMode(QAbstractItemView::SingleSelection);
   table->verticalHeader()->hide();

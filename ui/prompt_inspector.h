@@ -22,6 +22,7 @@ class PromptInspector : public QWidget {
   Q_OBJECT
  public:
   explicit PromptInspector(Session* session, QWidget* parent = nullptr);
+  QSize sizeHint() const override { return QSize(800, 250); }  // the main window's first layout
 
   void setPrompt(const QString& text);
   void inspect();      // tokenise + encode the prompt

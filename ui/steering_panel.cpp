@@ -54,7 +54,7 @@ SteeringPanel::SteeringPanel(Session* session, QWidget* parent)
   table_->verticalHeader()->hide();
   table_->horizontalHeader()->setStretchLastSection(true);
   table_->setSelectionBehavior(QAbstractItemView::SelectRows);
-  table_->setMinimumHeight(90);
+  table_->setMinimumHeight(60);
   fl->addWidget(table_);
   auto* fbar = new QHBoxLayout;
   auto* add_edit = new QLineEdit(features_box);
@@ -137,6 +137,7 @@ SteeringPanel::SteeringPanel(Session* session, QWidget* parent)
     bl->setContentsMargins(2, 2, 2, 2);
     outputs_[r] = new QTextBrowser(box);
     outputs_[r]->setObjectName(r == 0 ? "default_output" : "steered_output");
+    outputs_[r]->setMinimumHeight(50);
     bl->addWidget(outputs_[r]);
   }
   auto* side = new QWidget(split);
@@ -179,6 +180,7 @@ SteeringPanel::SteeringPanel(Session* session, QWidget* parent)
   attr_table->verticalHeader()->hide();
   attr_table->horizontalHeader()->setStretchLastSection(true);
   attr_table->setMaximumHeight(130);
+  attr_table->setMinimumHeight(50);
   layout->addWidget(attr_table);
   connect(attribute_, &QPushButton::clicked, this, &SteeringPanel::attributeDivergence);
   connect(attr_table, &QTableView::clicked, this,

@@ -32,6 +32,7 @@ class SteeringPanel : public QWidget {
   Q_OBJECT
  public:
   explicit SteeringPanel(Session* session, QWidget* parent = nullptr);
+  QSize sizeHint() const override { return QSize(800, 250); }  // the main window's first layout
 
   SteeringModel* model() const { return model_; }
   FeatureScoreModel* attributionModel() const { return attribution_model_; }

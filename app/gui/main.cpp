@@ -7,6 +7,11 @@
 #include <QIcon>
 #include <QMessageBox>
 #include <QSettings>
+#include <QTimer>
+#include <cstdio>
+
+#include "ui/jobs_panel.h"
+#include "ui/session.h"
 
 #include "ui/demo_paths.h"
 #include "ui/main_window.h"
@@ -27,7 +32,11 @@ int main(int argc, char** argv) {
   QCommandLineOption sae({"s", "sae"}, "SAELens SAE folder.", "DIR");
   QCommandLineOption db({"d", "db"}, "Feature database (.db).", "FILE");
   QCommandLineOption demo("demo", "Open the bundled demo (the default on first launch).");
-  parser.addOptions({model, sae, db, demo});
+  QCommandLineOption screenshot("screenshot",
+                                "Once the database and the model are open (after building the database if needed), save "
+                                "the window as a PNG and quit.",
+                                "FILE");
+  parser.addOptions({model, sae, db, demo, screenshot});
   parser.process(app);
 
   monoscope::ui::MainWindow window;
@@ -53,5 +62,21 @@ int main(int argc, char** argv) {
       window.buildDatabase(d.model, d.sae, d.corpus, d.database, monoscope::ui::kDemoIndexTokens);
   }
   window.openWorkspace(w);
+  if (parser.isSet(screenshot)) {
+    // Poll until the workspace is ready and no job or model work is pending, then save and quit.
+    auto* timer = new QTimer(&window);
+    const QString path = parser.value(screenshot);
+    QObject::connect(timer, &QTimer::timeout, &window, [&window, timer, path]() {
+      auto* s = window.session();
+      if (!s->db() || !s->worker().hasEngine() || s->worker().pending() > 0 || window.jobs()->running() > 0) return;
+      timer->stop();
+      QTimer::singleShot(1500, &window, [&window, path]() {
+        const bool ok = window.grab().save(path);
+        std::fprintf(ok ? stdout : stderr, ok ? "saved %s\n" : "could not write %s\n", qPrintable(path));
+        QApplication::exit(ok ? 0 : 1);
+      });
+    });
+    timer->start(500);
+  }
   return app.exec();
 }
