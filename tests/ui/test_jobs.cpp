@@ -1,0 +1,97 @@
+// Jobs started from the app: progress reaches the GUI, Cancel stops a job (not an error), an
+// error arrives as a readable message, and a real index job of the demo runs on its own thread
+// while the GUI keeps handling events, then opens the database it built.
+#include <QElapsedTimer>
+#include <QSignalSpy>
+#include <QTimer>
+#include <QtTest>
+#include <thread>
+
+#include "jobs_panel.h"
+#include "main_window.h"
+#include "session.h"
+#include "ui_test_util.h"
+#include "util/error.h"
+
+using namespace monoscope;
+using namespace monoscope::ui;
+
+Q_DECLARE_METATYPE(monoscope::ui::JobsPanel::Outcome)
+
+class TestJobs : public QObject {
+  Q_OBJECT
+
+ private Q_SLOTS:
+  void initTestCase() {
+    test::isolateSettings();
+    qRegisterMetaType<JobsPanel::Outcome>();
+  }
+
+  void progressCancelAndErrors() {
+    JobsPanel panel;
+    QSignalSpy progressed(&panel, &JobsPanel::progressed);
+    QSignalSpy finished(&panel, &JobsPanel::finished);
+    const int done = panel.start("count", [](const core::ProgressFn& p) {
+      for (int i = 0; i <= 20; ++i) {
+        if (!p({"count", i, 20, ""})) return core::JobStatus::Cancelled;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      return core::JobStatus::Done;
+    });
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 10000);
+    QCOMPARE(finished[0][0].toInt(), done);
+    QCOMPARE(finished[0][1].value<JobsPanel::Outcome>(), JobsPanel::Outcome::Done);
+    QVERIFY(progressed.count() >= 2);
+
+    const int endless = panel.start("endless", [](const core::ProgressFn& p) {
+      for (int i = 0;; ++i) {
+        if (!p({"spin", i, 0, ""})) return core::JobStatus::Cancelled;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    });
+    QTest::qWait(100);
+    QCOMPARE(panel.running(), 1);
+    panel.cancel(endless);
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 2, 10000);
+    QCOMPARE(finished[1][1].value<JobsPanel::Outcome>(), JobsPanel::Outcome::Cancelled);
+
+    panel.start("broken", [](const core::ProgressFn&) -> core::JobStatus {
+      throw core::Error("corpus 'missing.safetensors' does not exist", "give an existing token shard");
+    });
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 3, 10000);
+    QCOMPARE(finished[2][1].value<JobsPanel::Outcome>(), JobsPanel::Outcome::Failed);
+    QVERIFY(finished[2][2].toString().contains("missing.safetensors"));
+    QCOMPARE(panel.running(), 0);
+  }
+
+  void indexJobFromTheAppKeepsGuiResponsive() {
+    QTemporaryDir dir;
+    const QString out = dir.filePath("built.db");
+    MainWindow window;
+    window.show();
+    QSignalSpy finished(window.jobs(), &JobsPanel::finished);
+    // Event-loop gaps while the job runs: the GUI thread must keep turning.
+    QElapsedTimer clock;
+    clock.start();
+    qint64 last = 0, worst = 0;
+    QTimer tick;
+    connect(&tick, &QTimer::timeout, this, [&]() {
+      const qint64 now = clock.elapsed();
+      worst = std::max(worst, now - last);
+      last = now;
+    });
+    tick.start(10);
+    window.buildDatabase(test::demoModel(), test::demoSae(),
+                         QStringLiteral(MONOSCOPE_DEMO_DIR "/corpus/sample.tokens.safetensors"), out, 8192);
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 180000);
+    tick.stop();
+    QCOMPARE(finished[0][1].value<JobsPanel::Outcome>(), JobsPanel::Outcome::Done);
+    QTRY_VERIFY_WITH_TIMEOUT(window.session()->db() != nullptr, 5000);
+    QCOMPARE(window.session()->databasePath(), out);
+    QCOMPARE(window.session()->db()->info().tokens, 8192);
+    QVERIFY2(worst < 500, qPrintable(QStringLiteral("the GUI thread stalled for %1 ms").arg(worst)));
+  }
+};
+
+QTEST_MAIN(TestJobs)
+#include "test_jobs.moc"
