@@ -5,37 +5,21 @@
 #include <QLabel>
 #include <QToolButton>
 
-#include "activation_histogram.h"
 #include "token_text_view.h"
 
 namespace monoscope::ui {
 
-ExampleRow::ExampleRow(const core::Example& example, float scale, bool editable, QWidget* parent)
-    : QWidget(parent), id_(example.id), text_(new TokenTextView(this)), buttons_(new QButtonGroup(this)) {
+ExampleRow::ExampleRow(QWidget* parent)
+    : QWidget(parent), value_(new QLabel(this)), text_(new TokenTextView(this)), buttons_(new QButtonGroup(this)),
+      others_(new QLabel(this)) {
   auto* layout = new QHBoxLayout(this);
   layout->setContentsMargins(2, 2, 2, 2);
-  auto* value = new QLabel(QString::number(example.max_act, 'f', 2), this);
-  value->setMinimumWidth(value->fontMetrics().horizontalAdvance("000.00"));
-  value->setAlignment(Qt::AlignRight | Qt::AlignTop);
-  value->setToolTip(tr("Activation at the outlined token"));
-  layout->addWidget(value, 0, Qt::AlignTop);
-
-  QVector<TokenCell> cells;
-  for (std::size_t i = 0; i < example.tokens.size(); ++i) {
-    TokenCell c;
-    c.text = QString::fromStdString(example.tokens[i]);
-    c.id = i < example.token_ids.size() ? example.token_ids[i] : -1;
-    c.value = i < example.acts.size() ? example.acts[i] : 0.0f;
-    cells.push_back(c);
-  }
-  text_->setTokens(cells, scale, example.center);
+  value_->setMinimumWidth(value_->fontMetrics().horizontalAdvance("000.00"));
+  value_->setAlignment(Qt::AlignRight | Qt::AlignTop);
+  value_->setToolTip(tr("Activation at the outlined token"));
+  layout->addWidget(value_, 0, Qt::AlignTop);
   layout->addWidget(text_, 1);
 
-  QStringList others;
-  for (const auto& s : example.scores) {
-    if (s.scorer == "manual") label_ = s.score;
-    else others << QStringLiteral("%1 %2").arg(QString::fromStdString(s.scorer)).arg(s.score);
-  }
   auto* column = new QVBoxLayout;
   column->setSpacing(1);
   auto* row = new QHBoxLayout;
@@ -49,8 +33,6 @@ ExampleRow::ExampleRow(const core::Example& example, float scale, bool editable,
     auto* b = new QToolButton(this);
     b->setText(QString::number(s));
     b->setCheckable(true);
-    b->setChecked(s == label_);
-    b->setEnabled(editable);
     b->setToolTip(tr(tips[s]));
     b->setAutoRaise(true);
     b->setProperty("score", s);  // styled by FeaturePage's one style sheet
@@ -63,13 +45,41 @@ ExampleRow::ExampleRow(const core::Example& example, float scale, bool editable,
     Q_EMIT labelChosen(id_, label_);
   });
   column->addLayout(row);
-  if (!others.isEmpty()) {
-    auto* o = new QLabel(others.join(", "), this);
-    o->setObjectName("other_scores");
-    column->addWidget(o, 0, Qt::AlignRight);
-  }
+  others_->setObjectName("other_scores");
+  column->addWidget(others_, 0, Qt::AlignRight);
   column->addStretch();
   layout->addLayout(column);
+}
+
+ExampleRow::ExampleRow(const core::Example& example, float scale, bool editable, QWidget* parent) : ExampleRow(parent) {
+  setExample(example, scale, editable);
+}
+
+void ExampleRow::setExample(const core::Example& example, float scale, bool editable) {
+  id_ = example.id;
+  value_->setText(QString::number(example.max_act, 'f', 2));
+  QVector<TokenCell> cells;
+  cells.reserve(static_cast<int>(example.tokens.size()));
+  for (std::size_t i = 0; i < example.tokens.size(); ++i) {
+    TokenCell c;
+    c.text = QString::fromStdString(example.tokens[i]);
+    c.id = i < example.token_ids.size() ? example.token_ids[i] : -1;
+    c.value = i < example.acts.size() ? example.acts[i] : 0.0f;
+    cells.push_back(c);
+  }
+  text_->setTokens(cells, scale, example.center);
+  label_ = -1;
+  QStringList others;
+  for (const auto& s : example.scores) {
+    if (s.scorer == "manual") label_ = s.score;
+    else others << QStringLiteral("%1 %2").arg(QString::fromStdString(s.scorer)).arg(s.score);
+  }
+  for (int s = 0; s < 4; ++s) {
+    buttons_->button(s)->setChecked(s == label_);
+    buttons_->button(s)->setEnabled(editable);
+  }
+  others_->setText(others.join(", "));
+  others_->setVisible(!others.isEmpty());
 }
 
 int ExampleRow::manualLabel() const { return label_; }

@@ -15,7 +15,10 @@ class TokenTextView;
 class ExampleRow : public QWidget {
   Q_OBJECT
  public:
+  explicit ExampleRow(QWidget* parent = nullptr);
   ExampleRow(const core::Example& example, float scale, bool editable, QWidget* parent = nullptr);
+  // Shows another example (rows are reused from page to page: creating widgets is the slow part).
+  void setExample(const core::Example& example, float scale, bool editable);
   std::int64_t exampleId() const { return id_; }
   int manualLabel() const;  // -1 when unlabelled
   TokenTextView* text() const { return text_; }
@@ -26,9 +29,11 @@ class ExampleRow : public QWidget {
   void labelChosen(std::int64_t example, int score);
 
  private:
-  std::int64_t id_;
+  std::int64_t id_ = -1;
+  QLabel* value_;
   TokenTextView* text_;
   QButtonGroup* buttons_;
+  QLabel* others_;
   int label_ = -1;
 };
 

@@ -44,6 +44,11 @@ FeatureListPanel::FeatureListPanel(Session* session, QWidget* parent)
   view_->verticalHeader()->setDefaultSectionSize(view_->fontMetrics().height() + 4);
   view_->horizontalHeader()->setStretchLastSection(true);
   view_->setWordWrap(false);
+  view_->setContextMenuPolicy(Qt::CustomContextMenu);
+  connect(view_, &QWidget::customContextMenuRequested, this, [this](const QPoint& pos) {
+    const QModelIndex i = view_->indexAt(pos);
+    if (i.isValid()) session_->featureMenu(model_->featureAt(i.row()), view_->viewport()->mapToGlobal(pos), this);
+  });
   view_->setColumnWidth(FeatureListModel::IdColumn, 52);
   view_->setColumnWidth(FeatureListModel::DensityColumn, 75);
   view_->setColumnWidth(FeatureListModel::MaxColumn, 55);

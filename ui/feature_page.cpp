@@ -201,20 +201,26 @@ void FeaturePage::showSection(int section) {
 
 int FeaturePage::section() const { return sections_->currentIndex(); }
 
-QList<ExampleRow*> FeaturePage::exampleRows() const { return examples_->findChildren<ExampleRow*>(); }
+QList<ExampleRow*> FeaturePage::exampleRows() const {
+  QList<ExampleRow*> shown;
+  for (auto* row : rows_)
+    if (!row->isHidden()) shown.push_back(row);
+  return shown;
+}
 
 void FeaturePage::buildExamples() {
-  for (auto* row : exampleRows()) delete row;
-  if (!page_) return;
-  const int section = sections_->currentIndex();
-  if (section > 0) histogram_->setSelectedInterval(section - 1);
-  const std::vector<core::Example>* examples = &page_->top_examples;
-  if (section > 0 && section - 1 < static_cast<int>(page_->intervals.size()))
-    examples = &page_->intervals[section - 1].examples;
-  const float scale = page_->summary.max_act;
-  int at = 0;
-  for (const auto& e : *examples) {
-    auto* row = new ExampleRow(e, scale, session_->writable(), examples_);
+  const std::vector<core::Example>* examples = nullptr;
+  if (page_) {
+    const int section = sections_->currentIndex();
+    if (section > 0) histogram_->setSelectedInterval(section - 1);
+    examples = &page_->top_examples;
+    if (section > 0 && section - 1 < static_cast<int>(page_->intervals.size()))
+      examples = &page_->intervals[section - 1].examples;
+  }
+  const int n = examples ? static_cast<int>(examples->size()) : 0;
+  // Rows are kept and refilled; only a longer list creates new ones.
+  while (rows_.size() < n) {
+    auto* row = new ExampleRow(examples_);
     connect(row, &ExampleRow::labelChosen, this, [this](std::int64_t example, int score) {
       try {
         session_->db()->setLabel(example, score);
@@ -224,7 +230,13 @@ void FeaturePage::buildExamples() {
         QMessageBox::warning(this, tr("Label"), QString::fromUtf8(err.what()));
       }
     });
-    examples_layout_->insertWidget(at++, row);
+    examples_layout_->insertWidget(rows_.size(), row);
+    rows_.push_back(row);
+  }
+  const float scale = page_ ? page_->summary.max_act : 1.0f;
+  for (int i = 0; i < rows_.size(); ++i) {
+    if (i < n) rows_[i]->setExample((*examples)[i], scale, session_->writable());
+    rows_[i]->setVisible(i < n);
   }
 }
 

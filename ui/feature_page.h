@@ -60,6 +60,7 @@ class FeaturePage : public QWidget {
   QComboBox* sections_;
   QWidget* examples_;
   QVBoxLayout* examples_layout_;
+  QList<ExampleRow*> rows_;  // reused from page to page
   QListWidget* logits_up_;
   QListWidget* logits_down_;
   QCustomPlot* logit_plot_;

@@ -34,6 +34,10 @@ MapPanel::MapPanel(Session* session, QWidget* parent) : QWidget(parent), session
   layout->addWidget(status_);
   view_->setLabeler([this](qint64 f) { return session_->featureLabel(f); });
   connect(view_, &MapView::featureClicked, session_, &Session::selectFeature);
+  view_->setContextMenuPolicy(Qt::CustomContextMenu);
+  connect(view_, &QWidget::customContextMenuRequested, this, [this](const QPoint& pos) {
+    session_->featureMenu(view_->featureAt(pos), view_->mapToGlobal(pos), this);
+  });
   connect(light_, &QPushButton::clicked, this, &MapPanel::lightUp);
   connect(concept_, &QLineEdit::returnPressed, this, &MapPanel::lightUp);
   connect(clear, &QPushButton::clicked, this, [this]() {

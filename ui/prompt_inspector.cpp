@@ -84,6 +84,11 @@ QTableView* PromptInspector::makeTable(FeatureScoreModel* model) {
   auto* table = new QTableView(this);
   table->setModel(model);
   table->setMinimumHeight(60);
+  table->setContextMenuPolicy(Qt::CustomContextMenu);
+  connect(table, &QWidget::customContextMenuRequested, this, [this, table, model](const QPoint& pos) {
+    const QModelIndex i = table->indexAt(pos);
+    if (i.isValid()) session_->featureMenu(model->featureAt(i.row()), table->viewport()->mapToGlobal(pos), this);
+  });
   table->setSelectionBehavior(QAbstractItemView::SelectRows);
   table->setSelectionMode(QAbstractItemView::SingleSelection);
   table->verticalHeader()->hide();

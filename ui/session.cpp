@@ -1,6 +1,7 @@
 #include "session.h"
 
 #include <QFileInfo>
+#include <QMenu>
 
 #include "util/error.h"
 
@@ -84,6 +85,14 @@ void Session::forward() {
   if (!canGoForward()) return;
   ++pos_;
   setCurrent(history_[pos_]);
+}
+
+void Session::featureMenu(qint64 feature, const QPoint& global_pos, QWidget* parent) {
+  if (feature < 0) return;
+  QMenu menu(parent);
+  menu.addAction(tr("Open feature %1").arg(feature), this, [this, feature]() { selectFeature(feature); });
+  menu.addAction(tr("Steer with feature %1").arg(feature), this, [this, feature]() { Q_EMIT steerRequested(feature); });
+  menu.exec(global_pos);
 }
 
 QString Session::featureLabel(qint64 feature) const {

@@ -39,6 +39,9 @@ class Session : public QObject {
   void back();
   void forward();
 
+  // A context menu for a feature (open it, steer with it) at a global position.
+  void featureMenu(qint64 feature, const QPoint& global_pos, QWidget* parent);
+
   // A feature's one-line label: its explanation, or "feature N" without a database.
   QString featureLabel(qint64 feature) const;
   float featureMax(qint64 feature) const;  // max activation over the scan (0 when unknown)

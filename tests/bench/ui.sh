@@ -18,5 +18,6 @@ fi
 export QT_QPA_PLATFORM=offscreen
 "$UI" page "$DB" 300 2>/dev/null
 "$UI" page "$BUILD/bench-1m.db" 300 2>/dev/null
+"$UI" list "$BUILD/bench-1m.db" 2>/dev/null
 "$UI" map 100000 180 2>/dev/null
 "$UI" first-token data/demo/model data/demo/sae "$DB" 8 2>/dev/null

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <random>
 
+#include "api/feature_db.h"
 #include "feature_list_model.h"
 #include "feature_page.h"
 #include "map_view.h"
@@ -76,6 +77,45 @@ int benchPage(const QString& db, int n) {
     print("ui_page_read_only", db.section('/', -1), stats(read), 50.0, read.size());
     print("ui_page_show_only", db.section('/', -1), stats(build), 50.0, build.size());
   }
+  return 0;
+}
+
+// The feature list on a database: loading the ids, then "scroll frames" (the data a view asks for
+// when 40 new rows come into view), then a search as you type.
+int benchList(const QString& db_path) {
+  auto db = core::FeatureDb::open(db_path.toStdString());
+  FeatureListModel model;
+  QElapsedTimer t;
+  t.start();
+  model.setDatabase(db.get());
+  const double load = t.nsecsElapsed() / 1e6;
+  std::mt19937_64 rng(9);
+  std::vector<double> frames;
+  for (int i = 0; i < 200; ++i) {
+    const int top = static_cast<int>(rng() % static_cast<std::uint64_t>(std::max(1, model.rowCount() - 40)));
+    t.restart();
+    for (int r = top; r < top + 40; ++r)
+      for (int c = 0; c < FeatureListModel::ColumnCount; ++c) (void)model.data(model.index(r, c));
+    frames.push_back(t.nsecsElapsed() / 1e6);
+  }
+  print("ui_list_scroll_frame", db_path.section('/', -1), stats(frames), 16.0, frames.size());
+  std::vector<double> sorts;
+  for (int col : {FeatureListModel::DensityColumn, FeatureListModel::MaxColumn, FeatureListModel::IdColumn}) {
+    t.restart();
+    model.sort(col, Qt::DescendingOrder);
+    sorts.push_back(t.nsecsElapsed() / 1e6);
+  }
+  std::vector<double> searches;
+  core::FeatureQuery q = model.query();
+  for (const char* text : {"t1", "t12", "t123", "t1234"}) {
+    q.text = text;
+    t.restart();
+    model.setQuery(q);
+    searches.push_back(t.nsecsElapsed() / 1e6);
+  }
+  std::printf("{\"bench\": \"ui_list_load\", \"what\": \"%s\", \"rows\": %d, \"load_ms\": %.1f, \"sort_max_ms\": %.1f, "
+              "\"search_max_ms\": %.1f}\n",
+              qPrintable(db_path.section('/', -1)), model.rowCount(), load, stats(sorts).max, stats(searches).max);
   return 0;
 }
 
@@ -147,8 +187,9 @@ int main(int argc, char** argv) {
   QStandardPaths::setTestModeEnabled(true);
   const QStringList a = app.arguments();
   if (a.size() >= 3 && a[1] == "page") return benchPage(a[2], a.size() > 3 ? a[3].toInt() : 200);
+  if (a.size() >= 3 && a[1] == "list") return benchList(a[2]);
   if (a.size() >= 3 && a[1] == "map") return benchMap(a[2].toInt(), a.size() > 3 ? a[3].toInt() : 120);
   if (a.size() >= 5 && a[1] == "first-token") return benchFirstToken(a[2], a[3], a[4], a.size() > 5 ? a[5].toInt() : 5);
-  std::fprintf(stderr, "usage: monoscope-ui-bench page DB [N] | map POINTS [FRAMES] | first-token MODEL SAE DB [RUNS]\n");
+  std::fprintf(stderr, "usage: monoscope-ui-bench page DB [N] | list DB | map POINTS [FRAMES] | first-token MODEL SAE DB [RUNS]\n");
   return 2;
 }
