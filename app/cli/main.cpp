@@ -72,11 +72,13 @@ std::string inCliWords(std::string msg) {
       {"l1_coefficient", "--l1"},     {"architecture", "--arch"},       {"vocab_size", "--vocab-size"},
       {"seq_len", "--seq-len"},       {"total_steps", "--steps"},       {"warmup_steps", "--warmup"},
       {"lr", "--lr"},                 {"k", "--k"},                     {"threads", "--threads"},
-      {"context", "--context"},       {"dead_window", "--dead-window"}};
+      {"context", "--context"},       {"dead_window", "--dead-window"}, {"features", "--features"}};
   for (const auto& prefix : {"", "LM training: ", "SAE training: ", "training option ", "index option "}) {
     for (const auto& [field, flag] : kFields) {
-      const std::string head = std::string(prefix) + field + " ";
-      if (msg.rfind(head, 0) == 0) return std::string(flag) + " " + msg.substr(head.size());
+      for (const char* after : {" ", ": "}) {
+        const std::string head = std::string(prefix) + field + after;
+        if (msg.rfind(head, 0) == 0) return std::string(flag) + after + msg.substr(head.size());
+      }
     }
   }
   return msg;

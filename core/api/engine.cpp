@@ -12,6 +12,7 @@
 #include "lm/hooks.h"
 #include "sae/steering.h"
 #include "util/error.h"
+#include "util/memory.h"
 #include "util/runtime.h"
 #include "util/utf8.h"
 
@@ -115,6 +116,23 @@ at::Tensor Engine::Impl::featureActs(const std::vector<std::int32_t>& ids) const
   return s.encode(hookActivations(ids)).to(at::kCPU, at::kFloat);  // [n, d_sae]
 }
 
+void Engine::Impl::forEachWindow(const std::vector<std::int32_t>& ids,
+                                 const std::function<void(std::size_t, const at::Tensor&)>& fn) const {
+  for (const auto& [start, end] : windowSpans(ids.size(), static_cast<std::size_t>(std::max<std::int64_t>(1, info.window)))) {
+    const std::vector<std::int32_t> part(ids.begin() + static_cast<std::ptrdiff_t>(start), ids.begin() + static_cast<std::ptrdiff_t>(end));
+    fn(start, featureActs(part));  // [w, d_sae]
+  }
+}
+
+at::Tensor Engine::Impl::maxActs(const std::vector<std::int32_t>& ids) const {
+  at::Tensor best;
+  forEachWindow(ids, [&](std::size_t, const at::Tensor& acts) {
+    const at::Tensor m = std::get<0>(acts.max(0));  // [d_sae]
+    best = best.defined() ? at::maximum(best, m) : m;
+  });
+  return best;
+}
+
 std::vector<std::int32_t> Engine::Impl::tokenIds(std::string_view text, const char* what) const {
   requireUtf8(text, what);
   if (text.empty()) throw Error(std::string(what) + " is empty", "give some text");
@@ -152,6 +170,8 @@ std::unique_ptr<Engine> Engine::open(const EngineOptions& options, const Progres
   } catch (const Error& e) {
     throw e.withContext("loading tokenizer");
   }
+  for (std::int32_t id = 0; id < impl->tokenizer.vocabSize(); ++id)
+    impl->max_token_bytes = std::max(impl->max_token_bytes, impl->tokenizer.tokenBytes(id).size());
   EngineInfo& in = impl->info;
   const auto& mc = impl->model->config();
   in.model_dir = options.model_dir;
@@ -205,22 +225,27 @@ EncodedText Engine::encode(std::string_view text, std::size_t max_per_token) con
   if (out.tokens.empty()) return out;
   std::vector<std::int32_t> ids;
   for (const auto& t : out.tokens) ids.push_back(t.id);
-  const at::Tensor acts = impl_->featureActs(ids);  // [n, d_sae]
-  const std::int64_t k = std::min<std::int64_t>(static_cast<std::int64_t>(max_per_token), acts.size(1));
-  auto top = acts.topk(k, 1);
-  const at::Tensor v = std::get<0>(top).contiguous(), ix = std::get<1>(top).contiguous();
   out.active.resize(ids.size());
-  for (std::size_t r = 0; r < ids.size(); ++r) {
-    const float* vr = v.data_ptr<float>() + r * k;
-    const std::int64_t* ir = ix.data_ptr<std::int64_t>() + r * k;
-    for (std::int64_t j = 0; j < k && vr[j] > 0; ++j) out.active[r].push_back({ir[j], vr[j]});
-  }
+  // Window by window, so memory stays bounded by one window's [window, d_sae] activations.
+  impl_->forEachWindow(ids, [&](std::size_t start, const at::Tensor& acts) {
+    const std::int64_t k = std::min<std::int64_t>(static_cast<std::int64_t>(max_per_token), acts.size(1));
+    auto top = acts.topk(k, 1);
+    const at::Tensor v = std::get<0>(top).contiguous(), ix = std::get<1>(top).contiguous();
+    for (std::int64_t r = 0; r < acts.size(0); ++r) {
+      const float* vr = v.data_ptr<float>() + r * k;
+      const std::int64_t* ir = ix.data_ptr<std::int64_t>() + r * k;
+      for (std::int64_t j = 0; j < k && vr[j] > 0; ++j) out.active[start + static_cast<std::size_t>(r)].push_back({ir[j], vr[j]});
+    }
+  });
   return out;
 }
 
 std::vector<std::int32_t> Engine::tokenIds(std::string_view text) const { return impl_->tokenIds(text, "the text"); }
 
 std::vector<float> Engine::featureMatrix(const std::vector<std::int32_t>& ids) const {
+  requireMemory(saturatingProduct({3, 4, ids.size(), static_cast<std::uint64_t>(std::max<std::int64_t>(1, impl_->info.d_sae))}),
+                "ids", std::to_string(ids.size()) + " tokens x " + std::to_string(impl_->info.d_sae) + " dense feature activations",
+                "encode a shorter text, or use encode() for sparse activations");
   for (auto id : ids)
     if (id < 0 || id >= impl_->info.vocab_size)
       throw Error("token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(impl_->info.vocab_size));
@@ -233,8 +258,14 @@ std::vector<float> Engine::featureValues(std::string_view text, std::int64_t fea
   const Sae& s = impl_->requireSae();
   if (feature < 0 || feature >= s.config().d_sae)
     throw Error("feature " + std::to_string(feature) + " does not exist; the SAE has " + std::to_string(s.config().d_sae) + " features");
-  const at::Tensor col = impl_->featureActs(impl_->tokenIds(text, "the text")).select(1, feature).contiguous();
-  return std::vector<float>(col.data_ptr<float>(), col.data_ptr<float>() + col.numel());
+  const auto ids = impl_->tokenIds(text, "the text");
+  std::vector<float> out;
+  out.reserve(ids.size());
+  impl_->forEachWindow(ids, [&](std::size_t, const at::Tensor& acts) {
+    const at::Tensor col = acts.select(1, feature).contiguous();  // [w]
+    out.insert(out.end(), col.data_ptr<float>(), col.data_ptr<float>() + col.numel());
+  });
+  return out;
 }
 
 std::vector<FeatureScore> Engine::topFeaturesLastToken(std::string_view text, std::size_t k) const {
@@ -245,8 +276,8 @@ std::vector<FeatureScore> Engine::topFeaturesLastToken(std::string_view text, st
 }
 
 std::vector<FeatureScore> Engine::contrastive(std::string_view prompt, std::string_view negative, std::size_t k) const {
-  const at::Tensor p = std::get<0>(impl_->featureActs(impl_->tokenIds(prompt, "the prompt")).max(0));      // [d_sae]
-  const at::Tensor n = std::get<0>(impl_->featureActs(impl_->tokenIds(negative, "the negative prompt")).max(0));
+  const at::Tensor p = impl_->maxActs(impl_->tokenIds(prompt, "the prompt"));  // [d_sae]
+  const at::Tensor n = impl_->maxActs(impl_->tokenIds(negative, "the negative prompt"));
   return topScores(at::where(n > 0, at::zeros_like(p), p), k, true);
 }
 
@@ -289,6 +320,11 @@ std::vector<FeatureScore> Engine::attribute(std::string_view prompt, const std::
 GenerateResult Engine::generate(const GenerateRequest& request, const TokenCallback& on_token) const {
   const Impl& m = *impl_;
   GenerateResult result;
+  // Refused before tokenising when the prompt's bytes alone rule out fitting the context.
+  if (request.prompt.size() > static_cast<std::size_t>(m.info.n_ctx) * m.max_token_bytes)
+    throw Error("the prompt (" + std::to_string(request.prompt.size()) + " bytes) cannot fit the model's context of " +
+                    std::to_string(m.info.n_ctx) + " tokens",
+                "shorten the prompt");
   const auto prompt_ids = m.tokenIds(request.prompt, "the prompt");
   result.prompt_tokens = static_cast<std::int64_t>(prompt_ids.size());
   SamplingOptions opt;

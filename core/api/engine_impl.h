@@ -1,5 +1,6 @@
 #pragma once
 // Internal (LibTorch): what an Engine holds, for core's own jobs. Include only from .cpp files.
+#include <functional>
 #include <ATen/ATen.h>
 
 #include <memory>
@@ -18,6 +19,8 @@ struct Engine::Impl {
   Tokenizer tokenizer;
   EngineInfo info;
   std::int64_t layer = 0;    // block whose hooks include the SAE's hook (-1: embeddings)
+  std::size_t max_token_bytes = 1;  // the longest token's bytes: a text of more than n_ctx times
+                                    // this cannot fit the context, whatever its tokens
 
   // Activations [n, d_model] at the SAE's hook for `ids`, run in windows of info.window tokens
   // (windows of equal length are batched, `batch` at a time).
@@ -26,6 +29,9 @@ struct Engine::Impl {
   at::Tensor hookActivationsBatch(const at::Tensor& ids) const;
   // Feature activations [n, d_sae] for `ids`.
   at::Tensor featureActs(const std::vector<std::int32_t>& ids) const;
+  // featureActs window by window (memory bounded by one window): fn(first token, [w, d_sae]).
+  void forEachWindow(const std::vector<std::int32_t>& ids, const std::function<void(std::size_t, const at::Tensor&)>& fn) const;
+  at::Tensor maxActs(const std::vector<std::int32_t>& ids) const;  // [d_sae] max over all tokens
   std::vector<std::int32_t> tokenIds(std::string_view text, const char* what) const;
   // The last info.window ids (what the SAE sees for the last token).
   std::vector<std::int32_t> lastWindow(std::vector<std::int32_t> ids) const;

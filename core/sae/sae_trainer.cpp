@@ -9,6 +9,7 @@
 #include "io/safetensors.h"
 #include "io/torch_bridge.h"
 #include "util/error.h"
+#include "util/memory.h"
 
 namespace monoscope::core {
 
@@ -30,6 +31,10 @@ SaeTrainer::SaeTrainer(SaeTrainConfig config, const c10::Device& device)
     : config_(std::move(config)), device_(device) {
   config_.validate();
   const std::int64_t d = config_.d_in, S = config_.d_sae;
+  // Encoder, decoder, their gradients and two Adam moments each: about eight [d_sae, d_in] floats.
+  requireMemory(saturatingProduct({8, 4, static_cast<std::uint64_t>(S), static_cast<std::uint64_t>(d)}), "d_sae",
+                std::to_string(S) + " features of width " + std::to_string(d) + " (weights, gradients, optimiser state)",
+                "use fewer features");
   auto gen = at::detail::createCPUGenerator(config_.seed);
   const auto opts = at::TensorOptions().dtype(at::kFloat);
   // Decoder rows: random directions; standard uses a fixed small norm, topk unit norm.
@@ -256,6 +261,9 @@ SyntheticFeatures::SyntheticFeatures(std::int64_t d_in, std::int64_t n_features,
     : p_(mean_active / static_cast<double>(n_features)), gen_(at::detail::createCPUGenerator(seed)) {
   if (d_in <= 0 || n_features <= 0 || !(mean_active > 0) || mean_active > n_features)
     throw Error("synthetic data: d_in, feature count and mean active count must be positive (active <= features)");
+  requireMemory(saturatingProduct({2, 4, static_cast<std::uint64_t>(n_features), static_cast<std::uint64_t>(d_in)}),
+                "features", std::to_string(n_features) + " ground-truth features of width " + std::to_string(d_in),
+                "use fewer features or a smaller d_in");
   F_ = at::empty({n_features, d_in}).normal_(0.0, 1.0, gen_);
   F_ = F_ / F_.norm(2, 1, true);
 }

@@ -1,6 +1,7 @@
 #include "sae/steering.h"
 
 #include <cmath>
+#include <vector>
 
 #include "util/error.h"
 
@@ -8,6 +9,10 @@ namespace monoscope::core {
 
 void SteeringSpec::validate(std::int64_t d_sae) const {
   if (edits.empty()) throw Error("no features to steer", "give at least one feature edit");
+  if (static_cast<std::int64_t>(edits.size()) > d_sae)
+    throw Error(std::to_string(edits.size()) + " feature edits for an SAE of " + std::to_string(d_sae) + " features",
+                "edit each feature at most once");
+  std::vector<bool> seen(static_cast<std::size_t>(d_sae), false);
   for (const auto& e : edits) {
     if (e.feature < 0 || e.feature >= d_sae) {
       throw Error("feature " + std::to_string(e.feature) + " does not exist; the SAE has " +
@@ -18,6 +23,9 @@ void SteeringSpec::validate(std::int64_t d_sae) const {
       throw Error("steering value for feature " + std::to_string(e.feature) + " is not a finite number of sensible size",
                   "use a finite value such as 10 x the feature's max activation");
     }
+    if (seen[static_cast<std::size_t>(e.feature)])
+      throw Error("feature " + std::to_string(e.feature) + " is edited twice", "give one value per feature");
+    seen[static_cast<std::size_t>(e.feature)] = true;
   }
   if (prompt_length < 0) throw Error("prompt length is negative");
 }

@@ -105,7 +105,20 @@ static int benchUmap(const std::string& in, const std::string& name, const std::
   const at::Tensor data = toFloatTensor(store.tensor(name), in);
   UmapOptions o;
   const auto t0 = Clock::now();
-  const at::Tensor y = umapEmbed(data, o);
+  // Stage times on stderr: where the time goes (k-NN, then the SGD epochs).
+  std::string stage;
+  auto last = t0;
+  const ProgressFn progress = [&](const Progress& p) {
+    if (p.stage != stage) {
+      const auto now = Clock::now();
+      if (!stage.empty()) std::cerr << "umap stage " << stage << ": " << seconds(last, now) << " s\n";
+      stage = p.stage;
+      last = now;
+    }
+    return true;
+  };
+  const at::Tensor y = umapEmbed(data, o, nullptr, progress);
+  std::cerr << "umap stage " << stage << ": " << seconds(last, Clock::now()) << " s\n";
   const double dt = seconds(t0, Clock::now());
   saveTensors(out, {{"embedding", y}});
   std::cout << nlohmann::json{{"bench", "umap"}, {"impl", "monoscope"}, {"threads", threads}, {"n", data.size(0)},

@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <QElapsedTimer>
 #include <QtTest>
 #include <filesystem>
 
@@ -85,6 +86,33 @@ class TestEngine : public QObject {
     const auto f = enc.active[5].front();
     const auto values = engine_->featureValues(text, f.feature);
     QVERIFY(std::abs(values[5] - f.value) < 1e-5);
+  }
+
+  // A million-token prompt and a long text are refused or handled in under a second, memory
+  // bounded by one window.
+  void hugeInputsAreQuick() {
+    std::string huge;
+    while (huge.size() < 4'000'000) huge += " And the LORD spake unto Moses, saying,";
+    QElapsedTimer t;
+    t.start();
+    GenerateRequest req;
+    req.prompt = huge;
+    req.max_tokens = 4;
+    try {
+      engine_->generate(req);
+      QFAIL("expected an error");
+    } catch (const Error& e) {
+      QVERIFY2(QString(e.what()).contains("cannot fit the model's context"), e.what());
+    }
+    QVERIFY2(t.elapsed() < 1000, qPrintable(QString::number(t.elapsed())));
+    // Sparse encoding of a long text works window by window.
+    const std::string longer = huge.substr(0, 40'000);
+    const auto encoded = engine_->encode(longer, 8);
+    QCOMPARE(encoded.active.size(), encoded.tokens.size());
+    QVERIFY(encoded.tokens.size() > 2 * static_cast<std::size_t>(engine_->info().window));
+    const auto values = engine_->featureValues(longer, encoded.active.back().front().feature);
+    QCOMPARE(values.size(), encoded.tokens.size());
+    QCOMPARE(values.back(), encoded.active.back().front().value);
   }
 
   void generatesStreamsAndSteers() {

@@ -2,6 +2,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <QElapsedTimer>
 #include <QtTest>
 #include <memory>
 
@@ -31,6 +32,32 @@ class TestSteering : public QObject {
   }
 
  private Q_SLOTS:
+  // A million clamps (an absurd request) are refused at once, naming what is wrong.
+  void absurdEditListsAreRefusedQuickly() {
+    QElapsedTimer t;
+    t.start();
+    SteeringSpec many;
+    for (std::int64_t i = 0; i < 1000000; ++i) many.edits.push_back({i % 4096, 1.0});
+    try {
+      many.validate(4096);
+      QFAIL("expected an error");
+    } catch (const Error& e) {
+      QVERIFY2(QString(e.what()).contains("1000000 feature edits"), e.what());
+    }
+    SteeringSpec twice;
+    twice.edits = {{7, 1.0}, {3, 2.0}, {7, 5.0}};
+    try {
+      twice.validate(4096);
+      QFAIL("expected an error");
+    } catch (const Error& e) {
+      QVERIFY2(QString(e.what()).contains("feature 7 is edited twice"), e.what());
+    }
+    SteeringSpec all;
+    for (std::int64_t i = 0; i < 1000000; ++i) all.edits.push_back({i, 0.5});
+    all.validate(1000000);  // one edit per feature of a million-feature SAE is accepted
+    QVERIFY2(t.elapsed() < 1000, qPrintable(QString::number(t.elapsed())));
+  }
+
   void clampToCurrentValueChangesNothing() {
     c10::InferenceMode guard;
     auto sae = fixtureSae();
