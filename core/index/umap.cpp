@@ -116,7 +116,7 @@ at::Tensor pcaInit(const at::Tensor& data, std::uint64_t seed) {
 // One epoch after another, each sampled edge updated in turn (umap-learn's single-threaded
 // optimiser): the CPU path. y [n, 2] float, edges sorted by head.
 bool sequentialSgd(at::Tensor& y_t, const at::Tensor& heads_t, const at::Tensor& tails_t, const at::Tensor& eps_t,
-                   double a, double b, const UmapOptions& o, std::int64_t n_epochs, const ProgressFn& progress) {
+                   double a_d, double b_d, const UmapOptions& o, std::int64_t n_epochs, const ProgressFn& progress) {
   const std::int64_t n = y_t.size(0), m = heads_t.numel();
   float* y = y_t.data_ptr<float>();
   const at::Tensor h64 = heads_t.contiguous(), t64 = tails_t.contiguous(), e64 = eps_t.contiguous();
@@ -126,42 +126,48 @@ bool sequentialSgd(at::Tensor& y_t, const at::Tensor& heads_t, const at::Tensor&
   std::vector<double> next(eps, eps + m), eps_neg(static_cast<std::size_t>(m)), next_neg(static_cast<std::size_t>(m));
   for (std::int64_t i = 0; i < m; ++i) next_neg[i] = eps_neg[i] = eps[i] / static_cast<double>(o.negative_sample_rate);
   std::uint64_t state = o.seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
-  auto rnd = [&]() {  // xorshift64*
+  auto rnd = [&]() {  // xorshift64*: the high 32 bits
     state ^= state >> 12;
     state ^= state << 25;
     state ^= state >> 27;
-    return (state * 0x2545F4914F6CDD1Dull) >> 11;
+    return static_cast<std::uint32_t>((state * 0x2545F4914F6CDD1Dull) >> 32);
   };
-  auto clip = [](double v) { return v > 4.0 ? 4.0 : (v < -4.0 ? -4.0 : v); };
-  const double gamma = o.repulsion_strength;
+  const auto un = static_cast<std::uint64_t>(n);
+  auto clip = [](float v) { return v > 4.0f ? 4.0f : (v < -4.0f ? -4.0f : v); };
+  // Single precision throughout, as umap-learn's numba optimiser.
+  const float a = static_cast<float>(a_d), b = static_cast<float>(b_d);
+  const float gamma = static_cast<float>(o.repulsion_strength);
+  const float attract = -2.0f * a * b, repel = 2.0f * gamma * b;
   for (std::int64_t epoch = 0; epoch < n_epochs; ++epoch) {
-    const double alpha = o.learning_rate * (1.0 - static_cast<double>(epoch) / static_cast<double>(n_epochs));
+    const float alpha = static_cast<float>(o.learning_rate * (1.0 - static_cast<double>(epoch) / static_cast<double>(n_epochs)));
+    const double now = static_cast<double>(epoch);
     for (std::int64_t i = 0; i < m; ++i) {
-      if (next[i] > static_cast<double>(epoch)) continue;
+      if (next[i] > now) continue;
       float* cur = y + 2 * head[i];
       float* other = y + 2 * tail[i];
-      double dx = cur[0] - other[0], dy = cur[1] - other[1];
-      double d2 = dx * dx + dy * dy;
-      if (d2 > 0) {
-        const double pb = std::pow(d2, b);
-        const double gc = -2.0 * a * b * (pb / d2) / (a * pb + 1.0);
-        const double gx = clip(gc * dx) * alpha, gy = clip(gc * dy) * alpha;
-        cur[0] += static_cast<float>(gx), cur[1] += static_cast<float>(gy);
-        other[0] -= static_cast<float>(gx), other[1] -= static_cast<float>(gy);
+      float dx = cur[0] - other[0], dy = cur[1] - other[1];
+      float d2 = dx * dx + dy * dy;
+      if (d2 > 0.0f) {
+        const float pb = std::exp2(b * std::log2(d2));
+        const float gc = attract * (pb / d2) / (a * pb + 1.0f);
+        const float gx = clip(gc * dx) * alpha, gy = clip(gc * dy) * alpha;
+        cur[0] += gx, cur[1] += gy;
+        other[0] -= gx, other[1] -= gy;
       }
       next[i] += eps[i];
-      const auto n_neg = static_cast<std::int64_t>((static_cast<double>(epoch) - next_neg[i]) / eps_neg[i]);
+      const auto n_neg = static_cast<std::int64_t>((now - next_neg[i]) / eps_neg[i]);
       for (std::int64_t p = 0; p < n_neg; ++p) {
-        const auto k = static_cast<std::int64_t>(rnd() % static_cast<std::uint64_t>(n));
+        // A uniform point by multiply-shift (no division).
+        const auto k = static_cast<std::int64_t>((static_cast<std::uint64_t>(rnd()) * un) >> 32);
         if (k == head[i]) continue;
         other = y + 2 * k;
         dx = cur[0] - other[0], dy = cur[1] - other[1];
         d2 = dx * dx + dy * dy;
-        if (d2 > 0) {
-          const double gc = 2.0 * gamma * b / ((0.001 + d2) * (a * static_cast<double>(std::pow(static_cast<float>(d2), static_cast<float>(b))) + 1.0));
-          cur[0] += static_cast<float>(clip(gc * dx) * alpha), cur[1] += static_cast<float>(clip(gc * dy) * alpha);
+        if (d2 > 0.0f) {
+          const float gc = repel / ((0.001f + d2) * (a * std::exp2(b * std::log2(d2)) + 1.0f));
+          cur[0] += clip(gc * dx) * alpha, cur[1] += clip(gc * dy) * alpha;
         } else {
-          cur[0] += static_cast<float>(4.0 * alpha), cur[1] += static_cast<float>(4.0 * alpha);
+          cur[0] += 4.0f * alpha, cur[1] += 4.0f * alpha;
         }
       }
       next_neg[i] += static_cast<double>(std::max<std::int64_t>(0, n_neg)) * eps_neg[i];

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <random>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -104,6 +105,8 @@ static int benchUmap(const std::string& in, const std::string& name, const std::
   const auto store = WeightStore::fromFile(in);
   const at::Tensor data = toFloatTensor(store.tensor(name), in);
   UmapOptions o;
+  if (const char* knn = std::getenv("MONOSCOPE_UMAP_KNN")) o.knn = parseKnnMethod(knn);
+  if (const char* sgd = std::getenv("MONOSCOPE_UMAP_SGD")) o.sgd = std::string(sgd) == "batched" ? UmapSgd::Batched : UmapSgd::Sequential;
   const auto t0 = Clock::now();
   // Stage times on stderr: where the time goes (k-NN, then the SGD epochs).
   std::string stage;
