@@ -190,7 +190,7 @@ std::string cleanText(const std::string& raw) {
     if (c == '\b') {  // overstrike: "X\bX" or "_\bX" prints one character
       if (!out.empty()) {
         std::size_t k = out.size() - 1;
-        while (k > 0 && (static_cast<unsigned char>(out[k]) & 0xC0) == 0x80) k;
+        while (k > 0 && (static_cast<unsigned char>(out[k]) & 0xC0) == 0x80) --k;
         out.erase(k);
       }
       continue;

@@ -69,6 +69,7 @@ class TestCorpus : public QObject {
     QCOMPARE(cleanText("  Hello\r\nworld  \n\n\n\n\nend \t "), std::string("Hello\nworld\n\nend"));
     QCOMPARE(cleanText("b\bbo\bol\bld"), std::string("bold"));       // overstrike
     QCOMPARE(cleanText("_\bi_\bt"), std::string("it"));               // underline overstrike
+    QCOMPARE(cleanText("caf\xc3\xa9\b\xc3\xa9!"), std::string("caf\xc3\xa9!"));  // overstrike of a 2-byte character
     QCOMPARE(cleanText("caf\xe9"), std::string("caf\xc3\xa9"));      // Latin-1 to UTF-8
     QCOMPARE(cleanText("a\x01" "b\x7f"), std::string("ab\x7f"));     // control characters dropped
     QCOMPARE(cleanText(" \n\t "), std::string());

@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <QTemporaryDir>
+#include <QElapsedTimer>
 #include <QtTest>
 #include <atomic>
 #include <cstring>
@@ -94,6 +95,24 @@ class TestScoring : public QObject {
     server_.Post("/huge/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {
       res.set_content(std::string(3 << 20, 'x'), "application/json");
     });
+    // 100 MB streamed in chunks: the client must stop reading at its cap, not buffer it all.
+    server_.Post("/giant/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {
+      res.set_chunked_content_provider("application/json", [](std::size_t offset, httplib::DataSink& sink) {
+        static const std::string chunk(1 << 16, 'x');
+        if (offset >= (std::size_t{100} << 20)) {
+          sink.done();
+          return true;
+        }
+        return sink.write(chunk.data(), chunk.size());
+      });
+    });
+    // The connection closes halfway through the answer.
+    server_.Post("/hangup/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content_provider(4096, "application/json", [](std::size_t, std::size_t, httplib::DataSink& sink) {
+        sink.write("{\"choices\": [{\"mess", 20);
+        return false;  // abort: the server drops the connection
+      });
+    });
     server_.Post("/error/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {
       res.status = 500;
       res.set_content("model not loaded", "text/plain");
@@ -170,6 +189,11 @@ class TestScoring : public QObject {
     expect("nonsense", "without a 0-3 score");
     expect("slow", "did not answer within 1 s", 1.0);
     expect("huge", "sent more than");
+    QElapsedTimer giant;
+    giant.start();
+    expect("giant", "sent more than", 30.0);
+    QVERIFY2(giant.elapsed() < 10000, qPrintable(QString::number(giant.elapsed())));
+    expect("hangup", "", 5.0);
     expect("error", "HTTP 500");
     LlmEndpoint closed{"http://127.0.0.1:1/v1", "m", "", 2.0};
     QVERIFY_EXCEPTION_THROWN(llmScore(closed, "x", example()), Error);

@@ -46,7 +46,7 @@ class TestTokenizer : public QObject {
     const auto tok = Tokenizer::fromVocabMerges(std::string(MONOSCOPE_GPT2_VOCAB) + "/vocab.json",
                                                 std::string(MONOSCOPE_GPT2_VOCAB) + "/merges.txt");
     std::mt19937 rng(4);
-    const std::string alphabets[] = {"ab", "abcdefghijklmnopqrstuvwxyz", "0123456789", "aA0+/=", "\xc3\xa9e"};
+    const std::string alphabets[] = {"ab", "abcdefghijklmnopqrstuvwxyz", "0123456789", "aA0+/=", "\xc3\xa9" "e"};
     for (const auto& alpha : alphabets) {
       for (int len : {1, 2, 5, 49, 200, 1000}) {
         std::string w;
