@@ -12,4 +12,5 @@ $SUDO apt-get install -y -q --no-install-recommends \
   qt6-base-dev qt6-svg-dev libqcustomplot-dev libgl-dev \
   nlohmann-json3-dev libsqlite3-dev sqlite3 libicu-dev zlib1g-dev \
   libhnswlib-dev libcurl4-openssl-dev libcpp-httplib-dev python3 python3-venv \
+  clang libclang-rt-14-dev \
   xvfb xauth

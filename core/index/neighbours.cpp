@@ -45,7 +45,7 @@ KnnResult hnswKnn(const at::Tensor& unit_in, std::int64_t k, std::uint64_t seed,
   hnswlib::HierarchicalNSW<float> index(&space, static_cast<std::size_t>(n), 16, 200, static_cast<std::size_t>(seed));
   const float* data = unit.data_ptr<float>();
   const unsigned threads = std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
-  std::atomic<std::int64_t> next{1}, done{0};
+  std::atomic<std::int64_t> next{0};
   std::atomic<bool> cancel{false};
   index.addPoint(data, 0);
   auto parallel = [&](auto&& fn) {
@@ -56,16 +56,18 @@ KnnResult hnswKnn(const at::Tensor& unit_in, std::int64_t k, std::uint64_t seed,
       });
     for (auto& t : pool) t.join();
   };
-  parallel([&](std::int64_t i) {
+  // Insertion is sequential: Debian's hnswlib (0.6) reads past a link list when points are added
+  // from several threads at once (AddressSanitizer finds it), and one inserting thread also
+  // makes the graph, hence the neighbours, the same on every run. Searching is parallel.
+  for (std::int64_t i = 1; i < n; ++i) {
     index.addPoint(data + i * d, static_cast<hnswlib::labeltype>(i));
-    done.fetch_add(1);
-  });
+    if (i % 4096 == 0 && progress && !progress(Progress{"neighbours", i / 2, n, "hnsw graph"})) return {};
+  }
   if (progress && !progress(Progress{"neighbours", n / 2, n, "hnsw graph built"})) return {};
   index.setEf(static_cast<std::size_t>(std::max<std::int64_t>(64, 2 * k + 1)));
   at::Tensor ids = at::zeros({n, k}, at::kLong), sims = at::zeros({n, k}, at::kFloat);
   auto* ip = ids.data_ptr<std::int64_t>();
   auto* sp = sims.data_ptr<float>();
-  next = 0;
   parallel([&](std::int64_t i) {
     auto pq = index.searchKnn(data + i * d, static_cast<std::size_t>(k + 1));
     std::vector<std::pair<float, std::int64_t>> found;

@@ -131,7 +131,7 @@ static int benchUmap(const std::string& in, const std::string& name, const std::
 
 // A synthetic feature database of n features (examples of 16 tokens, 10 top + 10 sampled per
 // feature, 10 intervals, logit effects and neighbours): the size the page query must cope with.
-static int benchSyntheticDb(const std::string& path, std::int64_t n) {
+static int benchSyntheticDb(const std::string& path, std::int64_t n, int vocab = 50257) {
   std::remove(path.c_str());
   Sqlite db(path, Sqlite::Open::Create);
   db.exec("PRAGMA journal_mode=OFF");
@@ -145,7 +145,7 @@ static int benchSyntheticDb(const std::string& path, std::int64_t n) {
   putMeta(db, "tokens", "100000000");
   {
     auto st = db.prepare("INSERT INTO vocab(id, bytes) VALUES(?, ?)");
-    for (int i = 0; i < 50257; ++i) {
+    for (int i = 0; i < vocab; ++i) {
       const std::string b = " t" + std::to_string(i);
       st.bind(1, i).bindBlob(2, b.data(), b.size());
       st.step();
@@ -182,7 +182,7 @@ static int benchSyntheticDb(const std::string& path, std::int64_t n) {
       ii.reset();
     }
     for (int e = 0; e < 20; ++e) {
-      for (auto& x : toks) x = static_cast<std::int32_t>(rng() % 50257);
+      for (auto& x : toks) x = static_cast<std::int32_t>(rng() % static_cast<std::uint64_t>(vocab));
       for (auto& a : acts) a = static_cast<std::uint16_t>(rng() % 65536);
       ei.bind(1, f).bind(2, e < 10 ? 0 : 1).bind(3, e < 10 ? 0 : e - 10).bind(4, e % 10).bind(5, mx).bind(6, 12);
       ei.bind(7, static_cast<std::int64_t>(rng() % 100000)).bind(8, 12).bindBlob(9, toks.data(), 64).bindBlob(10, acts.data(), 32).bind(11, mx / 65535);
@@ -234,7 +234,8 @@ static int benchPage(const std::string& path, int queries) {
 }
 
 int main(int argc, char** argv) {
-  if (argc >= 4 && std::strcmp(argv[1], "synthetic-db") == 0) return benchSyntheticDb(argv[2], std::atoll(argv[3]));
+  if (argc >= 4 && std::strcmp(argv[1], "synthetic-db") == 0)
+    return benchSyntheticDb(argv[2], std::atoll(argv[3]), argc > 4 ? std::atoi(argv[4]) : 50257);
   if (argc >= 3 && std::strcmp(argv[1], "page") == 0) return benchPage(argv[2], argc > 3 ? std::atoi(argv[3]) : 200);
   if (argc >= 5 && std::strcmp(argv[1], "umap") == 0)
     return benchUmap(argv[2], argv[3], argv[4], argc > 5 ? std::atoi(argv[5]) : 2);

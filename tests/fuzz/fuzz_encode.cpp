@@ -1,0 +1,33 @@
+// Fuzz: GPT-2's tokenizer on arbitrary bytes. Valid UTF-8 must round-trip (decode(encode(t)) ==
+// t); invalid UTF-8 must be refused with core::Error; and the heap merge used for long pieces must
+// give the same ids as the slow reference merge (repeated scans for the best-ranked pair).
+#include <cstdlib>
+
+#include "fuzz_util.h"
+#include "text/tokenizer.h"
+#include "util/error.h"
+#include "util/utf8.h"
+
+namespace {
+const monoscope::core::Tokenizer& gpt2() {
+  static const auto tok = monoscope::core::Tokenizer::fromDirectory(MONOSCOPE_GPT2_VOCAB);
+  return tok;
+}
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  using namespace monoscope;
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  const auto& tok = gpt2();
+  if (size <= 4096) {
+    // The merge itself, on raw bytes (one pre-token as the BPE sees it).
+    if (tok.mergeWithHeap(text) != tok.mergeByScan(text)) std::abort();
+  }
+  try {
+    const auto ids = tok.encodeIds(text);
+    if (tok.decode(ids) != text) std::abort();  // lossless on valid UTF-8
+  } catch (const core::Error&) {
+    if (core::findInvalidUtf8(text) == std::string::npos) std::abort();  // refused valid text
+  }
+  return 0;
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer harnesses with clang (build-fuzz/) and runs each for SECONDS (default 60)
+# from its committed seed corpus (tests/fuzz/corpus/NAME), printing executions and findings.
+# New inputs go to build-fuzz/corpus/NAME; a crash is saved as build-fuzz/crash-NAME-* and fails.
+# Usage: bash tests/fuzz/run.sh [SECONDS] [NAME...]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build-fuzz}
+SECONDS_EACH=${1:-60}
+shift || true
+NAMES=("$@")
+[ ${#NAMES[@]} -gt 0 ] || NAMES=(fuzz_safetensors fuzz_tokenizer_json fuzz_vocab_merges fuzz_encode fuzz_config fuzz_feature_db)
+CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMONOSCOPE_FUZZ=ON >/dev/null
+cmake --build "$BUILD" -j2 --target "${NAMES[@]}"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:detect_odr_violation=0}
+status=0
+for name in "${NAMES[@]}"; do
+  mkdir -p "$BUILD/corpus/$name"
+  log="$BUILD/$name.log"
+  if "$BUILD/tests/fuzz/$name" "$BUILD/corpus/$name" "tests/fuzz/corpus/$name" -max_total_time="$SECONDS_EACH" \
+       -max_len=65536 -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$BUILD/crash-$name-" \
+       >"$log" 2>&1; then
+    result="no crash"
+  else
+    result="FINDING (see $log)"
+    status=1
+  fi
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
+  rate=$(grep -o 'exec/s: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo "?")
+  echo "$name: $execs executions in ${SECONDS_EACH}s (${rate}/s), $result"
+done
+exit $status
