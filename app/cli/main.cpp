@@ -1,4 +1,5 @@
 // monoscope-cli: the headless pipeline. Errors go to stderr with a non-zero exit.
+#include <csignal>
 #include <c10/util/Exception.h>
 
 #include <cstring>
@@ -89,6 +90,9 @@ std::string inCliWords(std::string msg) {
 int main(int argc, char** argv) {
   using namespace monoscope;
   core::tuneAllocator();
+  // A full disk or a file-size limit makes writes fail (and say so, keeping the previous file)
+  // instead of killing the process with SIGXFSZ.
+  std::signal(SIGXFSZ, SIG_IGN);
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "help") == 0) {
     printUsage(std::cout);
     return argc < 2 ? 2 : 0;

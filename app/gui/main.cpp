@@ -1,6 +1,7 @@
 // monoscope: the desktop app. Opens the bundled demo on first launch (building its feature
 // database as a job with progress if it is missing), the last workspace afterwards, or what the
 // command line names.
+#include <csignal>
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QFileInfo>
@@ -18,6 +19,9 @@
 
 int main(int argc, char** argv) {
   QApplication app(argc, argv);
+  // A full disk or a file-size limit makes writes fail (and say so, keeping the previous file)
+  // instead of killing the process with SIGXFSZ.
+  std::signal(SIGXFSZ, SIG_IGN);
   QApplication::setApplicationName("monoscope");
   QApplication::setOrganizationName("monoscope");
   QApplication::setApplicationDisplayName("Monoscope");

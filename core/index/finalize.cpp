@@ -24,6 +24,7 @@
 #include "store/sqlite.h"
 #include "util/cancel.h"
 #include "util/error.h"
+#include "util/numbers.h"
 #include "util/utf8.h"
 
 namespace fs = std::filesystem;
@@ -32,11 +33,17 @@ namespace monoscope::core {
 
 namespace {
 
+constexpr std::int64_t kMaxShards = 1'000'000;
+
 struct ScanSet {
   std::vector<std::unique_ptr<Sqlite>> dbs;
   std::map<std::string, std::string> meta;
   std::int64_t windows = 0, d_sae = 0;
-  std::int64_t integer(const std::string& k) const { return std::stoll(meta.at(k)); }
+  std::int64_t integer(const std::string& k) const {
+    const auto it = meta.find(k);
+    if (it == meta.end()) throw Error("the scan's metadata lacks '" + k + "'", "the shard is damaged; rerun its index command");
+    return parseInt64(it->second, "the scan's metadata " + k);
+  }
 };
 
 std::map<std::string, std::string> readMeta(Sqlite& db) {
@@ -58,12 +65,15 @@ ScanSet openScans(const std::vector<std::string>& paths) {
       throw Error("'" + p + "' is not an index shard (no scan_windows table)", "give the databases written by index --shard i/n");
     auto m = readMeta(*db);
     if (m["complete"] != "1") throw Error("shard '" + p + "' is incomplete", "rerun its index command; it resumes where it stopped");
-    const int index = std::stoi(m["shard_index"]);
+    const std::int64_t index = parseInt64(m["shard_index"], "'" + p + "': shard_index");
     m.erase("shard_index");
     m.erase("complete");
     if (set.dbs.empty()) {
       set.meta = m;
-      seen.assign(static_cast<std::size_t>(std::stoi(m.at("shard_count"))), false);
+      const std::int64_t count = parseInt64(m["shard_count"], "'" + p + "': shard_count");
+      if (count < 1 || count > kMaxShards)
+        throw Error("'" + p + "': shard_count " + std::to_string(count) + " is out of range (1.." + std::to_string(kMaxShards) + ")");
+      seen.assign(static_cast<std::size_t>(count), false);
     } else {
       for (const auto& [k, v] : set.meta) {
         if (m[k] != v)
@@ -154,7 +164,7 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
   const int K = static_cast<int>(set.integer("intervals")), M = static_cast<int>(set.integer("per_interval"));
   const int T = static_cast<int>(set.integer("top")), H = static_cast<int>(set.integer("histogram_bins"));
   const int left = static_cast<int>(set.integer("left")), right = static_cast<int>(set.integer("right"));
-  const std::uint64_t seed = std::stoull(set.meta.at("seed"));
+  const std::uint64_t seed = parseUint64(set.meta.count("seed") ? set.meta.at("seed") : "", "the scan's metadata seed");
   report(progress, "load", 0, 1, "model and SAE for logit effects and the map");
   EngineOptions eo;
   eo.model_dir = set.meta.at("model");

@@ -207,7 +207,7 @@ std::vector<float> SafetensorsFile::toFloat(const std::string& name) const {
   std::vector<float> out(n);
   switch (v.dtype) {
     case DType::F32:
-      std::memcpy(out.data(), v.data, n * 4);
+      if (n > 0) std::memcpy(out.data(), v.data, n * 4);  // an empty tensor has no data pointer
       break;
     case DType::F64:
       for (std::size_t i = 0; i < n; ++i) {

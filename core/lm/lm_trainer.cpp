@@ -14,6 +14,7 @@
 #include "io/weight_store.h"
 #include "lm/transformer.h"
 #include "util/error.h"
+#include "util/numbers.h"
 #include "util/mapped_file.h"
 
 namespace fs = std::filesystem;
@@ -110,7 +111,9 @@ LmTrainProgress trainLm(const LmTrainConfig& c, const std::string& train_shard, 
       m[i].copy_(loadWeight(st, "adam_m." + name, p.sizes().vec(), device));
       v[i].copy_(loadWeight(st, "adam_v." + name, p.sizes().vec(), device));
     }
-    step = std::stoll(meta.metadata().at("step"));
+    const auto step_it = meta.metadata().find("step");
+    step = parseInt64(step_it == meta.metadata().end() ? "" : step_it->second, "checkpoint step");
+    if (step < 0) throw Error("the checkpoint's step is negative", "delete train_state.safetensors to start afresh");
   }
   auto checkpoint = [&](std::int64_t at_step) {
     std::vector<std::pair<std::string, at::Tensor>> t;

@@ -4,12 +4,14 @@
 #include <c10/core/InferenceMode.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 
 #include "io/safetensors.h"
 #include "io/torch_bridge.h"
 #include "util/error.h"
 #include "util/memory.h"
+#include "util/numbers.h"
 
 namespace monoscope::core {
 
@@ -251,8 +253,12 @@ bool SaeTrainer::loadCheckpoint(const std::string& path) {
   at::Tensor sf = at::empty({config_.d_sae}, at::kFloat);
   load("since_fired", sf);
   since_fired_ = sf.to(at::kLong).to(device_);
-  step_ = std::stoll(get("step"));
-  scale_ = std::stod(get("scale"));
+  step_ = parseInt64(get("step"), "checkpoint '" + path + "': step");
+  const std::string scale = get("scale");
+  char* end = nullptr;
+  scale_ = std::strtod(scale.c_str(), &end);
+  if (step_ < 0 || end == scale.c_str() || *end != '\0' || !std::isfinite(scale_) || !(scale_ > 0))
+    throw Error("checkpoint '" + path + "' has an invalid step or scale", "delete it to start afresh");
   return true;
 }
 

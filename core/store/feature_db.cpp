@@ -13,6 +13,7 @@
 #include "store/schema.h"
 #include "store/sqlite.h"
 #include "util/error.h"
+#include "util/numbers.h"
 #include "util/utf8.h"
 
 namespace monoscope::core {
@@ -183,15 +184,22 @@ std::unique_ptr<FeatureDb> FeatureDb::open(const std::string& path, Mode mode) {
   in.sae = getMeta(db, "sae");
   in.hook = getMeta(db, "hook");
   in.corpus = getMeta(db, "corpus");
-  in.d_sae = std::stoll(getMeta(db, "d_sae", "0"));
-  in.tokens = std::stoll(getMeta(db, "tokens", "0"));
-  in.dead = std::stoll(getMeta(db, "dead", "0"));
-  in.seed = std::stoull(getMeta(db, "seed", "0"));
+  const std::string where = "'" + path + "': metadata ";
+  in.d_sae = parseInt64(getMeta(db, "d_sae", "0"), where + "d_sae");
+  in.tokens = parseInt64(getMeta(db, "tokens", "0"), where + "tokens");
+  in.dead = parseInt64(getMeta(db, "dead", "0"), where + "dead");
+  in.seed = parseUint64(getMeta(db, "seed", "0"), where + "seed");
+  if (in.d_sae < 0 || in.tokens < 0 || in.dead < 0 || in.dead > in.d_sae)
+    throw Error(where + "d_sae, tokens or dead is out of range", "the file is damaged; rebuild it with the index command");
   const auto dh = nlohmann::json::parse(getMeta(db, "density_histogram", "{}"), nullptr, false);
-  if (dh.is_object() && dh.contains("counts")) {
-    in.density_histogram.lo = dh.value("lo", 0.0);
-    in.density_histogram.hi = dh.value("hi", 0.0);
-    in.density_histogram.counts = dh["counts"].get<std::vector<std::int64_t>>();
+  try {
+    if (dh.is_object() && dh.contains("counts")) {
+      in.density_histogram.lo = dh.value("lo", 0.0);
+      in.density_histogram.hi = dh.value("hi", 0.0);
+      in.density_histogram.counts = dh["counts"].get<std::vector<std::int64_t>>();
+    }
+  } catch (const nlohmann::json::exception&) {
+    throw Error(where + "density_histogram is malformed", "the file is damaged; rebuild it with the index command");
   }
   return std::unique_ptr<FeatureDb>(new FeatureDb(std::move(impl)));
 }

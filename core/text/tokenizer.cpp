@@ -349,6 +349,7 @@ std::vector<std::int32_t> Tokenizer::mergeWithHeap(std::string_view word) const 
   // merge only creates pairs of higher rank), in O(n log n): symbols in a linked list,
   // candidate pairs in a min-heap keyed by (rank, position), stale candidates skipped.
   const auto n = static_cast<std::int32_t>(word.size());
+  if (n == 0) return {};
   std::vector<std::int32_t> id(static_cast<std::size_t>(n)), next(static_cast<std::size_t>(n)), prev(static_cast<std::size_t>(n));
   for (std::int32_t i = 0; i < n; ++i) {
     id[i] = byte_ids_[static_cast<unsigned char>(word[static_cast<std::size_t>(i)])];

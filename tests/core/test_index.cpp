@@ -450,6 +450,19 @@ class TestIndex : public QObject {
       s.setUserVersion(99);
     }
     expectError(path("newer.db"), "newer than this Monoscope reads");
+    // Damaged metadata (found by fuzzing): a named error, not a library exception.
+    fs::copy_file(db_, path("meta.db"));
+    {
+      Sqlite s(path("meta.db"), Sqlite::Open::ReadWrite);
+      s.exec("UPDATE meta SET value = 'x12' WHERE key = 'd_sae'");
+    }
+    expectError(path("meta.db"), "metadata d_sae is not a valid integer");
+    fs::copy_file(db_, path("hist.db"));
+    {
+      Sqlite s(path("hist.db"), Sqlite::Open::ReadWrite);
+      s.exec("UPDATE meta SET value = '{\"counts\": [\"a\"]}' WHERE key = 'density_histogram'");
+    }
+    expectError(path("hist.db"), "density_histogram is malformed");
     // A version-1 file is migrated when opened for writing.
     {
       Sqlite s(path("v1.db"), Sqlite::Open::Create);

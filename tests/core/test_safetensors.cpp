@@ -52,6 +52,11 @@ class TestSafetensors : public QObject {
     std::int64_t back[2];
     std::memcpy(back, f.tensor("b").data, sizeof(back));
     QCOMPARE(back[1], std::int64_t(-8));
+    // An empty tensor converts to an empty vector (found by fuzzing: no copy from a null pointer).
+    SafetensorsWriter e;
+    e.addF32("none", {0, 4}, {});
+    e.write(path("empty.safetensors"));
+    QVERIFY(SafetensorsFile(path("empty.safetensors")).toFloat("none").empty());
   }
 
   void halfPrecisionConvertsOnLoad() {

@@ -45,6 +45,8 @@ class TestTokenizer : public QObject {
   void longPiecesMergeLikeShortOnes() {
     const auto tok = Tokenizer::fromVocabMerges(std::string(MONOSCOPE_GPT2_VOCAB) + "/vocab.json",
                                                 std::string(MONOSCOPE_GPT2_VOCAB) + "/merges.txt");
+    QVERIFY(tok.mergeWithHeap("").empty());  // found by fuzzing
+    QVERIFY(tok.mergeByScan("").empty());
     std::mt19937 rng(4);
     const std::string alphabets[] = {"ab", "abcdefghijklmnopqrstuvwxyz", "0123456789", "aA0+/=", "\xc3\xa9" "e"};
     for (const auto& alpha : alphabets) {
