@@ -4,6 +4,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 
@@ -215,9 +216,13 @@ void SaeTrainer::saveCheckpoint(const std::string& path) const {
     t.emplace_back(std::string("adam_v.") + names[i], v_[i]);
   }
   t.emplace_back("since_fired", since_fired_.to(at::kFloat));
+  // The scale in full precision (std::to_string keeps 6 decimals, and a resumed run then drifted
+  // from an uninterrupted one).
+  char scale[32];
+  std::snprintf(scale, sizeof scale, "%.17g", scale_);
   saveTensors(path, t,
               {{"step", std::to_string(step_)},
-               {"scale", std::to_string(scale_)},
+               {"scale", scale},
                {"architecture", config_.architecture},
                {"d_in", std::to_string(config_.d_in)},
                {"d_sae", std::to_string(config_.d_sae)}});

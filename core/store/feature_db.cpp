@@ -18,6 +18,11 @@
 
 namespace monoscope::core {
 
+namespace {
+constexpr std::int64_t kMaxVocab = 1 << 24;     // token ids a database's vocab table may hold
+constexpr std::int64_t kMaxIntervals = 10000;   // activation intervals per feature
+}  // namespace
+
 static_assert(FeatureDb::kSchemaVersion == kFeatureSchemaVersion, "one schema version");
 
 struct FeatureDb::Impl {
@@ -31,7 +36,9 @@ struct FeatureDb::Impl {
     if (!vocab_loaded) {
       auto st = db->prepare("SELECT id, bytes FROM vocab ORDER BY id");
       while (st.step()) {
-        const auto id_row = static_cast<std::size_t>(st.integer(0));
+        const std::int64_t raw = st.integer(0);
+        if (raw < 0 || raw >= kMaxVocab) continue;  // a damaged row; such ids show as unknown
+        const auto id_row = static_cast<std::size_t>(raw);
         if (id_row >= vocab.size()) vocab.resize(id_row + 1);
         const auto* p = static_cast<const char*>(st.blob(1));
         vocab[id_row] = toValidUtf8(std::string_view(p ? p : "", st.blobSize(1)));
@@ -293,7 +300,12 @@ FeaturePage FeatureDb::page(std::int64_t feature) const {
       iv.lo = st.real(1);
       iv.hi = st.real(2);
       iv.count = st.integer(3);
-      const auto idx = static_cast<std::size_t>(st.integer(0));
+      const std::int64_t raw = st.integer(0);
+      if (raw < 0 || raw >= kMaxIntervals)
+        throw Error("'" + impl_->info.path + "': feature " + std::to_string(feature) + " has an interval index (" +
+                        std::to_string(raw) + ") out of range",
+                    "the file is damaged; rebuild it with the index command");
+      const auto idx = static_cast<std::size_t>(raw);
       if (idx >= p.intervals.size()) p.intervals.resize(idx + 1);
       p.intervals[idx] = std::move(iv);
     }

@@ -463,6 +463,18 @@ class TestIndex : public QObject {
       s.exec("UPDATE meta SET value = '{\"counts\": [\"a\"]}' WHERE key = 'density_histogram'");
     }
     expectError(path("hist.db"), "density_histogram is malformed");
+    fs::copy_file(db_, path("idx.db"));
+    {
+      Sqlite s(path("idx.db"), Sqlite::Open::ReadWrite);
+      s.exec("UPDATE intervals SET idx = 4611686018427387904 WHERE feature = 0 AND idx = 1");
+      s.exec("UPDATE vocab SET id = -5 WHERE id = 3");
+    }
+    try {
+      FeatureDb::open(path("idx.db"))->page(0);
+      QFAIL("a damaged interval index was accepted");
+    } catch (const Error& e) {
+      QVERIFY2(std::string(e.what()).find("interval index") != std::string::npos, e.what());
+    }
     // A version-1 file is migrated when opened for writing.
     {
       Sqlite s(path("v1.db"), Sqlite::Open::Create);

@@ -34,7 +34,7 @@ with open(sys.argv[1] + "/acts.safetensors", "wb") as f:
     f.write(struct.pack("<Q", len(header)) + header + data)
 PY
 
-SAE_ARGS=(train-sae --activations "$WORK/acts.safetensors" --arch standard --l1 2 --d-sae 256 --tokens 1200000
+SAE_ARGS=(train-sae --activations "$WORK/acts.safetensors" --arch standard --l1 2 --d-sae 256 --tokens 400000
           --batch-size 256 --seed 5)
 LM_ARGS=(train-lm --corpus "$WORK/corpus" --tokenizer data/demo/model --d-model 64 --layers 2 --heads 2 --context 64
          --batch-size 8 --steps 300 --warmup 20 --eval-every 25 --seed 5)
@@ -50,7 +50,7 @@ dump_db() {  # the content tables, in a fixed order
 artefact() {  # what a finished run leaves, as one checksum
   case "$1" in
     sae) md5sum < "$2/sae_weights.safetensors" ;;
-    lm) md5sum < "$2/model.safetensors" ;;
+    lm) md5sum < "$2/model/model.safetensors" ;;
     index) dump_db "$2" ;;
   esac
 }
