@@ -54,14 +54,15 @@ artefact() {  # what a finished run leaves, as one checksum
     index) dump_db "$2" ;;
   esac
 }
-run() {  # run KIND OUT [timeout-prefix...]: the command for a kind, writing to OUT
+command_for() {  # sets CMD to the command line of KIND writing to OUT
   local kind=$1 out=$2
   case "$kind" in
-    sae) "$CLI" "${SAE_ARGS[@]}" --out "$out" ;;
-    lm) "$CLI" "${LM_ARGS[@]}" --out "$out" ;;
-    index) "$CLI" "${INDEX_ARGS[@]}" --out "$out" ;;
+    sae) CMD=("$CLI" "${SAE_ARGS[@]}" --out "$out") ;;
+    lm) CMD=("$CLI" "${LM_ARGS[@]}" --out "$out") ;;
+    index) CMD=("$CLI" "${INDEX_ARGS[@]}" --out "$out") ;;
   esac
 }
+run() { command_for "$1" "$2"; "${CMD[@]}"; }
 target() { [ "$1" = index ] && echo "$WORK/$2.db" || echo "$WORK/$2"; }
 
 for kind in sae lm index; do
@@ -76,12 +77,16 @@ for kind in sae lm index; do
     out=$(target "$kind" "$kind-$trial")
     # A random moment in the first 95% of an uninterrupted run.
     delay=$(awk -v t="$took" -v r="$((RANDOM % 950))" 'BEGIN { printf "%.3f", t * r / 1000 }')
-    run "$kind" "$out" >/dev/null 2>&1 & pid=$!
+    command_for "$kind" "$out"
+    "${CMD[@]}" >/dev/null 2>&1 & pid=$!  # the program itself, so SIGKILL reaches it
     sleep "$delay"
     kill -9 "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
-    if [ "$kind" = index ] && [ -e "$out.partial" ]; then
-      check=$(sqlite3 "$out.partial" "PRAGMA integrity_check;" 2>&1)
+    # The scan a rerun resumes from must be intact. (FILE.db.partial, the finished database being
+    # assembled, is scratch: built without a journal, removed and rebuilt from the scan on rerun,
+    # and renamed into place only when complete.)
+    if [ "$kind" = index ] && [ -e "$out.scan" ]; then
+      check=$(sqlite3 "$out.scan" "PRAGMA integrity_check;" 2>&1 | head -3)
       [ "$check" = ok ] || fail "$kind trial $trial: the interrupted scan fails integrity_check: $check"
     fi
     run "$kind" "$out" >/dev/null 2>"$WORK/err" || { fail "$kind trial $trial: the rerun failed: $(head -c 300 "$WORK/err")"; continue; }
@@ -101,7 +106,7 @@ done
 echo "== full disk (RLIMIT_FSIZE)"
 sae_out="$WORK/full-sae"
 "$CLI" "${SAE_ARGS[@]}" --out "$sae_out" >/dev/null 2>&1 & pid=$!
-sleep 1.5
+sleep 0.8
 kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
 before=$(cat "$sae_out"/* 2>/dev/null | md5sum)
 err=$( (ulimit -f 16; "$CLI" "${SAE_ARGS[@]}" --out "$sae_out" 2>&1 >/dev/null); echo "exit=$?")
