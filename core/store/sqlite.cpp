@@ -1,5 +1,8 @@
 #include "store/sqlite.h"
 
+#include <cerrno>
+#include <cstring>
+
 #include <sqlite3.h>
 
 #include "util/error.h"
@@ -36,8 +39,14 @@ void Sqlite::fail(int rc, const std::string& doing) const {
     throw Error(where + " is locked by another process while " + doing, "close the other program using it and try again");
   if (primary == SQLITE_READONLY)
     throw Error(where + " is read-only; cannot save while " + doing, "copy it somewhere writable or fix its permissions");
-  if (primary == SQLITE_FULL) throw Error(where + ": the disk is full while " + doing, "free some space; nothing was lost");
-  if (primary == SQLITE_IOERR) throw Error(where + ": input/output error while " + doing + " (" + msg + ")");
+  const int sys = db_ ? sqlite3_system_errno(db_) : 0;
+  if (primary == SQLITE_FULL || (primary == SQLITE_IOERR && (sys == ENOSPC || sys == EFBIG)))
+    throw Error(where + ": the disk is full (or the file-size limit is reached) while " + doing,
+                "free some space and run again: an interrupted index resumes, and a database being replaced is untouched");
+  if (primary == SQLITE_IOERR)
+    throw Error(where + ": input/output error while " + doing + " (" + msg + (sys ? std::string("; ") + std::strerror(sys) : "") + ")",
+                "check the disk's free space (a full disk can show as an I/O error), then run again: an interrupted "
+                "index resumes, and a database being replaced is untouched");
   throw Error(where + ": " + msg + " while " + doing);
 }
 

@@ -6,8 +6,11 @@
 #  - UMAP time and trustworthiness (k = 15) against umap-learn on the demo's decoder rows and on
 #    24,576 x 768 synthetic clustered rows;
 #  - feature-page load time on the demo's database and on a synthetic million-feature database.
+# PARTS chooses what runs (default "index umap page"), e.g. PARTS=umap bash tests/bench/index.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+PARTS=${PARTS:-index umap page}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-2}
 PY=${PY:-.venv/bin/python}
@@ -27,12 +30,15 @@ monoscope_index() {  # tokens out-db
   read -r secs kb < "$BUILD/bench-index.time"
   echo "{\"bench\": \"index\", \"impl\": \"monoscope\", \"tokens\": $1, \"seconds\": $secs, \"tokens_per_s\": $(python3 -c "print($1 / $secs)"), \"peak_rss_mb\": $(python3 -c "print($kb / 1024)")}"
 }
+if part index; then
 for n in "$PEER_TOKENS" "$TOKENS"; do
   monoscope_index "$n" "$BUILD/bench-index-$n.db" >> "$results"
   "$PY" tests/bench/index_peers.py torch-loop --tokens "$n" --threads "$THREADS" 2>/dev/null >> "$results"
 done
 "$PY" tests/bench/index_peers.py saedashboard --tokens "$PEER_TOKENS" --threads "$THREADS" 2>/dev/null >> "$results"
+fi
 
+if part umap; then
 "$BENCH" umap data/demo/sae/sae_weights.safetensors W_dec "$BUILD/umap-demo.safetensors" "$THREADS" >> "$results"
 "$PY" tests/bench/index_peers.py trust --data data/demo/sae/sae_weights.safetensors --name W_dec \
   --embedding "$BUILD/umap-demo.safetensors" >> "$results"
@@ -42,10 +48,13 @@ done
 "$BENCH" umap "$BUILD/umap-synthetic-rows.safetensors" rows "$BUILD/umap-synthetic.safetensors" "$THREADS" >> "$results"
 "$PY" tests/bench/index_peers.py trust --data "$BUILD/umap-synthetic-rows.safetensors" --name rows \
   --embedding "$BUILD/umap-synthetic.safetensors" >> "$results"
+fi
 
+if part page; then
 [ -s "$BUILD/bench-1m.db" ] || "$BENCH" synthetic-db "$BUILD/bench-1m.db" 1000000 >/dev/null
-"$BENCH" page "$BUILD/bench-index-$TOKENS.db" 300 >> "$results"
+[ -s "$BUILD/bench-index-$TOKENS.db" ] && "$BENCH" page "$BUILD/bench-index-$TOKENS.db" 300 >> "$results"
 "$BENCH" page "$BUILD/bench-1m.db" 300 >> "$results"
+fi
 
 "$PY" - "$results" <<'PYEOF'
 import json, sys

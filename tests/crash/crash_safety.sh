@@ -124,6 +124,7 @@ err=$( (ulimit -f 256; "$CLI" "${INDEX_ARGS[@]/24576/32768}" --out "$db_out" 2>&
 case "$err" in *"exit=0"*) fail "index with a full disk exited 0" ;; esac
 [ "$(dump_db "$db_out")" = "$before" ] || fail "index with a full disk changed the previous database"
 [ "$(sqlite3 "$db_out" 'PRAGMA integrity_check;')" = ok ] || fail "index with a full disk: the previous database fails integrity_check"
+grep -qi "untouched\\|disk is full" <<<"$err" || fail "index with a full disk did not say what happened: $err"
 echo "   index: $(grep -v '^exit=' <<<"$err" | tail -1)"
 
 if [ "$failures" -gt 0 ]; then echo "$failures failure(s)"; exit 1; fi
