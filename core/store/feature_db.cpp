@@ -29,7 +29,7 @@ struct FeatureDb::Impl {
   std::unique_ptr<Sqlite> db;
   DatabaseInfo info;
   bool writable = false;
-  mutable std::vector<std::string> vocab;  // token texts, loaded on first use
+  mutable std::vector<std::string> vocab;  // token texts, loaded when the database opens
   mutable bool vocab_loaded = false;
 
   const std::string& tokenText(std::int32_t id) const {
@@ -208,6 +208,7 @@ std::unique_ptr<FeatureDb> FeatureDb::open(const std::string& path, Mode mode) {
   } catch (const nlohmann::json::exception&) {
     throw Error(where + "density_histogram is malformed", "the file is damaged; rebuild it with the index command");
   }
+  impl->tokenText(0);  // every page shows tokens: read the vocabulary now, not on the first click
   return std::unique_ptr<FeatureDb>(new FeatureDb(std::move(impl)));
 }
 
