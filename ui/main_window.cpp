@@ -159,6 +159,9 @@ void MainWindow::showPanel(QWidget* panel) {
     if (d->widget() != panel && !d->widget()->isAncestorOf(panel)) continue;
     d->show();
     d->raise();
+    // The steering panel needs room for the two completions side by side.
+    if (panel == steering_ && !d->isFloating() && d->height() < height() / 2)
+      resizeDocks({d}, {height() * 11 / 20}, Qt::Vertical);
   }
 }
 

@@ -3,7 +3,7 @@
 #include <QComboBox>
 #include <QDoubleSpinBox>
 #include <QFileDialog>
-#include <QFormLayout>
+#include <QGridLayout>
 #include <QGroupBox>
 #include <QHBoxLayout>
 #include <QHeaderView>
@@ -55,6 +55,7 @@ SteeringPanel::SteeringPanel(Session* session, QWidget* parent)
   table_->horizontalHeader()->setStretchLastSection(true);
   table_->setSelectionBehavior(QAbstractItemView::SelectRows);
   table_->setMinimumHeight(60);
+  table_->setMaximumHeight(120);  // the completions below matter most
   fl->addWidget(table_);
   auto* fbar = new QHBoxLayout;
   auto* add_edit = new QLineEdit(features_box);
@@ -79,7 +80,7 @@ SteeringPanel::SteeringPanel(Session* session, QWidget* parent)
 
   // Settings.
   auto* settings = new QGroupBox(tr("Settings"), this);
-  auto* form = new QFormLayout(settings);
+  auto* form = new QGridLayout(settings);  // two columns of settings, three rows
   mode_ = new QComboBox(settings);
   mode_->addItem(tr("clamp (keep SAE error)"), int(core::SteerMode::Clamp));
   mode_->addItem(tr("add (value x decoder row)"), int(core::SteerMode::Add));
@@ -102,12 +103,13 @@ SteeringPanel::SteeringPanel(Session* session, QWidget* parent)
   max_tokens_ = new QSpinBox(settings);
   max_tokens_->setRange(1, 4096);
   max_tokens_->setValue(32);
-  form->addRow(tr("Mode"), mode_);
-  form->addRow(tr("Positions"), positions_);
-  form->addRow(tr("Temperature"), temperature_);
-  form->addRow(tr("Top-p"), top_p_);
-  form->addRow(tr("Seed"), seed_);
-  form->addRow(tr("Max tokens"), max_tokens_);
+  const std::pair<QString, QWidget*> fields[] = {{tr("Mode"), mode_},       {tr("Temperature"), temperature_},
+                                                 {tr("Positions"), positions_}, {tr("Top-p"), top_p_},
+                                                 {tr("Seed"), seed_},           {tr("Max tokens"), max_tokens_}};
+  for (int i = 0; i < 6; ++i) {
+    form->addWidget(new QLabel(fields[i].first, settings), i / 2, (i % 2) * 2);
+    form->addWidget(fields[i].second, i / 2, (i % 2) * 2 + 1);
+  }
   top->addWidget(settings, 2);
   layout->addLayout(top);
 
