@@ -51,10 +51,6 @@ ExampleRow::ExampleRow(QWidget* parent)
   layout->addLayout(column);
 }
 
-ExampleRow::ExampleRow(const core::Example& example, float scale, bool editable, QWidget* parent) : ExampleRow(parent) {
-  setExample(example, scale, editable);
-}
-
 void ExampleRow::setExample(const core::Example& example, float scale, bool editable) {
   id_ = example.id;
   value_->setText(QString::number(example.max_act, 'f', 2));

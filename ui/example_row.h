@@ -16,7 +16,6 @@ class ExampleRow : public QWidget {
   Q_OBJECT
  public:
   explicit ExampleRow(QWidget* parent = nullptr);
-  ExampleRow(const core::Example& example, float scale, bool editable, QWidget* parent = nullptr);
   // Shows another example (rows are reused from page to page: creating widgets is the slow part).
   void setExample(const core::Example& example, float scale, bool editable);
   std::int64_t exampleId() const { return id_; }

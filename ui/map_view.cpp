@@ -102,14 +102,6 @@ void MapView::panBy(const QPointF& pixels) {
   update();
 }
 
-void MapView::centerOn(qint64 feature) {
-  const auto it = index_of_.find(feature);
-  if (it == index_of_.end()) return;
-  cx_ = points_[it->second].x;
-  cy_ = points_[it->second].y;
-  update();
-}
-
 void MapView::setSelection(qint64 feature, const std::vector<qint64>& neighbours) {
   selected_ = feature;
   neighbours_ = neighbours;

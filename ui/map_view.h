@@ -28,7 +28,6 @@ class MapView : public QWidget {
   void resetView();
   void zoomAt(const QPointF& pixel, double factor);
   void panBy(const QPointF& pixels);
-  void centerOn(qint64 feature);
   qint64 featureAt(const QPointF& pixel, double radius_px = 6.0) const;
   QPointF toPixel(float x, float y) const;
 
