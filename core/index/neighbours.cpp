@@ -4,6 +4,7 @@
 #include <hnswlib/hnswlib.h>
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <thread>
 #include <vector>
@@ -21,21 +22,85 @@ KnnMethod parseKnnMethod(const std::string& s) {
 
 namespace {
 
+// The k best (similarity, id) of one row, best first; `floor` is the k-th best so far.
+struct RowTop {
+  std::vector<float> sim;
+  std::vector<std::int64_t> id;
+  float floor = -INFINITY;
+  void offer(float v, std::int64_t j, std::size_t k) {
+    // Ties go to the smaller id, so the result does not depend on the order of offers.
+    std::size_t pos = sim.size();
+    while (pos > 0 && (sim[pos - 1] < v || (sim[pos - 1] == v && id[pos - 1] > j))) --pos;
+    if (pos >= k) return;
+    sim.insert(sim.begin() + static_cast<std::ptrdiff_t>(pos), v);
+    id.insert(id.begin() + static_cast<std::ptrdiff_t>(pos), j);
+    if (sim.size() > k) sim.pop_back(), id.pop_back();
+    if (sim.size() == k) floor = sim.back();
+  }
+};
+
+// On the CPU, each pair of row blocks is multiplied once (the similarity matrix is symmetric),
+// and both blocks' rows take their candidates from that product: half the arithmetic of a full
+// product. Elsewhere (a GPU), full products of a block of rows against all rows and top-k.
 KnnResult exactKnn(const at::Tensor& unit, std::int64_t k, const ProgressFn& progress) {
   const std::int64_t n = unit.size(0);
   const std::int64_t block = 1024;
-  std::vector<at::Tensor> ids, sims;
-  for (std::int64_t s = 0; s < n; s += block) {
-    const std::int64_t e = std::min(n, s + block);
-    at::Tensor sim = at::matmul(unit.slice(0, s, e), unit.t());  // [b, n]
-    // Exclude each row itself.
-    sim.index_put_({at::arange(e - s, at::kLong).to(sim.device()), at::arange(s, e, at::kLong).to(sim.device())}, -2.0f);
-    auto top = sim.topk(k, 1);
-    sims.push_back(std::get<0>(top).to(at::kCPU));
-    ids.push_back(std::get<1>(top).to(at::kCPU));
-    if (progress && !progress(Progress{"neighbours", e, n, "exact"})) return {};
+  if (!unit.device().is_cpu()) {
+    std::vector<at::Tensor> ids, sims;
+    for (std::int64_t s = 0; s < n; s += block) {
+      const std::int64_t e = std::min(n, s + block);
+      at::Tensor sim = at::matmul(unit.slice(0, s, e), unit.t());  // [b, n]
+      // Exclude each row itself.
+      sim.index_put_({at::arange(e - s, at::kLong).to(sim.device()), at::arange(s, e, at::kLong).to(sim.device())}, -2.0f);
+      auto top = sim.topk(k, 1);
+      sims.push_back(std::get<0>(top).to(at::kCPU));
+      ids.push_back(std::get<1>(top).to(at::kCPU));
+      if (progress && !progress(Progress{"neighbours", e, n, "exact"})) return {};
+    }
+    return {at::cat(ids, 0), at::cat(sims, 0)};
   }
-  return {at::cat(ids, 0), at::cat(sims, 0)};
+  const auto uk = static_cast<std::size_t>(k);
+  std::vector<RowTop> top(static_cast<std::size_t>(n));
+  const std::int64_t blocks = (n + block - 1) / block;
+  const std::int64_t pairs = blocks * (blocks + 1) / 2;
+  std::int64_t done_pairs = 0;
+  for (std::int64_t bi = 0; bi < blocks; ++bi) {
+    const std::int64_t s = bi * block, e = std::min(n, s + block);
+    for (std::int64_t bj = bi; bj < blocks; ++bj) {
+      const std::int64_t s2 = bj * block, e2 = std::min(n, s2 + block);
+      const at::Tensor sim = at::matmul(unit.slice(0, s, e), unit.slice(0, s2, e2).t()).contiguous();  // [b, b2]
+      const float* p = sim.data_ptr<float>();
+      const std::int64_t w = e2 - s2;
+      for (std::int64_t r = s; r < e; ++r) {
+        const float* row = p + (r - s) * w;
+        RowTop& mine = top[static_cast<std::size_t>(r)];
+        for (std::int64_t c = 0; c < w; ++c) {
+          const std::int64_t j = s2 + c;
+          if (j == r) continue;
+          const float v = row[c];
+          if (v >= mine.floor) mine.offer(v, j, uk);
+          if (bj != bi) {
+            RowTop& theirs = top[static_cast<std::size_t>(j)];
+            if (v >= theirs.floor) theirs.offer(v, r, uk);
+          }
+        }
+      }
+      ++done_pairs;
+      if (progress && !progress(Progress{"neighbours", done_pairs * n / pairs, n, "exact"})) return {};
+    }
+  }
+  at::Tensor ids = at::zeros({n, k}, at::kLong), sims = at::zeros({n, k}, at::kFloat);
+  auto* ip = ids.data_ptr<std::int64_t>();
+  auto* sp = sims.data_ptr<float>();
+  for (std::int64_t i = 0; i < n; ++i) {
+    const RowTop& t = top[static_cast<std::size_t>(i)];
+    for (std::size_t j = 0; j < uk; ++j) {
+      const bool have = j < t.id.size();  // fewer only if similarities were not numbers
+      ip[i * k + static_cast<std::int64_t>(j)] = have ? t.id[j] : i;
+      sp[i * k + static_cast<std::int64_t>(j)] = have ? t.sim[j] : 0.0f;
+    }
+  }
+  return {ids, sims.to(unit.device())};
 }
 
 KnnResult hnswKnn(const at::Tensor& unit_in, std::int64_t k, std::uint64_t seed, const ProgressFn& progress) {

@@ -1,9 +1,13 @@
 #include "index/umap.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
+#include <array>
 #include <cmath>
+#include <functional>
+#include <thread>
 #include <vector>
 
 #include "util/error.h"
@@ -113,8 +117,21 @@ at::Tensor pcaInit(const at::Tensor& data, std::uint64_t seed) {
   return (10.0 * (y - lo) / (hi - lo).clamp_min(1e-12)).to(at::kFloat);
 }
 
-// One epoch after another, each sampled edge updated in turn (umap-learn's single-threaded
-// optimiser): the CPU path. y [n, 2] float, edges sorted by head.
+// Edge by edge, epoch by epoch (umap-learn's optimiser, in single precision like its numba code),
+// on the CPU. The points are split into kSgdParts ranges of about equal work; each part moves its
+// own points live and sees the other parts' points as they were when the epoch began, and
+// attraction toward a point of another part is applied after the epoch, in a fixed order. So the
+// parts can run on separate threads and the layout is the same for any thread count. y [n, 2]
+// float, edges sorted by head.
+constexpr int kSgdParts = 2;
+
+struct SgdPart {
+  std::int64_t edge_begin = 0, edge_end = 0;  // edges whose head this part owns
+  std::int64_t point_begin = 0, point_end = 0;
+  std::uint64_t state = 0;                     // xorshift64* state
+  std::vector<std::pair<std::int64_t, std::array<float, 2>>> deferred;  // moves of other parts' points
+};
+
 bool sequentialSgd(at::Tensor& y_t, const at::Tensor& heads_t, const at::Tensor& tails_t, const at::Tensor& eps_t,
                    double a_d, double b_d, const UmapOptions& o, std::int64_t n_epochs, const ProgressFn& progress) {
   const std::int64_t n = y_t.size(0), m = heads_t.numel();
@@ -125,26 +142,60 @@ bool sequentialSgd(at::Tensor& y_t, const at::Tensor& heads_t, const at::Tensor&
   const double* eps = e64.data_ptr<double>();
   std::vector<double> next(eps, eps + m), eps_neg(static_cast<std::size_t>(m)), next_neg(static_cast<std::size_t>(m));
   for (std::int64_t i = 0; i < m; ++i) next_neg[i] = eps_neg[i] = eps[i] / static_cast<double>(o.negative_sample_rate);
-  std::uint64_t state = o.seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
-  auto rnd = [&]() {  // xorshift64*: the high 32 bits
-    state ^= state >> 12;
-    state ^= state << 25;
-    state ^= state >> 27;
-    return static_cast<std::uint32_t>((state * 0x2545F4914F6CDD1Dull) >> 32);
-  };
+  // Split at a head boundary so that each part samples about the same number of edges.
+  std::array<SgdPart, kSgdParts> parts;
+  {
+    double total = 0;
+    for (std::int64_t i = 0; i < m; ++i) total += 1.0 / eps[i];
+    double acc = 0;
+    std::int64_t i = 0;
+    for (int p = 0; p < kSgdParts; ++p) {
+      SgdPart& part = parts[static_cast<std::size_t>(p)];
+      part.edge_begin = i;
+      part.point_begin = p == 0 ? 0 : parts[static_cast<std::size_t>(p - 1)].point_end;
+      const double goal = total * (p + 1) / kSgdParts;
+      if (p + 1 == kSgdParts) {
+        i = m;
+        part.point_end = n;
+      } else {
+        while (i < m && acc < goal) acc += 1.0 / eps[i++];
+        while (i < m && i > 0 && head[i] == head[i - 1]) acc += 1.0 / eps[i++];  // keep a head's edges together
+        part.point_end = i < m ? head[i] : n;
+      }
+      part.edge_end = i;
+      part.state = (o.seed + static_cast<std::uint64_t>(p)) * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
+    }
+  }
+  std::vector<float> before(static_cast<std::size_t>(2 * n));
   const auto un = static_cast<std::uint64_t>(n);
   auto clip = [](float v) { return v > 4.0f ? 4.0f : (v < -4.0f ? -4.0f : v); };
-  // Single precision throughout, as umap-learn's numba optimiser.
   const float a = static_cast<float>(a_d), b = static_cast<float>(b_d);
   const float gamma = static_cast<float>(o.repulsion_strength);
   const float attract = -2.0f * a * b, repel = 2.0f * gamma * b;
-  for (std::int64_t epoch = 0; epoch < n_epochs; ++epoch) {
-    const float alpha = static_cast<float>(o.learning_rate * (1.0 - static_cast<double>(epoch) / static_cast<double>(n_epochs)));
-    const double now = static_cast<double>(epoch);
-    for (std::int64_t i = 0; i < m; ++i) {
+  auto run = [&](SgdPart& part, float alpha, double now) {
+    // Locals, so the loop keeps them in registers (the stores to y could alias `part`).
+    std::uint64_t state = part.state;
+    auto rnd = [&state]() {  // xorshift64*: the high 32 bits
+      state ^= state >> 12;
+      state ^= state << 25;
+      state ^= state >> 27;
+      return static_cast<std::uint32_t>((state * 0x2545F4914F6CDD1Dull) >> 32);
+    };
+    const auto first = static_cast<std::uint64_t>(part.point_begin);
+    const auto width = static_cast<std::uint64_t>(part.point_end - part.point_begin);
+    // Where a point is read from, without a branch: live if this part owns it, else the snapshot.
+    float* const live = y;
+    const float* const source[2] = {before.data(), live};
+    auto mine = [first, width](std::int64_t k) { return static_cast<std::uint64_t>(k) - first < width; };
+    std::vector<std::pair<std::int64_t, std::array<float, 2>>>& deferred = part.deferred;
+    deferred.clear();
+    const std::int64_t edge_end = part.edge_end;
+    for (std::int64_t i = part.edge_begin; i < edge_end; ++i) {
       if (next[i] > now) continue;
-      float* cur = y + 2 * head[i];
-      float* other = y + 2 * tail[i];
+      float* cur = live + 2 * head[i];
+      const std::int64_t t = tail[i];
+      const bool own = mine(t);
+      const float* other = source[own] + 2 * t;
       float dx = cur[0] - other[0], dy = cur[1] - other[1];
       float d2 = dx * dx + dy * dy;
       if (d2 > 0.0f) {
@@ -152,26 +203,50 @@ bool sequentialSgd(at::Tensor& y_t, const at::Tensor& heads_t, const at::Tensor&
         const float gc = attract * (pb / d2) / (a * pb + 1.0f);
         const float gx = clip(gc * dx) * alpha, gy = clip(gc * dy) * alpha;
         cur[0] += gx, cur[1] += gy;
-        other[0] -= gx, other[1] -= gy;
+        if (own) {
+          live[2 * t] -= gx, live[2 * t + 1] -= gy;
+        } else {
+          deferred.push_back({t, {-gx, -gy}});
+        }
       }
       next[i] += eps[i];
       const auto n_neg = static_cast<std::int64_t>((now - next_neg[i]) / eps_neg[i]);
-      for (std::int64_t p = 0; p < n_neg; ++p) {
+      const std::int64_t h = head[i];
+      float cx = cur[0], cy = cur[1];
+      for (std::int64_t q = 0; q < n_neg; ++q) {
         // A uniform point by multiply-shift (no division).
         const auto k = static_cast<std::int64_t>((static_cast<std::uint64_t>(rnd()) * un) >> 32);
-        if (k == head[i]) continue;
-        other = y + 2 * k;
-        dx = cur[0] - other[0], dy = cur[1] - other[1];
+        if (k == h) continue;
+        other = source[mine(k)] + 2 * k;
+        dx = cx - other[0], dy = cy - other[1];
         d2 = dx * dx + dy * dy;
         if (d2 > 0.0f) {
           const float gc = repel / ((0.001f + d2) * (a * std::exp2(b * std::log2(d2)) + 1.0f));
-          cur[0] += clip(gc * dx) * alpha, cur[1] += clip(gc * dy) * alpha;
+          cx += clip(gc * dx) * alpha, cy += clip(gc * dy) * alpha;
         } else {
-          cur[0] += 4.0f * alpha, cur[1] += 4.0f * alpha;
+          cx += 4.0f * alpha, cy += 4.0f * alpha;
         }
       }
+      cur[0] = cx, cur[1] = cy;
       next_neg[i] += static_cast<double>(std::max<std::int64_t>(0, n_neg)) * eps_neg[i];
     }
+    part.state = state;
+  };
+  const bool threaded = at::get_num_threads() > 1;
+  for (std::int64_t epoch = 0; epoch < n_epochs; ++epoch) {
+    const float alpha = static_cast<float>(o.learning_rate * (1.0 - static_cast<double>(epoch) / static_cast<double>(n_epochs)));
+    const double now = static_cast<double>(epoch);
+    std::copy(y, y + 2 * n, before.begin());
+    if (threaded) {
+      std::vector<std::thread> helpers;
+      for (int p = 1; p < kSgdParts; ++p) helpers.emplace_back(run, std::ref(parts[static_cast<std::size_t>(p)]), alpha, now);
+      run(parts[0], alpha, now);
+      for (auto& h : helpers) h.join();
+    } else {
+      for (auto& part : parts) run(part, alpha, now);
+    }
+    for (const auto& part : parts)
+      for (const auto& [t, d] : part.deferred) y[2 * t] += d[0], y[2 * t + 1] += d[1];
     if (progress && (epoch % 10 == 0 || epoch + 1 == n_epochs) && !progress(Progress{"umap", epoch + 1, n_epochs, {}})) return false;
   }
   return true;

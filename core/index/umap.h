@@ -1,7 +1,8 @@
 #pragma once
 // UMAP (McInnes, Healy & Melville 2018) on LibTorch, so it runs on CPU or GPU: a k-NN graph by
 // cosine distance, its fuzzy simplicial set, PCA initialisation, then SGD on the cross-entropy
-// with negative sampling (edge by edge on the CPU, all edges of an epoch at once on a GPU).
+// with negative sampling (edge by edge on the CPU, in two parts that can run on two threads and
+// give the same layout either way; all edges of an epoch at once on a GPU).
 // Internal (LibTorch).
 #include <ATen/ATen.h>
 

@@ -34,10 +34,15 @@ struct FeatureDb::Impl {
 
   const std::string& tokenText(std::int32_t id) const {
     if (!vocab_loaded) {
+      // Ids are dense (0 .. rows-1) in a database the indexer wrote; an id at or past the row count
+      // is a damaged row and shows as unknown, so a stray huge id cannot make the table allocate.
+      auto rows = db->prepare("SELECT COUNT(*) FROM vocab");
+      rows.step();
+      const std::int64_t limit = std::min(rows.integer(0), kMaxVocab);
       auto st = db->prepare("SELECT id, bytes FROM vocab ORDER BY id");
       while (st.step()) {
         const std::int64_t raw = st.integer(0);
-        if (raw < 0 || raw >= kMaxVocab) continue;  // a damaged row; such ids show as unknown
+        if (raw < 0 || raw >= limit) continue;
         const auto id_row = static_cast<std::size_t>(raw);
         if (id_row >= vocab.size()) vocab.resize(id_row + 1);
         const auto* p = static_cast<const char*>(st.blob(1));
