@@ -218,15 +218,24 @@ at::Tensor Transformer::attention(const Layer& w, const at::Tensor& h, std::int6
     k = k.repeat_interleave(H / Hkv, 1);  // [B, H, S, dh]
     v = v.repeat_interleave(H / Hkv, 1);
   }
-  const std::int64_t S = k.size(2);
-  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(dh)));  // [B, H, T, S]
-  if (T > 1) {
-    // Query i (absolute offset + i) sees keys 0 .. offset + i.
-    at::Tensor mask = at::ones({T, S}, at::TensorOptions().dtype(at::kBool).device(device_)).triu(S - T + 1);
-    scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
+  // Causal attention a block of queries at a time: block [s, e) sees keys 0 .. offset + e - 1, so the
+  // keys after the block are never multiplied, and the scale, mask and softmax work in place on a
+  // block small enough to stay in cache.
+  const std::int64_t S = k.size(2), BH = B * H;
+  const at::Tensor q3 = (q * (1.0 / std::sqrt(static_cast<double>(dh)))).reshape({BH, T, dh});
+  const at::Tensor k3 = k.reshape({BH, S, dh}), v3 = v.reshape({BH, S, dh});
+  constexpr std::int64_t kQueryBlock = 128;
+  const std::int64_t block = std::min(T, kQueryBlock);
+  at::Tensor upper;  // [block, block]: key after query
+  if (block > 1) upper = at::ones({block, block}, at::TensorOptions().dtype(at::kBool).device(device_)).triu(1);
+  at::Tensor out = at::empty({BH, T, dh}, q3.options());
+  for (std::int64_t s = 0; s < T; s += block) {
+    const std::int64_t e = std::min(T, s + block), keys = S - T + e;
+    at::Tensor scores = at::bmm(q3.slice(1, s, e), k3.slice(1, 0, keys).transpose(1, 2));  // [BH, e-s, keys]
+    if (e - s > 1) scores.slice(2, keys - (e - s), keys).masked_fill_(upper.slice(0, 0, e - s).slice(1, 0, e - s), -std::numeric_limits<float>::infinity());
+    out.slice(1, s, e).copy_(at::bmm(at::_softmax(scores, -1, false), v3.slice(1, 0, keys)));
   }
-  at::Tensor probs = at::softmax(scores, -1);
-  at::Tensor out = at::matmul(probs, v).transpose(1, 2).reshape({B, T, H * dh});  // [B, T, H*dh]
+  out = out.view({B, H, T, dh}).transpose(1, 2).reshape({B, T, H * dh});  // [B, T, H*dh]
   if (c.arch == Architecture::Gpt2) {
     return at::addmm(w.o_b, out.view({B * T, c.d_model}), w.o_w).view({B, T, c.d_model});
   }
