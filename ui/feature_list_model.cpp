@@ -134,9 +134,18 @@ void FeatureListModel::sort(int column, Qt::SortOrder order) {
   for (const auto& i : old) old_ids.push_back(featureAt(i.row()));
   ids_ = db_ ? db_->featureIds(query_) : std::vector<std::int64_t>{};
   row_of_.clear();
+  // The few persistent indexes (selection, current) found in one pass over the new order, not
+  // through a map of every row.
+  std::unordered_map<std::int64_t, int> new_row;
+  for (const qint64 id : old_ids) new_row.emplace(id, -1);
+  std::size_t missing = new_row.size();
+  for (std::size_t r = 0; r < ids_.size() && missing > 0; ++r) {
+    const auto it = new_row.find(ids_[r]);
+    if (it != new_row.end() && it->second < 0) it->second = static_cast<int>(r), --missing;
+  }
   QModelIndexList now;
   for (int i = 0; i < old.size(); ++i) {
-    const int r = rowOf(old_ids[i]);
+    const int r = new_row.at(old_ids[i]);
     now.push_back(r < 0 ? QModelIndex() : index(r, old[i].column()));
   }
   changePersistentIndexList(old, now);

@@ -242,8 +242,10 @@ std::string selectFeatures(const FeatureQuery& q, const std::string& columns, co
   const std::string dir = q.descending ? " DESC" : " ASC";
   switch (q.sort) {
     case FeatureSort::Id: sql += " ORDER BY f.id" + dir; break;
-    case FeatureSort::Density: sql += " ORDER BY f.density" + dir + ", f.id"; break;
-    case FeatureSort::MaxActivation: sql += " ORDER BY f.max_act" + dir + ", f.id"; break;
+    // Ties by id in the same direction: SQLite then walks the column's index (which ends in the
+    // id) forwards or backwards, with no sort (0.13 s instead of 0.74 s for a million features).
+    case FeatureSort::Density: sql += " ORDER BY f.density" + dir + ", f.id" + dir; break;
+    case FeatureSort::MaxActivation: sql += " ORDER BY f.max_act" + dir + ", f.id" + dir; break;
   }
   return sql;
 }
