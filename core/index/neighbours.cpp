@@ -4,8 +4,8 @@
 #include <hnswlib/hnswlib.h>
 
 #include <algorithm>
-#include <cmath>
 #include <atomic>
+#include <cmath>
 #include <thread>
 #include <vector>
 
@@ -100,7 +100,7 @@ KnnResult exactKnn(const at::Tensor& unit, std::int64_t k, const ProgressFn& pro
       sp[i * k + static_cast<std::int64_t>(j)] = have ? t.sim[j] : 0.0f;
     }
   }
-  return {ids, sims.to(unit.device())};
+  return {ids, sims};
 }
 
 KnnResult hnswKnn(const at::Tensor& unit_in, std::int64_t k, std::uint64_t seed, const ProgressFn& progress) {

@@ -232,7 +232,10 @@ at::Tensor Transformer::attention(const Layer& w, const at::Tensor& h, std::int6
   for (std::int64_t s = 0; s < T; s += block) {
     const std::int64_t e = std::min(T, s + block), keys = S - T + e;
     at::Tensor scores = at::bmm(q3.slice(1, s, e), k3.slice(1, 0, keys).transpose(1, 2));  // [BH, e-s, keys]
-    if (e - s > 1) scores.slice(2, keys - (e - s), keys).masked_fill_(upper.slice(0, 0, e - s).slice(1, 0, e - s), -std::numeric_limits<float>::infinity());
+    if (e - s > 1) {
+      const at::Tensor later = upper.slice(0, 0, e - s).slice(1, 0, e - s);
+      scores.slice(2, keys - (e - s), keys).masked_fill_(later, -std::numeric_limits<float>::infinity());
+    }
     out.slice(1, s, e).copy_(at::bmm(at::_softmax(scores, -1, false), v3.slice(1, 0, keys)));
   }
   out = out.view({B, H, T, dh}).transpose(1, 2).reshape({B, T, H * dh});  // [B, T, H*dh]
