@@ -413,14 +413,23 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
     auto ins = db->prepare("INSERT INTO scores(example, scorer, score, explanation_version, created) VALUES(?, 'concept', ?, 1, ?)");
     const double now = static_cast<double>(std::time(nullptr));
     std::string last_expl;
-    std::vector<std::string> kws, texts;
+    std::vector<std::string> kws;
+    // Each vocabulary entry's text lower-cased once; an example's context is their concatenation.
+    std::vector<std::string> lowered(static_cast<std::size_t>(vocab));
+    for (std::int32_t id = 0; id < vocab; ++id) appendLowerAscii(lowered[static_cast<std::size_t>(id)], toValidUtf8(E.tokenizer.tokenBytes(id)));
+    LoweredContext ctx;
     std::int64_t n = 0;
     while (sel.step()) {
       const std::string expl = sel.text(3);
       if (expl != last_expl) kws = explanationKeywords(expl), last_expl = expl;
-      texts.clear();
-      for (auto id : sel.blobAs<std::int32_t>(1)) texts.push_back(id >= 0 && id < vocab ? toValidUtf8(E.tokenizer.tokenBytes(id)) : "");
-      ins.bind(1, sel.integer(0)).bind(2, conceptScore(texts, static_cast<int>(sel.integer(2)), kws)).bind(3, now);
+      ctx.text.clear();
+      ctx.starts.clear();
+      for (auto id : sel.blobAs<std::int32_t>(1)) {
+        ctx.starts.push_back(ctx.text.size());
+        if (id >= 0 && id < vocab) ctx.text += lowered[static_cast<std::size_t>(id)];
+      }
+      ctx.starts.push_back(ctx.text.size());
+      ins.bind(1, sel.integer(0)).bind(2, conceptScore(ctx, static_cast<int>(sel.integer(2)), kws)).bind(3, now);
       ins.step();
       ins.reset();
       if (++n % 20000 == 0) report(progress, "concept scores", n, 0);

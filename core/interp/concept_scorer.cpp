@@ -1,7 +1,9 @@
 #include "interp/concept_scorer.h"
 
 #include <algorithm>
+#include <cctype>
 #include <set>
+#include <string_view>
 
 namespace monoscope::core {
 
@@ -19,23 +21,16 @@ std::string normalise(const std::string& s) {
 const std::set<std::string> kStopWords = {"the", "and", "for", "with", "that", "this", "from", "fires", "on", "token",
                                           "tokens", "word", "words", "text", "about", "into", "its", "are", "was", "when"};
 
-// Concatenated lower-case text of tokens [b, e) and the character span of token `c` in it.
-std::string joined(const std::vector<std::string>& tokens, int b, int e, int c, std::size_t* cs, std::size_t* ce) {
-  std::string out;
-  for (int i = b; i < e; ++i) {
-    std::string t;
-    for (unsigned char ch : tokens[static_cast<std::size_t>(i)]) t += static_cast<char>(ch < 0x80 ? std::tolower(ch) : ch);
-    if (i == c) *cs = out.size();
-    out += t;
-    if (i == c) *ce = out.size();
-  }
-  return out;
-}
-
-bool occursOverlapping(const std::string& text, const std::string& kw, std::size_t cs, std::size_t ce) {
+bool occursOverlapping(std::string_view text, const std::string& kw, std::size_t cs, std::size_t ce) {
   for (std::size_t pos = text.find(kw); pos != std::string::npos; pos = text.find(kw, pos + 1))
     if (pos < ce && pos + kw.size() > cs) return true;
   return false;
+}
+
+std::string_view trimmed(std::string_view s) {
+  const auto b = s.find_first_not_of(" \t\n\r");
+  if (b == std::string_view::npos) return {};
+  return s.substr(b, s.find_last_not_of(" \t\n\r") - b + 1);
 }
 
 }  // namespace
@@ -70,21 +65,42 @@ std::vector<std::string> explanationKeywords(const std::string& explanation) {
   return out;
 }
 
-int conceptScore(const std::vector<std::string>& tokens, int center, const std::vector<std::string>& keywords, int near) {
-  const int n = static_cast<int>(tokens.size());
-  if (keywords.empty() || n == 0 || center < 0 || center >= n) return 0;
-  const std::string ctr = normalise(tokens[static_cast<std::size_t>(center)]);
-  std::size_t cs = 0, ce = 0;
-  const std::string local = joined(tokens, std::max(0, center - near), std::min(n, center + near + 1), center, &cs, &ce);
-  std::size_t as = 0, ae = 0;
-  const std::string all = joined(tokens, 0, n, center, &as, &ae);
+void appendLowerAscii(std::string& out, std::string_view s) {
+  for (unsigned char c : s) out += static_cast<char>(c < 0x80 ? std::tolower(c) : c);
+}
+
+void LoweredContext::assign(const std::vector<std::string>& tokens) {
+  text.clear();
+  starts.clear();
+  for (const auto& t : tokens) {
+    starts.push_back(text.size());
+    appendLowerAscii(text, t);
+  }
+  starts.push_back(text.size());
+}
+
+int conceptScore(const LoweredContext& ctx, int center, const std::vector<std::string>& keywords, int near) {
+  const int n = static_cast<int>(ctx.starts.size()) - 1;
+  if (keywords.empty() || n <= 0 || center < 0 || center >= n) return 0;
+  const std::string_view all(ctx.text);
+  auto at = [&](int i) { return ctx.starts[static_cast<std::size_t>(i)]; };
+  const std::string_view ctr = trimmed(all.substr(at(center), at(center + 1) - at(center)));
+  const std::size_t lb = at(std::max(0, center - near)), le = at(std::min(n, center + near + 1));
+  const std::string_view local = all.substr(lb, le - lb);
+  const std::size_t cs = at(center) - lb, ce = at(center + 1) - lb;
   int best = 0;
   for (const auto& kw : keywords) {
-    if (!ctr.empty() && (ctr == kw || (kw.size() >= 3 && ctr.find(kw) != std::string::npos) || occursOverlapping(local, kw, cs, ce))) return 3;
-    if (local.find(kw) != std::string::npos) best = std::max(best, 2);
-    if (all.find(kw) != std::string::npos) best = std::max(best, 1);
+    if (!ctr.empty() && (ctr == kw || (kw.size() >= 3 && ctr.find(kw) != std::string_view::npos) || occursOverlapping(local, kw, cs, ce))) return 3;
+    if (local.find(kw) != std::string_view::npos) best = std::max(best, 2);
+    if (all.find(kw) != std::string_view::npos) best = std::max(best, 1);
   }
   return best;
+}
+
+int conceptScore(const std::vector<std::string>& tokens, int center, const std::vector<std::string>& keywords, int near) {
+  LoweredContext ctx;
+  ctx.assign(tokens);
+  return conceptScore(ctx, center, keywords, near);
 }
 
 }  // namespace monoscope::core

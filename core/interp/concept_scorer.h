@@ -1,7 +1,9 @@
 #pragma once
 // The `concept` scorer: a rule-based matcher that scores an example 0-3 on the specificity
 // rubric by where the explanation's keywords occur relative to the activating token.
+#include <cstddef>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace monoscope::core {
@@ -13,5 +15,16 @@ std::vector<std::string> explanationKeywords(const std::string& explanation);
 // 3: a keyword is the activating token (or spans it); 2: a keyword occurs within `near` tokens
 // of it; 1: a keyword occurs elsewhere in the context; 0: no keyword occurs.
 int conceptScore(const std::vector<std::string>& tokens, int center, const std::vector<std::string>& keywords, int near = 3);
+
+// A context's tokens lower-cased (ASCII letters) into one text, and where each token starts
+// (one offset per token, then the end): built once per example, or from a vocabulary
+// lower-cased once, as the indexer does for every example it scores.
+struct LoweredContext {
+  std::string text;
+  std::vector<std::size_t> starts;
+  void assign(const std::vector<std::string>& tokens);
+};
+void appendLowerAscii(std::string& out, std::string_view s);
+int conceptScore(const LoweredContext& context, int center, const std::vector<std::string>& keywords, int near = 3);
 
 }  // namespace monoscope::core
