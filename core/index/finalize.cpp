@@ -243,6 +243,13 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
   db->exec("PRAGMA synchronous=OFF");
   migrateFeatureSchema(*db);
   Transaction txn(*db);
+  // The schema's indexes are built once after the bulk inserts (a sort), not row by row.
+  std::vector<std::pair<std::string, std::string>> indexes;
+  {
+    auto st = db->prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL");
+    while (st.step()) indexes.emplace_back(st.text(0), st.text(1));
+  }
+  for (const auto& [name, sql] : indexes) db->exec("DROP INDEX \"" + name + "\"");
 
   // Pass 3: the examples' context windows.
   std::unordered_map<std::int64_t, std::vector<Request>> requests;
@@ -436,6 +443,7 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
     }
   }
   report(progress, "write", 0, 1);
+  for (const auto& [name, sql] : indexes) db->exec(sql);
   txn.commit();
   db->exec("PRAGMA journal_mode=WAL");
   db.reset();
