@@ -148,12 +148,11 @@ void scanCorpus(const IndexOptions& o, const Engine& engine, const std::string& 
     }
     const at::Tensor ids = at::tensor(flat, at::kLong).view({e - s, context});  // [b, pos]
     const at::Tensor h = engine.impl().hookActivationsBatch(ids);              // [b, pos, d_model]
-    // Encoded a window at a time: [pos, d_sae] stays small enough for the allocator to reuse.
+    // The block encoded at once (one large product), then each window's rows made sparse.
+    const at::Tensor acts = sae.encode(h.reshape({-1, h.size(2)})).to(at::kCPU, at::kFloat).contiguous();  // [b*pos, d_sae]
     std::vector<std::string> blobs;
-    for (std::int64_t w = 0; w < e - s; ++w) {
-      const at::Tensor acts = sae.encode(h[w]).to(at::kCPU, at::kFloat).contiguous();  // [pos, d_sae]
-      blobs.push_back(toLog(acts, std::move(toks[static_cast<std::size_t>(w)])).serialize());
-    }
+    for (std::int64_t w = 0; w < e - s; ++w)
+      blobs.push_back(toLog(acts.slice(0, w * context, (w + 1) * context), std::move(toks[static_cast<std::size_t>(w)])).serialize());
     Transaction t(db);
     for (std::int64_t w = s; w < e; ++w) {
       const std::string& blob = blobs[static_cast<std::size_t>(w - s)];
