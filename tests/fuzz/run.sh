@@ -32,6 +32,8 @@ for name in "${NAMES[@]}"; do
        -max_len=65536 -timeout="$UNIT_TIMEOUT" -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$BUILD/crash-$name-" \
        >"$log" 2>&1; then
     result="no crash"
+  elif grep -q "libFuzzer: run interrupted" "$log"; then
+    result="interrupted (Ctrl-C or SIGINT), no crash"
   else
     result="FINDING (see $log)"
     status=1
