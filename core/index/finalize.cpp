@@ -429,13 +429,8 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
     while (sel.step()) {
       const std::string expl = sel.text(3);
       if (expl != last_expl) kws = explanationKeywords(expl), last_expl = expl;
-      ctx.text.clear();
-      ctx.starts.clear();
-      for (auto id : sel.blobAs<std::int32_t>(1)) {
-        ctx.starts.push_back(ctx.text.size());
-        if (id >= 0 && id < vocab) ctx.text += lowered[static_cast<std::size_t>(id)];
-      }
-      ctx.starts.push_back(ctx.text.size());
+      ctx.clear();
+      for (auto id : sel.blobAs<std::int32_t>(1)) ctx.add(id >= 0 && id < vocab ? std::string_view(lowered[static_cast<std::size_t>(id)]) : std::string_view());
       ins.bind(1, sel.integer(0)).bind(2, conceptScore(ctx, static_cast<int>(sel.integer(2)), kws)).bind(3, now);
       ins.step();
       ins.reset();

@@ -70,20 +70,18 @@ void appendLowerAscii(std::string& out, std::string_view s) {
 }
 
 void LoweredContext::assign(const std::vector<std::string>& tokens) {
-  text.clear();
-  starts.clear();
+  clear();
   for (const auto& t : tokens) {
     starts.push_back(text.size());
     appendLowerAscii(text, t);
   }
-  starts.push_back(text.size());
 }
 
 int conceptScore(const LoweredContext& ctx, int center, const std::vector<std::string>& keywords, int near) {
-  const int n = static_cast<int>(ctx.starts.size()) - 1;
-  if (keywords.empty() || n <= 0 || center < 0 || center >= n) return 0;
+  const int n = static_cast<int>(ctx.starts.size());
+  if (keywords.empty() || n == 0 || center < 0 || center >= n) return 0;
   const std::string_view all(ctx.text);
-  auto at = [&](int i) { return ctx.starts[static_cast<std::size_t>(i)]; };
+  auto at = [&](int i) { return i < n ? ctx.starts[static_cast<std::size_t>(i)] : ctx.text.size(); };
   const std::string_view ctr = trimmed(all.substr(at(center), at(center + 1) - at(center)));
   const std::size_t lb = at(std::max(0, center - near)), le = at(std::min(n, center + near + 1));
   const std::string_view local = all.substr(lb, le - lb);

@@ -17,11 +17,13 @@ std::vector<std::string> explanationKeywords(const std::string& explanation);
 int conceptScore(const std::vector<std::string>& tokens, int center, const std::vector<std::string>& keywords, int near = 3);
 
 // A context's tokens lower-cased (ASCII letters) into one text, and where each token starts
-// (one offset per token, then the end): built once per example, or from a vocabulary
+// (the last token ends at the text's end): built once per example, or from a vocabulary
 // lower-cased once, as the indexer does for every example it scores.
 struct LoweredContext {
   std::string text;
   std::vector<std::size_t> starts;
+  void clear() { text.clear(), starts.clear(); }
+  void add(std::string_view lowered_token) { starts.push_back(text.size()), text += lowered_token; }
   void assign(const std::vector<std::string>& tokens);
 };
 void appendLowerAscii(std::string& out, std::string_view s);
