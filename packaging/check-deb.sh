@@ -11,7 +11,7 @@ cmake --build "$BUILD" -j2 --target monoscope monoscope-cli >/dev/null
 DEB=$(ls "$BUILD"/monoscope_*.deb)
 echo "package: $DEB ($(du -h "$DEB" | cut -f1))"
 depends=$(dpkg-deb -f "$DEB" Depends)
-for dep in libtorch1.13 libqt6widgets6 libqcustomplot2.1-qt6 libsqlite3-0 libopenblas0-openmp; do
+for dep in libtorch1.13 libdnnl2 libqt6widgets6 libqcustomplot2.1-qt6 libsqlite3-0 libopenblas0-openmp; do
   case "$depends" in *"$dep"*) ;; *) echo "FAIL: Depends lacks $dep: $depends" >&2; exit 1 ;; esac
 done
 files=$(dpkg-deb -c "$DEB" | awk '{print $6}')

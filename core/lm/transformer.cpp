@@ -190,15 +190,15 @@ at::Tensor Transformer::attention(const Layer& w, const at::Tensor& h, std::int6
   const std::int64_t B = h.size(0), T = h.size(1), H = c.n_heads, Hkv = c.n_kv_heads, dh = c.d_head;
   at::Tensor q, k, v;
   if (c.arch == Architecture::Gpt2) {
-    at::Tensor qkv = at::addmm(w.qkv_b, h.reshape({B * T, c.d_model}), w.qkv_w);  // [B*T, 3D]
+    at::Tensor qkv = w.qkv.addmm(w.qkv_b, h.reshape({B * T, c.d_model}), w.qkv_w);  // [B*T, 3D]
     auto parts = qkv.view({B, T, 3, H, dh}).permute({2, 0, 3, 1, 4});           // [3, B, H, T, dh]
     q = parts[0];
     k = parts[1];
     v = parts[2];
   } else {
-    q = at::linear(h, w.q_w, w.q_b).view({B, T, H, dh}).transpose(1, 2);      // [B, H, T, dh]
-    k = at::linear(h, w.k_w, w.k_b).view({B, T, Hkv, dh}).transpose(1, 2);    // [B, Hkv, T, dh]
-    v = at::linear(h, w.v_w, w.v_b).view({B, T, Hkv, dh}).transpose(1, 2);
+    q = w.q.linear(h, w.q_w.t(), w.q_b).view({B, T, H, dh}).transpose(1, 2);      // [B, H, T, dh]
+    k = w.k.linear(h, w.k_w.t(), w.k_b).view({B, T, Hkv, dh}).transpose(1, 2);    // [B, Hkv, T, dh]
+    v = w.v.linear(h, w.v_w.t(), w.v_b).view({B, T, Hkv, dh}).transpose(1, 2);
     q = rope(q, offset);
     k = rope(k, offset);
   }
@@ -218,6 +218,15 @@ at::Tensor Transformer::attention(const Layer& w, const at::Tensor& h, std::int6
     k = k.repeat_interleave(H / Hkv, 1);  // [B, H, S, dh]
     v = v.repeat_interleave(H / Hkv, 1);
   }
+  const at::Tensor out = blockedAttention(q, k, v);  // [B, T, H*dh]
+  if (c.arch == Architecture::Gpt2) {
+    return w.o.addmm(w.o_b, out.view({B * T, c.d_model}), w.o_w).view({B, T, c.d_model});
+  }
+  return w.o.linear(out, w.o_w.t(), w.o_b);
+}
+
+at::Tensor Transformer::blockedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) const {
+  const std::int64_t B = q.size(0), H = q.size(1), T = q.size(2), dh = q.size(3);
   // Causal attention a block of queries at a time: block [s, e) sees keys 0 .. offset + e - 1, so the
   // keys after the block are never multiplied, and the scale, mask and softmax work in place on a
   // block small enough to stay in cache.
@@ -238,29 +247,21 @@ at::Tensor Transformer::attention(const Layer& w, const at::Tensor& h, std::int6
     }
     out.slice(1, s, e).copy_(at::bmm(at::_softmax(scores, -1, false), v3.slice(1, 0, keys)));
   }
-  out = out.view({B, H, T, dh}).transpose(1, 2).reshape({B, T, H * dh});  // [B, T, H*dh]
-  if (c.arch == Architecture::Gpt2) {
-    return at::addmm(w.o_b, out.view({B * T, c.d_model}), w.o_w).view({B, T, c.d_model});
-  }
-  return at::linear(out, w.o_w, w.o_b);
+  return out.view({B, H, T, dh}).transpose(1, 2).reshape({B, T, H * dh});  // [B, T, H*dh]
 }
 
 at::Tensor Transformer::mlp(const Layer& w, const at::Tensor& h) const {
   const ModelConfig& c = config_;
   if (c.arch == Architecture::Gpt2) {
     const std::int64_t B = h.size(0), T = h.size(1);
-    at::Tensor a = at::addmm(w.up_b, h.reshape({B * T, c.d_model}), w.up_w);  // [B*T, M]
-    if (c.activation == "gelu_new" || c.activation == "gelu_pytorch_tanh") {
-      a = at::gelu(a, "tanh");
-    } else if (c.activation == "gelu") {
-      a = at::gelu(a);
-    } else {
-      a = at::relu(a);
-    }
-    return at::addmm(w.down_b, a, w.down_w).view({B, T, c.d_model});
+    const Activation act = c.activation == "gelu_new" || c.activation == "gelu_pytorch_tanh" ? Activation::GeluTanh
+                           : c.activation == "gelu"                                          ? Activation::GeluErf
+                                                                                             : Activation::Relu;
+    const at::Tensor a = w.up.addmm(w.up_b, h.reshape({B * T, c.d_model}), w.up_w, act);  // [B*T, M]
+    return w.down.addmm(w.down_b, a, w.down_w).view({B, T, c.d_model});
   }
-  at::Tensor g = at::silu(at::linear(h, w.gate_w, w.gate_b)) * at::linear(h, w.up_w, w.up_b);
-  return at::linear(g, w.down_w, w.down_b);
+  at::Tensor g = at::silu(w.gate.linear(h, w.gate_w.t(), w.gate_b)) * w.up.linear(h, w.up_w.t(), w.up_b);
+  return w.down.linear(g, w.down_w.t(), w.down_b);
 }
 
 at::Tensor Transformer::forward(const at::Tensor& ids, const HookSet* hooks, KvCache* cache,
@@ -299,7 +300,7 @@ at::Tensor Transformer::forward(const at::Tensor& ids, const HookSet* hooks, KvC
   }
   if (cache != nullptr) cache->length = offset + T;
   x = norm(x, lnf_w_, lnf_b_);
-  return at::matmul(x, lm_head_.t());  // [B, T, V]
+  return unembed_.linear(x, lm_head_.t(), at::Tensor());  // [B, T, V]
 }
 
 }  // namespace monoscope::core

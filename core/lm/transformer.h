@@ -12,6 +12,7 @@
 
 #include "lm/hooks.h"
 #include "lm/model_config.h"
+#include "lm/packed_product.h"
 
 namespace monoscope::core {
 
@@ -54,12 +55,16 @@ class Transformer {
     at::Tensor n1_w, n1_b, n2_w, n2_b;
     at::Tensor qkv_w, qkv_b, q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b;
     at::Tensor up_w, up_b, gate_w, gate_b, down_w, down_b;
+    PackedProduct qkv, q, k, v, o, up, gate, down;  // the products with the weights above
   };
   Transformer(ModelConfig config, c10::Device device);
   at::Tensor& param(const std::string& name, std::vector<std::int64_t> shape);
   void bindParameters();
   at::Tensor attention(const Layer& w, const at::Tensor& h, std::int64_t layer, std::int64_t offset,
                        KvCache* cache) const;
+  // softmax(q k^T / sqrt(dh) + causal mask) v with LibTorch: q [B, H, T, dh], k, v [B, H, S, dh]
+  // -> [B, T, H*dh].
+  at::Tensor blockedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) const;
   at::Tensor mlp(const Layer& w, const at::Tensor& h) const;
   at::Tensor norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const;
   at::Tensor rope(const at::Tensor& x, std::int64_t offset) const;
@@ -70,6 +75,7 @@ class Transformer {
   std::vector<std::pair<std::string, at::Tensor>> params_;
   std::vector<Layer> layers_;
   at::Tensor wte_, wpe_, lnf_w_, lnf_b_, lm_head_;
+  PackedProduct unembed_;
   at::Tensor inv_freq_;                                  // RoPE [d_head / 2]
   std::vector<std::array<std::string, 5>> hook_names_;  // per layer, in kBlockHooks order
 };

@@ -96,7 +96,7 @@ at::Tensor Sae::normalizeInput(const at::Tensor& x, SaeNorm* norm) const {
 
 at::Tensor Sae::preActivations(const at::Tensor& xn) const {
   at::Tensor in = config_.apply_b_dec_to_input ? xn - b_dec_ : xn;
-  return at::matmul(in, W_enc_) + b_enc_;  // [..., d_sae]
+  return encoder_.linear(in, W_enc_, b_enc_);  // [..., d_sae]
 }
 
 at::Tensor Sae::activate(const at::Tensor& pre) const {
@@ -117,7 +117,7 @@ at::Tensor Sae::encode(const at::Tensor& x, SaeNorm* norm) const {
 at::Tensor Sae::decode(const at::Tensor& f, const SaeNorm* norm) const {
   at::Tensor fs = f;
   if (config_.architecture == "topk" && config_.rescale_acts_by_decoder_norm) fs = f / W_dec_.norm(2, -1);
-  at::Tensor out = at::matmul(fs, W_dec_) + b_dec_;  // [..., d_in]
+  at::Tensor out = decoder_.linear(fs, W_dec_, b_dec_);  // [..., d_in]
   if (norm != nullptr && norm->scale.defined()) out = out * norm->scale;
   if (norm != nullptr && norm->shift.defined()) out = out + norm->shift;
   return out;

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "lm/packed_product.h"
 #include "sae/sae_config.h"
 
 namespace monoscope::core {
@@ -59,6 +60,7 @@ class Sae {
  private:
   SaeConfig config_;
   at::Tensor W_enc_, b_enc_, W_dec_, b_dec_, threshold_;
+  PackedProduct encoder_, decoder_;
 };
 
 }  // namespace monoscope::core

@@ -18,6 +18,7 @@
 #include "store/sqlite.h"
 #include "io/torch_bridge.h"
 #include "io/weight_store.h"
+#include "lm/packed_product.h"
 #include "lm/transformer.h"
 #include "sae/sae_trainer.h"
 #include "text/tokenizer.h"
@@ -233,7 +234,43 @@ static int benchPage(const std::string& path, int queries) {
   return 0;
 }
 
+// b + x [M, K] @ w [K, N]: LibTorch's BLAS product against the packed oneDNN product, each timed
+// as the median of `iters` runs and checked against a float64 product.
+static int benchProduct(std::int64_t M, std::int64_t K, std::int64_t N, int threads, int iters) {
+  tuneAllocator();
+  configureThreads(threads);
+  c10::InferenceMode guard;
+  at::manual_seed(0);
+  const at::Tensor x = at::randn({M, K}), w = at::randn({K, N}) / std::sqrt(static_cast<double>(K)), b = at::randn({N});
+  const at::Tensor exact = at::addmm(b.to(at::kDouble), x.to(at::kDouble), w.to(at::kDouble));
+  auto time = [&](const char* impl, auto&& product) {
+    std::vector<double> ms;
+    at::Tensor y;
+    for (int i = 0; i < iters + 1; ++i) {
+      const auto t0 = Clock::now();
+      y = product();
+      if (i > 0) ms.push_back(seconds(t0, Clock::now()) * 1e3);  // the first builds caches
+    }
+    std::sort(ms.begin(), ms.end());
+    const double err = (y.to(at::kDouble) - exact).abs().max().item<double>();
+    std::cout << nlohmann::json{{"bench", "product"}, {"impl", impl}, {"shape", {M, K, N}}, {"threads", threads},
+                                {"median_ms", ms[ms.size() / 2]}, {"gflops", 2e-6 * M * K * N / ms[ms.size() / 2]},
+                                {"max_abs_error", err}, {"max_abs_value", exact.abs().max().item<double>()}}.dump() << "\n";
+  };
+  time("blas", [&] { return at::addmm(b, x, w); });
+  if (!packedProductsAvailable()) {
+    std::cerr << "this build has no oneDNN: packed products are not available\n";
+    return 0;
+  }
+  PackedProduct product;
+  time("packed", [&] { return product.addmm(b, x, w); });
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc >= 5 && std::strcmp(argv[1], "product") == 0)
+    return benchProduct(std::atoll(argv[2]), std::atoll(argv[3]), std::atoll(argv[4]), argc > 5 ? std::atoi(argv[5]) : 2,
+                        argc > 6 ? std::atoi(argv[6]) : 20);
   if (argc >= 4 && std::strcmp(argv[1], "synthetic-db") == 0)
     return benchSyntheticDb(argv[2], std::atoll(argv[3]), argc > 4 ? std::atoi(argv[4]) : 50257);
   if (argc >= 3 && std::strcmp(argv[1], "page") == 0) return benchPage(argv[2], argc > 3 ? std::atoi(argv[3]) : 200);
@@ -249,6 +286,6 @@ int main(int argc, char** argv) {
     return benchForward(argc > 2 ? std::atoi(argv[2]) : 2, argc > 3 ? std::atoi(argv[3]) : 256,
                         argc > 4 ? std::atoi(argv[4]) : 1, argc > 5 ? std::atoi(argv[5]) : 5);
   std::cerr << "usage: monoscope-bench tokenizer DIR FILE [repeats] | forward [threads seq batch iters] |\n"
-               "       sae standard|topk [threads batch steps d_in d_sae]\n";
+               "       sae standard|topk [threads batch steps d_in d_sae] | product M K N [threads iters]\n";
   return 2;
 }

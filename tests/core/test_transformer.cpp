@@ -10,6 +10,7 @@
 
 #include "lm/generator.h"
 #include "lm/hooks.h"
+#include "lm/packed_product.h"
 #include "lm/transformer.h"
 #include "test_util.h"
 #include "util/error.h"
@@ -36,6 +37,12 @@ class TestTransformer : public QObject {
     at::Tensor logits = model->forward(ids, &hooks)[0];
     const double dl = testutil::maxAbsDiff(logits, testutil::loadExpected(expected, "logits"));
     QVERIFY2(dl < 1e-4, ("logits differ by " + std::to_string(dl)).c_str());
+    // A batch large enough for the packed products (lm/packed_product.h) gives the same logits.
+    const at::Tensor batch = model->forward(ids.repeat({8, 1}));
+    for (std::int64_t b = 0; b < 8; ++b) {
+      const double db = testutil::maxAbsDiff(batch[b], testutil::loadExpected(expected, "logits"));
+      QVERIFY2(db < 1e-4, ("batched logits differ by " + std::to_string(db)).c_str());
+    }
     QVERIFY(seen.size() >= 11);
     for (const auto& [h, t] : seen) {
       const double d = testutil::maxAbsDiff(t, testutil::loadExpected(expected, h));
@@ -51,6 +58,45 @@ class TestTransformer : public QObject {
  private Q_SLOTS:
   void gpt2MatchesTransformers() { golden("gpt2-tiny"); }
   void llamaShardedGqaMatchesTransformers() { golden("llama-tiny"); }
+
+  // Packed products equal LibTorch's to fp32 rounding for every shape, layout and activation, follow
+  // a weight changed in place, and leave autograd to LibTorch.
+  void packedProductsMatchBlas() {
+    if (!packedProductsAvailable()) QSKIP("this build has no oneDNN");
+    at::manual_seed(3);
+    const at::Tensor w = at::randn({48, 80}), wt = at::randn({80, 48}), b = at::randn({80});
+    for (const std::int64_t M : {64, 1000, 1024, 2500}) {
+      const at::Tensor x = at::randn({M, 48});
+      PackedProduct p, pt, pa;
+      c10::InferenceMode guard;
+      QVERIFY(testutil::maxAbsDiff(p.addmm(b, x, w), at::addmm(b, x, w)) < 1e-5);
+      QVERIFY(testutil::maxAbsDiff(pt.addmm(at::Tensor(), x, wt.t()), at::mm(x, wt.t())) < 1e-5);  // transposed view
+      QVERIFY(testutil::maxAbsDiff(pa.addmm(b, x, w, Activation::GeluTanh), at::gelu(at::addmm(b, x, w), "tanh")) < 1e-5);
+      QVERIFY(testutil::maxAbsDiff(pa.addmm(b, x, w, Activation::GeluErf), at::gelu(at::addmm(b, x, w))) < 1e-5);
+      QVERIFY(testutil::maxAbsDiff(pa.addmm(b, x, w, Activation::Relu), at::relu(at::addmm(b, x, w))) < 1e-5);
+      QVERIFY(testutil::maxAbsDiff(p.linear(x.view({2, M / 2, 48}), w, b), at::addmm(b, x, w).view({2, M / 2, 80})) < 1e-5);
+    }
+    // A weight updated in place (an optimiser step) is packed again.
+    at::Tensor live = at::randn({48, 80});
+    const at::Tensor x = at::randn({256, 48});
+    PackedProduct p;
+    const at::Tensor before = p.addmm(b, x, live);
+    {
+      c10::NoGradGuard no_grad;
+      live.add_(1.0);
+    }
+    QVERIFY(testutil::maxAbsDiff(p.addmm(b, x, live), at::addmm(b, x, live)) < 1e-5);
+    QVERIFY(testutil::maxAbsDiff(before, at::addmm(b, x, live)) > 1.0);
+    // Switched off: LibTorch's product exactly.
+    const bool was = setPackedProducts(false);
+    QVERIFY(at::equal(p.addmm(b, x, live), at::addmm(b, x, live)));
+    setPackedProducts(was);
+    // With autograd the product is LibTorch's, and gradients flow.
+    const at::Tensor wg = at::randn({48, 80}).requires_grad_(true);
+    p.addmm(b, x, wg).sum().backward();
+    QVERIFY(wg.grad().defined());
+    QVERIFY(testutil::maxAbsDiff(wg.grad(), x.sum(0).unsqueeze(1).expand({48, 80})) < 1e-3);
+  }
 
   void hookReplacesActivation() {
     c10::InferenceMode guard;

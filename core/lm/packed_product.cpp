@@ -1,0 +1,216 @@
+#include "lm/packed_product.h"
+
+#include <ATen/Parallel.h>
+#include <c10/core/GradMode.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <string>
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#ifdef MONOSCOPE_HAVE_DNNL
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.hpp>
+#endif
+
+namespace monoscope::core {
+
+namespace {
+
+// On unless the environment says MONOSCOPE_PACKED_PRODUCTS=0 (to compare against BLAS).
+std::atomic<bool> g_enabled{[] {
+  const char* v = std::getenv("MONOSCOPE_PACKED_PRODUCTS");
+  return v == nullptr || std::string(v) != "0";
+}()};
+
+// Rows multiplied per oneDNN call: a block's rows and results stay in cache.
+constexpr std::int64_t kBlockRows = 1024;
+
+at::Tensor blasProduct(const at::Tensor& b, const at::Tensor& x, const at::Tensor& w,
+                       Activation activation = Activation::None) {
+  at::Tensor y = b.defined() ? at::addmm(b, x, w) : at::mm(x, w);
+  switch (activation) {
+    case Activation::None: return y;
+    case Activation::GeluTanh: return at::gelu(y, "tanh");
+    case Activation::GeluErf: return at::gelu(y);
+    case Activation::Relu: return at::relu(y);
+  }
+  return y;
+}
+
+bool packedApplies(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  if (!packedProductsEnabled()) return false;
+  if (x.dim() != 2 || w.dim() != 2 || x.size(0) < PackedProduct::kMinRows || x.size(1) != w.size(0)) return false;
+  if (!x.device().is_cpu() || !w.device().is_cpu()) return false;
+  if (x.scalar_type() != at::kFloat || w.scalar_type() != at::kFloat) return false;
+  if (b.defined() && (b.scalar_type() != at::kFloat || b.dim() != 1 || b.size(0) != w.size(1) || !b.device().is_cpu())) {
+    return false;
+  }
+  const bool grad = x.requires_grad() || w.requires_grad() || (b.defined() && b.requires_grad());
+  return !(grad && c10::GradMode::is_enabled());
+}
+
+#ifdef MONOSCOPE_HAVE_DNNL
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+const dnnl::engine& cpuEngine() {
+  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// One matmul primitive per shape, shared by every weight of that shape.
+struct Primitive {
+  dnnl::matmul matmul;
+  dnnl::memory::desc weights;  // the layout the primitive reads its weights in
+};
+
+std::shared_ptr<const Primitive> primitiveFor(std::int64_t rows, std::int64_t K, std::int64_t N, bool bias,
+                                              Activation activation) {
+  static std::mutex mutex;
+  static std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t, bool, Activation>, std::shared_ptr<const Primitive>> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  const auto key = std::make_tuple(rows, K, N, bias, activation);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  if (cache.size() > 256) cache.clear();  // many shapes (prompts of every length): start over
+  const dnnl::memory::desc src({rows, K}, dt::f32, tag::ab);
+  const dnnl::memory::desc weights({K, N}, dt::f32, tag::any);
+  const dnnl::memory::desc dst({rows, N}, dt::f32, tag::ab);
+  const dnnl::matmul::desc desc = bias ? dnnl::matmul::desc(src, weights, dnnl::memory::desc({1, N}, dt::f32, tag::ab), dst)
+                                       : dnnl::matmul::desc(src, weights, dst);
+  dnnl::post_ops ops;
+  if (activation == Activation::GeluTanh) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_tanh, 0.0f, 0.0f);
+  if (activation == Activation::GeluErf) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
+  if (activation == Activation::Relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(ops);
+  const dnnl::matmul::primitive_desc pd(desc, attr, cpuEngine());
+  auto made = std::make_shared<const Primitive>(Primitive{dnnl::matmul(pd), pd.weights_desc()});
+  cache.emplace(key, made);
+  return made;
+}
+
+// w [K, N] (any strides) reordered into `layout`.
+at::Tensor pack(const at::Tensor& w, const dnnl::memory::desc& layout) {
+  const dnnl::engine& engine = cpuEngine();
+  at::Tensor out = at::empty({static_cast<std::int64_t>(layout.get_size() / sizeof(float))}, w.options());
+  dnnl::memory from(dnnl::memory::desc({w.size(0), w.size(1)}, dt::f32, {w.stride(0), w.stride(1)}), engine,
+                    w.data_ptr());
+  dnnl::memory to(layout, engine, out.data_ptr());
+  dnnl::stream stream(engine);
+  dnnl::reorder(from, to).execute(stream, from, to);
+  stream.wait();
+  return out;
+}
+#endif
+
+}  // namespace
+
+bool packedProductsAvailable() {
+#ifdef MONOSCOPE_HAVE_DNNL
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool setPackedProducts(bool on) { return g_enabled.exchange(on); }
+
+bool packedProductsEnabled() { return g_enabled.load() && packedProductsAvailable(); }
+
+struct PackedProduct::State {
+  std::mutex mutex;
+  // The weight the packed copies were made from.
+  const void* data = nullptr;
+  std::uint32_t version = 0;
+  std::vector<std::int64_t> sizes, strides;
+#ifdef MONOSCOPE_HAVE_DNNL
+  std::vector<std::pair<dnnl::memory::desc, at::Tensor>> packed;  // one per layout asked for
+#endif
+};
+
+PackedProduct::PackedProduct() : state_(std::make_shared<State>()) {}
+
+PackedProduct::PackedProduct(const PackedProduct&) : state_(std::make_shared<State>()) {}
+
+PackedProduct& PackedProduct::operator=(const PackedProduct& other) {
+  if (this != &other) state_ = std::make_shared<State>();
+  return *this;
+}
+
+at::Tensor PackedProduct::addmm(const at::Tensor& b, const at::Tensor& x, const at::Tensor& w,
+                                Activation activation) const {
+  // (a moved-from product has no state)
+  if (!state_ || !packedApplies(x, w, b)) return blasProduct(b, x, w, activation);
+#ifdef MONOSCOPE_HAVE_DNNL
+  const std::int64_t M = x.size(0), K = x.size(1), N = w.size(1);
+  const at::Tensor xc = x.contiguous();
+  const at::Tensor bias = b.defined() ? b.contiguous() : b;
+  // A primitive and the weight in its layout for each block height (the last block may be shorter).
+  struct Plan {
+    std::int64_t rows;
+    std::shared_ptr<const Primitive> primitive;
+    at::Tensor weights;
+  };
+  std::vector<Plan> plans;
+  {
+    State& s = *state_;
+    std::lock_guard<std::mutex> lock(s.mutex);
+    // Inference tensors carry no version counter (and cannot be changed outside inference mode).
+    const std::uint32_t version = w.is_inference() ? 0 : static_cast<std::uint32_t>(w._version());
+    if (s.data != w.data_ptr() || s.version != version || s.sizes != w.sizes().vec() || s.strides != w.strides().vec()) {
+      s.packed.clear();
+      s.data = w.data_ptr();
+      s.version = version;
+      s.sizes = w.sizes().vec();
+      s.strides = w.strides().vec();
+    }
+    for (const std::int64_t rows : {std::min(M, kBlockRows), M % kBlockRows}) {
+      if (rows == 0 || (!plans.empty() && plans.front().rows == rows)) continue;
+      std::shared_ptr<const Primitive> p = primitiveFor(rows, K, N, b.defined(), activation);
+      at::Tensor packed;
+      for (const auto& [layout, t] : s.packed) {
+        if (layout == p->weights) packed = t;
+      }
+      if (!packed.defined()) {
+        if (s.packed.size() >= 4) s.packed.erase(s.packed.begin());
+        packed = pack(w, p->weights);
+        s.packed.emplace_back(p->weights, packed);
+      }
+      plans.push_back({rows, std::move(p), std::move(packed)});
+    }
+  }
+  at::Tensor out = at::empty({M, N}, xc.options());
+  // oneDNN's OpenMP threads follow LibTorch's count, also on a thread LibTorch has not used yet.
+  if (omp_get_max_threads() != at::get_num_threads()) omp_set_num_threads(at::get_num_threads());
+  const dnnl::engine& engine = cpuEngine();
+  dnnl::stream stream(engine);
+  for (std::int64_t r0 = 0; r0 < M; r0 += kBlockRows) {
+    const std::int64_t rows = std::min(M, r0 + kBlockRows) - r0;
+    const Plan& plan = rows == plans.front().rows ? plans.front() : plans.back();
+    std::unordered_map<int, dnnl::memory> args{
+        {DNNL_ARG_SRC, dnnl::memory({{rows, K}, dt::f32, tag::ab}, engine, xc.data_ptr<float>() + r0 * K)},
+        {DNNL_ARG_WEIGHTS, dnnl::memory(plan.primitive->weights, engine, plan.weights.data_ptr())},
+        {DNNL_ARG_DST, dnnl::memory({{rows, N}, dt::f32, tag::ab}, engine, out.data_ptr<float>() + r0 * N)}};
+    if (bias.defined()) args.emplace(DNNL_ARG_BIAS, dnnl::memory({{1, N}, dt::f32, tag::ab}, engine, bias.data_ptr()));
+    plan.primitive->matmul.execute(stream, args);
+  }
+  stream.wait();
+  return out;
+#else
+  return blasProduct(b, x, w, activation);
+#endif
+}
+
+at::Tensor PackedProduct::linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const {
+  std::vector<std::int64_t> shape = x.sizes().vec();
+  shape.back() = w.size(1);
+  return addmm(b, x.reshape({-1, x.size(-1)}), w).view(shape);
+}
+
+}  // namespace monoscope::core
