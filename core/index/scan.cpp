@@ -1,6 +1,7 @@
 // The streaming scan: model + SAE over numbered windows of a corpus, one compact record per
 // window, committed a block at a time so an interrupted scan resumes where it stopped.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
 #include <filesystem>
@@ -150,9 +151,13 @@ void scanCorpus(const IndexOptions& o, const Engine& engine, const std::string& 
     const at::Tensor h = engine.impl().hookActivationsBatch(ids);              // [b, pos, d_model]
     // The block encoded at once (one large product), then each window's rows made sparse.
     const at::Tensor acts = sae.encode(h.reshape({-1, h.size(2)})).to(at::kCPU, at::kFloat).contiguous();  // [b*pos, d_sae]
-    std::vector<std::string> blobs;
-    for (std::int64_t w = 0; w < e - s; ++w)
-      blobs.push_back(toLog(acts.slice(0, w * context, (w + 1) * context), std::move(toks[static_cast<std::size_t>(w)])).serialize());
+    std::vector<std::string> blobs(static_cast<std::size_t>(e - s));
+    at::parallel_for(0, e - s, 1, [&](std::int64_t w0, std::int64_t w1) {
+      for (std::int64_t w = w0; w < w1; ++w) {
+        blobs[static_cast<std::size_t>(w)] =
+            toLog(acts.slice(0, w * context, (w + 1) * context), std::move(toks[static_cast<std::size_t>(w)])).serialize();
+      }
+    });
     Transaction t(db);
     for (std::int64_t w = s; w < e; ++w) {
       const std::string& blob = blobs[static_cast<std::size_t>(w - s)];

@@ -1,5 +1,9 @@
 #include "lm/transformer.h"
 
+#include <ATen/Parallel.h>
+#include <c10/core/GradMode.h>
+#include <c10/core/InferenceMode.h>
+
 #include <cmath>
 #include <filesystem>
 
@@ -229,7 +233,8 @@ at::Tensor Transformer::blockedAttention(const at::Tensor& q, const at::Tensor& 
   const std::int64_t B = q.size(0), H = q.size(1), T = q.size(2), dh = q.size(3);
   // Causal attention a block of queries at a time: block [s, e) sees keys 0 .. offset + e - 1, so the
   // keys after the block are never multiplied, and the scale, mask and softmax work in place on a
-  // block small enough to stay in cache.
+  // block small enough to stay in cache. On the CPU each thread takes its own share of the
+  // batch x heads (the products are small: one thread each runs them better than both together).
   const std::int64_t S = k.size(2), BH = B * H;
   const at::Tensor q3 = (q * (1.0 / std::sqrt(static_cast<double>(dh)))).reshape({BH, T, dh});
   const at::Tensor k3 = k.reshape({BH, S, dh}), v3 = v.reshape({BH, S, dh});
@@ -238,14 +243,25 @@ at::Tensor Transformer::blockedAttention(const at::Tensor& q, const at::Tensor& 
   at::Tensor upper;  // [block, block]: key after query
   if (block > 1) upper = at::ones({block, block}, at::TensorOptions().dtype(at::kBool).device(device_)).triu(1);
   at::Tensor out = at::empty({BH, T, dh}, q3.options());
-  for (std::int64_t s = 0; s < T; s += block) {
-    const std::int64_t e = std::min(T, s + block), keys = S - T + e;
-    at::Tensor scores = at::bmm(q3.slice(1, s, e), k3.slice(1, 0, keys).transpose(1, 2));  // [BH, e-s, keys]
-    if (e - s > 1) {
-      const at::Tensor later = upper.slice(0, 0, e - s).slice(1, 0, e - s);
-      scores.slice(2, keys - (e - s), keys).masked_fill_(later, -std::numeric_limits<float>::infinity());
+  const bool inference = c10::InferenceMode::is_enabled(), grad = c10::GradMode::is_enabled();
+  auto heads = [&](std::int64_t h0, std::int64_t h1) {
+    c10::InferenceMode inference_mode(inference);  // thread-local modes, as on the calling thread
+    c10::AutoGradMode grad_mode(grad && !inference);
+    for (std::int64_t s = 0; s < T; s += block) {
+      const std::int64_t e = std::min(T, s + block), keys = S - T + e;
+      at::Tensor scores = at::bmm(q3.slice(0, h0, h1).slice(1, s, e), k3.slice(0, h0, h1).slice(1, 0, keys).transpose(1, 2));
+      if (e - s > 1) {
+        const at::Tensor later = upper.slice(0, 0, e - s).slice(1, 0, e - s);
+        scores.slice(2, keys - (e - s), keys).masked_fill_(later, -std::numeric_limits<float>::infinity());
+      }
+      out.slice(0, h0, h1).slice(1, s, e).copy_(at::bmm(at::_softmax(scores, -1, false), v3.slice(0, h0, h1).slice(1, 0, keys)));
     }
-    out.slice(1, s, e).copy_(at::bmm(at::_softmax(scores, -1, false), v3.slice(1, 0, keys)));
+  };
+  const std::int64_t threads = at::get_num_threads();
+  if (device_.is_cpu() && threads > 1 && BH >= threads && !at::in_parallel_region()) {
+    at::parallel_for(0, BH, (BH + threads - 1) / threads, heads);
+  } else {
+    heads(0, BH);
   }
   return out.view({B, H, T, dh}).transpose(1, 2).reshape({B, T, H * dh});  // [B, T, H*dh]
 }
