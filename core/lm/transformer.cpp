@@ -238,15 +238,14 @@ at::Tensor Transformer::blockedAttention(const at::Tensor& q, const at::Tensor& 
   const std::int64_t S = k.size(2), BH = B * H;
   const at::Tensor q3 = (q * (1.0 / std::sqrt(static_cast<double>(dh)))).reshape({BH, T, dh});
   const at::Tensor k3 = k.reshape({BH, S, dh}), v3 = v.reshape({BH, S, dh});
-  constexpr std::int64_t kQueryBlock = 128;
+  constexpr std::int64_t kQueryBlock = 64;
   const std::int64_t block = std::min(T, kQueryBlock);
   at::Tensor upper;  // [block, block]: key after query
   if (block > 1) upper = at::ones({block, block}, at::TensorOptions().dtype(at::kBool).device(device_)).triu(1);
   at::Tensor out = at::empty({BH, T, dh}, q3.options());
-  const bool inference = c10::InferenceMode::is_enabled(), grad = c10::GradMode::is_enabled();
+  const bool inference = c10::InferenceMode::is_enabled();
   auto heads = [&](std::int64_t h0, std::int64_t h1) {
-    c10::InferenceMode inference_mode(inference);  // thread-local modes, as on the calling thread
-    c10::AutoGradMode grad_mode(grad && !inference);
+    c10::InferenceMode inference_mode(inference);  // a thread-local mode, as on the calling thread
     for (std::int64_t s = 0; s < T; s += block) {
       const std::int64_t e = std::min(T, s + block), keys = S - T + e;
       at::Tensor scores = at::bmm(q3.slice(0, h0, h1).slice(1, s, e), k3.slice(0, h0, h1).slice(1, 0, keys).transpose(1, 2));
@@ -258,7 +257,8 @@ at::Tensor Transformer::blockedAttention(const at::Tensor& q, const at::Tensor& 
     }
   };
   const std::int64_t threads = at::get_num_threads();
-  if (device_.is_cpu() && threads > 1 && BH >= threads && !at::in_parallel_region()) {
+  const bool autograd = c10::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  if (device_.is_cpu() && !autograd && threads > 1 && BH >= threads && !at::in_parallel_region()) {
     at::parallel_for(0, BH, (BH + threads - 1) / threads, heads);
   } else {
     heads(0, BH);
