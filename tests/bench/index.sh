@@ -14,14 +14,16 @@ part() { [[ " $PARTS " == *" $1 "* ]]; }
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-2}
 PY=${PY:-.venv/bin/python}
-TOKENS=${INDEX_TOKENS:-65536}
+# The demo database's corpus: packaging/demo.sh indexes 1,048,576 tokens.
+TOKENS=${INDEX_TOKENS:-1048576}
+MID_TOKENS=${MID_TOKENS:-65536}
 CLI="$BUILD/app/monoscope-cli"
 BENCH="$BUILD/tests/bench/monoscope-bench"
 results=$(mktemp)
 
 # SAEDashboard needs minutes and ~16 GB for 2,048 tokens of this 4,096-feature SAE (4,096 tokens
 # exhausted 24 GB here),
-# so all three run on PEER_TOKENS; Monoscope and the torch loop also on TOKENS.
+# so all three run on PEER_TOKENS; Monoscope and the torch loop also on MID_TOKENS and TOKENS.
 PEER_TOKENS=${PEER_TOKENS:-2048}
 monoscope_index() {  # tokens out-db
   rm -f "$2"
@@ -31,7 +33,7 @@ monoscope_index() {  # tokens out-db
   echo "{\"bench\": \"index\", \"impl\": \"monoscope\", \"tokens\": $1, \"seconds\": $secs, \"tokens_per_s\": $(python3 -c "print($1 / $secs)"), \"peak_rss_mb\": $(python3 -c "print($kb / 1024)")}"
 }
 if part index; then
-for n in "$PEER_TOKENS" "$TOKENS"; do
+for n in "$PEER_TOKENS" "$MID_TOKENS" "$TOKENS"; do
   monoscope_index "$n" "$BUILD/bench-index-$n.db" >> "$results"
   "$PY" tests/bench/index_peers.py torch-loop --tokens "$n" --threads "$THREADS" 2>/dev/null >> "$results"
 done

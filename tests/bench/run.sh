@@ -33,6 +33,10 @@ for arch in standard topk; do
   "$BUILD/tests/bench/monoscope-bench" sae "$arch" "$THREADS" 2048 5 >> "$results"
   "$PY" tests/bench/peers.py sae --arch "$arch" --threads "$THREADS" --batch 2048 --steps 5 >> "$results"
 done
+# Inference products: the demo SAE's encoder and MLP shapes, GPT-2 small's MLP.
+for shape in "2048 256 4096" "2048 256 1024" "2048 1024 256" "256 768 3072"; do
+  "$BUILD/tests/bench/monoscope-bench" product $shape "$THREADS" 20 >> "$results"
+done
 "$PY" - "$results" <<'PYEOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
@@ -57,5 +61,14 @@ for (b, impl), v in sorted(sae.items()):
 print(f"  standard vs torch loop: {sae[('sae_standard', 'monoscope')] / sae[('sae_standard', 'torch')]:.2f}x (target >= 1.2x)")
 print(f"  topk vs torch loop:     {sae[('sae_topk', 'monoscope')] / sae[('sae_topk', 'torch')]:.2f}x")
 print(f"  topk vs standard step:  {sae[('sae_topk', 'monoscope')] / sae[('sae_standard', 'monoscope')]:.2f}x (target >= 3x)")
+prods = [r for r in rows if r["bench"] == "product"]
+if prods:
+    print("inference products b + x @ W (fp32, median of 20), packed oneDNN vs LibTorch's BLAS:")
+    for shape in dict.fromkeys(tuple(r["shape"]) for r in prods):
+        p = {r["impl"]: r for r in prods if tuple(r["shape"]) == shape}
+        if "packed" in p:
+            print(f"  [{shape[0]} x {shape[1]}] @ [{shape[1]} x {shape[2]}]: blas {p['blas']['median_ms']:.2f} ms, packed "
+                  f"{p['packed']['median_ms']:.2f} ms: {p['blas']['median_ms'] / p['packed']['median_ms']:.2f}x, "
+                  f"max |error| {p['packed']['max_abs_error']:.1e} vs {p['blas']['max_abs_error']:.1e}")
 PYEOF
 if [ "$WHAT" = "all" ]; then bash tests/bench/index.sh; bash tests/bench/ui.sh; fi
