@@ -37,7 +37,10 @@ for n in "$PEER_TOKENS" "$MID_TOKENS" "$TOKENS"; do
   monoscope_index "$n" "$BUILD/bench-index-$n.db" >> "$results"
   "$PY" tests/bench/index_peers.py torch-loop --tokens "$n" --threads "$THREADS" 2>/dev/null >> "$results"
 done
-"$PY" tests/bench/index_peers.py saedashboard --tokens "$PEER_TOKENS" --threads "$THREADS" 2>/dev/null >> "$results"
+# SAEDASHBOARD=0 leaves it out (minutes and ~16 GB each run), e.g. for repeat runs.
+if [ "${SAEDASHBOARD:-1}" != 0 ]; then
+  "$PY" tests/bench/index_peers.py saedashboard --tokens "$PEER_TOKENS" --threads "$THREADS" 2>/dev/null >> "$results"
+fi
 fi
 
 if part umap; then
