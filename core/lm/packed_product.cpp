@@ -5,9 +5,9 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <string>
 #include <map>
 #include <mutex>
+#include <string>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
@@ -123,6 +123,13 @@ bool setPackedProducts(bool on) { return g_enabled.exchange(on); }
 
 bool packedProductsEnabled() { return g_enabled.load() && packedProductsAvailable(); }
 
+namespace {
+// Packed copies of all weights together stay under this size; past it, weights are multiplied
+// by BLAS in place (a large model is not held twice in memory).
+constexpr std::int64_t kPackedBudget = std::int64_t{1} << 30;
+std::atomic<std::int64_t> g_packed_bytes{0};
+}  // namespace
+
 struct PackedProduct::State {
   std::mutex mutex;
   // The weight the packed copies were made from.
@@ -132,6 +139,19 @@ struct PackedProduct::State {
 #ifdef MONOSCOPE_HAVE_DNNL
   std::vector<std::pair<dnnl::memory::desc, at::Tensor>> packed;  // one per layout asked for
 #endif
+  std::int64_t bytes = 0;  // of the packed copies, counted in g_packed_bytes
+
+  void drop(std::size_t i) {
+#ifdef MONOSCOPE_HAVE_DNNL
+    const std::int64_t n = static_cast<std::int64_t>(packed[i].second.nbytes());
+    bytes -= n;
+    g_packed_bytes -= n;
+    packed.erase(packed.begin() + static_cast<std::ptrdiff_t>(i));
+#else
+    (void)i;
+#endif
+  }
+  ~State() { g_packed_bytes -= bytes; }
 };
 
 PackedProduct::PackedProduct() : state_(std::make_shared<State>()) {}
@@ -164,7 +184,7 @@ at::Tensor PackedProduct::addmm(const at::Tensor& b, const at::Tensor& x, const 
     // Inference tensors carry no version counter (and cannot be changed outside inference mode).
     const std::uint32_t version = w.is_inference() ? 0 : static_cast<std::uint32_t>(w._version());
     if (s.data != w.data_ptr() || s.version != version || s.sizes != w.sizes().vec() || s.strides != w.strides().vec()) {
-      s.packed.clear();
+      while (!s.packed.empty()) s.drop(s.packed.size() - 1);
       s.data = w.data_ptr();
       s.version = version;
       s.sizes = w.sizes().vec();
@@ -178,13 +198,21 @@ at::Tensor PackedProduct::addmm(const at::Tensor& b, const at::Tensor& x, const 
         if (layout == p->weights) packed = t;
       }
       if (!packed.defined()) {
-        if (s.packed.size() >= 4) s.packed.erase(s.packed.begin());
+        if (s.packed.size() >= 4) s.drop(0);
+        const auto n = static_cast<std::int64_t>(p->weights.get_size());
+        if (g_packed_bytes + n > kPackedBudget) {
+          plans.clear();
+          break;
+        }
         packed = pack(w, p->weights);
         s.packed.emplace_back(p->weights, packed);
+        s.bytes += n;
+        g_packed_bytes += n;
       }
       plans.push_back({rows, std::move(p), std::move(packed)});
     }
   }
+  if (plans.empty()) return blasProduct(b, x, w, activation);  // over the budget for packed copies
   at::Tensor out = at::empty({M, N}, xc.options());
   // oneDNN's OpenMP threads follow LibTorch's count, also on a thread LibTorch has not used yet.
   if (omp_get_max_threads() != at::get_num_threads()) omp_set_num_threads(at::get_num_threads());

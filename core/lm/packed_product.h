@@ -4,8 +4,9 @@
 // model's linear layers and the SAE encoder at 1.7-2x the speed of LibTorch's BLAS products,
 // in fp32 (a different summation order, nothing rounded coarser).
 //
-// Used for float tensors on the CPU with at least kMinRows rows and no autograd; training,
-// token-by-token generation and everything else go to at::addmm unchanged, as does every call
+// Used for float tensors on the CPU with at least kMinRows rows and no autograd, while the packed
+// copies of all weights together stay under 1 GiB; training, token-by-token generation, the
+// weights past that budget and everything else go to at::addmm unchanged, as does every call
 // after setPackedProducts(false) or in a build without oneDNN.
 #include <ATen/ATen.h>
 
