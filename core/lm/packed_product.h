@@ -1,7 +1,7 @@
 #pragma once
 // Inference products b + x @ W through oneDNN's matmul with W packed once into the layout its
 // kernels read (Debian's LibTorch links the same oneDNN). On this project's CPUs that runs the
-// model's linear layers and the SAE encoder at 1.7-2x the speed of LibTorch's BLAS products,
+// model's linear layers and the SAE encoder at 1.1-1.4x the speed of LibTorch's BLAS products,
 // in fp32 (a different summation order, nothing rounded coarser).
 //
 // Used for float tensors on the CPU with at least kMinRows rows and no autograd, while the packed
