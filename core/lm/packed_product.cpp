@@ -235,10 +235,11 @@ at::Tensor PackedProduct::addmm(const at::Tensor& b, const at::Tensor& x, const 
 #endif
 }
 
-at::Tensor PackedProduct::linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const {
+at::Tensor PackedProduct::linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                                 Activation activation) const {
   std::vector<std::int64_t> shape = x.sizes().vec();
   shape.back() = w.size(1);
-  return addmm(b, x.reshape({-1, x.size(-1)}), w).view(shape);
+  return addmm(b, x.reshape({-1, x.size(-1)}), w, activation).view(shape);
 }
 
 }  // namespace monoscope::core

@@ -39,7 +39,8 @@ class PackedProduct {
   at::Tensor addmm(const at::Tensor& b, const at::Tensor& x, const at::Tensor& w,
                    Activation activation = Activation::None) const;
   // The same for x [..., K]: the leading dimensions are kept.
-  at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const;
+  at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                    Activation activation = Activation::None) const;
 
  private:
   struct State;

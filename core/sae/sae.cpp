@@ -3,7 +3,6 @@
 #include <c10/core/InferenceMode.h>
 
 #include <filesystem>
-#include <vector>
 
 #include "io/torch_bridge.h"
 #include "io/weight_store.h"
@@ -96,8 +95,11 @@ at::Tensor Sae::normalizeInput(const at::Tensor& x, SaeNorm* norm) const {
 }
 
 at::Tensor Sae::preActivations(const at::Tensor& xn) const {
-  at::Tensor in = config_.apply_b_dec_to_input ? xn - b_dec_ : xn;
-  return encoder_.linear(in, W_enc_, b_enc_);  // [..., d_sae]
+  return encoder_.linear(encoderInput(xn), W_enc_, b_enc_);  // [..., d_sae]
+}
+
+at::Tensor Sae::encoderInput(const at::Tensor& xn) const {
+  return config_.apply_b_dec_to_input ? xn - b_dec_ : xn;
 }
 
 at::Tensor Sae::activate(const at::Tensor& pre) const {
@@ -113,11 +115,7 @@ at::Tensor Sae::activate(const at::Tensor& pre) const {
 
 at::Tensor Sae::encode(const at::Tensor& x, SaeNorm* norm) const {
   if (config_.architecture == "standard") {  // ReLU in the same pass as the product
-    const at::Tensor xn = normalizeInput(x, norm);
-    const at::Tensor in = config_.apply_b_dec_to_input ? xn - b_dec_ : xn;
-    std::vector<std::int64_t> shape = in.sizes().vec();
-    shape.back() = W_enc_.size(1);
-    return encoder_.addmm(b_enc_, in.reshape({-1, in.size(-1)}), W_enc_, Activation::Relu).view(shape);
+    return encoder_.linear(encoderInput(normalizeInput(x, norm)), W_enc_, b_enc_, Activation::Relu);
   }
   return activate(preActivations(normalizeInput(x, norm)));
 }

@@ -58,6 +58,9 @@ class Sae {
   c10::Device device() const { return W_enc_.device(); }
 
  private:
+  // The encoder's input: x (normalised) less b_dec when the config says so.
+  at::Tensor encoderInput(const at::Tensor& xn) const;
+
   SaeConfig config_;
   at::Tensor W_enc_, b_enc_, W_dec_, b_dec_, threshold_;
   PackedProduct encoder_, decoder_;
