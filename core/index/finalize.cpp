@@ -7,6 +7,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
+#include <thread>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -109,6 +112,48 @@ void forEachWindow(ScanSet& set, const std::string& stage, const ProgressFn& pro
   report(progress, stage, done, set.windows);
 }
 
+// The same over `parts` contiguous ranges of windows at once, each on its own thread with its
+// own read-only connections: fn(part, window, log). The calling thread runs part 0 and reports
+// progress; the first exception of any part (a malformed window, a cancellation) stops the others
+// and is rethrown.
+template <typename Fn>
+void forEachWindowInParts(ScanSet& set, int parts, const std::string& stage, const ProgressFn& progress, Fn&& fn) {
+  std::atomic<std::int64_t> done{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(parts));
+  auto work = [&](int part) {
+    try {
+      const std::int64_t lo = set.windows * part / parts, hi = set.windows * (part + 1) / parts;
+      for (const auto& scan : set.dbs) {
+        Sqlite db(scan->path(), Sqlite::Open::ReadOnly);
+        auto st = db.prepare("SELECT window, data FROM scan_windows WHERE window >= ? AND window < ? ORDER BY window");
+        st.bind(1, lo).bind(2, hi);
+        while (st.step()) {
+          if (stop.load(std::memory_order_relaxed)) return;
+          const auto w = WindowLog::parse(st.blob(1), st.blobSize(1), "'" + db.path() + "' window " + std::to_string(st.integer(0)));
+          fn(part, st.integer(0), w);
+          const std::int64_t d = ++done;
+          if (part == 0 && d % 64 == 0) report(progress, stage, d, set.windows);
+        }
+      }
+    } catch (...) {
+      errors[static_cast<std::size_t>(part)] = std::current_exception();
+      stop = true;
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int p = 1; p < parts; ++p) threads.emplace_back(work, p);
+  work(0);
+  for (auto& t : threads) t.join();
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  if (done != set.windows)
+    throw Error("the shards hold " + std::to_string(done.load()) + " windows in 0.." + std::to_string(set.windows - 1) + ", not " +
+                    std::to_string(set.windows),
+                "rerun the shards' index commands");
+  report(progress, stage, done, set.windows);
+}
+
 struct Cand {
   float act;
   std::int64_t window;
@@ -127,6 +172,12 @@ struct Res {
   std::int32_t pos;
   float act;
 };
+// Smaller priority first; equal priorities (a hash collision) ordered by place in the corpus.
+bool resLess(const Res& a, const Res& b) {
+  if (a.key != b.key) return a.key < b.key;
+  if (a.window != b.window) return a.window < b.window;
+  return a.pos < b.pos;
+}
 
 int binOf(float a, float max, int bins) {
   if (!(max > 0)) return 0;
@@ -176,64 +227,129 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
   const Engine::Impl& E = engine->impl();
   const std::int64_t vocab = E.tokenizer.vocabSize();
 
+  // Passes 1 and 2 split the windows between threads, each with its own partial results, merged
+  // in a fixed order: counts, maxima, top examples and samples do not depend on the split (the
+  // candidates are totally ordered), sums only to rounding.
+  // Each part's partial results take ~(24 K + 48) bytes per feature before any example is kept:
+  // parts are limited so that together they stay near 1 GiB for large dictionaries.
+  const std::int64_t per_part = std::max<std::int64_t>(1, d_sae * (24 * K + 48));
+  const int parts = static_cast<int>(std::clamp<std::int64_t>(std::min<std::int64_t>(threads, (std::int64_t{1} << 30) / per_part), 1, 8));
+  const auto d = static_cast<std::size_t>(d_sae);
+
   // Pass 1: counts, sums, maxima, top examples, corpus token frequencies.
-  std::vector<std::int64_t> count(static_cast<std::size_t>(d_sae), 0), token_counts(static_cast<std::size_t>(vocab), 0);
-  std::vector<double> sum(static_cast<std::size_t>(d_sae), 0.0);
-  std::vector<float> max(static_cast<std::size_t>(d_sae), 0.0f);
-  std::vector<std::vector<Cand>> top(static_cast<std::size_t>(d_sae));
-  std::int64_t total_tokens = 0;
-  forEachWindow(set, "statistics", progress, [&](std::int64_t w, const WindowLog& log) {
+  struct Stats {
+    std::vector<std::int64_t> count, token_counts;
+    std::vector<double> sum;
+    std::vector<float> max;
+    std::vector<std::vector<Cand>> top;
+    std::int64_t total_tokens = 0;
+  };
+  auto pushTop = [T](std::vector<Cand>& h, const Cand& c) {
+    if (static_cast<int>(h.size()) < T) {
+      h.push_back(c);
+      std::push_heap(h.begin(), h.end(), better);
+    } else if (T > 0 && better(c, h.front())) {
+      std::pop_heap(h.begin(), h.end(), better);
+      h.back() = c;
+      std::push_heap(h.begin(), h.end(), better);
+    }
+  };
+  std::vector<Stats> stats(static_cast<std::size_t>(parts));
+  for (auto& st : stats) {
+    st.count.assign(d, 0);
+    st.token_counts.assign(static_cast<std::size_t>(vocab), 0);
+    st.sum.assign(d, 0.0);
+    st.max.assign(d, 0.0f);
+    st.top.resize(d);
+  }
+  forEachWindowInParts(set, parts, "statistics", progress, [&](int part, std::int64_t w, const WindowLog& log) {
+    Stats& st = stats[static_cast<std::size_t>(part)];
     for (std::size_t p = 0; p < log.size(); ++p) {
       const auto t = log.tokens[p];
-      if (t >= 0 && t < vocab) ++token_counts[static_cast<std::size_t>(t)];
-      ++total_tokens;
+      if (t >= 0 && t < vocab) ++st.token_counts[static_cast<std::size_t>(t)];
+      ++st.total_tokens;
       for (auto i = log.offsets[p]; i < log.offsets[p + 1]; ++i) {
         const auto f = log.features[i];
         if (f >= d_sae) throw Error("scan window " + std::to_string(w) + " names feature " + std::to_string(f) + " beyond d_sae");
         const float a = log.acts[i];
-        ++count[f];
-        sum[f] += a;
-        max[f] = std::max(max[f], a);
-        auto& h = top[f];
-        const Cand c{a, w, static_cast<std::int32_t>(p)};
-        if (static_cast<int>(h.size()) < T) {
-          h.push_back(c);
-          std::push_heap(h.begin(), h.end(), better);
-        } else if (T > 0 && better(c, h.front())) {
-          std::pop_heap(h.begin(), h.end(), better);
-          h.back() = c;
-          std::push_heap(h.begin(), h.end(), better);
-        }
+        ++st.count[f];
+        st.sum[f] += a;
+        st.max[f] = std::max(st.max[f], a);
+        pushTop(st.top[f], Cand{a, w, static_cast<std::int32_t>(p)});
       }
     }
   });
+  Stats& all = stats[0];
+  for (std::size_t q = 1; q < stats.size(); ++q) {
+    Stats& st = stats[q];
+    for (std::size_t f = 0; f < d; ++f) {
+      all.count[f] += st.count[f];
+      all.sum[f] += st.sum[f];
+      all.max[f] = std::max(all.max[f], st.max[f]);
+      for (const Cand& c : st.top[f]) pushTop(all.top[f], c);
+      std::vector<Cand>().swap(st.top[f]);
+    }
+    for (std::size_t t = 0; t < all.token_counts.size(); ++t) all.token_counts[t] += st.token_counts[t];
+    all.total_tokens += st.total_tokens;
+  }
+  stats.resize(1);
+  std::vector<std::int64_t>& count = all.count;
+  std::vector<std::int64_t>& token_counts = all.token_counts;
+  std::vector<double>& sum = all.sum;
+  std::vector<float>& max = all.max;
+  std::vector<std::vector<Cand>>& top = all.top;
+  const std::int64_t total_tokens = all.total_tokens;
 
   // Pass 2: interval counts, histograms and uniform samples per interval (the M smallest
   // hash priorities: a reservoir that any split into shards reproduces exactly).
-  std::vector<std::int64_t> iv_count(static_cast<std::size_t>(d_sae * K), 0), hist(static_cast<std::size_t>(d_sae * H), 0);
-  std::vector<std::vector<Res>> res(static_cast<std::size_t>(d_sae * K));
-  auto res_less = [](const Res& a, const Res& b) { return a.key < b.key; };
-  forEachWindow(set, "intervals", progress, [&](std::int64_t w, const WindowLog& log) {
+  struct Samples {
+    std::vector<std::int64_t> iv_count, hist;
+    std::vector<std::vector<Res>> res;
+  };
+  auto pushRes = [M](std::vector<Res>& r, const Res& x) {
+    if (static_cast<int>(r.size()) < M) {
+      r.push_back(x);
+      std::push_heap(r.begin(), r.end(), resLess);
+    } else if (M > 0 && resLess(x, r.front())) {
+      std::pop_heap(r.begin(), r.end(), resLess);
+      r.back() = x;
+      std::push_heap(r.begin(), r.end(), resLess);
+    }
+  };
+  std::vector<Samples> samples(static_cast<std::size_t>(parts));
+  for (auto& sm : samples) {
+    sm.iv_count.assign(static_cast<std::size_t>(d_sae * K), 0);
+    sm.hist.assign(static_cast<std::size_t>(d_sae * H), 0);
+    sm.res.resize(static_cast<std::size_t>(d_sae * K));
+  }
+  forEachWindowInParts(set, parts, "intervals", progress, [&](int part, std::int64_t w, const WindowLog& log) {
+    Samples& sm = samples[static_cast<std::size_t>(part)];
     for (std::size_t p = 0; p < log.size(); ++p) {
       for (auto i = log.offsets[p]; i < log.offsets[p + 1]; ++i) {
         const auto f = log.features[i];
+        if (f >= d_sae) throw Error("scan window " + std::to_string(w) + " names feature " + std::to_string(f) + " beyond d_sae");
         const float a = log.acts[i];
         const int iv = binOf(a, max[f], K);
-        ++iv_count[f * K + iv];
-        ++hist[f * H + binOf(a, max[f], H)];
-        auto& r = res[f * K + iv];
-        const Res x{mixHash(seed, f, static_cast<std::uint64_t>(w), p), w, static_cast<std::int32_t>(p), a};
-        if (static_cast<int>(r.size()) < M) {
-          r.push_back(x);
-          std::push_heap(r.begin(), r.end(), res_less);
-        } else if (M > 0 && x.key < r.front().key) {
-          std::pop_heap(r.begin(), r.end(), res_less);
-          r.back() = x;
-          std::push_heap(r.begin(), r.end(), res_less);
-        }
+        ++sm.iv_count[f * K + iv];
+        ++sm.hist[f * H + binOf(a, max[f], H)];
+        pushRes(sm.res[f * K + iv], Res{mixHash(seed, f, static_cast<std::uint64_t>(w), p), w, static_cast<std::int32_t>(p), a});
       }
     }
   });
+  Samples& merged = samples[0];
+  for (std::size_t q = 1; q < samples.size(); ++q) {
+    Samples& sm = samples[q];
+    for (std::size_t i = 0; i < merged.iv_count.size(); ++i) merged.iv_count[i] += sm.iv_count[i];
+    for (std::size_t i = 0; i < merged.hist.size(); ++i) merged.hist[i] += sm.hist[i];
+    for (std::size_t i = 0; i < merged.res.size(); ++i) {
+      for (const Res& x : sm.res[i]) pushRes(merged.res[i], x);
+      std::vector<Res>().swap(sm.res[i]);
+    }
+  }
+  samples.resize(1);
+  std::vector<std::int64_t>& iv_count = merged.iv_count;
+  std::vector<std::int64_t>& hist = merged.hist;
+  std::vector<std::vector<Res>>& res = merged.res;
 
   // The output is built beside its final path and renamed into place when complete.
   const std::string partial = out + ".partial";

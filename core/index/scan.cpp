@@ -15,6 +15,7 @@
 #include "store/sqlite.h"
 #include "util/cancel.h"
 #include "util/error.h"
+#include "util/sparse_row.h"
 
 namespace fs = std::filesystem;
 
@@ -38,13 +39,7 @@ WindowLog toLog(const at::Tensor& acts, std::vector<std::int32_t> tokens) {
   log.offsets.reserve(static_cast<std::size_t>(n + 1));
   log.offsets.push_back(0);
   for (std::int64_t p = 0; p < n; ++p) {
-    const float* row = a + p * d;
-    for (std::int64_t f = 0; f < d; ++f) {
-      if (row[f] > 0.0f) {
-        log.features.push_back(static_cast<std::uint32_t>(f));
-        log.acts.push_back(row[f]);
-      }
-    }
+    appendPositive(a + p * d, d, &log.features, &log.acts);
     log.offsets.push_back(static_cast<std::uint32_t>(log.features.size()));
   }
   return log;

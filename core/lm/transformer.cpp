@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "io/torch_bridge.h"
+#include "lm/attention_kernel.h"
 #include "io/weight_store.h"
 #include "util/error.h"
 #include "util/mapped_file.h"
@@ -218,15 +219,54 @@ at::Tensor Transformer::attention(const Layer& w, const at::Tensor& h, std::int6
     cache->k[layer] = k;
     cache->v[layer] = v;
   }
-  if (Hkv != H) {
-    k = k.repeat_interleave(H / Hkv, 1);  // [B, H, S, dh]
-    v = v.repeat_interleave(H / Hkv, 1);
+  at::Tensor out;  // [B, T, H*dh]
+  if (useFusedAttention(q, k, v)) {
+    out = fusedAttention(q, k, v);
+  } else {
+    if (Hkv != H) {
+      k = k.repeat_interleave(H / Hkv, 1);  // [B, H, S, dh]
+      v = v.repeat_interleave(H / Hkv, 1);
+    }
+    out = blockedAttention(q, k, v);
   }
-  const at::Tensor out = blockedAttention(q, k, v);  // [B, T, H*dh]
   if (c.arch == Architecture::Gpt2) {
     return w.o.addmm(w.o_b, out.view({B * T, c.d_model}), w.o_w).view({B, T, c.d_model});
   }
   return w.o.linear(out, w.o_w.t(), w.o_b);
+}
+
+bool Transformer::useFusedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) const {
+  const bool autograd = c10::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  return !autograd && device_.is_cpu() && fusedAttentionEnabled() && fusedAttentionSupported(q.size(3)) &&
+         q.scalar_type() == at::kFloat && k.scalar_type() == at::kFloat && v.scalar_type() == at::kFloat &&
+         k.size(2) >= q.size(2);
+}
+
+at::Tensor Transformer::fusedAttention(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in) const {
+  // The kernel reads the heads where they lie (GPT-2's q, k and v are views of one qkv product)
+  // as long as each head's vectors are contiguous.
+  auto rows = [](const at::Tensor& t) { return t.stride(3) == 1 ? t : t.contiguous(); };
+  const at::Tensor q = rows(q_in), k = rows(k_in), v = rows(v_in);
+  const std::int64_t B = q.size(0), H = q.size(1), T = q.size(2), dh = q.size(3);
+  at::Tensor out = at::empty({B, T, H * dh}, q.options());
+  AttentionArgs a;
+  a.q = q.data_ptr<float>();
+  a.q_b = q.stride(0), a.q_h = q.stride(1), a.q_t = q.stride(2);
+  a.k = k.data_ptr<float>();
+  a.k_b = k.stride(0), a.k_h = k.stride(1), a.k_t = k.stride(2);
+  a.v = v.data_ptr<float>();
+  a.v_b = v.stride(0), a.v_h = v.stride(1), a.v_t = v.stride(2);
+  a.out = out.data_ptr<float>();
+  a.o_b = T * H * dh, a.o_h = dh, a.o_t = H * dh;
+  a.B = B, a.H = H, a.Hkv = k.size(1), a.T = T, a.S = k.size(2), a.dh = dh;
+  a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(dh)));
+  const std::int64_t BH = B * H, threads = at::get_num_threads();
+  if (threads > 1 && BH >= threads && !at::in_parallel_region()) {
+    at::parallel_for(0, BH, (BH + threads - 1) / threads, [&](std::int64_t h0, std::int64_t h1) { fusedCausalAttention(a, h0, h1); });
+  } else {
+    fusedCausalAttention(a, 0, BH);
+  }
+  return out;
 }
 
 at::Tensor Transformer::blockedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) const {

@@ -65,6 +65,9 @@ class Transformer {
   // softmax(q k^T / sqrt(dh) + causal mask) v with LibTorch: q [B, H, T, dh], k, v [B, H, S, dh]
   // -> [B, T, H*dh].
   at::Tensor blockedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) const;
+  // The same in one fused CPU kernel (inference, fp32): q [B, H, T, dh], k, v [B, Hkv, S, dh].
+  bool useFusedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) const;
+  at::Tensor fusedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) const;
   at::Tensor mlp(const Layer& w, const at::Tensor& h) const;
   at::Tensor norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const;
   at::Tensor rope(const at::Tensor& x, std::int64_t offset) const;

@@ -1,5 +1,6 @@
 // monoscope-bench: the C++ side of tests/bench/run.sh. Prints one JSON line per measurement.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -18,6 +20,7 @@
 #include "store/sqlite.h"
 #include "io/torch_bridge.h"
 #include "io/weight_store.h"
+#include "lm/attention_kernel.h"
 #include "lm/packed_product.h"
 #include "lm/transformer.h"
 #include "sae/sae_trainer.h"
@@ -267,10 +270,66 @@ static int benchProduct(std::int64_t M, std::int64_t K, std::int64_t N, int thre
   return 0;
 }
 
+// Causal attention on GPT-2's layout (q, k, v views of one qkv product): the fused kernel
+// (lm/attention_kernel.h, batch x heads split between threads as the model does) against LibTorch's
+// masked softmax between two batched products, each the median of `iters` runs; GFLOP/s count the
+// causal half's multiply-adds of both products.
+static int benchAttention(std::int64_t B, std::int64_t H, std::int64_t T, std::int64_t dh, int threads, int iters) {
+  tuneAllocator();
+  configureThreads(threads);
+  c10::InferenceMode guard;
+  at::manual_seed(0);
+  const at::Tensor qkv = at::randn({B, T, 3, H, dh});
+  const at::Tensor q = qkv.select(2, 0).transpose(1, 2), k = qkv.select(2, 1).transpose(1, 2), v = qkv.select(2, 2).transpose(1, 2);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
+  const at::Tensor mask = at::ones({T, T}, at::kBool).triu(1);
+  auto libtorch = [&] {
+    const at::Tensor s = at::matmul(q, k.transpose(2, 3)).mul_(scale).masked_fill_(mask, -std::numeric_limits<float>::infinity());
+    return at::matmul(at::softmax(s, -1), v).transpose(1, 2).reshape({B, T, H * dh});
+  };
+  auto fused = [&] {
+    at::Tensor out = at::empty({B, T, H * dh});
+    AttentionArgs a;
+    a.q = q.data_ptr<float>(), a.q_b = q.stride(0), a.q_h = q.stride(1), a.q_t = q.stride(2);
+    a.k = k.data_ptr<float>(), a.k_b = k.stride(0), a.k_h = k.stride(1), a.k_t = k.stride(2);
+    a.v = v.data_ptr<float>(), a.v_b = v.stride(0), a.v_h = v.stride(1), a.v_t = v.stride(2);
+    a.out = out.data_ptr<float>(), a.o_b = T * H * dh, a.o_h = dh, a.o_t = H * dh;
+    a.B = B, a.H = H, a.Hkv = H, a.T = T, a.S = T, a.dh = dh, a.scale = static_cast<float>(scale);
+    const std::int64_t BH = B * H, n = at::get_num_threads();
+    at::parallel_for(0, BH, (BH + n - 1) / n, [&](std::int64_t h0, std::int64_t h1) { fusedCausalAttention(a, h0, h1); });
+    return out;
+  };
+  const at::Tensor reference = libtorch();
+  const double flop = 2.0 * 2.0 * static_cast<double>(B * H) * dh * (T * (T + 1) / 2.0);
+  auto time = [&](const char* impl, auto&& run) {
+    std::vector<double> ms;
+    at::Tensor y;
+    for (int i = 0; i < iters + 1; ++i) {
+      const auto t0 = Clock::now();
+      y = run();
+      if (i > 0) ms.push_back(seconds(t0, Clock::now()) * 1e3);
+    }
+    std::sort(ms.begin(), ms.end());
+    std::cout << nlohmann::json{{"bench", "attention"}, {"impl", impl}, {"shape", {B, H, T, dh}}, {"threads", threads},
+                                {"median_ms", ms[ms.size() / 2]}, {"gflops", 1e-6 * flop / ms[ms.size() / 2]},
+                                {"max_abs_diff_vs_libtorch", (y - reference).abs().max().item<double>()}}.dump() << "\n";
+  };
+  time("libtorch", libtorch);
+  if (!fusedAttentionSupported(dh)) {
+    std::cerr << "this CPU has no AVX-512 (or dh is not a multiple of 16): the fused kernel is not available\n";
+    return 0;
+  }
+  time("fused", fused);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc >= 5 && std::strcmp(argv[1], "product") == 0)
     return benchProduct(std::atoll(argv[2]), std::atoll(argv[3]), std::atoll(argv[4]), argc > 5 ? std::atoi(argv[5]) : 2,
                         argc > 6 ? std::atoi(argv[6]) : 20);
+  if (argc >= 6 && std::strcmp(argv[1], "attention") == 0)
+    return benchAttention(std::atoll(argv[2]), std::atoll(argv[3]), std::atoll(argv[4]), std::atoll(argv[5]),
+                          argc > 6 ? std::atoi(argv[6]) : 2, argc > 7 ? std::atoi(argv[7]) : 20);
   if (argc >= 4 && std::strcmp(argv[1], "synthetic-db") == 0)
     return benchSyntheticDb(argv[2], std::atoll(argv[3]), argc > 4 ? std::atoi(argv[4]) : 50257);
   if (argc >= 3 && std::strcmp(argv[1], "page") == 0) return benchPage(argv[2], argc > 3 ? std::atoi(argv[3]) : 200);
@@ -286,6 +345,7 @@ int main(int argc, char** argv) {
     return benchForward(argc > 2 ? std::atoi(argv[2]) : 2, argc > 3 ? std::atoi(argv[3]) : 256,
                         argc > 4 ? std::atoi(argv[4]) : 1, argc > 5 ? std::atoi(argv[5]) : 5);
   std::cerr << "usage: monoscope-bench tokenizer DIR FILE [repeats] | forward [threads seq batch iters] |\n"
-               "       sae standard|topk [threads batch steps d_in d_sae] | product M K N [threads iters]\n";
+               "       sae standard|topk [threads batch steps d_in d_sae] | product M K N [threads iters] |\n"
+               "       attention B H T dh [threads iters]\n";
   return 2;
 }

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 
+#include "lm/attention_kernel.h"
 #include "lm/generator.h"
 #include "lm/hooks.h"
 #include "lm/packed_product.h"
@@ -58,6 +59,54 @@ class TestTransformer : public QObject {
  private Q_SLOTS:
   void gpt2MatchesTransformers() { golden("gpt2-tiny"); }
   void llamaShardedGqaMatchesTransformers() { golden("llama-tiny"); }
+
+  // The fused attention kernel equals softmax(q k^T / sqrt(dh) + causal mask) v computed in
+  // float64, for head sizes with a half-register tail, a key cache longer than the queries,
+  // grouped keys and values, query counts that do not fill a register block, and strided views.
+  void fusedAttentionMatchesReference() {
+    if (!fusedAttentionSupported(16)) QSKIP("this CPU has no AVX-512");
+    QVERIFY(!fusedAttentionSupported(24));
+    at::manual_seed(5);
+    struct Case { std::int64_t B, H, Hkv, T, S, dh; };
+    for (const Case c : {Case{2, 4, 4, 1, 1, 16}, Case{1, 3, 3, 7, 7, 48}, Case{2, 4, 2, 5, 37, 32},
+                         Case{1, 2, 1, 64, 64, 64}, Case{3, 2, 2, 33, 40, 128}, Case{1, 8, 8, 256, 256, 32}}) {
+      // q, k, v as views with gaps between heads (as GPT-2's slices of one qkv product), values large
+      // enough that the softmax is far from uniform.
+      const at::Tensor qkv = at::randn({c.B, c.S, 3, c.H, c.dh}) * 3.0;
+      const at::Tensor q = qkv.slice(1, c.S - c.T, c.S).select(2, 0).transpose(1, 2);  // [B, H, T, dh]
+      const at::Tensor k = qkv.select(2, 1).slice(2, 0, c.Hkv).transpose(1, 2);         // [B, Hkv, S, dh]
+      const at::Tensor v = qkv.select(2, 2).slice(2, 0, c.Hkv).transpose(1, 2);
+      at::Tensor out = at::full({c.B, c.T, c.H * c.dh}, std::numeric_limits<float>::quiet_NaN());
+      AttentionArgs a;
+      a.q = q.data_ptr<float>(), a.q_b = q.stride(0), a.q_h = q.stride(1), a.q_t = q.stride(2);
+      a.k = k.data_ptr<float>(), a.k_b = k.stride(0), a.k_h = k.stride(1), a.k_t = k.stride(2);
+      a.v = v.data_ptr<float>(), a.v_b = v.stride(0), a.v_h = v.stride(1), a.v_t = v.stride(2);
+      a.out = out.data_ptr<float>(), a.o_b = c.T * c.H * c.dh, a.o_h = c.dh, a.o_t = c.H * c.dh;
+      a.B = c.B, a.H = c.H, a.Hkv = c.Hkv, a.T = c.T, a.S = c.S, a.dh = c.dh;
+      a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.dh)));
+      // Two ranges of heads, as two threads would run them.
+      fusedCausalAttention(a, 0, c.B * c.H / 2);
+      fusedCausalAttention(a, c.B * c.H / 2, c.B * c.H);
+      const at::Tensor kd = k.to(at::kDouble).repeat_interleave(c.H / c.Hkv, 1), vd = v.to(at::kDouble).repeat_interleave(c.H / c.Hkv, 1);
+      at::Tensor scores = at::matmul(q.to(at::kDouble), kd.transpose(2, 3)) / std::sqrt(static_cast<double>(c.dh));
+      const at::Tensor later = at::ones({c.T, c.S}, at::kBool).triu(c.S - c.T + 1);
+      scores.masked_fill_(later, -std::numeric_limits<double>::infinity());
+      const at::Tensor ref = at::matmul(at::softmax(scores, -1), vd).transpose(1, 2).reshape({c.B, c.T, c.H * c.dh});
+      // fp32 rounding: within 1e-5 of the largest output (values here reach ~10).
+      const double d = testutil::maxAbsDiff(out.to(at::kDouble), ref), tol = 1e-5 * ref.abs().max().item<double>();
+      QVERIFY2(d < tol, ("fused attention differs by " + std::to_string(d) + " for T " + std::to_string(c.T) + ", S " +
+                          std::to_string(c.S) + ", dh " + std::to_string(c.dh)).c_str());
+    }
+    // The model gives the same logits with the kernel switched off.
+    c10::InferenceMode guard;
+    auto model = Transformer::load(testutil::fixture("models/llama-tiny"), c10::Device(c10::kCPU));
+    const at::Tensor ids = at::randint(0, model->config().vocab_size, {3, 19}, at::kLong);
+    const at::Tensor fused = model->forward(ids);
+    const bool was = setFusedAttention(false);
+    const at::Tensor plain = model->forward(ids);
+    setFusedAttention(was);
+    QVERIFY(testutil::maxAbsDiff(fused, plain) < 1e-4);
+  }
 
   // Packed products equal LibTorch's to fp32 rounding for every shape, layout and activation, follow
   // a weight changed in place, and leave autograd to LibTorch.
