@@ -4,7 +4,18 @@
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <exception>
 #include <filesystem>
+#include <mutex>
+#include <thread>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "api/engine.h"
 #include "api/engine_impl.h"
@@ -134,7 +145,25 @@ void scanCorpus(const IndexOptions& o, const Engine& engine, const std::string& 
     }
   }
   report(progress, "scan", done, mine, done > 0 ? "resuming after " + std::to_string(done) + " windows" : "");
-  for (const std::int64_t b : todo) {
+  // Lanes: on the CPU each core runs whole blocks by itself (products, attention and all, one
+  // thread each), so no core waits for another at the end of every product; the calling thread
+  // writes each block's records as it arrives (blocks may finish out of order: each is committed
+  // with its window numbers) and reports progress. One lane with all threads on a GPU, without
+  // OpenMP, or with MONOSCOPE_SCAN_LANES=1.
+  const int threads = at::get_num_threads();
+  int lanes = 1;
+#ifdef _OPENMP
+  const char* env = std::getenv("MONOSCOPE_SCAN_LANES");
+  if (engine.impl().model->device().is_cpu() && !(env != nullptr && std::strcmp(env, "1") == 0))
+    lanes = static_cast<int>(std::clamp<std::int64_t>(static_cast<std::int64_t>(todo.size()), 1, threads));
+#endif
+  const int lane_threads = lanes > 1 ? 1 : threads;
+  struct Block {
+    std::int64_t first = 0;
+    std::vector<std::string> blobs;
+  };
+  // One block through model and SAE: the records of its windows.
+  auto runBlock = [&](std::int64_t b) {
     const std::int64_t s = b * batch, e = std::min(windows, s + batch);
     std::vector<std::vector<std::int32_t>> toks(static_cast<std::size_t>(e - s));
     std::vector<std::int64_t> flat;
@@ -146,24 +175,93 @@ void scanCorpus(const IndexOptions& o, const Engine& engine, const std::string& 
     const at::Tensor h = engine.impl().hookActivationsBatch(ids);              // [b, pos, d_model]
     // The block encoded at once (one large product), then each window's rows made sparse.
     const at::Tensor acts = sae.encode(h.reshape({-1, h.size(2)})).to(at::kCPU, at::kFloat).contiguous();  // [b*pos, d_sae]
-    std::vector<std::string> blobs(static_cast<std::size_t>(e - s));
+    Block block{s, std::vector<std::string>(static_cast<std::size_t>(e - s))};
     at::parallel_for(0, e - s, 1, [&](std::int64_t w0, std::int64_t w1) {
       for (std::int64_t w = w0; w < w1; ++w) {
-        blobs[static_cast<std::size_t>(w)] =
+        block.blobs[static_cast<std::size_t>(w)] =
             toLog(acts.slice(0, w * context, (w + 1) * context), std::move(toks[static_cast<std::size_t>(w)])).serialize();
       }
     });
-    Transaction t(db);
-    for (std::int64_t w = s; w < e; ++w) {
-      const std::string& blob = blobs[static_cast<std::size_t>(w - s)];
-      insert.bind(1, w).bindBlob(2, blob.data(), blob.size());
-      insert.step();
-      insert.reset();
+    return block;
+  };
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Block> ready;
+  std::size_t next = 0;
+  int running = lanes;
+  bool stop = false;
+  std::exception_ptr lane_error;
+  auto lane = [&] {
+#ifdef _OPENMP
+    (void)at::get_num_threads();  // LibTorch sets a new thread's OpenMP count on first use
+    omp_set_num_threads(lane_threads);
+#endif
+    c10::InferenceMode lane_guard;
+    try {
+      for (;;) {
+        std::int64_t b = 0;
+        {
+          std::unique_lock<std::mutex> lock(mu);
+          cv.wait(lock, [&] { return stop || ready.size() < 2 * static_cast<std::size_t>(lanes); });
+          if (stop || next >= todo.size()) break;
+          b = todo[next++];
+        }
+        Block block = runBlock(b);
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          ready.push_back(std::move(block));
+        }
+        cv.notify_all();
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!lane_error) lane_error = std::current_exception();
+      stop = true;
     }
-    t.commit();
-    done += e - s;
-    report(progress, "scan", done, mine, std::to_string(done * context) + " tokens");
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      --running;
+    }
+    cv.notify_all();
+  };
+  std::vector<std::thread> workers;
+  auto joinLanes = [&] {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stop = true;
+    }
+    cv.notify_all();
+    for (auto& t : workers)
+      if (t.joinable()) t.join();
+  };
+  try {
+    for (int l = 0; l < lanes; ++l) workers.emplace_back(lane);
+    for (;;) {
+      Block block;
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return !ready.empty() || running == 0; });
+        if (ready.empty()) break;
+        block = std::move(ready.front());
+        ready.pop_front();
+      }
+      cv.notify_all();
+      Transaction t(db);
+      for (std::size_t i = 0; i < block.blobs.size(); ++i) {
+        insert.bind(1, block.first + static_cast<std::int64_t>(i)).bindBlob(2, block.blobs[i].data(), block.blobs[i].size());
+        insert.step();
+        insert.reset();
+      }
+      t.commit();
+      done += static_cast<std::int64_t>(block.blobs.size());
+      report(progress, "scan", done, mine, std::to_string(done * context) + " tokens");
+    }
+  } catch (...) {
+    joinLanes();
+    throw;
   }
+  joinLanes();
+  if (lane_error) std::rethrow_exception(lane_error);
   putMeta(db, "complete", "1");
 }
 

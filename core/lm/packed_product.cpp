@@ -27,8 +27,9 @@ std::atomic<bool> g_enabled{[] {
   return v == nullptr || std::string(v) != "0";
 }()};
 
-// Rows multiplied per oneDNN call: a block's rows and results stay in cache.
-constexpr std::int64_t kBlockRows = 1024;
+// Rows multiplied per oneDNN call: a block's rows and results stay in cache, and a few hundred
+// rows already give each thread blocks of its own.
+constexpr std::int64_t kBlockRows = 256;
 
 at::Tensor blasProduct(const at::Tensor& b, const at::Tensor& x, const at::Tensor& w,
                        Activation activation = Activation::None) {
@@ -66,7 +67,8 @@ const dnnl::engine& cpuEngine() {
 // One matmul primitive per shape, shared by every weight of that shape.
 struct Primitive {
   dnnl::matmul matmul;
-  dnnl::memory::desc weights;  // the layout the primitive reads its weights in
+  dnnl::memory::desc weights;     // the layout the primitive reads its weights in
+  dnnl::memory::desc scratchpad;  // working memory, given by each caller (threads run it at once)
 };
 
 std::shared_ptr<const Primitive> primitiveFor(std::int64_t rows, std::int64_t K, std::int64_t N, bool bias,
@@ -89,8 +91,18 @@ std::shared_ptr<const Primitive> primitiveFor(std::int64_t rows, std::int64_t K,
   if (activation == Activation::Relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
   dnnl::primitive_attr attr;
   attr.set_post_ops(ops);
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  // Made for one thread: the blocks of a product run side by side, one thread each, so a result
+  // never depends on the thread count (for small shapes oneDNN would otherwise split the sum over
+  // K between threads, and a scan's one-thread lanes would round differently from a two-thread
+  // run).
+  struct OneThread {
+    int saved = omp_get_max_threads();
+    OneThread() { omp_set_num_threads(1); }
+    ~OneThread() { omp_set_num_threads(saved); }
+  } one_thread;
   const dnnl::matmul::primitive_desc pd(desc, attr, cpuEngine());
-  auto made = std::make_shared<const Primitive>(Primitive{dnnl::matmul(pd), pd.weights_desc()});
+  auto made = std::make_shared<const Primitive>(Primitive{dnnl::matmul(pd), pd.weights_desc(), pd.scratchpad_desc()});
   cache.emplace(key, made);
   return made;
 }
@@ -214,21 +226,25 @@ at::Tensor PackedProduct::addmm(const at::Tensor& b, const at::Tensor& x, const 
   }
   if (plans.empty()) return blasProduct(b, x, w, activation);  // over the budget for packed copies
   at::Tensor out = at::empty({M, N}, xc.options());
-  // oneDNN's OpenMP threads follow LibTorch's count, also on a thread LibTorch has not used yet.
-  if (omp_get_max_threads() != at::get_num_threads()) omp_set_num_threads(at::get_num_threads());
   const dnnl::engine& engine = cpuEngine();
-  dnnl::stream stream(engine);
-  for (std::int64_t r0 = 0; r0 < M; r0 += kBlockRows) {
-    const std::int64_t rows = std::min(M, r0 + kBlockRows) - r0;
-    const Plan& plan = rows == plans.front().rows ? plans.front() : plans.back();
-    std::unordered_map<int, dnnl::memory> args{
-        {DNNL_ARG_SRC, dnnl::memory({{rows, K}, dt::f32, tag::ab}, engine, xc.data_ptr<float>() + r0 * K)},
-        {DNNL_ARG_WEIGHTS, dnnl::memory(plan.primitive->weights, engine, plan.weights.data_ptr())},
-        {DNNL_ARG_DST, dnnl::memory({{rows, N}, dt::f32, tag::ab}, engine, out.data_ptr<float>() + r0 * N)}};
-    if (bias.defined()) args.emplace(DNNL_ARG_BIAS, dnnl::memory({{1, N}, dt::f32, tag::ab}, engine, bias.data_ptr()));
-    plan.primitive->matmul.execute(stream, args);
-  }
-  stream.wait();
+  const std::int64_t blocks = (M + kBlockRows - 1) / kBlockRows;
+  at::parallel_for(0, blocks, 1, [&](std::int64_t b0, std::int64_t b1) {
+    dnnl::stream stream(engine);
+    std::vector<std::uint8_t> scratch;
+    for (std::int64_t blk = b0; blk < b1; ++blk) {
+      const std::int64_t r0 = blk * kBlockRows, rows = std::min(M, r0 + kBlockRows) - r0;
+      const Plan& plan = rows == plans.front().rows ? plans.front() : plans.back();
+      std::unordered_map<int, dnnl::memory> args{
+          {DNNL_ARG_SRC, dnnl::memory({{rows, K}, dt::f32, tag::ab}, engine, xc.data_ptr<float>() + r0 * K)},
+          {DNNL_ARG_WEIGHTS, dnnl::memory(plan.primitive->weights, engine, plan.weights.data_ptr())},
+          {DNNL_ARG_DST, dnnl::memory({{rows, N}, dt::f32, tag::ab}, engine, out.data_ptr<float>() + r0 * N)}};
+      if (bias.defined()) args.emplace(DNNL_ARG_BIAS, dnnl::memory({{1, N}, dt::f32, tag::ab}, engine, bias.data_ptr()));
+      scratch.resize(std::max<std::size_t>(scratch.size(), plan.primitive->scratchpad.get_size()));
+      args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(plan.primitive->scratchpad, engine, scratch.data()));
+      plan.primitive->matmul.execute(stream, args);
+    }
+    stream.wait();
+  });
   return out;
 #else
   return blasProduct(b, x, w, activation);
