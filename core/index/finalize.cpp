@@ -2,6 +2,7 @@
 // more scans, then logit effects, neighbours, the map and first explanations, written to a
 // temporary database that replaces the output atomically.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -461,6 +462,7 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
   }
 
   // Features, intervals, explanations and the search index.
+  std::vector<std::vector<std::string>> keywords(d);  // of each feature's first explanation
   {
     auto fi = db->prepare("INSERT INTO features(id, count, density, max_act, mean_act, histogram, umap_x, umap_y, top_tokens, explanation) "
                           "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
@@ -475,6 +477,7 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
       const auto c = count[fu];
       if (c == 0) ++dead;
       const AutoExplanation ex = c > 0 ? explainByTokenLift(mass[fu], token_counts, total_tokens, text_of) : AutoExplanation{};
+      keywords[fu] = explanationKeywords(ex.text);
       const std::vector<std::int64_t> h(hist.begin() + f * H, hist.begin() + (f + 1) * H);
       const std::string hb = blobOf(h);
       fi.bind(1, f).bind(2, c).bind(3, static_cast<double>(c) / static_cast<double>(std::max<std::int64_t>(1, total_tokens)));
@@ -530,27 +533,49 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
     }
   }
 
-  // Concept scores of every example against the first explanation.
+  // Concept scores of every example against the first explanation: read a chunk of examples,
+  // score it on every thread, write it.
   {
-    auto sel = db->prepare("SELECT e.id, e.tokens, e.center, f.explanation FROM examples e JOIN features f ON f.id = e.feature");
+    auto sel = db->prepare("SELECT id, tokens, center, feature FROM examples");
     auto ins = db->prepare("INSERT INTO scores(example, scorer, score, explanation_version, created) VALUES(?, 'concept', ?, 1, ?)");
     const double now = static_cast<double>(std::time(nullptr));
-    std::string last_expl;
-    std::vector<std::string> kws;
     // Each vocabulary entry's text lower-cased once; an example's context is their concatenation.
     std::vector<std::string> lowered(static_cast<std::size_t>(vocab));
     for (std::int32_t id = 0; id < vocab; ++id) appendLowerAscii(lowered[static_cast<std::size_t>(id)], toValidUtf8(E.tokenizer.tokenBytes(id)));
-    LoweredContext ctx;
+    struct Example {
+      std::int64_t id;
+      int center;
+      std::int64_t feature;
+      std::vector<std::int32_t> tokens;
+      int score;
+    };
+    constexpr std::size_t kChunk = 16384;
+    std::vector<Example> chunk;
     std::int64_t n = 0;
-    while (sel.step()) {
-      const std::string expl = sel.text(3);
-      if (expl != last_expl) kws = explanationKeywords(expl), last_expl = expl;
-      ctx.clear();
-      for (auto id : sel.blobAs<std::int32_t>(1)) ctx.add(id >= 0 && id < vocab ? std::string_view(lowered[static_cast<std::size_t>(id)]) : std::string_view());
-      ins.bind(1, sel.integer(0)).bind(2, conceptScore(ctx, static_cast<int>(sel.integer(2)), kws)).bind(3, now);
-      ins.step();
-      ins.reset();
-      if (++n % 20000 == 0) report(progress, "concept scores", n, 0);
+    bool more = true;
+    while (more) {
+      chunk.clear();
+      while (chunk.size() < kChunk && (more = sel.step())) {
+        const std::int64_t f = sel.integer(3);
+        if (f < 0 || f >= d_sae) throw Error("example " + std::to_string(sel.integer(0)) + " names feature " + std::to_string(f) + " beyond d_sae");
+        chunk.push_back({sel.integer(0), static_cast<int>(sel.integer(2)), f, sel.blobAs<std::int32_t>(1), 0});
+      }
+      at::parallel_for(0, static_cast<std::int64_t>(chunk.size()), 512, [&](std::int64_t b, std::int64_t e) {
+        LoweredContext ctx;
+        for (std::int64_t i = b; i < e; ++i) {
+          Example& x = chunk[static_cast<std::size_t>(i)];
+          ctx.clear();
+          for (auto id : x.tokens) ctx.add(id >= 0 && id < vocab ? std::string_view(lowered[static_cast<std::size_t>(id)]) : std::string_view());
+          x.score = conceptScore(ctx, x.center, keywords[static_cast<std::size_t>(x.feature)]);
+        }
+      });
+      for (const Example& x : chunk) {
+        ins.bind(1, x.id).bind(2, x.score).bind(3, now);
+        ins.step();
+        ins.reset();
+      }
+      n += static_cast<std::int64_t>(chunk.size());
+      report(progress, "concept scores", n, 0);
     }
   }
   report(progress, "write", 0, 1);
