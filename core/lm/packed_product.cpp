@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <map>
@@ -27,9 +28,12 @@ std::atomic<bool> g_enabled{[] {
   return v == nullptr || std::string(v) != "0";
 }()};
 
-// Rows multiplied per oneDNN call: a block's rows and results stay in cache, and a few hundred
-// rows already give each thread blocks of its own.
-constexpr std::int64_t kBlockRows = 256;
+// A product is cut into tiles of at most kTileRows x kTileCols outputs, each computed by one
+// thread (the tiles side by side): a tile's rows and results stay in cache, a 256-token prompt
+// still gives every thread work, and since the cut does not depend on the thread count, neither
+// does any result.
+constexpr std::int64_t kTileRows = 256;
+constexpr std::int64_t kTileCols = 512;
 
 at::Tensor blasProduct(const at::Tensor& b, const at::Tensor& x, const at::Tensor& w,
                        Activation activation = Activation::None) {
@@ -71,18 +75,20 @@ struct Primitive {
   dnnl::memory::desc scratchpad;  // working memory, given by each caller (threads run it at once)
 };
 
-std::shared_ptr<const Primitive> primitiveFor(std::int64_t rows, std::int64_t K, std::int64_t N, bool bias,
+// rows x N of the output (whose rows are ld apart) from rows x K of the input.
+std::shared_ptr<const Primitive> primitiveFor(std::int64_t rows, std::int64_t K, std::int64_t N, std::int64_t ld, bool bias,
                                               Activation activation) {
   static std::mutex mutex;
-  static std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t, bool, Activation>, std::shared_ptr<const Primitive>> cache;
+  static std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t, bool, Activation>, std::shared_ptr<const Primitive>>
+      cache;
   std::lock_guard<std::mutex> lock(mutex);
-  const auto key = std::make_tuple(rows, K, N, bias, activation);
+  const auto key = std::make_tuple(rows, K, N, ld, bias, activation);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   if (cache.size() > 256) cache.clear();  // many shapes (prompts of every length): start over
   const dnnl::memory::desc src({rows, K}, dt::f32, tag::ab);
   const dnnl::memory::desc weights({K, N}, dt::f32, tag::any);
-  const dnnl::memory::desc dst({rows, N}, dt::f32, tag::ab);
+  const dnnl::memory::desc dst({rows, N}, dt::f32, {ld, 1});
   const dnnl::matmul::desc desc = bias ? dnnl::matmul::desc(src, weights, dnnl::memory::desc({1, N}, dt::f32, tag::ab), dst)
                                        : dnnl::matmul::desc(src, weights, dst);
   dnnl::post_ops ops;
@@ -149,13 +155,14 @@ struct PackedProduct::State {
   std::uint32_t version = 0;
   std::vector<std::int64_t> sizes, strides;
 #ifdef MONOSCOPE_HAVE_DNNL
-  std::vector<std::pair<dnnl::memory::desc, at::Tensor>> packed;  // one per layout asked for
+  // Each column block of the weight in each layout asked for: (first column, layout, copy).
+  std::vector<std::tuple<std::int64_t, dnnl::memory::desc, at::Tensor>> packed;
 #endif
   std::int64_t bytes = 0;  // of the packed copies, counted in g_packed_bytes
 
   void drop(std::size_t i) {
 #ifdef MONOSCOPE_HAVE_DNNL
-    const std::int64_t n = static_cast<std::int64_t>(packed[i].second.nbytes());
+    const std::int64_t n = static_cast<std::int64_t>(std::get<2>(packed[i]).nbytes());
     bytes -= n;
     g_packed_bytes -= n;
     packed.erase(packed.begin() + static_cast<std::ptrdiff_t>(i));
@@ -183,11 +190,13 @@ at::Tensor PackedProduct::addmm(const at::Tensor& b, const at::Tensor& x, const 
   const std::int64_t M = x.size(0), K = x.size(1), N = w.size(1);
   const at::Tensor xc = x.contiguous();
   const at::Tensor bias = b.defined() ? b.contiguous() : b;
-  // A primitive and the weight in its layout for each block height (the last block may be shorter).
+  const std::int64_t row_tiles = (M + kTileRows - 1) / kTileRows, col_tiles = (N + kTileCols - 1) / kTileCols;
+  // A primitive for each tile shape (the last row and column tiles may be smaller) and each
+  // column block of the weight in the layout that primitive reads.
   struct Plan {
-    std::int64_t rows;
+    std::int64_t rows, cols;
     std::shared_ptr<const Primitive> primitive;
-    at::Tensor weights;
+    std::vector<at::Tensor> weights;  // per column tile of this width (others undefined)
   };
   std::vector<Plan> plans;
   {
@@ -202,46 +211,62 @@ at::Tensor PackedProduct::addmm(const at::Tensor& b, const at::Tensor& x, const 
       s.sizes = w.sizes().vec();
       s.strides = w.strides().vec();
     }
-    for (const std::int64_t rows : {std::min(M, kBlockRows), M % kBlockRows}) {
-      if (rows == 0 || (!plans.empty() && plans.front().rows == rows)) continue;
-      std::shared_ptr<const Primitive> p = primitiveFor(rows, K, N, b.defined(), activation);
-      at::Tensor packed;
-      for (const auto& [layout, t] : s.packed) {
-        if (layout == p->weights) packed = t;
-      }
-      if (!packed.defined()) {
-        if (s.packed.size() >= 4) s.drop(0);
-        const auto n = static_cast<std::int64_t>(p->weights.get_size());
-        if (g_packed_bytes + n > kPackedBudget) {
-          plans.clear();
-          break;
+    bool over_budget = false;
+    for (const std::int64_t rows : {std::min(M, kTileRows), M % kTileRows}) {
+      for (const std::int64_t cols : {std::min(N, kTileCols), N % kTileCols}) {
+        if (rows == 0 || cols == 0 || over_budget) continue;
+        bool seen = false;
+        for (const Plan& p : plans) seen |= p.rows == rows && p.cols == cols;
+        if (seen) continue;
+        Plan plan{rows, cols, primitiveFor(rows, K, cols, N, b.defined(), activation), std::vector<at::Tensor>(static_cast<std::size_t>(col_tiles))};
+        for (std::int64_t c = 0; c < col_tiles && !over_budget; ++c) {
+          const std::int64_t c0 = c * kTileCols;
+          if (std::min(N, c0 + kTileCols) - c0 != cols) continue;
+          at::Tensor packed;
+          for (const auto& [first, layout, t] : s.packed) {
+            if (first == c0 && layout == plan.primitive->weights) packed = t;
+          }
+          if (!packed.defined()) {
+            if (s.packed.size() >= static_cast<std::size_t>(4 * col_tiles)) s.drop(0);
+            const auto n = static_cast<std::int64_t>(plan.primitive->weights.get_size());
+            if (g_packed_bytes + n > kPackedBudget) {
+              over_budget = true;
+              break;
+            }
+            packed = pack(w.slice(1, c0, c0 + cols), plan.primitive->weights);
+            s.packed.emplace_back(c0, plan.primitive->weights, packed);
+            s.bytes += n;
+            g_packed_bytes += n;
+          }
+          plan.weights[static_cast<std::size_t>(c)] = std::move(packed);
         }
-        packed = pack(w, p->weights);
-        s.packed.emplace_back(p->weights, packed);
-        s.bytes += n;
-        g_packed_bytes += n;
+        plans.push_back(std::move(plan));
       }
-      plans.push_back({rows, std::move(p), std::move(packed)});
     }
+    if (over_budget) plans.clear();
   }
   if (plans.empty()) return blasProduct(b, x, w, activation);  // over the budget for packed copies
   at::Tensor out = at::empty({M, N}, xc.options());
   const dnnl::engine& engine = cpuEngine();
-  const std::int64_t blocks = (M + kBlockRows - 1) / kBlockRows;
-  at::parallel_for(0, blocks, 1, [&](std::int64_t b0, std::int64_t b1) {
+  // Tiles in column-major order, so a thread's consecutive tiles share a block of the weight.
+  at::parallel_for(0, row_tiles * col_tiles, 1, [&](std::int64_t t0, std::int64_t t1) {
     dnnl::stream stream(engine);
     std::vector<std::uint8_t> scratch;
-    for (std::int64_t blk = b0; blk < b1; ++blk) {
-      const std::int64_t r0 = blk * kBlockRows, rows = std::min(M, r0 + kBlockRows) - r0;
-      const Plan& plan = rows == plans.front().rows ? plans.front() : plans.back();
+    for (std::int64_t t = t0; t < t1; ++t) {
+      const std::int64_t c = t / row_tiles, r = t % row_tiles;
+      const std::int64_t r0 = r * kTileRows, rows = std::min(M, r0 + kTileRows) - r0;
+      const std::int64_t c0 = c * kTileCols, cols = std::min(N, c0 + kTileCols) - c0;
+      const Plan* plan = nullptr;
+      for (const Plan& p : plans)
+        if (p.rows == rows && p.cols == cols) plan = &p;
       std::unordered_map<int, dnnl::memory> args{
           {DNNL_ARG_SRC, dnnl::memory({{rows, K}, dt::f32, tag::ab}, engine, xc.data_ptr<float>() + r0 * K)},
-          {DNNL_ARG_WEIGHTS, dnnl::memory(plan.primitive->weights, engine, plan.weights.data_ptr())},
-          {DNNL_ARG_DST, dnnl::memory({{rows, N}, dt::f32, tag::ab}, engine, out.data_ptr<float>() + r0 * N)}};
-      if (bias.defined()) args.emplace(DNNL_ARG_BIAS, dnnl::memory({{1, N}, dt::f32, tag::ab}, engine, bias.data_ptr()));
-      scratch.resize(std::max<std::size_t>(scratch.size(), plan.primitive->scratchpad.get_size()));
-      args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(plan.primitive->scratchpad, engine, scratch.data()));
-      plan.primitive->matmul.execute(stream, args);
+          {DNNL_ARG_WEIGHTS, dnnl::memory(plan->primitive->weights, engine, plan->weights[static_cast<std::size_t>(c)].data_ptr())},
+          {DNNL_ARG_DST, dnnl::memory({{rows, cols}, dt::f32, {N, 1}}, engine, out.data_ptr<float>() + r0 * N + c0)}};
+      if (bias.defined()) args.emplace(DNNL_ARG_BIAS, dnnl::memory({{1, cols}, dt::f32, tag::ab}, engine, bias.data_ptr<float>() + c0));
+      scratch.resize(std::max<std::size_t>(scratch.size(), plan->primitive->scratchpad.get_size()));
+      args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(plan->primitive->scratchpad, engine, scratch.data()));
+      plan->primitive->matmul.execute(stream, args);
     }
     stream.wait();
   });

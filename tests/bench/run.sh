@@ -37,6 +37,11 @@ done
 for shape in "2048 256 4096" "2048 256 1024" "2048 1024 256" "256 768 3072"; do
   "$BUILD/tests/bench/monoscope-bench" product $shape "$THREADS" 20 >> "$results"
 done
+# Causal attention: the demo model's heads (16 windows of 256 tokens, 8 heads of 32) and GPT-2
+# small's (4 x 1024, 12 heads of 64).
+for shape in "16 8 256 32" "4 12 1024 64"; do
+  "$BUILD/tests/bench/monoscope-bench" attention $shape "$THREADS" 20 >> "$results"
+done
 "$PY" - "$results" <<'PYEOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
@@ -70,5 +75,14 @@ if prods:
             print(f"  [{shape[0]} x {shape[1]}] @ [{shape[1]} x {shape[2]}]: blas {p['blas']['median_ms']:.2f} ms, packed "
                   f"{p['packed']['median_ms']:.2f} ms: {p['blas']['median_ms'] / p['packed']['median_ms']:.2f}x, "
                   f"max |error| {p['packed']['max_abs_error']:.1e} vs {p['blas']['max_abs_error']:.1e}")
+atts = [r for r in rows if r["bench"] == "attention"]
+if atts:
+    print("causal attention (fp32, median of 20), fused kernel vs LibTorch's masked softmax between two products:")
+    for shape in dict.fromkeys(tuple(r["shape"]) for r in atts):
+        a = {r["impl"]: r for r in atts if tuple(r["shape"]) == shape}
+        if "fused" in a:
+            print(f"  batch {shape[0]}, {shape[1]} heads, {shape[2]} tokens, head size {shape[3]}: libtorch "
+                  f"{a['libtorch']['median_ms']:.2f} ms, fused {a['fused']['median_ms']:.2f} ms: "
+                  f"{a['libtorch']['median_ms'] / a['fused']['median_ms']:.2f}x, max |diff| {a['fused']['max_abs_diff_vs_libtorch']:.1e}")
 PYEOF
 if [ "$WHAT" = "all" ]; then bash tests/bench/index.sh; bash tests/bench/ui.sh; fi
