@@ -65,17 +65,18 @@ constexpr int kRows = 8;  // query rows per register block
 // Register blocks: every loop over rows and vectors has a constant bound, so the compiler unrolls
 // it and keeps the accumulators in registers (8 x 2 of the 32).
 
-// Scaled scores of kRows query rows against the 16 W keys at kc (transposed keys, row stride ks),
-// written to out (row stride os).
+// Scaled scores of kRows query rows against W chunks of 16 keys at kc (transposed keys: dimension
+// d of the chunk's 16 keys at kc + d * ks, the next chunk cs further), written to out (row stride
+// os).
 template <int W>
-MONOSCOPE_AVX512 inline void scoreKeys(const float* const* qr, const float* kc, std::int64_t ks, std::int64_t dh, __m512 scale,
-                                       float* out, std::int64_t os) {
+MONOSCOPE_AVX512 inline void scoreKeys(const float* const* qr, const float* kc, std::int64_t ks, std::int64_t cs, std::int64_t dh,
+                                       __m512 scale, float* out, std::int64_t os) {
   __m512 s[kRows][W];
   for (int r = 0; r < kRows; ++r)
     for (int w = 0; w < W; ++w) s[r][w] = _mm512_setzero_ps();
   for (std::int64_t d = 0; d < dh; ++d) {
     __m512 kv[W];
-    for (int w = 0; w < W; ++w) kv[w] = _mm512_loadu_ps(kc + d * ks + 16 * w);
+    for (int w = 0; w < W; ++w) kv[w] = _mm512_loadu_ps(kc + d * ks + cs * w);
     for (int r = 0; r < kRows; ++r) {
       const __m512 q = _mm512_set1_ps(qr[r][d]);
       for (int w = 0; w < W; ++w) s[r][w] = _mm512_fmadd_ps(q, kv[w], s[r][w]);
@@ -121,7 +122,8 @@ MONOSCOPE_AVX512 void headsAvx512(const AttentionArgs& a, std::int64_t bh0, std:
     const float* K = a.k + b * a.k_b + g * a.k_h;
     const float* V = a.v + b * a.v_b + g * a.v_h;
     float* O = a.out + b * a.o_b + h * a.o_h;
-    // Keys transposed to [dh, Sp] (zero past S) so 16 keys' scores accumulate in one register;
+    // Keys transposed a chunk of 16 at a time ([Sp / 16][dh][16], zero past S, each chunk's 2 KiB
+    // read in order) so 16 keys' scores accumulate in one register;
     // values copied together (GPT-2's rows lie 3 KiB apart, which defeats the prefetcher and
     // maps them to a few cache sets).
     for (std::int64_t j = 0; j < S; ++j) {
@@ -132,7 +134,8 @@ MONOSCOPE_AVX512 void headsAvx512(const AttentionArgs& a, std::int64_t bh0, std:
         }
       }
       const float* kr = K + j * a.k_t;
-      for (std::int64_t d = 0; d < dh; ++d) kt[static_cast<std::size_t>(d * Sp + j)] = kr[d];
+      float* kj = kt.data() + (j / 16) * 16 * dh + j % 16;
+      for (std::int64_t d = 0; d < dh; ++d) kj[d * 16] = kr[d];
       std::memcpy(vc.data() + j * dh, V + j * a.v_t, static_cast<std::size_t>(dh) * sizeof(float));
     }
     for (std::int64_t i0 = 0; i0 < T; i0 += kRows) {
@@ -142,8 +145,8 @@ MONOSCOPE_AVX512 void headsAvx512(const AttentionArgs& a, std::int64_t bh0, std:
       const float* qr[kRows];
       for (int r = 0; r < kRows; ++r) qr[r] = Q + std::min<std::int64_t>(i0 + r, T - 1) * a.q_t;
       std::int64_t c = 0;
-      for (; c + 2 <= chunks; c += 2) scoreKeys<2>(qr, kt.data() + c * 16, Sp, dh, scale, sc.data() + c * 16, Sp);
-      if (c < chunks) scoreKeys<1>(qr, kt.data() + c * 16, Sp, dh, scale, sc.data() + c * 16, Sp);
+      for (; c + 2 <= chunks; c += 2) scoreKeys<2>(qr, kt.data() + c * 16 * dh, 16, 16 * dh, dh, scale, sc.data() + c * 16, Sp);
+      if (c < chunks) scoreKeys<1>(qr, kt.data() + c * 16 * dh, 16, 16 * dh, dh, scale, sc.data() + c * 16, Sp);
       // Softmax of each row over the keys it sees; the weights of keys it does not see are 0.
       float inv[kRows] = {};
       for (int r = 0; r < kRows; ++r) {
