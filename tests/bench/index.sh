@@ -61,9 +61,10 @@ if part page; then
 "$BENCH" page "$BUILD/bench-1m.db" 300 >> "$results"
 fi
 
-"$PY" - "$results" <<'PYEOF'
+"$PY" - "$results" "$TOKENS" <<'PYEOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+demo_tokens = int(sys.argv[2])
 for n in sorted({r["tokens"] for r in rows if r["bench"] == "index"}):
     idx = {r["impl"]: r for r in rows if r["bench"] == "index" and r["tokens"] == n}
     m = idx["monoscope"]
@@ -72,7 +73,10 @@ for n in sorted({r["tokens"] for r in rows if r["bench"] == "index"}):
         print(f"  {impl:13s} {r['tokens_per_s']:9.0f} tokens/s  {r['seconds']:7.1f} s  peak {r['peak_rss_mb']:6.0f} MB")
     if "saedashboard" in idx:
         print(f"  vs SAEDashboard: {m['tokens_per_s'] / idx['saedashboard']['tokens_per_s']:.1f}x (target >= 5x)")
-    print(f"  vs torch loop:   {m['tokens_per_s'] / idx['torch-loop']['tokens_per_s']:.2f}x (target >= 2x)")
+    # The throughput target is for the demo database's corpus; on small corpora the index's fixed
+    # work (UMAP, logit effects, neighbours, examples and concept scores for every feature) dominates.
+    note = "(target >= 2x)" if n == demo_tokens else "(fixed per-dictionary work dominates at this size)"
+    print(f"  vs torch loop:   {m['tokens_per_s'] / idx['torch-loop']['tokens_per_s']:.2f}x {note}")
 umaps = [r for r in rows if r["bench"] == "umap"]
 trust = [r for r in rows if r["bench"] == "trustworthiness"]
 ours = [r for r in umaps if r["impl"] == "monoscope"]
