@@ -180,6 +180,20 @@ bool resLess(const Res& a, const Res& b) {
   return a.pos < b.pos;
 }
 
+// Keeps in `heap` the `limit` items that come first under the strict order `first`, whatever
+// the order they arrive in (the heap's front is the last of those kept).
+template <typename T, typename First>
+void keepFirst(std::vector<T>& heap, const T& x, int limit, First first) {
+  if (static_cast<int>(heap.size()) < limit) {
+    heap.push_back(x);
+    std::push_heap(heap.begin(), heap.end(), first);
+  } else if (limit > 0 && first(x, heap.front())) {
+    std::pop_heap(heap.begin(), heap.end(), first);
+    heap.back() = x;
+    std::push_heap(heap.begin(), heap.end(), first);
+  }
+}
+
 int binOf(float a, float max, int bins) {
   if (!(max > 0)) return 0;
   const int b = static_cast<int>(std::ceil(static_cast<double>(a) * bins / static_cast<double>(max))) - 1;
@@ -245,16 +259,7 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
     std::vector<std::vector<Cand>> top;
     std::int64_t total_tokens = 0;
   };
-  auto pushTop = [T](std::vector<Cand>& h, const Cand& c) {
-    if (static_cast<int>(h.size()) < T) {
-      h.push_back(c);
-      std::push_heap(h.begin(), h.end(), better);
-    } else if (T > 0 && better(c, h.front())) {
-      std::pop_heap(h.begin(), h.end(), better);
-      h.back() = c;
-      std::push_heap(h.begin(), h.end(), better);
-    }
-  };
+  auto pushTop = [T](std::vector<Cand>& h, const Cand& c) { keepFirst(h, c, T, better); };
   std::vector<Stats> stats(static_cast<std::size_t>(parts));
   for (auto& st : stats) {
     st.count.assign(d, 0);
@@ -307,16 +312,7 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
     std::vector<std::int64_t> iv_count, hist;
     std::vector<std::vector<Res>> res;
   };
-  auto pushRes = [M](std::vector<Res>& r, const Res& x) {
-    if (static_cast<int>(r.size()) < M) {
-      r.push_back(x);
-      std::push_heap(r.begin(), r.end(), resLess);
-    } else if (M > 0 && resLess(x, r.front())) {
-      std::pop_heap(r.begin(), r.end(), resLess);
-      r.back() = x;
-      std::push_heap(r.begin(), r.end(), resLess);
-    }
-  };
+  auto pushRes = [M](std::vector<Res>& r, const Res& x) { keepFirst(r, x, M, resLess); };
   std::vector<Samples> samples(static_cast<std::size_t>(parts));
   for (auto& sm : samples) {
     sm.iv_count.assign(static_cast<std::size_t>(d_sae * K), 0);

@@ -237,6 +237,20 @@ static int benchPage(const std::string& path, int queries) {
   return 0;
 }
 
+// Runs `run` iters + 1 times (the first builds caches) and returns the median time in
+// milliseconds; `last` receives the last result.
+template <typename Fn>
+static double medianMs(int iters, Fn&& run, at::Tensor* last) {
+  std::vector<double> ms;
+  for (int i = 0; i < iters + 1; ++i) {
+    const auto t0 = Clock::now();
+    *last = run();
+    if (i > 0) ms.push_back(seconds(t0, Clock::now()) * 1e3);
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
 // b + x [M, K] @ w [K, N]: LibTorch's BLAS product against the packed oneDNN product, each timed
 // as the median of `iters` runs and checked against a float64 product.
 static int benchProduct(std::int64_t M, std::int64_t K, std::int64_t N, int threads, int iters) {
@@ -247,17 +261,11 @@ static int benchProduct(std::int64_t M, std::int64_t K, std::int64_t N, int thre
   const at::Tensor x = at::randn({M, K}), w = at::randn({K, N}) / std::sqrt(static_cast<double>(K)), b = at::randn({N});
   const at::Tensor exact = at::addmm(b.to(at::kDouble), x.to(at::kDouble), w.to(at::kDouble));
   auto time = [&](const char* impl, auto&& product) {
-    std::vector<double> ms;
     at::Tensor y;
-    for (int i = 0; i < iters + 1; ++i) {
-      const auto t0 = Clock::now();
-      y = product();
-      if (i > 0) ms.push_back(seconds(t0, Clock::now()) * 1e3);  // the first builds caches
-    }
-    std::sort(ms.begin(), ms.end());
+    const double median = medianMs(iters, product, &y);
     const double err = (y.to(at::kDouble) - exact).abs().max().item<double>();
     std::cout << nlohmann::json{{"bench", "product"}, {"impl", impl}, {"shape", {M, K, N}}, {"threads", threads},
-                                {"median_ms", ms[ms.size() / 2]}, {"gflops", 2e-6 * M * K * N / ms[ms.size() / 2]},
+                                {"median_ms", median}, {"gflops", 2e-6 * M * K * N / median},
                                 {"max_abs_error", err}, {"max_abs_value", exact.abs().max().item<double>()}}.dump() << "\n";
   };
   time("blas", [&] { return at::addmm(b, x, w); });
@@ -302,16 +310,10 @@ static int benchAttention(std::int64_t B, std::int64_t H, std::int64_t T, std::i
   const at::Tensor reference = libtorch();
   const double flop = 2.0 * 2.0 * static_cast<double>(B * H) * dh * (T * (T + 1) / 2.0);
   auto time = [&](const char* impl, auto&& run) {
-    std::vector<double> ms;
     at::Tensor y;
-    for (int i = 0; i < iters + 1; ++i) {
-      const auto t0 = Clock::now();
-      y = run();
-      if (i > 0) ms.push_back(seconds(t0, Clock::now()) * 1e3);
-    }
-    std::sort(ms.begin(), ms.end());
+    const double median = medianMs(iters, run, &y);
     std::cout << nlohmann::json{{"bench", "attention"}, {"impl", impl}, {"shape", {B, H, T, dh}}, {"threads", threads},
-                                {"median_ms", ms[ms.size() / 2]}, {"gflops", 1e-6 * flop / ms[ms.size() / 2]},
+                                {"median_ms", median}, {"gflops", 1e-6 * flop / median},
                                 {"max_abs_diff_vs_libtorch", (y - reference).abs().max().item<double>()}}.dump() << "\n";
   };
   time("libtorch", libtorch);
