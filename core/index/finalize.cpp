@@ -384,27 +384,60 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
   {
     auto ins = db->prepare("INSERT INTO examples(feature, kind, interval, rank, max_act, center, window, position, tokens, acts, scale) "
                            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    std::vector<std::int32_t> toks;
-    std::vector<std::uint16_t> q;
-    forEachWindow(set, "examples", progress, [&](std::int64_t w, const WindowLog& log) {
-      const auto it = requests.find(w);
-      if (it == requests.end()) return;
-      for (const auto& r : it->second) {
-        const int n = static_cast<int>(log.size());
-        const int b = std::max(0, r.pos - left), e = std::min(n, r.pos + right + 1);
-        const double scale = max[r.feature] > 0 ? max[r.feature] / 65535.0 : 1.0;
-        toks.assign(log.tokens.begin() + b, log.tokens.begin() + e);
-        q.clear();
-        for (int p = b; p < e; ++p)
-          q.push_back(static_cast<std::uint16_t>(std::clamp(std::lround(log.value(static_cast<std::size_t>(p), r.feature) / scale), 0l, 65535l)));
-        ins.bind(1, static_cast<std::int64_t>(r.feature)).bind(2, r.kind).bind(3, r.interval).bind(4, r.rank);
-        ins.bind(5, static_cast<double>(r.act)).bind(6, r.pos - b).bind(7, w).bind(8, r.pos);
-        ins.bindBlob(9, toks.data(), toks.size() * 4).bindBlob(10, q.data(), q.size() * 2).bind(11, scale);
-        ins.step();
-        ins.reset();
-        mass[r.feature][log.tokens[static_cast<std::size_t>(r.pos)]] += r.act;
+    // Windows with examples are taken 64 at a time: their rows (token ids, activations quantised
+    // to 1/65535 of the feature's maximum) built on every thread, then written in window order.
+    struct Row {
+      std::vector<std::int32_t> toks;
+      std::vector<std::uint16_t> q;
+      double scale = 1.0;
+      int first = 0;  // the window position of toks[0]
+    };
+    std::vector<std::pair<std::int64_t, WindowLog>> pending;
+    std::vector<std::vector<Row>> rows;
+    auto flush = [&] {
+      rows.assign(pending.size(), {});
+      at::parallel_for(0, static_cast<std::int64_t>(pending.size()), 1, [&](std::int64_t i0, std::int64_t i1) {
+        for (std::int64_t i = i0; i < i1; ++i) {
+          const auto& [w, log] = pending[static_cast<std::size_t>(i)];
+          const auto& reqs = requests.at(w);
+          auto& out = rows[static_cast<std::size_t>(i)];
+          out.resize(reqs.size());
+          const int n = static_cast<int>(log.size());
+          for (std::size_t k = 0; k < reqs.size(); ++k) {
+            const Request& r = reqs[k];
+            Row& row = out[k];
+            const int b = std::max(0, r.pos - left), e = std::min(n, r.pos + right + 1);
+            row.first = b;
+            row.scale = max[r.feature] > 0 ? max[r.feature] / 65535.0 : 1.0;
+            row.toks.assign(log.tokens.begin() + b, log.tokens.begin() + e);
+            for (int p = b; p < e; ++p)
+              row.q.push_back(
+                  static_cast<std::uint16_t>(std::clamp(std::lround(log.value(static_cast<std::size_t>(p), r.feature) / row.scale), 0l, 65535l)));
+          }
+        }
+      });
+      for (std::size_t i = 0; i < pending.size(); ++i) {
+        const auto& [w, log] = pending[i];
+        const auto& reqs = requests.at(w);
+        for (std::size_t k = 0; k < reqs.size(); ++k) {
+          const Request& r = reqs[k];
+          const Row& row = rows[i][k];
+          ins.bind(1, static_cast<std::int64_t>(r.feature)).bind(2, r.kind).bind(3, r.interval).bind(4, r.rank);
+          ins.bind(5, static_cast<double>(r.act)).bind(6, r.pos - row.first).bind(7, w).bind(8, r.pos);
+          ins.bindBlob(9, row.toks.data(), row.toks.size() * 4).bindBlob(10, row.q.data(), row.q.size() * 2).bind(11, row.scale);
+          ins.step();
+          ins.reset();
+          mass[r.feature][log.tokens[static_cast<std::size_t>(r.pos)]] += r.act;
+        }
       }
+      pending.clear();
+    };
+    forEachWindow(set, "examples", progress, [&](std::int64_t w, const WindowLog& log) {
+      if (requests.find(w) == requests.end()) return;
+      pending.emplace_back(w, log);
+      if (pending.size() == 64) flush();
     });
+    flush();
   }
   requests.clear();
   res.clear();
@@ -575,6 +608,7 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
     }
   }
   report(progress, "write", 0, 1);
+  db->exec("PRAGMA threads=" + std::to_string(parts));  // SQLite sorts for the indexes on helper threads
   for (const auto& [name, sql] : indexes) db->exec(sql);
   txn.commit();
   db->exec("PRAGMA journal_mode=WAL");
