@@ -81,7 +81,8 @@ umaps = [r for r in rows if r["bench"] == "umap"]
 trust = [r for r in rows if r["bench"] == "trustworthiness"]
 ours = [r for r in umaps if r["impl"] == "monoscope"]
 peers = [r for r in umaps if r["impl"] == "umap-learn"]
-print("UMAP (k = 15, cosine):")
+if umaps:
+    print("UMAP (k = 15, cosine):")
 for o, t, p in zip(ours, trust, peers):
     print(f"  {p['data']:26s} monoscope {o['seconds']:6.1f} s, trust {t['trustworthiness']:.4f} | umap-learn {p['seconds']:6.1f} s, "
           f"trust {p['trustworthiness']:.4f} | {p['seconds'] / o['seconds']:.1f}x faster (target >= 3x), "
