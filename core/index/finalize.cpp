@@ -9,11 +9,11 @@
 
 #include <algorithm>
 #include <atomic>
-#include <exception>
-#include <thread>
 #include <cmath>
+#include <exception>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <thread>
 #include <unordered_map>
 
 #include "api/engine.h"
