@@ -20,6 +20,7 @@
 #include "api/engine_impl.h"
 #include "index/index_job.h"
 #include "index/neighbours.h"
+#include "index/scan_set.h"
 #include "index/umap.h"
 #include "index/window_log.h"
 #include "interp/concept_scorer.h"
@@ -36,124 +37,6 @@ namespace fs = std::filesystem;
 namespace monoscope::core {
 
 namespace {
-
-constexpr std::int64_t kMaxShards = 1'000'000;
-
-struct ScanSet {
-  std::vector<std::unique_ptr<Sqlite>> dbs;
-  std::map<std::string, std::string> meta;
-  std::int64_t windows = 0, d_sae = 0;
-  std::int64_t integer(const std::string& k) const {
-    const auto it = meta.find(k);
-    if (it == meta.end()) throw Error("the scan's metadata lacks '" + k + "'", "the shard is damaged; rerun its index command");
-    return parseInt64(it->second, "the scan's metadata " + k);
-  }
-};
-
-std::map<std::string, std::string> readMeta(Sqlite& db) {
-  std::map<std::string, std::string> m;
-  auto st = db.prepare("SELECT key, value FROM meta");
-  while (st.step()) m[st.text(0)] = st.text(1);
-  return m;
-}
-
-ScanSet openScans(const std::vector<std::string>& paths) {
-  if (paths.empty()) throw Error("no scans to merge", "give the shard databases written by index --shard");
-  ScanSet set;
-  std::vector<bool> seen;
-  for (const auto& p : paths) {
-    if (!fs::is_regular_file(p)) throw Error("shard '" + p + "' does not exist or is not a file");
-    auto db = std::make_unique<Sqlite>(p, Sqlite::Open::ReadOnly);
-    db->userVersion();
-    if (!db->hasTable("scan_windows") || !db->hasTable("meta"))
-      throw Error("'" + p + "' is not an index shard (no scan_windows table)", "give the databases written by index --shard i/n");
-    auto m = readMeta(*db);
-    if (m["complete"] != "1") throw Error("shard '" + p + "' is incomplete", "rerun its index command; it resumes where it stopped");
-    const std::int64_t index = parseInt64(m["shard_index"], "'" + p + "': shard_index");
-    m.erase("shard_index");
-    m.erase("complete");
-    if (set.dbs.empty()) {
-      set.meta = m;
-      const std::int64_t count = parseInt64(m["shard_count"], "'" + p + "': shard_count");
-      if (count < 1 || count > kMaxShards)
-        throw Error("'" + p + "': shard_count " + std::to_string(count) + " is out of range (1.." + std::to_string(kMaxShards) + ")");
-      seen.assign(static_cast<std::size_t>(count), false);
-    } else {
-      for (const auto& [k, v] : set.meta) {
-        if (m[k] != v)
-          throw Error("shard '" + p + "' belongs to another index (" + k + " is " + m[k] + ", not " + v + ")",
-                      "merge only the shards of one index run");
-      }
-    }
-    if (index < 0 || static_cast<std::size_t>(index) >= seen.size() || seen[static_cast<std::size_t>(index)])
-      throw Error("shard '" + p + "' has index " + std::to_string(index) + ", which is out of range or given twice");
-    seen[static_cast<std::size_t>(index)] = true;
-    set.dbs.push_back(std::move(db));
-  }
-  for (std::size_t i = 0; i < seen.size(); ++i)
-    if (!seen[i]) throw Error("shard " + std::to_string(i) + "/" + std::to_string(seen.size()) + " is missing", "give every shard of the index");
-  set.windows = set.integer("windows");
-  set.d_sae = set.integer("d_sae");
-  return set;
-}
-
-template <typename Fn>
-void forEachWindow(ScanSet& set, const std::string& stage, const ProgressFn& progress, Fn&& fn) {
-  std::int64_t done = 0;
-  for (auto& db : set.dbs) {
-    auto st = db->prepare("SELECT window, data FROM scan_windows ORDER BY window");
-    while (st.step()) {
-      const auto w = WindowLog::parse(st.blob(1), st.blobSize(1), "'" + db->path() + "' window " + std::to_string(st.integer(0)));
-      fn(st.integer(0), w);
-      if (++done % 64 == 0) report(progress, stage, done, set.windows);
-    }
-  }
-  if (done != set.windows)
-    throw Error("the shards hold " + std::to_string(done) + " windows, not " + std::to_string(set.windows), "rerun the shards' index commands");
-  report(progress, stage, done, set.windows);
-}
-
-// The same over `parts` contiguous ranges of windows at once, each on its own thread with its
-// own read-only connections: fn(part, window, log). The calling thread runs part 0 and reports
-// progress; the first exception of any part (a malformed window, a cancellation) stops the others
-// and is rethrown.
-template <typename Fn>
-void forEachWindowInParts(ScanSet& set, int parts, const std::string& stage, const ProgressFn& progress, Fn&& fn) {
-  std::atomic<std::int64_t> done{0};
-  std::atomic<bool> stop{false};
-  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(parts));
-  auto work = [&](int part) {
-    try {
-      const std::int64_t lo = set.windows * part / parts, hi = set.windows * (part + 1) / parts;
-      for (const auto& scan : set.dbs) {
-        Sqlite db(scan->path(), Sqlite::Open::ReadOnly);
-        auto st = db.prepare("SELECT window, data FROM scan_windows WHERE window >= ? AND window < ? ORDER BY window");
-        st.bind(1, lo).bind(2, hi);
-        while (st.step()) {
-          if (stop.load(std::memory_order_relaxed)) return;
-          const auto w = WindowLog::parse(st.blob(1), st.blobSize(1), "'" + db.path() + "' window " + std::to_string(st.integer(0)));
-          fn(part, st.integer(0), w);
-          const std::int64_t d = ++done;
-          if (part == 0 && d % 64 == 0) report(progress, stage, d, set.windows);
-        }
-      }
-    } catch (...) {
-      errors[static_cast<std::size_t>(part)] = std::current_exception();
-      stop = true;
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int p = 1; p < parts; ++p) threads.emplace_back(work, p);
-  work(0);
-  for (auto& t : threads) t.join();
-  for (const auto& e : errors)
-    if (e) std::rethrow_exception(e);
-  if (done != set.windows)
-    throw Error("the shards hold " + std::to_string(done.load()) + " windows in 0.." + std::to_string(set.windows - 1) + ", not " +
-                    std::to_string(set.windows),
-                "rerun the shards' index commands");
-  report(progress, stage, done, set.windows);
-}
 
 struct Cand {
   float act;
