@@ -56,6 +56,19 @@ WindowLog toLog(const at::Tensor& acts, std::vector<std::int32_t> tokens) {
   return log;
 }
 
+// The same from sparse rows: rows [first, first + n) of `rows`.
+WindowLog toLog(const SparseRows& rows, std::int64_t first, std::int64_t n, std::vector<std::int32_t> tokens) {
+  WindowLog log;
+  log.tokens = std::move(tokens);
+  const auto at = [&](std::int64_t r) { return rows.offsets[static_cast<std::size_t>(first + r)]; };
+  const std::uint32_t begin = at(0), end = at(n);
+  log.offsets.reserve(static_cast<std::size_t>(n + 1));
+  for (std::int64_t p = 0; p <= n; ++p) log.offsets.push_back(at(p) - begin);
+  log.features.assign(rows.features.begin() + begin, rows.features.begin() + end);
+  log.acts.assign(rows.acts.begin() + begin, rows.acts.begin() + end);
+  return log;
+}
+
 }  // namespace
 
 std::map<std::string, std::string> scanSettings(const IndexOptions& o, const Engine& engine, std::int64_t windows,
@@ -173,9 +186,18 @@ void scanCorpus(const IndexOptions& o, const Engine& engine, const std::string& 
     }
     const at::Tensor ids = at::tensor(flat, at::kLong).view({e - s, context});  // [b, pos]
     const at::Tensor h = engine.impl().hookActivationsBatch(ids);              // [b, pos, d_model]
-    // The block encoded at once (one large product), then each window's rows made sparse.
-    const at::Tensor acts = sae.encode(h.reshape({-1, h.size(2)})).to(at::kCPU, at::kFloat).contiguous();  // [b*pos, d_sae]
     Block block{s, std::vector<std::string>(static_cast<std::size_t>(e - s))};
+    // The block encoded at once: straight to sparse rows where the screened encoder applies,
+    // else one large product whose rows are then made sparse.
+    SparseRows rows;
+    if (sae.encodeSparse(h.reshape({-1, h.size(2)}), &rows)) {
+      for (std::int64_t w = 0; w < e - s; ++w) {
+        block.blobs[static_cast<std::size_t>(w)] =
+            toLog(rows, w * context, context, std::move(toks[static_cast<std::size_t>(w)])).serialize();
+      }
+      return block;
+    }
+    const at::Tensor acts = sae.encode(h.reshape({-1, h.size(2)})).to(at::kCPU, at::kFloat).contiguous();  // [b*pos, d_sae]
     at::parallel_for(0, e - s, 1, [&](std::int64_t w0, std::int64_t w1) {
       for (std::int64_t w = w0; w < w1; ++w) {
         block.blobs[static_cast<std::size_t>(w)] =

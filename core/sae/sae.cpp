@@ -1,8 +1,11 @@
 #include "sae/sae.h"
 
+#include <ATen/Parallel.h>
+#include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
 
 #include <filesystem>
+#include <mutex>
 
 #include "io/torch_bridge.h"
 #include "io/weight_store.h"
@@ -13,6 +16,13 @@ namespace fs = std::filesystem;
 
 namespace monoscope::core {
 
+struct Sae::ScreenCache {
+  std::mutex mu;
+  std::shared_ptr<const ScreenedEncoder> encoder;
+  std::vector<std::int64_t> key;  // storage and version of the weights it was made from
+  bool unsuitable = false;
+};
+
 Sae::Sae(SaeConfig config, at::Tensor W_enc, at::Tensor b_enc, at::Tensor W_dec, at::Tensor b_dec,
          at::Tensor threshold)
     : config_(std::move(config)),
@@ -20,7 +30,8 @@ Sae::Sae(SaeConfig config, at::Tensor W_enc, at::Tensor b_enc, at::Tensor W_dec,
       b_enc_(std::move(b_enc)),
       W_dec_(std::move(W_dec)),
       b_dec_(std::move(b_dec)),
-      threshold_(std::move(threshold)) {
+      threshold_(std::move(threshold)),
+      screen_(std::make_shared<ScreenCache>()) {
   const std::int64_t d_in = config_.d_in, d_sae = config_.d_sae;
   auto check = [&](const at::Tensor& t, const char* name, std::vector<std::int64_t> shape) {
     if (!t.defined() || t.sizes().vec() != shape) {
@@ -113,11 +124,83 @@ at::Tensor Sae::activate(const at::Tensor& pre) const {
   return f;
 }
 
-at::Tensor Sae::encode(const at::Tensor& x, SaeNorm* norm) const {
-  if (config_.architecture == "standard") {  // ReLU in the same pass as the product
-    return encoder_.linear(encoderInput(normalizeInput(x, norm)), W_enc_, b_enc_, Activation::Relu);
+std::shared_ptr<const ScreenedEncoder> Sae::screened(const at::Tensor& x) const {
+  // The copies it keeps (bf16 tiles and W_enc transposed) cost 6 bytes per weight: up to 2 GiB.
+  constexpr double kBudget = 2.0 * (1ull << 30);
+  if ((config_.architecture != "standard" && config_.architecture != "jumprelu") || !ScreenedEncoder::supported() ||
+      !x.device().is_cpu() || !W_enc_.device().is_cpu() || x.scalar_type() != at::kFloat ||
+      W_enc_.scalar_type() != at::kFloat || 6.0 * static_cast<double>(W_enc_.numel()) > kBudget) {
+    return nullptr;
   }
-  return activate(preActivations(normalizeInput(x, norm)));
+  if (at::GradMode::is_enabled() && (x.requires_grad() || W_enc_.requires_grad() || b_enc_.requires_grad())) {
+    return nullptr;
+  }
+  auto id = [](const at::Tensor& t) -> std::vector<std::int64_t> {
+    if (!t.defined()) return {0, 0};
+    // Inference tensors carry no version counter (and cannot be changed outside inference mode).
+    return {reinterpret_cast<std::int64_t>(t.data_ptr()), t.is_inference() ? 0 : static_cast<std::int64_t>(t._version())};
+  };
+  std::vector<std::int64_t> key = id(W_enc_);
+  for (const at::Tensor* t : {&b_enc_, &threshold_}) {
+    const auto k = id(*t);
+    key.insert(key.end(), k.begin(), k.end());
+  }
+  std::lock_guard<std::mutex> lock(screen_->mu);
+  if (!screen_->encoder || screen_->key != key) {
+    const at::Tensor w = W_enc_.contiguous(), b = b_enc_.contiguous();
+    const at::Tensor t = threshold_.defined() ? threshold_.to(at::kCPU, at::kFloat).contiguous() : at::Tensor();
+    screen_->encoder = std::make_shared<ScreenedEncoder>(w.data_ptr<float>(), b.to(at::kFloat).data_ptr<float>(),
+                                                         t.defined() ? t.data_ptr<float>() : nullptr, config_.d_in,
+                                                         config_.d_sae);
+    screen_->key = std::move(key);
+  }
+  return screen_->encoder;
+}
+
+bool Sae::encodeSparse(const at::Tensor& x, SparseRows* out) const {
+  const at::Tensor xin = encoderInput(normalizeInput(x, nullptr));
+  const auto enc = screened(xin);
+  if (!enc) return false;
+  const at::Tensor flat = xin.reshape({-1, config_.d_in}).contiguous();
+  const std::int64_t n = flat.size(0), d_in = config_.d_in;
+  // Parts of 256 rows on every thread, joined in order (the result does not depend on the split).
+  constexpr std::int64_t kPart = 256;
+  std::vector<SparseRows> parts(static_cast<std::size_t>((n + kPart - 1) / kPart));
+  const float* px = flat.data_ptr<float>();
+  at::parallel_for(0, static_cast<std::int64_t>(parts.size()), 1, [&](std::int64_t p0, std::int64_t p1) {
+    for (std::int64_t p = p0; p < p1; ++p) {
+      const std::int64_t r0 = p * kPart;
+      enc->encode(px + r0 * d_in, std::min(kPart, n - r0), &parts[static_cast<std::size_t>(p)]);
+    }
+  });
+  for (const SparseRows& part : parts) {
+    const std::uint32_t base = static_cast<std::uint32_t>(out->features.size());
+    out->features.insert(out->features.end(), part.features.begin(), part.features.end());
+    out->acts.insert(out->acts.end(), part.acts.begin(), part.acts.end());
+    for (std::size_t r = 1; r < part.offsets.size(); ++r) out->offsets.push_back(base + part.offsets[r]);
+  }
+  return true;
+}
+
+at::Tensor Sae::encode(const at::Tensor& x, SaeNorm* norm) const {
+  const at::Tensor xin = encoderInput(normalizeInput(x, norm));
+  if (const auto enc = screened(xin)) {
+    const at::Tensor flat = xin.reshape({-1, config_.d_in}).contiguous();
+    const std::int64_t n = flat.size(0), d_in = config_.d_in, d_sae = config_.d_sae;
+    at::Tensor out = at::empty({n, d_sae}, flat.options());
+    const float* px = flat.data_ptr<float>();
+    float* po = out.data_ptr<float>();
+    at::parallel_for(0, n, 256, [&](std::int64_t r0, std::int64_t r1) {
+      enc->encodeDense(px + r0 * d_in, r1 - r0, po + r0 * d_sae);
+    });
+    std::vector<std::int64_t> shape = x.sizes().vec();
+    shape.back() = d_sae;
+    return out.view(shape);
+  }
+  if (config_.architecture == "standard") {  // ReLU in the same pass as the product
+    return encoder_.linear(xin, W_enc_, b_enc_, Activation::Relu);
+  }
+  return activate(encoder_.linear(xin, W_enc_, b_enc_));
 }
 
 at::Tensor Sae::decode(const at::Tensor& f, const SaeNorm* norm) const {

@@ -8,6 +8,7 @@
 
 #include "lm/packed_product.h"
 #include "sae/sae_config.h"
+#include "sae/screened_encoder.h"
 
 namespace monoscope::core {
 
@@ -43,6 +44,10 @@ class Sae {
   at::Tensor activate(const at::Tensor& pre) const;
   // f(x): [..., d_in] -> [..., d_sae]
   at::Tensor encode(const at::Tensor& x, SaeNorm* norm = nullptr) const;
+  // The positive activations of each row of x [n, d_in], appended to `out`, through the screened
+  // encoder (see screened_encoder.h); false, with `out` untouched, where that does not apply
+  // (no AMX, a TopK SAE, another device, autograd). The values equal encode()'s.
+  bool encodeSparse(const at::Tensor& x, SparseRows* out) const;
   // x_hat: [..., d_sae] -> [..., d_in], undoing the input normalisation when `norm` is given.
   at::Tensor decode(const at::Tensor& f, const SaeNorm* norm = nullptr) const;
 
@@ -61,9 +66,15 @@ class Sae {
   // The encoder's input: x (normalised) less b_dec when the config says so.
   at::Tensor encoderInput(const at::Tensor& xn) const;
 
+  // The screened encoder for an input, made on first use (and again if the weights change);
+  // null where it does not apply.
+  std::shared_ptr<const ScreenedEncoder> screened(const at::Tensor& x) const;
+
   SaeConfig config_;
   at::Tensor W_enc_, b_enc_, W_dec_, b_dec_, threshold_;
   PackedProduct encoder_, decoder_;
+  struct ScreenCache;
+  std::shared_ptr<ScreenCache> screen_;
 };
 
 }  // namespace monoscope::core

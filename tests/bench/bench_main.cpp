@@ -14,7 +14,10 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "api/engine.h"
+#include "api/engine_impl.h"
 #include "api/feature_db.h"
+#include "index/token_corpus.h"
 #include "index/umap.h"
 #include "store/schema.h"
 #include "store/sqlite.h"
@@ -24,6 +27,8 @@
 #include "lm/packed_product.h"
 #include "lm/transformer.h"
 #include "sae/sae_trainer.h"
+#include "sae/screened_encoder.h"
+#include "util/sparse_row.h"
 #include "text/tokenizer.h"
 #include "util/mapped_file.h"
 #include "util/runtime.h"
@@ -325,6 +330,87 @@ static int benchAttention(std::int64_t B, std::int64_t H, std::int64_t T, std::i
   return 0;
 }
 
+// The SAE encoder on one scan block (`windows` windows of the corpus at the SAE's hook), from the
+// hook's activations to each token's positive activations: the screened encoder (bf16 tiles, then
+// exact fp32 dots; sae/screened_encoder.h) against the packed fp32 product followed by the sparse
+// pass over its rows, on one thread as a scan lane runs it; medians of `iters` runs.
+static int benchEncoder(const std::string& model, const std::string& sae_dir, const std::string& corpus_path,
+                        int windows, int iters) {
+  tuneAllocator();
+  configureThreads(1);
+  EngineOptions eo;
+  eo.model_dir = model;
+  eo.sae_dir = sae_dir;
+  auto engine = Engine::open(eo);
+  const auto tok = Tokenizer::fromDirectory(model);
+  const std::int64_t context = engine->info().window;
+  TokenCorpus corpus(corpus_path, tok, windows * context, context);
+  std::vector<std::int64_t> flat;
+  std::vector<std::int32_t> ids;
+  for (std::int64_t w = 0; w < corpus.windows(); ++w) {
+    corpus.windowTokens(w, &ids);
+    flat.insert(flat.end(), ids.begin(), ids.end());
+  }
+  c10::InferenceMode guard;
+  const at::Tensor h = engine->impl().hookActivationsBatch(at::tensor(flat, at::kLong).view({-1, context}));
+  const at::Tensor x = h.reshape({-1, h.size(2)}).contiguous();
+  const Sae& sae = *engine->impl().sae;
+  auto dense = [&] {
+    const bool was = ScreenedEncoder::setEnabled(false);
+    const at::Tensor acts = sae.encode(x).contiguous();
+    ScreenedEncoder::setEnabled(was);
+    SparseRows rows;
+    for (std::int64_t r = 0; r < acts.size(0); ++r) {
+      appendPositive(acts.data_ptr<float>() + r * acts.size(1), acts.size(1), &rows.features, &rows.acts);
+      rows.offsets.push_back(static_cast<std::uint32_t>(rows.features.size()));
+    }
+    return rows;
+  };
+  auto screened = [&] {
+    SparseRows rows;
+    if (!sae.encodeSparse(x, &rows)) throw std::runtime_error("the screened encoder does not apply");
+    return rows;
+  };
+  auto median = [&](auto&& run, SparseRows* last) {
+    std::vector<double> ms;
+    for (int i = 0; i < iters; ++i) {
+      const auto t0 = Clock::now();
+      *last = run();
+      ms.push_back(1e3 * seconds(t0, Clock::now()));
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms[ms.size() / 2];
+  };
+  SparseRows a, b;
+  const double ms_dense = median(dense, &a);
+  std::cout << nlohmann::json{{"bench", "encoder"}, {"impl", "packed+sparse"}, {"rows", x.size(0)},
+                              {"median_ms", ms_dense}, {"active", a.features.size()}}.dump() << "\n";
+  if (!ScreenedEncoder::supported()) {
+    std::cerr << "this CPU has no AMX-BF16 (or MONOSCOPE_SCREENED_ENCODER=0): the screened encoder is not available\n";
+    return 0;
+  }
+  const double ms_screened = median(screened, &b);
+  double max_diff = 0;
+  std::size_t common = 0;
+  for (std::int64_t r = 0; r < b.rows(); ++r) {  // values of the features active on both paths
+    std::size_t i = a.offsets[r], j = b.offsets[r];
+    while (i < a.offsets[r + 1] && j < b.offsets[r + 1]) {
+      if (a.features[i] == b.features[j]) {
+        max_diff = std::max(max_diff, static_cast<double>(std::fabs(a.acts[i] - b.acts[j])));
+        ++common, ++i, ++j;
+      } else if (a.features[i] < b.features[j]) {
+        ++i;
+      } else {
+        ++j;
+      }
+    }
+  }
+  std::cout << nlohmann::json{{"bench", "encoder"}, {"impl", "screened"}, {"rows", x.size(0)},
+                              {"median_ms", ms_screened}, {"active", b.features.size()}, {"common", common},
+                              {"max_abs_diff", max_diff}, {"speedup", ms_dense / ms_screened}}.dump() << "\n";
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc >= 5 && std::strcmp(argv[1], "product") == 0)
     return benchProduct(std::atoll(argv[2]), std::atoll(argv[3]), std::atoll(argv[4]), argc > 5 ? std::atoi(argv[5]) : 2,
@@ -343,11 +429,13 @@ int main(int argc, char** argv) {
                     argc > 7 ? std::atoi(argv[7]) : 24576);
   if (argc >= 4 && std::strcmp(argv[1], "tokenizer") == 0)
     return benchTokenizer(argv[2], argv[3], argc > 4 ? std::atoi(argv[4]) : 3);
+  if (argc >= 5 && std::strcmp(argv[1], "encoder") == 0)
+    return benchEncoder(argv[2], argv[3], argv[4], argc > 5 ? std::atoi(argv[5]) : 16, argc > 6 ? std::atoi(argv[6]) : 9);
   if (argc >= 2 && std::strcmp(argv[1], "forward") == 0)
     return benchForward(argc > 2 ? std::atoi(argv[2]) : 2, argc > 3 ? std::atoi(argv[3]) : 256,
                         argc > 4 ? std::atoi(argv[4]) : 1, argc > 5 ? std::atoi(argv[5]) : 5);
   std::cerr << "usage: monoscope-bench tokenizer DIR FILE [repeats] | forward [threads seq batch iters] |\n"
                "       sae standard|topk [threads batch steps d_in d_sae] | product M K N [threads iters] |\n"
-               "       attention B H T dh [threads iters]\n";
+               "       attention B H T dh [threads iters] | encoder MODEL SAE CORPUS [windows iters]\n";
   return 2;
 }

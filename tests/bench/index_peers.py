@@ -77,6 +77,9 @@ def bench_torch_loop(args):
     hf = GPT2LMHeadModel.from_pretrained(args.model, torch_dtype=torch.float32).eval()
     layer = int(sae.cfg.metadata.hook_name.split(".")[1])
     hf.transformer.h = hf.transformer.h[: layer + 1]
+    # The last hidden state is the final layer norm's output: without it, it is the hook's
+    # residual stream (blocks.<layer>.hook_resid_post).
+    hf.transformer.ln_f = torch.nn.Identity()
     tokens = demo_tokens(args.shard, args.tokens, args.window)
     W_enc, b_enc, b_dec = sae.W_enc.detach(), sae.b_enc.detach(), sae.b_dec.detach()
     k = 20

@@ -11,6 +11,7 @@
 #include "io/json_file.h"
 #include "io/safetensors.h"
 #include "sae/sae.h"
+#include "sae/screened_encoder.h"
 #include "test_util.h"
 #include "util/error.h"
 #include "util/mapped_file.h"
@@ -45,6 +46,95 @@ class TestSae : public QObject {
     QVERIFY((f > 0).sum(-1).max().item<std::int64_t>() <= 8);
   }
   void jumpreluMatchesSaeLens() { matchesSaeLens("jumprelu", "jumprelu"); }
+  // The screened encoder (bf16 tile screen, exact fp32 dots) finds every activation a float64
+  // product finds, including pairs planted a hair above and below zero, for odd shapes, JumpReLU
+  // gates, row counts across its chunks; sparse and dense outputs agree bit for bit, and so do
+  // rows encoded in one call or two.
+  void screenedEncoderIsExact() {
+    if (!ScreenedEncoder::supported()) QSKIP("this CPU has no AMX-BF16: the screened encoder does not run here");
+    c10::InferenceMode guard;
+    at::manual_seed(7);
+    struct Shape {
+      std::int64_t d_in, d_sae, n;
+      bool jump;
+    };
+    for (const Shape sh : {Shape{80, 200, 300, false}, Shape{256, 96, 33, true}, Shape{32, 32, 1, false},
+                           Shape{300, 64, 530, true}}) {
+      const at::Tensor W = at::randn({sh.d_in, sh.d_sae}) / std::sqrt(static_cast<double>(sh.d_in));
+      const at::Tensor x = at::randn({sh.n, sh.d_in}) * 3;
+      at::Tensor b = at::randn({sh.d_sae}) * 0.5;
+      // Feature j's bias puts row (j % n) within a few 1e-6 of its gate, on either side.
+      const at::Tensor dots = at::matmul(x.to(at::kDouble), W.to(at::kDouble));
+      at::Tensor thr = sh.jump ? at::rand({sh.d_sae}) * 0.5 : at::Tensor();
+      for (std::int64_t j = 0; j < sh.d_sae; j += 3) {
+        const double gate = sh.jump ? thr[j].item<double>() : 0.0;
+        const double eps = (j % 2 ? 1 : -1) * 4e-6 * (1 + j % 5);
+        b[j] = static_cast<float>(gate - dots[j % sh.n][j].item<double>() + eps);
+      }
+      const at::Tensor pre = dots + b.to(at::kDouble);                     // [n, d_sae]
+      const at::Tensor gate = sh.jump ? thr.to(at::kDouble).clamp_min(0) : at::zeros({sh.d_sae}, at::kDouble);
+      // fp32's own error for these dots: pairs closer than that to the gate may go either way.
+      const at::Tensor tol = 1e-5 * at::outer(x.to(at::kDouble).norm(2, 1), W.to(at::kDouble).norm(2, 0));
+      ScreenedEncoder enc(W.contiguous().data_ptr<float>(), b.contiguous().data_ptr<float>(),
+                          sh.jump ? thr.contiguous().data_ptr<float>() : nullptr, sh.d_in, sh.d_sae);
+      at::Tensor dense = at::empty({sh.n, sh.d_sae});
+      enc.encodeDense(x.data_ptr<float>(), sh.n, dense.data_ptr<float>());
+      const at::Tensor on = pre > gate + tol, off = pre <= gate - tol;
+      QVERIFY2((dense.gt(0) | ~on).all().item<bool>(), "an activation above the gate was missed");
+      QVERIFY2((dense.eq(0) | ~off).all().item<bool>(), "an activation below the gate was kept");
+      const at::Tensor err = (dense.to(at::kDouble) - pre).abs() * dense.gt(0);
+      QVERIFY((err <= tol).all().item<bool>());
+      QVERIFY((at::where(on, 1, 0) + at::where(off, 1, 0)).sum().item<std::int64_t>() > 0);
+      // Sparse = dense, and one call = two calls.
+      SparseRows one, two;
+      enc.encode(x.data_ptr<float>(), sh.n, &one);
+      const std::int64_t half = sh.n / 2;
+      enc.encode(x.data_ptr<float>(), half, &two);
+      SparseRows rest;
+      enc.encode(x.data_ptr<float>() + half * sh.d_in, sh.n - half, &rest);
+      for (std::size_t r = 1; r < rest.offsets.size(); ++r) two.offsets.push_back(two.offsets.back() + rest.offsets[r] - rest.offsets[r - 1]);
+      two.features.insert(two.features.end(), rest.features.begin(), rest.features.end());
+      two.acts.insert(two.acts.end(), rest.acts.begin(), rest.acts.end());
+      QCOMPARE(one.rows(), sh.n);
+      QVERIFY(one.offsets == two.offsets && one.features == two.features && one.acts == two.acts);
+      std::size_t k = 0;
+      for (std::int64_t r = 0; r < sh.n; ++r) {
+        for (std::int64_t j = 0; j < sh.d_sae; ++j) {
+          const float v = dense[r][j].item<float>();
+          if (v == 0) continue;
+          QVERIFY(k < one.features.size() && one.features[k] == static_cast<std::uint32_t>(j) && one.acts[k] == v);
+          ++k;
+        }
+        QCOMPARE(static_cast<std::size_t>(one.offsets[static_cast<std::size_t>(r + 1)]), k);
+      }
+    }
+  }
+
+  // Through Sae: encode() with the screened encoder on and off agrees to fp32 rounding on the
+  // SAELens fixtures, and encodeSparse() gives encode()'s values.
+  void saeScreenedAgreesWithProduct() {
+    if (!ScreenedEncoder::supported()) QSKIP("this CPU has no AMX-BF16: the screened encoder does not run here");
+    c10::InferenceMode guard;
+    for (const char* dir : {"standard", "jumprelu"}) {
+      auto sae = Sae::load(testutil::fixture(std::string("sae/") + dir), c10::Device(c10::kCPU));
+      const at::Tensor x = testutil::loadExpected(expected_, "input").reshape({-1, sae->config().d_in});
+      const at::Tensor screened = sae->encode(x);
+      const bool was = ScreenedEncoder::setEnabled(false);
+      const at::Tensor product = sae->encode(x);
+      SparseRows none;
+      QVERIFY(!sae->encodeSparse(x, &none));
+      ScreenedEncoder::setEnabled(was);
+      QVERIFY(testutil::maxAbsDiff(screened, product) < 1e-5);
+      SparseRows rows;
+      QVERIFY(sae->encodeSparse(x, &rows));
+      QCOMPARE(rows.rows(), x.size(0));
+      QCOMPARE(static_cast<std::int64_t>(rows.features.size()), screened.gt(0).sum().item<std::int64_t>());
+      for (std::int64_t r = 0; r < rows.rows(); ++r)
+        for (std::uint32_t i = rows.offsets[static_cast<std::size_t>(r)]; i < rows.offsets[static_cast<std::size_t>(r + 1)]; ++i)
+          QCOMPARE(rows.acts[i], screened[r][rows.features[i]].item<float>());
+    }
+  }
+
   void pre6ConfigLoads() {
     matchesSaeLens("standard_pre6", "standard");
     auto sae = Sae::load(testutil::fixture("sae/standard_pre6"), c10::Device(c10::kCPU));
