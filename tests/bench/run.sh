@@ -42,6 +42,9 @@ done
 for shape in "16 8 256 32" "4 12 1024 64"; do
   "$BUILD/tests/bench/monoscope-bench" attention $shape "$THREADS" 20 >> "$results"
 done
+# The SAE encoder on one scan block of the demo (16 windows at the hook), one thread as a lane
+# runs it: screened (AMX) against the packed product and the sparse pass.
+"$BUILD/tests/bench/monoscope-bench" encoder data/demo/model data/demo/sae data/demo/corpus/sample.tokens.safetensors 16 9 >> "$results"
 "$PY" - "$results" <<'PYEOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
@@ -84,5 +87,11 @@ if atts:
             print(f"  batch {shape[0]}, {shape[1]} heads, {shape[2]} tokens, head size {shape[3]}: libtorch "
                   f"{a['libtorch']['median_ms']:.2f} ms, fused {a['fused']['median_ms']:.2f} ms: "
                   f"{a['libtorch']['median_ms'] / a['fused']['median_ms']:.2f}x, max |diff| {a['fused']['max_abs_diff_vs_libtorch']:.1e}")
+enc = {r["impl"]: r for r in rows if r["bench"] == "encoder"}
+if "screened" in enc:
+    e, d = enc["screened"], enc["packed+sparse"]
+    print(f"SAE encoder, demo scan block ({e['rows']} tokens, 1 thread, median of 9): packed product + sparse pass "
+          f"{d['median_ms']:.1f} ms, screened {e['median_ms']:.1f} ms: {d['median_ms'] / e['median_ms']:.2f}x; "
+          f"active {e['active']} vs {d['active']}, max |diff| {e['max_abs_diff']:.1e}")
 PYEOF
 if [ "$WHAT" = "all" ]; then bash tests/bench/index.sh; bash tests/bench/ui.sh; fi
