@@ -5,6 +5,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include <filesystem>
+#include <limits>
 #include <mutex>
 
 #include "io/torch_bridge.h"
@@ -20,7 +21,6 @@ struct Sae::ScreenCache {
   std::mutex mu;
   std::shared_ptr<const ScreenedEncoder> encoder;
   std::vector<std::int64_t> key;  // storage and version of the weights it was made from
-  bool unsuitable = false;
 };
 
 Sae::Sae(SaeConfig config, at::Tensor W_enc, at::Tensor b_enc, at::Tensor W_dec, at::Tensor b_dec,
@@ -173,6 +173,12 @@ bool Sae::encodeSparse(const at::Tensor& x, SparseRows* out) const {
       enc->encode(px + r0 * d_in, std::min(kPart, n - r0), &parts[static_cast<std::size_t>(p)]);
     }
   });
+  std::size_t total = out->features.size();
+  for (const SparseRows& part : parts) total += part.features.size();
+  if (total > std::numeric_limits<std::uint32_t>::max()) {
+    throw Error("one block of " + std::to_string(n) + " rows has " + std::to_string(total) + " activations, more than 2^32",
+                "encode fewer rows at a time (a smaller batch of windows)");
+  }
   for (const SparseRows& part : parts) {
     const std::uint32_t base = static_cast<std::uint32_t>(out->features.size());
     out->features.insert(out->features.end(), part.features.begin(), part.features.end());
