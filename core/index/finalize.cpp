@@ -275,14 +275,19 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
       double scale = 1.0;
       int first = 0;  // the window position of toks[0]
     };
-    std::vector<std::pair<std::int64_t, WindowLog>> pending;
+    struct Pending {
+      std::int64_t window;
+      WindowLog log;
+      const std::vector<Request>* reqs;
+    };
+    std::vector<Pending> pending;
     std::vector<std::vector<Row>> rows;
     auto flush = [&] {
       rows.assign(pending.size(), {});
       at::parallel_for(0, static_cast<std::int64_t>(pending.size()), 1, [&](std::int64_t i0, std::int64_t i1) {
         for (std::int64_t i = i0; i < i1; ++i) {
-          const auto& [w, log] = pending[static_cast<std::size_t>(i)];
-          const auto& reqs = requests.at(w);
+          const WindowLog& log = pending[static_cast<std::size_t>(i)].log;
+          const auto& reqs = *pending[static_cast<std::size_t>(i)].reqs;
           auto& out = rows[static_cast<std::size_t>(i)];
           out.resize(reqs.size());
           const int n = static_cast<int>(log.size());
@@ -300,8 +305,8 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
         }
       });
       for (std::size_t i = 0; i < pending.size(); ++i) {
-        const auto& [w, log] = pending[i];
-        const auto& reqs = requests.at(w);
+        const auto& [w, log, reqs_of] = pending[i];
+        const auto& reqs = *reqs_of;
         for (std::size_t k = 0; k < reqs.size(); ++k) {
           const Request& r = reqs[k];
           const Row& row = rows[i][k];
@@ -316,8 +321,9 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
       pending.clear();
     };
     forEachWindow(set, "examples", progress, [&](std::int64_t w, const WindowLog& log) {
-      if (requests.find(w) == requests.end()) return;
-      pending.emplace_back(w, log);
+      const auto it = requests.find(w);
+      if (it == requests.end()) return;
+      pending.push_back({w, log, &it->second});
       if (pending.size() == 64) flush();
     });
     flush();

@@ -40,23 +40,7 @@ std::string absolute(const std::string& p) {
   return ec ? p : a.string();
 }
 
-// The sparse record of one window from its feature activations acts [pos, d_sae] (CPU float,
-// contiguous): one pass, positions ascending, features ascending within a position.
-WindowLog toLog(const at::Tensor& acts, std::vector<std::int32_t> tokens) {
-  WindowLog log;
-  log.tokens = std::move(tokens);
-  const std::int64_t n = acts.size(0), d = acts.size(1);
-  const float* a = acts.data_ptr<float>();
-  log.offsets.reserve(static_cast<std::size_t>(n + 1));
-  log.offsets.push_back(0);
-  for (std::int64_t p = 0; p < n; ++p) {
-    appendPositive(a + p * d, d, &log.features, &log.acts);
-    log.offsets.push_back(static_cast<std::uint32_t>(log.features.size()));
-  }
-  return log;
-}
-
-// The same from sparse rows: rows [first, first + n) of `rows`.
+// The sparse record of one window: its positions are rows [first, first + n) of `rows`.
 WindowLog toLog(const SparseRows& rows, std::int64_t first, std::int64_t n, std::vector<std::int32_t> tokens) {
   WindowLog log;
   log.tokens = std::move(tokens);
@@ -190,20 +174,14 @@ void scanCorpus(const IndexOptions& o, const Engine& engine, const std::string& 
     // The block encoded at once: straight to sparse rows where the screened encoder applies,
     // else one large product whose rows are then made sparse.
     SparseRows rows;
-    if (sae.encodeSparse(h.reshape({-1, h.size(2)}), &rows)) {
-      for (std::int64_t w = 0; w < e - s; ++w) {
-        block.blobs[static_cast<std::size_t>(w)] =
-            toLog(rows, w * context, context, std::move(toks[static_cast<std::size_t>(w)])).serialize();
-      }
-      return block;
+    if (!sae.encodeSparse(h.reshape({-1, h.size(2)}), &rows)) {
+      const at::Tensor acts = sae.encode(h.reshape({-1, h.size(2)})).to(at::kCPU, at::kFloat).contiguous();  // [b*pos, d_sae]
+      appendPositiveRows(acts.data_ptr<float>(), acts.size(0), acts.size(1), &rows);
     }
-    const at::Tensor acts = sae.encode(h.reshape({-1, h.size(2)})).to(at::kCPU, at::kFloat).contiguous();  // [b*pos, d_sae]
-    at::parallel_for(0, e - s, 1, [&](std::int64_t w0, std::int64_t w1) {
-      for (std::int64_t w = w0; w < w1; ++w) {
-        block.blobs[static_cast<std::size_t>(w)] =
-            toLog(acts.slice(0, w * context, (w + 1) * context), std::move(toks[static_cast<std::size_t>(w)])).serialize();
-      }
-    });
+    for (std::int64_t w = 0; w < e - s; ++w) {
+      block.blobs[static_cast<std::size_t>(w)] =
+          toLog(rows, w * context, context, std::move(toks[static_cast<std::size_t>(w)])).serialize();
+    }
     return block;
   };
   std::mutex mu;

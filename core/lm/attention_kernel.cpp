@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "util/runtime.h"
+
 #if defined(__GNUC__) && !defined(__clang__)
 // GCC 12 reports the deliberately undefined lanes inside its own AVX-512 reductions.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -24,10 +26,7 @@ namespace monoscope::core {
 namespace {
 
 std::atomic<bool>& enabledFlag() {
-  static std::atomic<bool> on{[] {
-    const char* e = std::getenv("MONOSCOPE_FUSED_ATTENTION");
-    return !(e != nullptr && std::strcmp(e, "0") == 0);
-  }()};
+  static std::atomic<bool> on{!switchedOff("MONOSCOPE_FUSED_ATTENTION")};
   return on;
 }
 

@@ -13,6 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "util/runtime.h"
+
 #ifdef MONOSCOPE_HAVE_DNNL
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -23,10 +25,7 @@ namespace monoscope::core {
 namespace {
 
 // On unless the environment says MONOSCOPE_PACKED_PRODUCTS=0 (to compare against BLAS).
-std::atomic<bool> g_enabled{[] {
-  const char* v = std::getenv("MONOSCOPE_PACKED_PRODUCTS");
-  return v == nullptr || std::string(v) != "0";
-}()};
+std::atomic<bool> g_enabled{!switchedOff("MONOSCOPE_PACKED_PRODUCTS")};
 
 // A product is cut into tiles of at most kTileRows x kTileCols outputs, each computed by one
 // thread (the tiles side by side): a tile's rows and results stay in cache, a 256-token prompt

@@ -5,7 +5,6 @@
 #include <c10/core/InferenceMode.h>
 
 #include <filesystem>
-#include <limits>
 #include <mutex>
 
 #include "io/torch_bridge.h"
@@ -173,18 +172,7 @@ bool Sae::encodeSparse(const at::Tensor& x, SparseRows* out) const {
       enc->encode(px + r0 * d_in, std::min(kPart, n - r0), &parts[static_cast<std::size_t>(p)]);
     }
   });
-  std::size_t total = out->features.size();
-  for (const SparseRows& part : parts) total += part.features.size();
-  if (total > std::numeric_limits<std::uint32_t>::max()) {
-    throw Error("one block of " + std::to_string(n) + " rows has " + std::to_string(total) + " activations, more than 2^32",
-                "encode fewer rows at a time (a smaller batch of windows)");
-  }
-  for (const SparseRows& part : parts) {
-    const std::uint32_t base = static_cast<std::uint32_t>(out->features.size());
-    out->features.insert(out->features.end(), part.features.begin(), part.features.end());
-    out->acts.insert(out->acts.end(), part.acts.begin(), part.acts.end());
-    for (std::size_t r = 1; r < part.offsets.size(); ++r) out->offsets.push_back(base + part.offsets[r]);
-  }
+  for (const SparseRows& part : parts) appendRows(part, out);
   return true;
 }
 

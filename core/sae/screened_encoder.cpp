@@ -3,10 +3,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <utility>
+
+#include "util/runtime.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
 // GCC 12 reports the deliberately undefined lanes inside its own AVX-512 reductions.
@@ -32,10 +33,7 @@ constexpr std::int64_t kChunk = 256;  // rows converted to bf16 at a time
 std::int64_t roundUp(std::int64_t v, std::int64_t m) { return (v + m - 1) / m * m; }
 
 std::atomic<bool>& enabledFlag() {
-  static std::atomic<bool> on{[] {
-    const char* e = std::getenv("MONOSCOPE_SCREENED_ENCODER");
-    return !(e != nullptr && std::strcmp(e, "0") == 0);
-  }()};
+  static std::atomic<bool> on{!switchedOff("MONOSCOPE_SCREENED_ENCODER")};
   return on;
 }
 

@@ -10,16 +10,9 @@
 #include <memory>
 #include <vector>
 
-namespace monoscope::core {
+#include "util/sparse_row.h"
 
-// Positive activations of consecutive rows: row r's features (ascending) and values are
-// features[offsets[r] .. offsets[r + 1]).
-struct SparseRows {
-  std::vector<std::uint32_t> offsets{0};
-  std::vector<std::uint32_t> features;
-  std::vector<float> acts;
-  std::int64_t rows() const { return static_cast<std::int64_t>(offsets.size()) - 1; }
-};
+namespace monoscope::core {
 
 class ScreenedEncoder {
  public:

@@ -5,6 +5,8 @@
 
 #include <malloc.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <thread>
 
 #include "util/device.h"
@@ -41,6 +43,11 @@ std::string resolveDeviceName(const std::string& requested) {
 
 c10::Device resolveDevice(const std::string& requested) {
   return c10::Device(resolveDeviceName(requested));
+}
+
+bool switchedOff(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && std::strcmp(v, "0") == 0;
 }
 
 }  // namespace monoscope::core

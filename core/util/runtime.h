@@ -16,4 +16,8 @@ int configureThreads(int n);
 // this LibTorch build has it and a GPU is present. Throws Error for an unusable request.
 std::string resolveDeviceName(const std::string& requested);
 
+// True when the environment variable `name` is "0": the switches that turn a fast path off to
+// compare it with the plain one (MONOSCOPE_PACKED_PRODUCTS, MONOSCOPE_FUSED_ATTENTION, ...).
+bool switchedOff(const char* name);
+
 }  // namespace monoscope::core

@@ -1,5 +1,10 @@
 #include "util/sparse_row.h"
 
+#include <limits>
+#include <string>
+
+#include "util/error.h"
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define MONOSCOPE_X86_KERNELS 1
@@ -49,6 +54,26 @@ void appendPositive(const float* row, std::int64_t n, std::vector<std::uint32_t>
   if (avx512) from = appendPositiveAvx512(row, n, index, value);
 #endif
   appendPositiveScalar(row, from, n, index, value);
+}
+
+void appendPositiveRows(const float* a, std::int64_t rows, std::int64_t n, SparseRows* out) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    appendPositive(a + r * n, n, &out->features, &out->acts);
+    out->offsets.push_back(static_cast<std::uint32_t>(out->features.size()));
+  }
+}
+
+void appendRows(const SparseRows& part, SparseRows* out) {
+  const std::size_t base = out->features.size();
+  if (base + part.features.size() > std::numeric_limits<std::uint32_t>::max()) {
+    throw Error(std::to_string(out->rows() + part.rows()) + " rows hold " + std::to_string(base + part.features.size()) +
+                    " activations, more than 2^32",
+                "encode fewer rows at a time (a smaller batch of windows)");
+  }
+  out->features.insert(out->features.end(), part.features.begin(), part.features.end());
+  out->acts.insert(out->acts.end(), part.acts.begin(), part.acts.end());
+  for (std::size_t r = 1; r < part.offsets.size(); ++r)
+    out->offsets.push_back(static_cast<std::uint32_t>(base + part.offsets[r]));
 }
 
 }  // namespace monoscope::core

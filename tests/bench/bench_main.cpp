@@ -360,10 +360,7 @@ static int benchEncoder(const std::string& model, const std::string& sae_dir, co
     const at::Tensor acts = sae.encode(x).contiguous();
     ScreenedEncoder::setEnabled(was);
     SparseRows rows;
-    for (std::int64_t r = 0; r < acts.size(0); ++r) {
-      appendPositive(acts.data_ptr<float>() + r * acts.size(1), acts.size(1), &rows.features, &rows.acts);
-      rows.offsets.push_back(static_cast<std::uint32_t>(rows.features.size()));
-    }
+    appendPositiveRows(acts.data_ptr<float>(), acts.size(0), acts.size(1), &rows);
     return rows;
   };
   auto screened = [&] {
