@@ -8,6 +8,7 @@ int cmdLogits(const Args& args);
 int cmdEncode(const Args& args);
 int cmdGenerate(const Args& args);
 int cmdSaeConvert(const Args& args);
+int cmdImportGguf(const Args& args);
 int cmdTopFeatures(const Args& args);
 int cmdTrainSae(const Args& args);
 int cmdGroundTruth(const Args& args);

@@ -1,6 +1,8 @@
 // tokenize, logits, encode, generate, sae-convert, top-features: the engine's command-line
 // contract, on core's public API (logits keeps the internal hook reader for any hook).
 #include <ATen/ATen.h>
+#include <chrono>
+#include <iomanip>
 #include <c10/core/InferenceMode.h>
 
 #include <iostream>
@@ -13,6 +15,7 @@
 #include "api/ranking.h"
 #include "commands.h"
 #include "inputs.h"
+#include "io/gguf_import.h"
 #include "io/safetensors.h"
 #include "io/torch_bridge.h"
 #include "lm/hooks.h"
@@ -163,6 +166,20 @@ int cmdSaeConvert(const Args& args) {
   sae->save(args.get("out"));
   std::cerr << "saved " << sae->config().architecture << " SAE (" << sae->config().d_sae << " features at "
             << sae->config().hook_name << ") to " << args.get("out") << "\n";
+  return 0;
+}
+
+int cmdImportGguf(const Args& args) {
+  args.allowOnly({"gguf", "out", "dtype"});
+  const std::string dtype = args.get("dtype", "f32");
+  if (dtype != "f32" && dtype != "bf16") throw core::Error("--dtype is '" + dtype + "'", "use f32 or bf16");
+  core::GgufImportOptions options;
+  options.bf16 = dtype == "bf16";
+  const auto start = std::chrono::steady_clock::now();
+  core::importGguf(args.get("gguf"), args.get("out"), options);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cerr << "imported " << args.get("gguf") << " into " << args.get("out") << " (" << dtype << ", "
+            << std::fixed << std::setprecision(1) << s << " s)\n";
   return 0;
 }
 

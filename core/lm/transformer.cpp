@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "io/gguf_import.h"
 #include "io/torch_bridge.h"
 #include "lm/attention_kernel.h"
 #include "io/weight_store.h"
@@ -108,8 +109,9 @@ void Transformer::bindParameters() {
   }
 }
 
-std::unique_ptr<Transformer> Transformer::load(const std::string& dir, const c10::Device& device) {
+std::unique_ptr<Transformer> Transformer::load(const std::string& model, const c10::Device& device) {
   try {
+    const std::string dir = resolveModelDir(model);  // a GGUF file is imported once into the cache
     ModelConfig cfg = ModelConfig::fromFile((fs::path(dir) / "config.json").string());
     std::unique_ptr<Transformer> m(new Transformer(cfg, device));
     WeightStore store(dir);
@@ -125,7 +127,7 @@ std::unique_ptr<Transformer> Transformer::load(const std::string& dir, const c10
     }
     return m;
   } catch (const Error& e) {
-    throw e.withContext("loading model '" + dir + "'");
+    throw e.withContext("loading model '" + model + "'");
   }
 }
 

@@ -117,4 +117,21 @@ void pretokenizeGpt2(std::string_view text, std::vector<Span>* out) {
   }
 }
 
+void splitDigits(std::string_view text, bool individual, std::vector<Span>* out) {
+  const Cursor cur{text, asciiTable()};
+  std::size_t i = 0, piece = 0;
+  while (i < text.size()) {
+    std::size_t len = 0;
+    if (cur.at(i, &len) != CharClass::Number) {
+      i += len;
+      continue;
+    }
+    if (i > piece) out->push_back({piece, i});
+    const std::size_t end = individual ? i + len : cur.runEnd(i, CharClass::Number);
+    out->push_back({i, end});
+    i = piece = end;
+  }
+  if (text.size() > piece) out->push_back({piece, text.size()});
+}
+
 }  // namespace monoscope::core

@@ -22,4 +22,9 @@ struct Span {
 // Appends the pre-token byte spans of `text` (valid UTF-8), offsets relative to `text`.
 void pretokenizeGpt2(std::string_view text, std::vector<Span>* out);
 
+// Hugging Face's Digits pre-tokenizer: numeric characters (\p{N}) become pieces of their own,
+// one per character (`individual`) or one per run; the text between them forms the other pieces.
+// Appends the pieces of `text` (valid UTF-8) in order; together they cover the text.
+void splitDigits(std::string_view text, bool individual, std::vector<Span>* out);
+
 }  // namespace monoscope::core

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "io/gguf_import.h"
 #include "io/json_file.h"
 #include "text/pretokenizer.h"
 #include "util/error.h"
@@ -99,11 +100,8 @@ void Tokenizer::addMerge(std::int32_t left, std::int32_t right, std::int32_t ran
 void Tokenizer::finish() {
   for (int b = 0; b < 256; ++b) {
     auto it = bytes_to_id_.find(std::string(1, static_cast<char>(b)));
-    if (it == bytes_to_id_.end()) {
-      throw Error("the vocabulary lacks the single byte " + std::to_string(b),
-                  "byte-level BPE needs all 256 byte tokens");
-    }
-    byte_ids_[b] = it->second;
+    byte_ids_[b] = it == bytes_to_id_.end() ? -1 : it->second;
+    missing_bytes_ = missing_bytes_ || it == bytes_to_id_.end();
   }
   for (const auto& [content, id] : specials_) {
     if (content == "<|endoftext|>") eot_id_ = id;
@@ -115,7 +113,8 @@ void Tokenizer::finish() {
   cache_ = std::make_shared<Cache>();
 }
 
-Tokenizer Tokenizer::fromDirectory(const std::string& dir) {
+Tokenizer Tokenizer::fromDirectory(const std::string& model) {
+  const std::string dir = resolveModelDir(model);
   const fs::path tj = fs::path(dir) / "tokenizer.json";
   if (fs::exists(tj)) return fromTokenizerJson(tj.string());
   const fs::path vj = fs::path(dir) / "vocab.json";
@@ -157,7 +156,9 @@ Tokenizer Tokenizer::fromTokenizerJson(const std::string& path) try {
     bool byte_level = false;
     for (const auto& p : parts) {
       const std::string ptype = p.value("type", "");
-      if (ptype == "ByteLevel") {
+      if (ptype == "Digits" && !byte_level) {
+        t.digits_ = p.value("individual_digits", false) ? DigitSplit::Individual : DigitSplit::Runs;
+      } else if (ptype == "ByteLevel") {
         byte_level = true;
         t.add_prefix_space_ = p.value("add_prefix_space", false);
         if (!p.value("use_regex", true)) {
@@ -323,7 +324,8 @@ std::string Tokenizer::tokenString(std::int32_t id) const {
 std::vector<std::int32_t> Tokenizer::mergeByScan(std::string_view word) const {
   std::vector<std::int32_t> parts;
   parts.reserve(word.size());
-  for (unsigned char c : word) parts.push_back(byte_ids_[c]);
+  for (unsigned char c : word)
+    if (byte_ids_[c] >= 0) parts.push_back(byte_ids_[c]);  // a byte without a token is dropped
   // Repeatedly merge the adjacent pair with the lowest rank (leftmost on ties).
   while (parts.size() > 1) {
     std::int32_t best_rank = std::numeric_limits<std::int32_t>::max();
@@ -348,6 +350,12 @@ std::vector<std::int32_t> Tokenizer::mergeWithHeap(std::string_view word) const 
   // The same merges in the same order as mergeByScan (lowest rank first, leftmost on ties; a
   // merge only creates pairs of higher rank), in O(n log n): symbols in a linked list,
   // candidate pairs in a min-heap keyed by (rank, position), stale candidates skipped.
+  if (missing_bytes_) {  // bytes without a token are dropped before merging
+    std::string kept;
+    for (char c : word)
+      if (byte_ids_[static_cast<unsigned char>(c)] >= 0) kept.push_back(c);
+    if (kept.size() != word.size()) return mergeWithHeap(kept);
+  }
   const auto n = static_cast<std::int32_t>(word.size());
   if (n == 0) return {};
   std::vector<std::int32_t> id(static_cast<std::size_t>(n)), next(static_cast<std::size_t>(n)), prev(static_cast<std::size_t>(n));
@@ -415,21 +423,72 @@ void Tokenizer::encodeOrdinary(std::string_view text, std::size_t base,
     src = prefixed;
     shift = 1;
   }
-  pretokenizeGpt2(src, &spans);
-  std::vector<std::int32_t> ids;
-  for (const Span& sp : spans) {
-    ids.clear();
-    bpe(src.substr(sp.begin, sp.end - sp.begin), &ids);
-    std::size_t pos = sp.begin;
-    for (auto id : ids) {
-      const std::size_t len = id_to_bytes_[id].size();
-      // The added prefix space belongs to no input byte: clamp its span to the text.
-      const std::size_t s = pos < shift ? 0 : pos - shift;
-      const std::size_t e = pos + len < shift ? 0 : pos + len - shift;
-      out->push_back({id, base + s, base + e});
-      pos += len;
+  if (digits_ == DigitSplit::None) {
+    pretokenizeGpt2(src, &spans);
+  } else {
+    std::vector<Span> pieces, inner;
+    splitDigits(src, digits_ == DigitSplit::Individual, &pieces);
+    for (const Span& p : pieces) {
+      inner.clear();
+      pretokenizeGpt2(src.substr(p.begin, p.end - p.begin), &inner);
+      for (const Span& sp : inner) spans.push_back({p.begin + sp.begin, p.begin + sp.end});
     }
   }
+  for (const Span& sp : spans) encodePiece(src, sp, shift, base, out);
+}
+
+void Tokenizer::encodePiece(std::string_view src, Span sp, std::size_t shift, std::size_t base,
+                            std::vector<Token>* out) const {
+  const std::string_view word = src.substr(sp.begin, sp.end - sp.begin);
+  if (missing_bytes_) {
+    for (unsigned char c : word) {
+      if (byte_ids_[c] >= 0) continue;
+      std::vector<Token> tokens;
+      encodeWithGaps(word, sp.begin, &tokens);
+      for (Token t : tokens) {
+        t.start = t.start < shift ? 0 : t.start - shift;
+        t.end = t.end < shift ? 0 : t.end - shift;
+        out->push_back({t.id, base + t.start, base + t.end});
+      }
+      return;
+    }
+  }
+  std::vector<std::int32_t> ids;
+  bpe(word, &ids);
+  std::size_t pos = sp.begin;
+  for (auto id : ids) {
+    const std::size_t len = id_to_bytes_[id].size();
+    // The added prefix space belongs to no input byte: clamp its span to the text.
+    const std::size_t s = pos < shift ? 0 : pos - shift;
+    const std::size_t e = pos + len < shift ? 0 : pos + len - shift;
+    out->push_back({id, base + s, base + e});
+    pos += len;
+  }
+}
+
+void Tokenizer::encodeWithGaps(std::string_view word, std::size_t begin, std::vector<Token>* out) const {
+  std::vector<Token> parts;
+  for (std::size_t i = 0; i < word.size(); ++i) {
+    const std::int32_t id = byte_ids_[static_cast<unsigned char>(word[i])];
+    if (id >= 0) parts.push_back({id, begin + i, begin + i + 1});
+  }
+  // The lowest-ranked adjacent pair first, leftmost on ties (as mergeByScan).
+  while (parts.size() > 1) {
+    std::int32_t best_rank = std::numeric_limits<std::int32_t>::max(), best_id = -1;
+    std::size_t best = 0;
+    for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+      auto it = merges_.find(pairKey(parts[i].id, parts[i + 1].id));
+      if (it != merges_.end() && it->second.rank < best_rank) {
+        best_rank = it->second.rank;
+        best = i;
+        best_id = it->second.merged;
+      }
+    }
+    if (best_id < 0) break;
+    parts[best] = {best_id, parts[best].start, parts[best + 1].end};
+    parts.erase(parts.begin() + static_cast<std::ptrdiff_t>(best) + 1);
+  }
+  out->insert(out->end(), parts.begin(), parts.end());
 }
 
 std::vector<Token> Tokenizer::encode(std::string_view text) const {
@@ -486,15 +545,19 @@ void Tokenizer::save(const std::string& dir) const {
                      {"rstrip", false}, {"normalized", true}, {"special", true}});
     vocab_with_specials[content] = id;
   }
+  nlohmann::ordered_json pre_tokenizer = {{"type", "ByteLevel"}, {"add_prefix_space", add_prefix_space_},
+                                           {"trim_offsets", true}, {"use_regex", true}};
+  if (digits_ != DigitSplit::None) {
+    nlohmann::ordered_json digits = {{"type", "Digits"}, {"individual_digits", digits_ == DigitSplit::Individual}};
+    pre_tokenizer = {{"type", "Sequence"}, {"pretokenizers", {digits, pre_tokenizer}}};
+  }
   nlohmann::ordered_json tj = {
       {"version", "1.0"},
       {"truncation", nullptr},
       {"padding", nullptr},
       {"added_tokens", added},
       {"normalizer", nullptr},
-      {"pre_tokenizer",
-       {{"type", "ByteLevel"}, {"add_prefix_space", add_prefix_space_}, {"trim_offsets", true},
-        {"use_regex", true}}},
+      {"pre_tokenizer", pre_tokenizer},
       {"post_processor",
        {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false},
         {"use_regex", true}}},

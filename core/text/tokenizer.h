@@ -1,12 +1,17 @@
 #pragma once
 // Byte-level BPE exactly as GPT-2 defines it: GPT-2 pre-tokenisation, the byte-to-unicode map,
 // merges applied by rank. Loads tokenizer.json (BPE model) or vocab.json + merges.txt.
+// As Hugging Face tokenizers does, a Digits pre-tokenizer may split numbers before GPT-2's
+// pattern runs, and a byte that has no token of its own is dropped (the tokens around it keep
+// their exact byte spans).
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+
+#include "text/pretokenizer.h"
 
 namespace monoscope::core {
 
@@ -18,7 +23,8 @@ struct Token {
 
 class Tokenizer {
  public:
-  // Loads from a model or tokenizer folder: tokenizer.json, else vocab.json + merges.txt.
+  // Loads from a model or tokenizer folder: tokenizer.json, else vocab.json + merges.txt. A GGUF
+  // model file is imported first (io/gguf_import.h) and its tokenizer read.
   static Tokenizer fromDirectory(const std::string& dir);
   static Tokenizer fromTokenizerJson(const std::string& path);
   static Tokenizer fromVocabMerges(const std::string& vocab_path, const std::string& merges_path);
@@ -65,15 +71,23 @@ class Tokenizer {
   void finish();
   void bpe(std::string_view word, std::vector<std::int32_t>* out) const;
   void encodeOrdinary(std::string_view text, std::size_t base, std::vector<Token>* out) const;
+  void encodePiece(std::string_view src, Span sp, std::size_t shift, std::size_t base,
+                   std::vector<Token>* out) const;
+  // BPE of a pre-token that holds bytes without a token: those bytes are dropped and the rest
+  // merge as if adjacent (Hugging Face's behaviour); each token spans the bytes it came from.
+  void encodeWithGaps(std::string_view word, std::size_t begin, std::vector<Token>* out) const;
 
   std::vector<std::string> id_to_bytes_;
   std::unordered_map<std::string, std::int32_t> bytes_to_id_;
   std::unordered_map<std::uint64_t, Merge> merges_;
   std::vector<std::pair<std::int32_t, std::int32_t>> merge_list_;  // rank order, for saving
   std::vector<std::pair<std::string, std::int32_t>> specials_;      // content, id
-  std::int32_t byte_ids_[256] = {};
+  std::int32_t byte_ids_[256] = {};  // -1: the vocabulary has no token for this byte
+  bool missing_bytes_ = false;
   std::int32_t eot_id_ = -1;
   bool add_prefix_space_ = false;
+  enum class DigitSplit { None, Individual, Runs };
+  DigitSplit digits_ = DigitSplit::None;  // a Digits pre-tokenizer before the byte-level one
   // Per-word cache shared by copies; guarded by a mutex inside.
   struct Cache;
   std::shared_ptr<Cache> cache_;
