@@ -49,9 +49,11 @@ FeatureListPanel::FeatureListPanel(Session* session, QWidget* parent)
     const QModelIndex i = view_->indexAt(pos);
     if (i.isValid()) session_->featureMenu(model_->featureAt(i.row()), view_->viewport()->mapToGlobal(pos), this);
   });
-  view_->setColumnWidth(FeatureListModel::IdColumn, 52);
-  view_->setColumnWidth(FeatureListModel::DensityColumn, 75);
-  view_->setColumnWidth(FeatureListModel::MaxColumn, 55);
+  // The numbers as narrow as their digits; the explanation gets the rest of the row.
+  const QFontMetrics fm = view_->fontMetrics();
+  view_->setColumnWidth(FeatureListModel::IdColumn, fm.horizontalAdvance("000000") + 8);
+  view_->setColumnWidth(FeatureListModel::DensityColumn, fm.horizontalAdvance("0.00e-00") + 8);
+  view_->setColumnWidth(FeatureListModel::MaxColumn, fm.horizontalAdvance("000.0") + 8);
   layout->addWidget(view_, 1);
 
   debounce_ = new QTimer(this);

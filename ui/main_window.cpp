@@ -13,6 +13,7 @@
 #include <QMenu>
 #include <QMenuBar>
 #include <QMessageBox>
+#include <QScreen>
 #include <QScrollArea>
 #include <QSettings>
 #include <QStatusBar>
@@ -104,7 +105,11 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), session_(new Sess
   QSettings settings;
   restoreGeometry(settings.value("window/geometry").toByteArray());
   restoreState(settings.value("window/state").toByteArray());
-  if (!settings.contains("window/geometry")) resize(1440, 920);
+  if (!settings.contains("window/geometry")) {  // first launch: the whole screen
+    const QRect screen_area = screen() != nullptr ? screen()->availableGeometry() : QRect(0, 0, 1440, 920);
+    setGeometry(screen_area);
+    setWindowState(windowState() | Qt::WindowMaximized);
+  }
 }
 
 MainWindow::~MainWindow() = default;
@@ -327,8 +332,8 @@ void MainWindow::showEvent(QShowEvent* event) {
   // First launch: the feature page gets most of the window (once the layout has settled).
   QTimer::singleShot(0, this, [this]() {
     resizeDocks({findChild<QDockWidget*>("features_dock"), findChild<QDockWidget*>("map_dock")},
-                {width() / 5, width() / 4}, Qt::Horizontal);
-    resizeDocks({findChild<QDockWidget*>("inspector_dock")}, {height() * 3 / 10}, Qt::Vertical);
+                {width() * 27 / 100, width() / 4}, Qt::Horizontal);
+    resizeDocks({findChild<QDockWidget*>("inspector_dock")}, {height() * 35 / 100}, Qt::Vertical);
     default_state_ = saveState();
   });
 }

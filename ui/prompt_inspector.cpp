@@ -71,6 +71,8 @@ PromptInspector::PromptInspector(Session* session, QWidget* parent) : QWidget(pa
   box(tr("Selected token"), token_model_);
   box(tr("Last token (completeness probe)"), last_model_);
   box(tr("Contrastive (prompt, not negative)"), contrast_model_);
+  split->setStretchFactor(0, 1);
+  split->setStretchFactor(1, 2);  // the result tables get two thirds of the height
   layout->addWidget(split, 1);
 
   connect(inspect_, &QPushButton::clicked, this, &PromptInspector::inspect);
@@ -83,7 +85,8 @@ PromptInspector::PromptInspector(Session* session, QWidget* parent) : QWidget(pa
 QTableView* PromptInspector::makeTable(FeatureScoreModel* model) {
   auto* table = new QTableView(this);
   table->setModel(model);
-  table->setMinimumHeight(60);
+  // At least eight rows visible, header included.
+  table->setMinimumHeight((table->fontMetrics().height() + 4) * 9 + 6);
   table->setContextMenuPolicy(Qt::CustomContextMenu);
   connect(table, &QWidget::customContextMenuRequested, this, [this, table, model](const QPoint& pos) {
     const QModelIndex i = table->indexAt(pos);
@@ -121,6 +124,7 @@ void PromptInspector::inspect() {
           c.id = t.id;
           c.byte_start = t.start;
           c.byte_end = t.end;
+          c.sink = encoded_.window > 0 && cells.size() % static_cast<std::size_t>(encoded_.window) == 0;
           cells.push_back(c);
         }
         tokens_->setTokens(cells, 1.0f);
@@ -149,6 +153,9 @@ void PromptInspector::showToken(int token) {
   std::vector<core::FeatureScore> scores;
   for (const auto& a : encoded_.active[token]) scores.push_back({a.feature, a.value});
   token_model_->setScores(scores);
+  if (encoded_.window > 0 && token % encoded_.window == 0)
+    status_->setText(tr("Token %1 is the first of its window: an attention sink whose features are artifacts of "
+                        "position, left out of the database and of contrastive search.").arg(token));
 }
 
 void PromptInspector::highlightFeature(qint64 feature) {

@@ -186,6 +186,9 @@ bool TokenTextView::event(QEvent* event) {
     if (c.id >= 0) tip += tr("  id %1").arg(c.id);
     tip += tr("<br>activation <b>%1</b>").arg(c.value, 0, 'f', 3);
     if (c.byte_end > c.byte_start) tip += tr("<br>bytes %1-%2").arg(c.byte_start).arg(c.byte_end);
+    if (c.sink)
+      tip += tr("<br><i>first position of its window: an attention sink with a massive activation;<br>"
+                "left out of the database's statistics and of contrastive search</i>");
     QToolTip::showText(help->globalPos(), tip, this, tokenRect(t));
     return true;
   }

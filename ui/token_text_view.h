@@ -18,6 +18,7 @@ struct TokenCell {
   std::int32_t id = -1;      // token id (-1 unknown)
   std::size_t byte_start = 0, byte_end = 0;  // span in the source text (both 0 when unknown)
   float value = 0.0f;        // activation highlighted
+  bool sink = false;         // a window's first position: an attention sink, left out of statistics
 };
 
 class TokenTextView : public QWidget {

@@ -11,6 +11,7 @@ int cmdSaeConvert(const Args& args);
 int cmdImportGguf(const Args& args);
 int cmdTopFeatures(const Args& args);
 int cmdTrainSae(const Args& args);
+int cmdHarvest(const Args& args);
 int cmdGroundTruth(const Args& args);
 int cmdBuildCorpus(const Args& args);
 int cmdTrainTokenizer(const Args& args);

@@ -53,7 +53,7 @@ std::unique_ptr<core::Engine> engineForDb(const Args& args, const core::FeatureD
 
 int cmdIndex(const Args& args) {
   args.allowOnly({"model", "sae", "corpus", "tokens", "out", "shard", "seed", "context", "batch", "intervals", "per-interval",
-                  "top", "left", "right", "neighbours", "neighbour-method", "umap", "umap-epochs", "device", "threads"});
+                  "top", "left", "right", "neighbours", "neighbour-method", "umap", "umap-epochs", "skip-first", "device", "threads"});
   core::IndexOptions o;
   o.model_dir = args.get("model");
   o.sae_dir = args.get("sae");
@@ -71,6 +71,7 @@ int cmdIndex(const Args& args) {
   o.right = static_cast<int>(args.integer("right", o.right, 0, 4096));
   o.neighbours = static_cast<int>(args.integer("neighbours", o.neighbours, 0, 1000));
   o.neighbour_method = args.get("neighbour-method", o.neighbour_method);
+  o.skip_first = args.get("skip-first", "true") != "false";
   o.umap = args.get("umap", "true") != "false";
   o.umap_epochs = args.integer("umap-epochs", 0, 0, 100000);
   o.device = args.get("device", "auto");

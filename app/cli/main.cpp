@@ -37,7 +37,7 @@ const std::vector<Command>& commands() {
       {"index", cmdIndex,
        "--model DIR --sae DIR --corpus PATH --tokens N --out FILE.db [--shard i/n] [--seed S] [--context C]\n"
        "            [--batch 8 --intervals 10 --per-interval 10 --top 20 --left 20 --right 8 --neighbours 10\n"
-       "             --neighbour-method auto|exact|hnsw --umap true|false --umap-epochs N]"},
+       "             --neighbour-method auto|exact|hnsw --umap true|false --umap-epochs N --skip-first true|false]"},
       {"merge", cmdMerge, "--out FILE.db SHARD.db..."},
       {"feature", cmdFeature, "FILE.db ID --json"},
       {"search", cmdSearch, "FILE.db (--prompt T [--negative T] | --text QUERY | --attribute T --target A --versus B) --top K --json"},
@@ -51,7 +51,10 @@ const std::vector<Command>& commands() {
        "            --batch-size 16 --steps N --warmup N --lr X --eval-every N --max-minutes M --seed S]"},
       {"train-sae", cmdTrainSae,
        "(--activations FILE.safetensors | --model DIR --hook NAME --corpus PATH) --arch standard|topk (--l1 X | --k K)\n"
-       "            --d-sae N --tokens N --seed S --out DIR [--batch-size B --lr X --context C]"},
+       "            --d-sae N --tokens N --seed S --out DIR [--batch-size B --lr X --context C --skip-first true|false]"},
+      {"harvest", cmdHarvest,
+       "--model DIR|FILE.gguf --hook NAME --corpus PATH --tokens N --out DIR [--context 128 --skip-first true\n"
+       "            --chunk-rows 65536 --batch 16 --seed S]   (activations to disk for train-sae --activations DIR)"},
       {"ground-truth", cmdGroundTruth, "[--d-in 256 --features 512 --active 5] --arch standard|topk (--l1 X | --k K) --d-sae N --tokens N"},
       {"build-demo", cmdBuildDemo, "[--work build/demo-work] [--out data/demo]"},
   };

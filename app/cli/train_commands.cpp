@@ -16,6 +16,7 @@
 #include "io/weight_store.h"
 #include "sae/sae.h"
 #include "sae/activation_store.h"
+#include "sae/harvest.h"
 #include "sae/sae_trainer.h"
 #include "lm/lm_trainer.h"
 #include "lm/transformer.h"
@@ -58,14 +59,16 @@ void report(const core::SaeTrainStats& s, std::int64_t total, double elapsed) {
 
 int cmdTrainSae(const Args& args) {
   args.allowOnly({"activations", "model", "hook", "corpus", "arch", "l1", "k", "d-sae", "tokens", "seed", "out",
-                  "batch-size", "lr", "dead-window", "context", "buffer", "device", "threads"});
+                  "batch-size", "lr", "dead-window", "context", "buffer", "skip-first", "device", "threads"});
   core::SaeTrainingOptions o;
   o.activations = args.get("activations", "");
   o.model_dir = args.get("model", "");
   o.hook = args.get("hook", "");
   o.corpus = args.get("corpus", "");
-  if (o.model_dir.empty() == o.activations.empty())
-    throw Error("give either --activations FILE.safetensors or --model DIR --hook NAME --corpus PATH");
+  if (o.model_dir.empty() && o.activations.empty())
+    throw Error("give --activations FILE.safetensors|HARVEST_DIR or --model DIR --hook NAME --corpus PATH (or both: "
+                "the model then only evaluates the splice)");
+  o.skip_first = args.get("skip-first", "true") != "false";
   if (!o.model_dir.empty() && o.hook.empty()) throw Error("--model needs --hook NAME");
   if (!o.model_dir.empty() && o.corpus.empty()) throw Error("--model needs --corpus PATH");
   o.architecture = args.get("arch");
@@ -101,6 +104,37 @@ int cmdTrainSae(const Args& args) {
   core::trainSae(o, progress, &r);
   std::cout << core::readTextFile((fs::path(o.out) / "training.json").string());
   std::cout << "\n";
+  return 0;
+}
+
+int cmdHarvest(const Args& args) {
+  args.allowOnly({"model", "hook", "corpus", "tokens", "context", "skip-first", "chunk-rows", "batch", "seed", "out",
+                  "device", "threads"});
+  core::HarvestOptions o;
+  o.model_dir = args.get("model");
+  o.hook = args.get("hook");
+  o.corpus = args.get("corpus");
+  o.out = args.get("out");
+  o.tokens = args.integer("tokens", 1, 1ll << 34);
+  o.context = args.integer("context", 128, 2, 1 << 20);
+  o.skip_first = args.get("skip-first", "true") != "false";
+  o.chunk_rows = args.integer("chunk-rows", o.chunk_rows, 1024, 1 << 22);
+  o.batch = args.integer("batch", o.batch, 1, 4096);
+  o.seed = static_cast<std::uint64_t>(args.integer("seed", 0, 0, INT64_MAX));
+  o.device = args.get("device", "auto");
+  o.threads = threadsOption(args);
+  const auto start = std::chrono::steady_clock::now();
+  std::int64_t last = -1;
+  const auto progress = [&](const core::Progress& p) {
+    if (p.stage == "harvest" && (p.done - last >= 16384 || p.done == p.total)) {
+      last = p.done;
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::fprintf(stderr, "harvest %lld/%lld rows  %.0f s\n", static_cast<long long>(p.done), static_cast<long long>(p.total), s);
+    }
+    return true;
+  };
+  core::harvestActivations(o, progress);
+  std::cerr << "harvested into " << o.out << "\n";
   return 0;
 }
 

@@ -127,7 +127,10 @@ void Engine::Impl::forEachWindow(const std::vector<std::int32_t>& ids,
 at::Tensor Engine::Impl::maxActs(const std::vector<std::int32_t>& ids) const {
   at::Tensor best;
   forEachWindow(ids, [&](std::size_t, const at::Tensor& acts) {
-    const at::Tensor m = std::get<0>(acts.max(0));  // [d_sae]
+    // A window's first position (an attention sink in most trained LMs) is left out unless it is
+    // the only one, so that no search is led by its artifacts.
+    const at::Tensor rows = acts.size(0) > 1 ? acts.narrow(0, 1, acts.size(0) - 1) : acts;  // [w, d_sae]
+    const at::Tensor m = std::get<0>(rows.max(0));  // [d_sae]
     best = best.defined() ? at::maximum(best, m) : m;
   });
   return best;

@@ -31,7 +31,8 @@ struct Engine::Impl {
   at::Tensor featureActs(const std::vector<std::int32_t>& ids) const;
   // featureActs window by window (memory bounded by one window): fn(first token, [w, d_sae]).
   void forEachWindow(const std::vector<std::int32_t>& ids, const std::function<void(std::size_t, const at::Tensor&)>& fn) const;
-  at::Tensor maxActs(const std::vector<std::int32_t>& ids) const;  // [d_sae] max over all tokens
+  // [d_sae] max over the tokens, each window's first position left out (unless it is alone)
+  at::Tensor maxActs(const std::vector<std::int32_t>& ids) const;
   std::vector<std::int32_t> tokenIds(std::string_view text, const char* what) const;
   // The last info.window ids (what the SAE sees for the last token).
   std::vector<std::int32_t> lastWindow(std::vector<std::int32_t> ids) const;

@@ -9,10 +9,13 @@
 namespace monoscope::core {
 
 struct SaeTrainingOptions {
-  std::string activations;              // safetensors file with `activations` [n, d_in], or
+  std::string activations;              // safetensors file with `activations` [n, d_in] or a harvest
+                                        // folder (with model_dir: that model evaluates the splice), or
   std::string model_dir, hook, corpus;  // a model, the hook to read, and a token shard / corpus folder
   std::int64_t context = 0;             // tokens per model window (0: min(128, n_ctx)); recorded in cfg.json
   std::int64_t buffer_tokens = 1 << 18; // mixing buffer for streamed activations
+  bool skip_first = true;               // each window's first position (an attention sink in most
+                                        // trained LMs) is left out of training and of the splice
   std::string architecture = "standard";  // standard | topk
   double l1_coefficient = 5.0;          // standard
   std::int64_t k = 32;                  // topk

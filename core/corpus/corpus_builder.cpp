@@ -164,8 +164,10 @@ std::vector<std::string> globPaths(const CorpusSource& s) {
 std::vector<std::string> readSource(const CorpusSource& s) {
   if (s.kind == "files") {
     std::vector<std::string> docs;
-    for (const auto& p : globPaths(s))
-      for (auto& d : splitOn(readTextFile(p), s.split)) docs.push_back(std::move(d));
+    for (const auto& p : globPaths(s)) {
+      const bool gz = p.size() > 3 && p.compare(p.size() - 3, 3, ".gz") == 0;
+      for (auto& d : splitOn(gz ? readGzip(p) : readTextFile(p), s.split)) docs.push_back(std::move(d));
+    }
     return docs;
   }
   if (s.kind == "dictd") return readDictd(s.path);

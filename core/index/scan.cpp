@@ -40,14 +40,16 @@ std::string absolute(const std::string& p) {
   return ec ? p : a.string();
 }
 
-// The sparse record of one window: its positions are rows [first, first + n) of `rows`.
-WindowLog toLog(const SparseRows& rows, std::int64_t first, std::int64_t n, std::vector<std::int32_t> tokens) {
+// The sparse record of one window: its positions are rows [first, first + n) of `rows`. Positions
+// before `from` (the first one, an attention sink, when it is skipped) record no activations.
+WindowLog toLog(const SparseRows& rows, std::int64_t first, std::int64_t n, std::vector<std::int32_t> tokens,
+                std::int64_t from) {
   WindowLog log;
   log.tokens = std::move(tokens);
   const auto at = [&](std::int64_t r) { return rows.offsets[static_cast<std::size_t>(first + r)]; };
-  const std::uint32_t begin = at(0), end = at(n);
+  const std::uint32_t begin = at(from), end = at(n);
   log.offsets.reserve(static_cast<std::size_t>(n + 1));
-  for (std::int64_t p = 0; p <= n; ++p) log.offsets.push_back(at(p) - begin);
+  for (std::int64_t p = 0; p <= n; ++p) log.offsets.push_back(p < from ? 0 : at(p) - begin);
   log.features.assign(rows.features.begin() + begin, rows.features.begin() + end);
   log.acts.assign(rows.acts.begin() + begin, rows.acts.begin() + end);
   return log;
@@ -78,6 +80,7 @@ std::map<std::string, std::string> scanSettings(const IndexOptions& o, const Eng
           {"histogram_bins", std::to_string(o.histogram_bins)},
           {"neighbours", std::to_string(o.neighbours)},
           {"neighbour_method", o.neighbour_method},
+          {"first_position", o.skip_first ? "skipped" : "scanned"},
           {"umap", o.umap ? "1" : "0"},
           {"umap_epochs", std::to_string(o.umap_epochs)}};
 }
@@ -180,7 +183,7 @@ void scanCorpus(const IndexOptions& o, const Engine& engine, const std::string& 
     }
     for (std::int64_t w = 0; w < e - s; ++w) {
       block.blobs[static_cast<std::size_t>(w)] =
-          toLog(rows, w * context, context, std::move(toks[static_cast<std::size_t>(w)])).serialize();
+          toLog(rows, w * context, context, std::move(toks[static_cast<std::size_t>(w)]), o.skip_first ? 1 : 0).serialize();
     }
     return block;
   };

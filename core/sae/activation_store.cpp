@@ -3,22 +3,44 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
+#include <filesystem>
+
 #include "io/torch_bridge.h"
 #include "io/weight_store.h"
 #include "lm/hooks.h"
 #include "sae/sae.h"
 #include "util/error.h"
 
+namespace fs = std::filesystem;
+
 namespace monoscope::core {
 
 FileActivationSource::FileActivationSource(const std::string& path, std::uint64_t seed) : seed_(seed) {
-  auto store = WeightStore::fromFile(path);
-  const auto& view = store.tensor("activations");
-  if (view.shape.size() != 2 || view.shape[0] <= 0 || view.shape[1] <= 0) {
-    throw Error("tensor 'activations' in '" + path + "' must be [n, d_in], got " + shapeString(view.shape));
+  std::vector<std::string> files;
+  if (fs::is_directory(path)) {  // a harvest folder (sae/harvest.h): its chunks in order
+    for (const auto& e : fs::directory_iterator(path)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind("chunk-", 0) == 0 && e.path().extension() == ".safetensors") files.push_back(e.path().string());
+    }
+    std::sort(files.begin(), files.end());
+    if (files.empty()) throw Error("'" + path + "' holds no chunk-*.safetensors files", "run monoscope-cli harvest first");
+  } else {
+    files.push_back(path);
   }
-  acts_ = toFloatTensor(view, path);
-  if (!at::isfinite(acts_).all().item<bool>()) throw Error("'" + path + "' holds NaN or infinite activations");
+  std::vector<at::Tensor> parts;
+  for (const auto& file : files) {
+    auto store = WeightStore::fromFile(file);
+    const auto& view = store.tensor("activations");
+    if (view.shape.size() != 2 || view.shape[0] <= 0 || view.shape[1] <= 0) {
+      throw Error("tensor 'activations' in '" + file + "' must be [n, d_in], got " + shapeString(view.shape));
+    }
+    if (!parts.empty() && view.shape[1] != parts[0].size(1))
+      throw Error("'" + file + "' holds activations of width " + std::to_string(view.shape[1]) + ", not " + std::to_string(parts[0].size(1)));
+    parts.push_back(toFloatTensor(view, file));
+    if (!at::isfinite(parts.back()).all().item<bool>()) throw Error("'" + file + "' holds NaN or infinite activations");
+  }
+  acts_ = parts.size() == 1 ? parts[0] : at::cat(parts, 0);
 }
 
 void FileActivationSource::reshuffle() {
@@ -49,13 +71,14 @@ at::Tensor FileActivationSource::next(std::int64_t n) {
 
 ModelActivationSource::ModelActivationSource(std::shared_ptr<const Transformer> model, std::string hook,
                                              std::shared_ptr<const TokenShard> shard, std::int64_t context,
-                                             std::int64_t buffer_tokens, std::uint64_t seed)
+                                             std::int64_t buffer_tokens, std::uint64_t seed, bool skip_first)
     : model_(std::move(model)),
       hook_(std::move(hook)),
       layer_(hookLayer(hook_, model_->config().n_layers)),
       shard_(std::move(shard)),
       context_(context),
       buffer_tokens_(buffer_tokens),
+      skip_first_(skip_first && context > 1),
       gen_(at::detail::createCPUGenerator(seed)) {
   if (context_ < 1 || context_ > model_->config().n_ctx) throw Error("activation context must be in 1..n_ctx");
   if (buffer_tokens_ < context_) throw Error("the mixing buffer must hold at least one context");
@@ -79,7 +102,9 @@ void ModelActivationSource::refill() {
   const std::int64_t batch = std::max<std::int64_t>(1, 4096 / context_);
   while (have < buffer_tokens_) {
     at::Tensor windows = shard_->sample(batch, context_ - 1, gen_);  // [batch, context]
-    at::Tensor acts = activations(windows).reshape({-1, width()});
+    at::Tensor acts = activations(windows);  // [batch, context, d_model]
+    if (skip_first_) acts = acts.narrow(1, 1, context_ - 1);
+    acts = acts.reshape({-1, width()});
     have += acts.size(0);
     fresh.push_back(acts);
   }
@@ -96,22 +121,29 @@ at::Tensor ModelActivationSource::next(std::int64_t n) {
 }
 
 SpliceEvaluation evaluateSplice(const Transformer& model, const Sae& sae, const TokenShard& shard,
-                                std::int64_t batches, std::int64_t batch_size, std::int64_t context) {
+                                std::int64_t batches, std::int64_t batch_size, std::int64_t context,
+                                std::int64_t first) {
   c10::InferenceMode guard;
   auto gen = at::detail::createCPUGenerator(4242);
   SpliceEvaluation ev;
   const std::string& hook = sae.config().hook_name;
   auto loss = [&](const at::Tensor& window, const HookSet* hooks) {
     at::Tensor input = window.narrow(1, 0, context), target = window.narrow(1, 1, context);
-    at::Tensor logits = model.forward(input, hooks);
+    at::Tensor logits = model.forward(input, hooks).narrow(1, first, context - first);
+    target = target.narrow(1, first, context - first);
     return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), target.reshape(-1)).item<double>();
   };
+  // x [batch, pos, d]: positions from `first` on replaced, the ones before kept.
+  auto keepFirst = [first](const at::Tensor& x, at::Tensor replaced) {
+    if (first > 0) replaced.narrow(1, 0, first).copy_(x.narrow(1, 0, first));
+    return replaced;
+  };
   HookSet splice, zero;
-  splice.add(hook, [&sae](const at::Tensor& x, const HookContext&) {
+  splice.add(hook, [&sae, keepFirst](const at::Tensor& x, const HookContext&) {
     SaeNorm norm;
-    return sae.decode(sae.encode(x, &norm), &norm).to(x.scalar_type());
+    return keepFirst(x, sae.decode(sae.encode(x, &norm), &norm).to(x.scalar_type()).contiguous());
   });
-  zero.add(hook, [](const at::Tensor& x, const HookContext&) { return at::zeros_like(x); });
+  zero.add(hook, [keepFirst](const at::Tensor& x, const HookContext&) { return keepFirst(x, at::zeros_like(x)); });
   for (std::int64_t b = 0; b < batches; ++b) {
     at::Tensor window = shard.sample(batch_size, context, gen);
     ev.clean_loss += loss(window, nullptr) / batches;

@@ -19,7 +19,8 @@ class ActivationSource {
   virtual std::int64_t width() const = 0;
 };
 
-// Rows of tensor `activations` [n, d_in] in a seeded random order, epoch after epoch.
+// Rows of tensor `activations` [n, d_in] (one file, or a harvest folder's chunks) in a seeded
+// random order, epoch after epoch.
 class FileActivationSource : public ActivationSource {
  public:
   FileActivationSource(const std::string& path, std::uint64_t seed);
@@ -41,7 +42,7 @@ class FileActivationSource : public ActivationSource {
 class ModelActivationSource : public ActivationSource {
  public:
   ModelActivationSource(std::shared_ptr<const Transformer> model, std::string hook, std::shared_ptr<const TokenShard> shard,
-                        std::int64_t context, std::int64_t buffer_tokens, std::uint64_t seed);
+                        std::int64_t context, std::int64_t buffer_tokens, std::uint64_t seed, bool skip_first = true);
   at::Tensor next(std::int64_t n) override;
   std::int64_t width() const override { return model_->config().d_model; }
   // Activations [batch, context, d_model] of the given windows (int64 [batch, context]).
@@ -54,6 +55,7 @@ class ModelActivationSource : public ActivationSource {
   std::int64_t layer_;
   std::shared_ptr<const TokenShard> shard_;
   std::int64_t context_, buffer_tokens_;
+  bool skip_first_;  // leave out each window's first position
   at::Generator gen_;
   at::Tensor buffer_;  // [rows, d_model]
 };
@@ -66,7 +68,10 @@ struct SpliceEvaluation {
 };
 
 class Sae;
+// Positions before `first` keep the model's own activations in the spliced and ablated runs
+// (1: the first position, an attention sink the SAE was not trained on) and are not scored.
 SpliceEvaluation evaluateSplice(const Transformer& model, const Sae& sae, const TokenShard& shard,
-                                std::int64_t batches, std::int64_t batch_size, std::int64_t context);
+                                std::int64_t batches, std::int64_t batch_size, std::int64_t context,
+                                std::int64_t first = 0);
 
 }  // namespace monoscope::core

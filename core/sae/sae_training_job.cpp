@@ -30,7 +30,7 @@ std::int64_t defaultSaeBatchSize(std::int64_t tokens) {
 
 void SaeTrainingOptions::validate() const {
   auto bad = [](const std::string& f, const std::string& why) { throw Error("training option " + f + " " + why); };
-  if (activations.empty() == model_dir.empty()) bad("activations/model_dir", "- give exactly one source");
+  if (activations.empty() && model_dir.empty()) bad("activations/model_dir", "- give a source");
   if (!model_dir.empty() && (hook.empty() || corpus.empty())) bad("hook/corpus", "are needed with model_dir");
   if (out.empty()) bad("out", "is empty");
   if (tokens <= 0) bad("total_tokens", "must be positive");
@@ -55,7 +55,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   std::string hook = o.hook;
   std::int64_t context = 0;
   report(progress, "load", 0, 1);
-  if (!o.model_dir.empty()) {
+  if (!o.model_dir.empty()) {  // the model streams activations, or (with a harvest) evaluates the splice
     model = Transformer::load(o.model_dir, device);
     context = o.context > 0 ? o.context : std::min<std::int64_t>(128, model->config().n_ctx);
     if (context < 2 || context > model->config().n_ctx)
@@ -66,8 +66,10 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
     valid_shard = fs::is_directory(corpus) && fs::exists(corpus / "valid.tokens.safetensors")
                       ? std::make_shared<const TokenShard>((corpus / "valid.tokens.safetensors").string())
                       : shard;
-    source = std::make_unique<ModelActivationSource>(model, hook, shard, context, o.buffer_tokens, o.seed);
-  } else {
+    if (o.activations.empty())
+      source = std::make_unique<ModelActivationSource>(model, hook, shard, context, o.buffer_tokens, o.seed, o.skip_first);
+  }
+  if (!o.activations.empty()) {
     auto fsrc = std::make_unique<FileActivationSource>(o.activations, o.seed);
     file_source = fsrc.get();
     source = std::move(fsrc);
@@ -136,7 +138,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   r.l0 = m.l0;
   r.dead_fraction = last.dead_fraction;
   if (model) {
-    const auto ev = evaluateSplice(*model, *sae, *valid_shard, 16, 8, context);
+    const auto ev = evaluateSplice(*model, *sae, *valid_shard, 16, 8, context, o.skip_first ? 1 : 0);
     r.has_splice = true;
     r.clean_loss = ev.clean_loss;
     r.spliced_loss = ev.sae_loss;
@@ -149,6 +151,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   j["tokens"] = r.tokens;
   j["batch_size"] = r.batch_size;
   j["context"] = context;
+  j["first_position"] = o.skip_first ? "excluded from training and from the splice" : "included";
   j["fraction_variance_explained"] = r.fraction_variance_explained;
   j["l0"] = r.l0;
   j["dead_fraction"] = r.dead_fraction;
