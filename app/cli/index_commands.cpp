@@ -31,6 +31,7 @@ nlohmann::ordered_json exampleJson(const core::Example& e) {
   j["tokens"] = e.tokens;
   j["acts"] = e.acts;
   j["center"] = e.center;
+  if (!e.domain.empty()) j["domain"] = e.domain;
   // The score shown: a person's label first, then an LLM judge's, then the concept matcher's.
   const core::ExampleScore* best = nullptr;
   auto rank = [](const std::string& s) { return s == "manual" ? 0 : s.rfind("llm", 0) == 0 ? 1 : 2; };

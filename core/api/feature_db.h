@@ -47,6 +47,8 @@ struct Example {
   std::vector<float> acts;          // the feature's activation on each token (dequantised)
   int center = 0;                   // index of the activating token
   float max_act = 0.0f;             // activation at the center (exact)
+  std::int64_t window = -1;         // the scanned window it comes from
+  std::string domain;               // its source's domain ("" when the corpus records none)
   std::vector<ExampleScore> scores;
 };
 

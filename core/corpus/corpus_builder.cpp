@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -335,15 +336,38 @@ std::int64_t writeTokenShard(const std::string& corpus_dir, const std::string& s
   if (tok.endOfTextId() < 0) throw Error("the tokenizer has no end-of-text token", "train it with <|endoftext|>");
   std::vector<std::int32_t> tokens;
   std::vector<std::int64_t> offsets = {0};
+  // Each document's source (an index into the `sources` metadata), so that an index can say which
+  // domain a feature's examples come from. Domains are read from the corpus's stats.json.
+  std::vector<std::int32_t> doc_sources;
+  nlohmann::json source_names = nlohmann::json::array(), source_domains = nlohmann::json::array();
+  std::map<std::string, std::string> domain_of;
+  const fs::path stats_path = fs::path(corpus_dir) / "stats.json";
+  if (fs::exists(stats_path)) {
+    const auto st = nlohmann::json::parse(readTextFile(stats_path.string()), nullptr, false);
+    if (st.is_object() && st.contains("sources") && st["sources"].is_array())
+      for (const auto& src : st["sources"])
+        if (src.is_object() && src.value("name", "") != "") domain_of[src.value("name", "")] = src.value("domain", "");
+  }
+  std::map<std::string, std::int32_t> source_ids;
   for (const auto& d : docs) {
     const auto ids = tok.encodeIds(d.text);
     tokens.insert(tokens.end(), ids.begin(), ids.end());
     tokens.push_back(tok.endOfTextId());
     offsets.push_back(static_cast<std::int64_t>(tokens.size()));
+    auto it = source_ids.find(d.source);
+    if (it == source_ids.end()) {
+      it = source_ids.emplace(d.source, static_cast<std::int32_t>(source_ids.size())).first;
+      source_names.push_back(d.source);
+      source_domains.push_back(domain_of.count(d.source) && !domain_of[d.source].empty() ? domain_of[d.source] : d.source);
+    }
+    doc_sources.push_back(it->second);
   }
   SafetensorsWriter w;
   w.add("tokens", DType::I32, {static_cast<std::int64_t>(tokens.size())}, tokens.data(), tokens.size() * 4);
   w.add("doc_offsets", DType::I64, {static_cast<std::int64_t>(offsets.size())}, offsets.data(), offsets.size() * 8);
+  w.add("doc_sources", DType::I32, {static_cast<std::int64_t>(doc_sources.size())}, doc_sources.data(), doc_sources.size() * 4);
+  w.setMetadata("sources", source_names.dump());
+  w.setMetadata("source_domains", source_domains.dump());
   w.setMetadata("vocab_size", std::to_string(tok.vocabSize()));
   w.write((fs::path(corpus_dir) / (split + ".tokens.safetensors")).string());
   return static_cast<std::int64_t>(tokens.size());

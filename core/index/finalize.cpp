@@ -38,6 +38,8 @@ namespace monoscope::core {
 
 namespace {
 
+const std::string kNoDomain;
+
 struct Cand {
   float act;
   std::int64_t window;
@@ -263,7 +265,9 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
         requests[s[r].window].push_back({static_cast<std::uint32_t>(f), 1, iv, static_cast<int>(r), s[r].pos, s[r].act});
     }
   }
-  std::vector<std::unordered_map<std::int32_t, double>> mass(static_cast<std::size_t>(d_sae));
+  // What each feature's examples show, for its explanation (interp/explainer.h).
+  std::vector<FeatureEvidence> evidence(static_cast<std::size_t>(d_sae));
+  const WindowDomains domains = windowDomains(set, E.tokenizer);
   {
     auto ins = db->prepare("INSERT INTO examples(feature, kind, interval, rank, max_act, center, window, position, tokens, acts, scale) "
                            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
@@ -315,7 +319,14 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
           ins.bindBlob(9, row.toks.data(), row.toks.size() * 4).bindBlob(10, row.q.data(), row.q.size() * 2).bind(11, row.scale);
           ins.step();
           ins.reset();
-          mass[r.feature][log.tokens[static_cast<std::size_t>(r.pos)]] += r.act;
+          FeatureEvidence& ev = evidence[static_cast<std::size_t>(r.feature)];
+          ev.mass[log.tokens[static_cast<std::size_t>(r.pos)]] += r.act;
+          for (int back = 1; back <= 2 && r.pos - back >= 0; ++back) ev.before[log.tokens[static_cast<std::size_t>(r.pos - back)]] += r.act;
+          const std::int32_t dom = domains.of(w);
+          if (dom >= 0) {
+            if (ev.domain_mass.empty()) ev.domain_mass.assign(domains.names.size(), 0.0);
+            ev.domain_mass[static_cast<std::size_t>(dom)] += r.act;
+          }
         }
       }
       pending.clear();
@@ -342,6 +353,9 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
       const auto effects = E.logitEffectsRange(s, e, 10, 40);
       for (std::int64_t r = 0; r < e - s; ++r) {
         const LogitEffects& le = effects[static_cast<std::size_t>(r)];
+        auto& promotes = evidence[static_cast<std::size_t>(s + r)].promotes;
+        for (const auto& [text, value] : le.top)
+          if (value > 0 && promotes.size() < 3) promotes.push_back(text);
         const std::string hb = blobOf(le.histogram.counts);
         ins.bind(1, s + r).bind(2, nlohmann::json(le.top).dump()).bind(3, nlohmann::json(le.bottom).dump());
         ins.bind(4, le.histogram.lo).bind(5, le.histogram.hi).bindBlob(6, hb.data(), hb.size());
@@ -380,7 +394,12 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
   }
 
   // Features, intervals, explanations and the search index.
-  std::vector<std::vector<std::string>> keywords(d);  // of each feature's first explanation
+  std::vector<ExplanationParts> keywords(d);  // of each feature's first explanation
+  CorpusProfile profile;
+  profile.token_counts = token_counts;
+  profile.total = total_tokens;
+  profile.domains = domains.names;
+  profile.domain_share = domains.share;
   {
     auto fi = db->prepare("INSERT INTO features(id, count, density, max_act, mean_act, histogram, umap_x, umap_y, top_tokens, explanation) "
                           "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
@@ -394,8 +413,8 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
       const auto fu = static_cast<std::size_t>(f);
       const auto c = count[fu];
       if (c == 0) ++dead;
-      const AutoExplanation ex = c > 0 ? explainByTokenLift(mass[fu], token_counts, total_tokens, text_of) : AutoExplanation{};
-      keywords[fu] = explanationKeywords(ex.text);
+      const AutoExplanation ex = c > 0 ? explainFeature(evidence[fu], profile, text_of) : AutoExplanation{};
+      keywords[fu] = explanationParts(ex.text);
       const std::vector<std::int64_t> h(hist.begin() + f * H, hist.begin() + (f + 1) * H);
       const std::string hb = blobOf(h);
       fi.bind(1, f).bind(2, c).bind(3, static_cast<double>(c) / static_cast<double>(std::max<std::int64_t>(1, total_tokens)));
@@ -441,6 +460,10 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
     meta["dead"] = std::to_string(dead);
     meta["density_histogram"] = nlohmann::json{{"lo", lo}, {"hi", hi}, {"counts", dh}}.dump();
     meta["shards"] = std::to_string(scans.size());
+    if (!domains.names.empty()) {
+      meta["domains"] = nlohmann::json(domains.names).dump();
+      meta["window_domains"] = domains.encoded;
+    }
     for (const auto& [k, v] : meta) putMeta(*db, k, v);
     auto vi = db->prepare("INSERT INTO vocab(id, bytes) VALUES(?, ?)");
     for (std::int32_t id = 0; id < vocab; ++id) {
@@ -454,7 +477,7 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
   // Concept scores of every example against the first explanation: read a chunk of examples,
   // score it on every thread, write it.
   {
-    auto sel = db->prepare("SELECT id, tokens, center, feature FROM examples");
+    auto sel = db->prepare("SELECT id, tokens, center, feature, window FROM examples");
     auto ins = db->prepare("INSERT INTO scores(example, scorer, score, explanation_version, created) VALUES(?, 'concept', ?, 1, ?)");
     const double now = static_cast<double>(std::time(nullptr));
     // Each vocabulary entry's text lower-cased once; an example's context is their concatenation.
@@ -466,6 +489,7 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
       std::int64_t feature;
       std::vector<std::int32_t> tokens;
       int score;
+      std::int32_t domain;
     };
     constexpr std::size_t kChunk = 16384;
     std::vector<Example> chunk;
@@ -476,7 +500,7 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
       while (chunk.size() < kChunk && (more = sel.step())) {
         const std::int64_t f = sel.integer(3);
         if (f < 0 || f >= d_sae) throw Error("example " + std::to_string(sel.integer(0)) + " names feature " + std::to_string(f) + " beyond d_sae");
-        chunk.push_back({sel.integer(0), static_cast<int>(sel.integer(2)), f, sel.blobAs<std::int32_t>(1), 0});
+        chunk.push_back({sel.integer(0), static_cast<int>(sel.integer(2)), f, sel.blobAs<std::int32_t>(1), 0, domains.of(sel.integer(4))});
       }
       at::parallel_for(0, static_cast<std::int64_t>(chunk.size()), 512, [&](std::int64_t b, std::int64_t e) {
         LoweredContext ctx;
@@ -484,7 +508,8 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
           Example& x = chunk[static_cast<std::size_t>(i)];
           ctx.clear();
           for (auto id : x.tokens) ctx.add(id >= 0 && id < vocab ? std::string_view(lowered[static_cast<std::size_t>(id)]) : std::string_view());
-          x.score = conceptScore(ctx, x.center, keywords[static_cast<std::size_t>(x.feature)]);
+          const std::string& dom = x.domain >= 0 ? domains.names[static_cast<std::size_t>(x.domain)] : kNoDomain;
+          x.score = conceptScore(ctx, x.center, keywords[static_cast<std::size_t>(x.feature)], dom);
         }
       });
       for (const Example& x : chunk) {

@@ -1,6 +1,9 @@
 #include "index/scan_set.h"
 
 #include <filesystem>
+#include <stdexcept>
+
+#include "index/token_corpus.h"
 
 namespace fs = std::filesystem;
 
@@ -57,6 +60,31 @@ ScanSet openScans(const std::vector<std::string>& paths) {
   set.windows = set.integer("windows");
   set.d_sae = set.integer("d_sae");
   return set;
+}
+
+WindowDomains windowDomains(const ScanSet& set, const Tokenizer& tokenizer) {
+  WindowDomains out;
+  std::unique_ptr<TokenCorpus> corpus;
+  try {  // the same windows the scan read; without the corpus (moved, or plain text) no domains
+    corpus = std::make_unique<TokenCorpus>(set.meta.at("corpus"), tokenizer, set.integer("tokens_requested"),
+                                           set.integer("context"));
+  } catch (const Error&) {
+    return out;
+  } catch (const std::out_of_range&) {
+    return out;
+  }
+  if (corpus->domains().empty() || corpus->windows() != set.windows || corpus->domains().size() > kMaxDomains) return out;
+  out.names = corpus->domains();
+  out.share.assign(out.names.size(), 0.0);
+  out.per_window.resize(static_cast<std::size_t>(set.windows));
+  out.encoded.resize(static_cast<std::size_t>(set.windows));
+  for (std::int64_t w = 0; w < set.windows; ++w) {
+    const std::int32_t d = corpus->windowDomain(w);
+    out.per_window[static_cast<std::size_t>(w)] = d;
+    out.encoded[static_cast<std::size_t>(w)] = d < 0 ? '.' : static_cast<char>('0' + d);
+    if (d >= 0) out.share[static_cast<std::size_t>(d)] += 1.0 / static_cast<double>(set.windows);
+  }
+  return out;
 }
 
 }  // namespace monoscope::core

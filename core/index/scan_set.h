@@ -29,6 +29,22 @@ struct ScanSet {
   }
 };
 
+// The source domain of every scanned window (from the corpus's shard, when it records sources),
+// and each domain's share of the windows. `encoded` is one character per window for the
+// database's metadata ('.' unknown, else '0' + the domain's index; see store's reader).
+constexpr std::size_t kMaxDomains = 64;  // '0' + 63 is still printable
+struct WindowDomains {
+  std::vector<std::string> names;
+  std::vector<double> share;
+  std::vector<std::int32_t> per_window;
+  std::string encoded;
+  std::int32_t of(std::int64_t w) const {
+    return w >= 0 && static_cast<std::size_t>(w) < per_window.size() ? per_window[static_cast<std::size_t>(w)] : -1;
+  }
+};
+class Tokenizer;
+WindowDomains windowDomains(const ScanSet& set, const Tokenizer& tokenizer);
+
 // Opens complete scans that belong to one index (every shard once); throws Error naming the file.
 ScanSet openScans(const std::vector<std::string>& paths);
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
 #include "text/tokenizer.h"
@@ -68,6 +70,7 @@ TokenCorpus::TokenCorpus(const std::string& path, const Tokenizer& tok, std::int
     stride_ = static_cast<double>(shard_size_ - window) / static_cast<double>(std::max<std::int64_t>(1, windows_ - 1));
     if (windows_ == 1) stride_ = 0;
     description_ = p.string();
+    readDomains();
     return;
   }
   std::vector<fs::path> files;
@@ -91,12 +94,53 @@ TokenCorpus::TokenCorpus(const std::string& path, const Tokenizer& tok, std::int
   description_ = p.string();
 }
 
+std::int64_t TokenCorpus::windowStart(std::int64_t w) const {
+  return std::min(static_cast<std::int64_t>(static_cast<double>(w) * stride_), shard_size_ - window_);
+}
+
+void TokenCorpus::readDomains() {
+  // Optional: shards written before sources were recorded have none.
+  if (!shard_->has("doc_offsets") || !shard_->has("doc_sources") || !shard_->metadata().count("source_domains")) return;
+  const auto names = nlohmann::json::parse(shard_->metadata().at("source_domains"), nullptr, false);
+  const auto& off = shard_->tensor("doc_offsets");
+  const auto& src = shard_->tensor("doc_sources");
+  if (!names.is_array() || off.dtype != DType::I64 || src.dtype != DType::I32 || off.shape.size() != 1 ||
+      src.shape.size() != 1 || off.shape[0] != src.shape[0] + 1)
+    throw Error("corpus '" + description_ + "': doc_offsets / doc_sources / source_domains do not fit together",
+                "rebuild the corpus with monoscope-cli build-corpus");
+  std::map<std::string, std::int32_t> ids;
+  std::vector<std::int32_t> domain_of_source;
+  for (const auto& n : names) {
+    const std::string name = n.is_string() ? n.get<std::string>() : std::string("?");
+    auto it = ids.emplace(name, static_cast<std::int32_t>(domains_.size())).first;
+    if (it->second == static_cast<std::int32_t>(domains_.size())) domains_.push_back(name);
+    domain_of_source.push_back(it->second);
+  }
+  const auto* o = reinterpret_cast<const std::int64_t*>(off.data);
+  const auto* s = reinterpret_cast<const std::int32_t*>(src.data);
+  doc_offsets_.assign(o, o + off.shape[0]);
+  doc_domain_.resize(static_cast<std::size_t>(src.shape[0]));
+  for (std::int64_t i = 0; i < src.shape[0]; ++i) {
+    if (s[i] < 0 || static_cast<std::size_t>(s[i]) >= domain_of_source.size() || o[i] > o[i + 1])
+      throw Error("corpus '" + description_ + "': document " + std::to_string(i) + " has a bad source or offset",
+                  "rebuild the corpus with monoscope-cli build-corpus");
+    doc_domain_[static_cast<std::size_t>(i)] = domain_of_source[static_cast<std::size_t>(s[i])];
+  }
+}
+
+std::int32_t TokenCorpus::windowDomain(std::int64_t w) const {
+  if (doc_domain_.empty() || w < 0 || w >= windows_) return -1;
+  const std::int64_t mid = windowStart(w) + window_ / 2;
+  const auto it = std::upper_bound(doc_offsets_.begin(), doc_offsets_.end(), mid);
+  const auto doc = static_cast<std::size_t>(std::max<std::ptrdiff_t>(0, it - doc_offsets_.begin() - 1));
+  return doc < doc_domain_.size() ? doc_domain_[doc] : -1;
+}
+
 void TokenCorpus::windowTokens(std::int64_t w, std::vector<std::int32_t>* out) const {
   if (w < 0 || w >= windows_) throw Error("window " + std::to_string(w) + " is outside the corpus");
   const std::int32_t* src = nullptr;
   if (shard_) {
-    const auto start = static_cast<std::int64_t>(static_cast<double>(w) * stride_);
-    src = shard_tokens_ + std::min(start, shard_size_ - window_);
+    src = shard_tokens_ + windowStart(w);
   } else {
     src = text_.data() + w * window_;
   }

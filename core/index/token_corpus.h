@@ -25,6 +25,10 @@ class TokenCorpus {
   // Token ids of window w (exactly window() of them).
   void windowTokens(std::int64_t w, std::vector<std::int32_t>* out) const;
   const std::string& description() const { return description_; }
+  // Domains of the shard's sources (build-corpus records them), empty when unknown; the domain
+  // of window w is that of the document holding its middle token (-1 when unknown).
+  const std::vector<std::string>& domains() const { return domains_; }
+  std::int32_t windowDomain(std::int64_t w) const;
 
  private:
   std::int64_t window_ = 0, windows_ = 0;
@@ -34,6 +38,11 @@ class TokenCorpus {
   std::int32_t vocab_size_ = 0;
   double stride_ = 0;                  // shard: distance between window starts
   std::vector<std::int32_t> text_;     // text sources: the tokens read
+  std::vector<std::string> domains_;       // distinct domain names
+  std::vector<std::int64_t> doc_offsets_;  // shard: document starts (and the end)
+  std::vector<std::int32_t> doc_domain_;   // shard: each document's index into domains_
+  std::int64_t windowStart(std::int64_t w) const;
+  void readDomains();
   std::string description_;
 };
 

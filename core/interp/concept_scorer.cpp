@@ -1,5 +1,7 @@
 #include "interp/concept_scorer.h"
 
+#include "interp/explainer.h"
+
 #include <algorithm>
 #include <cctype>
 #include <set>
@@ -19,7 +21,8 @@ std::string normalise(const std::string& s) {
 }
 
 const std::set<std::string> kStopWords = {"the", "and", "for", "with", "that", "this", "from", "fires", "on", "token",
-                                          "tokens", "word", "words", "text", "about", "into", "its", "are", "was", "when"};
+                                          "tokens", "word", "words", "text", "about", "into", "its", "are", "was", "when",
+                                          "after", "promotes", "lift"};
 
 bool occursOverlapping(std::string_view text, const std::string& kw, std::size_t cs, std::size_t ce) {
   for (std::size_t pos = text.find(kw); pos != std::string::npos; pos = text.find(kw, pos + 1))
@@ -92,6 +95,23 @@ int conceptScore(const LoweredContext& ctx, int center, const std::vector<std::s
     if (local.find(kw) != std::string_view::npos) best = std::max(best, 2);
     if (all.find(kw) != std::string_view::npos) best = std::max(best, 1);
   }
+  return best;
+}
+
+int conceptScore(const LoweredContext& ctx, int center, const ExplanationParts& parts, const std::string& example_domain,
+                 int near) {
+  int best = conceptScore(ctx, center, parts.tokens, near);
+  const int n = static_cast<int>(ctx.starts.size());
+  if (best == 3 || n == 0 || center < 0 || center >= n) return best;
+  auto at = [&](int i) { return i < n ? ctx.starts[static_cast<std::size_t>(i)] : ctx.text.size(); };
+  const std::string_view all(ctx.text);
+  const std::string_view before = all.substr(at(std::max(0, center - near)), at(center) - at(std::max(0, center - near)));
+  bool context_anywhere = false;
+  for (const auto& kw : parts.context) {
+    if (before.find(kw) != std::string_view::npos) best = std::max(best, 2);
+    context_anywhere = context_anywhere || all.find(kw) != std::string_view::npos;
+  }
+  if (!parts.domain.empty() && parts.domain == example_domain) best = std::max(best, context_anywhere ? 2 : 1);
   return best;
 }
 

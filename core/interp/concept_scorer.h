@@ -29,4 +29,12 @@ struct LoweredContext {
 void appendLowerAscii(std::string& out, std::string_view s);
 int conceptScore(const LoweredContext& context, int center, const std::vector<std::string>& keywords, int near = 3);
 
+// The score by an explanation's parts (interp/explainer.h): its tokens as above; its context
+// tokens within `near` tokens before the activation score 2; an example from the domain it
+// names scores at least 1 (2 with a context token anywhere in it), so that a context feature's
+// in-domain examples are not scored as unrelated. `example_domain` may be empty (unknown).
+struct ExplanationParts;
+int conceptScore(const LoweredContext& context, int center, const ExplanationParts& parts,
+                 const std::string& example_domain, int near = 3);
+
 }  // namespace monoscope::core

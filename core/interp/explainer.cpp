@@ -4,54 +4,179 @@
 #include <cmath>
 #include <cstdio>
 
+#include "interp/concept_scorer.h"
+
 namespace monoscope::core {
 
-AutoExplanation explainByTokenLift(const std::unordered_map<std::int32_t, double>& mass,
-                                   const std::vector<std::int64_t>& corpus_counts, std::int64_t corpus_total,
-                                   const std::function<std::string(std::int32_t)>& token_text) {
-  AutoExplanation out;
+namespace {
+
+struct Cand {
+  std::int32_t id;
+  double share, lift, rank;
+};
+
+// Candidates of a mass map ranked by share x log lift against the corpus frequency.
+std::vector<Cand> rankByLift(const std::unordered_map<std::int32_t, double>& mass, const std::vector<std::int64_t>& counts,
+                             std::int64_t total_tokens, double* total_out) {
   double total = 0;
   for (const auto& [id, m] : mass) total += m;
-  if (total <= 0 || corpus_total <= 0) return out;
-  struct Cand {
-    std::int32_t id;
-    double share, lift, rank;
-  };
+  *total_out = total;
   std::vector<Cand> c;
+  if (total <= 0 || total_tokens <= 0) return c;
   for (const auto& [id, m] : mass) {
-    const double freq = (id >= 0 && static_cast<std::size_t>(id) < corpus_counts.size() ? corpus_counts[static_cast<std::size_t>(id)] : 0) + 1.0;
+    const double freq = (id >= 0 && static_cast<std::size_t>(id) < counts.size() ? counts[static_cast<std::size_t>(id)] : 0) + 1.0;
     const double share = m / total;
-    const double lift = share / (freq / static_cast<double>(corpus_total));
+    const double lift = share / (freq / static_cast<double>(total_tokens));
     c.push_back({id, share, lift, share * std::log(std::max(lift, 1.0 + 1e-9))});
   }
   std::sort(c.begin(), c.end(), [](const Cand& a, const Cand& b) { return a.rank != b.rank ? a.rank > b.rank : a.id < b.id; });
+  return c;
+}
+
+std::string quoted(std::string t) {
+  for (auto& ch : t)
+    if (ch == '"' || ch == '\n' || ch == '\t' || ch == '\r') ch = ch == '"' ? '\'' : ' ';
+  return "\"" + t + "\"";
+}
+
+// `"A", "B"` with the summed share and share-weighted lift of the chosen candidates.
+std::string listOf(const std::vector<Cand>& chosen, const std::function<std::string(std::int32_t)>& token_text,
+                   double* share, double* lift) {
+  std::string out;
+  *share = 0;
+  double lift_num = 0;
+  for (const auto& x : chosen) {
+    out += (out.empty() ? "" : ", ") + quoted(token_text(x.id));
+    *share += x.share;
+    lift_num += x.lift * x.share;
+  }
+  *lift = *share > 0 ? lift_num / *share : 0.0;
+  return out;
+}
+
+std::string tokenPart(const std::vector<Cand>& c, const std::function<std::string(std::int32_t)>& token_text) {
   std::vector<Cand> chosen;
   for (const auto& x : c) {
     if (chosen.size() >= 3) break;
     if (x.share >= 0.05 && x.lift > 1.0) chosen.push_back(x);
   }
   if (chosen.empty() && !c.empty()) chosen.push_back(c.front());
-  std::string quoted;
-  double share = 0, lift_num = 0;
-  for (const auto& x : chosen) {
-    std::string t = token_text(x.id);
-    for (auto& ch : t)
-      if (ch == '"' || ch == '\n' || ch == '\t') ch = ch == '"' ? '\'' : ' ';
-    quoted += (quoted.empty() ? "" : ", ") + ("\"" + t + "\"");
-    share += x.share;
-    lift_num += x.lift * x.share;
-  }
-  char tail[96];
-  std::snprintf(tail, sizeof tail, " (%.0f%% of activation, lift %.0fx)", 100.0 * share, share > 0 ? lift_num / share : 0.0);
-  out.text = "Fires on " + quoted + tail;
+  double share = 0, lift = 0;
+  const std::string list = listOf(chosen, token_text, &share, &lift);
+  char tail[64];
+  std::snprintf(tail, sizeof tail, " (%.0f%%, lift %.0fx)", 100.0 * share, lift);
+  return "Fires on " + list + tail;
+}
+
+std::string searchTokens(std::vector<Cand> c, const std::function<std::string(std::int32_t)>& token_text) {
   std::sort(c.begin(), c.end(), [](const Cand& a, const Cand& b) { return a.share != b.share ? a.share > b.share : a.id < b.id; });
+  std::string out;
   for (std::size_t i = 0; i < c.size() && i < 8; ++i) {
     std::string t = token_text(c[i].id);
     const auto b = t.find_first_not_of(" \t\n");
     if (b == std::string::npos) continue;
-    out.top_tokens += (out.top_tokens.empty() ? "" : " ") + t.substr(b);
+    out += (out.empty() ? "" : " ") + t.substr(b);
   }
   return out;
+}
+
+std::string lowerTrim(const std::string& s) {
+  std::string out;
+  appendLowerAscii(out, s);
+  const auto b = out.find_first_not_of(" \t\n\r");
+  if (b == std::string::npos) return {};
+  return out.substr(b, out.find_last_not_of(" \t\n\r") - b + 1);
+}
+
+std::vector<std::string> quotedStrings(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while ((pos = s.find('"', pos)) != std::string::npos) {
+    const auto end = s.find('"', pos + 1);
+    if (end == std::string::npos) break;
+    const std::string k = lowerTrim(s.substr(pos + 1, end - pos - 1));
+    if (!k.empty()) out.push_back(k);
+    pos = end + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+AutoExplanation explainByTokenLift(const std::unordered_map<std::int32_t, double>& mass,
+                                   const std::vector<std::int64_t>& corpus_counts, std::int64_t corpus_total,
+                                   const std::function<std::string(std::int32_t)>& token_text) {
+  AutoExplanation out;
+  double total = 0;
+  const auto c = rankByLift(mass, corpus_counts, corpus_total, &total);
+  if (c.empty()) return out;
+  out.text = tokenPart(c, token_text);
+  out.top_tokens = searchTokens(c, token_text);
+  return out;
+}
+
+AutoExplanation explainFeature(const FeatureEvidence& ev, const CorpusProfile& corpus,
+                               const std::function<std::string(std::int32_t)>& token_text) {
+  AutoExplanation out = explainByTokenLift(ev.mass, corpus.token_counts, corpus.total, token_text);
+  if (out.text.empty()) return out;
+  // Context: tokens just before the activation that are far commoner there than in the corpus.
+  double before_total = 0;
+  const auto ctx = rankByLift(ev.before, corpus.token_counts, corpus.total, &before_total);
+  std::vector<Cand> chosen;
+  for (const auto& x : ctx) {
+    if (chosen.size() >= 2) break;
+    if (x.share >= 0.2 && x.lift >= 10.0) chosen.push_back(x);
+  }
+  if (!chosen.empty()) {
+    double share = 0, lift = 0;
+    const std::string list = listOf(chosen, token_text, &share, &lift);
+    char tail[64];
+    std::snprintf(tail, sizeof tail, " (%.0f%%, lift %.0fx)", 100.0 * share, lift);
+    out.text += ", after " + list + tail;
+  }
+  // Domain: most of the examples from one source domain, well above its share of the corpus.
+  double dom_total = 0;
+  for (double m : ev.domain_mass) dom_total += m;
+  if (dom_total > 0 && corpus.domains.size() == ev.domain_mass.size() && corpus.domain_share.size() == ev.domain_mass.size()) {
+    std::size_t best = 0;
+    for (std::size_t d = 1; d < ev.domain_mass.size(); ++d)
+      if (ev.domain_mass[d] > ev.domain_mass[best]) best = d;
+    const double share = ev.domain_mass[best] / dom_total;
+    const double prior = std::max(1e-9, corpus.domain_share[best]);
+    if (share >= 0.5 && share / prior >= 1.5 && !corpus.domains[best].empty()) {
+      char tail[32];
+      std::snprintf(tail, sizeof tail, " text (%.0f%%)", 100.0 * share);
+      out.text += ", in " + corpus.domains[best] + tail;
+    }
+  }
+  if (!ev.promotes.empty()) {
+    std::string list;
+    for (std::size_t i = 0; i < ev.promotes.size() && i < 3; ++i) list += (list.empty() ? "" : ", ") + quoted(ev.promotes[i]);
+    out.text += "; promotes " + list;
+  }
+  return out;
+}
+
+ExplanationParts explanationParts(const std::string& explanation) {
+  ExplanationParts p;
+  if (explanation.rfind("Fires on ", 0) != 0) {  // a person's or an LLM's words
+    p.tokens = explanationKeywords(explanation);
+    return p;
+  }
+  std::string main = explanation.substr(0, explanation.find("; promotes "));
+  const auto in = main.rfind(", in ");
+  if (in != std::string::npos) {
+    const auto text = main.find(" text", in);
+    if (text != std::string::npos) p.domain = main.substr(in + 5, text - in - 5);
+    main.resize(in);
+  }
+  const auto after = main.find(", after ");
+  if (after != std::string::npos) {
+    p.context = quotedStrings(main.substr(after));
+    main.resize(after);
+  }
+  p.tokens = quotedStrings(main);
+  return p;
 }
 
 }  // namespace monoscope::core

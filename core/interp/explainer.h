@@ -1,6 +1,10 @@
 #pragma once
-// The automatic first explanation of a feature: the tokens its activation mass falls on,
-// ranked by mass share times log lift against the corpus frequency of the token.
+// The automatic first explanation of a feature: what distinguishes its examples from the corpus.
+// Four parts, each kept only when its evidence is strong: the tokens the activation mass falls
+// on, the tokens just before them (positions -1 and -2), the domain its examples come from, and
+// the tokens it promotes (top logit effects). Each part is ranked by share times log lift
+// against the corpus. The text has a fixed shape that explanationParts() reads back:
+//   Fires on "A", "B" (62%, lift 310x), after "x" (45%, lift 40x), in scripture text (88%); promotes "p", "q"
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -10,14 +14,41 @@
 namespace monoscope::core {
 
 struct AutoExplanation {
-  std::string text;        // e.g. `Fires on " LORD", " God" (lift 310x)`
+  std::string text;        // as above
   std::string top_tokens;  // the activating tokens, space separated (for search)
 };
 
-// `mass`: activation summed per activating token id over the feature's examples;
-// `corpus_counts[id]` and `corpus_total`: token frequencies of the scanned corpus.
+// What a feature's examples (top and interval samples) show, weighted by activation.
+struct FeatureEvidence {
+  std::unordered_map<std::int32_t, double> mass;    // activating token id -> activation summed
+  std::unordered_map<std::int32_t, double> before;  // token at -1 or -2 -> activation summed
+  std::vector<double> domain_mass;                  // per corpus domain (may be empty)
+  std::vector<std::string> promotes;                // strongest logit effects, token texts
+};
+
+// The scanned corpus the evidence is compared with.
+struct CorpusProfile {
+  std::vector<std::int64_t> token_counts;  // per token id
+  std::int64_t total = 0;                  // tokens scanned
+  std::vector<std::string> domains;        // domain names (empty: unknown)
+  std::vector<double> domain_share;        // share of scanned windows per domain
+};
+
+AutoExplanation explainFeature(const FeatureEvidence& evidence, const CorpusProfile& corpus,
+                               const std::function<std::string(std::int32_t)>& token_text);
+
+// The activating-token part alone (`mass`, corpus frequencies): "Fires on "A", "B" (62%, lift 310x)".
 AutoExplanation explainByTokenLift(const std::unordered_map<std::int32_t, double>& mass,
                                    const std::vector<std::int64_t>& corpus_counts, std::int64_t corpus_total,
                                    const std::function<std::string(std::int32_t)>& token_text);
+
+// The parts of an explanation, for the concept scorer: the automatic shape above is read part by
+// part; any other text (a person's or an LLM's) gives keywords that all count as tokens.
+struct ExplanationParts {
+  std::vector<std::string> tokens;   // lower-cased, trimmed
+  std::vector<std::string> context;  // tokens that come just before the activation
+  std::string domain;                // "" when the explanation names none
+};
+ExplanationParts explanationParts(const std::string& explanation);
 
 }  // namespace monoscope::core

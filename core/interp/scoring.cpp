@@ -3,6 +3,7 @@
 
 #include "api/scoring.h"
 #include "interp/concept_scorer.h"
+#include "interp/explainer.h"
 #include "interp/llm_client.h"
 #include "util/cancel.h"
 #include "util/error.h"
@@ -54,12 +55,14 @@ JobStatus scoreFeatures(const std::string& db_path, const ScoreOptions& o, const
       const auto summary_row = db->summary(ids[i]);
       const auto examples = db->examplesForScoring(ids[i]);
       std::vector<std::pair<std::int64_t, int>> scores;
-      const auto kws = explanationKeywords(summary_row.explanation);
+      const ExplanationParts parts = explanationParts(summary_row.explanation);
       std::int64_t failed_here = 0;
       for (const auto& e : examples) {
         int s = -1;
         if (o.scorer == "concept") {
-          s = conceptScore(e.tokens, e.center, kws);
+          LoweredContext ctx;
+          ctx.assign(e.tokens);
+          s = conceptScore(ctx, e.center, parts, e.domain);
         } else {
           try {
             s = llmScore(o.llm, summary_row.explanation, e);

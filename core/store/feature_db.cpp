@@ -29,6 +29,13 @@ struct FeatureDb::Impl {
   std::unique_ptr<Sqlite> db;
   DatabaseInfo info;
   bool writable = false;
+  std::vector<std::string> domains;        // source domains of the corpus (meta "domains")
+  std::string window_domains;              // one character per window (index/scan_set.h)
+  std::string domainOf(std::int64_t window) const {
+    if (window < 0 || static_cast<std::size_t>(window) >= window_domains.size()) return {};
+    const int d = window_domains[static_cast<std::size_t>(window)] - '0';
+    return d >= 0 && static_cast<std::size_t>(d) < domains.size() ? domains[static_cast<std::size_t>(d)] : std::string();
+  }
   mutable std::vector<std::string> vocab;  // token texts, loaded when the database opens
   mutable bool vocab_loaded = false;
 
@@ -105,9 +112,9 @@ FeatureSummary readSummary(const Statement& st) {
   return s;
 }
 
-// An example from columns 0-5 of a query selecting kExampleColumns: token ids as int32 and
+// An example from columns 0-6 of a query selecting kExampleColumns: token ids as int32 and
 // activations as uint16 times `scale`.
-const char* kExampleColumns = "id, max_act, center, tokens, acts, scale";
+const char* kExampleColumns = "id, max_act, center, tokens, acts, scale, window";
 
 Example readExample(const Statement& st, const FeatureDb::Impl& impl) {
   Example e;
@@ -121,6 +128,8 @@ Example readExample(const Statement& st, const FeatureDb::Impl& impl) {
   for (auto v : q) e.acts.push_back(static_cast<float>(v * scale));
   for (auto id : e.token_ids) e.tokens.push_back(impl.tokenText(id));
   if (e.tokens.empty() || e.center < 0 || e.center >= static_cast<int>(e.tokens.size())) e.center = 0;
+  e.window = st.integer(6);
+  e.domain = impl.domainOf(e.window);
   return e;
 }
 
@@ -203,6 +212,10 @@ std::unique_ptr<FeatureDb> FeatureDb::open(const std::string& path, Mode mode) {
   in.seed = parseUint64(getMeta(db, "seed", "0"), where + "seed");
   if (in.d_sae < 0 || in.tokens < 0 || in.dead < 0 || in.dead > in.d_sae)
     throw Error(where + "d_sae, tokens or dead is out of range", "the file is damaged; rebuild it with the index command");
+  const auto domains = nlohmann::json::parse(getMeta(db, "domains", "[]"), nullptr, false);
+  if (domains.is_array())
+    for (const auto& d : domains) impl->domains.push_back(d.is_string() ? d.get<std::string>() : std::string());
+  impl->window_domains = getMeta(db, "window_domains", "");
   const auto dh = nlohmann::json::parse(getMeta(db, "density_histogram", "{}"), nullptr, false);
   try {
     if (dh.is_object() && dh.contains("counts")) {
@@ -331,8 +344,8 @@ FeaturePage FeatureDb::page(std::int64_t feature) const {
       Example e = readExample(st, *impl_);
       auto it = scores.find(e.id);
       if (it != scores.end()) e.scores = it->second;
-      const auto interval = static_cast<std::size_t>(st.integer(7));
-      if (st.integer(6) == 0) {
+      const auto interval = static_cast<std::size_t>(st.integer(8));
+      if (st.integer(7) == 0) {
         p.top_examples.push_back(std::move(e));
       } else if (interval < p.intervals.size()) {
         p.intervals[interval].examples.push_back(std::move(e));

@@ -16,6 +16,7 @@
 #include "api/feature_db.h"
 #include "api/scoring.h"
 #include "interp/concept_scorer.h"
+#include "interp/explainer.h"
 #include "interp/llm_client.h"
 #include "store/schema.h"
 #include "store/sqlite.h"
@@ -137,6 +138,60 @@ class TestScoring : public QObject {
     QCOMPARE(conceptScore(toks, 8, kws), 1);  // elsewhere in the context
     QCOMPARE(conceptScore(toks, 3, explanationKeywords("ships and the sea")), 0);
     QCOMPARE(explanationKeywords("ships and the sea"), (std::vector<std::string>{"ships", "sea"}));
+  }
+
+  // The automatic explanation names the activating tokens, the context before them, the domain
+  // and what the feature promotes, each only when its evidence is strong; the parts read back.
+  void explanationSaysWhatDistinguishesTheFeature() {
+    // A corpus of 10,000 tokens: ids 0-9 common (900 each), id 42 ('(') rare, id 43 ('FOLDOC') rare.
+    CorpusProfile corpus;
+    corpus.token_counts.assign(50, 0);
+    for (int i = 0; i < 10; ++i) corpus.token_counts[static_cast<std::size_t>(i)] = 900;
+    corpus.token_counts[42] = 40;
+    corpus.token_counts[43] = 20;
+    corpus.total = 10000;
+    corpus.domains = {"scripture", "computing"};
+    corpus.domain_share = {0.8, 0.2};
+    auto text = [](std::int32_t id) {
+      return id == 42 ? std::string("(") : id == 43 ? std::string(" FOLDOC") : " w" + std::to_string(id);
+    };
+    FeatureEvidence ev;
+    ev.mass = {{42, 9.7}, {3, 0.3}};
+    ev.before = {{43, 8.0}, {1, 2.0}};
+    ev.domain_mass = {1.0, 9.0};
+    ev.promotes = {"1994", "1995"};
+    const AutoExplanation ex = explainFeature(ev, corpus, text);
+    QVERIFY2(ex.text.rfind("Fires on \"(\"", 0) == 0, ex.text.c_str());
+    QVERIFY2(ex.text.find(", after \" FOLDOC\"") != std::string::npos, ex.text.c_str());
+    QVERIFY2(ex.text.find(", in computing text (90%)") != std::string::npos, ex.text.c_str());
+    QVERIFY2(ex.text.find("; promotes \"1994\", \"1995\"") != std::string::npos, ex.text.c_str());
+    const ExplanationParts parts = explanationParts(ex.text);
+    QCOMPARE(parts.tokens, std::vector<std::string>{"("});
+    QCOMPARE(parts.context, std::vector<std::string>{"foldoc"});
+    QCOMPARE(QString::fromStdString(parts.domain), QString("computing"));
+    // Weak evidence is left out: a common context token, a domain at its corpus share.
+    FeatureEvidence weak = ev;
+    weak.before = {{1, 5.0}, {2, 5.0}};
+    weak.domain_mass = {8.0, 2.0};
+    weak.promotes.clear();
+    const std::string plain = explainFeature(weak, corpus, text).text;
+    QVERIFY2(plain.find("after") == std::string::npos && plain.find(", in ") == std::string::npos &&
+                 plain.find("promotes") == std::string::npos, plain.c_str());
+    // A person's words: every keyword counts as a token.
+    QCOMPARE(explanationParts("ships and the sea").tokens, (std::vector<std::string>{"ships", "sea"}));
+  }
+
+  // Scores by parts: context before the activation gives 2, the feature's domain at least 1.
+  void conceptScorerUsesContextAndDomain() {
+    const ExplanationParts parts = explanationParts("Fires on \"(\" (90%, lift 200x), after \" FOLDOC\" (80%, lift 300x), in computing text (90%)");
+    LoweredContext ctx;
+    ctx.assign({"See", " FOLDOC", " entry", " (", "1994", ")"});
+    QCOMPARE(conceptScore(ctx, 3, parts, "computing"), 3);  // the activating token itself
+    ctx.assign({"See", " FOLDOC", " entry", " [", "1994", "]"});
+    QCOMPARE(conceptScore(ctx, 3, parts, ""), 2);           // its context just before
+    ctx.assign({"A", " list", " of", " [", "1994", "]"});
+    QCOMPARE(conceptScore(ctx, 3, parts, "computing"), 1);  // only the domain
+    QCOMPARE(conceptScore(ctx, 3, parts, "scripture"), 0);  // nothing
   }
 
   void parsesScoresFromAnswers() {
