@@ -255,8 +255,14 @@ void MainWindow::updateTitle() {
 }
 
 void MainWindow::openModelDialog() {
-  const QString dir = QFileDialog::getExistingDirectory(this, tr("Open a Hugging Face model folder"), session_->modelDir());
-  if (!dir.isEmpty()) openWorkspace({dir, session_->saeDir(), {}});
+  // A llama.cpp GGUF file, or (Cancel, then the folder dialog) a Hugging Face model folder.
+  QFileDialog dialog(this, tr("Open a model: a GGUF file, or choose a Hugging Face model folder"), session_->modelDir());
+  dialog.setFileMode(QFileDialog::ExistingFile);
+  dialog.setNameFilters({tr("GGUF models (*.gguf)"), tr("Hugging Face config (config.json)")});
+  if (dialog.exec() != QDialog::Accepted || dialog.selectedFiles().isEmpty()) return;
+  QString path = dialog.selectedFiles().front();
+  if (QFileInfo(path).fileName() == "config.json") path = QFileInfo(path).absolutePath();  // the folder
+  openWorkspace({path, session_->saeDir(), {}});
 }
 
 void MainWindow::openSaeDialog() {

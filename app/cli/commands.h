@@ -14,6 +14,7 @@ int cmdTrainSae(const Args& args);
 int cmdHarvest(const Args& args);
 int cmdGroundTruth(const Args& args);
 int cmdBuildCorpus(const Args& args);
+int cmdSampleCorpus(const Args& args);
 int cmdTrainTokenizer(const Args& args);
 int cmdTrainLm(const Args& args);
 int cmdBuildDemo(const Args& args);

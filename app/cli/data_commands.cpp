@@ -46,6 +46,15 @@ int cmdBuildCorpus(const Args& args) {
   return 0;
 }
 
+int cmdSampleCorpus(const Args& args) {
+  args.allowOnly({"corpus", "tokens", "out"});
+  fs::path corpus = args.get("corpus");
+  if (fs::is_directory(corpus)) corpus /= "train.tokens.safetensors";
+  const std::int64_t n = core::sampleTokenShard(corpus.string(), args.integer("tokens", 1, 1ll << 34), args.get("out"));
+  std::cerr << "wrote " << n << " tokens of whole documents to " << args.get("out") << "\n";
+  return 0;
+}
+
 int cmdTrainTokenizer(const Args& args) {
   args.allowOnly({"corpus", "text-file", "vocab-size", "out"});
   core::BpeTrainOptions opt;

@@ -35,12 +35,14 @@ int main(int argc, char** argv) {
   QCommandLineOption model({"m", "model"}, "Hugging Face model folder.", "DIR");
   QCommandLineOption sae({"s", "sae"}, "SAELens SAE folder.", "DIR");
   QCommandLineOption db({"d", "db"}, "Feature database (.db).", "FILE");
-  QCommandLineOption demo("demo", "Open the bundled demo (the default on first launch).");
+  QCommandLineOption demo("demo", "Open the bundled demo (the default on first launch): SmolLM2-135M-Instruct when "
+                                  "installed (packaging/install-models.sh), else the toy demo.");
+  QCommandLineOption toy("toy-demo", "Open the toy demo (a 6-layer GPT-2 trained by Monoscope).");
   QCommandLineOption screenshot("screenshot",
                                 "Once the database and the model are open (after building the database if needed), save "
                                 "the window as a PNG and quit.",
                                 "FILE");
-  parser.addOptions({model, sae, db, demo, screenshot});
+  parser.addOptions({model, sae, db, demo, toy, screenshot});
   parser.process(app);
 
   monoscope::ui::MainWindow window;
@@ -48,13 +50,14 @@ int main(int argc, char** argv) {
   QSettings settings;
   monoscope::ui::Workspace w{parser.value(model), parser.value(sae), parser.value(db)};
   const bool named = parser.isSet(model) || parser.isSet(db);
-  if (!named && !parser.isSet(demo) && settings.contains("workspace/model") &&
-      QFileInfo(settings.value("workspace/model").toString()).isDir()) {
+  const bool any_demo = parser.isSet(demo) || parser.isSet(toy);
+  if (!named && !any_demo && settings.contains("workspace/model") &&
+      QFileInfo::exists(settings.value("workspace/model").toString())) {
     w = {settings.value("workspace/model").toString(), settings.value("workspace/sae").toString(),
          settings.value("workspace/database").toString()};
     if (!QFileInfo(w.database).isFile()) w.database.clear();
   } else if (!named) {
-    const auto d = monoscope::ui::findDemo(MONOSCOPE_SOURCE_DEMO);
+    const auto d = monoscope::ui::findDemo(MONOSCOPE_SOURCE_DATA, parser.isSet(toy));
     if (d.root.isEmpty()) {
       QMessageBox::information(&window, "Monoscope",
                                "The bundled demo was not found. Open a model (File > Open Model) and a feature "
@@ -63,7 +66,7 @@ int main(int argc, char** argv) {
     }
     w = {d.model, d.sae, d.databaseExists() ? d.database : QString()};
     if (!d.databaseExists())
-      window.buildDatabase(d.model, d.sae, d.corpus, d.database, monoscope::ui::kDemoIndexTokens);
+      window.buildDatabase(d.model, d.sae, d.corpus, d.database, d.tokens);
   }
   window.openWorkspace(w);
   if (parser.isSet(screenshot)) {

@@ -373,4 +373,46 @@ std::int64_t writeTokenShard(const std::string& corpus_dir, const std::string& s
   return static_cast<std::int64_t>(tokens.size());
 }
 
+std::int64_t sampleTokenShard(const std::string& shard, std::int64_t tokens, const std::string& out) {
+  const SafetensorsFile in(shard);
+  const auto& tv = in.tensor("tokens");
+  const auto& ov = in.tensor("doc_offsets");
+  if (tv.dtype != DType::I32 || tv.shape.size() != 1 || ov.dtype != DType::I64 || ov.shape.size() != 1 || ov.shape[0] < 2)
+    throw Error("'" + shard + "' is not a token shard with document offsets", "write it with monoscope-cli build-corpus");
+  const auto* tok = reinterpret_cast<const std::int32_t*>(tv.data);
+  const auto* off = reinterpret_cast<const std::int64_t*>(ov.data);
+  const std::int64_t docs = ov.shape[0] - 1, total = tv.shape[0];
+  const std::int32_t* src = nullptr;
+  if (in.has("doc_sources")) {
+    const auto& sv = in.tensor("doc_sources");
+    if (sv.dtype != DType::I32 || sv.shape.size() != 1 || sv.shape[0] != docs)
+      throw Error("'" + shard + "': doc_sources does not have one I32 entry per document");
+    src = reinterpret_cast<const std::int32_t*>(sv.data);
+  }
+  if (tokens <= 0) throw Error("the sample needs a positive token count");
+  const double step = std::max(1.0, static_cast<double>(total) / static_cast<double>(tokens));
+  std::vector<std::int32_t> kept;
+  std::vector<std::int64_t> offsets = {0};
+  std::vector<std::int32_t> sources;
+  // Documents whose first token falls on the next evenly spaced point, until enough tokens.
+  double next = 0;
+  for (std::int64_t d = 0; d < docs && static_cast<std::int64_t>(kept.size()) < tokens; ++d) {
+    const std::int64_t b = off[d], e = off[d + 1];
+    if (b < 0 || e < b || e > total) throw Error("'" + shard + "': document " + std::to_string(d) + " has bad offsets");
+    if (static_cast<double>(e) <= next) continue;
+    kept.insert(kept.end(), tok + b, tok + e);
+    offsets.push_back(static_cast<std::int64_t>(kept.size()));
+    if (src) sources.push_back(src[d]);
+    next = static_cast<double>(b) + step * static_cast<double>(e - b);
+  }
+  SafetensorsWriter w;
+  w.add("tokens", DType::I32, {static_cast<std::int64_t>(kept.size())}, kept.data(), kept.size() * 4);
+  w.add("doc_offsets", DType::I64, {static_cast<std::int64_t>(offsets.size())}, offsets.data(), offsets.size() * 8);
+  if (src) w.add("doc_sources", DType::I32, {static_cast<std::int64_t>(sources.size())}, sources.data(), sources.size() * 4);
+  for (const auto& [k, v] : in.metadata()) w.setMetadata(k, v);
+  w.setMetadata("sampled_from", fs::path(shard).filename().string() + ": whole documents, evenly spaced");
+  w.write(out);
+  return static_cast<std::int64_t>(kept.size());
+}
+
 }  // namespace monoscope::core

@@ -60,6 +60,11 @@ std::vector<Document> readCorpusSplit(const std::string& corpus_dir, const std::
 // followed by end-of-text) and `doc_offsets` I64 [documents + 1].
 std::int64_t writeTokenShard(const std::string& corpus_dir, const std::string& split, const Tokenizer& tok);
 
+// A smaller shard of whole documents, evenly spaced through `shard` (every k-th document, k chosen
+// so that about `tokens` tokens are kept), with their offsets, sources and the source metadata.
+// Returns the tokens written.
+std::int64_t sampleTokenShard(const std::string& shard, std::int64_t tokens, const std::string& out);
+
 // Cleans one document: UTF-8 (Latin-1 bytes are converted), \r\n -> \n, backspace overstrike
 // removed, control characters dropped, trailing spaces trimmed, runs of blank lines collapsed.
 std::string cleanText(const std::string& raw);

@@ -1,5 +1,6 @@
 #include "index/neighbours.h"
 
+#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 #include <hnswlib/hnswlib.h>
 
@@ -39,6 +40,25 @@ struct RowTop {
   }
 };
 
+// a @ b^T in fixed tiles of 64 rows, each on one thread: BLAS runs single-threaded inside the
+// parallel region, so the bits do not depend on the thread count (some OpenBLAS kernels, e.g. with
+// OPENBLAS_CORETYPE=Haswell, split a product differently for 1 and 2 threads).
+at::Tensor tiledProduct(const at::Tensor& a, const at::Tensor& b) {
+  constexpr std::int64_t kTile = 64;
+  const std::int64_t rows = a.size(0);
+  at::Tensor out = at::empty({rows, b.size(0)}, a.options());  // [ra, rb]
+  const at::Tensor bt = b.t();
+  at::parallel_for(0, (rows + kTile - 1) / kTile, 1, [&](std::int64_t t0, std::int64_t t1) {
+    c10::InferenceMode guard;  // worker threads do not inherit it
+    for (std::int64_t t = t0; t < t1; ++t) {
+      const std::int64_t s = t * kTile, e = std::min(rows, s + kTile);
+      at::Tensor o = out.slice(0, s, e);
+      at::mm_out(o, a.slice(0, s, e), bt);
+    }
+  });
+  return out;
+}
+
 // On the CPU, each pair of row blocks is multiplied once (the similarity matrix is symmetric),
 // and both blocks' rows take their candidates from that product: half the arithmetic of a full
 // product. Elsewhere (a GPU), full products of a block of rows against all rows and top-k.
@@ -68,7 +88,7 @@ KnnResult exactKnn(const at::Tensor& unit, std::int64_t k, const ProgressFn& pro
     const std::int64_t s = bi * block, e = std::min(n, s + block);
     for (std::int64_t bj = bi; bj < blocks; ++bj) {
       const std::int64_t s2 = bj * block, e2 = std::min(n, s2 + block);
-      const at::Tensor sim = at::matmul(unit.slice(0, s, e), unit.slice(0, s2, e2).t()).contiguous();  // [b, b2]
+      const at::Tensor sim = tiledProduct(unit.slice(0, s, e), unit.slice(0, s2, e2));  // [b, b2]
       const float* p = sim.data_ptr<float>();
       const std::int64_t w = e2 - s2;
       for (std::int64_t r = s; r < e; ++r) {
