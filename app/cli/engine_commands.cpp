@@ -161,9 +161,11 @@ int cmdGenerate(const Args& args) {
 }
 
 int cmdSaeConvert(const Args& args) {
-  args.allowOnly({"sae", "out"});
+  args.allowOnly({"sae", "out", "dtype"});
+  const std::string dtype = args.get("dtype", "f32");
+  if (dtype != "f32" && dtype != "f16") throw core::Error("--dtype is '" + dtype + "'", "use f32 or f16");
   auto sae = core::Sae::load(args.get("sae"), c10::Device(c10::kCPU));
-  sae->save(args.get("out"));
+  sae->save(args.get("out"), dtype == "f16");
   std::cerr << "saved " << sae->config().architecture << " SAE (" << sae->config().d_sae << " features at "
             << sae->config().hook_name << ") to " << args.get("out") << "\n";
   return 0;

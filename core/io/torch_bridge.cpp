@@ -46,13 +46,13 @@ at::Tensor loadWeight(const WeightStore& store, const std::string& name,
 
 void saveTensors(const std::string& path,
                  const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-                 const std::map<std::string, std::string>& metadata) {
+                 const std::map<std::string, std::string>& metadata, bool half) {
   SafetensorsWriter w;
   for (const auto& [k, v] : metadata) w.setMetadata(k, v);
   for (const auto& [name, t] : tensors) {
-    at::Tensor c = t.detach().to(at::kCPU, at::kFloat).contiguous();
+    at::Tensor c = t.detach().to(at::kCPU, half ? at::kHalf : at::kFloat).contiguous();
     std::vector<std::int64_t> shape(c.sizes().begin(), c.sizes().end());
-    w.add(name, DType::F32, shape, c.data_ptr<float>(), static_cast<std::size_t>(c.numel()) * 4);
+    w.add(name, half ? DType::F16 : DType::F32, shape, c.data_ptr(), static_cast<std::size_t>(c.nbytes()));
   }
   w.write(path);
 }

@@ -19,10 +19,11 @@ at::Tensor toFloatTensor(const TensorView& view, const std::string& file);
 at::Tensor loadWeight(const WeightStore& store, const std::string& name,
                       const std::vector<std::int64_t>& expected_shape, const at::Device& device);
 
-// Writes float tensors (moved to CPU, made contiguous) as F32 to a safetensors file.
+// Writes float tensors (moved to CPU, made contiguous) as F32, or F16 with `half`, to a
+// safetensors file.
 void saveTensors(const std::string& path,
                  const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-                 const std::map<std::string, std::string>& metadata = {});
+                 const std::map<std::string, std::string>& metadata = {}, bool half = false);
 
 std::string shapeString(const std::vector<std::int64_t>& shape);
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "io/safetensors.h"
 #include "io/torch_bridge.h"
 #include "io/weight_store.h"
 #include "lm/hooks.h"
@@ -28,19 +29,33 @@ FileActivationSource::FileActivationSource(const std::string& path, std::uint64_
   } else {
     files.push_back(path);
   }
-  std::vector<at::Tensor> parts;
+  // Rows are kept as stored when that is F16 (half the memory of float; batches are converted as
+  // they are served), else as float; every file is copied once into one tensor.
+  std::int64_t rows = 0, width = 0;
+  bool all_half = true;
   for (const auto& file : files) {
-    auto store = WeightStore::fromFile(file);
-    const auto& view = store.tensor("activations");
+    SafetensorsFile f(file);
+    const auto& view = f.tensor("activations");
     if (view.shape.size() != 2 || view.shape[0] <= 0 || view.shape[1] <= 0) {
       throw Error("tensor 'activations' in '" + file + "' must be [n, d_in], got " + shapeString(view.shape));
     }
-    if (!parts.empty() && view.shape[1] != parts[0].size(1))
-      throw Error("'" + file + "' holds activations of width " + std::to_string(view.shape[1]) + ", not " + std::to_string(parts[0].size(1)));
-    parts.push_back(toFloatTensor(view, file));
-    if (!at::isfinite(parts.back()).all().item<bool>()) throw Error("'" + file + "' holds NaN or infinite activations");
+    if (width != 0 && view.shape[1] != width)
+      throw Error("'" + file + "' holds activations of width " + std::to_string(view.shape[1]) + ", not " + std::to_string(width));
+    width = view.shape[1];
+    rows += view.shape[0];
+    all_half = all_half && view.dtype == DType::F16;
   }
-  acts_ = parts.size() == 1 ? parts[0] : at::cat(parts, 0);
+  acts_ = at::empty({rows, width}, all_half ? at::kHalf : at::kFloat);  // [rows, d_in]
+  std::int64_t at_row = 0;
+  for (const auto& file : files) {
+    SafetensorsFile f(file);
+    const auto& view = f.tensor("activations");
+    at::Tensor part = all_half ? at::from_blob(const_cast<std::uint8_t*>(view.data), view.shape, at::kHalf)
+                               : toFloatTensor(view, file);
+    if (!at::isfinite(part).all().item<bool>()) throw Error("'" + file + "' holds NaN or infinite activations");
+    acts_.narrow(0, at_row, view.shape[0]).copy_(part);
+    at_row += view.shape[0];
+  }
 }
 
 void FileActivationSource::reshuffle() {
@@ -62,7 +77,7 @@ at::Tensor FileActivationSource::next(std::int64_t n) {
   while (n > 0) {
     if (epoch_ < 0 || pos_ >= acts_.size(0)) reshuffle();
     const std::int64_t take = std::min(n, acts_.size(0) - pos_);
-    parts.push_back(acts_.index_select(0, perm_.narrow(0, pos_, take)));
+    parts.push_back(acts_.index_select(0, perm_.narrow(0, pos_, take)).to(at::kFloat));
     pos_ += take;
     n -= take;
   }

@@ -69,12 +69,12 @@ std::unique_ptr<Sae> Sae::load(const std::string& dir, const c10::Device& device
   }
 }
 
-void Sae::save(const std::string& dir) const {
+void Sae::save(const std::string& dir, bool half) const {
   fs::create_directories(dir);
   std::vector<std::pair<std::string, at::Tensor>> t = {
       {"W_enc", W_enc_}, {"b_enc", b_enc_}, {"W_dec", W_dec_}, {"b_dec", b_dec_}};
   if (threshold_.defined()) t.emplace_back("threshold", threshold_);
-  saveTensors((fs::path(dir) / "sae_weights.safetensors").string(), t);
+  saveTensors((fs::path(dir) / "sae_weights.safetensors").string(), t, {}, half);
   writeFileAtomically((fs::path(dir) / "cfg.json").string(), config_.toJson().dump(2));
 }
 

@@ -34,7 +34,7 @@ class Sae {
       at::Tensor threshold = {});
 
   // Writes cfg.json (SAELens v6) and sae_weights.safetensors.
-  void save(const std::string& dir) const;
+  void save(const std::string& dir, bool half = false) const;  // half: F16 weights
 
   // x [..., d_in] -> normalised input; fills `norm` for mapping outputs back.
   at::Tensor normalizeInput(const at::Tensor& x, SaeNorm* norm) const;

@@ -80,6 +80,9 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
     scale_ = std::sqrt(static_cast<double>(d)) / mean_norm;
   }
   x = x * scale_;
+  // b_dec starts at the first batch's mean: residual streams are far from centred, and from zero
+  // the encoder spends its first thousand steps learning the offset.
+  if (step_ == 0 && config_.init_b_dec_mean) b_dec_.copy_(x.mean(0));
   const std::int64_t total = std::max<std::int64_t>(1, config_.totalSteps());
   const double t = static_cast<double>(step_) / static_cast<double>(total);
   double lr = config_.lr;

@@ -28,6 +28,7 @@ struct SaeTrainConfig {
   double l1_warmup_fraction = 0.05;        // lambda ramps from 0 over this share of steps
   double lr_decay_fraction = 0.2;          // lr decays linearly to 0 over the last share
   double init_decoder_norm = 0.1;          // standard: initial ||W_dec[i]||
+  bool init_b_dec_mean = true;             // b_dec starts at the first batch's (scaled) mean
   std::int64_t batch_size = 4096;          // tokens per step
   std::int64_t total_tokens = 0;           // training length
   std::int64_t dead_window = 10'000'000;   // tokens without firing that make a latent dead

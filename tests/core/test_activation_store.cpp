@@ -1,16 +1,20 @@
 // Activation store: streaming from a model through the mixing buffer, file sources, and the
 // CE-loss-recovered evaluation.
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/InferenceMode.h>
 
 #include <QTemporaryDir>
 #include <QtTest>
+#include <filesystem>
 
 #include "io/safetensors.h"
 #include "lm/hooks.h"
 #include "lm/lm_trainer.h"
 #include "lm/transformer.h"
 #include "sae/activation_store.h"
+#include "sae/harvest.h"
+#include "util/mapped_file.h"
 #include "sae/sae.h"
 #include "test_util.h"
 #include "util/error.h"
@@ -52,6 +56,51 @@ class TestActivationStore : public QObject {
     });
     model_->forward(ids, &hooks);
     QCOMPARE(testutil::maxAbsDiff(direct, seen), 0.0);
+  }
+
+  // A harvest is chunks of F16 rows with each window's first position left out; killed and rerun
+  // it continues after the chunks on disk and gives the same files; the file source reads the
+  // folder as one set of rows.
+  void harvestResumesToTheSameChunks() {
+    shard();
+    HarvestOptions o;
+    o.model_dir = testutil::fixture("models/gpt2-tiny");
+    o.hook = "blocks.1.hook_resid_pre";
+    o.corpus = dir_.path().toStdString() + "/shard.safetensors";
+    o.out = dir_.path().toStdString() + "/harvest";
+    o.tokens = 3000;
+    o.context = 32;
+    o.chunk_rows = 1024;
+    o.batch = 4;
+    o.device = "cpu";
+    QCOMPARE(harvestActivations(o, {}), JobStatus::Done);
+    const std::string c1 = o.out + "/chunk-00001.safetensors";
+    SafetensorsFile first(o.out + "/chunk-00000.safetensors");
+    QCOMPARE(first.tensor("activations").dtype, DType::F16);
+    QCOMPARE(first.tensor("activations").shape, (std::vector<std::int64_t>{1024, 64}));
+    QCOMPARE(SafetensorsFile(o.out + "/chunk-00002.safetensors").tensor("activations").shape[0], std::int64_t(3000 - 2048));
+    const std::string before = readTextFile(c1);
+    std::filesystem::remove(c1);  // as if killed while writing chunk 1
+    int fresh = 0;
+    QCOMPARE(harvestActivations(o, [&](const Progress& p) {
+               if (p.stage == "harvest" && p.detail.empty()) ++fresh;
+               return true;
+             }),
+             JobStatus::Done);
+    QVERIFY(fresh > 0);
+    QVERIFY(readTextFile(c1) == before);
+    // Chunk 0 starts with the first batch of windows drawn from its seed, each without its first
+    // position: rows 0..30 are positions 1..31 of the first window.
+    c10::InferenceMode guard;
+    auto gen = at::detail::createCPUGenerator(1);
+    const at::Tensor windows = shard()->sample(4, 31, gen);  // [4, 32]
+    const at::Tensor acts = ModelActivationSource(model_, o.hook, shard(), 32, 2048, 1).activations(windows);
+    const at::Tensor expected = acts.narrow(1, 1, 31).reshape({-1, 64}).to(at::kHalf).to(at::kFloat);  // [124, 64]
+    FileActivationSource rows(o.out, 3);
+    QCOMPARE(rows.rows(), std::int64_t(3000));
+    const at::Tensor stored = toFloatTensor(first.tensor("activations"), first.path()).narrow(0, 0, 124);
+    QCOMPARE(testutil::maxAbsDiff(stored, expected), 0.0);
+    QVERIFY(testutil::maxAbsDiff(stored.narrow(0, 0, 31), acts[0].narrow(0, 0, 31).to(at::kHalf).to(at::kFloat)) > 0.01);
   }
 
   void fileSourceCoversEveryRowPerEpoch() {
