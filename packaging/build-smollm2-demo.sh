@@ -11,7 +11,7 @@ WORK=${1:-build/smollm2-work}
 BUILD=${BUILD:-build}
 HOOK=blocks.15.hook_resid_post   # the 16th of 30 blocks: the middle of the model
 HARVEST_TOKENS=${HARVEST_TOKENS:-3145728}
-TRAIN_TOKENS=${TRAIN_TOKENS:-25165824}
+TRAIN_TOKENS=${TRAIN_TOKENS:-12582912}
 SAMPLE_TOKENS=${SAMPLE_TOKENS:-786432}
 SUDO=""; if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 $SUDO apt-get install -y -q --no-install-recommends bible-kjv fortunes fortunes-min dict-gcide dict-wn dict-devil \

@@ -54,6 +54,8 @@ ExampleRow::ExampleRow(QWidget* parent)
 void ExampleRow::setExample(const core::Example& example, float scale, bool editable) {
   id_ = example.id;
   value_->setText(QString::number(example.max_act, 'f', 2));
+  // The source domain of the example's document, when the corpus records it.
+  value_->setToolTip(example.domain.empty() ? QString() : tr("from %1 text").arg(QString::fromStdString(example.domain)));
   QVector<TokenCell> cells;
   cells.reserve(static_cast<int>(example.tokens.size()));
   for (std::size_t i = 0; i < example.tokens.size(); ++i) {
@@ -74,6 +76,7 @@ void ExampleRow::setExample(const core::Example& example, float scale, bool edit
     buttons_->button(s)->setChecked(s == label_);
     buttons_->button(s)->setEnabled(editable);
   }
+  if (!example.domain.empty()) others.prepend(QString::fromStdString(example.domain));
   others_->setText(others.join(", "));
   others_->setVisible(!others.isEmpty());
 }

@@ -151,16 +151,25 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
       auto atop = masked.topk(ka, 1, true, false);
       at::Tensor avals = at::relu(std::get<0>(atop));                  // [B, ka]
       at::Tensor aidx = std::get<1>(atop);
-      at::Tensor arows = W_dec_.index_select(0, aidx.reshape(-1)).view({B, ka, d});
-      at::Tensor e_hat = at::bmm(avals.unsqueeze(1), arows).squeeze(1);  // [B, d]
-      at::Tensor ae = e_hat + e;                                       // e_hat - (x - x_hat)
-      aux_loss = ae.pow(2).sum(1).mean().item<double>();
-      at::Tensor g_ehat = ae * (2.0 * config_.aux_coefficient / B);
-      at::Tensor g_avals = at::bmm(arows, g_ehat.unsqueeze(2)).squeeze(2) * (avals > 0);
-      at::Tensor aflat = aidx.reshape(-1);
-      gW_dec.index_add_(0, aflat, (avals.unsqueeze(2) * g_ehat.unsqueeze(1)).reshape({B * ka, d}));
-      gW_encT.index_add_(0, aflat, (g_avals.unsqueeze(2) * xc.unsqueeze(1)).reshape({B * ka, d}));
-      at::Tensor gb = at::zeros({S}, g_avals.options()).index_add_(0, aflat, g_avals.reshape(-1));
+      at::Tensor gb = at::zeros({S}, avals.options());
+      // A chunk of rows at a time, so that the gathered decoder rows ([rows, ka, d]) stay a few
+      // hundred MB however large the batch (each row's terms are independent).
+      const std::int64_t chunk = std::max<std::int64_t>(1, (std::int64_t{64} << 20) / std::max<std::int64_t>(1, ka * d));
+      double sq = 0;
+      for (std::int64_t r0 = 0; r0 < B; r0 += chunk) {
+        const std::int64_t r1 = std::min(B, r0 + chunk), n = r1 - r0;
+        const at::Tensor av = avals.slice(0, r0, r1), ai = aidx.slice(0, r0, r1);
+        const at::Tensor arows = W_dec_.index_select(0, ai.reshape(-1)).view({n, ka, d});  // [n, ka, d]
+        const at::Tensor ae = at::bmm(av.unsqueeze(1), arows).squeeze(1) + e.slice(0, r0, r1);  // e_hat - (x - x_hat)
+        sq += ae.pow(2).sum().item<double>();
+        const at::Tensor g_ehat = ae * (2.0 * config_.aux_coefficient / B);
+        const at::Tensor g_avals = at::bmm(arows, g_ehat.unsqueeze(2)).squeeze(2) * (av > 0);  // [n, ka]
+        const at::Tensor aflat = ai.reshape(-1);
+        gW_dec.index_add_(0, aflat, (av.unsqueeze(2) * g_ehat.unsqueeze(1)).reshape({n * ka, d}));
+        gW_encT.index_add_(0, aflat, (g_avals.unsqueeze(2) * xc.slice(0, r0, r1).unsqueeze(1)).reshape({n * ka, d}));
+        gb.index_add_(0, aflat, g_avals.reshape(-1));
+      }
+      aux_loss = sq / static_cast<double>(B);
       gb_enc += gb;
       gb_dec -= at::mv(W_encT_.t(), gb);
       st.loss += config_.aux_coefficient * aux_loss;

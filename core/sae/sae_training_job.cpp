@@ -133,7 +133,16 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   sae->save(o.out);
   r.steps = trainer.stepsDone();
   r.tokens = trainer.stepsDone() * cfg.batch_size;
-  const auto m = sae->metrics(source->next(std::min<std::int64_t>(16384, cfg.batch_size * 4)));
+  // With a model: variance explained and L0 on held-out text (the validation shard), else on
+  // further rows of the training source.
+  at::Tensor held_out;
+  if (model) {
+    ModelActivationSource eval_source(model, hook, valid_shard, context, 1 << 15, o.seed + 99, o.skip_first);
+    held_out = eval_source.next(16384);
+  } else {
+    held_out = source->next(std::min<std::int64_t>(16384, cfg.batch_size * 4));
+  }
+  const auto m = sae->metrics(held_out);
   r.fraction_variance_explained = m.fraction_variance_explained;
   r.l0 = m.l0;
   r.dead_fraction = last.dead_fraction;
@@ -152,6 +161,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   j["batch_size"] = r.batch_size;
   j["context"] = context;
   j["first_position"] = o.skip_first ? "excluded from training and from the splice" : "included";
+  j["metrics_on"] = model ? "16,384 held-out activations (the validation shard)" : "16,384 further training activations";
   j["fraction_variance_explained"] = r.fraction_variance_explained;
   j["l0"] = r.l0;
   j["dead_fraction"] = r.dead_fraction;
