@@ -12,7 +12,7 @@ BUILD=${BUILD:-build}
 HOOK=blocks.15.hook_resid_post   # the 16th of 30 blocks: the middle of the model
 HARVEST_TOKENS=${HARVEST_TOKENS:-3145728}
 TRAIN_TOKENS=${TRAIN_TOKENS:-12582912}
-SAMPLE_TOKENS=${SAMPLE_TOKENS:-786432}
+SAMPLE_TOKENS=${SAMPLE_TOKENS:-600000}
 SUDO=""; if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 $SUDO apt-get install -y -q --no-install-recommends bible-kjv fortunes fortunes-min dict-gcide dict-wn dict-devil \
   dict-elements dict-foldoc dict-jargon fortunes-de fortunes-es fortunes-it debian-reference-en python3.11-doc \

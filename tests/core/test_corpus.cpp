@@ -4,6 +4,7 @@
 
 #include <QTemporaryDir>
 #include <QtTest>
+#include <nlohmann/json.hpp>
 #include <filesystem>
 #include <fstream>
 
@@ -108,6 +109,25 @@ class TestCorpus : public QObject {
     const auto* t = reinterpret_cast<const std::int32_t*>(f.tensor("tokens").data);
     for (std::size_t i = 1; i < docs.size() + 1; ++i) QCOMPARE(t[o[i] - 1], tok.endOfTextId());
     QCOMPARE(o[docs.size()], n);
+    // Each document's source is recorded, with the domain from stats.json.
+    const auto& src = f.tensor("doc_sources");
+    QCOMPARE(src.shape.at(0), static_cast<std::int64_t>(docs.size()));
+    const auto names = nlohmann::json::parse(f.metadata().at("sources"));
+    const auto* s = reinterpret_cast<const std::int32_t*>(src.data);
+    for (std::size_t i = 0; i < docs.size(); ++i) QCOMPARE(names.at(static_cast<std::size_t>(s[i])).get<std::string>(), docs[i].source);
+    QCOMPARE(nlohmann::json::parse(f.metadata().at("source_domains")).size(), names.size());
+    // A sample keeps whole documents (each ends with end-of-text) and their sources.
+    const std::string sample = path("shard/sample.tokens.safetensors");
+    const auto kept = sampleTokenShard(path("shard/train.tokens.safetensors"), n / 2, sample);
+    SafetensorsFile g(sample);
+    QCOMPARE(g.tensor("tokens").shape.at(0), kept);
+    QVERIFY(kept >= n / 2 && kept <= n);
+    const auto* go = reinterpret_cast<const std::int64_t*>(g.tensor("doc_offsets").data);
+    const auto* gt = reinterpret_cast<const std::int32_t*>(g.tensor("tokens").data);
+    const std::int64_t gdocs = g.tensor("doc_offsets").shape.at(0) - 1;
+    QCOMPARE(g.tensor("doc_sources").shape.at(0), gdocs);
+    for (std::int64_t i = 1; i <= gdocs; ++i) QCOMPARE(gt[go[i] - 1], tok.endOfTextId());
+    QCOMPARE(g.metadata().at("sources"), f.metadata().at("sources"));
   }
 
   void badSourcesAreNamed() {
