@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q tiktoken tokenizers transformers torch safetensors numpy \
-  sae-lens sae-dashboard umap-learn scikit-learn "pyarrow<20"
+  sae-lens sae-dashboard umap-learn scikit-learn "pyarrow<20" gguf accelerate
