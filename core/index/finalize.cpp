@@ -40,6 +40,28 @@ namespace {
 
 const std::string kNoDomain;
 
+// Mean and standard deviation of a histogram's values, each bin at its centre.
+double histogramMean(const Histogram& h) {
+  double n = 0, sum = 0;
+  const double w = h.counts.empty() ? 0.0 : (h.hi - h.lo) / static_cast<double>(h.counts.size());
+  for (std::size_t i = 0; i < h.counts.size(); ++i) {
+    n += static_cast<double>(h.counts[i]);
+    sum += static_cast<double>(h.counts[i]) * (h.lo + (static_cast<double>(i) + 0.5) * w);
+  }
+  return n > 0 ? sum / n : 0.0;
+}
+double histogramStd(const Histogram& h) {
+  const double mean = histogramMean(h);
+  double n = 0, sq = 0;
+  const double w = h.counts.empty() ? 0.0 : (h.hi - h.lo) / static_cast<double>(h.counts.size());
+  for (std::size_t i = 0; i < h.counts.size(); ++i) {
+    const double x = h.lo + (static_cast<double>(i) + 0.5) * w - mean;
+    n += static_cast<double>(h.counts[i]);
+    sq += static_cast<double>(h.counts[i]) * x * x;
+  }
+  return n > 0 ? std::sqrt(sq / n) : 0.0;
+}
+
 struct Cand {
   float act;
   std::int64_t window;
@@ -322,6 +344,7 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
           FeatureEvidence& ev = evidence[static_cast<std::size_t>(r.feature)];
           ev.mass[log.tokens[static_cast<std::size_t>(r.pos)]] += r.act;
           for (int back = 1; back <= 2 && r.pos - back >= 0; ++back) ev.before[log.tokens[static_cast<std::size_t>(r.pos - back)]] += r.act;
+          if (static_cast<std::size_t>(r.pos) + 1 < log.tokens.size()) ev.after[log.tokens[static_cast<std::size_t>(r.pos) + 1]] += r.act;
           const std::int32_t dom = domains.of(w);
           if (dom >= 0) {
             if (ev.domain_mass.empty()) ev.domain_mass.assign(domains.names.size(), 0.0);
@@ -353,9 +376,13 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
       const auto effects = E.logitEffectsRange(s, e, 10, 40);
       for (std::int64_t r = 0; r < e - s; ++r) {
         const LogitEffects& le = effects[static_cast<std::size_t>(r)];
+        // Candidates for what it promotes: the top effects standing out of the vocabulary's
+        // distribution (mean + 3 standard deviations, from the histogram); the explanation keeps
+        // those that the examples bear out.
+        const double outlier = histogramMean(le.histogram) + 3.0 * histogramStd(le.histogram);
         auto& promotes = evidence[static_cast<std::size_t>(s + r)].promotes;
         for (const auto& [text, value] : le.top)
-          if (value > 0 && promotes.size() < 3) promotes.push_back(text);
+          if (value > 0 && value >= outlier) promotes.push_back(text);
         const std::string hb = blobOf(le.histogram.counts);
         ins.bind(1, s + r).bind(2, nlohmann::json(le.top).dump()).bind(3, nlohmann::json(le.bottom).dump());
         ins.bind(4, le.histogram.lo).bind(5, le.histogram.hi).bindBlob(6, hb.data(), hb.size());

@@ -149,11 +149,24 @@ AutoExplanation explainFeature(const FeatureEvidence& ev, const CorpusProfile& c
       out.text += ", in " + corpus.domains[best] + tail;
     }
   }
-  if (!ev.promotes.empty()) {
-    std::string list;
-    for (std::size_t i = 0; i < ev.promotes.size() && i < 3; ++i) list += (list.empty() ? "" : ", ") + quoted(ev.promotes[i]);
-    out.text += "; promotes " + list;
+  // Promoted tokens that the examples bear out: among the tokens that follow the activation, each
+  // with at least 5% of the activation mass.
+  double after_total = 0;
+  for (const auto& [id, m] : ev.after) after_total += m;
+  std::vector<std::string> followed;
+  if (after_total > 0) {
+    for (const auto& [id, m] : ev.after)
+      if (m / after_total >= 0.05) followed.push_back(token_text(id));
   }
+  std::string list;
+  int listed = 0;
+  for (const auto& p : ev.promotes) {
+    if (listed >= 3) break;
+    if (std::find(followed.begin(), followed.end(), p) == followed.end()) continue;
+    list += (list.empty() ? "" : ", ") + quoted(p);
+    ++listed;
+  }
+  if (!list.empty()) out.text += "; promotes " + list;
   return out;
 }
 

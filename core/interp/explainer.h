@@ -2,7 +2,8 @@
 // The automatic first explanation of a feature: what distinguishes its examples from the corpus.
 // Four parts, each kept only when its evidence is strong: the tokens the activation mass falls
 // on, the tokens just before them (positions -1 and -2), the domain its examples come from, and
-// the tokens it promotes (top logit effects). Each part is ranked by share times log lift
+// the tokens it promotes (top logit effects that do follow its activations in the examples: at
+// middle layers most decoder directions' top logit effects are noise). Each part is ranked by share times log lift
 // against the corpus. The text has a fixed shape that explanationParts() reads back:
 //   Fires on "A", "B" (62%, lift 310x), after "x" (45%, lift 40x), in scripture text (88%); promotes "p", "q"
 #include <cstdint>
@@ -23,7 +24,8 @@ struct FeatureEvidence {
   std::unordered_map<std::int32_t, double> mass;    // activating token id -> activation summed
   std::unordered_map<std::int32_t, double> before;  // token at -1 or -2 -> activation summed
   std::vector<double> domain_mass;                  // per corpus domain (may be empty)
-  std::vector<std::string> promotes;                // strongest logit effects, token texts
+  std::unordered_map<std::int32_t, double> after;   // token at +1 -> activation summed
+  std::vector<std::string> promotes;                // strongest logit effects, token texts (best first)
 };
 
 // The scanned corpus the evidence is compared with.

@@ -153,18 +153,21 @@ class TestScoring : public QObject {
     corpus.domains = {"scripture", "computing"};
     corpus.domain_share = {0.8, 0.2};
     auto text = [](std::int32_t id) {
-      return id == 42 ? std::string("(") : id == 43 ? std::string(" FOLDOC") : " w" + std::to_string(id);
+      return id == 42 ? std::string("(") : id == 43 ? std::string(" FOLDOC") : id == 44 ? std::string("1994")
+             : id == 45 ? std::string("1995") : " w" + std::to_string(id);
     };
     FeatureEvidence ev;
     ev.mass = {{42, 9.7}, {3, 0.3}};
     ev.before = {{43, 8.0}, {1, 2.0}};
     ev.domain_mass = {1.0, 9.0};
-    ev.promotes = {"1994", "1995"};
+    ev.promotes = {"1994", "1995", " banana"};  // " banana" never follows: left out
+    ev.after = {{44, 5.0}, {45, 4.0}, {46, 1.0}};
     const AutoExplanation ex = explainFeature(ev, corpus, text);
     QVERIFY2(ex.text.rfind("Fires on \"(\"", 0) == 0, ex.text.c_str());
     QVERIFY2(ex.text.find(", after \" FOLDOC\"") != std::string::npos, ex.text.c_str());
     QVERIFY2(ex.text.find(", in computing text (90%)") != std::string::npos, ex.text.c_str());
-    QVERIFY2(ex.text.find("; promotes \"1994\", \"1995\"") != std::string::npos, ex.text.c_str());
+    QVERIFY2(ex.text.find("; promotes \"1994\", \"1995\"") != std::string::npos && ex.text.find("banana") == std::string::npos,
+             ex.text.c_str());
     const ExplanationParts parts = explanationParts(ex.text);
     QCOMPARE(parts.tokens, std::vector<std::string>{"("});
     QCOMPARE(parts.context, std::vector<std::string>{"foldoc"});
