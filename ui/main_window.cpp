@@ -192,14 +192,22 @@ QString MainWindow::openWorkspace(const Workspace& w, bool quiet) {
     settings.setValue("workspace/sae", w.sae_dir);
   }
   if (session_->db() && session_->currentFeature() < 0 && session_->db()->info().d_sae > 0) {
-    // Open on the densest alive feature: something to look at straight away.
+    // Open on a common feature, something to look at straight away, but not one that fires on
+    // nearly every token (an always-on direction says nothing): the densest below 1%.
     core::FeatureQuery q;
     q.sort = core::FeatureSort::Density;
     q.descending = true;
     q.filter = core::FeatureFilter::Alive;
-    q.limit = 1;
+    q.limit = 256;
     const auto top = session_->db()->listFeatures(q);
-    session_->selectFeature(top.empty() ? 0 : top.front().id);
+    qint64 first = top.empty() ? 0 : top.front().id;
+    for (const auto& f : top) {
+      if (f.density < 0.01) {
+        first = f.id;
+        break;
+      }
+    }
+    session_->selectFeature(first);
   }
   return errors;
 }

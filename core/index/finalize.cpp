@@ -39,6 +39,7 @@ namespace monoscope::core {
 namespace {
 
 const std::string kNoDomain;
+constexpr std::int64_t kRareActivations = 20;  // fewer in the scan: the explanation says "Rare"
 
 // Mean and standard deviation of a histogram's values, each bin at its centre.
 double histogramMean(const Histogram& h) {
@@ -440,7 +441,9 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
       const auto fu = static_cast<std::size_t>(f);
       const auto c = count[fu];
       if (c == 0) ++dead;
-      const AutoExplanation ex = c > 0 ? explainFeature(evidence[fu], profile, text_of) : AutoExplanation{};
+      AutoExplanation ex = c > 0 ? explainFeature(evidence[fu], profile, text_of) : AutoExplanation{};
+      // A handful of activations cannot support a concept, however high the lifts: say so first.
+      if (c > 0 && c < kRareActivations) ex.text = "Rare (" + std::to_string(c) + " activations): " + ex.text;
       keywords[fu] = explanationParts(ex.text);
       const std::vector<std::int64_t> h(hist.begin() + f * H, hist.begin() + (f + 1) * H);
       const std::string hb = blobOf(h);

@@ -33,10 +33,34 @@ std::vector<Cand> rankByLift(const std::unordered_map<std::int32_t, double>& mas
   return c;
 }
 
-std::string quoted(std::string t) {
-  for (auto& ch : t)
-    if (ch == '"' || ch == '\n' || ch == '\t' || ch == '\r') ch = ch == '"' ? '\'' : ' ';
-  return "\"" + t + "\"";
+// A token as the explanation shows it: in double quotes (a quote inside becomes '), newlines and
+// tabs written as \n and \t, and a run of more than three spaces as <N spaces>.
+std::string quoted(const std::string& t) {
+  std::string out = "\"";
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    const char ch = t[i];
+    if (ch == ' ') {
+      std::size_t j = i;
+      while (j < t.size() && t[j] == ' ') ++j;
+      if (j - i > 3) {
+        out += "<" + std::to_string(j - i) + " spaces>";
+        i = j - 1;
+        continue;
+      }
+      out += ' ';
+    } else if (ch == '"') {
+      out += '\'';
+    } else if (ch == '\n') {
+      out += "\\n";
+    } else if (ch == '\t') {
+      out += "\\t";
+    } else if (ch == '\r') {
+      out += "\\r";
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
 }
 
 // `"A", "B"` with the summed share and share-weighted lift of the chosen candidates.
@@ -170,8 +194,11 @@ AutoExplanation explainFeature(const FeatureEvidence& ev, const CorpusProfile& c
   return out;
 }
 
-ExplanationParts explanationParts(const std::string& explanation) {
+ExplanationParts explanationParts(const std::string& text) {
   ExplanationParts p;
+  // "Rare (N activations): Fires on ..." is the automatic shape with a warning in front.
+  const auto fires = text.rfind("Rare (", 0) == 0 ? text.find("): Fires on ") : std::string::npos;
+  const std::string explanation = fires != std::string::npos ? text.substr(fires + 3) : text;
   if (explanation.rfind("Fires on ", 0) != 0) {  // a person's or an LLM's words
     p.tokens = explanationKeywords(explanation);
     return p;

@@ -45,7 +45,9 @@ AutoExplanation explainByTokenLift(const std::unordered_map<std::int32_t, double
                                    const std::function<std::string(std::int32_t)>& token_text);
 
 // The parts of an explanation, for the concept scorer: the automatic shape above is read part by
-// part; any other text (a person's or an LLM's) gives keywords that all count as tokens.
+// part (after a "Rare (N activations): " warning, which the indexer puts in front of features
+// with fewer than 20 activations); any other text (a person's or an LLM's) gives keywords that
+// all count as tokens.
 struct ExplanationParts {
   std::vector<std::string> tokens;   // lower-cased, trimmed
   std::vector<std::string> context;  // tokens that come just before the activation

@@ -172,6 +172,7 @@ class TestScoring : public QObject {
     QCOMPARE(parts.tokens, std::vector<std::string>{"("});
     QCOMPARE(parts.context, std::vector<std::string>{"foldoc"});
     QCOMPARE(QString::fromStdString(parts.domain), QString("computing"));
+    QCOMPARE(explanationParts("Rare (3 activations): " + ex.text).context, parts.context);
     // Weak evidence is left out: a common context token, a domain at its corpus share.
     FeatureEvidence weak = ev;
     weak.before = {{1, 5.0}, {2, 5.0}};
@@ -180,6 +181,11 @@ class TestScoring : public QObject {
     const std::string plain = explainFeature(weak, corpus, text).text;
     QVERIFY2(plain.find("after") == std::string::npos && plain.find(", in ") == std::string::npos &&
                  plain.find("promotes") == std::string::npos, plain.c_str());
+    // Whitespace tokens are written so a reader can see them.
+    const std::string ws = explainByTokenLift({{7, 1.0}}, corpus.token_counts, corpus.total, [](std::int32_t) {
+                             return std::string("\n        ");
+                           }).text;
+    QVERIFY2(ws.rfind("Fires on \"\\n<8 spaces>\"", 0) == 0, ws.c_str());
     // A person's words: every keyword counts as a token.
     QCOMPARE(explanationParts("ships and the sea").tokens, (std::vector<std::string>{"ships", "sea"}));
   }
