@@ -50,9 +50,9 @@ FeatureListPanel::FeatureListPanel(Session* session, QWidget* parent)
     if (i.isValid()) session_->featureMenu(model_->featureAt(i.row()), view_->viewport()->mapToGlobal(pos), this);
   });
   // The numbers as narrow as their digits; the explanation gets the rest of the row, at least
-  // about forty characters of it (the panel is never narrower than that).
+  // about twenty characters of it (the panel is never narrower than that).
   const QFontMetrics fm = view_->fontMetrics();
-  setMinimumWidth(fm.horizontalAdvance(QString(64, QChar('n'))));
+  setMinimumWidth(fm.horizontalAdvance(QString(44, QChar('n'))));
   view_->setColumnWidth(FeatureListModel::IdColumn, fm.horizontalAdvance("000000") + 8);
   view_->setColumnWidth(FeatureListModel::DensityColumn, fm.horizontalAdvance("0.00e-00") + 8);
   view_->setColumnWidth(FeatureListModel::MaxColumn, fm.horizontalAdvance("000.0") + 8);

@@ -198,7 +198,7 @@ QString MainWindow::openWorkspace(const Workspace& w, bool quiet) {
     q.sort = core::FeatureSort::Density;
     q.descending = true;
     q.filter = core::FeatureFilter::Alive;
-    q.limit = 256;
+    q.limit = session_->db()->info().d_sae;  // summaries only: a few ms even for large dictionaries
     const auto top = session_->db()->listFeatures(q);
     qint64 first = top.empty() ? 0 : top.front().id;
     for (const auto& f : top) {
