@@ -41,26 +41,17 @@ namespace {
 const std::string kNoDomain;
 constexpr std::int64_t kRareActivations = 20;  // fewer in the scan: the explanation says "Rare"
 
-// Mean and standard deviation of a histogram's values, each bin at its centre.
-double histogramMean(const Histogram& h) {
-  double n = 0, sum = 0;
+// Mean plus `sds` standard deviations of a histogram's values, each bin at its centre.
+double histogramAbove(const Histogram& h, double sds) {
   const double w = h.counts.empty() ? 0.0 : (h.hi - h.lo) / static_cast<double>(h.counts.size());
+  double n = 0, sum = 0, sq = 0;
   for (std::size_t i = 0; i < h.counts.size(); ++i) {
-    n += static_cast<double>(h.counts[i]);
-    sum += static_cast<double>(h.counts[i]) * (h.lo + (static_cast<double>(i) + 0.5) * w);
+    const double x = h.lo + (static_cast<double>(i) + 0.5) * w, c = static_cast<double>(h.counts[i]);
+    n += c, sum += c * x, sq += c * x * x;
   }
-  return n > 0 ? sum / n : 0.0;
-}
-double histogramStd(const Histogram& h) {
-  const double mean = histogramMean(h);
-  double n = 0, sq = 0;
-  const double w = h.counts.empty() ? 0.0 : (h.hi - h.lo) / static_cast<double>(h.counts.size());
-  for (std::size_t i = 0; i < h.counts.size(); ++i) {
-    const double x = h.lo + (static_cast<double>(i) + 0.5) * w - mean;
-    n += static_cast<double>(h.counts[i]);
-    sq += static_cast<double>(h.counts[i]) * x * x;
-  }
-  return n > 0 ? std::sqrt(sq / n) : 0.0;
+  if (n <= 0) return 0.0;
+  const double mean = sum / n;
+  return mean + sds * std::sqrt(std::max(0.0, sq / n - mean * mean));
 }
 
 struct Cand {
@@ -380,7 +371,7 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
         // Candidates for what it promotes: the top effects standing out of the vocabulary's
         // distribution (mean + 3 standard deviations, from the histogram); the explanation keeps
         // those that the examples bear out.
-        const double outlier = histogramMean(le.histogram) + 3.0 * histogramStd(le.histogram);
+        const double outlier = histogramAbove(le.histogram, 3.0);
         auto& promotes = evidence[static_cast<std::size_t>(s + r)].promotes;
         for (const auto& [text, value] : le.top)
           if (value > 0 && value >= outlier) promotes.push_back(text);

@@ -99,16 +99,21 @@ ModelActivationSource::ModelActivationSource(std::shared_ptr<const Transformer> 
   if (buffer_tokens_ < context_) throw Error("the mixing buffer must hold at least one context");
 }
 
-at::Tensor ModelActivationSource::activations(const at::Tensor& windows) const {
+at::Tensor hookActivations(const Transformer& model, const std::string& hook, const at::Tensor& windows) {
   c10::InferenceMode guard;
+  const std::int64_t layer = hookLayer(hook, model.config().n_layers);
   HookSet hooks;
   at::Tensor captured;
-  hooks.add(hook_, [&captured](const at::Tensor& x, const HookContext&) {
+  hooks.add(hook, [&captured](const at::Tensor& x, const HookContext&) {
     captured = x.clone();
     return at::Tensor();
   });
-  model_->forward(windows, &hooks, nullptr, layer_ < 0 ? 0 : layer_);
+  model.forward(windows, &hooks, nullptr, layer < 0 ? 0 : layer);
   return captured;  // [batch, context, d_model]
+}
+
+at::Tensor ModelActivationSource::activations(const at::Tensor& windows) const {
+  return hookActivations(*model_, hook_, windows);
 }
 
 void ModelActivationSource::refill() {

@@ -39,6 +39,10 @@ class FileActivationSource : public ActivationSource {
 
 // Runs the model on random windows of a token shard, captures the hook, and serves rows from a
 // mixing buffer: each refill appends fresh activations, shuffles, and hands out half.
+// Activations [batch, context, d_model] at `hook` of the given windows (int64 [batch, context]),
+// running the model only as far as the hook's block.
+at::Tensor hookActivations(const Transformer& model, const std::string& hook, const at::Tensor& windows);
+
 class ModelActivationSource : public ActivationSource {
  public:
   ModelActivationSource(std::shared_ptr<const Transformer> model, std::string hook, std::shared_ptr<const TokenShard> shard,

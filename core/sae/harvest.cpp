@@ -9,6 +9,7 @@
 
 #include "io/safetensors.h"
 #include "lm/hooks.h"
+#include "sae/activation_store.h"
 #include "lm/lm_trainer.h"
 #include "lm/transformer.h"
 #include "util/cancel.h"
@@ -40,7 +41,7 @@ JobStatus harvestActivations(const HarvestOptions& o, const ProgressFn& progress
   const auto model = Transformer::load(o.model_dir, device);
   if (o.context > model->config().n_ctx)
     throw Error("harvest option context " + std::to_string(o.context) + " exceeds the model's " + std::to_string(model->config().n_ctx) + " positions");
-  const std::int64_t layer = hookLayer(o.hook, model->config().n_layers);
+  (void)hookLayer(o.hook, model->config().n_layers);  // an unknown hook fails before any work
   const fs::path corpus = o.corpus;
   const TokenShard shard((fs::is_directory(corpus) ? corpus / "train.tokens.safetensors" : corpus).string());
   fs::create_directories(o.out);
@@ -64,13 +65,7 @@ JobStatus harvestActivations(const HarvestOptions& o, const ProgressFn& progress
     std::int64_t have = 0;
     while (have < rows) {
       const at::Tensor windows = shard.sample(o.batch, o.context - 1, gen).to(device);  // [batch, context]
-      HookSet hooks;
-      at::Tensor captured;
-      hooks.add(o.hook, [&captured](const at::Tensor& x, const HookContext&) {
-        captured = x.clone();
-        return at::Tensor();
-      });
-      model->forward(windows, &hooks, nullptr, layer < 0 ? 0 : layer);
+      const at::Tensor captured = hookActivations(*model, o.hook, windows);          // [batch, context, d_model]
       // [batch, context - first, d_model] -> rows
       const at::Tensor acts = captured.narrow(1, first, per_window).reshape({-1, d}).to(at::kCPU, at::kHalf);
       const std::int64_t take = std::min(rows - have, acts.size(0));
