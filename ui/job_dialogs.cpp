@@ -1,5 +1,6 @@
 #include "job_dialogs.h"
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QDialogButtonBox>
 #include <QDoubleSpinBox>
@@ -146,6 +147,62 @@ std::optional<core::ScoreOptions> askScoreOptions(QWidget* parent) {
     f.options.llm.base_url = url->text().trimmed().toStdString();
     f.options.llm.model = model->text().trimmed().toStdString();
     f.options.llm.api_key = key->text().toStdString();
+    for (const auto& part : features->text().split(',', Qt::SkipEmptyParts)) {
+      bool ok = false;
+      const qint64 id = part.trimmed().toLongLong(&ok);
+      if (!ok || id < 0) throw std::runtime_error("features: \"" + part.trimmed().toStdString() + "\" is not a feature id");
+      f.options.features.push_back(id);
+    }
+    return f;
+  });
+  if (!result) return std::nullopt;
+  settings.setValue("llm/base_url", url->text().trimmed());  // the key is never stored
+  settings.setValue("llm/model", model->text().trimmed());
+  return result->options;
+}
+
+namespace {
+struct ExplainForm {
+  core::ExplainOptions options;
+  void validate() const {
+    if (options.llm.base_url.empty())
+      throw std::runtime_error("llm.base_url is empty: give the endpoint's base URL, e.g. http://127.0.0.1:8080/v1");
+    if (options.llm.model.empty()) throw std::runtime_error("llm.model is empty: give the model name the server expects");
+  }
+};
+}  // namespace
+
+std::optional<core::ExplainOptions> askExplainOptions(QWidget* parent) {
+  QDialog dialog(parent);
+  dialog.setWindowTitle(QObject::tr("Explain features with an LLM"));
+  auto* form = formOf(dialog);
+  QSettings settings;
+  auto* url = new QLineEdit(settings.value("llm/base_url", "http://127.0.0.1:8080/v1").toString());
+  auto* model = new QLineEdit(settings.value("llm/model").toString());
+  auto* key = new QLineEdit(qEnvironmentVariable("MONOSCOPE_LLM_API_KEY"));
+  key->setEchoMode(QLineEdit::Password);
+  key->setToolTip(QObject::tr("Used for this job only; never saved (set MONOSCOPE_LLM_API_KEY to prefill it)"));
+  auto* features = new QLineEdit;
+  features->setPlaceholderText(QObject::tr("all alive features (densest first), or ids such as 3, 17, 42"));
+  core::ExplainOptions defaults;
+  auto* top = countBox(defaults.top_examples, 1, 100);
+  auto* per_interval = countBox(defaults.interval_examples, 0, 20);
+  auto* redo = new QCheckBox(QObject::tr("Explain again features this model has already explained"));
+  form->addRow(QObject::tr("LLM base URL"), url);
+  form->addRow(QObject::tr("LLM model"), model);
+  form->addRow(QObject::tr("API key"), key);
+  form->addRow(QObject::tr("Features"), features);
+  form->addRow(QObject::tr("Top examples shown"), top);
+  form->addRow(QObject::tr("Examples per interval"), per_interval);
+  form->addRow(QString(), redo);
+  auto result = runForm<ExplainForm>(dialog, [&]() {
+    ExplainForm f;
+    f.options.llm.base_url = url->text().trimmed().toStdString();
+    f.options.llm.model = model->text().trimmed().toStdString();
+    f.options.llm.api_key = key->text().toStdString();
+    f.options.top_examples = static_cast<int>(top->value());
+    f.options.interval_examples = static_cast<int>(per_interval->value());
+    f.options.redo = redo->isChecked();
     for (const auto& part : features->text().split(',', Qt::SkipEmptyParts)) {
       bool ok = false;
       const qint64 id = part.trimmed().toLongLong(&ok);

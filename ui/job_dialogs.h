@@ -1,6 +1,6 @@
 #pragma once
 // Forms that start the long jobs from the app: build a feature database (index), score
-// specificity (concept matcher or an LLM endpoint), train an SAE. Each returns the job's
+// specificity (concept matcher or an LLM endpoint), explain features with an LLM, train an SAE. Each returns the job's
 // options, validated by core (the message names the field).
 #include <QDialog>
 #include <optional>
@@ -16,6 +16,7 @@ namespace monoscope::ui {
 
 std::optional<core::IndexOptions> askIndexOptions(QWidget* parent, const QString& model_dir, const QString& sae_dir);
 std::optional<core::ScoreOptions> askScoreOptions(QWidget* parent);
+std::optional<core::ExplainOptions> askExplainOptions(QWidget* parent);
 std::optional<core::SaeTrainingOptions> askTrainingOptions(QWidget* parent, const QString& model_dir);
 
 // A line edit with a Browse button choosing a folder or a file, for these forms.

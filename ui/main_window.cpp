@@ -144,6 +144,7 @@ void MainWindow::buildMenus() {
   auto* jobs = menuBar()->addMenu(tr("&Jobs"));
   action(jobs, tr("&Build feature database..."), this, &MainWindow::startIndexJob);
   action(jobs, tr("&Score specificity..."), this, &MainWindow::startScoreJob);
+  action(jobs, tr("&Explain features with an LLM..."), this, &MainWindow::startExplainJob);
   action(jobs, tr("&Train SAE..."), this, &MainWindow::startTrainJob);
 
   auto* view = menuBar()->addMenu(tr("&View"));
@@ -321,6 +322,34 @@ void MainWindow::startScoreJob() {
     if (job != id) return;
     if (outcome == JobsPanel::Outcome::Failed) QMessageBox::warning(this, tr("Score specificity"), message);
     if (session_->currentFeature() >= 0) page_->showFeature(session_->currentFeature());
+  });
+}
+
+void MainWindow::startExplainJob() {
+  if (!session_->db()) {
+    QMessageBox::information(this, tr("Explain features"), tr("Open a feature database first."));
+    return;
+  }
+  const auto options = askExplainOptions(this);
+  if (!options) return;
+  const std::string path = session_->databasePath().toStdString();
+  showPanel(jobs_);
+  const int id = jobs_->start(tr("Explaining with %1").arg(QString::fromStdString(options->llm.model)),
+                              [path, o = *options](const core::ProgressFn& p) {
+                                core::ExplainSummary summary;
+                                return core::explainFeatures(path, o, p, &summary);
+                              });
+  connect(jobs_, &JobsPanel::finished, this, [this, id](int job, JobsPanel::Outcome outcome, QString message) {
+    if (job != id) return;
+    if (outcome == JobsPanel::Outcome::Failed) QMessageBox::warning(this, tr("Explain features"), message);
+    // The list, search and page read the new explanations from a fresh connection.
+    const qint64 current = session_->currentFeature();
+    try {
+      session_->openDatabase(session_->databasePath());
+      if (current >= 0) session_->selectFeature(current);
+    } catch (const std::exception& e) {
+      QMessageBox::warning(this, tr("Explain features"), QString::fromUtf8(e.what()));
+    }
   });
 }
 

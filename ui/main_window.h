@@ -59,6 +59,7 @@ class MainWindow : public QMainWindow {
   void goToFeatureDialog();
   void startIndexJob();
   void startScoreJob();
+  void startExplainJob();
   void startTrainJob();
 
   Session* session_;

@@ -18,7 +18,7 @@ Args::Args(int argc, char** argv, int first) {
       continue;
     }
     std::string name = a.substr(2);
-    if (name == "json" || name == "help") {  // flags without a value
+    if (name == "json" || name == "help" || name == "redo") {  // flags without a value
       values_.emplace(name, "true");
       continue;
     }

@@ -23,4 +23,5 @@ int cmdMerge(const Args& args);
 int cmdFeature(const Args& args);
 int cmdSearch(const Args& args);
 int cmdScore(const Args& args);
+int cmdExplain(const Args& args);
 }  // namespace monoscope::cli

@@ -174,6 +174,22 @@ int cmdSearch(const Args& args) {
 
 namespace monoscope::cli {
 
+namespace {
+
+core::LlmEndpoint endpointOf(const Args& args) {
+  core::LlmEndpoint ep;
+  ep.base_url = args.get("endpoint");
+  ep.model = args.get("llm-model");
+  // The key comes from the environment, never from the command line (it would show in ps).
+  const char* key = std::getenv(args.get("api-key-env", "MONOSCOPE_LLM_API_KEY").c_str());
+  if (key) ep.api_key = key;
+  ep.timeout_seconds = args.number("timeout", 60.0);
+  if (!(ep.timeout_seconds > 0 && ep.timeout_seconds <= 3600)) throw Error("--timeout must be in (0, 3600] seconds");
+  return ep;
+}
+
+}  // namespace
+
 int cmdScore(const Args& args) {
   args.allowOnly({"scorer", "features", "endpoint", "llm-model", "api-key-env", "timeout"}, 1);
   if (args.positional().size() != 1) throw Error("usage: score FILE.db --scorer concept|llm [--features IDS] [--endpoint URL --llm-model NAME]");
@@ -182,19 +198,31 @@ int cmdScore(const Args& args) {
   if (args.has("features")) {
     for (auto id : parseIds(args.get("features"), INT32_MAX)) o.features.push_back(id);
   }
-  if (o.scorer == "llm") {
-    o.llm.base_url = args.get("endpoint");
-    o.llm.model = args.get("llm-model");
-    // The key comes from the environment, never from the command line (it would show in ps).
-    const char* key = std::getenv(args.get("api-key-env", "MONOSCOPE_LLM_API_KEY").c_str());
-    if (key) o.llm.api_key = key;
-    o.llm.timeout_seconds = args.number("timeout", 60.0);
-    if (!(o.llm.timeout_seconds > 0 && o.llm.timeout_seconds <= 3600)) throw Error("--timeout must be in (0, 3600] seconds");
-  }
+  if (o.scorer == "llm") o.llm = endpointOf(args);
   core::ScoreSummary s;
   const auto status = core::scoreFeatures(args.positional()[0], o, stderrProgress(), &s);
   std::cout << nlohmann::json{{"scorer", s.scorer}, {"status", status == core::JobStatus::Done ? "done" : "cancelled"},
                               {"features", s.features}, {"examples", s.examples}, {"failed", s.failed}, {"histogram", s.histogram}}
+                   .dump()
+            << "\n";
+  return 0;
+}
+
+int cmdExplain(const Args& args) {
+  args.allowOnly({"features", "endpoint", "llm-model", "api-key-env", "timeout", "redo", "top", "per-interval"}, 1);
+  if (args.positional().size() != 1) throw Error("usage: explain FILE.db --endpoint URL --llm-model NAME [--features IDS] [--redo]");
+  core::ExplainOptions o;
+  if (args.has("features")) {
+    for (auto id : parseIds(args.get("features"), INT32_MAX)) o.features.push_back(id);
+  }
+  o.llm = endpointOf(args);
+  o.redo = args.has("redo");
+  o.top_examples = static_cast<int>(args.integer("top", o.top_examples, 1, 100));
+  o.interval_examples = static_cast<int>(args.integer("per-interval", o.interval_examples, 0, 20));
+  core::ExplainSummary s;
+  const auto status = core::explainFeatures(args.positional()[0], o, stderrProgress(), &s);
+  std::cout << nlohmann::json{{"author", s.author}, {"status", status == core::JobStatus::Done ? "done" : "cancelled"},
+                              {"features", s.features}, {"explained", s.explained}, {"skipped", s.skipped}, {"failed", s.failed}}
                    .dump()
             << "\n";
   return 0;

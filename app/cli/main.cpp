@@ -44,8 +44,11 @@ const std::vector<Command>& commands() {
       {"score", cmdScore,
        "FILE.db --scorer concept|llm [--features IDS] [--endpoint URL --llm-model NAME --timeout S]\n"
        "            (the API key is read from $MONOSCOPE_LLM_API_KEY, or the variable named by --api-key-env)"},
+      {"explain", cmdExplain,
+       "FILE.db --endpoint URL --llm-model NAME [--features IDS] [--redo] [--top N] [--per-interval N] [--timeout S]\n"
+       "            (LLM explanations, stored as new versions by llm:NAME/explain-v1; a rerun skips features done)"},
       {"build-corpus", cmdBuildCorpus, "[--manifest data/corpus/sources.json] --out DIR [--tokenizer DIR]"},
-      {"sample-corpus", cmdSampleCorpus, "--corpus DIR|SHARD --tokens N --out FILE.tokens.safetensors   (whole documents, evenly spaced)"},
+      {"sample-corpus", cmdSampleCorpus, "--corpus DIR|SHARD --tokens N --out FILE.tokens.safetensors   (whole documents from every stretch)"},
       {"train-tokenizer", cmdTrainTokenizer, "(--corpus DIR | --text-file F) --vocab-size N --out DIR"},
       {"train-lm", cmdTrainLm,
        "--corpus DIR --tokenizer DIR --out DIR [--d-model 256 --layers 4 --heads 4 --context 256\n"

@@ -390,20 +390,44 @@ std::int64_t sampleTokenShard(const std::string& shard, std::int64_t tokens, con
     src = reinterpret_cast<const std::int32_t*>(sv.data);
   }
   if (tokens <= 0) throw Error("the sample needs a positive token count");
-  const double step = std::max(1.0, static_cast<double>(total) / static_cast<double>(tokens));
+  for (std::int64_t d = 0; d < docs; ++d)
+    if (off[d] < 0 || off[d + 1] < off[d] || off[d + 1] > total)
+      throw Error("'" + shard + "': document " + std::to_string(d) + " has bad offsets");
+  // Walking the whole shard, a document is kept when it starts at or after the next point, and
+  // the point then moves `step` times the kept document's length ahead: every stretch of the
+  // shard (and so every source, in proportion to its tokens) is represented, and a long document
+  // is no likelier to be kept than a short one. The smallest step whose sample fits the budget
+  // is found by bisection (the sample shrinks as the step grows).
+  const auto walk = [&](double step, std::vector<std::int64_t>* chosen) {
+    std::int64_t n = 0;
+    double next = 0;
+    for (std::int64_t d = 0; d < docs; ++d) {
+      const std::int64_t b = off[d], e = off[d + 1];
+      if (static_cast<double>(b) < next || e == b) continue;
+      n += e - b;
+      if (chosen) chosen->push_back(d);
+      next = static_cast<double>(b) + step * static_cast<double>(e - b);
+    }
+    return n;
+  };
+  double lo = 1.0, hi = std::max(2.0, static_cast<double>(total));
+  if (walk(lo, nullptr) > tokens) {
+    for (int i = 0; i < 60 && hi - lo > 1e-6 * lo; ++i) {
+      const double mid = 0.5 * (lo + hi);
+      (walk(mid, nullptr) > tokens ? lo : hi) = mid;
+    }
+  } else {
+    hi = lo;
+  }
+  std::vector<std::int64_t> chosen;
+  walk(hi, &chosen);
   std::vector<std::int32_t> kept;
   std::vector<std::int64_t> offsets = {0};
   std::vector<std::int32_t> sources;
-  // Documents whose first token falls on the next evenly spaced point, until enough tokens.
-  double next = 0;
-  for (std::int64_t d = 0; d < docs && static_cast<std::int64_t>(kept.size()) < tokens; ++d) {
-    const std::int64_t b = off[d], e = off[d + 1];
-    if (b < 0 || e < b || e > total) throw Error("'" + shard + "': document " + std::to_string(d) + " has bad offsets");
-    if (static_cast<double>(e) <= next) continue;
-    kept.insert(kept.end(), tok + b, tok + e);
+  for (const std::int64_t d : chosen) {
+    kept.insert(kept.end(), tok + off[d], tok + off[d + 1]);
     offsets.push_back(static_cast<std::int64_t>(kept.size()));
     if (src) sources.push_back(src[d]);
-    next = static_cast<double>(b) + step * static_cast<double>(e - b);
   }
   SafetensorsWriter w;
   w.add("tokens", DType::I32, {static_cast<std::int64_t>(kept.size())}, kept.data(), kept.size() * 4);

@@ -61,7 +61,7 @@ int parseScore(const std::string& answer) {
   return -1;
 }
 
-std::string chatCompletion(const LlmEndpoint& ep, const std::string& system, const std::string& user) {
+std::string chatCompletion(const LlmEndpoint& ep, const std::string& system, const std::string& user, int max_tokens) {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   if (ep.base_url.empty()) throw Error("the LLM endpoint has no base URL", "set it, e.g. http://127.0.0.1:8080/v1");
@@ -71,7 +71,7 @@ std::string chatCompletion(const LlmEndpoint& ep, const std::string& system, con
   const std::string where = "LLM endpoint '" + printable(url, 200) + "'";
   const nlohmann::json req = {{"model", ep.model},
                               {"temperature", 0},
-                              {"max_tokens", 16},
+                              {"max_tokens", max_tokens},
                               {"messages", {{{"role", "system"}, {"content", system}}, {{"role", "user"}, {"content", user}}}}};
   const std::string payload = req.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   CURL* curl = curl_easy_init();

@@ -121,13 +121,47 @@ class TestCorpus : public QObject {
     const auto kept = sampleTokenShard(path("shard/train.tokens.safetensors"), n / 2, sample);
     SafetensorsFile g(sample);
     QCOMPARE(g.tensor("tokens").shape.at(0), kept);
-    QVERIFY(kept >= n / 2 && kept <= n);
+    std::int64_t longest = 0;  // a sample holds at least one document
+    for (std::size_t i = 0; i < docs.size(); ++i) longest = std::max(longest, o[i + 1] - o[i]);
+    QVERIFY2(kept > 0 && kept <= std::max(n / 2, longest), (std::to_string(kept) + " of " + std::to_string(n)).c_str());
     const auto* go = reinterpret_cast<const std::int64_t*>(g.tensor("doc_offsets").data);
     const auto* gt = reinterpret_cast<const std::int32_t*>(g.tensor("tokens").data);
     const std::int64_t gdocs = g.tensor("doc_offsets").shape.at(0) - 1;
     QCOMPARE(g.tensor("doc_sources").shape.at(0), gdocs);
     for (std::int64_t i = 1; i <= gdocs; ++i) QCOMPARE(gt[go[i] - 1], tok.endOfTextId());
     QCOMPARE(g.metadata().at("sources"), f.metadata().at("sources"));
+  }
+
+  // A sample spans the whole shard: sources in the order they were written each get their share
+  // of tokens, long documents no likelier than short ones (the old walk ran out of budget before
+  // the shard's last sources).
+  void sampleSpansEverySource() {
+    std::vector<std::int32_t> tokens;
+    std::vector<std::int64_t> offsets = {0};
+    std::vector<std::int32_t> sources;
+    const auto addDocs = [&](std::int32_t source, int docs, int length) {
+      for (int d = 0; d < docs; ++d) {
+        tokens.insert(tokens.end(), static_cast<std::size_t>(length), source + 1);
+        offsets.push_back(static_cast<std::int64_t>(tokens.size()));
+        sources.push_back(source);
+      }
+    };
+    addDocs(0, 2000, 20);   // 40,000 tokens of short documents
+    addDocs(1, 20, 2000);   // 40,000 tokens in long documents
+    addDocs(2, 400, 50);    // 20,000 tokens at the end of the shard
+    SafetensorsWriter w;
+    w.add("tokens", DType::I32, {static_cast<std::int64_t>(tokens.size())}, tokens.data(), tokens.size() * 4);
+    w.add("doc_offsets", DType::I64, {static_cast<std::int64_t>(offsets.size())}, offsets.data(), offsets.size() * 8);
+    w.add("doc_sources", DType::I32, {static_cast<std::int64_t>(sources.size())}, sources.data(), sources.size() * 4);
+    w.write(path("mixed.tokens.safetensors"));
+    const auto kept = sampleTokenShard(path("mixed.tokens.safetensors"), 10'000, path("mixed-sample.tokens.safetensors"));
+    QVERIFY2(kept <= 10'000 && kept >= 9'000, std::to_string(kept).c_str());
+    SafetensorsFile g(path("mixed-sample.tokens.safetensors"));
+    const auto* gt = reinterpret_cast<const std::int32_t*>(g.tensor("tokens").data);
+    std::vector<double> share(3, 0.0);
+    for (std::int64_t i = 0; i < kept; ++i) share[static_cast<std::size_t>(gt[i] - 1)] += 1.0 / static_cast<double>(kept);
+    QVERIFY2(std::abs(share[0] - 0.4) < 0.05 && std::abs(share[1] - 0.4) < 0.21 && std::abs(share[2] - 0.2) < 0.05,
+             (std::to_string(share[0]) + " " + std::to_string(share[1]) + " " + std::to_string(share[2])).c_str());
   }
 
   void badSourcesAreNamed() {

@@ -21,6 +21,7 @@
 #include "store/schema.h"
 #include "store/sqlite.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 namespace fs = std::filesystem;
 using namespace monoscope::core;
@@ -82,6 +83,14 @@ class TestScoring : public QObject {
       last_auth_ = req.get_header_value("Authorization");
       last_body_ = req.body;
       res.set_content(answer("Score: 3"), "application/json");
+    });
+    server_.Post("/explainer/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+      ++requests_;
+      last_body_ = req.body;
+      res.set_content(answer("\n Explanation: \"the word 'king' in stories\".\nIt fires on king."), "application/json");
+    });
+    server_.Post("/blank/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(answer(" \n\t\"\" "), "application/json");
     });
     server_.Post("/garbage/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {
       res.set_content("<html>definitely not json</html>", "text/html");
@@ -268,6 +277,72 @@ class TestScoring : public QObject {
     o.llm = {url("nonsense"), "m", "", 5.0};
     QVERIFY_EXCEPTION_THROWN(scoreFeatures(db, o, {}, nullptr), Error);
     QVERIFY(FeatureDb::open(db)->page(0).top_examples[0].scores.empty());
+  }
+
+  void cleansExplanations() {
+    QCOMPARE(cleanExplanation("Explanation: \"the word 'king'\"."), std::string("the word 'king'"));
+    QCOMPARE(cleanExplanation("\n\n**Royal titles** \nmore"), std::string("Royal titles"));
+    QCOMPARE(cleanExplanation("Feature: dates in FOLDOC entries"), std::string("dates in FOLDOC entries"));
+    QCOMPARE(cleanExplanation("  \n \"\" "), std::string());
+    QCOMPARE(cleanExplanation("ends with an ellipsis..."), std::string("ends with an ellipsis..."));
+    const std::string long_answer = cleanExplanation(std::string(200, 'a') + " " + std::string(400, 'b'));
+    QVERIFY(long_answer.size() <= 303);
+    QVERIFY(findInvalidUtf8(cleanExplanation("caf\xc3 \x01 bad bytes")) == std::string::npos);
+  }
+
+  void explainJobStoresVersionsAndResumes() {
+    const std::string db = makeDb();
+    ExplainOptions o;
+    o.llm = {url("explainer"), "explainer-model", "", 5.0};
+    ExplainSummary s;
+    const int before = requests_;
+    QCOMPARE(explainFeatures(db, o, {}, &s), JobStatus::Done);
+    QCOMPARE(s.explained, std::int64_t{1});
+    QCOMPARE(s.author, std::string("llm:explainer-model/explain-v1"));
+    QCOMPARE(requests_ - before, 1);
+    // The request shows the examples with the activating token marked and the instructions.
+    const auto body = nlohmann::json::parse(last_body_);
+    QVERIFY(body["messages"][0]["content"].get<std::string>().find("<<like this>>") != std::string::npos);
+    const std::string user = body["messages"][1]["content"].get<std::string>();
+    QVERIFY2(user.find("(1.00) The<< king>> rode out") != std::string::npos, user.c_str());
+    auto fdb = FeatureDb::open(db);
+    QCOMPARE(fdb->summary(0).explanation, std::string("the word 'king' in stories"));
+    const auto history = fdb->explanationHistory(0);
+    QCOMPARE(history.back().author, s.author);
+    // Searchable at once.
+    QCOMPARE(fdb->searchText("stories", 5).size(), std::size_t{1});
+    // A second run skips what this explainer has done; --redo writes a new version.
+    QCOMPARE(explainFeatures(db, o, {}, &s), JobStatus::Done);
+    QCOMPARE(s.skipped, std::int64_t{1});
+    QCOMPARE(requests_ - before, 1);
+    o.redo = true;
+    QCOMPARE(explainFeatures(db, o, {}, &s), JobStatus::Done);
+    QCOMPARE(s.explained, std::int64_t{1});
+    QCOMPARE(FeatureDb::open(db)->explanationHistory(0).size(), history.size() + 1);
+    // Cancelled before the first request: nothing is asked or stored.
+    const std::string db2 = makeDb();
+    o.redo = false;
+    QCOMPARE(explainFeatures(db2, o, [](const Progress&) { return false; }, &s), JobStatus::Cancelled);
+    QCOMPARE(FeatureDb::open(db2)->summary(0).explanation, std::string("Fires on \"king\""));
+  }
+
+  void explainJobRefusesBadAnswers() {
+    const std::string db = makeDb();
+    ExplainOptions o;
+    o.llm = {url("blank"), "m", "", 5.0};
+    ExplainSummary s;
+    QCOMPARE(explainFeatures(db, o, {}, &s), JobStatus::Done);
+    QCOMPARE(s.failed, std::int64_t{1});
+    QCOMPARE(FeatureDb::open(db)->summary(0).explanation, std::string("Fires on \"king\""));
+    o.llm = {url("error"), "m", "", 5.0};
+    try {
+      explainFeatures(db, o, {}, &s);
+      QFAIL("no error");
+    } catch (const Error& e) {
+      QVERIFY2(std::string(e.what()).find("HTTP 500") != std::string::npos, e.what());
+    }
+    o.llm.model.clear();
+    QVERIFY_EXCEPTION_THROWN(explainFeatures(db, o, {}, &s), Error);
   }
 
   void conceptJobScoresEveryExample() {
