@@ -60,20 +60,26 @@ static int benchTokenizer(const std::string& dir, const std::string& file, int r
   return 0;
 }
 
-static int benchForward(int threads, int seq, int batch, int iters) {
+// The whole model's logits (GPT-2 small with random weights, or a model folder / .gguf file).
+static int benchForward(int threads, int seq, int batch, int iters, const std::string& model_path) {
   configureThreads(threads);
-  ModelConfig c;  // GPT-2 small
-  c.vocab_size = 50257;
-  c.d_model = 768;
-  c.n_layers = 12;
-  c.n_heads = 12;
-  c.n_kv_heads = 12;
-  c.d_head = 64;
-  c.d_mlp = 3072;
-  c.n_ctx = 1024;
-  auto model = Transformer::initRandom(c, 0, c10::Device(c10::kCPU));
+  std::unique_ptr<Transformer> model;
+  if (model_path.empty()) {
+    ModelConfig c;  // GPT-2 small
+    c.vocab_size = 50257;
+    c.d_model = 768;
+    c.n_layers = 12;
+    c.n_heads = 12;
+    c.n_kv_heads = 12;
+    c.d_head = 64;
+    c.d_mlp = 3072;
+    c.n_ctx = 1024;
+    model = Transformer::initRandom(c, 0, c10::Device(c10::kCPU));
+  } else {
+    model = Transformer::load(model_path, c10::Device(c10::kCPU));
+  }
   c10::InferenceMode guard;
-  at::Tensor ids = at::randint(0, c.vocab_size, {batch, seq}, at::kLong);
+  at::Tensor ids = at::randint(0, model->config().vocab_size, {batch, seq}, at::kLong);
   model->forward(ids);  // warm-up
   double best = 1e30;
   for (int i = 0; i < iters; ++i) {
@@ -81,7 +87,8 @@ static int benchForward(int threads, int seq, int batch, int iters) {
     model->forward(ids);
     best = std::min(best, seconds(t0, Clock::now()));
   }
-  std::cout << nlohmann::json{{"bench", "forward"}, {"impl", "monoscope"}, {"threads", threads},
+  std::cout << nlohmann::json{{"bench", "forward"}, {"impl", "monoscope"}, {"threads", threads}, {"dtype", "f32"},
+                              {"model", model_path.empty() ? "gpt2-small-random" : model_path},
                               {"tokens_per_s", batch * seq / best}}.dump() << "\n";
   return 0;
 }
@@ -430,8 +437,8 @@ int main(int argc, char** argv) {
     return benchEncoder(argv[2], argv[3], argv[4], argc > 5 ? std::atoi(argv[5]) : 16, argc > 6 ? std::atoi(argv[6]) : 9);
   if (argc >= 2 && std::strcmp(argv[1], "forward") == 0)
     return benchForward(argc > 2 ? std::atoi(argv[2]) : 2, argc > 3 ? std::atoi(argv[3]) : 256,
-                        argc > 4 ? std::atoi(argv[4]) : 1, argc > 5 ? std::atoi(argv[5]) : 5);
-  std::cerr << "usage: monoscope-bench tokenizer DIR FILE [repeats] | forward [threads seq batch iters] |\n"
+                        argc > 4 ? std::atoi(argv[4]) : 1, argc > 5 ? std::atoi(argv[5]) : 5, argc > 6 ? argv[6] : "");
+  std::cerr << "usage: monoscope-bench tokenizer DIR FILE [repeats] | forward [threads seq batch iters [MODEL]] |\n"
                "       sae standard|topk [threads batch steps d_in d_sae] | product M K N [threads iters] |\n"
                "       attention B H T dh [threads iters] | encoder MODEL SAE CORPUS [windows iters]\n";
   return 2;
