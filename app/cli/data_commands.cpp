@@ -78,7 +78,6 @@ int cmdTrainTokenizer(const Args& args) {
 core::LmTrainConfig lmConfig(const Args& args, std::int64_t vocab_size) {
   core::LmTrainConfig c;
   auto& m = c.model;
-  m.arch = core::Architecture::Gpt2;
   m.model_type = "gpt2";
   m.vocab_size = vocab_size;
   m.d_model = args.integer("d-model", 256, 8, 8192);

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <functional>
 #include <nlohmann/json.hpp>
 
@@ -278,6 +279,11 @@ std::string resolveModelDir(const std::string& model) {
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
   const fs::path dir = cache / "gguf" / (src.stem().string() + "-" + hex);
+  if (fs::exists(dir / "config.json")) return dir.string();
+  // Threads of one process (the app's database job and its model loader on first launch) import
+  // one at a time: the second finds the first's copy. Other processes use their own folder.
+  static std::mutex import_mutex;
+  const std::lock_guard<std::mutex> lock(import_mutex);
   if (fs::exists(dir / "config.json")) return dir.string();
   const fs::path tmp = cache / "gguf" / (dir.filename().string() + ".tmp-" + std::to_string(::getpid()));
   fs::remove_all(tmp, ec);

@@ -23,7 +23,7 @@ namespace monoscope::core {
 
 void LmTrainConfig::validate() const {
   auto bad = [](const std::string& f, const std::string& why) { throw Error("LM training: " + f + " " + why); };
-  if (model.arch != Architecture::Gpt2) bad("architecture", "must be GPT-2");
+  if (model.model_type != "gpt2") bad("architecture", "must be GPT-2");
   if (seq_len < 2 || seq_len > model.n_ctx) bad("seq_len", "must be in 2..n_ctx");
   if (batch_size < 1 || batch_size > 4096) bad("batch_size", "must be in 1..4096");
   if (total_steps < 1) bad("total_steps", "must be positive");

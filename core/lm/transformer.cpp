@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <limits>
 
 #include "io/gguf_import.h"
 #include "io/torch_bridge.h"
@@ -24,19 +25,50 @@ const std::string kHookEmbed = "hook_embed";
 const std::string kHookPosEmbed = "hook_pos_embed";
 }  // namespace
 
+namespace {
+
+// RoPE frequencies theta^(-2i / dims) for `dims` rotary dimensions, computed as Hugging Face
+// does (float32), then scaled as the spec says.
+at::Tensor ropeFrequencies(const RopeSpec& r, std::int64_t dims, const c10::Device& device) {
+  const at::Tensor idx = at::arange(0, dims, 2, at::kLong).to(at::kFloat);
+  at::Tensor inv = (1.0 / at::pow(r.theta, idx / static_cast<double>(dims))).to(at::kFloat);
+  if (r.scaling == "linear") inv = inv / r.factor;
+  if (r.scaling == "llama3") {
+    // Llama 3.1: long wavelengths divided by the factor, short ones kept, a smooth blend between.
+    const double low_wavelen = static_cast<double>(r.original_context) / r.low_freq_factor;
+    const double high_wavelen = static_cast<double>(r.original_context) / r.high_freq_factor;
+    const at::Tensor wavelen = 2.0 * M_PI / inv;
+    at::Tensor scaled = at::where(wavelen > low_wavelen, inv / r.factor, inv);
+    const at::Tensor smooth = (static_cast<double>(r.original_context) / wavelen - r.low_freq_factor) /
+                              (r.high_freq_factor - r.low_freq_factor);
+    const at::Tensor smoothed = (1.0 - smooth) * scaled / r.factor + smooth * scaled;
+    const at::Tensor medium = (wavelen >= high_wavelen).logical_and(wavelen <= low_wavelen);
+    inv = at::where(medium, smoothed, scaled);
+  }
+  return inv.to(device);
+}
+
+std::string biasOf(const std::string& weight) {
+  const std::string w = ".weight";
+  if (weight.size() > w.size() && weight.compare(weight.size() - w.size(), w.size(), w) == 0)
+    return weight.substr(0, weight.size() - w.size()) + ".bias";
+  return weight + ".bias";
+}
+
+}  // namespace
+
 Transformer::Transformer(ModelConfig config, c10::Device device)
     : config_(std::move(config)), device_(device) {
+  config_.window.resize(static_cast<std::size_t>(config_.n_layers), 0);
   for (std::int64_t l = 0; l < config_.n_layers; ++l) {
     const std::string b = "blocks." + std::to_string(l) + ".";
     hook_names_.push_back({b + "hook_resid_pre", b + "hook_resid_mid", b + "hook_resid_post",
                            b + "hook_attn_out", b + "hook_mlp_out"});
   }
-  if (config_.arch == Architecture::Llama) {
-    // inv_freq[i] = theta^(-2i / d_head), computed as Hugging Face does (float32).
-    at::Tensor idx = at::arange(0, config_.d_head, 2, at::kLong).to(at::kFloat);
-    inv_freq_ = (1.0 / at::pow(config_.rope_theta, idx / static_cast<double>(config_.d_head)))
-                    .to(at::kFloat).to(device_);
-  }
+  names_ = familyOf(config_.model_type).names(config_);
+  if (static_cast<std::int64_t>(names_.blocks.size()) != config_.n_layers)
+    throw Error("the " + config_.model_type + " family named " + std::to_string(names_.blocks.size()) + " blocks of " +
+                std::to_string(config_.n_layers));
 }
 
 at::Tensor& Transformer::param(const std::string& name, std::vector<std::int64_t> shape) {
@@ -46,65 +78,71 @@ at::Tensor& Transformer::param(const std::string& name, std::vector<std::int64_t
 
 void Transformer::bindParameters() {
   const ModelConfig& c = config_;
-  const std::int64_t D = c.d_model, M = c.d_mlp, V = c.vocab_size;
+  const WeightNames& n = names_;
+  const std::int64_t D = c.d_model, M = c.d_mlp, V = c.vocab_size, dh = c.d_head;
+  const std::int64_t Q = c.n_heads * dh, KV = c.n_kv_heads * dh;
   params_.clear();
-  layers_.assign(c.n_layers, Layer{});
-  if (c.arch == Architecture::Gpt2) {
-    wte_ = param("wte.weight", {V, D});
-    wpe_ = param("wpe.weight", {c.n_ctx, D});
-    for (std::int64_t l = 0; l < c.n_layers; ++l) {
-      Layer& w = layers_[l];
-      const std::string p = "h." + std::to_string(l) + ".";
-      w.n1_w = param(p + "ln_1.weight", {D});
-      w.n1_b = param(p + "ln_1.bias", {D});
-      w.qkv_w = param(p + "attn.c_attn.weight", {D, 3 * D});  // Conv1D: [in, out]
-      w.qkv_b = param(p + "attn.c_attn.bias", {3 * D});
-      w.o_w = param(p + "attn.c_proj.weight", {D, D});
-      w.o_b = param(p + "attn.c_proj.bias", {D});
-      w.n2_w = param(p + "ln_2.weight", {D});
-      w.n2_b = param(p + "ln_2.bias", {D});
-      w.up_w = param(p + "mlp.c_fc.weight", {D, M});
-      w.up_b = param(p + "mlp.c_fc.bias", {M});
-      w.down_w = param(p + "mlp.c_proj.weight", {M, D});
-      w.down_b = param(p + "mlp.c_proj.bias", {D});
-    }
-    lnf_w_ = param("ln_f.weight", {D});
-    lnf_b_ = param("ln_f.bias", {D});
-  } else {
-    const std::int64_t Q = c.n_heads * c.d_head, KV = c.n_kv_heads * c.d_head;
-    wte_ = param("embed_tokens.weight", {V, D});
-    for (std::int64_t l = 0; l < c.n_layers; ++l) {
-      Layer& w = layers_[l];
-      const std::string p = "layers." + std::to_string(l) + ".";
-      w.n1_w = param(p + "input_layernorm.weight", {D});
-      w.q_w = param(p + "self_attn.q_proj.weight", {Q, D});  // Linear: [out, in]
-      w.k_w = param(p + "self_attn.k_proj.weight", {KV, D});
-      w.v_w = param(p + "self_attn.v_proj.weight", {KV, D});
-      w.o_w = param(p + "self_attn.o_proj.weight", {D, Q});
-      if (c.attention_bias) {
-        w.q_b = param(p + "self_attn.q_proj.bias", {Q});
-        w.k_b = param(p + "self_attn.k_proj.bias", {KV});
-        w.v_b = param(p + "self_attn.v_proj.bias", {KV});
-        w.o_b = param(p + "self_attn.o_proj.bias", {D});
-      }
-      w.n2_w = param(p + "post_attention_layernorm.weight", {D});
-      w.gate_w = param(p + "mlp.gate_proj.weight", {M, D});
-      w.up_w = param(p + "mlp.up_proj.weight", {M, D});
-      w.down_w = param(p + "mlp.down_proj.weight", {D, M});
-      if (c.mlp_bias) {
-        w.gate_b = param(p + "mlp.gate_proj.bias", {M});
-        w.up_b = param(p + "mlp.up_proj.bias", {M});
-        w.down_b = param(p + "mlp.down_proj.bias", {D});
-      }
-    }
-    lnf_w_ = param("norm.weight", {D});
+  layers_.assign(static_cast<std::size_t>(c.n_layers), Layer{});
+  auto linear = [&](const std::string& name, std::int64_t out, std::int64_t in) -> at::Tensor {
+    return param(name, n.conv1d ? std::vector<std::int64_t>{in, out} : std::vector<std::int64_t>{out, in});
+  };
+  auto bias = [&](const std::string& weight, std::int64_t size) -> at::Tensor { return param(biasOf(weight), {size}); };
+  auto normOf = [&](const std::string& name, std::int64_t size, at::Tensor* w, at::Tensor* b) {
+    *w = param(name, {size});
+    if (c.norm == NormKind::LayerNorm) *b = bias(name, size);
+  };
+  wte_ = param(n.embed, {V, D});
+  if (c.learned_positions) wpe_ = param(n.positions, {c.n_ctx, D});
+  const auto rotary = static_cast<std::int64_t>(static_cast<double>(dh) * c.rotary_fraction);
+  at::Tensor global_freq, local_freq;
+  if (!c.learned_positions) {
+    global_freq = ropeFrequencies(c.rope, rotary, device_);
+    local_freq = c.local_rope ? ropeFrequencies(c.rope_local, rotary, device_) : global_freq;
   }
+  for (std::int64_t l = 0; l < c.n_layers; ++l) {
+    Layer& w = layers_[static_cast<std::size_t>(l)];
+    const BlockNames& b = n.blocks[static_cast<std::size_t>(l)];
+    w.window = c.windowOf(l);
+    w.inv_freq = w.window > 0 ? local_freq : global_freq;
+    normOf(b.norm1, D, &w.n1_w, &w.n1_b);
+    if (n.qkv_layout == QkvLayout::Separate) {
+      w.q_w = linear(b.q, Q, D);
+      w.k_w = linear(b.k, KV, D);
+      w.v_w = linear(b.v, KV, D);
+      if (c.qkv_bias) {
+        w.q_b = bias(b.q, Q);
+        w.k_b = bias(b.k, KV);
+        w.v_b = bias(b.v, KV);
+      }
+    } else {
+      w.qkv_w = linear(b.qkv, Q + 2 * KV, D);
+      if (c.qkv_bias) w.qkv_b = bias(b.qkv, Q + 2 * KV);
+    }
+    w.o_w = linear(b.o, D, Q);
+    if (c.o_bias) w.o_b = bias(b.o, D);
+    if (c.qk_norm) {
+      w.q_norm_w = param(b.q_norm, {dh});
+      w.k_norm_w = param(b.k_norm, {dh});
+    }
+    if (c.post_norms) w.post_attn_w = param(b.post_attn, {D});
+    normOf(b.norm2, D, &w.n2_w, &w.n2_b);
+    if (c.gated_mlp) {
+      w.gate_w = linear(b.gate, M, D);
+      if (c.mlp_bias) w.gate_b = bias(b.gate, M);
+    }
+    w.up_w = linear(b.up, M, D);
+    if (c.mlp_bias) w.up_b = bias(b.up, M);
+    w.down_w = linear(b.down, D, M);
+    if (c.mlp_bias) w.down_b = bias(b.down, D);
+    if (c.post_norms) w.post_mlp_w = param(b.post_mlp, {D});
+  }
+  normOf(n.final_norm, D, &lnf_w_, &lnf_b_);
   if (c.tied_embeddings) {
     lm_head_ = wte_;
   } else {
     const std::string saved = prefix_;
     prefix_.clear();
-    lm_head_ = param("lm_head.weight", {V, D});
+    lm_head_ = param(n.unembed, {V, D});
     prefix_ = saved;
   }
 }
@@ -115,11 +153,7 @@ std::unique_ptr<Transformer> Transformer::load(const std::string& model, const c
     ModelConfig cfg = ModelConfig::fromFile((fs::path(dir) / "config.json").string());
     std::unique_ptr<Transformer> m(new Transformer(cfg, device));
     WeightStore store(dir);
-    if (cfg.arch == Architecture::Gpt2) {
-      m->prefix_ = store.has("transformer.wte.weight") ? "transformer." : "";
-    } else {
-      m->prefix_ = store.has("model.embed_tokens.weight") ? "model." : "";
-    }
+    m->prefix_ = store.has(m->names_.prefix + m->names_.embed) ? m->names_.prefix : "";
     m->bindParameters();
     for (auto& [name, t] : m->params_) {
       at::Tensor loaded = loadWeight(store, name, t.sizes().vec(), device);
@@ -134,20 +168,20 @@ std::unique_ptr<Transformer> Transformer::load(const std::string& model, const c
 std::unique_ptr<Transformer> Transformer::initRandom(const ModelConfig& config, std::uint64_t seed,
                                                      const c10::Device& device) {
   std::unique_ptr<Transformer> m(new Transformer(config, device));
-  m->prefix_ = config.arch == Architecture::Gpt2 ? "transformer." : "model.";
+  m->prefix_ = m->names_.prefix;
   m->bindParameters();
   auto gen = at::detail::createCPUGenerator(seed);
   const double resid_std = 0.02 / std::sqrt(2.0 * static_cast<double>(config.n_layers));
   for (auto& [name, t] : m->params_) {
     at::Tensor cpu;
-    const bool is_norm = name.find("ln_") != std::string::npos || name.find("norm") != std::string::npos;
+    const bool is_norm = t.dim() == 1 && (name.find("ln") != std::string::npos || name.find("norm") != std::string::npos);
     if (is_norm && name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0) {
-      cpu = at::ones(t.sizes());
+      cpu = config.norm == NormKind::RmsNormPlus ? at::zeros(t.sizes()) : at::ones(t.sizes());
     } else if (name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0) {
       cpu = at::zeros(t.sizes());
     } else {
       const bool resid = name.find("c_proj") != std::string::npos || name.find("o_proj") != std::string::npos ||
-                         name.find("down_proj") != std::string::npos;
+                         name.find("down_proj") != std::string::npos || name.find("dense") != std::string::npos;
       cpu = at::empty(t.sizes()).normal_(0.0, resid ? resid_std : 0.02, gen);
     }
     t.copy_(cpu);
@@ -170,25 +204,36 @@ void Transformer::save(const std::string& dir, bool half) const {
 }
 
 at::Tensor Transformer::norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const {
-  if (config_.arch == Architecture::Gpt2) {
-    return at::layer_norm(x, {config_.d_model}, w, b, config_.norm_eps);
+  switch (config_.norm) {
+    case NormKind::LayerNorm:
+      return at::layer_norm(x, {x.size(-1)}, w, b, config_.norm_eps);
+    case NormKind::RmsNorm:  // w * x / sqrt(mean(x^2) + eps)
+      return w * (x * at::rsqrt(x.pow(2).mean(-1, true) + config_.norm_eps));
+    case NormKind::RmsNormPlus:  // (1 + w) * x / sqrt(mean(x^2) + eps)
+      return (x * at::rsqrt(x.pow(2).mean(-1, true) + config_.norm_eps)) * (w + 1.0);
   }
-  // RMSNorm: w * x / sqrt(mean(x^2) + eps)
-  at::Tensor var = x.pow(2).mean(-1, true);
-  return w * (x * at::rsqrt(var + config_.norm_eps));
+  return x;
 }
 
-at::Tensor Transformer::rope(const at::Tensor& x, std::int64_t offset) const {
-  // x [batch, heads, pos, d_head]; rotate-half convention (Hugging Face Llama).
-  const std::int64_t T = x.size(2);
+at::Tensor Transformer::project(const PackedProduct& p, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                                Activation activation) const {
+  return p.linear(x, names_.conv1d ? w : w.t(), b, activation);
+}
+
+at::Tensor Transformer::rope(const at::Tensor& x, std::int64_t offset, const at::Tensor& inv_freq) const {
+  // x [batch, heads, pos, d_head]; rotate-half convention (Hugging Face), on the first
+  // 2 * inv_freq.size(0) dimensions of each head (all of them but for partial rotary).
+  const std::int64_t T = x.size(2), dims = 2 * inv_freq.size(0);
   at::Tensor pos = at::arange(offset, offset + T, at::TensorOptions().dtype(at::kFloat).device(device_));
-  at::Tensor freqs = at::outer(pos, inv_freq_);   // [pos, d_head/2]
-  at::Tensor emb = at::cat({freqs, freqs}, -1);   // [pos, d_head]
+  at::Tensor freqs = at::outer(pos, inv_freq);    // [pos, dims/2]
+  at::Tensor emb = at::cat({freqs, freqs}, -1);   // [pos, dims]
   at::Tensor cos = emb.cos(), sin = emb.sin();
-  const std::int64_t half = config_.d_head / 2;
-  at::Tensor x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
-  at::Tensor rotated = at::cat({-x2, x1}, -1);
-  return x * cos + rotated * sin;
+  const at::Tensor rot = dims == x.size(-1) ? x : x.narrow(-1, 0, dims);
+  const std::int64_t half = dims / 2;
+  at::Tensor x1 = rot.narrow(-1, 0, half), x2 = rot.narrow(-1, half, half);
+  at::Tensor rotated = rot * cos + at::cat({-x2, x1}, -1) * sin;
+  if (dims == x.size(-1)) return rotated;
+  return at::cat({rotated, x.narrow(-1, dims, x.size(-1) - dims)}, -1);
 }
 
 at::Tensor Transformer::attention(const Layer& w, const at::Tensor& h, std::int64_t layer,
@@ -196,18 +241,34 @@ at::Tensor Transformer::attention(const Layer& w, const at::Tensor& h, std::int6
   const ModelConfig& c = config_;
   const std::int64_t B = h.size(0), T = h.size(1), H = c.n_heads, Hkv = c.n_kv_heads, dh = c.d_head;
   at::Tensor q, k, v;
-  if (c.arch == Architecture::Gpt2) {
-    at::Tensor qkv = w.qkv.addmm(w.qkv_b, h.reshape({B * T, c.d_model}), w.qkv_w);  // [B*T, 3D]
-    auto parts = qkv.view({B, T, 3, H, dh}).permute({2, 0, 3, 1, 4});           // [3, B, H, T, dh]
-    q = parts[0];
-    k = parts[1];
-    v = parts[2];
-  } else {
-    q = w.q.linear(h, w.q_w.t(), w.q_b).view({B, T, H, dh}).transpose(1, 2);      // [B, H, T, dh]
-    k = w.k.linear(h, w.k_w.t(), w.k_b).view({B, T, Hkv, dh}).transpose(1, 2);    // [B, Hkv, T, dh]
-    v = w.v.linear(h, w.v_w.t(), w.v_b).view({B, T, Hkv, dh}).transpose(1, 2);
-    q = rope(q, offset);
-    k = rope(k, offset);
+  switch (names_.qkv_layout) {
+    case QkvLayout::Gpt2Fused: {  // [B, T, 3, H, dh]
+      auto parts = project(w.qkv, h, w.qkv_w, w.qkv_b).view({B, T, 3, H, dh}).permute({2, 0, 3, 1, 4});
+      q = parts[0];
+      k = parts[1];
+      v = parts[2];
+      break;
+    }
+    case QkvLayout::NeoxFused: {  // [B, T, H, 3, dh]
+      auto parts = project(w.qkv, h, w.qkv_w, w.qkv_b).view({B, T, H, 3, dh}).permute({3, 0, 2, 1, 4});
+      q = parts[0];
+      k = parts[1];
+      v = parts[2];
+      break;
+    }
+    case QkvLayout::Separate:
+      q = project(w.q, h, w.q_w, w.q_b).view({B, T, H, dh}).transpose(1, 2);      // [B, H, T, dh]
+      k = project(w.k, h, w.k_w, w.k_b).view({B, T, Hkv, dh}).transpose(1, 2);    // [B, Hkv, T, dh]
+      v = project(w.v, h, w.v_w, w.v_b).view({B, T, Hkv, dh}).transpose(1, 2);
+      break;
+  }
+  if (c.qk_norm) {
+    q = norm(q, w.q_norm_w, at::Tensor());
+    k = norm(k, w.k_norm_w, at::Tensor());
+  }
+  if (!c.learned_positions) {
+    q = rope(q, offset, w.inv_freq);
+    k = rope(k, offset, w.inv_freq);
   }
   if (cache != nullptr) {
     if (static_cast<std::int64_t>(cache->k.size()) <= layer) {
@@ -221,20 +282,42 @@ at::Tensor Transformer::attention(const Layer& w, const at::Tensor& h, std::int6
     cache->k[layer] = k;
     cache->v[layer] = v;
   }
+  const double scale = c.attn_scale > 0 ? c.attn_scale : 1.0 / std::sqrt(static_cast<double>(dh));
+  // A window at least as long as the keys masks nothing beyond the causal mask.
+  const std::int64_t window = w.window > 0 && w.window < k.size(2) ? w.window : 0;
   at::Tensor out;  // [B, T, H*dh]
-  if (useFusedAttention(q, k, v)) {
-    out = fusedAttention(q, k, v);
+  if (window > 0 || c.attn_softcap > 0) {
+    out = maskedAttention(q, k, v, scale, window);
+  } else if (useFusedAttention(q, k, v)) {
+    out = fusedAttention(q, k, v, scale);
   } else {
     if (Hkv != H) {
       k = k.repeat_interleave(H / Hkv, 1);  // [B, H, S, dh]
       v = v.repeat_interleave(H / Hkv, 1);
     }
-    out = blockedAttention(q, k, v);
+    out = blockedAttention(q, k, v, scale);
   }
-  if (c.arch == Architecture::Gpt2) {
-    return w.o.addmm(w.o_b, out.view({B * T, c.d_model}), w.o_w).view({B, T, c.d_model});
+  return project(w.o, out, w.o_w, w.o_b);
+}
+
+at::Tensor Transformer::maskedAttention(const at::Tensor& q, at::Tensor k, at::Tensor v, double scale,
+                                        std::int64_t window) const {
+  const std::int64_t B = q.size(0), H = q.size(1), T = q.size(2), dh = q.size(3), S = k.size(2);
+  if (k.size(1) != H) {
+    k = k.repeat_interleave(H / k.size(1), 1);
+    v = v.repeat_interleave(H / v.size(1), 1);
   }
-  return w.o.linear(out, w.o_w.t(), w.o_b);
+  at::Tensor scores = at::matmul(q, k.transpose(2, 3)) * scale;  // [B, H, T, S]
+  if (config_.attn_softcap > 0) scores = at::tanh(scores / config_.attn_softcap) * config_.attn_softcap;
+  // Query t sits at absolute position S - T + t; it sees keys s <= that and, with a window,
+  // s > that - window.
+  const auto opts = at::TensorOptions().dtype(at::kLong).device(device_);
+  const at::Tensor qpos = at::arange(S - T, S, opts).unsqueeze(1), kpos = at::arange(0, S, opts).unsqueeze(0);
+  at::Tensor hidden = kpos > qpos;
+  if (window > 0) hidden = hidden.logical_or(kpos <= qpos - window);
+  scores = scores.masked_fill(hidden, -std::numeric_limits<float>::infinity());
+  const at::Tensor out = at::matmul(at::_softmax(scores, -1, false), v);  // [B, H, T, dh]
+  return out.transpose(1, 2).reshape({B, T, H * dh});
 }
 
 bool Transformer::useFusedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) const {
@@ -244,7 +327,8 @@ bool Transformer::useFusedAttention(const at::Tensor& q, const at::Tensor& k, co
          k.size(2) >= q.size(2);
 }
 
-at::Tensor Transformer::fusedAttention(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in) const {
+at::Tensor Transformer::fusedAttention(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
+                                       double scale) const {
   // The kernel reads the heads where they lie (GPT-2's q, k and v are views of one qkv product)
   // as long as each head's vectors are contiguous.
   auto rows = [](const at::Tensor& t) { return t.stride(3) == 1 ? t : t.contiguous(); };
@@ -261,7 +345,7 @@ at::Tensor Transformer::fusedAttention(const at::Tensor& q_in, const at::Tensor&
   a.out = out.data_ptr<float>();
   a.o_b = T * H * dh, a.o_h = dh, a.o_t = H * dh;
   a.B = B, a.H = H, a.Hkv = k.size(1), a.T = T, a.S = k.size(2), a.dh = dh;
-  a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(dh)));
+  a.scale = static_cast<float>(scale);
   const std::int64_t BH = B * H, threads = at::get_num_threads();
   if (threads > 1 && BH >= threads && !at::in_parallel_region()) {
     at::parallel_for(0, BH, (BH + threads - 1) / threads, [&](std::int64_t h0, std::int64_t h1) { fusedCausalAttention(a, h0, h1); });
@@ -271,14 +355,15 @@ at::Tensor Transformer::fusedAttention(const at::Tensor& q_in, const at::Tensor&
   return out;
 }
 
-at::Tensor Transformer::blockedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) const {
+at::Tensor Transformer::blockedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                         double scale) const {
   const std::int64_t B = q.size(0), H = q.size(1), T = q.size(2), dh = q.size(3);
   // Causal attention a block of queries at a time: block [s, e) sees keys 0 .. offset + e - 1, so the
   // keys after the block are never multiplied, and the scale, mask and softmax work in place on a
   // block small enough to stay in cache. On the CPU each thread takes its own share of the
   // batch x heads (the products are small: one thread each runs them better than both together).
   const std::int64_t S = k.size(2), BH = B * H;
-  const at::Tensor q3 = (q * (1.0 / std::sqrt(static_cast<double>(dh)))).reshape({BH, T, dh});
+  const at::Tensor q3 = (q * scale).reshape({BH, T, dh});
   const at::Tensor k3 = k.reshape({BH, S, dh}), v3 = v.reshape({BH, S, dh});
   constexpr std::int64_t kQueryBlock = 64;
   const std::int64_t block = std::min(T, kQueryBlock);
@@ -309,17 +394,17 @@ at::Tensor Transformer::blockedAttention(const at::Tensor& q, const at::Tensor& 
 }
 
 at::Tensor Transformer::mlp(const Layer& w, const at::Tensor& h) const {
-  const ModelConfig& c = config_;
-  if (c.arch == Architecture::Gpt2) {
-    const std::int64_t B = h.size(0), T = h.size(1);
-    const Activation act = c.activation == "gelu_new" || c.activation == "gelu_pytorch_tanh" ? Activation::GeluTanh
-                           : c.activation == "gelu"                                          ? Activation::GeluErf
-                                                                                             : Activation::Relu;
-    const at::Tensor a = w.up.addmm(w.up_b, h.reshape({B * T, c.d_model}), w.up_w, act);  // [B*T, M]
-    return w.down.addmm(w.down_b, a, w.down_w).view({B, T, c.d_model});
-  }
-  at::Tensor g = at::silu(w.gate.linear(h, w.gate_w.t(), w.gate_b)) * w.up.linear(h, w.up_w.t(), w.up_b);
-  return w.down.linear(g, w.down_w.t(), w.down_b);
+  const std::string& a = config_.activation;
+  const Activation fused = a == "gelu_new" || a == "gelu_pytorch_tanh" ? Activation::GeluTanh
+                           : a == "gelu"                               ? Activation::GeluErf
+                           : a == "relu"                               ? Activation::Relu
+                                                                       : Activation::None;
+  const auto act = [&](const PackedProduct& p, const at::Tensor& x, const at::Tensor& wt, const at::Tensor& b) {
+    at::Tensor y = project(p, x, wt, b, fused);
+    return a == "silu" ? at::silu(y) : y;
+  };
+  if (config_.gated_mlp) return project(w.down, act(w.gate, h, w.gate_w, w.gate_b) * project(w.up, h, w.up_w, w.up_b), w.down_w, w.down_b);
+  return project(w.down, act(w.up, h, w.up_w, w.up_b), w.down_w, w.down_b);
 }
 
 at::Tensor Transformer::forward(const at::Tensor& ids, const HookSet* hooks, KvCache* cache,
@@ -338,18 +423,31 @@ at::Tensor Transformer::forward(const at::Tensor& ids, const HookSet* hooks, KvC
     return hooked ? hooks->run(name, std::move(x), offset) : x;
   };
   at::Tensor dev_ids = ids.to(device_, at::kLong);
-  at::Tensor x = run(kHookEmbed, at::embedding(wte_, dev_ids));  // [B, T, D]
-  if (c.arch == Architecture::Gpt2) {
+  at::Tensor x = at::embedding(wte_, dev_ids);  // [B, T, D]
+  if (c.embed_scale != 1.0) x = x * c.embed_scale;
+  x = run(kHookEmbed, x);
+  if (c.learned_positions) {
     at::Tensor pos = at::arange(offset, offset + T, at::TensorOptions().dtype(at::kLong).device(device_));
     x = x + run(kHookPosEmbed, at::embedding(wpe_, pos).unsqueeze(0).expand_as(x));
   }
   for (std::int64_t l = 0; l < c.n_layers; ++l) {
-    const Layer& w = layers_[l];
-    const auto& names = hook_names_[l];
+    const Layer& w = layers_[static_cast<std::size_t>(l)];
+    const auto& names = hook_names_[static_cast<std::size_t>(l)];
     x = run(names[kResidPre], x);
-    at::Tensor attn_out = run(names[kAttnOut], attention(w, norm(x, w.n1_w, w.n1_b), l, offset, cache));
-    x = run(names[kResidMid], x + attn_out);
-    at::Tensor mlp_out = run(names[kMlpOut], mlp(w, norm(x, w.n2_w, w.n2_b)));
+    at::Tensor attn_out = attention(w, norm(x, w.n1_w, w.n1_b), l, offset, cache);
+    if (c.post_norms) attn_out = norm(attn_out, w.post_attn_w, at::Tensor());
+    attn_out = run(names[kAttnOut], attn_out);
+    at::Tensor mlp_out;
+    if (c.parallel_residual) {  // the MLP reads the block's input, beside attention
+      const at::Tensor mlp_in = norm(x, w.n2_w, w.n2_b);
+      x = run(names[kResidMid], x + attn_out);
+      mlp_out = mlp(w, mlp_in);
+    } else {
+      x = run(names[kResidMid], x + attn_out);
+      mlp_out = mlp(w, norm(x, w.n2_w, w.n2_b));
+    }
+    if (c.post_norms) mlp_out = norm(mlp_out, w.post_mlp_w, at::Tensor());
+    mlp_out = run(names[kMlpOut], mlp_out);
     x = run(names[kResidPost], x + mlp_out);
     if (l == stop_after_layer) {
       if (cache != nullptr) cache->length = offset + T;
@@ -358,7 +456,9 @@ at::Tensor Transformer::forward(const at::Tensor& ids, const HookSet* hooks, KvC
   }
   if (cache != nullptr) cache->length = offset + T;
   x = norm(x, lnf_w_, lnf_b_);
-  return unembed_.linear(x, lm_head_.t(), at::Tensor());  // [B, T, V]
+  at::Tensor logits = unembed_.linear(x, lm_head_.t(), at::Tensor());  // [B, T, V]
+  if (c.final_softcap > 0) logits = at::tanh(logits / c.final_softcap) * c.final_softcap;
+  return logits;
 }
 
 }  // namespace monoscope::core

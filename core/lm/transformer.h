@@ -1,6 +1,7 @@
 #pragma once
-// Decoder-only transformer (GPT-2 and Llama families) on LibTorch, with TransformerLens hook
-// points. Internal header (LibTorch): include only from .cpp files.
+// Decoder-only transformer on LibTorch, with TransformerLens hook points. One forward pass for
+// every family (lm/families.h): the family names the weights, ModelConfig's options shape the
+// block. Internal header (LibTorch): include only from .cpp files.
 #include <ATen/ATen.h>
 
 #include <array>
@@ -10,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "lm/families.h"
 #include "lm/hooks.h"
 #include "lm/model_config.h"
 #include "lm/packed_product.h"
@@ -46,40 +48,48 @@ class Transformer {
   // Parameters under their Hugging Face names (shared with the forward pass: training updates
   // them in place).
   const std::vector<std::pair<std::string, at::Tensor>>& parameters() const { return params_; }
-  // The unembedding [vocab, d_model] and the final norm's scale (for logit effects).
+  // The unembedding [vocab, d_model] and the final norm's effective scale (1 + w for Gemma's
+  // norm), for logit effects.
   at::Tensor unembed() const { return lm_head_; }
-  at::Tensor finalNormWeight() const { return lnf_w_; }
+  at::Tensor finalNormWeight() const { return config_.norm == NormKind::RmsNormPlus ? lnf_w_ + 1.0 : lnf_w_; }
 
  private:
   struct Layer {
-    at::Tensor n1_w, n1_b, n2_w, n2_b;
+    at::Tensor n1_w, n1_b, n2_w, n2_b, post_attn_w, post_mlp_w, q_norm_w, k_norm_w;
     at::Tensor qkv_w, qkv_b, q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b;
     at::Tensor up_w, up_b, gate_w, gate_b, down_w, down_b;
     PackedProduct qkv, q, k, v, o, up, gate, down;  // the products with the weights above
+    at::Tensor inv_freq;                            // RoPE frequencies of this layer
+    std::int64_t window = 0;                        // sliding window (0: full causal)
   };
   Transformer(ModelConfig config, c10::Device device);
   at::Tensor& param(const std::string& name, std::vector<std::int64_t> shape);
   void bindParameters();
+  // x @ W^T + b for a weight in Linear layout [out, in] (or x @ W + b for Conv1D [in, out]).
+  at::Tensor project(const PackedProduct& p, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                     Activation activation = Activation::None) const;
   at::Tensor attention(const Layer& w, const at::Tensor& h, std::int64_t layer, std::int64_t offset,
                        KvCache* cache) const;
-  // softmax(q k^T / sqrt(dh) + causal mask) v with LibTorch: q [B, H, T, dh], k, v [B, H, S, dh]
+  // softmax(q k^T * scale + causal mask) v with LibTorch: q [B, H, T, dh], k, v [B, H, S, dh]
   // -> [B, T, H*dh].
-  at::Tensor blockedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) const;
+  at::Tensor blockedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale) const;
   // The same in one fused CPU kernel (inference, fp32): q [B, H, T, dh], k, v [B, Hkv, S, dh].
   bool useFusedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) const;
-  at::Tensor fusedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) const;
+  at::Tensor fusedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale) const;
+  // With a sliding window and/or soft-capped scores: the whole score matrix, masked.
+  at::Tensor maskedAttention(const at::Tensor& q, at::Tensor k, at::Tensor v, double scale, std::int64_t window) const;
   at::Tensor mlp(const Layer& w, const at::Tensor& h) const;
   at::Tensor norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const;
-  at::Tensor rope(const at::Tensor& x, std::int64_t offset) const;
+  at::Tensor rope(const at::Tensor& x, std::int64_t offset, const at::Tensor& inv_freq) const;
 
   ModelConfig config_;
   c10::Device device_;
-  std::string prefix_;  // "transformer." / "model." depending on the checkpoint
+  WeightNames names_;
+  std::string prefix_;  // names_.prefix, or "" for a checkpoint saved without it
   std::vector<std::pair<std::string, at::Tensor>> params_;
   std::vector<Layer> layers_;
   at::Tensor wte_, wpe_, lnf_w_, lnf_b_, lm_head_;
   PackedProduct unembed_;
-  at::Tensor inv_freq_;                                  // RoPE [d_head / 2]
   std::vector<std::array<std::string, 5>> hook_names_;  // per layer, in kBlockHooks order
 };
 

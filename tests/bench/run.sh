@@ -13,7 +13,7 @@ WHAT=${1:-all}
 if [ "$WHAT" = "index" ]; then exec bash tests/bench/index.sh; fi
 if [ "$WHAT" = "ui" ]; then exec bash tests/bench/ui.sh; fi
 if [ "$WHAT" = "gguf" ]; then exec bash tests/bench/gguf.sh; fi
-if [ "$WHAT" = "smollm2" ]; then exec bash tests/bench/smollm2.sh; fi
+if [ "$WHAT" = "smollm2" ]; then exec bash tests/bench/smollm2.sh "${@:2}"; fi
 
 # The same large English text for every tokenizer: Debian's fortunes (quotations, 2.5 MB).
 TEXT="$BUILD/bench-english.txt"

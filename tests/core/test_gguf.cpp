@@ -7,8 +7,10 @@
 
 #include <QTemporaryDir>
 #include <QtTest>
+#include <QDir>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -154,6 +156,34 @@ class TestGguf : public QObject {
     // Imports of .gguf models go to a private cache, not the user's.
     static QTemporaryDir cache;
     qputenv("MONOSCOPE_CACHE", cache.path().toUtf8());
+  }
+
+  // The app's first launch: its database job and its model loader resolve the same .gguf file
+  // at once, in an empty cache. Both get the same complete import (they used to share one
+  // temporary folder and one of them failed).
+  void concurrentImportsShareOneCopy() {
+    QTemporaryDir cache;
+    const QByteArray saved = qgetenv("MONOSCOPE_CACHE");
+    qputenv("MONOSCOPE_CACHE", cache.path().toUtf8());
+    const std::string path = testutil::fixture("gguf/llama-tiny.gguf");
+    std::string dirs[4], errors[4];
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 4; ++i)
+      threads.emplace_back([&, i]() {
+        try {
+          dirs[i] = resolveModelDir(path);
+        } catch (const std::exception& e) {
+          errors[i] = e.what();
+        }
+      });
+    for (auto& t : threads) t.join();
+    qputenv("MONOSCOPE_CACHE", saved);
+    for (int i = 0; i < 4; ++i) {
+      QVERIFY2(errors[i].empty(), errors[i].c_str());
+      QCOMPARE(dirs[i], dirs[0]);
+    }
+    QVERIFY(std::filesystem::exists(std::filesystem::path(dirs[0]) / "model.safetensors"));
+    QCOMPARE(QDir(QString::fromStdString(std::filesystem::path(dirs[0]).parent_path().string())).entryList(QDir::Dirs | QDir::NoDotAndDotDot | QDir::Hidden).size(), 1);
   }
 
   // Every ggml type, value for value, against gguf.quants.dequantize (zero and tiny blocks too).

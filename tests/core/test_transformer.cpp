@@ -1,5 +1,6 @@
-// Golden tests: logits and every hook of small random GPT-2 and Llama checkpoints match
-// Hugging Face transformers (fixtures from tests/fixtures/make_fixtures.py) within 1e-4.
+// Golden tests: logits and every hook of a small random checkpoint of every family match
+// Hugging Face transformers within 1e-4 (fixtures from tests/fixtures/make_fixtures.py and
+// make_family_fixtures.py), and a token-by-token pass with the KV cache equals the full pass.
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
@@ -7,6 +8,7 @@
 #include <QtTest>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "lm/attention_kernel.h"
 #include "lm/generator.h"
@@ -59,6 +61,68 @@ class TestTransformer : public QObject {
  private Q_SLOTS:
   void gpt2MatchesTransformers() { golden("gpt2-tiny"); }
   void llamaShardedGqaMatchesTransformers() { golden("llama-tiny"); }
+  void llama3RopeScalingMatchesTransformers() { golden("llama3-tiny"); }
+  void mistralSlidingWindowMatchesTransformers() { golden("mistral-tiny"); }
+  void qwen2MatchesTransformers() { golden("qwen2-tiny"); }
+  void qwen3MatchesTransformers() { golden("qwen3-tiny"); }
+  void gemmaMatchesTransformers() { golden("gemma-tiny"); }
+  void gemma2MatchesTransformers() { golden("gemma2-tiny"); }
+  void gemma3MatchesTransformers() { golden("gemma3-tiny"); }
+  void gptNeoxMatchesTransformers() { golden("gpt_neox-tiny"); }
+
+  // Each family writes back a config.json that reads to the same options.
+  void familyConfigsRoundTrip() {
+    for (const char* name : {"gpt2-tiny", "llama-tiny", "llama3-tiny", "mistral-tiny", "qwen2-tiny", "qwen3-tiny", "gemma-tiny",
+                             "gemma2-tiny", "gemma3-tiny", "gpt_neox-tiny"}) {
+      const auto a = ModelConfig::fromFile(testutil::fixture(std::string("models/") + name + "/config.json"));
+      const auto b = ModelConfig::fromJson(a.toJson(), name);
+      QVERIFY2(a.toJson() == b.toJson(), name);
+      QCOMPARE(b.window, a.window);
+      QCOMPARE(b.rope.scaling, a.rope.scaling);
+      QCOMPARE(b.rope_local.theta, a.rope_local.theta);
+      QCOMPARE(b.attn_softcap, a.attn_softcap);
+      QCOMPARE(b.rotary_fraction, a.rotary_fraction);
+      QCOMPARE(b.parameterCount(), a.parameterCount());
+    }
+    const auto m = ModelConfig::fromFile(testutil::fixture("models/mistral-tiny/config.json"));
+    QCOMPARE(m.windowOf(0), std::int64_t{6});
+    const auto g = ModelConfig::fromFile(testutil::fixture("models/gemma3-tiny/config.json"));
+    QCOMPARE(g.windowOf(2), std::int64_t{0});  // every third layer attends to everything
+    QCOMPARE(g.windowOf(1), std::int64_t{6});
+  }
+
+  // An unknown family, an unsupported RoPE type or layer type: one line naming the field.
+  void badConfigsNameTheField() {
+    auto expect = [](nlohmann::json j, const char* needle) {
+      try {
+        ModelConfig::fromJson(j, "'cfg'");
+        QFAIL(("no error for " + j.dump()).c_str());
+      } catch (const Error& e) {
+        QVERIFY2(std::string(e.what()).find(needle) != std::string::npos, e.what());
+      }
+    };
+    nlohmann::json base = {{"model_type", "llama"}, {"vocab_size", 10}, {"hidden_size", 8}, {"num_hidden_layers", 1},
+                           {"num_attention_heads", 2}, {"intermediate_size", 16}};
+    ModelConfig::fromJson(base, "'cfg'");
+    auto j = base;
+    j["model_type"] = "mamba";
+    expect(j, "'mamba' is not supported");
+    j = base;
+    j["rope_parameters"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
+    expect(j, "'yarn' is not supported");
+    j = base;
+    j["model_type"] = "mistral";
+    j["layer_types"] = {"chunked_attention"};
+    expect(j, "layer_types");
+    j = base;
+    j["model_type"] = "gemma2";
+    j["layer_types"] = {"full_attention", "full_attention"};
+    expect(j, "one type per layer");
+    j = base;
+    j["model_type"] = "gpt_neox";
+    j["rotary_pct"] = 1.5;
+    expect(j, "rotary_pct");
+  }
 
   // The fused attention kernel equals softmax(q k^T / sqrt(dh) + causal mask) v computed in
   // float64, for head sizes with a half-register tail, a key cache longer than the queries,
