@@ -34,10 +34,10 @@ std::int64_t checkSaeFitsModel(const Sae& sae, const Transformer& model, const s
     throw Error("the SAE in '" + sae_dir + "' reads hook '" + hook + "', which this model does not have",
                 "use an SAE trained on this model; " + e.hint());
   }
-  if (sae.config().d_in != model.config().d_model) {
+  const std::int64_t width = hookWidth(hook, model.config());
+  if (sae.config().d_in != width) {
     throw Error("the SAE in '" + sae_dir + "' has d_in " + std::to_string(sae.config().d_in) +
-                    " but the model's activations at '" + hook + "' have width " +
-                    std::to_string(model.config().d_model),
+                    " but the model's activations at '" + hook + "' have width " + std::to_string(width),
                 "use an SAE trained on this model");
   }
   return layer;
@@ -378,7 +378,7 @@ GenerateResult Engine::generate(const GenerateRequest& request, const TokenCallb
 std::vector<LogitEffects> Engine::Impl::logitEffectsRange(std::int64_t begin, std::int64_t end, std::size_t k, int bins) const {
   const Sae& s = requireSae();
   c10::InferenceMode guard;
-  at::Tensor dirs = s.W_dec().slice(0, begin, end);  // [b, d_model]
+  at::Tensor dirs = model->toResidual(info.hook_name, s.W_dec().slice(0, begin, end));  // [b, d_model]
   const at::Tensor scale = model->finalNormWeight();
   if (scale.defined()) dirs = dirs * scale;
   const at::Tensor eff = at::matmul(dirs, model->unembed().t()).to(at::kCPU, at::kFloat);  // [b, vocab]

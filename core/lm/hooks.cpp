@@ -1,13 +1,55 @@
 #include "lm/hooks.h"
 
+#include "lm/model_config.h"
 #include "util/error.h"
 
 namespace monoscope::core {
 
 namespace {
-const char* const kBlockHooks[] = {"hook_resid_pre", "hook_resid_mid", "hook_resid_post",
-                                   "hook_attn_out", "hook_mlp_out"};
+const char* const kBlockHooks[] = {"hook_resid_pre", "attn.hook_z",       "hook_attn_out",
+                                   "hook_resid_mid", "hook_mlp_in",       "ln2.hook_normalized",
+                                   "mlp.hook_post",  "hook_mlp_out",      "hook_resid_post"};
+static_assert(sizeof(kBlockHooks) / sizeof(kBlockHooks[0]) == kBlockHookCount, "one name per BlockHook");
+
+// "12" -> 12 for canonical decimal numbers (no sign, no leading zero), else -1.
+std::int64_t layerNumber(const std::string& s) {
+  if (s.empty() || s.size() > 6 || s.find_first_not_of("0123456789") != std::string::npos || (s.size() > 1 && s[0] == '0'))
+    return -1;
+  return std::stoll(s);
 }
+}  // namespace
+
+const char* blockHookSuffix(BlockHook h) { return kBlockHooks[h]; }
+
+std::string canonicalHook(const std::string& name) {
+  if (name == "embed_tokens" || name == "model.embed_tokens" || name == "gpt_neox.embed_in" || name == "transformer.wte")
+    return "hook_embed";
+  // Hugging Face module paths: [model.|gpt_neox.|transformer.](layers|h).L[.mlp|.self_attn|.attention|.attn]
+  std::string rest = name;
+  for (const char* prefix : {"model.", "gpt_neox.", "transformer."})
+    if (rest.rfind(prefix, 0) == 0) rest = rest.substr(std::string(prefix).size());
+  std::string tail;
+  if (rest.rfind("layers.", 0) == 0) {
+    tail = rest.substr(7);
+  } else if (rest.rfind("h.", 0) == 0) {
+    tail = rest.substr(2);
+  } else {
+    return name;
+  }
+  const auto dot = tail.find('.');
+  const std::int64_t layer = layerNumber(tail.substr(0, dot));
+  if (layer < 0) return name;
+  const std::string module = dot == std::string::npos ? "" : tail.substr(dot + 1);
+  const std::string block = "blocks." + std::to_string(layer) + ".";
+  if (module.empty()) return block + "hook_resid_post";
+  if (module == "mlp") return block + "hook_mlp_out";
+  if (module == "self_attn" || module == "attention" || module == "attn") return block + "hook_attn_out";
+  return name;
+}
+
+void HookSet::add(const std::string& name, HookFn fn) { hooks_[canonicalHook(name)].push_back(std::move(fn)); }
+
+bool HookSet::has(const std::string& name) const { return hooks_.count(canonicalHook(name)) != 0; }
 
 std::vector<std::string> HookSet::names() const {
   std::vector<std::string> out;
@@ -38,10 +80,12 @@ std::vector<std::string> hookNames(std::int64_t n_layers) {
   return out;
 }
 
-std::int64_t hookLayer(const std::string& name, std::int64_t n_layers) {
-  const std::string hint = "valid hooks are hook_embed, hook_pos_embed and blocks.{0.." +
-                           std::to_string(n_layers - 1) +
-                           "}.{hook_resid_pre,hook_resid_mid,hook_resid_post,hook_attn_out,hook_mlp_out}";
+std::int64_t hookLayer(const std::string& given, std::int64_t n_layers) {
+  std::string suffixes;
+  for (const char* h : kBlockHooks) suffixes += (suffixes.empty() ? "" : ",") + std::string(h);
+  const std::string hint = "valid hooks are hook_embed, hook_pos_embed and blocks.{0.." + std::to_string(n_layers - 1) +
+                           "}.{" + suffixes + "} (or the Hugging Face module names layers.L, layers.L.mlp, layers.L.self_attn)";
+  const std::string name = canonicalHook(given);
   if (name == "hook_embed" || name == "hook_pos_embed") return -1;
   if (name.rfind("blocks.", 0) == 0) {
     const auto dot = name.find('.', 7);
@@ -55,13 +99,23 @@ std::int64_t hookLayer(const std::string& name, std::int64_t n_layers) {
       if (digits && known) {
         const std::int64_t layer = std::stoll(num);
         if (layer < n_layers) return layer;
-        throw Error("hook '" + name + "' refers to block " + num + " but the model has " +
+        throw Error("hook '" + given + "' refers to block " + num + " but the model has " +
                         std::to_string(n_layers) + " blocks",
                     hint);
       }
     }
   }
-  throw Error("unknown hook name '" + name + "'", hint);
+  throw Error("unknown hook name '" + given + "'", hint);
+}
+
+std::int64_t hookWidth(const std::string& name, const ModelConfig& c) {
+  const std::string canonical = canonicalHook(name);
+  auto ends = [&](const std::string& s) {
+    return canonical.size() >= s.size() && canonical.compare(canonical.size() - s.size(), s.size(), s) == 0;
+  };
+  if (ends(".mlp.hook_post")) return c.d_mlp;
+  if (ends(".attn.hook_z")) return c.n_heads * c.d_head;
+  return c.d_model;
 }
 
 }  // namespace monoscope::core

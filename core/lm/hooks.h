@@ -15,15 +15,17 @@ struct HookContext {
   std::int64_t position_offset;       // absolute position of the first row in the activation
 };
 
-// Reads an activation [batch, pos, d_model]; returns an undefined tensor to leave it unchanged,
-// or a replacement of the same shape.
+// Reads an activation [batch, pos, width] (d_model; d_mlp at mlp.hook_post; heads x d_head at
+// attn.hook_z); returns an undefined tensor to leave it unchanged, or a replacement of the same
+// shape.
 using HookFn = std::function<at::Tensor(const at::Tensor&, const HookContext&)>;
 
 class HookSet {
  public:
-  void add(const std::string& name, HookFn fn) { hooks_[name].push_back(std::move(fn)); }
+  // `name` may be an alias (canonicalHook); the hook runs at the canonical point.
+  void add(const std::string& name, HookFn fn);
   bool empty() const { return hooks_.empty(); }
-  bool has(const std::string& name) const { return hooks_.count(name) != 0; }
+  bool has(const std::string& name) const;
   std::vector<std::string> names() const;
   // Runs every hook registered at `name` in order, each seeing the previous one's output.
   at::Tensor run(const std::string& name, at::Tensor x, std::int64_t position_offset) const;
@@ -32,10 +34,26 @@ class HookSet {
   std::unordered_map<std::string, std::vector<HookFn>> hooks_;
 };
 
+// The hook points of a block, TransformerLens names after "blocks.L.", in the order the forward
+// pass reaches them (lm/transformer.cpp indexes this list).
+enum BlockHook {
+  kResidPre = 0, kAttnZ, kAttnOut, kResidMid, kMlpIn, kMlpNormalized, kMlpPost, kMlpOut, kResidPost, kBlockHookCount
+};
+const char* blockHookSuffix(BlockHook h);
+
+// The TransformerLens name of a hook given by an alias: the Hugging Face module names that
+// sparsify and Gemma Scope 2 record ("layers.5", "model.layers.5.mlp", "layers.5.self_attn",
+// "embed_tokens") map to hook_resid_post, hook_mlp_out, hook_attn_out and hook_embed; a
+// TransformerLens name is returned as it is.
+std::string canonicalHook(const std::string& name);
 // Every hook name of a model with `n_layers` blocks.
 std::vector<std::string> hookNames(std::int64_t n_layers);
 // The block a hook belongs to (-1 for hook_embed / hook_pos_embed); throws Error for a name the
-// model does not have, listing the valid forms.
+// model does not have, listing the valid forms. Aliases are accepted.
 std::int64_t hookLayer(const std::string& name, std::int64_t n_layers);
+// The width of the activation at a hook: d_mlp at mlp.hook_post, n_heads x d_head at
+// attn.hook_z, d_model elsewhere.
+struct ModelConfig;
+std::int64_t hookWidth(const std::string& name, const ModelConfig& config);
 
 }  // namespace monoscope::core

@@ -20,7 +20,6 @@ namespace fs = std::filesystem;
 namespace monoscope::core {
 
 namespace {
-enum HookIdx { kResidPre = 0, kResidMid, kResidPost, kAttnOut, kMlpOut };
 const std::string kHookEmbed = "hook_embed";
 const std::string kHookPosEmbed = "hook_pos_embed";
 }  // namespace
@@ -61,9 +60,10 @@ Transformer::Transformer(ModelConfig config, c10::Device device)
     : config_(std::move(config)), device_(device) {
   config_.window.resize(static_cast<std::size_t>(config_.n_layers), 0);
   for (std::int64_t l = 0; l < config_.n_layers; ++l) {
-    const std::string b = "blocks." + std::to_string(l) + ".";
-    hook_names_.push_back({b + "hook_resid_pre", b + "hook_resid_mid", b + "hook_resid_post",
-                           b + "hook_attn_out", b + "hook_mlp_out"});
+    std::array<std::string, kBlockHookCount> names;
+    for (int h = 0; h < kBlockHookCount; ++h)
+      names[static_cast<std::size_t>(h)] = "blocks." + std::to_string(l) + "." + blockHookSuffix(static_cast<BlockHook>(h));
+    hook_names_.push_back(std::move(names));
   }
   names_ = familyOf(config_.model_type).names(config_);
   if (static_cast<std::int64_t>(names_.blocks.size()) != config_.n_layers)
@@ -203,6 +203,23 @@ void Transformer::save(const std::string& dir, bool half) const {
   writeFileAtomically((fs::path(dir) / "config.json").string(), config.dump(2));
 }
 
+at::Tensor Transformer::toResidual(const std::string& hook, const at::Tensor& d) const {
+  const std::string name = canonicalHook(hook);
+  const std::int64_t layer = hookLayer(name, config_.n_layers);
+  if (layer < 0) return d;
+  const Layer& w = layers_[static_cast<std::size_t>(layer)];
+  const auto scaleBy = [&](const at::Tensor& x, const at::Tensor& post) {
+    if (!config_.post_norms) return x;
+    return x * (config_.norm == NormKind::RmsNormPlus ? post + 1.0 : post);
+  };
+  const auto ends = [&](const std::string& s) {
+    return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+  };
+  if (ends(".attn.hook_z")) return scaleBy(at::matmul(d, names_.conv1d ? w.o_w : w.o_w.t()), w.post_attn_w);
+  if (ends(".mlp.hook_post")) return scaleBy(at::matmul(d, names_.conv1d ? w.down_w : w.down_w.t()), w.post_mlp_w);
+  return d;
+}
+
 at::Tensor Transformer::norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const {
   switch (config_.norm) {
     case NormKind::LayerNorm:
@@ -237,7 +254,7 @@ at::Tensor Transformer::rope(const at::Tensor& x, std::int64_t offset, const at:
 }
 
 at::Tensor Transformer::attention(const Layer& w, const at::Tensor& h, std::int64_t layer,
-                                  std::int64_t offset, KvCache* cache) const {
+                                  std::int64_t offset, KvCache* cache, const HookRun& run) const {
   const ModelConfig& c = config_;
   const std::int64_t B = h.size(0), T = h.size(1), H = c.n_heads, Hkv = c.n_kv_heads, dh = c.d_head;
   at::Tensor q, k, v;
@@ -297,7 +314,7 @@ at::Tensor Transformer::attention(const Layer& w, const at::Tensor& h, std::int6
     }
     out = blockedAttention(q, k, v, scale);
   }
-  return project(w.o, out, w.o_w, w.o_b);
+  return project(w.o, run(kAttnZ, out), w.o_w, w.o_b);
 }
 
 at::Tensor Transformer::maskedAttention(const at::Tensor& q, at::Tensor k, at::Tensor v, double scale,
@@ -393,7 +410,7 @@ at::Tensor Transformer::blockedAttention(const at::Tensor& q, const at::Tensor& 
   return out.view({B, H, T, dh}).transpose(1, 2).reshape({B, T, H * dh});  // [B, T, H*dh]
 }
 
-at::Tensor Transformer::mlp(const Layer& w, const at::Tensor& h) const {
+at::Tensor Transformer::mlp(const Layer& w, const at::Tensor& h, const HookRun& run) const {
   const std::string& a = config_.activation;
   const Activation fused = a == "gelu_new" || a == "gelu_pytorch_tanh" ? Activation::GeluTanh
                            : a == "gelu"                               ? Activation::GeluErf
@@ -403,8 +420,9 @@ at::Tensor Transformer::mlp(const Layer& w, const at::Tensor& h) const {
     at::Tensor y = project(p, x, wt, b, fused);
     return a == "silu" ? at::silu(y) : y;
   };
-  if (config_.gated_mlp) return project(w.down, act(w.gate, h, w.gate_w, w.gate_b) * project(w.up, h, w.up_w, w.up_b), w.down_w, w.down_b);
-  return project(w.down, act(w.up, h, w.up_w, w.up_b), w.down_w, w.down_b);
+  const at::Tensor neurons = config_.gated_mlp ? act(w.gate, h, w.gate_w, w.gate_b) * project(w.up, h, w.up_w, w.up_b)
+                                              : act(w.up, h, w.up_w, w.up_b);
+  return project(w.down, run(kMlpPost, neurons), w.down_w, w.down_b);
 }
 
 at::Tensor Transformer::forward(const at::Tensor& ids, const HookSet* hooks, KvCache* cache,
@@ -433,22 +451,20 @@ at::Tensor Transformer::forward(const at::Tensor& ids, const HookSet* hooks, KvC
   for (std::int64_t l = 0; l < c.n_layers; ++l) {
     const Layer& w = layers_[static_cast<std::size_t>(l)];
     const auto& names = hook_names_[static_cast<std::size_t>(l)];
-    x = run(names[kResidPre], x);
-    at::Tensor attn_out = attention(w, norm(x, w.n1_w, w.n1_b), l, offset, cache);
+    const HookRun hook = [&](BlockHook h, at::Tensor t) { return run(names[h], std::move(t)); };
+    x = hook(kResidPre, x);
+    at::Tensor attn_out = attention(w, norm(x, w.n1_w, w.n1_b), l, offset, cache, hook);
     if (c.post_norms) attn_out = norm(attn_out, w.post_attn_w, at::Tensor());
-    attn_out = run(names[kAttnOut], attn_out);
-    at::Tensor mlp_out;
-    if (c.parallel_residual) {  // the MLP reads the block's input, beside attention
-      const at::Tensor mlp_in = norm(x, w.n2_w, w.n2_b);
-      x = run(names[kResidMid], x + attn_out);
-      mlp_out = mlp(w, mlp_in);
-    } else {
-      x = run(names[kResidMid], x + attn_out);
-      mlp_out = mlp(w, norm(x, w.n2_w, w.n2_b));
-    }
+    attn_out = hook(kAttnOut, attn_out);
+    // TransformerLens's hook_mlp_in is the residual stream the MLP's norm reads: the block's
+    // input where attention and MLP run side by side, else the stream after attention.
+    const at::Tensor resid_pre = x;
+    x = hook(kResidMid, x + attn_out);
+    const at::Tensor mlp_in = hook(kMlpIn, c.parallel_residual ? resid_pre : x);
+    at::Tensor mlp_out = mlp(w, hook(kMlpNormalized, norm(mlp_in, w.n2_w, w.n2_b)), hook);
     if (c.post_norms) mlp_out = norm(mlp_out, w.post_mlp_w, at::Tensor());
-    mlp_out = run(names[kMlpOut], mlp_out);
-    x = run(names[kResidPost], x + mlp_out);
+    mlp_out = hook(kMlpOut, mlp_out);
+    x = hook(kResidPost, x + mlp_out);
     if (l == stop_after_layer) {
       if (cache != nullptr) cache->length = offset + T;
       return at::Tensor();

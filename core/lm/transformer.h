@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include <array>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -52,6 +53,10 @@ class Transformer {
   // norm), for logit effects.
   at::Tensor unembed() const { return lm_head_; }
   at::Tensor finalNormWeight() const { return config_.norm == NormKind::RmsNormPlus ? lnf_w_ + 1.0 : lnf_w_; }
+  // Directions [n, width] at a hook as directions in the residual stream [n, d_model]: through
+  // the output projection at attn.hook_z, the down projection at mlp.hook_post (and the
+  // post-norm's scale where the family has one); unchanged at residual-stream hooks.
+  at::Tensor toResidual(const std::string& hook, const at::Tensor& directions) const;
 
  private:
   struct Layer {
@@ -68,8 +73,10 @@ class Transformer {
   // x @ W^T + b for a weight in Linear layout [out, in] (or x @ W + b for Conv1D [in, out]).
   at::Tensor project(const PackedProduct& p, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
                      Activation activation = Activation::None) const;
+  // Runs the hooks registered at a point (the identity when there are none).
+  using HookRun = std::function<at::Tensor(BlockHook, at::Tensor)>;
   at::Tensor attention(const Layer& w, const at::Tensor& h, std::int64_t layer, std::int64_t offset,
-                       KvCache* cache) const;
+                       KvCache* cache, const HookRun& run) const;
   // softmax(q k^T * scale + causal mask) v with LibTorch: q [B, H, T, dh], k, v [B, H, S, dh]
   // -> [B, T, H*dh].
   at::Tensor blockedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale) const;
@@ -78,7 +85,7 @@ class Transformer {
   at::Tensor fusedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale) const;
   // With a sliding window and/or soft-capped scores: the whole score matrix, masked.
   at::Tensor maskedAttention(const at::Tensor& q, at::Tensor k, at::Tensor v, double scale, std::int64_t window) const;
-  at::Tensor mlp(const Layer& w, const at::Tensor& h) const;
+  at::Tensor mlp(const Layer& w, const at::Tensor& h, const HookRun& run) const;
   at::Tensor norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const;
   at::Tensor rope(const at::Tensor& x, std::int64_t offset, const at::Tensor& inv_freq) const;
 
@@ -90,7 +97,7 @@ class Transformer {
   std::vector<Layer> layers_;
   at::Tensor wte_, wpe_, lnf_w_, lnf_b_, lm_head_;
   PackedProduct unembed_;
-  std::vector<std::array<std::string, 5>> hook_names_;  // per layer, in kBlockHooks order
+  std::vector<std::array<std::string, kBlockHookCount>> hook_names_;  // per layer, by BlockHook
 };
 
 }  // namespace monoscope::core

@@ -48,7 +48,7 @@ class ModelActivationSource : public ActivationSource {
   ModelActivationSource(std::shared_ptr<const Transformer> model, std::string hook, std::shared_ptr<const TokenShard> shard,
                         std::int64_t context, std::int64_t buffer_tokens, std::uint64_t seed, bool skip_first = true);
   at::Tensor next(std::int64_t n) override;
-  std::int64_t width() const override { return model_->config().d_model; }
+  std::int64_t width() const override { return hookWidth(hook_, model_->config()); }
   // Activations [batch, context, d_model] of the given windows (int64 [batch, context]).
   at::Tensor activations(const at::Tensor& windows) const;
 

@@ -48,7 +48,7 @@ JobStatus harvestActivations(const HarvestOptions& o, const ProgressFn& progress
   const std::int64_t first = o.skip_first ? 1 : 0;
   const std::int64_t per_window = o.context - first;
   const std::int64_t chunks = (o.tokens + o.chunk_rows - 1) / o.chunk_rows;
-  const std::int64_t d = model->config().d_model;
+  const std::int64_t d = hookWidth(o.hook, model->config());
   c10::InferenceMode guard;
   try {
   for (std::int64_t c = 0; c < chunks; ++c) {

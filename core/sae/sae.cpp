@@ -9,6 +9,7 @@
 
 #include "io/torch_bridge.h"
 #include "io/weight_store.h"
+#include "sae/sae_formats.h"
 #include "util/error.h"
 #include "util/mapped_file.h"
 
@@ -49,21 +50,7 @@ Sae::Sae(SaeConfig config, at::Tensor W_enc, at::Tensor b_enc, at::Tensor W_dec,
 
 std::unique_ptr<Sae> Sae::load(const std::string& dir, const c10::Device& device) {
   try {
-    SaeConfig cfg = SaeConfig::fromFile((fs::path(dir) / "cfg.json").string());
-    const std::string wpath = (fs::path(dir) / "sae_weights.safetensors").string();
-    if (!fs::exists(wpath)) {
-      throw Error("'" + wpath + "' is missing",
-                  "an SAE folder holds cfg.json and sae_weights.safetensors (pickle .pt files are not read)");
-    }
-    WeightStore store = WeightStore::fromFile(wpath);
-    const std::int64_t d_in = cfg.d_in, d_sae = cfg.d_sae;
-    at::Tensor W_enc = loadWeight(store, "W_enc", {d_in, d_sae}, device);
-    at::Tensor b_enc = loadWeight(store, "b_enc", {d_sae}, device);
-    at::Tensor W_dec = loadWeight(store, "W_dec", {d_sae, d_in}, device);
-    at::Tensor b_dec = loadWeight(store, "b_dec", {d_in}, device);
-    at::Tensor threshold;
-    if (cfg.architecture == "jumprelu") threshold = loadWeight(store, "threshold", {d_sae}, device);
-    return std::make_unique<Sae>(std::move(cfg), W_enc, b_enc, W_dec, b_dec, threshold);
+    return dictionaryFormatOf(dir).load(dir, device);
   } catch (const Error& e) {
     throw e.withContext("loading SAE '" + dir + "'");
   }

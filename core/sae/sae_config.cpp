@@ -102,7 +102,8 @@ nlohmann::json SaeConfig::toJson() const {
                       {"device", "cpu"},
                       {"apply_b_dec_to_input", apply_b_dec_to_input},
                       {"normalize_activations", normalize_activations},
-                      {"reshape_activations", "none"},
+                      // SAELens flattens heads x d_head at hook_z, as Monoscope's hook does.
+                      {"reshape_activations", hook_name.size() >= 6 && hook_name.compare(hook_name.size() - 6, 6, "hook_z") == 0 ? "hook_z" : "none"},
                       {"metadata", meta}};
   if (architecture == "topk") {
     j["k"] = k;

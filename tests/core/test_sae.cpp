@@ -5,6 +5,7 @@
 
 #include <QTemporaryDir>
 #include <QtTest>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <fstream>
 
@@ -46,6 +47,48 @@ class TestSae : public QObject {
     QVERIFY((f > 0).sum(-1).max().item<std::int64_t>() <= 8);
   }
   void jumpreluMatchesSaeLens() { matchesSaeLens("jumprelu", "jumprelu"); }
+
+  // An EleutherAI sparsify coder (folder named after its hookpoint) encodes and reconstructs as
+  // its definition does, maps its hookpoint to the TransformerLens hook, and converts to SAELens
+  // v6 with the same encodings. A transcoder, a skip connection and an unknown layout are refused
+  // by name.
+  void sparsifyCoderMatchesItsDefinition() {
+    c10::InferenceMode guard;
+    SafetensorsFile expected(testutil::fixture("dictionaries/sparsify_expected.safetensors"));
+    const std::string dir = testutil::fixture("dictionaries/sparsify/layers.1");
+    auto sae = Sae::load(dir, c10::Device(c10::kCPU));
+    QCOMPARE(sae->config().hook_name, std::string("blocks.1.hook_resid_post"));
+    QCOMPARE(sae->config().architecture, std::string("topk"));
+    QCOMPARE(sae->config().k, std::int64_t{4});
+    const at::Tensor x = testutil::loadExpected(expected, "input");
+    const at::Tensor f = sae->encode(x);
+    QVERIFY(testutil::maxAbsDiff(f, testutil::loadExpected(expected, "feature_acts")) < 1e-5);
+    QVERIFY(testutil::maxAbsDiff(sae->decode(f), testutil::loadExpected(expected, "reconstruction")) < 1e-5);
+    QTemporaryDir tmp;
+    const std::string out = tmp.path().toStdString() + "/saelens";
+    sae->save(out);
+    auto again = Sae::load(out, c10::Device(c10::kCPU));
+    QVERIFY(testutil::maxAbsDiff(again->encode(x), f) < 1e-6);
+    QCOMPARE(again->config().hook_name, std::string("blocks.1.hook_resid_post"));
+    auto refused = [&](const std::string& key, const char* needle) {
+      const std::string bad = tmp.path().toStdString() + "/" + key + "/layers.1";
+      std::filesystem::create_directories(bad);
+      std::filesystem::copy_file(dir + "/sae.safetensors", bad + "/sae.safetensors");
+      auto cfg = readJsonFile(dir + "/cfg.json");
+      if (!key.empty() && key != "none") cfg[key] = true;
+      std::ofstream(bad + "/cfg.json") << cfg.dump();
+      if (key == "none") std::filesystem::remove(bad + "/cfg.json");
+      try {
+        Sae::load(bad, c10::Device(c10::kCPU));
+        QFAIL(("no error for " + key).c_str());
+      } catch (const Error& e) {
+        QVERIFY2(std::string(e.what()).find(needle) != std::string::npos, e.what());
+      }
+    };
+    refused("transcode", "transcoder");
+    refused("skip_connection", "W_skip");
+    refused("none", "sae_weights.safetensors");
+  }
   // The screened encoder (bf16 tile screen, exact fp32 dots) finds every activation a float64
   // product finds, including pairs planted a hair above and below zero, for odd shapes, JumpReLU
   // gates, row counts across its chunks; sparse and dense outputs agree bit for bit, and so do

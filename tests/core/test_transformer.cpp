@@ -287,6 +287,51 @@ class TestTransformer : public QObject {
     QVERIFY_EXCEPTION_THROWN(hookLayer("blocks.x.hook_mlp_out", 2), Error);
   }
 
+  // The module names sparsify and Gemma Scope 2 record map onto TransformerLens hooks, and a
+  // hook registered by alias runs where the canonical one does. MLP neurons and per-head outputs
+  // have their own widths.
+  void hookAliasesAndWidths() {
+    QCOMPARE(canonicalHook("layers.5"), std::string("blocks.5.hook_resid_post"));
+    QCOMPARE(canonicalHook("model.layers.12.mlp"), std::string("blocks.12.hook_mlp_out"));
+    QCOMPARE(canonicalHook("gpt_neox.layers.2.attention"), std::string("blocks.2.hook_attn_out"));
+    QCOMPARE(canonicalHook("layers.3.self_attn"), std::string("blocks.3.hook_attn_out"));
+    QCOMPARE(canonicalHook("embed_tokens"), std::string("hook_embed"));
+    QCOMPARE(canonicalHook("blocks.1.ln2.hook_normalized"), std::string("blocks.1.ln2.hook_normalized"));
+    QCOMPARE(canonicalHook("layers.05"), std::string("layers.05"));  // not a canonical number
+    QCOMPARE(hookLayer("layers.1.mlp", 2), std::int64_t(1));
+    try {
+      hookLayer("layers.7", 2);
+      QFAIL("no error");
+    } catch (const Error& e) {
+      QVERIFY2(std::string(e.what()).find("'layers.7'") != std::string::npos, e.what());
+    }
+    c10::InferenceMode guard;
+    auto model = Transformer::load(testutil::fixture("models/llama-tiny"), c10::Device(c10::kCPU));
+    const auto& c = model->config();
+    QCOMPARE(hookWidth("blocks.0.mlp.hook_post", c), c.d_mlp);
+    QCOMPARE(hookWidth("blocks.0.attn.hook_z", c), c.n_heads * c.d_head);
+    QCOMPARE(hookWidth("layers.0", c), c.d_model);
+    const at::Tensor ids = at::arange(0, 9, at::kLong).view({1, -1});
+    std::map<std::string, at::Tensor> seen;
+    HookSet hooks;
+    for (const char* name : {"layers.1", "blocks.1.hook_resid_post", "blocks.0.mlp.hook_post", "blocks.0.attn.hook_z"})
+      hooks.add(name, [&seen, name](const at::Tensor& x, const HookContext&) {
+        seen[name] = x.clone();
+        return at::Tensor();
+      });
+    model->forward(ids, &hooks);
+    QCOMPARE(seen.size(), std::size_t{4});
+    QVERIFY(at::equal(seen["layers.1"], seen["blocks.1.hook_resid_post"]));
+    QCOMPARE(seen["blocks.0.mlp.hook_post"].size(2), c.d_mlp);
+    QCOMPARE(seen["blocks.0.attn.hook_z"].size(2), c.n_heads * c.d_head);
+    // A direction in the MLP's neuron space reaches the residual stream through the down projection.
+    const at::Tensor neuron = at::zeros({1, c.d_mlp});
+    neuron[0][3] = 1.0;
+    const at::Tensor r = model->toResidual("blocks.0.mlp.hook_post", neuron);
+    QCOMPARE(r.size(1), c.d_model);
+    QVERIFY(r.abs().sum().item<double>() > 0);
+  }
+
   void misShapedCheckpointIsAnError() {
     QTemporaryDir dir;
     const std::string d = dir.path().toStdString();

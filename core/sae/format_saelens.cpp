@@ -1,0 +1,36 @@
+// SAELens: cfg.json (v6, or pre-6.0: sae/sae_config.h) and sae_weights.safetensors (W_enc
+// [d_in, d_sae], b_enc, W_dec [d_sae, d_in], b_dec, threshold for jumprelu).
+#include <filesystem>
+
+#include "io/torch_bridge.h"
+#include "io/weight_store.h"
+#include "sae/sae_formats.h"
+
+namespace fs = std::filesystem;
+
+namespace monoscope::core {
+namespace {
+
+bool matches(const fs::path& dir) {
+  std::error_code ec;
+  return fs::is_regular_file(dir / "cfg.json", ec) && fs::is_regular_file(dir / "sae_weights.safetensors", ec);
+}
+
+std::unique_ptr<Sae> load(const fs::path& dir, const c10::Device& device) {
+  SaeConfig cfg = SaeConfig::fromFile((dir / "cfg.json").string());
+  WeightStore store = WeightStore::fromFile((dir / "sae_weights.safetensors").string());
+  const std::int64_t d_in = cfg.d_in, d_sae = cfg.d_sae;
+  at::Tensor W_enc = loadWeight(store, "W_enc", {d_in, d_sae}, device);
+  at::Tensor b_enc = loadWeight(store, "b_enc", {d_sae}, device);
+  at::Tensor W_dec = loadWeight(store, "W_dec", {d_sae, d_in}, device);
+  at::Tensor b_dec = loadWeight(store, "b_dec", {d_in}, device);
+  at::Tensor threshold;
+  if (cfg.architecture == "jumprelu") threshold = loadWeight(store, "threshold", {d_sae}, device);
+  return std::make_unique<Sae>(std::move(cfg), W_enc, b_enc, W_dec, b_dec, threshold);
+}
+
+}  // namespace
+
+extern const DictionaryFormat kSaeLensFormat = {"SAELens", "cfg.json and sae_weights.safetensors", matches, load};
+
+}  // namespace monoscope::core

@@ -1,0 +1,63 @@
+// EleutherAI sparsify: a folder per hookpoint named after it ("layers.6", "layers.6.mlp") with
+// cfg.json (d_in, k, num_latents or expansion_factor, activation, transcode, skip_connection)
+// and sae.safetensors (encoder.weight [latents, d_in], encoder.bias, W_dec [latents, d_in],
+// b_dec [d_in], W_skip [d_in, d_in] with a skip connection). Encoding: relu(encoder(x - b_dec)),
+// the k largest kept: SAELens's TopK with W_enc = encoder.weight^T.
+#include <filesystem>
+
+#include "io/json_file.h"
+#include "io/torch_bridge.h"
+#include "io/weight_store.h"
+#include "lm/hooks.h"
+#include "sae/sae_formats.h"
+#include "util/error.h"
+
+namespace fs = std::filesystem;
+
+namespace monoscope::core {
+namespace {
+
+bool matches(const fs::path& dir) {
+  std::error_code ec;
+  return fs::is_regular_file(dir / "cfg.json", ec) && fs::is_regular_file(dir / "sae.safetensors", ec);
+}
+
+std::unique_ptr<Sae> load(const fs::path& dir, const c10::Device& device) {
+  const std::string cfg_path = (dir / "cfg.json").string();
+  const nlohmann::json j = readJsonFile(cfg_path);
+  const JsonFields f(j, "'" + cfg_path + "'");
+  SaeConfig c;
+  c.architecture = "topk";
+  c.d_in = f.integer("d_in");
+  if (c.d_in <= 0 || c.d_in > (1 << 20)) f.fail("d_in", "is " + std::to_string(c.d_in) + ", outside 1..1048576");
+  c.d_sae = f.integer("num_latents", 0);
+  if (c.d_sae == 0) c.d_sae = c.d_in * f.integer("expansion_factor");
+  if (c.d_sae <= 0 || c.d_sae > (1 << 26)) f.fail("num_latents", "gives " + std::to_string(c.d_sae) + " latents, outside 1..67108864");
+  c.k = f.integer("k");
+  if (c.k <= 0 || c.k > c.d_sae) f.fail("k", "is " + std::to_string(c.k) + ", outside 1..latents");
+  const std::string activation = f.string("activation", "topk");
+  if (activation != "topk") f.fail("activation", "'" + activation + "' is not supported", "Monoscope reads sparsify's topk coders");
+  if (f.boolean("transcode", false))
+    f.fail("transcode", "is true: this is a transcoder", "open it where a transcoder is expected; Monoscope reads sparsify SAEs");
+  if (f.boolean("skip_connection", false))
+    f.fail("skip_connection", "is true; coders with a skip connection (W_skip) are not read yet");
+  if (f.boolean("multi_topk", false)) f.fail("multi_topk", "is true; only plain TopK coders are read");
+  // The folder's name is the hookpoint: a Hugging Face module path or a TransformerLens name.
+  c.hook_name = canonicalHook(dir.filename().string());
+  c.apply_b_dec_to_input = true;
+  c.metadata = {{"hook_name", c.hook_name}, {"converted_from", "sparsify"}, {"sparsify_hookpoint", dir.filename().string()}};
+  WeightStore store = WeightStore::fromFile((dir / "sae.safetensors").string());
+  const at::Tensor enc = loadWeight(store, "encoder.weight", {c.d_sae, c.d_in}, device);
+  const at::Tensor b_enc = loadWeight(store, "encoder.bias", {c.d_sae}, device);
+  const at::Tensor W_dec = loadWeight(store, "W_dec", {c.d_sae, c.d_in}, device);
+  const at::Tensor b_dec = loadWeight(store, "b_dec", {c.d_in}, device);
+  return std::make_unique<Sae>(std::move(c), enc.t().contiguous(), b_enc, W_dec, b_dec);
+}
+
+}  // namespace
+
+extern const DictionaryFormat kSparsifyFormat = {
+    "sparsify", "cfg.json (d_in, k, num_latents) and sae.safetensors (encoder.weight, encoder.bias, W_dec, b_dec)",
+    matches, load};
+
+}  // namespace monoscope::core
