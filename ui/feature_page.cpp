@@ -50,6 +50,8 @@ FeaturePage::FeaturePage(Session* session, QWidget* parent) : QWidget(parent), s
   stats_ = new QLabel(this);
   stats_->setTextInteractionFlags(Qt::TextSelectableByMouse);
   stats_->setTextFormat(Qt::PlainText);
+  stats_->setWordWrap(true);  // a long token list wraps instead of widening the window
+  stats_->setMinimumWidth(200);
   outer->addWidget(stats_);
   connect(save_, &QPushButton::clicked, this, &FeaturePage::saveExplanation);
   connect(explanation_, &QLineEdit::returnPressed, this, &FeaturePage::saveExplanation);
@@ -64,7 +66,7 @@ FeaturePage::FeaturePage(Session* session, QWidget* parent) : QWidget(parent), s
   histogram_ = new ActivationHistogram(plot_);
   enablePlotExport(plot_, "activation-histogram");
   auto* logits_box = new QGroupBox(tr("Logit effects"), top);
-  logits_box->setMinimumWidth(320);
+  logits_box->setMinimumWidth(260);
   auto* logits_layout = new QVBoxLayout(logits_box);
   logits_layout->setContentsMargins(4, 2, 4, 2);
   auto* logit_lists = new QHBoxLayout;

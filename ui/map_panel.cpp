@@ -23,6 +23,7 @@ MapPanel::MapPanel(Session* session, QWidget* parent) : QWidget(parent), session
   auto* clear = new QPushButton(tr("Clear"), this);
   auto* reset = new QPushButton(tr("Fit"), this);
   reset->setToolTip(tr("Show the whole map (or double-click it)"));
+  concept_->setMinimumWidth(concept_->fontMetrics().horizontalAdvance(QString(8, QChar('n'))));
   bar->addWidget(concept_, 1);
   bar->addWidget(light_);
   bar->addWidget(clear);
@@ -30,6 +31,7 @@ MapPanel::MapPanel(Session* session, QWidget* parent) : QWidget(parent), session
   layout->addLayout(bar);
   layout->addWidget(view_, 1);
   status_ = new QLabel(this);
+  status_->setWordWrap(true);
   status_->setText(tr("Scroll to zoom, drag to pan, click a point to open its feature."));
   layout->addWidget(status_);
   view_->setLabeler([this](qint64 f) { return session_->featureLabel(f); });
