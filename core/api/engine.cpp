@@ -34,6 +34,13 @@ std::int64_t checkSaeFitsModel(const Sae& sae, const Transformer& model, const s
     throw Error("the SAE in '" + sae_dir + "' reads hook '" + hook + "', which this model does not have",
                 "use an SAE trained on this model; " + e.hint());
   }
+  const auto& meta = sae.config().metadata;
+  const std::string recorded = meta.is_object() && meta.contains("sparsify_hookpoint") && meta["sparsify_hookpoint"].is_string()
+                                   ? meta["sparsify_hookpoint"].get<std::string>()
+                                   : hook;
+  if (const std::string why = aliasMismatch(recorded, model.config()); !why.empty())
+    throw Error("the SAE in '" + sae_dir + "' reads '" + recorded + "': " + why,
+                "Monoscope does not read dictionaries trained on that point of this family yet");
   const std::int64_t width = hookWidth(hook, model.config());
   if (sae.config().d_in != width) {
     throw Error("the SAE in '" + sae_dir + "' has d_in " + std::to_string(sae.config().d_in) +
@@ -95,7 +102,7 @@ at::Tensor Engine::Impl::hookActivations(const std::vector<std::int32_t>& ids, s
     parts.push_back(acts.reshape({-1, acts.size(2)}));
     i = j;
   }
-  if (parts.empty()) return at::zeros({0, info.d_model});
+  if (parts.empty()) return at::zeros({0, sae ? sae->config().d_in : info.d_model});
   return parts.size() == 1 ? parts[0] : at::cat(parts, 0);
 }
 

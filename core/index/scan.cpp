@@ -157,7 +157,7 @@ void scanCorpus(const IndexOptions& o, const Engine& engine, const std::string& 
   if (engine.impl().model->device().is_cpu() && !(env != nullptr && std::strcmp(env, "1") == 0))
     lanes = static_cast<int>(std::clamp<std::int64_t>(static_cast<std::int64_t>(todo.size()), 1, threads));
 #endif
-  const int lane_threads = lanes > 1 ? 1 : threads;
+  [[maybe_unused]] const int lane_threads = lanes > 1 ? 1 : threads;  // used with OpenMP
   struct Block {
     std::int64_t first = 0;
     std::vector<std::string> blobs;

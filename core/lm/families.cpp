@@ -64,18 +64,22 @@ nlohmann::json writeRope(const RopeSpec& r) {
   return j;
 }
 
-namespace {
-void checkTheta(const JsonFields& f, double theta) {
+void checkRopeBase(const JsonFields& f, double theta, const std::string& key) {
   // theta^(-2i/d) must be a finite, positive frequency: theta 0, negative or denormal is corrupt.
   if (!std::isfinite(theta) || theta < 1.0 || theta > 1e12)
-    f.fail("rope_theta", "is " + std::to_string(theta) + ", outside 1..1e12", "use the model's real RoPE base (often 10000)");
+    f.fail(key, "is " + std::to_string(theta) + ", outside 1..1e12", "use the model's real RoPE base (often 10000)");
 }
-}  // namespace
+
+void setLayers(const JsonFields& f, ModelConfig& c, std::int64_t n_layers, const std::string& key) {
+  if (n_layers < 1 || n_layers > 1024) f.fail(key, "is " + std::to_string(n_layers) + ", outside 1..1024");
+  c.n_layers = n_layers;
+  c.window.assign(static_cast<std::size_t>(n_layers), 0);
+}
 
 void readLlamaLike(const JsonFields& f, ModelConfig& c) {
   c.vocab_size = f.integer("vocab_size");
   c.d_model = f.integer("hidden_size");
-  c.n_layers = f.integer("num_hidden_layers");
+  setLayers(f, c, f.integer("num_hidden_layers"), "num_hidden_layers");
   c.n_heads = f.integer("num_attention_heads");
   c.n_kv_heads = f.integer("num_key_value_heads", c.n_heads);
   c.d_mlp = f.integer("intermediate_size");
@@ -98,7 +102,7 @@ void readLlamaLike(const JsonFields& f, ModelConfig& c) {
     if (!(rp.is_object() && rp.contains("full_attention")))
       c.rope = readRope(rp, f.source() + " rope_parameters", c.rope);
   }
-  checkTheta(f, c.rope.theta);
+  checkRopeBase(f, c.rope.theta, "rope_theta");
 }
 
 void writeLlamaLike(const ModelConfig& c, nlohmann::json& j) {
@@ -121,7 +125,8 @@ void writeLlamaLike(const ModelConfig& c, nlohmann::json& j) {
 }
 
 void readWindows(const JsonFields& f, ModelConfig& c, std::int64_t window, std::int64_t pattern) {
-  c.window.assign(static_cast<std::size_t>(std::max<std::int64_t>(0, c.n_layers)), 0);
+  c.window.assign(static_cast<std::size_t>(c.n_layers), 0);  // n_layers checked by setLayers
+  if (pattern < 0 || pattern > (1 << 20)) f.fail("sliding_window_pattern", "is " + std::to_string(pattern) + ", outside 0..1048576");
   if (window < 0 || window > (1 << 24)) f.fail("sliding_window", "is " + std::to_string(window) + ", outside 0..16777216");
   if (f.has("layer_types")) {
     const auto& types = f.raw()["layer_types"];

@@ -61,6 +61,10 @@ void writeLlamaLike(const ModelConfig& c, nlohmann::json& j);
 // RoPE parameters from a rope_parameters / rope_scaling object; `source` names it in errors.
 RopeSpec readRope(const nlohmann::json& object, const std::string& source, RopeSpec base);
 nlohmann::json writeRope(const RopeSpec& r);
+// Checks the layer count (before anything is sized by it) and clears the per-layer windows.
+void setLayers(const JsonFields& f, ModelConfig& c, std::int64_t n_layers, const std::string& key);
+// A RoPE base must be a finite frequency base in 1..1e12; `key` names the field in errors.
+void checkRopeBase(const JsonFields& f, double theta, const std::string& key);
 // Per-layer windows from layer_types ("sliding_attention" | "full_attention"), or `pattern`
 // (every pattern-th layer full, the others sliding; 0: all sliding) when the config has none.
 void readWindows(const JsonFields& f, ModelConfig& c, std::int64_t window, std::int64_t pattern);

@@ -19,24 +19,28 @@ void readCommon(const JsonFields& f, ModelConfig& c) {
   c.embed_scale = std::sqrt(static_cast<double>(c.d_model));
 }
 
-void readGemma(const JsonFields& f, ModelConfig& c) {
-  readCommon(f, c);
-  c.window.assign(static_cast<std::size_t>(std::max<std::int64_t>(0, c.n_layers)), 0);
+void readGemma(const JsonFields& f, ModelConfig& c) { readCommon(f, c); }
+
+// A soft-cap: absent means the family's default, null means none.
+double softcap(const JsonFields& f, const std::string& key, double absent) {
+  if (!f.raw().contains(key)) return absent;
+  const double v = f.number(key, 0.0);
+  if (v < 0 || v > 1e6) f.fail(key, "is " + std::to_string(v) + ", outside 0..1e6");
+  return v;
 }
 
-void readSoftcaps(const JsonFields& f, ModelConfig& c) {
-  c.attn_scale = 1.0 / std::sqrt(f.number("query_pre_attn_scalar", static_cast<double>(c.d_head)));
-  c.attn_softcap = f.number("attn_logit_softcapping", 0.0);
-  c.final_softcap = f.number("final_logit_softcapping", 0.0);
-  if (!(f.number("query_pre_attn_scalar", 1.0) > 0)) f.fail("query_pre_attn_scalar", "must be positive");
-  if (c.attn_softcap < 0) f.fail("attn_logit_softcapping", "must not be negative");
-  if (c.final_softcap < 0) f.fail("final_logit_softcapping", "must not be negative");
+void readSoftcaps(const JsonFields& f, ModelConfig& c, double attn_default, double final_default) {
+  const double scalar = f.number("query_pre_attn_scalar", static_cast<double>(c.d_head));
+  if (!(scalar > 0 && scalar < 1e9)) f.fail("query_pre_attn_scalar", "must be positive");
+  c.attn_scale = 1.0 / std::sqrt(scalar);
+  c.attn_softcap = softcap(f, "attn_logit_softcapping", attn_default);
+  c.final_softcap = softcap(f, "final_logit_softcapping", final_default);
 }
 
 void readGemma2(const JsonFields& f, ModelConfig& c) {
   readCommon(f, c);
   c.post_norms = true;
-  readSoftcaps(f, c);
+  readSoftcaps(f, c, 50.0, 30.0);  // transformers' Gemma 2 defaults
   family::readWindows(f, c, f.integer("sliding_window", 4096), 2);
 }
 
@@ -44,7 +48,7 @@ void readGemma3(const JsonFields& f, ModelConfig& c) {
   readCommon(f, c);
   c.post_norms = true;
   c.qk_norm = true;
-  readSoftcaps(f, c);
+  readSoftcaps(f, c, 0.0, 0.0);
   family::readWindows(f, c, f.integer("sliding_window", 4096), f.integer("sliding_window_pattern", 6));
   c.local_rope = true;
   c.rope_local = RopeSpec{};
@@ -55,8 +59,8 @@ void readGemma3(const JsonFields& f, ModelConfig& c) {
     if (rp.contains("sliding_attention"))
       c.rope_local = family::readRope(rp["sliding_attention"], f.source() + " rope_parameters.sliding_attention", c.rope_local);
   }
-  if (!std::isfinite(c.rope_local.theta) || c.rope_local.theta < 1.0 || c.rope_local.theta > 1e12)
-    f.fail("rope_local_base_freq", "is " + std::to_string(c.rope_local.theta) + ", outside 1..1e12");
+  family::checkRopeBase(f, c.rope.theta, "rope_parameters.full_attention.rope_theta");
+  family::checkRopeBase(f, c.rope_local.theta, "rope_local_base_freq");
 }
 
 void writeCommon(const ModelConfig& c, nlohmann::json& j) {

@@ -7,7 +7,7 @@ namespace {
 void read(const JsonFields& f, ModelConfig& c) {
   c.vocab_size = f.integer("vocab_size");
   c.d_model = f.integer("n_embd");
-  c.n_layers = f.integer("n_layer");
+  family::setLayers(f, c, f.integer("n_layer"), "n_layer");
   c.n_heads = f.integer("n_head");
   c.n_kv_heads = c.n_heads;
   c.d_head = c.n_heads > 0 ? c.d_model / c.n_heads : 0;

@@ -9,7 +9,7 @@ namespace {
 void read(const JsonFields& f, ModelConfig& c) {
   c.vocab_size = f.integer("vocab_size");
   c.d_model = f.integer("hidden_size");
-  c.n_layers = f.integer("num_hidden_layers");
+  family::setLayers(f, c, f.integer("num_hidden_layers"), "num_hidden_layers");
   c.n_heads = f.integer("num_attention_heads");
   c.n_kv_heads = c.n_heads;
   c.d_head = c.n_heads > 0 ? c.d_model / c.n_heads : 0;
@@ -24,7 +24,7 @@ void read(const JsonFields& f, ModelConfig& c) {
   c.qkv_bias = c.o_bias = f.boolean("attention_bias", true);
   c.mlp_bias = true;
   // RoPE: rotary_pct / rotary_emb_base (transformers 4) or rope_parameters (5).
-  c.rotary_fraction = f.number("rotary_pct", f.number("partial_rotary_factor", 1.0));
+  c.rotary_fraction = f.number("rotary_pct", f.number("partial_rotary_factor", 0.25));  // transformers' default
   c.rope.theta = f.number("rotary_emb_base", f.number("rope_theta", 10000.0));
   if (f.has("rope_scaling")) c.rope = family::readRope(f.raw()["rope_scaling"], f.source() + " rope_scaling", c.rope);
   if (f.has("rope_parameters")) {
@@ -34,10 +34,10 @@ void read(const JsonFields& f, ModelConfig& c) {
       c.rotary_fraction = rp["partial_rotary_factor"].get<double>();
   }
   if (!(c.rotary_fraction > 0.0 && c.rotary_fraction <= 1.0)) f.fail("rotary_pct", "must be in (0, 1]");
+  family::checkRopeBase(f, c.rope.theta, "rotary_emb_base");
   if (c.n_heads > 0 && c.d_model % c.n_heads != 0) f.fail("num_attention_heads", "does not divide hidden_size");
   if (c.activation != "gelu" && c.activation != "gelu_new" && c.activation != "gelu_pytorch_tanh" && c.activation != "relu")
     f.fail("hidden_act", "'" + c.activation + "' is not supported", "use gelu, gelu_new, gelu_pytorch_tanh or relu");
-  c.window.assign(static_cast<std::size_t>(std::max<std::int64_t>(0, c.n_layers)), 0);
 }
 
 void write(const ModelConfig& c, nlohmann::json& j) {

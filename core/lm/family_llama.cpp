@@ -7,14 +7,14 @@ namespace {
 
 void readLlama(const JsonFields& f, ModelConfig& c) {
   family::readLlamaLike(f, c);
-  c.window.assign(static_cast<std::size_t>(std::max<std::int64_t>(0, c.n_layers)), 0);
 }
 
 void writeLlama(const ModelConfig& c, nlohmann::json& j) { family::writeLlamaLike(c, j); }
 
 void readMistral(const JsonFields& f, ModelConfig& c) {
   family::readLlamaLike(f, c);
-  family::readWindows(f, c, f.integer("sliding_window", 0), 0);
+  // Absent: transformers' default of 4096; null: no window.
+  family::readWindows(f, c, f.raw().contains("sliding_window") ? f.integer("sliding_window", 0) : 4096, 0);
 }
 
 void writeMistral(const ModelConfig& c, nlohmann::json& j) {

@@ -1,5 +1,7 @@
 // Qwen2 / Qwen2.5 (bias on q, k and v, not on o) and Qwen3 (per-head RMSNorm on queries and
 // keys). Both may slide a window over the layers from max_window_layers on.
+#include <algorithm>
+
 #include "lm/families.h"
 
 namespace monoscope::core {
@@ -12,10 +14,10 @@ void readWindowsOf(const JsonFields& f, ModelConfig& c) {
     return;
   }
   // transformers 4: with use_sliding_window, the layers from max_window_layers on slide.
-  c.window.assign(static_cast<std::size_t>(std::max<std::int64_t>(0, c.n_layers)), 0);
+  c.window.assign(static_cast<std::size_t>(c.n_layers), 0);
   if (!f.boolean("use_sliding_window", false)) return;
-  for (std::int64_t l = f.integer("max_window_layers", c.n_layers); l < c.n_layers; ++l)
-    if (l >= 0) c.window[static_cast<std::size_t>(l)] = window;
+  const std::int64_t from = std::clamp<std::int64_t>(f.integer("max_window_layers", c.n_layers), 0, c.n_layers);
+  for (std::int64_t l = from; l < c.n_layers; ++l) c.window[static_cast<std::size_t>(l)] = window;
 }
 
 void readQwen2(const JsonFields& f, ModelConfig& c) {
@@ -27,6 +29,7 @@ void readQwen2(const JsonFields& f, ModelConfig& c) {
 
 void readQwen3(const JsonFields& f, ModelConfig& c) {
   family::readLlamaLike(f, c);
+  c.d_head = f.integer("head_dim", 128);  // transformers' Qwen3 default, not hidden / heads
   c.qk_norm = true;
   readWindowsOf(f, c);
 }

@@ -108,6 +108,20 @@ std::int64_t hookLayer(const std::string& given, std::int64_t n_layers) {
   throw Error("unknown hook name '" + given + "'", hint);
 }
 
+std::string aliasMismatch(const std::string& alias, const ModelConfig& c) {
+  const std::string canonical = canonicalHook(alias);
+  if (canonical == alias) return "";
+  auto ends = [&](const std::string& s) {
+    return canonical.size() >= s.size() && canonical.compare(canonical.size() - s.size(), s.size(), s) == 0;
+  };
+  if (c.post_norms && (ends(".hook_mlp_out") || ends(".hook_attn_out")))
+    return "in " + c.model_type + " the module output '" + alias + "' comes before the post-norm, and " + canonical +
+           " after it";
+  if (canonical == "hook_embed" && c.embed_scale != 1.0)
+    return "in " + c.model_type + " the module output '" + alias + "' comes before the embedding scale, and hook_embed after it";
+  return "";
+}
+
 std::int64_t hookWidth(const std::string& name, const ModelConfig& c) {
   const std::string canonical = canonicalHook(name);
   auto ends = [&](const std::string& s) {

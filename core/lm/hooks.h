@@ -55,5 +55,9 @@ std::int64_t hookLayer(const std::string& name, std::int64_t n_layers);
 // attn.hook_z, d_model elsewhere.
 struct ModelConfig;
 std::int64_t hookWidth(const std::string& name, const ModelConfig& config);
+// Where an alias names a module whose output is not the hook's value in this family (Gemma 2/3's
+// attention and MLP modules end before the post-norms; Gemma's embedding module before the
+// sqrt(d_model) scale): the reason, else "".
+std::string aliasMismatch(const std::string& alias, const ModelConfig& config);
 
 }  // namespace monoscope::core

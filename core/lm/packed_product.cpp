@@ -31,8 +31,8 @@ std::atomic<bool> g_enabled{!switchedOff("MONOSCOPE_PACKED_PRODUCTS")};
 // thread (the tiles side by side): a tile's rows and results stay in cache, a 256-token prompt
 // still gives every thread work, and since the cut does not depend on the thread count, neither
 // does any result.
-constexpr std::int64_t kTileRows = 256;
-constexpr std::int64_t kTileCols = 512;
+[[maybe_unused]] constexpr std::int64_t kTileRows = 256;
+[[maybe_unused]] constexpr std::int64_t kTileCols = 512;
 
 at::Tensor blasProduct(const at::Tensor& b, const at::Tensor& x, const at::Tensor& w,
                        Activation activation = Activation::None) {
@@ -143,7 +143,7 @@ bool packedProductsEnabled() { return g_enabled.load() && packedProductsAvailabl
 namespace {
 // Packed copies of all weights together stay under this size; past it, weights are multiplied
 // by BLAS in place (a large model is not held twice in memory).
-constexpr std::int64_t kPackedBudget = std::int64_t{1} << 30;
+[[maybe_unused]] constexpr std::int64_t kPackedBudget = std::int64_t{1} << 30;
 std::atomic<std::int64_t> g_packed_bytes{0};
 }  // namespace
 

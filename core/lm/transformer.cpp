@@ -232,6 +232,23 @@ at::Tensor Transformer::norm(const at::Tensor& x, const at::Tensor& w, const at:
   return x;
 }
 
+at::Tensor Transformer::normalize(const at::Tensor& x) const {
+  if (config_.norm == NormKind::LayerNorm) return at::layer_norm(x, {x.size(-1)}, {}, {}, config_.norm_eps);
+  return x * at::rsqrt(x.pow(2).mean(-1, true) + config_.norm_eps);
+}
+
+at::Tensor Transformer::normWeights(const at::Tensor& y, const at::Tensor& w, const at::Tensor& b) const {
+  switch (config_.norm) {
+    case NormKind::LayerNorm:
+      return b.defined() ? y * w + b : y * w;
+    case NormKind::RmsNorm:
+      return w * y;
+    case NormKind::RmsNormPlus:
+      return y * (w + 1.0);
+  }
+  return y;
+}
+
 at::Tensor Transformer::project(const PackedProduct& p, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
                                 Activation activation) const {
   return p.linear(x, names_.conv1d ? w : w.t(), b, activation);
@@ -324,15 +341,17 @@ at::Tensor Transformer::maskedAttention(const at::Tensor& q, at::Tensor k, at::T
     k = k.repeat_interleave(H / k.size(1), 1);
     v = v.repeat_interleave(H / v.size(1), 1);
   }
-  at::Tensor scores = at::matmul(q, k.transpose(2, 3)) * scale;  // [B, H, T, S]
-  if (config_.attn_softcap > 0) scores = at::tanh(scores / config_.attn_softcap) * config_.attn_softcap;
+  // The whole [B, H, T, S] score matrix, worked on in place (one copy live). Fine for the index's
+  // windows and prompts; a blocked version is the next step for long contexts.
+  at::Tensor scores = at::matmul(q, k.transpose(2, 3)).mul_(scale);  // [B, H, T, S]
+  if (config_.attn_softcap > 0) scores.div_(config_.attn_softcap).tanh_().mul_(config_.attn_softcap);
   // Query t sits at absolute position S - T + t; it sees keys s <= that and, with a window,
   // s > that - window.
   const auto opts = at::TensorOptions().dtype(at::kLong).device(device_);
   const at::Tensor qpos = at::arange(S - T, S, opts).unsqueeze(1), kpos = at::arange(0, S, opts).unsqueeze(0);
   at::Tensor hidden = kpos > qpos;
   if (window > 0) hidden = hidden.logical_or(kpos <= qpos - window);
-  scores = scores.masked_fill(hidden, -std::numeric_limits<float>::infinity());
+  scores.masked_fill_(hidden, -std::numeric_limits<float>::infinity());
   const at::Tensor out = at::matmul(at::_softmax(scores, -1, false), v);  // [B, H, T, dh]
   return out.transpose(1, 2).reshape({B, T, H * dh});
 }
@@ -461,7 +480,13 @@ at::Tensor Transformer::forward(const at::Tensor& ids, const HookSet* hooks, KvC
     const at::Tensor resid_pre = x;
     x = hook(kResidMid, x + attn_out);
     const at::Tensor mlp_in = hook(kMlpIn, c.parallel_residual ? resid_pre : x);
-    at::Tensor mlp_out = mlp(w, hook(kMlpNormalized, norm(mlp_in, w.n2_w, w.n2_b)), hook);
+    at::Tensor mlp_out;
+    if (hooked && hooks->has(names[kMlpNormalized])) {
+      // As TransformerLens: the normalised stream before the norm's weights (and bias).
+      mlp_out = mlp(w, normWeights(hook(kMlpNormalized, normalize(mlp_in)), w.n2_w, w.n2_b), hook);
+    } else {
+      mlp_out = mlp(w, norm(mlp_in, w.n2_w, w.n2_b), hook);
+    }
     if (c.post_norms) mlp_out = norm(mlp_out, w.post_mlp_w, at::Tensor());
     mlp_out = hook(kMlpOut, mlp_out);
     x = hook(kResidPost, x + mlp_out);

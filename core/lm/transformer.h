@@ -87,6 +87,9 @@ class Transformer {
   at::Tensor maskedAttention(const at::Tensor& q, at::Tensor k, at::Tensor v, double scale, std::int64_t window) const;
   at::Tensor mlp(const Layer& w, const at::Tensor& h, const HookRun& run) const;
   at::Tensor norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const;
+  // The norm in two steps: normalised (no weights), then the weights (and bias).
+  at::Tensor normalize(const at::Tensor& x) const;
+  at::Tensor normWeights(const at::Tensor& y, const at::Tensor& w, const at::Tensor& b) const;
   at::Tensor rope(const at::Tensor& x, std::int64_t offset, const at::Tensor& inv_freq) const;
 
   ModelConfig config_;

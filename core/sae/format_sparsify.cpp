@@ -31,7 +31,11 @@ std::unique_ptr<Sae> load(const fs::path& dir, const c10::Device& device) {
   c.d_in = f.integer("d_in");
   if (c.d_in <= 0 || c.d_in > (1 << 20)) f.fail("d_in", "is " + std::to_string(c.d_in) + ", outside 1..1048576");
   c.d_sae = f.integer("num_latents", 0);
-  if (c.d_sae == 0) c.d_sae = c.d_in * f.integer("expansion_factor");
+  if (c.d_sae == 0) {
+    const std::int64_t factor = f.integer("expansion_factor");
+    if (factor < 1 || factor > 65536) f.fail("expansion_factor", "is " + std::to_string(factor) + ", outside 1..65536");
+    c.d_sae = c.d_in * factor;
+  }
   if (c.d_sae <= 0 || c.d_sae > (1 << 26)) f.fail("num_latents", "gives " + std::to_string(c.d_sae) + " latents, outside 1..67108864");
   c.k = f.integer("k");
   if (c.k <= 0 || c.k > c.d_sae) f.fail("k", "is " + std::to_string(c.k) + ", outside 1..latents");
@@ -43,9 +47,10 @@ std::unique_ptr<Sae> load(const fs::path& dir, const c10::Device& device) {
     f.fail("skip_connection", "is true; coders with a skip connection (W_skip) are not read yet");
   if (f.boolean("multi_topk", false)) f.fail("multi_topk", "is true; only plain TopK coders are read");
   // The folder's name is the hookpoint: a Hugging Face module path or a TransformerLens name.
-  c.hook_name = canonicalHook(dir.filename().string());
+  const fs::path folder = dir.filename().empty() ? dir.parent_path().filename() : dir.filename();
+  c.hook_name = canonicalHook(folder.string());
   c.apply_b_dec_to_input = true;
-  c.metadata = {{"hook_name", c.hook_name}, {"converted_from", "sparsify"}, {"sparsify_hookpoint", dir.filename().string()}};
+  c.metadata = {{"hook_name", c.hook_name}, {"converted_from", "sparsify"}, {"sparsify_hookpoint", folder.string()}};
   WeightStore store = WeightStore::fromFile((dir / "sae.safetensors").string());
   const at::Tensor enc = loadWeight(store, "encoder.weight", {c.d_sae, c.d_in}, device);
   const at::Tensor b_enc = loadWeight(store, "encoder.bias", {c.d_sae}, device);

@@ -122,6 +122,40 @@ class TestTransformer : public QObject {
     j["model_type"] = "gpt_neox";
     j["rotary_pct"] = 1.5;
     expect(j, "rotary_pct");
+    j["rotary_pct"] = 0.5;
+    j["rotary_emb_base"] = 0;
+    expect(j, "rotary_emb_base");
+    j = base;
+    j["num_hidden_layers"] = 1000000000;  // refused before anything is sized by it
+    expect(j, "num_hidden_layers");
+    j = base;
+    j["model_type"] = "qwen2";
+    j["use_sliding_window"] = true;
+    j["sliding_window"] = 4;
+    j["max_window_layers"] = -1000000000000000000;  // clamped, not looped over
+    QCOMPARE(ModelConfig::fromJson(j, "'cfg'").windowOf(0), std::int64_t{4});
+    // transformers' defaults where a key is absent; null turns a soft-cap off.
+    j = base;
+    j["model_type"] = "gemma2";
+    auto g = ModelConfig::fromJson(j, "'cfg'");
+    QCOMPARE(g.attn_softcap, 50.0);
+    QCOMPARE(g.final_softcap, 30.0);
+    j["attn_logit_softcapping"] = nullptr;
+    QCOMPARE(ModelConfig::fromJson(j, "'cfg'").attn_softcap, 0.0);
+    j = base;
+    j["model_type"] = "mistral";
+    QCOMPARE(ModelConfig::fromJson(j, "'cfg'").windowOf(0), std::int64_t{4096});
+    j["sliding_window"] = nullptr;
+    QCOMPARE(ModelConfig::fromJson(j, "'cfg'").windowOf(0), std::int64_t{0});
+    // A module alias whose output is not the hook's value in this family is named.
+    j = base;
+    j["model_type"] = "gemma2";
+    g = ModelConfig::fromJson(j, "'cfg'");
+    QVERIFY(aliasMismatch("layers.0.mlp", g).find("post-norm") != std::string::npos);
+    QVERIFY(aliasMismatch("embed_tokens", g).find("embedding scale") != std::string::npos);
+    QVERIFY(aliasMismatch("layers.0", g).empty());
+    QVERIFY(aliasMismatch("blocks.0.hook_mlp_out", g).empty());
+    QVERIFY(aliasMismatch("layers.0.mlp", ModelConfig::fromJson(base, "'cfg'")).empty());
   }
 
   // The fused attention kernel equals softmax(q k^T / sqrt(dh) + causal mask) v computed in
