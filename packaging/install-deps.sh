@@ -13,4 +13,4 @@ $SUDO apt-get install -y -q --no-install-recommends \
   nlohmann-json3-dev libsqlite3-dev sqlite3 libicu-dev zlib1g-dev \
   libhnswlib-dev libcurl4-openssl-dev libcpp-httplib-dev python3 python3-venv \
   clang libclang-rt-14-dev \
-  xvfb xauth
+  xvfb xauth file
