@@ -14,7 +14,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (sae) {
       (void)core::SaeConfig::fromFile(path);
     } else {
-      (void)core::ModelConfig::fromFile(path);  // parses and validates
+      // Parses and validates through the family's reader, then writes it back and reads that.
+      const auto c = core::ModelConfig::fromFile(path);
+      (void)c.parameterCount();
+      (void)core::ModelConfig::fromJson(c.toJson(), "round trip");
     }
   } catch (const core::Error&) {
   }
