@@ -112,6 +112,52 @@ std::optional<core::IndexOptions> askIndexOptions(QWidget* parent, const QString
 }
 
 namespace {
+// The endpoint fields both LLM jobs show (URL and model remembered, the key never) and the
+// feature-id list they take.
+struct LlmFields {
+  QLineEdit* url;
+  QLineEdit* model;
+  QLineEdit* key;
+  QLineEdit* features;
+
+  LlmFields(QFormLayout* form, const QString& features_hint) {
+    QSettings settings;
+    url = new QLineEdit(settings.value("llm/base_url", "http://127.0.0.1:8080/v1").toString());
+    model = new QLineEdit(settings.value("llm/model").toString());
+    key = new QLineEdit(qEnvironmentVariable("MONOSCOPE_LLM_API_KEY"));
+    key->setEchoMode(QLineEdit::Password);
+    key->setToolTip(QObject::tr("Used for this job only; never saved (set MONOSCOPE_LLM_API_KEY to prefill it)"));
+    features = new QLineEdit;
+    features->setPlaceholderText(features_hint);
+    form->addRow(QObject::tr("LLM base URL"), url);
+    form->addRow(QObject::tr("LLM model"), model);
+    form->addRow(QObject::tr("API key"), key);
+    form->addRow(QObject::tr("Features"), features);
+  }
+  core::LlmEndpoint endpoint() const {
+    core::LlmEndpoint ep;
+    ep.base_url = url->text().trimmed().toStdString();
+    ep.model = model->text().trimmed().toStdString();
+    ep.api_key = key->text().toStdString();
+    return ep;
+  }
+  std::vector<std::int64_t> featureIds() const {
+    std::vector<std::int64_t> ids;
+    for (const auto& part : features->text().split(',', Qt::SkipEmptyParts)) {
+      bool ok = false;
+      const qint64 id = part.trimmed().toLongLong(&ok);
+      if (!ok || id < 0) throw std::runtime_error("features: \"" + part.trimmed().toStdString() + "\" is not a feature id");
+      ids.push_back(id);
+    }
+    return ids;
+  }
+  void remember() const {
+    QSettings settings;
+    settings.setValue("llm/base_url", url->text().trimmed());  // the key is never stored
+    settings.setValue("llm/model", model->text().trimmed());
+  }
+};
+
 struct ScoreForm {
   core::ScoreOptions options;
   void validate() const {
@@ -125,39 +171,20 @@ std::optional<core::ScoreOptions> askScoreOptions(QWidget* parent) {
   QDialog dialog(parent);
   dialog.setWindowTitle(QObject::tr("Score specificity"));
   auto* form = formOf(dialog);
-  QSettings settings;
   auto* scorer = new QComboBox;
   scorer->addItem(QObject::tr("concept (rule-based keyword matcher)"), "concept");
   scorer->addItem(QObject::tr("llm (OpenAI-compatible endpoint)"), "llm");
-  auto* url = new QLineEdit(settings.value("llm/base_url", "http://127.0.0.1:8080/v1").toString());
-  auto* model = new QLineEdit(settings.value("llm/model").toString());
-  auto* key = new QLineEdit(qEnvironmentVariable("MONOSCOPE_LLM_API_KEY"));
-  key->setEchoMode(QLineEdit::Password);
-  key->setToolTip(QObject::tr("Used for this job only; never saved (set MONOSCOPE_LLM_API_KEY to prefill it)"));
-  auto* features = new QLineEdit;
-  features->setPlaceholderText(QObject::tr("all alive features, or ids such as 3, 17, 42"));
   form->addRow(QObject::tr("Scorer"), scorer);
-  form->addRow(QObject::tr("LLM base URL"), url);
-  form->addRow(QObject::tr("LLM model"), model);
-  form->addRow(QObject::tr("API key"), key);
-  form->addRow(QObject::tr("Features"), features);
+  const LlmFields llm(form, QObject::tr("all alive features, or ids such as 3, 17, 42"));
   auto result = runForm<ScoreForm>(dialog, [&]() {
     ScoreForm f;
     f.options.scorer = scorer->currentData().toString().toStdString();
-    f.options.llm.base_url = url->text().trimmed().toStdString();
-    f.options.llm.model = model->text().trimmed().toStdString();
-    f.options.llm.api_key = key->text().toStdString();
-    for (const auto& part : features->text().split(',', Qt::SkipEmptyParts)) {
-      bool ok = false;
-      const qint64 id = part.trimmed().toLongLong(&ok);
-      if (!ok || id < 0) throw std::runtime_error("features: \"" + part.trimmed().toStdString() + "\" is not a feature id");
-      f.options.features.push_back(id);
-    }
+    f.options.llm = llm.endpoint();
+    f.options.features = llm.featureIds();
     return f;
   });
   if (!result) return std::nullopt;
-  settings.setValue("llm/base_url", url->text().trimmed());  // the key is never stored
-  settings.setValue("llm/model", model->text().trimmed());
+  llm.remember();
   return result->options;
 }
 
@@ -176,44 +203,25 @@ std::optional<core::ExplainOptions> askExplainOptions(QWidget* parent) {
   QDialog dialog(parent);
   dialog.setWindowTitle(QObject::tr("Explain features with an LLM"));
   auto* form = formOf(dialog);
-  QSettings settings;
-  auto* url = new QLineEdit(settings.value("llm/base_url", "http://127.0.0.1:8080/v1").toString());
-  auto* model = new QLineEdit(settings.value("llm/model").toString());
-  auto* key = new QLineEdit(qEnvironmentVariable("MONOSCOPE_LLM_API_KEY"));
-  key->setEchoMode(QLineEdit::Password);
-  key->setToolTip(QObject::tr("Used for this job only; never saved (set MONOSCOPE_LLM_API_KEY to prefill it)"));
-  auto* features = new QLineEdit;
-  features->setPlaceholderText(QObject::tr("all alive features (densest first), or ids such as 3, 17, 42"));
+  const LlmFields llm(form, QObject::tr("all alive features (densest first), or ids such as 3, 17, 42"));
   core::ExplainOptions defaults;
   auto* top = countBox(defaults.top_examples, 1, 100);
   auto* per_interval = countBox(defaults.interval_examples, 0, 20);
   auto* redo = new QCheckBox(QObject::tr("Explain again features this model has already explained"));
-  form->addRow(QObject::tr("LLM base URL"), url);
-  form->addRow(QObject::tr("LLM model"), model);
-  form->addRow(QObject::tr("API key"), key);
-  form->addRow(QObject::tr("Features"), features);
   form->addRow(QObject::tr("Top examples shown"), top);
   form->addRow(QObject::tr("Examples per interval"), per_interval);
   form->addRow(QString(), redo);
   auto result = runForm<ExplainForm>(dialog, [&]() {
     ExplainForm f;
-    f.options.llm.base_url = url->text().trimmed().toStdString();
-    f.options.llm.model = model->text().trimmed().toStdString();
-    f.options.llm.api_key = key->text().toStdString();
+    f.options.llm = llm.endpoint();
+    f.options.features = llm.featureIds();
     f.options.top_examples = static_cast<int>(top->value());
     f.options.interval_examples = static_cast<int>(per_interval->value());
     f.options.redo = redo->isChecked();
-    for (const auto& part : features->text().split(',', Qt::SkipEmptyParts)) {
-      bool ok = false;
-      const qint64 id = part.trimmed().toLongLong(&ok);
-      if (!ok || id < 0) throw std::runtime_error("features: \"" + part.trimmed().toStdString() + "\" is not a feature id");
-      f.options.features.push_back(id);
-    }
     return f;
   });
   if (!result) return std::nullopt;
-  settings.setValue("llm/base_url", url->text().trimmed());  // the key is never stored
-  settings.setValue("llm/model", model->text().trimmed());
+  llm.remember();
   return result->options;
 }
 
