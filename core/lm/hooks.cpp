@@ -21,6 +21,17 @@ std::int64_t layerNumber(const std::string& s) {
 
 const char* blockHookSuffix(BlockHook h) { return kBlockHooks[h]; }
 
+BlockHook blockHookOf(const std::string& name) {
+  const std::string canonical = canonicalHook(name);
+  if (canonical.rfind("blocks.", 0) != 0) return kBlockHookCount;
+  const auto dot = canonical.find('.', 7);
+  if (dot == std::string::npos) return kBlockHookCount;
+  const std::string suffix = canonical.substr(dot + 1);
+  for (int h = 0; h < kBlockHookCount; ++h)
+    if (suffix == kBlockHooks[h]) return static_cast<BlockHook>(h);
+  return kBlockHookCount;
+}
+
 std::string canonicalHook(const std::string& name) {
   if (name == "embed_tokens" || name == "model.embed_tokens" || name == "gpt_neox.embed_in" || name == "transformer.wte")
     return "hook_embed";
@@ -111,10 +122,8 @@ std::int64_t hookLayer(const std::string& given, std::int64_t n_layers) {
 std::string aliasMismatch(const std::string& alias, const ModelConfig& c) {
   const std::string canonical = canonicalHook(alias);
   if (canonical == alias) return "";
-  auto ends = [&](const std::string& s) {
-    return canonical.size() >= s.size() && canonical.compare(canonical.size() - s.size(), s.size(), s) == 0;
-  };
-  if (c.post_norms && (ends(".hook_mlp_out") || ends(".hook_attn_out")))
+  const BlockHook h = blockHookOf(canonical);
+  if (c.post_norms && (h == kMlpOut || h == kAttnOut))
     return "in " + c.model_type + " the module output '" + alias + "' comes before the post-norm, and " + canonical +
            " after it";
   if (canonical == "hook_embed" && c.embed_scale != 1.0)
@@ -123,13 +132,14 @@ std::string aliasMismatch(const std::string& alias, const ModelConfig& c) {
 }
 
 std::int64_t hookWidth(const std::string& name, const ModelConfig& c) {
-  const std::string canonical = canonicalHook(name);
-  auto ends = [&](const std::string& s) {
-    return canonical.size() >= s.size() && canonical.compare(canonical.size() - s.size(), s.size(), s) == 0;
-  };
-  if (ends(".mlp.hook_post")) return c.d_mlp;
-  if (ends(".attn.hook_z")) return c.n_heads * c.d_head;
-  return c.d_model;
+  switch (blockHookOf(name)) {
+    case kMlpPost:
+      return c.d_mlp;
+    case kAttnZ:
+      return c.n_heads * c.d_head;
+    default:
+      return c.d_model;
+  }
 }
 
 }  // namespace monoscope::core

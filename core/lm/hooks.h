@@ -40,6 +40,9 @@ enum BlockHook {
   kResidPre = 0, kAttnZ, kAttnOut, kResidMid, kMlpIn, kMlpNormalized, kMlpPost, kMlpOut, kResidPost, kBlockHookCount
 };
 const char* blockHookSuffix(BlockHook h);
+// Which block hook a name (or alias) is; kBlockHookCount for hook_embed, hook_pos_embed and
+// names that are not hooks.
+BlockHook blockHookOf(const std::string& name);
 
 // The TransformerLens name of a hook given by an alias: the Hugging Face module names that
 // sparsify and Gemma Scope 2 record ("layers.5", "model.layers.5.mlp", "layers.5.self_attn",

@@ -212,12 +212,14 @@ at::Tensor Transformer::toResidual(const std::string& hook, const at::Tensor& d)
     if (!config_.post_norms) return x;
     return x * (config_.norm == NormKind::RmsNormPlus ? post + 1.0 : post);
   };
-  const auto ends = [&](const std::string& s) {
-    return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
-  };
-  if (ends(".attn.hook_z")) return scaleBy(at::matmul(d, names_.conv1d ? w.o_w : w.o_w.t()), w.post_attn_w);
-  if (ends(".mlp.hook_post")) return scaleBy(at::matmul(d, names_.conv1d ? w.down_w : w.down_w.t()), w.post_mlp_w);
-  return d;
+  switch (blockHookOf(name)) {
+    case kAttnZ:
+      return scaleBy(at::matmul(d, names_.conv1d ? w.o_w : w.o_w.t()), w.post_attn_w);
+    case kMlpPost:
+      return scaleBy(at::matmul(d, names_.conv1d ? w.down_w : w.down_w.t()), w.post_mlp_w);
+    default:
+      return d;
+  }
 }
 
 at::Tensor Transformer::norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const {
