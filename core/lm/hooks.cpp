@@ -92,10 +92,12 @@ std::vector<std::string> hookNames(std::int64_t n_layers) {
 }
 
 std::int64_t hookLayer(const std::string& given, std::int64_t n_layers) {
-  std::string suffixes;
-  for (const char* h : kBlockHooks) suffixes += (suffixes.empty() ? "" : ",") + std::string(h);
-  const std::string hint = "valid hooks are hook_embed, hook_pos_embed and blocks.{0.." + std::to_string(n_layers - 1) +
-                           "}.{" + suffixes + "} (or the Hugging Face module names layers.L, layers.L.mlp, layers.L.self_attn)";
+  const auto hint = [n_layers]() {  // built only for an error
+    std::string suffixes;
+    for (const char* h : kBlockHooks) suffixes += (suffixes.empty() ? "" : ",") + std::string(h);
+    return "valid hooks are hook_embed, hook_pos_embed and blocks.{0.." + std::to_string(n_layers - 1) + "}.{" + suffixes +
+           "} (or the Hugging Face module names layers.L, layers.L.mlp, layers.L.self_attn)";
+  };
   const std::string name = canonicalHook(given);
   if (name == "hook_embed" || name == "hook_pos_embed") return -1;
   if (name.rfind("blocks.", 0) == 0) {
@@ -112,11 +114,11 @@ std::int64_t hookLayer(const std::string& given, std::int64_t n_layers) {
         if (layer < n_layers) return layer;
         throw Error("hook '" + given + "' refers to block " + num + " but the model has " +
                         std::to_string(n_layers) + " blocks",
-                    hint);
+                    hint());
       }
     }
   }
-  throw Error("unknown hook name '" + given + "'", hint);
+  throw Error("unknown hook name '" + given + "'", hint());
 }
 
 std::string aliasMismatch(const std::string& alias, const ModelConfig& c) {
