@@ -146,7 +146,7 @@ at::Tensor Engine::Impl::maxActs(const std::vector<std::int32_t>& ids) const {
 std::vector<std::int32_t> Engine::Impl::tokenIds(std::string_view text, const char* what) const {
   requireUtf8(text, what);
   if (text.empty()) throw Error(std::string(what) + " is empty", "give some text");
-  auto ids = tokenizer.encodeIds(text);
+  auto ids = tokenizer.encodeIds(text, true);  // with the BOS a model's post-processor adds (Gemma, Llama)
   for (auto id : ids) {
     if (id >= info.vocab_size) {
       throw Error("the tokenizer in '" + info.model_dir + "' produced id " + std::to_string(id) +
@@ -222,8 +222,10 @@ std::string Engine::tokenText(std::int32_t id) const {
 std::vector<TokenInfo> Engine::tokenize(std::string_view text) const {
   requireUtf8(text, "the text");
   std::vector<TokenInfo> out;
-  for (const auto& t : impl_->tokenizer.encode(text)) {
-    out.push_back({t.id, t.start, t.end, toValidUtf8(text.substr(t.start, t.end - t.start))});
+  for (const auto& t : impl_->tokenizer.encode(text, true)) {
+    // A token the post-processor adds (a BOS) spans no text: it shows as itself.
+    out.push_back({t.id, t.start, t.end,
+                   t.start == t.end ? impl_->tokenizer.tokenString(t.id) : toValidUtf8(text.substr(t.start, t.end - t.start))});
   }
   return out;
 }

@@ -350,7 +350,7 @@ std::int64_t writeTokenShard(const std::string& corpus_dir, const std::string& s
   }
   std::map<std::string, std::int32_t> source_ids;
   for (const auto& d : docs) {
-    const auto ids = tok.encodeIds(d.text);
+    const auto ids = tok.encodeIds(d.text, true);  // each document as the model reads one (a BOS first where it wants one)
     tokens.insert(tokens.end(), ids.begin(), ids.end());
     tokens.push_back(tok.endOfTextId());
     offsets.push_back(static_cast<std::int64_t>(tokens.size()));

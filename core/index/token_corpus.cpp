@@ -28,7 +28,9 @@ void readText(const std::vector<fs::path>& files, const Tokenizer& tok, std::int
     if (static_cast<std::int64_t>(out->size()) >= need) break;
     std::string text = readTextFile(f.string());
     if (findInvalidUtf8(text) != std::string::npos) text = toValidUtf8(text);
-    // Tokenise in pieces cut at line ends, so a huge file does not need one huge token list.
+    // Tokenise in pieces cut at line ends, so a huge file does not need one huge token list;
+    // the document starts with the tokens the model's post-processor puts first (a BOS).
+    out->insert(out->end(), tok.prefixIds().begin(), tok.prefixIds().end());
     std::size_t pos = 0;
     while (pos < text.size() && static_cast<std::int64_t>(out->size()) < need) {
       std::size_t end = std::min(text.size(), pos + (1u << 20));

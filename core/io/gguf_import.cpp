@@ -22,8 +22,9 @@ namespace monoscope::core {
 
 namespace {
 
-// How a tensor's rows are reordered on the way to Hugging Face's layout.
-enum class Rows { Keep, UnpermuteQ, UnpermuteK };
+// How a tensor changes on the way to Hugging Face's layout: kept, q/k rows un-permuted, or (Gemma's
+// norms, which llama.cpp's converter stores as 1 + w) one subtracted.
+enum class Rows { Keep, UnpermuteQ, UnpermuteK, MinusOne };
 
 struct TensorRow {
   const char* gguf;  // llama.cpp's name; "%d" is the layer
@@ -31,11 +32,14 @@ struct TensorRow {
   Rows rows;
 };
 
+class Meta;
+
 struct Family {
   const char* arch;        // general.architecture
   const char* model_type;  // config.json model_type
   const TensorRow* tensors;
   std::size_t n_tensors;
+  nlohmann::json (*config)(const GgufFile&, const Meta&);
 };
 
 constexpr TensorRow kLlamaTensors[] = {
@@ -57,8 +61,30 @@ constexpr TensorRow kLlamaTensors[] = {
     {"blk.%d.ffn_down.weight", "model.layers.%d.mlp.down_proj.weight", Rows::Keep},
 };
 
+constexpr TensorRow kGemma3Tensors[] = {
+    {"token_embd.weight", "model.embed_tokens.weight", Rows::Keep},
+    {"output_norm.weight", "model.norm.weight", Rows::MinusOne},
+    {"blk.%d.attn_norm.weight", "model.layers.%d.input_layernorm.weight", Rows::MinusOne},
+    {"blk.%d.attn_q.weight", "model.layers.%d.self_attn.q_proj.weight", Rows::Keep},
+    {"blk.%d.attn_k.weight", "model.layers.%d.self_attn.k_proj.weight", Rows::Keep},
+    {"blk.%d.attn_v.weight", "model.layers.%d.self_attn.v_proj.weight", Rows::Keep},
+    {"blk.%d.attn_output.weight", "model.layers.%d.self_attn.o_proj.weight", Rows::Keep},
+    {"blk.%d.attn_q_norm.weight", "model.layers.%d.self_attn.q_norm.weight", Rows::MinusOne},
+    {"blk.%d.attn_k_norm.weight", "model.layers.%d.self_attn.k_norm.weight", Rows::MinusOne},
+    {"blk.%d.post_attention_norm.weight", "model.layers.%d.post_attention_layernorm.weight", Rows::MinusOne},
+    {"blk.%d.ffn_norm.weight", "model.layers.%d.pre_feedforward_layernorm.weight", Rows::MinusOne},
+    {"blk.%d.ffn_gate.weight", "model.layers.%d.mlp.gate_proj.weight", Rows::Keep},
+    {"blk.%d.ffn_up.weight", "model.layers.%d.mlp.up_proj.weight", Rows::Keep},
+    {"blk.%d.ffn_down.weight", "model.layers.%d.mlp.down_proj.weight", Rows::Keep},
+    {"blk.%d.post_ffw_norm.weight", "model.layers.%d.post_feedforward_layernorm.weight", Rows::MinusOne},
+};
+
+nlohmann::json llamaConfig(const GgufFile& file, const Meta& m);
+nlohmann::json gemma3Config(const GgufFile& file, const Meta& m);
+
 constexpr Family kFamilies[] = {
-    {"llama", "llama", kLlamaTensors, std::size(kLlamaTensors)},
+    {"llama", "llama", kLlamaTensors, std::size(kLlamaTensors), llamaConfig},
+    {"gemma3", "gemma3_text", kGemma3Tensors, std::size(kGemma3Tensors), gemma3Config},
 };
 
 std::string withLayer(const char* pattern, int layer) {
@@ -147,6 +173,59 @@ nlohmann::json llamaConfig(const GgufFile& file, const Meta& m) {
   return c;
 }
 
+// Gemma 3 as llama.cpp runs it: the sliding-window pattern (every sixth layer global), the local
+// RoPE base (10,000) and the query scale are fixed by llama.cpp rather than stored in the file.
+nlohmann::json gemma3Config(const GgufFile& file, const Meta& m) {
+  const std::int64_t d_model = m.integer(m.a("embedding_length"));
+  const std::int64_t n_heads = m.integer(m.a("attention.head_count"));
+  if (m.has(m.a("attention.head_count_kv")) && m.raw(m.a("attention.head_count_kv")).is_array())
+    m.fail(m.a("attention.head_count_kv"), "varies by layer, which Gemma 3 models do not do");
+  const std::int64_t n_kv = m.integer(m.a("attention.head_count_kv"), n_heads);
+  if (n_heads <= 0 || d_model <= 0 || n_kv <= 0) m.fail(m.a("attention.head_count"), "is not positive");
+  const std::int64_t d_head = m.integer(m.a("attention.key_length"), 256);
+  if (m.integer(m.a("attention.value_length"), d_head) != d_head)
+    m.fail(m.a("attention.value_length"), "differs from the key length, which Gemma 3 models do not do");
+  const std::int64_t layers = m.integer(m.a("block_count"));
+  // llama.cpp: the 27B model (62 layers) scales queries by (d_model / heads)^-1/2, the others by d_head^-1/2.
+  const double query_scalar = layers == 62 ? static_cast<double>(d_model) / static_cast<double>(n_heads) : static_cast<double>(d_head);
+  nlohmann::json rope = {{"rope_type", "default"}, {"rope_theta", m.number(m.a("rope.freq_base"), 1000000.0)}};
+  const std::string scaling = m.string(m.a("rope.scaling.type"), "none");
+  if (scaling == "linear") {
+    rope = {{"rope_type", "linear"}, {"rope_theta", rope["rope_theta"]}, {"factor", m.number(m.a("rope.scaling.factor"), 1.0)}};
+  } else if (scaling != "none") {
+    m.fail(m.a("rope.scaling.type"), "is '" + scaling + "'; Gemma 3 files use none or linear");
+  }
+  if (file.has("rope_freqs.weight")) m.fail(m.a("rope.scaling.type"), "comes with per-dimension rope_freqs, which is not supported");
+  const auto& embd = file.tensor("token_embd.weight");
+  nlohmann::json c = {
+      {"model_type", "gemma3_text"},
+      {"architectures", {"Gemma3ForCausalLM"}},
+      {"vocab_size", m.integer(m.a("vocab_size"), embd.ne.size() == 2 ? embd.ne[1] : 0)},
+      {"hidden_size", d_model},
+      {"num_hidden_layers", layers},
+      {"num_attention_heads", n_heads},
+      {"num_key_value_heads", n_kv},
+      {"head_dim", d_head},
+      {"intermediate_size", m.integer(m.a("feed_forward_length"))},
+      {"max_position_embeddings", m.integer(m.a("context_length"), 32768)},
+      {"rms_norm_eps", m.number(m.a("attention.layer_norm_rms_epsilon"), 1e-6)},
+      {"hidden_activation", "gelu_pytorch_tanh"},
+      {"query_pre_attn_scalar", query_scalar},
+      {"sliding_window", m.integer(m.a("attention.sliding_window"), 4096)},
+      {"sliding_window_pattern", 6},
+      {"rope_parameters", {{"full_attention", rope}, {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 10000.0}}}}},
+      {"rope_local_base_freq", 10000.0},
+      {"attn_logit_softcapping", nullptr},
+      {"final_logit_softcapping", nullptr},
+      {"tie_word_embeddings", !file.has("output.weight")},
+      {"attention_bias", false},
+      {"torch_dtype", "float32"},
+  };
+  if (m.has("tokenizer.ggml.bos_token_id")) c["bos_token_id"] = m.integer("tokenizer.ggml.bos_token_id");
+  if (m.has("tokenizer.ggml.eos_token_id")) c["eos_token_id"] = m.integer("tokenizer.ggml.eos_token_id");
+  return c;
+}
+
 // llama.cpp's converter stores each head's q/k rows as interleaved pairs (rotary in the ggml
 // "normal" mode); Hugging Face's rotate_half wants the first half of the head, then the second.
 // GGUF row (h, i, j) for i < d_head/2, j < 2 holds Hugging Face row (h, j, i).
@@ -177,7 +256,7 @@ const Family& findFamily(const GgufFile& file, const std::string& arch) {
   for (const auto& f : kFamilies)
     if (arch == f.arch) return f;
   throw Error("GGUF file '" + file.path() + "': architecture '" + arch + "' is not supported",
-              "Monoscope imports llama-architecture GGUF files (Llama, SmolLM, Mistral); "
+              "Monoscope imports llama (Llama, SmolLM, Mistral) and gemma3 GGUF files; "
               "convert the model's Hugging Face folder instead, or use a supported model");
 }
 
@@ -197,7 +276,7 @@ void importGguf(const std::string& gguf_path, const std::string& out_dir, const 
   const Family& family = findFamily(file, arch);
   const Meta meta(file, arch);
 
-  const nlohmann::json config = llamaConfig(file, meta);
+  const nlohmann::json config = family.config(file, meta);
   const nlohmann::json tokenizer = ggufTokenizerJson(file);
   const int layers = static_cast<int>(config["num_hidden_layers"].get<std::int64_t>());
   const std::int64_t n_heads = config["num_attention_heads"].get<std::int64_t>();
@@ -227,7 +306,9 @@ void importGguf(const std::string& gguf_path, const std::string& out_dir, const 
     const std::vector<std::int64_t> shape = t.shape();
     const std::int64_t out_rows = shape[0];
     const std::int64_t cols = shape.size() > 1 ? t.numel() / out_rows : 1;
-    if (row.rows != Rows::Keep) {
+    if (row.rows == Rows::MinusOne) {
+      for (float& v : values) v -= 1.0f;
+    } else if (row.rows != Rows::Keep) {
       values = unpermuteRows(values, out_rows, cols, row.rows == Rows::UnpermuteQ ? n_heads : n_kv,
                              "GGUF file '" + gguf_path + "': tensor '" + t.name + "'");
     }

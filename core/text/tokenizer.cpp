@@ -1,6 +1,9 @@
 #include "text/tokenizer.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <functional>
 #include <filesystem>
 #include <limits>
 #include <mutex>
@@ -103,14 +106,57 @@ void Tokenizer::finish() {
     byte_ids_[b] = it == bytes_to_id_.end() ? -1 : it->second;
     missing_bytes_ = missing_bytes_ || it == bytes_to_id_.end();
   }
-  for (const auto& [content, id] : specials_) {
-    if (content == "<|endoftext|>") eot_id_ = id;
+  static const char* const kEndOfText[] = {"<|endoftext|>", "<|end_of_text|>", "<eos>", "</s>"};
+  for (const char* name : kEndOfText) {
+    for (const auto& [content, id] : specials_)
+      if (eot_id_ < 0 && content == name) eot_id_ = id;
   }
   if (eot_id_ < 0 && !specials_.empty()) eot_id_ = specials_.front().second;
-  // Longest special first so that overlapping specials match greedily.
-  std::sort(specials_.begin(), specials_.end(),
-            [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  buildSpecialIndex();
   cache_ = std::make_shared<Cache>();
+}
+
+void Tokenizer::buildSpecialIndex() {
+  trie_edges_.clear();
+  trie_terminal_.assign(1, -1);
+  special_of_id_.clear();
+  std::fill(std::begin(special_first_byte_), std::end(special_first_byte_), false);
+  for (std::size_t k = 0; k < specials_.size(); ++k) {
+    const std::string& s = specials_[k].first;
+    special_of_id_[specials_[k].second] = k;
+    if (s.empty()) continue;
+    special_first_byte_[static_cast<unsigned char>(s[0])] = true;
+    std::int32_t node = 0;
+    for (unsigned char c : s) {
+      const std::uint64_t key = (static_cast<std::uint64_t>(node) << 8) | c;
+      auto it = trie_edges_.find(key);
+      if (it == trie_edges_.end()) {
+        it = trie_edges_.emplace(key, static_cast<std::int32_t>(trie_terminal_.size())).first;
+        trie_terminal_.push_back(-1);
+      }
+      node = it->second;
+    }
+    if (trie_terminal_[static_cast<std::size_t>(node)] < 0) trie_terminal_[static_cast<std::size_t>(node)] = static_cast<std::int32_t>(k);
+  }
+}
+
+std::ptrdiff_t Tokenizer::findSpecial(std::string_view text, std::size_t pos, std::size_t* at) const {
+  if (specials_.empty()) return -1;
+  for (std::size_t i = pos; i < text.size(); ++i) {
+    if (!special_first_byte_[static_cast<unsigned char>(text[i])]) continue;
+    std::int32_t node = 0, found = -1;
+    for (std::size_t j = i; j < text.size(); ++j) {
+      const auto it = trie_edges_.find((static_cast<std::uint64_t>(node) << 8) | static_cast<unsigned char>(text[j]));
+      if (it == trie_edges_.end()) break;
+      node = it->second;
+      if (trie_terminal_[static_cast<std::size_t>(node)] >= 0) found = trie_terminal_[static_cast<std::size_t>(node)];
+    }
+    if (found >= 0) {  // leftmost, then longest
+      *at = i;
+      return found;
+    }
+  }
+  return -1;
 }
 
 Tokenizer Tokenizer::fromDirectory(const std::string& model) {
@@ -134,91 +180,207 @@ static void loadVocabObject(const nlohmann::json& vocab, const std::string& wher
   }
 }
 
-Tokenizer Tokenizer::fromTokenizerJson(const std::string& path) try {
-  const nlohmann::json j = readJsonFile(path);
-  const JsonFields top(j, "'" + path + "'");
-  if (!j.contains("model") || !j["model"].is_object()) top.fail("model", "is missing or not an object");
-  const JsonFields model(j["model"], "'" + path + "' model");
-  const std::string type = model.string("type", "BPE");
-  if (type != "BPE") {
-    model.fail("type", "is '" + type + "'; only byte-level BPE tokenizers are supported");
-  }
-  Tokenizer t;
-  // Pre-tokeniser: ByteLevel (GPT-2 pattern), possibly with add_prefix_space.
-  if (j.contains("pre_tokenizer") && j["pre_tokenizer"].is_object()) {
-    const auto& pt = j["pre_tokenizer"];
-    std::vector<nlohmann::json> parts;
-    if (pt.value("type", "") == "Sequence" && pt.contains("pretokenizers")) {
-      for (const auto& p : pt["pretokenizers"]) parts.push_back(p);
-    } else {
-      parts.push_back(pt);
-    }
-    bool byte_level = false;
-    for (const auto& p : parts) {
-      const std::string ptype = p.value("type", "");
-      if (ptype == "Digits" && !byte_level) {
-        t.digits_ = p.value("individual_digits", false) ? DigitSplit::Individual : DigitSplit::Runs;
-      } else if (ptype == "ByteLevel") {
-        byte_level = true;
-        t.add_prefix_space_ = p.value("add_prefix_space", false);
-        if (!p.value("use_regex", true)) {
-          throw Error("'" + path + "': ByteLevel pre-tokenizer without the GPT-2 regex is not supported");
-        }
-      } else {
-        throw Error("'" + path + "': pre-tokenizer '" + ptype + "' is not supported",
-                    "Monoscope reads GPT-2-style byte-level BPE tokenizers");
+namespace {
+
+// The post-processor's tokens around a single text: TemplateProcessing's "single" template,
+// RobertaProcessing / BertProcessing (cls before, sep after), ByteLevel (none), or a Sequence.
+void readPostProcessor(const nlohmann::json& pp, const std::string& where, const std::function<std::int32_t(const nlohmann::json&)>& id_of,
+                       std::vector<std::int32_t>* prefix, std::vector<std::int32_t>* suffix) {
+  if (pp.is_null()) return;
+  if (!pp.is_object() || !pp.contains("type") || !pp["type"].is_string()) throw Error(where + ": 'post_processor' has no 'type'");
+  const std::string type = pp["type"].get<std::string>();
+  if (type == "Sequence") {
+    if (!pp.contains("processors") || !pp["processors"].is_array()) throw Error(where + ": post_processor Sequence has no 'processors' list");
+    for (const auto& p : pp["processors"]) readPostProcessor(p, where, id_of, prefix, suffix);
+  } else if (type == "ByteLevel") {
+  } else if (type == "TemplateProcessing") {
+    if (!pp.contains("single") || !pp["single"].is_array()) throw Error(where + ": post_processor TemplateProcessing has no 'single' template");
+    const auto& specials = pp.contains("special_tokens") && pp["special_tokens"].is_object() ? pp["special_tokens"] : nlohmann::json::object();
+    bool seen_text = false;
+    for (const auto& piece : pp["single"]) {
+      if (piece.is_object() && piece.contains("Sequence")) {
+        seen_text = true;
+        continue;
+      }
+      if (!piece.is_object() || !piece.contains("SpecialToken") || !piece["SpecialToken"].is_object() ||
+          !piece["SpecialToken"].contains("id") || !piece["SpecialToken"]["id"].is_string())
+        throw Error(where + ": post_processor TemplateProcessing 'single' holds " + piece.dump() + ", which is neither a Sequence nor a SpecialToken");
+      const std::string name = piece["SpecialToken"]["id"].get<std::string>();
+      if (!specials.contains(name) || !specials[name].is_object() || !specials[name].contains("ids") || !specials[name]["ids"].is_array())
+        throw Error(where + ": post_processor TemplateProcessing uses '" + name + "' but its 'special_tokens' do not list its ids");
+      for (const auto& id : specials[name]["ids"]) {
+        if (!id.is_number_integer()) throw Error(where + ": post_processor TemplateProcessing ids of '" + name + "' are not integers");
+        (seen_text ? suffix : prefix)->push_back(id.get<std::int32_t>());
       }
     }
-    if (!byte_level) throw Error("'" + path + "': the pre-tokenizer is not ByteLevel");
-  }
-  std::vector<std::pair<std::string, std::int32_t>> vocab;
-  if (!j["model"].contains("vocab")) model.fail("vocab", "is missing");
-  loadVocabObject(j["model"]["vocab"], "'" + path + "'", &vocab);
-  std::string bytes;
-  for (const auto& [s, id] : vocab) {
-    if (!unmapToken(s, &bytes)) {
-      throw Error("'" + path + "': token '" + s + "' is outside the byte-level alphabet",
-                  "this is not a byte-level BPE vocabulary");
+  } else if (type == "RobertaProcessing" || type == "BertProcessing") {
+    for (const char* key : {"cls", "sep"}) {
+      if (!pp.contains(key) || !pp[key].is_array() || pp[key].size() != 2) throw Error(where + ": post_processor " + type + " '" + key + "' is not [token, id]");
+      (std::string(key) == "cls" ? prefix : suffix)->push_back(id_of(pp[key][1]));
     }
-    t.addToken(id, bytes);
+  } else {
+    throw Error(where + ": post_processor '" + type + "' is not supported",
+                "supported: TemplateProcessing, RobertaProcessing, BertProcessing, ByteLevel, Sequence");
+  }
+}
+
+// What a SentencePiece-style piece stands for, by the decoder's Replace and Metaspace steps
+// (U+2581 -> space); <0xNN> pieces are handled by the caller.
+std::vector<std::pair<std::string, std::string>> decoderReplacements(const nlohmann::json& dec) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (!dec.is_object()) return out;
+  const std::string type = dec.value("type", "");
+  if (type == "Sequence" && dec.contains("decoders") && dec["decoders"].is_array()) {
+    for (const auto& d : dec["decoders"])
+      for (auto& r : decoderReplacements(d)) out.push_back(std::move(r));
+  } else if (type == "Replace" && dec.contains("pattern") && dec["pattern"].is_object() && dec["pattern"].contains("String") &&
+             dec["pattern"]["String"].is_string() && dec.contains("content") && dec["content"].is_string()) {
+    out.emplace_back(dec["pattern"]["String"].get<std::string>(), dec["content"].get<std::string>());
+  } else if (type == "Metaspace") {
+    out.emplace_back(dec.contains("replacement") && dec["replacement"].is_string() ? dec["replacement"].get<std::string>() : "\xE2\x96\x81", " ");
+  }
+  return out;
+}
+
+std::string replaceAll(std::string s, const std::string& from, const std::string& to) {
+  if (from.empty()) return s;
+  for (std::size_t i = s.find(from); i != std::string::npos; i = s.find(from, i + to.size())) s.replace(i, from.size(), to);
+  return s;
+}
+
+}  // namespace
+
+Tokenizer Tokenizer::fromTokenizerJson(const std::string& path) try {
+  const nlohmann::json j = readJsonFile(path);
+  const std::string where = "'" + path + "'";
+  const JsonFields top(j, where);
+  if (!j.contains("model") || !j["model"].is_object()) top.fail("model", "is missing or not an object");
+  const JsonFields model(j["model"], where + " model");
+  const auto& m = j["model"];
+  const std::string type = model.string("type", "BPE");
+  if (type != "BPE") {
+    model.fail("type", "is '" + type + "'; only BPE tokenizers (byte-level or SentencePiece-style) are supported");
+  }
+  for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
+    if (m.contains(key) && !m[key].is_null() && !(m[key].is_string() && m[key].get<std::string>().empty()))
+      model.fail(key, "is set; BPE with word-piece affixes is not supported");
+  if (m.contains("dropout") && !m["dropout"].is_null() && !(m["dropout"].is_number() && m["dropout"].get<double>() == 0.0))
+    model.fail("dropout", "is set; a tokenizer with BPE dropout is random at every call and cannot be used for analysis");
+  Tokenizer t;
+  const nlohmann::json null_json;
+  const nlohmann::json& normalizer = j.contains("normalizer") ? j["normalizer"] : null_json;
+  const nlohmann::json& pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"] : null_json;
+  const nlohmann::json& decoder = j.contains("decoder") ? j["decoder"] : null_json;
+  t.pipeline_ = std::make_shared<const TextPipeline>(TextPipeline::fromJson(normalizer, pre, where));
+  t.byte_level_ = t.pipeline_->byteLevel() || (decoder.is_object() && decoder.value("type", "") == "ByteLevel");
+  if (t.pipeline_->gpt2Shape()) t.digits_ = t.pipeline_->digitSplit() == 2 ? DigitSplit::Individual : t.pipeline_->digitSplit() == 1 ? DigitSplit::Runs : DigitSplit::None;
+  if (!t.byte_level_ && normalizer.is_null() && pre.is_null() && !decoder.is_object())
+    throw Error(where + ": neither a ByteLevel nor a SentencePiece-style pipeline (no normalizer, pre-tokenizer or decoder)",
+                "Monoscope reads byte-level and SentencePiece-style BPE tokenizers");
+  t.byte_fallback_ = m.contains("byte_fallback") && m["byte_fallback"].is_boolean() && m["byte_fallback"].get<bool>();
+  t.fuse_unk_ = m.contains("fuse_unk") && m["fuse_unk"].is_boolean() && m["fuse_unk"].get<bool>();
+  t.ignore_merges_ = m.contains("ignore_merges") && m["ignore_merges"].is_boolean() && m["ignore_merges"].get<bool>();
+  if (t.byte_level_ && t.byte_fallback_) model.fail("byte_fallback", "is set on a byte-level vocabulary, which needs none");
+  t.post_processor_json_ = j.contains("post_processor") ? j["post_processor"].dump() : "null";
+  t.decoder_json_ = decoder.dump();
+  std::vector<std::pair<std::string, std::int32_t>> vocab;
+  if (!m.contains("vocab")) model.fail("vocab", "is missing");
+  loadVocabObject(m["vocab"], where, &vocab);
+  std::string bytes;
+  const auto replacements = decoderReplacements(decoder);
+  for (const auto& [s, id] : vocab) {
+    if (t.byte_level_) {
+      if (!unmapToken(s, &bytes)) {
+        throw Error(where + ": token '" + s + "' is outside the byte-level alphabet",
+                    "this is not a byte-level BPE vocabulary");
+      }
+      t.addToken(id, bytes);
+    } else {
+      if (findInvalidUtf8(s) != std::string::npos) throw Error(where + ": a vocabulary entry is not valid UTF-8");
+      t.addToken(id, s);
+    }
+  }
+  if (!t.byte_level_) {
+    std::fill(std::begin(t.fallback_ids_), std::end(t.fallback_ids_), -1);
+    t.id_to_surface_.resize(t.id_to_bytes_.size());
+    for (std::size_t id = 0; id < t.id_to_bytes_.size(); ++id) {
+      const std::string& piece = t.id_to_bytes_[id];
+      unsigned hex = 0;
+      if (t.byte_fallback_ && piece.size() == 6 && piece.compare(0, 3, "<0x") == 0 && piece[5] == '>' &&
+          std::sscanf(piece.c_str() + 3, "%2x", &hex) == 1 && std::isxdigit(static_cast<unsigned char>(piece[3])) &&
+          std::isxdigit(static_cast<unsigned char>(piece[4]))) {
+        t.fallback_ids_[hex] = static_cast<std::int32_t>(id);
+        t.id_to_surface_[id] = std::string(1, static_cast<char>(hex));
+        continue;
+      }
+      std::string surface = piece;
+      for (const auto& [from, to] : replacements) surface = replaceAll(std::move(surface), from, to);
+      t.id_to_surface_[id] = std::move(surface);
+    }
+  }
+  if (m.contains("unk_token") && m["unk_token"].is_string()) {
+    const auto it = t.bytes_to_id_.find(m["unk_token"].get<std::string>());
+    if (it == t.bytes_to_id_.end()) model.fail("unk_token", "'" + m["unk_token"].get<std::string>() + "' is not in the vocabulary");
+    t.unk_id_ = it->second;
   }
   if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
     for (const auto& a : j["added_tokens"]) {
       if (!a.is_object() || !a.contains("id") || !a.contains("content")) continue;
       if (!a["id"].is_number_integer() || !a["content"].is_string())
-        throw Error("'" + path + "': an added_tokens entry has a non-integer id or non-string content");
+        throw Error(where + ": an added_tokens entry has a non-integer id or non-string content");
       const auto id = a["id"].get<std::int32_t>();
       const auto content = a["content"].get<std::string>();
       if (content.empty())
-        throw Error("'" + path + "': added token " + std::to_string(id) + " has empty content", "remove it or give it text");
+        throw Error(where + ": added token " + std::to_string(id) + " has empty content", "remove it or give it text");
+      if (findInvalidUtf8(content) != std::string::npos) throw Error(where + ": added token " + std::to_string(id) + " is not valid UTF-8");
       t.addToken(id, content);
+      if (!t.byte_level_) {
+        if (t.id_to_surface_.size() < t.id_to_bytes_.size()) t.id_to_surface_.resize(t.id_to_bytes_.size());
+        std::string surface = content;  // added tokens go through the decoder too
+        for (const auto& [from, to] : replacements) surface = replaceAll(std::move(surface), from, to);
+        t.id_to_surface_[static_cast<std::size_t>(id)] = std::move(surface);
+      }
       t.specials_.emplace_back(content, id);
     }
   }
+  const auto id_of = [&](const nlohmann::json& v) -> std::int32_t {
+    if (!v.is_number_integer()) throw Error(where + ": a post_processor token id is not an integer");
+    return v.get<std::int32_t>();
+  };
+  readPostProcessor(j.contains("post_processor") ? j["post_processor"] : null_json, where, id_of, &t.prefix_ids_, &t.suffix_ids_);
+  for (auto id : t.prefix_ids_)
+    if (id < 0 || static_cast<std::size_t>(id) >= t.id_to_bytes_.size()) throw Error(where + ": post_processor token id " + std::to_string(id) + " is outside the vocabulary");
+  for (auto id : t.suffix_ids_)
+    if (id < 0 || static_cast<std::size_t>(id) >= t.id_to_bytes_.size()) throw Error(where + ": post_processor token id " + std::to_string(id) + " is outside the vocabulary");
   t.finish();  // byte ids first: merges refer to them
-  const auto& merges = j["model"].contains("merges") ? j["model"]["merges"] : nlohmann::json::array();
+  const auto& merges = m.contains("merges") ? m["merges"] : nlohmann::json::array();
   if (!merges.is_array()) model.fail("merges", "is not an array");
   std::int32_t rank = 0;
   std::string a, b;
-  for (const auto& m : merges) {
+  for (const auto& mg : merges) {
     std::string left, right;
-    if (m.is_string()) {
-      const std::string s = m.get<std::string>();
+    if (mg.is_string()) {
+      const std::string s = mg.get<std::string>();
       const auto sp = s.find(' ');
       if (sp == std::string::npos) model.fail("merges", "entry '" + s + "' is not 'left right'");
       left = s.substr(0, sp);
       right = s.substr(sp + 1);
-    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-      left = m[0].get<std::string>();
-      right = m[1].get<std::string>();
+    } else if (mg.is_array() && mg.size() == 2 && mg[0].is_string() && mg[1].is_string()) {
+      left = mg[0].get<std::string>();
+      right = mg[1].get<std::string>();
     } else {
-      model.fail("merges", "entry " + m.dump() + " is malformed");
+      model.fail("merges", "entry " + mg.dump() + " is malformed");
     }
-    if (!unmapToken(left, &a) || !unmapToken(right, &b) || !t.bytes_to_id_.count(a) ||
-        !t.bytes_to_id_.count(b)) {
+    if (t.byte_level_) {
+      if (!unmapToken(left, &a) || !unmapToken(right, &b)) a.clear(), b.clear();
+    } else {
+      a = left;
+      b = right;
+    }
+    if (a.empty() || b.empty() || !t.bytes_to_id_.count(a) || !t.bytes_to_id_.count(b)) {
       model.fail("merges", "entry '" + left + " " + right + "' uses tokens not in the vocabulary");
     }
-    t.addMerge(t.bytes_to_id_[a], t.bytes_to_id_[b], rank++, "'" + path + "'");
+    t.addMerge(t.bytes_to_id_[a], t.bytes_to_id_[b], rank++, where);
   }
   return t;
 } catch (const nlohmann::json::exception& e) {
@@ -306,7 +468,7 @@ const std::string& Tokenizer::tokenBytes(std::int32_t id) const {
                     std::to_string(id_to_bytes_.size()) + " tokens",
                 "use ids produced by this model's tokenizer");
   }
-  return id_to_bytes_[id];
+  return byte_level_ ? id_to_bytes_[id] : id_to_surface_[id];
 }
 
 std::string Tokenizer::decode(const std::vector<std::int32_t>& ids) const {
@@ -316,9 +478,10 @@ std::string Tokenizer::decode(const std::vector<std::int32_t>& ids) const {
 }
 
 std::string Tokenizer::tokenString(std::int32_t id) const {
-  for (const auto& [content, sid] : specials_)
-    if (sid == id) return content;
-  return mapBytes(tokenBytes(id));
+  const auto it = special_of_id_.find(id);
+  if (it != special_of_id_.end()) return specials_[it->second].first;
+  (void)tokenBytes(id);  // range check
+  return byte_level_ ? mapBytes(id_to_bytes_[static_cast<std::size_t>(id)]) : id_to_bytes_[static_cast<std::size_t>(id)];
 }
 
 std::vector<std::int32_t> Tokenizer::mergeByScan(std::string_view word) const {
@@ -415,14 +578,8 @@ void Tokenizer::bpe(std::string_view word, std::vector<std::int32_t>* out) const
 void Tokenizer::encodeOrdinary(std::string_view text, std::size_t base,
                                std::vector<Token>* out) const {
   std::vector<Span> spans;
-  std::string prefixed;
-  std::string_view src = text;
-  std::size_t shift = 0;
-  if (add_prefix_space_ && base == 0 && !text.empty() && text[0] != ' ') {
-    prefixed = " " + std::string(text);
-    src = prefixed;
-    shift = 1;
-  }
+  const std::string_view src = text;
+  const std::size_t shift = 0;
   if (digits_ == DigitSplit::None) {
     pretokenizeGpt2(src, &spans);
   } else {
@@ -491,50 +648,182 @@ void Tokenizer::encodeWithGaps(std::string_view word, std::size_t begin, std::ve
   out->insert(out->end(), parts.begin(), parts.end());
 }
 
-std::vector<Token> Tokenizer::encode(std::string_view text) const {
+std::vector<Token> Tokenizer::encode(std::string_view text, bool add_special) const {
   requireUtf8(text, "the input text");
   std::vector<Token> out;
+  if (add_special)
+    for (auto id : prefix_ids_) out.push_back({id, 0, 0});
   std::size_t pos = 0;
+  const bool direct = byte_level_ && (!pipeline_ || pipeline_->gpt2Shape());
   while (pos < text.size()) {
-    // Find the next special token occurrence.
-    std::size_t best = std::string_view::npos;
-    const std::pair<std::string, std::int32_t>* which = nullptr;
-    for (const auto& sp : specials_) {
-      const std::size_t f = text.find(sp.first, pos);
-      if (f != std::string_view::npos && (f < best)) {
-        best = f;
-        which = &sp;
-      }
+    std::size_t at = 0;
+    const std::ptrdiff_t k = findSpecial(text, pos, &at);
+    const std::size_t stop = k < 0 ? text.size() : at;
+    if (stop > pos) {
+      if (direct) encodeOrdinary(text.substr(pos, stop - pos), pos, &out);
+      else encodeGeneral(text.substr(pos, stop - pos), pos, &out);
     }
-    const std::size_t stop = best == std::string_view::npos ? text.size() : best;
-    if (stop > pos) encodeOrdinary(text.substr(pos, stop - pos), pos, &out);
-    if (which == nullptr) break;
-    out.push_back({which->second, best, best + which->first.size()});
-    pos = best + which->first.size();
+    if (k < 0) break;
+    const auto& sp = specials_[static_cast<std::size_t>(k)];
+    out.push_back({sp.second, at, at + sp.first.size()});
+    pos = at + sp.first.size();
   }
+  if (add_special)
+    for (auto id : suffix_ids_) out.push_back({id, text.size(), text.size()});
   return out;
 }
 
-std::vector<std::int32_t> Tokenizer::encodeIds(std::string_view text) const {
+std::vector<std::int32_t> Tokenizer::encodeIds(std::string_view text, bool add_special) const {
   std::vector<std::int32_t> ids;
-  for (const auto& t : encode(text)) ids.push_back(t.id);
+  for (const auto& t : encode(text, add_special)) ids.push_back(t.id);
   return ids;
+}
+
+void Tokenizer::encodeGeneral(std::string_view text, std::size_t base, std::vector<Token>* out) const {
+  NormalizedText nt;
+  std::vector<Span> pieces;
+  pipeline_->run(text, base, &nt, &pieces);
+  std::vector<Token> local;
+  for (const Span& p : pieces) {
+    local.clear();
+    const std::string_view word = std::string_view(nt.s).substr(p.begin, p.end - p.begin);
+    if (!byte_level_) {
+      encodePieceWord(word, p.begin, &local);
+    } else {
+      bool gaps = false;
+      if (missing_bytes_)
+        for (unsigned char c : word) gaps = gaps || byte_ids_[c] < 0;
+      if (gaps) {
+        encodeWithGaps(word, p.begin, &local);
+      } else {
+        std::vector<std::int32_t> ids;
+        bpe(word, &ids);
+        std::size_t at = p.begin;
+        for (auto id : ids) {
+          const std::size_t len = id_to_bytes_[static_cast<std::size_t>(id)].size();
+          local.push_back({id, at, at + len});
+          at += len;
+        }
+      }
+    }
+    // Normalized offsets back to the caller's text.
+    for (const Token& t : local) out->push_back({t.id, nt.begin[t.start], nt.end[t.end - 1]});
+  }
+}
+
+void Tokenizer::encodePieceWord(std::string_view word, std::size_t begin, std::vector<Token>* out) const {
+  if (word.empty()) return;
+  if (ignore_merges_) {
+    const auto it = bytes_to_id_.find(std::string(word));
+    if (it != bytes_to_id_.end()) {
+      out->push_back({it->second, begin, begin + word.size()});
+      return;
+    }
+  }
+  // Initial symbols as Hugging Face's BPE builds them: a character's token, else its <0xNN> byte
+  // tokens (byte_fallback), else the unknown token (consecutive ones fused with fuse_unk).
+  std::vector<Token> syms;
+  syms.reserve(word.size());
+  bool unk_pending = false;
+  Token unk{unk_id_, 0, 0};
+  std::string ch;
+  for (std::size_t i = 0; i < word.size();) {
+    std::size_t len = 0;
+    (void)decodeUtf8(word, i, &len);
+    ch.assign(word.substr(i, len));
+    const auto it = bytes_to_id_.find(ch);
+    if (it != bytes_to_id_.end()) {
+      if (unk_pending) syms.push_back(unk);
+      unk_pending = false;
+      syms.push_back({it->second, begin + i, begin + i + len});
+    } else {
+      bool fell_back = false;
+      if (byte_fallback_) {
+        fell_back = true;
+        for (std::size_t b = 0; b < len; ++b) fell_back = fell_back && fallback_ids_[static_cast<unsigned char>(ch[b])] >= 0;
+        if (fell_back)
+          for (std::size_t b = 0; b < len; ++b) syms.push_back({fallback_ids_[static_cast<unsigned char>(ch[b])], begin + i + b, begin + i + b + 1});
+      }
+      if (!fell_back && unk_id_ >= 0) {
+        if (unk_pending && fuse_unk_) {
+          unk.end = begin + i + len;
+        } else {
+          if (unk_pending) syms.push_back(unk);
+          unk = {unk_id_, begin + i, begin + i + len};
+          unk_pending = true;
+        }
+      }
+      // neither: the character is dropped, as Hugging Face's BPE drops it
+    }
+    i += len;
+  }
+  if (unk_pending) syms.push_back(unk);
+  mergeSymbols(&syms);
+  out->insert(out->end(), syms.begin(), syms.end());
+}
+
+void Tokenizer::mergeSymbols(std::vector<Token>* symbols) const {
+  auto& sym = *symbols;
+  const auto n = static_cast<std::int32_t>(sym.size());
+  if (n < 2 || merges_.empty()) return;
+  std::vector<std::int32_t> next(static_cast<std::size_t>(n)), prev(static_cast<std::size_t>(n));
+  for (std::int32_t i = 0; i < n; ++i) {
+    next[static_cast<std::size_t>(i)] = i + 1 < n ? i + 1 : -1;
+    prev[static_cast<std::size_t>(i)] = i - 1;
+  }
+  struct Cand {
+    std::int32_t rank, left, right, left_id, right_id;
+    bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
+  };
+  std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
+  auto id = [&](std::int32_t i) { return sym[static_cast<std::size_t>(i)].id; };
+  auto consider = [&](std::int32_t l) {
+    if (l < 0 || next[static_cast<std::size_t>(l)] < 0) return;
+    const std::int32_t r = next[static_cast<std::size_t>(l)];
+    const auto it = merges_.find(pairKey(id(l), id(r)));
+    if (it != merges_.end()) heap.push({it->second.rank, l, r, id(l), id(r)});
+  };
+  for (std::int32_t i = 0; i + 1 < n; ++i) consider(i);
+  while (!heap.empty()) {
+    const Cand c = heap.top();
+    heap.pop();
+    if (id(c.left) != c.left_id || next[static_cast<std::size_t>(c.left)] != c.right || id(c.right) != c.right_id) continue;  // stale
+    Token& l = sym[static_cast<std::size_t>(c.left)];
+    l.id = merges_.at(pairKey(c.left_id, c.right_id)).merged;
+    l.end = sym[static_cast<std::size_t>(c.right)].end;
+    sym[static_cast<std::size_t>(c.right)].id = -1;
+    next[static_cast<std::size_t>(c.left)] = next[static_cast<std::size_t>(c.right)];
+    if (next[static_cast<std::size_t>(c.left)] >= 0) prev[static_cast<std::size_t>(next[static_cast<std::size_t>(c.left)])] = c.left;
+    consider(prev[static_cast<std::size_t>(c.left)]);
+    consider(c.left);
+  }
+  std::vector<Token> merged;
+  for (std::int32_t i = 0; i >= 0; i = next[static_cast<std::size_t>(i)]) merged.push_back(sym[static_cast<std::size_t>(i)]);
+  sym = std::move(merged);
 }
 
 void Tokenizer::save(const std::string& dir) const {
   fs::create_directories(dir);
+  // A vocabulary entry as the file spells it: byte-level tokens in the byte-to-unicode alphabet,
+  // SentencePiece-style ones as their piece.
+  auto spell = [&](std::int32_t id) {
+    return byte_level_ ? mapBytes(id_to_bytes_[static_cast<std::size_t>(id)]) : id_to_bytes_[static_cast<std::size_t>(id)];
+  };
   nlohmann::ordered_json vocab = nlohmann::ordered_json::object();
   for (std::size_t id = 0; id < id_to_bytes_.size(); ++id) {
-    bool special = false;
-    for (const auto& sp : specials_) special = special || sp.second == static_cast<std::int32_t>(id);
-    if (!special) vocab[mapBytes(id_to_bytes_[id])] = id;
+    const bool special = special_of_id_.count(static_cast<std::int32_t>(id)) > 0;
+    if (!special || !byte_level_) vocab[spell(static_cast<std::int32_t>(id))] = id;
   }
   nlohmann::ordered_json merges = nlohmann::ordered_json::array();
   std::string merges_txt = "#version: 0.2\n";
   for (const auto& [l, r] : merge_list_) {
-    const std::string line = mapBytes(id_to_bytes_[l]) + " " + mapBytes(id_to_bytes_[r]);
-    merges.push_back(line);
-    merges_txt += line + "\n";
+    if (byte_level_) {
+      const std::string line = spell(l) + " " + spell(r);
+      merges.push_back(line);
+      merges_txt += line + "\n";
+    } else {
+      merges.push_back({spell(l), spell(r)});  // pairs: pieces may hold spaces
+    }
   }
   nlohmann::ordered_json added = nlohmann::ordered_json::array();
   nlohmann::ordered_json vocab_with_specials = vocab;
@@ -542,33 +831,40 @@ void Tokenizer::save(const std::string& dir) const {
   std::sort(specials.begin(), specials.end(), [](auto& a, auto& b) { return a.second < b.second; });
   for (const auto& [content, id] : specials) {
     added.push_back({{"id", id}, {"content", content}, {"single_word", false}, {"lstrip", false},
-                     {"rstrip", false}, {"normalized", true}, {"special", true}});
+                     {"rstrip", false}, {"normalized", false}, {"special", true}});
     vocab_with_specials[content] = id;
   }
-  nlohmann::ordered_json pre_tokenizer = {{"type", "ByteLevel"}, {"add_prefix_space", add_prefix_space_},
-                                           {"trim_offsets", true}, {"use_regex", true}};
-  if (digits_ != DigitSplit::None) {
-    nlohmann::ordered_json digits = {{"type", "Digits"}, {"individual_digits", digits_ == DigitSplit::Individual}};
-    pre_tokenizer = {{"type", "Sequence"}, {"pretokenizers", {digits, pre_tokenizer}}};
+  nlohmann::ordered_json pre_tokenizer, normalizer;
+  if (pipeline_) {
+    pre_tokenizer = pipeline_->preTokenizerJson();
+    normalizer = pipeline_->normalizerJson();
+  } else {
+    pre_tokenizer = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
+    if (digits_ != DigitSplit::None) {
+      nlohmann::ordered_json digits = {{"type", "Digits"}, {"individual_digits", digits_ == DigitSplit::Individual}};
+      pre_tokenizer = {{"type", "Sequence"}, {"pretokenizers", {digits, pre_tokenizer}}};
+    }
   }
+  const nlohmann::ordered_json byte_level_step = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false}, {"use_regex", true}};
+  const nlohmann::ordered_json post = post_processor_json_.empty() ? byte_level_step : nlohmann::ordered_json::parse(post_processor_json_);
+  const nlohmann::ordered_json decoder = decoder_json_.empty() ? byte_level_step : nlohmann::ordered_json::parse(decoder_json_);
+  nlohmann::ordered_json unk = nullptr;
+  if (unk_id_ >= 0) unk = spell(unk_id_);
   nlohmann::ordered_json tj = {
       {"version", "1.0"},
       {"truncation", nullptr},
       {"padding", nullptr},
       {"added_tokens", added},
-      {"normalizer", nullptr},
+      {"normalizer", normalizer},
       {"pre_tokenizer", pre_tokenizer},
-      {"post_processor",
-       {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false},
-        {"use_regex", true}}},
-      {"decoder",
-       {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true},
-        {"use_regex", true}}},
+      {"post_processor", post},
+      {"decoder", decoder},
       {"model",
-       {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr},
-        {"continuing_subword_prefix", ""}, {"end_of_word_suffix", ""}, {"fuse_unk", false},
-        {"byte_fallback", false}, {"vocab", vocab}, {"merges", merges}}}};
+       {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", unk},
+        {"continuing_subword_prefix", ""}, {"end_of_word_suffix", ""}, {"fuse_unk", fuse_unk_},
+        {"byte_fallback", byte_fallback_}, {"ignore_merges", ignore_merges_}, {"vocab", vocab}, {"merges", merges}}}};
   writeFileAtomically((fs::path(dir) / "tokenizer.json").string(), tj.dump(2));
+  if (!byte_level_) return;  // vocab.json + merges.txt are GPT-2's byte-level files
   writeFileAtomically((fs::path(dir) / "vocab.json").string(), vocab_with_specials.dump());
   writeFileAtomically((fs::path(dir) / "merges.txt").string(), merges_txt);
 }

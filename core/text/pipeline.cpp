@@ -1,0 +1,642 @@
+#include "text/pipeline.h"
+
+#include <unicode/uchar.h>
+#include <unicode/utf16.h>
+#include <unicode/unorm2.h>
+#include <unicode/uregex.h>
+#include <unicode/ustring.h>
+#include <unicode/utext.h>
+
+#include <functional>
+#include <mutex>
+
+#include "util/error.h"
+#include "util/utf8.h"
+
+namespace monoscope::core {
+
+using json = nlohmann::json;
+
+namespace {
+
+std::size_t charLen(unsigned char b) { return b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4; }
+
+}  // namespace
+
+NormalizedText NormalizedText::identity(std::string_view text, std::size_t base) {
+  NormalizedText t;
+  t.s.assign(text);
+  t.begin.resize(text.size());
+  t.end.resize(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    t.begin[i] = base + i;
+    t.end[i] = base + i + 1;
+  }
+  return t;
+}
+
+void NormalizedText::append(std::string_view bytes, std::size_t from, std::size_t to) {
+  s.append(bytes);
+  begin.insert(begin.end(), bytes.size(), from);
+  end.insert(end.end(), bytes.size(), to);
+}
+
+void NormalizedText::appendCopy(const NormalizedText& o, std::size_t b, std::size_t e) {
+  s.append(o.s, b, e - b);
+  begin.insert(begin.end(), o.begin.begin() + static_cast<std::ptrdiff_t>(b), o.begin.begin() + static_cast<std::ptrdiff_t>(e));
+  end.insert(end.end(), o.end.begin() + static_cast<std::ptrdiff_t>(b), o.end.begin() + static_cast<std::ptrdiff_t>(e));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regex: ICU over UTF-8 text (UText), so match positions are byte offsets.
+
+class Regex {
+ public:
+  Regex(const std::string& pattern, const std::string& where) {
+    UErrorCode status = U_ZERO_ERROR;
+    UParseError pe{};
+    const std::string icu = icuPattern(pattern);
+    UText* ut = utext_openUTF8(nullptr, icu.data(), static_cast<std::int64_t>(icu.size()), &status);
+    re_ = uregex_openUText(ut, 0, &pe, &status);
+    utext_close(ut);
+    if (U_FAILURE(status)) {
+      throw Error(where + ": the Split regex '" + pattern + "' does not compile (" + u_errorName(status) + " at offset " +
+                      std::to_string(pe.offset) + ")",
+                  "fix the pattern");
+    }
+  }
+  ~Regex() {
+    if (re_) uregex_close(re_);
+  }
+  Regex(const Regex&) = delete;
+  Regex& operator=(const Regex&) = delete;
+
+  // Non-empty matches in `text`, as byte ranges.
+  void matches(std::string_view text, std::vector<std::pair<std::size_t, std::size_t>>* out) const {
+    UErrorCode status = U_ZERO_ERROR;
+    URegularExpression* re;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);  // a compiled expression is cloned per use: its matcher is not shareable
+      re = uregex_clone(re_, &status);
+    }
+    UText* ut = utext_openUTF8(nullptr, text.data(), static_cast<std::int64_t>(text.size()), &status);
+    uregex_setUText(re, ut, &status);
+    while (U_SUCCESS(status) && uregex_findNext(re, &status)) {
+      const auto b = static_cast<std::size_t>(uregex_start64(re, 0, &status));
+      const auto e = static_cast<std::size_t>(uregex_end64(re, 0, &status));
+      if (e > b) out->emplace_back(b, e);
+    }
+    uregex_close(re);
+    utext_close(ut);
+    if (U_FAILURE(status)) throw Error(std::string("the tokenizer's Split regex failed on the text (") + u_errorName(status) + ")");
+  }
+
+ private:
+  URegularExpression* re_ = nullptr;
+  mutable std::mutex mutex_;
+};
+
+std::string icuPattern(const std::string& p) {
+  std::string out;
+  bool in_class = false;
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    const char c = p[i];
+    if (c == '\\' && i + 1 < p.size()) {
+      const char n = p[i + 1];
+      if (n == 's') out += in_class ? "\\p{White_Space}" : "[\\p{White_Space}]";
+      else if (n == 'S') out += in_class ? "\\P{White_Space}" : "[\\P{White_Space}]";
+      else out.append(p, i, 2);
+      ++i;
+      continue;
+    }
+    if (c == '[' && !in_class) in_class = true;
+    else if (c == ']' && in_class) in_class = false;
+    out.push_back(c);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Steps.
+
+struct TextPipeline::Step {
+  virtual ~Step() = default;
+  // Normalizers rewrite the whole text; pre-tokenizers split (and may rewrite) the pieces.
+  virtual void normalize(NormalizedText*) const {}
+  virtual void split(NormalizedText*, std::vector<Span>*) const {}
+};
+
+namespace {
+
+using Step = TextPipeline::Step;
+using Behavior = TextPipeline::Behavior;
+
+// Rebuilds the text from its pieces, each passed through `fn` (which appends the rewritten piece
+// to the new text); the pieces become the new spans.
+void rewritePieces(NormalizedText* t, std::vector<Span>* pieces,
+                   const std::function<void(const NormalizedText&, Span, NormalizedText*, std::vector<Span>*)>& fn) {
+  NormalizedText out;
+  out.s.reserve(t->s.size());
+  std::vector<Span> spans;
+  for (const Span& p : *pieces) fn(*t, p, &out, &spans);
+  *t = std::move(out);
+  *pieces = std::move(spans);
+}
+
+// Copies piece p of `in` to `out`, with `from` replaced by `to` (alignment: the replaced bytes'
+// span). Returns nothing; appends to out.
+void appendReplaced(const NormalizedText& in, Span p, const std::string& from, const std::string& to, NormalizedText* out) {
+  std::size_t i = p.begin;
+  while (i < p.end) {
+    const std::size_t f = from.empty() ? std::string::npos : in.s.find(from, i);
+    if (f == std::string::npos || f + from.size() > p.end) {
+      out->appendCopy(in, i, p.end);
+      break;
+    }
+    out->appendCopy(in, i, f);
+    out->append(to, in.begin[f], in.end[f + from.size() - 1]);
+    i = f + from.size();
+  }
+}
+
+// Prepends `what` to piece p (aligned to the piece's first character, as Hugging Face does).
+void appendPrepended(const NormalizedText& in, Span p, const std::string& what, NormalizedText* out) {
+  if (p.end > p.begin) {
+    const std::size_t first_end = p.begin + charLen(static_cast<unsigned char>(in.s[p.begin]));
+    out->append(what, in.begin[p.begin], in.end[first_end - 1]);
+  }
+  out->appendCopy(in, p.begin, p.end);
+}
+
+// Hugging Face's split of one piece by delimiter matches (ranges relative to the text).
+void splitByMatches(Span p, const std::vector<std::pair<std::size_t, std::size_t>>& found, Behavior behavior,
+                    bool invert, std::vector<Span>* out) {
+  struct Part {
+    std::size_t b, e;
+    bool match;
+  };
+  std::vector<Part> parts;
+  std::size_t prev = p.begin;
+  for (const auto& [b, e] : found) {
+    if (b > prev) parts.push_back({prev, b, false});
+    parts.push_back({b, e, true});
+    prev = e;
+  }
+  if (prev < p.end) parts.push_back({prev, p.end, false});
+  if (invert)
+    for (auto& x : parts) x.match = !x.match;
+  std::vector<Span> res;
+  bool previous_match = false;
+  switch (behavior) {
+    case Behavior::Removed:
+      for (const auto& x : parts)
+        if (!x.match) res.push_back({x.b, x.e});
+      break;
+    case Behavior::Isolated:
+      for (const auto& x : parts) res.push_back({x.b, x.e});
+      break;
+    case Behavior::MergedWithPrevious:
+      for (const auto& x : parts) {
+        if (x.match && !previous_match && !res.empty()) res.back().end = x.e;
+        else res.push_back({x.b, x.e});
+        previous_match = x.match;
+      }
+      break;
+    case Behavior::MergedWithNext:
+      for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
+        if (it->match && !previous_match && !res.empty()) res.back().begin = it->b;
+        else res.push_back({it->b, it->e});
+        previous_match = it->match;
+      }
+      std::reverse(res.begin(), res.end());
+      break;
+    case Behavior::Contiguous:
+      for (const auto& x : parts) {
+        if (x.match == previous_match && !res.empty()) res.back().end = x.e;
+        else res.push_back({x.b, x.e});
+        previous_match = x.match;
+      }
+      break;
+  }
+  for (const Span& s : res)
+    if (s.end > s.begin) out->push_back(s);
+}
+
+void literalMatches(std::string_view s, Span p, const std::string& pat, std::vector<std::pair<std::size_t, std::size_t>>* out) {
+  if (pat.empty()) return;
+  std::size_t i = p.begin;
+  while (true) {
+    const std::size_t f = s.find(pat, i);
+    if (f == std::string_view::npos || f + pat.size() > p.end) break;
+    out->emplace_back(f, f + pat.size());
+    i = f + pat.size();
+  }
+}
+
+struct Prepend final : Step {
+  std::string what;
+  void normalize(NormalizedText* t) const override {
+    if (t->s.empty()) return;
+    NormalizedText out;
+    appendPrepended(*t, {0, t->s.size()}, what, &out);
+    *t = std::move(out);
+  }
+};
+
+struct Replace final : Step {
+  std::string from, to;
+  void normalize(NormalizedText* t) const override {
+    if (t->s.find(from) == std::string::npos) return;
+    NormalizedText out;
+    appendReplaced(*t, {0, t->s.size()}, from, to, &out);
+    *t = std::move(out);
+  }
+};
+
+// Unicode normalisation (ICU), segment by segment between normalisation boundaries, so each
+// output segment aligns to the input it came from.
+struct UnicodeForm final : Step {
+  const UNormalizer2* norm = nullptr;
+  void normalize(NormalizedText* t) const override {
+    UErrorCode status = U_ZERO_ERROR;
+    std::u16string whole;
+    whole.reserve(t->s.size());
+    for (std::size_t i = 0; i < t->s.size();) {
+      std::size_t len = 0;
+      const std::uint32_t cp = decodeUtf8(t->s, i, &len);
+      if (cp < 0x10000) whole.push_back(static_cast<char16_t>(cp));
+      else {
+        whole.push_back(static_cast<char16_t>(0xD7C0 + (cp >> 10)));
+        whole.push_back(static_cast<char16_t>(0xDC00 + (cp & 0x3FF)));
+      }
+      i += len;
+    }
+    if (unorm2_isNormalized(norm, reinterpret_cast<const UChar*>(whole.data()), static_cast<int32_t>(whole.size()), &status) &&
+        U_SUCCESS(status))
+      return;
+    NormalizedText out;
+    std::size_t seg = 0;  // start byte of the current segment
+    auto flush = [&](std::size_t stop) {
+      if (stop <= seg) return;
+      std::u16string in;
+      for (std::size_t i = seg; i < stop;) {
+        std::size_t len = 0;
+        const std::uint32_t cp = decodeUtf8(t->s, i, &len);
+        if (cp < 0x10000) in.push_back(static_cast<char16_t>(cp));
+        else {
+          in.push_back(static_cast<char16_t>(0xD7C0 + (cp >> 10)));
+          in.push_back(static_cast<char16_t>(0xDC00 + (cp & 0x3FF)));
+        }
+        i += len;
+      }
+      UErrorCode st = U_ZERO_ERROR;
+      if (unorm2_isNormalized(norm, reinterpret_cast<const UChar*>(in.data()), static_cast<int32_t>(in.size()), &st) && U_SUCCESS(st)) {
+        out.appendCopy(*t, seg, stop);
+      } else {
+        std::u16string res(in.size() * 4 + 8, u'\0');
+        st = U_ZERO_ERROR;
+        const int32_t n = unorm2_normalize(norm, reinterpret_cast<const UChar*>(in.data()), static_cast<int32_t>(in.size()),
+                                           reinterpret_cast<UChar*>(res.data()), static_cast<int32_t>(res.size()), &st);
+        if (U_FAILURE(st)) throw Error(std::string("Unicode normalisation failed (") + u_errorName(st) + ")");
+        std::string utf8;
+        for (int32_t i = 0; i < n; ++i) {
+          std::uint32_t cp = res[static_cast<std::size_t>(i)];
+          if (cp >= 0xD800 && cp < 0xDC00 && i + 1 < n) cp = 0x10000 + ((cp - 0xD800) << 10) + (res[static_cast<std::size_t>(++i)] - 0xDC00);
+          appendUtf8(utf8, cp);
+        }
+        out.append(utf8, t->begin[seg], t->end[stop - 1]);
+      }
+      seg = stop;
+    };
+    for (std::size_t i = 0; i < t->s.size();) {
+      std::size_t len = 0;
+      const std::uint32_t cp = decodeUtf8(t->s, i, &len);
+      if (i > seg && unorm2_hasBoundaryBefore(norm, static_cast<UChar32>(cp))) flush(i);
+      i += len;
+    }
+    flush(t->s.size());
+    *t = std::move(out);
+  }
+};
+
+// Lowercasing as tokenizers does it: character by character with the full Unicode mapping
+// (U+0130 becomes "i" + U+0307), without context (a final capital sigma becomes U+03C3 too).
+struct Lowercase final : Step {
+  void normalize(NormalizedText* t) const override {
+    NormalizedText out;
+    for (std::size_t i = 0; i < t->s.size();) {
+      std::size_t len = 0;
+      const std::uint32_t cp = decodeUtf8(t->s, i, &len);
+      UChar src[2], dst[8];
+      int32_t n = 0;
+      U16_APPEND_UNSAFE(src, n, static_cast<UChar32>(cp));
+      UErrorCode st = U_ZERO_ERROR;
+      const int32_t m = u_strToLower(dst, 8, src, n, "", &st);
+      std::string l;
+      for (int32_t j = 0; U_SUCCESS(st) && j < m;) {
+        UChar32 c;
+        U16_NEXT_UNSAFE(dst, j, c);
+        appendUtf8(l, static_cast<std::uint32_t>(c));
+      }
+      if (U_FAILURE(st) || m <= 0 || l == t->s.substr(i, len)) out.appendCopy(*t, i, i + len);
+      else out.append(l, t->begin[i], t->end[i + len - 1]);
+      i += len;
+    }
+    *t = std::move(out);
+  }
+};
+
+struct SplitLiteral final : Step {
+  std::string pattern;
+  Behavior behavior = Behavior::Isolated;
+  bool invert = false;
+  void split(NormalizedText* t, std::vector<Span>* pieces) const override {
+    std::vector<Span> out;
+    std::vector<std::pair<std::size_t, std::size_t>> found;
+    for (const Span& p : *pieces) {
+      found.clear();
+      literalMatches(t->s, p, pattern, &found);
+      splitByMatches(p, found, behavior, invert, &out);
+    }
+    *pieces = std::move(out);
+  }
+};
+
+struct SplitRegex final : Step {
+  std::shared_ptr<const Regex> regex;
+  Behavior behavior = Behavior::Isolated;
+  bool invert = false;
+  void split(NormalizedText* t, std::vector<Span>* pieces) const override {
+    std::vector<Span> out;
+    std::vector<std::pair<std::size_t, std::size_t>> found;
+    for (const Span& p : *pieces) {
+      found.clear();
+      regex->matches(std::string_view(t->s).substr(p.begin, p.end - p.begin), &found);
+      for (auto& [b, e] : found) {
+        b += p.begin;
+        e += p.begin;
+      }
+      splitByMatches(p, found, behavior, invert, &out);
+    }
+    *pieces = std::move(out);
+  }
+};
+
+struct DigitsStep final : Step {
+  bool individual = false;
+  void split(NormalizedText* t, std::vector<Span>* pieces) const override {
+    std::vector<Span> out, inner;
+    for (const Span& p : *pieces) {
+      inner.clear();
+      splitDigits(std::string_view(t->s).substr(p.begin, p.end - p.begin), individual, &inner);
+      for (const Span& s : inner) out.push_back({p.begin + s.begin, p.begin + s.end});
+    }
+    *pieces = std::move(out);
+  }
+};
+
+struct ByteLevelStep final : Step {
+  bool add_prefix_space = false;
+  bool use_regex = true;
+  void split(NormalizedText* t, std::vector<Span>* pieces) const override {
+    if (add_prefix_space) {
+      rewritePieces(t, pieces, [](const NormalizedText& in, Span p, NormalizedText* out, std::vector<Span>* spans) {
+        const std::size_t start = out->size();
+        if (in.s[p.begin] == ' ') out->appendCopy(in, p.begin, p.end);
+        else appendPrepended(in, p, " ", out);
+        spans->push_back({start, out->size()});
+      });
+    }
+    if (!use_regex) return;
+    std::vector<Span> out, inner;
+    for (const Span& p : *pieces) {
+      inner.clear();
+      pretokenizeGpt2(std::string_view(t->s).substr(p.begin, p.end - p.begin), &inner);
+      for (const Span& s : inner) out.push_back({p.begin + s.begin, p.begin + s.end});
+    }
+    *pieces = std::move(out);
+  }
+};
+
+struct MetaspaceStep final : Step {
+  std::string replacement = "\xE2\x96\x81";  // U+2581
+  enum class Scheme { Always, First, Never } scheme = Scheme::Always;
+  bool split_on_replacement = true;
+  void split(NormalizedText* t, std::vector<Span>* pieces) const override {
+    const std::string rep = replacement;
+    const Scheme sch = scheme;
+    rewritePieces(t, pieces, [&](const NormalizedText& in, Span p, NormalizedText* out, std::vector<Span>* spans) {
+      NormalizedText piece;
+      appendReplaced(in, p, " ", rep, &piece);
+      const bool starts = piece.s.compare(0, rep.size(), rep) == 0;
+      const bool prepend = !starts && !piece.s.empty() &&
+                           (sch == Scheme::Always || (sch == Scheme::First && piece.begin[0] == 0));
+      const std::size_t start = out->size();
+      if (prepend) appendPrepended(piece, {0, piece.size()}, rep, out);
+      else out->appendCopy(piece, 0, piece.size());
+      spans->push_back({start, out->size()});
+    });
+    if (!split_on_replacement) return;
+    std::vector<Span> out;
+    std::vector<std::pair<std::size_t, std::size_t>> found;
+    for (const Span& p : *pieces) {
+      found.clear();
+      literalMatches(t->s, p, rep, &found);
+      splitByMatches(p, found, Behavior::MergedWithNext, false, &out);
+    }
+    *pieces = std::move(out);
+  }
+};
+
+Behavior behaviorOf(const json& step, const std::string& where) {
+  static const std::pair<const char*, Behavior> kBehaviors[] = {
+      {"Removed", Behavior::Removed},
+      {"Isolated", Behavior::Isolated},
+      {"MergedWithPrevious", Behavior::MergedWithPrevious},
+      {"MergedWithNext", Behavior::MergedWithNext},
+      {"Contiguous", Behavior::Contiguous},
+  };
+  const std::string b = step.contains("behavior") && step["behavior"].is_string() ? step["behavior"].get<std::string>() : "";
+  for (const auto& [name, value] : kBehaviors)
+    if (b == name) return value;
+  throw Error(where + ": Split 'behavior' is '" + b + "'",
+              "use one of Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous");
+}
+
+// The pattern of a Split or Replace step: {"String": s} or {"Regex": r}.
+std::pair<std::string, bool> patternOf(const json& step, const std::string& where, const char* type) {
+  if (!step.contains("pattern") || !step["pattern"].is_object())
+    throw Error(where + ": " + type + " has no 'pattern' object", "a pattern is {\"String\": ...} or {\"Regex\": ...}");
+  const json& p = step["pattern"];
+  if (p.contains("String") && p["String"].is_string()) return {p["String"].get<std::string>(), false};
+  if (p.contains("Regex") && p["Regex"].is_string()) return {p["Regex"].get<std::string>(), true};
+  throw Error(where + ": " + type + " 'pattern' is neither {\"String\": ...} nor {\"Regex\": ...}");
+}
+
+std::string stringField(const json& step, const char* key, const std::string& dflt, const std::string& where) {
+  if (!step.contains(key) || step[key].is_null()) return dflt;
+  if (!step[key].is_string()) throw Error(where + ": '" + key + "' is not a string");
+  return step[key].get<std::string>();
+}
+
+bool boolField(const json& step, const char* key, bool dflt, const std::string& where) {
+  if (!step.contains(key) || step[key].is_null()) return dflt;
+  if (!step[key].is_boolean()) throw Error(where + ": '" + key + "' is not true or false");
+  return step[key].get<bool>();
+}
+
+std::vector<json> flatten(const json& j, const char* list_key) {
+  if (j.is_null()) return {};
+  if (j.is_object() && j.value("type", "") == "Sequence" && j.contains(list_key) && j[list_key].is_array())
+    return std::vector<json>(j[list_key].begin(), j[list_key].end());
+  return {j};
+}
+
+// normalizer type -> builder
+using Builder = std::shared_ptr<const Step> (*)(const json&, const std::string&);
+
+const std::pair<const char*, Builder> kNormalizers[] = {
+    {"Prepend", [](const json& j, const std::string& w) -> std::shared_ptr<const Step> {
+       auto s = std::make_shared<Prepend>();
+       s->what = stringField(j, "prepend", "", w + " normalizer Prepend");
+       return s;
+     }},
+    {"Replace", [](const json& j, const std::string& w) -> std::shared_ptr<const Step> {
+       const auto [pattern, regex] = patternOf(j, w + " normalizer", "Replace");
+       if (regex) throw Error(w + ": normalizer Replace with a regex pattern is not supported", "only literal {\"String\": ...} patterns are");
+       auto s = std::make_shared<Replace>();
+       s->from = pattern;
+       s->to = stringField(j, "content", "", w + " normalizer Replace");
+       if (s->from.empty()) throw Error(w + ": normalizer Replace has an empty pattern");
+       return s;
+     }},
+    {"NFC", [](const json&, const std::string&) -> std::shared_ptr<const Step> {
+       UErrorCode st = U_ZERO_ERROR;
+       auto s = std::make_shared<UnicodeForm>();
+       s->norm = unorm2_getNFCInstance(&st);
+       return s;
+     }},
+    {"NFD", [](const json&, const std::string&) -> std::shared_ptr<const Step> {
+       UErrorCode st = U_ZERO_ERROR;
+       auto s = std::make_shared<UnicodeForm>();
+       s->norm = unorm2_getNFDInstance(&st);
+       return s;
+     }},
+    {"NFKC", [](const json&, const std::string&) -> std::shared_ptr<const Step> {
+       UErrorCode st = U_ZERO_ERROR;
+       auto s = std::make_shared<UnicodeForm>();
+       s->norm = unorm2_getNFKCInstance(&st);
+       return s;
+     }},
+    {"NFKD", [](const json&, const std::string&) -> std::shared_ptr<const Step> {
+       UErrorCode st = U_ZERO_ERROR;
+       auto s = std::make_shared<UnicodeForm>();
+       s->norm = unorm2_getNFKDInstance(&st);
+       return s;
+     }},
+    {"Lowercase", [](const json&, const std::string&) -> std::shared_ptr<const Step> { return std::make_shared<Lowercase>(); }},
+};
+
+const std::pair<const char*, Builder> kPreTokenizers[] = {
+    {"Split", [](const json& j, const std::string& w) -> std::shared_ptr<const Step> {
+       const auto [pattern, regex] = patternOf(j, w + " pre-tokenizer", "Split");
+       const Behavior b = behaviorOf(j, w + " pre-tokenizer");
+       const bool invert = boolField(j, "invert", false, w + " pre-tokenizer Split");
+       if (regex) {
+         auto s = std::make_shared<SplitRegex>();
+         s->regex = std::make_shared<const Regex>(pattern, w + " pre-tokenizer");
+         s->behavior = b;
+         s->invert = invert;
+         return s;
+       }
+       auto s = std::make_shared<SplitLiteral>();
+       s->pattern = pattern;
+       s->behavior = b;
+       s->invert = invert;
+       return s;
+     }},
+    {"Digits", [](const json& j, const std::string& w) -> std::shared_ptr<const Step> {
+       auto s = std::make_shared<DigitsStep>();
+       s->individual = boolField(j, "individual_digits", false, w + " pre-tokenizer Digits");
+       return s;
+     }},
+    {"ByteLevel", [](const json& j, const std::string& w) -> std::shared_ptr<const Step> {
+       auto s = std::make_shared<ByteLevelStep>();
+       s->add_prefix_space = boolField(j, "add_prefix_space", true, w + " pre-tokenizer ByteLevel");
+       s->use_regex = boolField(j, "use_regex", true, w + " pre-tokenizer ByteLevel");
+       return s;
+     }},
+    {"Metaspace", [](const json& j, const std::string& w) -> std::shared_ptr<const Step> {
+       auto s = std::make_shared<MetaspaceStep>();
+       s->replacement = stringField(j, "replacement", s->replacement, w + " pre-tokenizer Metaspace");
+       if (s->replacement.empty()) throw Error(w + ": pre-tokenizer Metaspace 'replacement' is empty");
+       std::string scheme = stringField(j, "prepend_scheme", "", w + " pre-tokenizer Metaspace");
+       if (scheme.empty()) scheme = boolField(j, "add_prefix_space", true, w + " pre-tokenizer Metaspace") ? "always" : "never";
+       if (scheme == "always") s->scheme = MetaspaceStep::Scheme::Always;
+       else if (scheme == "first") s->scheme = MetaspaceStep::Scheme::First;
+       else if (scheme == "never") s->scheme = MetaspaceStep::Scheme::Never;
+       else throw Error(w + ": pre-tokenizer Metaspace 'prepend_scheme' is '" + scheme + "'", "use always, first or never");
+       s->split_on_replacement = boolField(j, "split", true, w + " pre-tokenizer Metaspace");
+       return s;
+     }},
+};
+
+std::shared_ptr<const Step> build(const json& j, const std::pair<const char*, Builder>* table, std::size_t n,
+                                  const std::string& where, const char* what, const char* supported) {
+  if (!j.is_object() || !j.contains("type") || !j["type"].is_string())
+    throw Error(where + ": a " + std::string(what) + " step has no 'type'");
+  const std::string type = j["type"].get<std::string>();
+  for (std::size_t i = 0; i < n; ++i)
+    if (type == table[i].first) return table[i].second(j, where);
+  throw Error(where + ": " + what + " '" + type + "' is not supported", std::string("supported: ") + supported);
+}
+
+}  // namespace
+
+TextPipeline TextPipeline::fromJson(const json& normalizer, const json& pre_tokenizer, const std::string& where) {
+  TextPipeline p;
+  p.normalizer_json_ = normalizer;
+  p.pre_tokenizer_json_ = pre_tokenizer;
+  for (const auto& n : flatten(normalizer, "normalizers"))
+    p.normalizers_.push_back(build(n, kNormalizers, std::size(kNormalizers), where, "normalizer",
+                                   "Prepend, Replace (literal), NFC, NFD, NFKC, NFKD, Lowercase, Sequence"));
+  const auto pres = flatten(pre_tokenizer, "pretokenizers");
+  int byte_levels = 0;
+  for (const auto& s : pres) {
+    p.pre_tokenizers_.push_back(build(s, kPreTokenizers, std::size(kPreTokenizers), where, "pre-tokenizer",
+                                      "Split, Digits, ByteLevel, Metaspace, Sequence"));
+    if (s.value("type", "") == "ByteLevel") ++byte_levels;
+  }
+  p.byte_level_ = byte_levels > 0;
+  // GPT-2 shape: no normalizer, optionally Digits, then exactly one ByteLevel with the pattern and no prefix space.
+  if (p.normalizers_.empty() && byte_levels == 1 && !pres.empty() && pres.back().value("type", "") == "ByteLevel") {
+    const auto* bl = dynamic_cast<const ByteLevelStep*>(p.pre_tokenizers_.back().get());
+    bool ok = bl && bl->use_regex && !bl->add_prefix_space;
+    if (pres.size() == 2) {
+      const auto* d = dynamic_cast<const DigitsStep*>(p.pre_tokenizers_.front().get());
+      ok = ok && d;
+      if (d) p.digits_ = d->individual ? 2 : 1;
+    } else if (pres.size() > 2) {
+      ok = false;
+    }
+    p.gpt2_shape_ = ok;
+  }
+  return p;
+}
+
+bool TextPipeline::addsPrefixSpace() const {
+  for (const auto& s : pre_tokenizers_)
+    if (const auto* bl = dynamic_cast<const ByteLevelStep*>(s.get()); bl && bl->add_prefix_space) return true;
+  return false;
+}
+
+void TextPipeline::run(std::string_view text, std::size_t base, NormalizedText* out, std::vector<Span>* pieces) const {
+  *out = NormalizedText::identity(text, base);
+  for (const auto& n : normalizers_) n->normalize(out);
+  std::vector<Span> spans;
+  if (!out->s.empty()) spans.push_back({0, out->s.size()});
+  for (const auto& s : pre_tokenizers_) s->split(out, &spans);
+  pieces->insert(pieces->end(), spans.begin(), spans.end());
+}
+
+}  // namespace monoscope::core
