@@ -301,6 +301,26 @@ class TestGguf : public QObject {
     }
   }
 
+  // SentencePiece-kind GGUF tokenizers (no merges in the file: Monoscope derives them from the
+  // vocabulary and scores, or file order for Gemma) give the ids and offsets of transformers'
+  // own GGUF conversion, and its BOS.
+  void sentencePieceGgufMatchesTransformers() {
+    QTemporaryDir dir;
+    for (const std::string arch : {"llama", "gemma3"}) {
+      const GgufFile f(testutil::fixture("gguf/spm-" + arch + ".gguf"));
+      const std::string d = dir.path().toStdString() + "/" + arch;
+      fs::create_directories(d);
+      writeFileAtomically(d + "/tokenizer.json", ggufTokenizerJson(f).dump());
+      const Tokenizer tok = Tokenizer::fromDirectory(d);
+      QVERIFY(!tok.byteLevel());
+      const std::string expected = testutil::fixture("gguf/spm-" + arch + "_expected.json");
+      checkTokenizer(tok, expected);
+      for (const auto& c : readJsonFile(expected))
+        QVERIFY2(tok.encodeIds(c["text"].get<std::string>(), true) == c["ids_with_special"].get<std::vector<std::int32_t>>(),
+                 (arch + ": ids with BOS differ on " + c["text"].get<std::string>()).c_str());
+    }
+  }
+
   // The second real model: Gemma 3 270M (gemma3 family: post-norms, q/k norms, local and global
   // RoPE, sliding windows, norms stored as 1 + w) with its SentencePiece-style tokenizer (byte
   // fallback, merges implied by the vocabulary, BOS from the post-processor, 6,384 added tokens).
