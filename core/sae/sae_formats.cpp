@@ -5,10 +5,10 @@
 
 namespace monoscope::core {
 
-extern const DictionaryFormat kSaeLensFormat, kSparsifyFormat;
+extern const DictionaryFormat kSaeLensFormat, kSparsifyFormat, kGemmaScopeFormat;
 
 const std::vector<const DictionaryFormat*>& dictionaryFormats() {
-  static const std::vector<const DictionaryFormat*> table = {&kSaeLensFormat, &kSparsifyFormat};
+  static const std::vector<const DictionaryFormat*> table = {&kSaeLensFormat, &kSparsifyFormat, &kGemmaScopeFormat};
   return table;
 }
 

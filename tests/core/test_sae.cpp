@@ -89,6 +89,59 @@ class TestSae : public QObject {
     refused("skip_connection", "W_skip");
     refused("none", "sae_weights.safetensors");
   }
+  // A Gemma Scope params.npz (JumpReLU, b_dec not subtracted first) encodes and reconstructs as
+  // its definition does, takes its hook from the release's folder names, and converts to SAELens
+  // v6 with the same encodings. A column-major array is transposed; an object array (a pickle),
+  // a truncated archive, a member shorter than its shape, a path that names no layer and a
+  // transcoder release are refused by name.
+  void gemmaScopeMatchesItsDefinition() {
+    c10::InferenceMode guard;
+    SafetensorsFile expected(testutil::fixture("dictionaries/gemma_scope_expected.safetensors"));
+    const std::string dir = testutil::fixture("dictionaries/gemma-scope-tiny-pt-res/layer_1/width_96/average_l0_9");
+    auto sae = Sae::load(dir, c10::Device(c10::kCPU));
+    QCOMPARE(sae->config().hook_name, std::string("blocks.1.hook_resid_post"));
+    QCOMPARE(sae->config().architecture, std::string("jumprelu"));
+    QCOMPARE(sae->config().apply_b_dec_to_input, false);
+    const at::Tensor x = testutil::loadExpected(expected, "input");
+    const at::Tensor f = sae->encode(x);
+    const at::Tensor want = testutil::loadExpected(expected, "feature_acts");
+    QVERIFY((want > 0).sum().item<std::int64_t>() > 20);
+    QVERIFY(testutil::maxAbsDiff(f, want) < 1e-5);
+    QVERIFY(testutil::maxAbsDiff(sae->decode(f), testutil::loadExpected(expected, "reconstruction")) < 1e-5);
+    QTemporaryDir tmp;
+    const std::string out = tmp.path().toStdString() + "/saelens";
+    sae->save(out);
+    auto again = Sae::load(out, c10::Device(c10::kCPU));
+    QVERIFY(testutil::maxAbsDiff(again->encode(x), f) < 1e-6);
+    QCOMPARE(again->config().hook_name, std::string("blocks.1.hook_resid_post"));
+    auto place = [&](const std::string& release, const std::string& file) {
+      const std::string d = tmp.path().toStdString() + "/" + release + "/layer_2/width_96/average_l0_9";
+      std::filesystem::create_directories(d);
+      std::filesystem::copy_file(testutil::fixture("dictionaries/" + file), d + "/params.npz",
+                                 std::filesystem::copy_options::overwrite_existing);
+      return d;
+    };
+    auto fortran = Sae::load(place("gemma-scope-9b-it-mlp", "gemma-scope-bad/fortran.npz"), c10::Device(c10::kCPU));
+    QCOMPARE(fortran->config().hook_name, std::string("blocks.2.hook_mlp_out"));
+    QVERIFY(testutil::maxAbsDiff(fortran->encode(x), f) < 1e-6);
+    auto refused = [&](const std::string& d, const char* needle) {
+      try {
+        Sae::load(d, c10::Device(c10::kCPU));
+        QFAIL(("no error for " + d).c_str());
+      } catch (const Error& e) {
+        QVERIFY2(std::string(e.what()).find(needle) != std::string::npos, e.what());
+      }
+    };
+    refused(place("gemma-scope-2b-pt-att", "gemma-scope-bad/object.npz"), "pickle");
+    refused(place("gemma-scope-2b-pt-res-canonical", "gemma-scope-bad/truncated.npz"), "params.npz");
+    refused(place("gemma-scope-2b-pt-res", "gemma-scope-bad/short.npz"), "truncated or damaged");
+    refused(place("gemma-scope-2b-pt-transcoders", "gemma-scope-tiny-pt-res/layer_1/width_96/average_l0_9/params.npz"), "transcoder");
+    const std::string loose = tmp.path().toStdString() + "/loose";
+    std::filesystem::create_directories(loose);
+    std::filesystem::copy_file(dir + "/params.npz", loose + "/params.npz");
+    refused(loose, "does not name the layer");
+  }
+
   // The screened encoder (bf16 tile screen, exact fp32 dots) finds every activation a float64
   // product finds, including pairs planted a hair above and below zero, for odd shapes, JumpReLU
   // gates, row counts across its chunks; sparse and dense outputs agree bit for bit, and so do

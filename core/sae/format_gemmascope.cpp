@@ -1,0 +1,96 @@
+// Gemma Scope (Google DeepMind's JumpReLU SAEs for Gemma 2): a folder per SAE holding
+// params.npz with W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in], b_dec [d_in] and
+// threshold [d_sae]. Encoding: pre = x W_enc + b_enc (b_dec is not subtracted first), a feature
+// is pre where pre > threshold, else 0: SAELens's jumprelu with apply_b_dec_to_input false.
+// The file does not name its hook; the release lays its folders out as
+// <release>/layer_<L>/width_<W>/average_l0_<N>/params.npz with the release named
+// gemma-scope-<model>-<pt|it>-<res|mlp|att>, and the hook is read from that path (also inside the
+// Hugging Face cache, where the release is models--google--gemma-scope-...).
+#include <filesystem>
+#include <regex>
+
+#include "io/npz.h"
+#include "io/torch_bridge.h"
+#include "sae/sae_formats.h"
+#include "util/error.h"
+
+namespace fs = std::filesystem;
+
+namespace monoscope::core {
+namespace {
+
+bool matches(const fs::path& dir) {
+  std::error_code ec;
+  return fs::is_regular_file(dir / "params.npz", ec);
+}
+
+// The hook the release's folder names imply, or "" with *why set.
+std::string hookFromPath(const fs::path& dir, std::string* why) {
+  std::string site;
+  long layer = -1;
+  static const std::regex kLayer(R"(^layer_(\d{1,4})$)");
+  static const std::regex kRelease(R"(gemma-scope-.*-(res|mlp|att|transcoders)(-canonical)?$)");
+  for (const auto& part : fs::absolute(dir)) {
+    const std::string p = part.string();
+    std::smatch m;
+    if (std::regex_match(p, m, kLayer)) layer = std::stol(m[1].str());
+    if (std::regex_search(p, m, kRelease)) site = m[1].str();
+  }
+  if (site == "transcoders") {
+    *why = "it is a Gemma Scope transcoder (reads the MLP input, writes its output), not an SAE";
+    return "";
+  }
+  if (layer < 0 || site.empty()) {
+    *why = "its path does not name the layer (layer_<L>) and the site (a gemma-scope-...-res, -mlp or -att release folder)";
+    return "";
+  }
+  const std::string L = std::to_string(layer);
+  if (site == "res") return "blocks." + L + ".hook_resid_post";
+  if (site == "mlp") return "blocks." + L + ".hook_mlp_out";
+  return "blocks." + L + ".attn.hook_z";
+}
+
+at::Tensor tensorOf(const NpzFile& npz, const std::string& name, const std::vector<std::int64_t>& shape, const c10::Device& device) {
+  const auto& have = npz.shape(name);
+  if (have != shape)
+    throw Error("'" + npz.path() + "' array '" + name + "' is " + shapeString(have) + ", expected " + shapeString(shape),
+                "W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in], b_dec [d_in], threshold [d_sae]");
+  NpyArray a = npz.read(name);
+  return at::from_blob(a.values.data(), shape, at::kFloat).clone().to(device);
+}
+
+std::unique_ptr<Sae> load(const fs::path& dir, const c10::Device& device) {
+  const NpzFile npz((dir / "params.npz").string());
+  for (const char* name : {"W_enc", "b_enc", "W_dec", "b_dec", "threshold"})
+    if (!npz.has(name)) throw Error("'" + npz.path() + "' has no array '" + name + "'", "a Gemma Scope params.npz holds W_enc, b_enc, W_dec, b_dec, threshold");
+  const auto& enc_shape = npz.shape("W_enc");
+  if (enc_shape.size() != 2 || enc_shape[0] <= 0 || enc_shape[1] <= 0 || enc_shape[0] > (1 << 20) || enc_shape[1] > (1 << 26))
+    throw Error("'" + npz.path() + "' array 'W_enc' is " + shapeString(enc_shape) + ", not [d_in, d_sae]");
+  std::string why;
+  SaeConfig c;
+  c.hook_name = hookFromPath(dir, &why);
+  if (c.hook_name.empty())
+    throw Error("Gemma Scope SAE '" + dir.string() + "': " + why,
+                "keep the release's layout (gemma-scope-2b-pt-res/layer_12/width_16k/average_l0_82/params.npz)");
+  c.architecture = "jumprelu";
+  c.d_in = enc_shape[0];
+  c.d_sae = enc_shape[1];
+  c.apply_b_dec_to_input = false;
+  c.metadata = {{"hook_name", c.hook_name}, {"converted_from", "gemma-scope"}};
+  const at::Tensor W_enc = tensorOf(npz, "W_enc", {c.d_in, c.d_sae}, device);
+  const at::Tensor b_enc = tensorOf(npz, "b_enc", {c.d_sae}, device);
+  const at::Tensor W_dec = tensorOf(npz, "W_dec", {c.d_sae, c.d_in}, device);
+  const at::Tensor b_dec = tensorOf(npz, "b_dec", {c.d_in}, device);
+  const at::Tensor threshold = tensorOf(npz, "threshold", {c.d_sae}, device);
+  for (const auto& [name, t] : {std::pair<const char*, const at::Tensor*>{"W_enc", &W_enc}, {"b_enc", &b_enc}, {"W_dec", &W_dec},
+                                {"b_dec", &b_dec}, {"threshold", &threshold}})
+    if (!at::isfinite(*t).all().item<bool>()) throw Error("'" + npz.path() + "' array '" + name + "' holds NaN or infinite values");
+  return std::make_unique<Sae>(std::move(c), W_enc, b_enc, W_dec, b_dec, threshold);
+}
+
+}  // namespace
+
+extern const DictionaryFormat kGemmaScopeFormat = {
+    "gemma-scope", "params.npz (W_enc, b_enc, W_dec, b_dec, threshold) under <release>/layer_<L>/...", matches, load};
+
+}  // namespace monoscope::core
