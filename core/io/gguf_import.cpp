@@ -12,6 +12,7 @@
 
 #include "io/gguf.h"
 #include "io/gguf_tokenizer.h"
+#include "io/hf_cache.h"
 #include "io/safetensors.h"
 #include "util/error.h"
 #include "util/mapped_file.h"
@@ -336,7 +337,8 @@ void importGguf(const std::string& gguf_path, const std::string& out_dir, const 
   throw e.withContext("importing '" + gguf_path + "'");
 }
 
-std::string resolveModelDir(const std::string& model) {
+std::string resolveModelDir(const std::string& spec) {
+  const std::string model = resolveHubPath(spec);  // "org/name" from the Hugging Face cache
   if (!isGgufModel(model)) return model;
   std::error_code ec;
   const fs::path src = fs::canonical(model, ec);

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <mutex>
 
+#include "io/hf_cache.h"
 #include "io/torch_bridge.h"
 #include "io/weight_store.h"
 #include "sae/sae_formats.h"
@@ -48,7 +49,8 @@ Sae::Sae(SaeConfig config, at::Tensor W_enc, at::Tensor b_enc, at::Tensor W_dec,
   if (config_.architecture == "jumprelu") check(threshold_, "threshold", {d_sae});
 }
 
-std::unique_ptr<Sae> Sae::load(const std::string& dir, const c10::Device& device) {
+std::unique_ptr<Sae> Sae::load(const std::string& spec, const c10::Device& device) {
+  const std::string dir = resolveHubPath(spec);  // "org/repo/path/in/it" from the Hugging Face cache
   try {
     return dictionaryFormatOf(dir).load(dir, device);
   } catch (const Error& e) {

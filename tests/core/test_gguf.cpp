@@ -18,6 +18,7 @@
 #include "io/gguf.h"
 #include "io/gguf_import.h"
 #include "io/gguf_tokenizer.h"
+#include "io/hf_cache.h"
 #include "io/json_file.h"
 #include "lm/generator.h"
 #include "lm/transformer.h"
@@ -299,6 +300,41 @@ class TestGguf : public QObject {
       const at::Tensor ref = ints(expected, "greedy_" + std::to_string(i));
       QCOMPARE(at::tensor(std::vector<std::int64_t>(out.begin(), out.end())).equal(ref), true);
     }
+  }
+
+  // "org/name[@rev][/path]" resolves through the Hugging Face hub cache, offline: refs/main or a
+  // named ref or commit, a path inside the snapshot; a missing repository, revision or path names
+  // the folder searched; a path that leaves the snapshot is refused; a local path wins.
+  void hubCacheResolvesOffline() {
+    QTemporaryDir hub;
+    const fs::path root(hub.path().toStdString());
+    const fs::path repo = root / "models--acme--tiny-llama";
+    fs::create_directories(repo / "refs");
+    fs::create_directories(repo / "snapshots" / "abc123");
+    std::ofstream(repo / "refs" / "main") << "abc123\n";
+    for (const auto& e : fs::directory_iterator(testutil::fixture("models/llama-tiny")))
+      fs::copy_file(e.path(), repo / "snapshots" / "abc123" / e.path().filename());
+    const QByteArray old = qgetenv("HF_HUB_CACHE");
+    qputenv("HF_HUB_CACHE", hub.path().toUtf8());
+    QCOMPARE(hubCacheDir(), root.string());
+    QCOMPARE(resolveHubPath("acme/tiny-llama"), (repo / "snapshots" / "abc123").string());
+    QCOMPARE(resolveHubPath("acme/tiny-llama@abc123/config.json"), (repo / "snapshots" / "abc123" / "config.json").string());
+    QCOMPARE(resolveHubPath(testutil::fixture("models/llama-tiny")), testutil::fixture("models/llama-tiny"));
+    {
+      c10::InferenceMode guard;
+      auto model = Transformer::load("acme/tiny-llama", c10::Device(c10::kCPU));
+      QCOMPARE(model->config().n_layers, std::int64_t(2));
+    }
+    auto fails = [&](const std::string& spec, const std::string& needle) {
+      const std::string e = errorOf([&] { resolveHubPath(spec); });
+      QVERIFY2(e.find(needle) != std::string::npos, e.c_str());
+    };
+    fails("acme/other", (root / "models--acme--other").string());
+    fails("acme/tiny-llama@v2", "revision 'v2'");
+    fails("acme/tiny-llama/missing.json", "not in the cached snapshot");
+    fails("acme/tiny-llama/../../x", "leaves it");
+    if (old.isEmpty()) qunsetenv("HF_HUB_CACHE");
+    else qputenv("HF_HUB_CACHE", old);
   }
 
   // SentencePiece-kind GGUF tokenizers (no merges in the file: Monoscope derives them from the
