@@ -3,7 +3,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 
 #include "util/error.h"
 
@@ -23,16 +22,34 @@ std::string resolveHubPath(const std::string& spec) {
   std::error_code ec;
   if (spec.empty() || fs::exists(spec, ec)) return spec;
   // org/name, optionally @revision, optionally /path: the characters the hub allows in names.
-  static const std::regex kRepo(R"(^([A-Za-z0-9][A-Za-z0-9._-]*)/([A-Za-z0-9][A-Za-z0-9._-]*)(@[A-Za-z0-9._-]+)?(/.*)?$)");
-  std::smatch m;
-  if (!std::regex_match(spec, m, kRepo)) return spec;
+  // (Parsed by hand: std::regex trips GCC 12's maybe-uninitialized warning under the sanitizers.)
+  auto name_char = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+  };
+  auto take_name = [&](std::size_t* i, std::string* out) {
+    const std::size_t b = *i;
+    while (*i < spec.size() && name_char(spec[*i])) ++*i;
+    *out = spec.substr(b, *i - b);
+    return !out->empty() && out->front() != '.' && out->front() != '-';
+  };
+  std::size_t i = 0;
+  std::string org, name, rev_part, inner_part;
+  if (!take_name(&i, &org) || i >= spec.size() || spec[i] != '/') return spec;
+  ++i;
+  if (!take_name(&i, &name)) return spec;
+  if (i < spec.size() && spec[i] == '@') {
+    ++i;
+    if (!take_name(&i, &rev_part)) return spec;
+  }
+  if (i < spec.size() && spec[i] != '/') return spec;
+  if (i < spec.size()) inner_part = spec.substr(i);
   const std::string cache = hubCacheDir();
-  const fs::path repo = fs::path(cache) / ("models--" + m[1].str() + "--" + m[2].str());
+  const fs::path repo = fs::path(cache) / ("models--" + org + "--" + name);
   const std::string hint = "Monoscope never downloads: fetch it on a machine with network (huggingface-cli download " +
-                           m[1].str() + "/" + m[2].str() + ") and copy the cache, or give a local folder";
+                           org + "/" + name + ") and copy the cache, or give a local folder";
   if (cache.empty() || !fs::is_directory(repo, ec))
     throw Error("'" + spec + "' is neither a local path nor in the Hugging Face cache: '" + repo.string() + "' does not exist", hint);
-  const std::string rev = m[3].matched ? m[3].str().substr(1) : "main";
+  const std::string rev = rev_part.empty() ? "main" : rev_part;
   std::string commit = rev;
   if (std::ifstream ref(repo / "refs" / rev); ref) {
     std::getline(ref, commit);
@@ -42,8 +59,8 @@ std::string resolveHubPath(const std::string& spec) {
   if (commit.empty() || commit.find('/') != std::string::npos || commit == ".." || !fs::is_directory(snapshot, ec))
     throw Error("'" + spec + "': revision '" + rev + "' has no snapshot in '" + (repo / "snapshots").string() + "'", hint);
   fs::path out = snapshot;
-  if (m[4].matched && m[4].str().size() > 1) {
-    const fs::path inner = fs::path(m[4].str().substr(1)).lexically_normal();
+  if (inner_part.size() > 1) {
+    const fs::path inner = fs::path(inner_part.substr(1)).lexically_normal();
     if (inner.is_absolute() || (!inner.empty() && *inner.begin() == ".."))
       throw Error("'" + spec + "': the path inside the repository leaves it");
     out /= inner;

@@ -7,7 +7,6 @@
 // gemma-scope-<model>-<pt|it>-<res|mlp|att>, and the hook is read from that path (also inside the
 // Hugging Face cache, where the release is models--google--gemma-scope-...).
 #include <filesystem>
-#include <regex>
 
 #include "io/npz.h"
 #include "io/torch_bridge.h"
@@ -28,13 +27,21 @@ bool matches(const fs::path& dir) {
 std::string hookFromPath(const fs::path& dir, std::string* why) {
   std::string site;
   long layer = -1;
-  static const std::regex kLayer(R"(^layer_(\d{1,4})$)");
-  static const std::regex kRelease(R"(gemma-scope-.*-(res|mlp|att|transcoders)(-canonical)?$)");
+  // Components "layer_<digits>" and "...gemma-scope-...-<site>[-canonical]" (by hand: std::regex
+  // trips GCC 12's maybe-uninitialized warning under the sanitizers).
   for (const auto& part : fs::absolute(dir)) {
-    const std::string p = part.string();
-    std::smatch m;
-    if (std::regex_match(p, m, kLayer)) layer = std::stol(m[1].str());
-    if (std::regex_search(p, m, kRelease)) site = m[1].str();
+    std::string p = part.string();
+    if (p.rfind("layer_", 0) == 0 && p.size() > 6 && p.size() <= 10 &&
+        p.find_first_not_of("0123456789", 6) == std::string::npos)
+      layer = std::stol(p.substr(6));
+    if (p.find("gemma-scope-") == std::string::npos) continue;
+    const std::string canonical = "-canonical";
+    if (p.size() > canonical.size() && p.compare(p.size() - canonical.size(), canonical.size(), canonical) == 0)
+      p.resize(p.size() - canonical.size());
+    for (const char* s : {"res", "mlp", "att", "transcoders"}) {
+      const std::string suffix = std::string("-") + s;
+      if (p.size() > suffix.size() && p.compare(p.size() - suffix.size(), suffix.size(), suffix) == 0) site = s;
+    }
   }
   if (site == "transcoders") {
     *why = "it is a Gemma Scope transcoder (reads the MLP input, writes its output), not an SAE";
