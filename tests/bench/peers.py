@@ -14,6 +14,22 @@ def checksum(ids):
     return str(c)
 
 
+def tokenizer_json_bench(tokenizer_dir, text_file, repeats):
+    """Hugging Face tokenizers running a tokenizer.json as it is (one thread, whole text)."""
+    os.environ["RAYON_NUM_THREADS"] = "1"
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    from tokenizers import Tokenizer
+    text = open(text_file, encoding="utf-8").read()
+    tok = Tokenizer.from_file(os.path.join(tokenizer_dir, "tokenizer.json"))
+    best = 1e30
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        ids = tok.encode(text, add_special_tokens=False).ids
+        best = min(best, time.perf_counter() - t0)
+    return [{"bench": "tokenizer", "impl": "hf-tokenizers", "mb_per_s": len(text.encode("utf-8")) / best / 1e6,
+             "tokens": len(ids), "checksum": checksum(ids)}]
+
+
 def tokenizers_bench(vocab_dir, text_file, repeats):
     os.environ["RAYON_NUM_THREADS"] = "1"
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
@@ -123,7 +139,7 @@ def sae_bench(arch, threads, batch, steps, d_in, d_sae, k=32, l1=5.0):
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["tokenizer", "forward", "sae"])
+    ap.add_argument("what", choices=["tokenizer", "tokenizer-json", "forward", "sae"])
     ap.add_argument("--arch", default="standard")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--d-in", type=int, default=768)
@@ -138,6 +154,8 @@ if __name__ == "__main__":
     a = ap.parse_args()
     if a.what == "tokenizer":
         rows = tokenizers_bench(a.vocab, a.text, a.repeats)
+    elif a.what == "tokenizer-json":
+        rows = tokenizer_json_bench(a.vocab, a.text, a.repeats)
     elif a.what == "forward":
         rows = forward_bench(a.threads, a.seq, a.batch, a.iters)
     else:
