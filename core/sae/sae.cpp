@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "io/hf_cache.h"
+#include "sae/sae_releases.h"
 #include "io/torch_bridge.h"
 #include "io/weight_store.h"
 #include "sae/sae_formats.h"
@@ -50,7 +51,8 @@ Sae::Sae(SaeConfig config, at::Tensor W_enc, at::Tensor b_enc, at::Tensor W_dec,
 }
 
 std::unique_ptr<Sae> Sae::load(const std::string& spec, const c10::Device& device) {
-  const std::string dir = resolveHubPath(spec);  // "org/repo/path/in/it" from the Hugging Face cache
+  // "RELEASE:ID" (SAELens's release names) or "org/repo/path/in/it", from the Hugging Face cache
+  const std::string dir = resolveHubPath(resolveSaeRelease(spec));
   try {
     return dictionaryFormatOf(dir).load(dir, device);
   } catch (const Error& e) {

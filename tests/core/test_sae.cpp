@@ -12,6 +12,7 @@
 #include "io/json_file.h"
 #include "io/safetensors.h"
 #include "sae/sae.h"
+#include "sae/sae_releases.h"
 #include "sae/screened_encoder.h"
 #include "test_util.h"
 #include "util/error.h"
@@ -140,6 +141,38 @@ class TestSae : public QObject {
     std::filesystem::create_directories(loose);
     std::filesystem::copy_file(dir + "/params.npz", loose + "/params.npz");
     refused(loose, "does not name the layer");
+  }
+
+  // SAELens release names resolve through the compiled-in table to the repository and path, then
+  // through the Hugging Face cache, offline; an unknown release or id is named with examples.
+  void saeLensReleaseNamesResolve() {
+    c10::InferenceMode guard;
+    QTemporaryDir hub;
+    const std::string snap = hub.path().toStdString() + "/models--google--gemma-scope-2b-pt-res/snapshots/c0ffee";
+    std::filesystem::create_directories(snap + "/layer_1/width_16k/average_l0_102");
+    std::filesystem::create_directories(hub.path().toStdString() + "/models--google--gemma-scope-2b-pt-res/refs");
+    std::ofstream(hub.path().toStdString() + "/models--google--gemma-scope-2b-pt-res/refs/main") << "c0ffee";
+    std::filesystem::copy_file(testutil::fixture("dictionaries/gemma-scope-tiny-pt-res/layer_1/width_96/average_l0_9/params.npz"),
+                               snap + "/layer_1/width_16k/average_l0_102/params.npz");
+    const QByteArray old = qgetenv("HF_HUB_CACHE");
+    qputenv("HF_HUB_CACHE", hub.path().toUtf8());
+    QCOMPARE(resolveSaeRelease("gemma-scope-2b-pt-res-canonical:layer_1/width_16k/canonical"),
+             std::string("google/gemma-scope-2b-pt-res/layer_1/width_16k/average_l0_102"));
+    QCOMPARE(resolveSaeRelease("some/local/path"), std::string("some/local/path"));
+    auto sae = Sae::load("gemma-scope-2b-pt-res-canonical:layer_1/width_16k/canonical", c10::Device(c10::kCPU));
+    QCOMPARE(sae->config().hook_name, std::string("blocks.1.hook_resid_post"));
+    QCOMPARE(sae->config().architecture, std::string("jumprelu"));
+    for (const auto& [spec, needle] : {std::pair<std::string, std::string>{"gemma-scope-2b-pt-res-canonical:layer_99/x", "has no SAE 'layer_99/x'"},
+                                       {"no-such-release:x", "not a SAELens release"}}) {
+      try {
+        Sae::load(spec, c10::Device(c10::kCPU));
+        QFAIL(("no error for " + spec).c_str());
+      } catch (const Error& e) {
+        QVERIFY2(std::string(e.what()).find(needle) != std::string::npos, e.what());
+      }
+    }
+    if (old.isEmpty()) qunsetenv("HF_HUB_CACHE");
+    else qputenv("HF_HUB_CACHE", old);
   }
 
   // The screened encoder (bf16 tile screen, exact fp32 dots) finds every activation a float64
