@@ -136,13 +136,29 @@ class Meta {
   std::string arch_;
 };
 
-nlohmann::json llamaConfig(const GgufFile& file, const Meta& m) {
+struct Heads {
+  std::int64_t d_model, n_heads, n_kv;
+};
+
+// Width and attention heads, shared by every family (one kv head count for all layers).
+Heads readHeads(const Meta& m, const char* family) {
   const std::int64_t d_model = m.integer(m.a("embedding_length"));
   const std::int64_t n_heads = m.integer(m.a("attention.head_count"));
   if (m.has(m.a("attention.head_count_kv")) && m.raw(m.a("attention.head_count_kv")).is_array())
-    m.fail(m.a("attention.head_count_kv"), "varies by layer, which Llama models do not do");
+    m.fail(m.a("attention.head_count_kv"), std::string("varies by layer, which ") + family + " models do not do");
   const std::int64_t n_kv = m.integer(m.a("attention.head_count_kv"), n_heads);
   if (n_heads <= 0 || d_model <= 0 || n_kv <= 0) m.fail(m.a("attention.head_count"), "is not positive");
+  return {d_model, n_heads, n_kv};
+}
+
+// The BOS / EOS ids the tokenizer metadata names, into config.json.
+void addSpecialIds(const Meta& m, nlohmann::json& c) {
+  if (m.has("tokenizer.ggml.bos_token_id")) c["bos_token_id"] = m.integer("tokenizer.ggml.bos_token_id");
+  if (m.has("tokenizer.ggml.eos_token_id")) c["eos_token_id"] = m.integer("tokenizer.ggml.eos_token_id");
+}
+
+nlohmann::json llamaConfig(const GgufFile& file, const Meta& m) {
+  const auto [d_model, n_heads, n_kv] = readHeads(m, "Llama");
   const std::int64_t d_head = m.integer(m.a("attention.key_length"), d_model / n_heads);
   if (m.has(m.a("rope.dimension_count")) && m.integer(m.a("rope.dimension_count")) != d_head)
     m.fail(m.a("rope.dimension_count"), "rotates part of each head, which Llama models do not do");
@@ -169,20 +185,14 @@ nlohmann::json llamaConfig(const GgufFile& file, const Meta& m) {
       {"mlp_bias", false},
       {"torch_dtype", "float32"},
   };
-  if (m.has("tokenizer.ggml.bos_token_id")) c["bos_token_id"] = m.integer("tokenizer.ggml.bos_token_id");
-  if (m.has("tokenizer.ggml.eos_token_id")) c["eos_token_id"] = m.integer("tokenizer.ggml.eos_token_id");
+  addSpecialIds(m, c);
   return c;
 }
 
 // Gemma 3 as llama.cpp runs it: the sliding-window pattern (every sixth layer global), the local
 // RoPE base (10,000) and the query scale are fixed by llama.cpp rather than stored in the file.
 nlohmann::json gemma3Config(const GgufFile& file, const Meta& m) {
-  const std::int64_t d_model = m.integer(m.a("embedding_length"));
-  const std::int64_t n_heads = m.integer(m.a("attention.head_count"));
-  if (m.has(m.a("attention.head_count_kv")) && m.raw(m.a("attention.head_count_kv")).is_array())
-    m.fail(m.a("attention.head_count_kv"), "varies by layer, which Gemma 3 models do not do");
-  const std::int64_t n_kv = m.integer(m.a("attention.head_count_kv"), n_heads);
-  if (n_heads <= 0 || d_model <= 0 || n_kv <= 0) m.fail(m.a("attention.head_count"), "is not positive");
+  const auto [d_model, n_heads, n_kv] = readHeads(m, "Gemma 3");
   const std::int64_t d_head = m.integer(m.a("attention.key_length"), 256);
   if (m.integer(m.a("attention.value_length"), d_head) != d_head)
     m.fail(m.a("attention.value_length"), "differs from the key length, which Gemma 3 models do not do");
@@ -222,8 +232,7 @@ nlohmann::json gemma3Config(const GgufFile& file, const Meta& m) {
       {"attention_bias", false},
       {"torch_dtype", "float32"},
   };
-  if (m.has("tokenizer.ggml.bos_token_id")) c["bos_token_id"] = m.integer("tokenizer.ggml.bos_token_id");
-  if (m.has("tokenizer.ggml.eos_token_id")) c["eos_token_id"] = m.integer("tokenizer.ggml.eos_token_id");
+  addSpecialIds(m, c);
   return c;
 }
 

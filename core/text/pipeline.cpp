@@ -1,14 +1,13 @@
 #include "text/pipeline.h"
 
+#include "text/split_regex.h"
+
 #include <unicode/uchar.h>
 #include <unicode/utf16.h>
 #include <unicode/unorm2.h>
-#include <unicode/uregex.h>
 #include <unicode/ustring.h>
-#include <unicode/utext.h>
 
 #include <functional>
-#include <mutex>
 
 #include "util/error.h"
 #include "util/utf8.h"
@@ -45,75 +44,6 @@ void NormalizedText::appendCopy(const NormalizedText& o, std::size_t b, std::siz
   s.append(o.s, b, e - b);
   begin.insert(begin.end(), o.begin.begin() + static_cast<std::ptrdiff_t>(b), o.begin.begin() + static_cast<std::ptrdiff_t>(e));
   end.insert(end.end(), o.end.begin() + static_cast<std::ptrdiff_t>(b), o.end.begin() + static_cast<std::ptrdiff_t>(e));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Regex: ICU over UTF-8 text (UText), so match positions are byte offsets.
-
-class Regex {
- public:
-  Regex(const std::string& pattern, const std::string& where) {
-    UErrorCode status = U_ZERO_ERROR;
-    UParseError pe{};
-    const std::string icu = icuPattern(pattern);
-    UText* ut = utext_openUTF8(nullptr, icu.data(), static_cast<std::int64_t>(icu.size()), &status);
-    re_ = uregex_openUText(ut, 0, &pe, &status);
-    utext_close(ut);
-    if (U_FAILURE(status)) {
-      throw Error(where + ": the Split regex '" + pattern + "' does not compile (" + u_errorName(status) + " at offset " +
-                      std::to_string(pe.offset) + ")",
-                  "fix the pattern");
-    }
-  }
-  ~Regex() {
-    if (re_) uregex_close(re_);
-  }
-  Regex(const Regex&) = delete;
-  Regex& operator=(const Regex&) = delete;
-
-  // Non-empty matches in `text`, as byte ranges.
-  void matches(std::string_view text, std::vector<std::pair<std::size_t, std::size_t>>* out) const {
-    UErrorCode status = U_ZERO_ERROR;
-    URegularExpression* re;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);  // a compiled expression is cloned per use: its matcher is not shareable
-      re = uregex_clone(re_, &status);
-    }
-    UText* ut = utext_openUTF8(nullptr, text.data(), static_cast<std::int64_t>(text.size()), &status);
-    uregex_setUText(re, ut, &status);
-    while (U_SUCCESS(status) && uregex_findNext(re, &status)) {
-      const auto b = static_cast<std::size_t>(uregex_start64(re, 0, &status));
-      const auto e = static_cast<std::size_t>(uregex_end64(re, 0, &status));
-      if (e > b) out->emplace_back(b, e);
-    }
-    uregex_close(re);
-    utext_close(ut);
-    if (U_FAILURE(status)) throw Error(std::string("the tokenizer's Split regex failed on the text (") + u_errorName(status) + ")");
-  }
-
- private:
-  URegularExpression* re_ = nullptr;
-  mutable std::mutex mutex_;
-};
-
-std::string icuPattern(const std::string& p) {
-  std::string out;
-  bool in_class = false;
-  for (std::size_t i = 0; i < p.size(); ++i) {
-    const char c = p[i];
-    if (c == '\\' && i + 1 < p.size()) {
-      const char n = p[i + 1];
-      if (n == 's') out += in_class ? "\\p{White_Space}" : "[\\p{White_Space}]";
-      else if (n == 'S') out += in_class ? "\\P{White_Space}" : "[\\P{White_Space}]";
-      else out.append(p, i, 2);
-      ++i;
-      continue;
-    }
-    if (c == '[' && !in_class) in_class = true;
-    else if (c == ']' && in_class) in_class = false;
-    out.push_back(c);
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -255,56 +185,50 @@ struct Replace final : Step {
 
 // Unicode normalisation (ICU), segment by segment between normalisation boundaries, so each
 // output segment aligns to the input it came from.
+// UTF-8 <-> UTF-16 through ICU (the input is valid UTF-8: the tokenizer checks it first).
+std::u16string toUtf16(std::string_view s) {
+  std::u16string out(s.size() + 1, u'\0');  // never more UTF-16 units than UTF-8 bytes
+  int32_t n = 0;
+  UErrorCode st = U_ZERO_ERROR;
+  u_strFromUTF8(reinterpret_cast<UChar*>(out.data()), static_cast<int32_t>(out.size()), &n, s.data(), static_cast<int32_t>(s.size()), &st);
+  if (U_FAILURE(st)) throw Error(std::string("text conversion to UTF-16 failed (") + u_errorName(st) + ")");
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+std::string toUtf8(const std::u16string& s) {
+  std::string out(s.size() * 3 + 1, '\0');
+  int32_t n = 0;
+  UErrorCode st = U_ZERO_ERROR;
+  u_strToUTF8(out.data(), static_cast<int32_t>(out.size()), &n, reinterpret_cast<const UChar*>(s.data()), static_cast<int32_t>(s.size()), &st);
+  if (U_FAILURE(st)) throw Error(std::string("text conversion to UTF-8 failed (") + u_errorName(st) + ")");
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
 struct UnicodeForm final : Step {
   const UNormalizer2* norm = nullptr;
+  bool normalized(const std::u16string& u) const {
+    UErrorCode st = U_ZERO_ERROR;
+    return unorm2_isNormalized(norm, reinterpret_cast<const UChar*>(u.data()), static_cast<int32_t>(u.size()), &st) && U_SUCCESS(st);
+  }
   void normalize(NormalizedText* t) const override {
-    UErrorCode status = U_ZERO_ERROR;
-    std::u16string whole;
-    whole.reserve(t->s.size());
-    for (std::size_t i = 0; i < t->s.size();) {
-      std::size_t len = 0;
-      const std::uint32_t cp = decodeUtf8(t->s, i, &len);
-      if (cp < 0x10000) whole.push_back(static_cast<char16_t>(cp));
-      else {
-        whole.push_back(static_cast<char16_t>(0xD7C0 + (cp >> 10)));
-        whole.push_back(static_cast<char16_t>(0xDC00 + (cp & 0x3FF)));
-      }
-      i += len;
-    }
-    if (unorm2_isNormalized(norm, reinterpret_cast<const UChar*>(whole.data()), static_cast<int32_t>(whole.size()), &status) &&
-        U_SUCCESS(status))
-      return;
+    if (normalized(toUtf16(t->s))) return;
     NormalizedText out;
     std::size_t seg = 0;  // start byte of the current segment
     auto flush = [&](std::size_t stop) {
       if (stop <= seg) return;
-      std::u16string in;
-      for (std::size_t i = seg; i < stop;) {
-        std::size_t len = 0;
-        const std::uint32_t cp = decodeUtf8(t->s, i, &len);
-        if (cp < 0x10000) in.push_back(static_cast<char16_t>(cp));
-        else {
-          in.push_back(static_cast<char16_t>(0xD7C0 + (cp >> 10)));
-          in.push_back(static_cast<char16_t>(0xDC00 + (cp & 0x3FF)));
-        }
-        i += len;
-      }
-      UErrorCode st = U_ZERO_ERROR;
-      if (unorm2_isNormalized(norm, reinterpret_cast<const UChar*>(in.data()), static_cast<int32_t>(in.size()), &st) && U_SUCCESS(st)) {
+      const std::u16string in = toUtf16(std::string_view(t->s).substr(seg, stop - seg));
+      if (normalized(in)) {
         out.appendCopy(*t, seg, stop);
       } else {
         std::u16string res(in.size() * 4 + 8, u'\0');
-        st = U_ZERO_ERROR;
+        UErrorCode st = U_ZERO_ERROR;
         const int32_t n = unorm2_normalize(norm, reinterpret_cast<const UChar*>(in.data()), static_cast<int32_t>(in.size()),
                                            reinterpret_cast<UChar*>(res.data()), static_cast<int32_t>(res.size()), &st);
         if (U_FAILURE(st)) throw Error(std::string("Unicode normalisation failed (") + u_errorName(st) + ")");
-        std::string utf8;
-        for (int32_t i = 0; i < n; ++i) {
-          std::uint32_t cp = res[static_cast<std::size_t>(i)];
-          if (cp >= 0xD800 && cp < 0xDC00 && i + 1 < n) cp = 0x10000 + ((cp - 0xD800) << 10) + (res[static_cast<std::size_t>(++i)] - 0xDC00);
-          appendUtf8(utf8, cp);
-        }
-        out.append(utf8, t->begin[seg], t->end[stop - 1]);
+        res.resize(static_cast<std::size_t>(n));
+        out.append(toUtf8(res), t->begin[seg], t->end[stop - 1]);
       }
       seg = stop;
     };
@@ -492,6 +416,14 @@ std::vector<json> flatten(const json& j, const char* list_key) {
   return {j};
 }
 
+std::shared_ptr<const Step> unicodeForm(const UNormalizer2* (*instance)(UErrorCode*)) {
+  UErrorCode st = U_ZERO_ERROR;
+  auto s = std::make_shared<UnicodeForm>();
+  s->norm = instance(&st);
+  if (U_FAILURE(st) || s->norm == nullptr) throw Error(std::string("ICU has no Unicode normalisation data (") + u_errorName(st) + ")");
+  return s;
+}
+
 // normalizer type -> builder
 using Builder = std::shared_ptr<const Step> (*)(const json&, const std::string&);
 
@@ -510,30 +442,10 @@ const std::pair<const char*, Builder> kNormalizers[] = {
        if (s->from.empty()) throw Error(w + ": normalizer Replace has an empty pattern");
        return s;
      }},
-    {"NFC", [](const json&, const std::string&) -> std::shared_ptr<const Step> {
-       UErrorCode st = U_ZERO_ERROR;
-       auto s = std::make_shared<UnicodeForm>();
-       s->norm = unorm2_getNFCInstance(&st);
-       return s;
-     }},
-    {"NFD", [](const json&, const std::string&) -> std::shared_ptr<const Step> {
-       UErrorCode st = U_ZERO_ERROR;
-       auto s = std::make_shared<UnicodeForm>();
-       s->norm = unorm2_getNFDInstance(&st);
-       return s;
-     }},
-    {"NFKC", [](const json&, const std::string&) -> std::shared_ptr<const Step> {
-       UErrorCode st = U_ZERO_ERROR;
-       auto s = std::make_shared<UnicodeForm>();
-       s->norm = unorm2_getNFKCInstance(&st);
-       return s;
-     }},
-    {"NFKD", [](const json&, const std::string&) -> std::shared_ptr<const Step> {
-       UErrorCode st = U_ZERO_ERROR;
-       auto s = std::make_shared<UnicodeForm>();
-       s->norm = unorm2_getNFKDInstance(&st);
-       return s;
-     }},
+    {"NFC", [](const json&, const std::string&) { return unicodeForm(unorm2_getNFCInstance); }},
+    {"NFD", [](const json&, const std::string&) { return unicodeForm(unorm2_getNFDInstance); }},
+    {"NFKC", [](const json&, const std::string&) { return unicodeForm(unorm2_getNFKCInstance); }},
+    {"NFKD", [](const json&, const std::string&) { return unicodeForm(unorm2_getNFKDInstance); }},
     {"Lowercase", [](const json&, const std::string&) -> std::shared_ptr<const Step> { return std::make_shared<Lowercase>(); }},
 };
 

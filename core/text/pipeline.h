@@ -31,8 +31,6 @@ struct NormalizedText {
   std::size_t size() const { return s.size(); }
 };
 
-class Regex;  // a compiled Split pattern (ICU), shared by copies of the pipeline
-
 class TextPipeline {
  public:
   // Reads the tokenizer.json "normalizer" and "pre_tokenizer" values (null, one step or a
@@ -69,9 +67,5 @@ class TextPipeline {
   bool gpt2_shape_ = false;
   int digits_ = 0;
 };
-
-// Oniguruma-compatible rewrite of a tokenizer regex for ICU: \s and \S become the White_Space
-// property (Oniguruma's \s with Unicode), everything else is passed through. Exposed for tests.
-std::string icuPattern(const std::string& pattern);
 
 }  // namespace monoscope::core

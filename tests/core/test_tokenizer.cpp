@@ -10,7 +10,7 @@
 
 #include "io/json_file.h"
 #include "test_util.h"
-#include "text/pipeline.h"
+#include "text/split_regex.h"
 #include "text/tokenizer.h"
 #include "util/error.h"
 
