@@ -234,7 +234,7 @@ std::optional<core::SaeTrainingOptions> askTrainingOptions(QWidget* parent, cons
   auto* hook = new QLineEdit("blocks.3.hook_resid_post");
   auto* corpus = new PathField(PathField::OpenFile, {}, QObject::tr("Corpus (*.safetensors);;All files (*)"));
   auto* architecture = new QComboBox;
-  architecture->addItems({"standard", "topk"});
+  architecture->addItems({"standard", "topk", "batchtopk"});
   auto* d_sae = countBox(4096, 1, 1 << 24);
   auto* tokens = countBox(2000000, 1, 2000000000);
   auto* l1 = new QDoubleSpinBox;
@@ -249,7 +249,7 @@ std::optional<core::SaeTrainingOptions> askTrainingOptions(QWidget* parent, cons
   form->addRow(QObject::tr("Features (d_sae)"), d_sae);
   form->addRow(QObject::tr("Training tokens"), tokens);
   form->addRow(QObject::tr("L1 coefficient (standard)"), l1);
-  form->addRow(QObject::tr("k (topk)"), k);
+  form->addRow(QObject::tr("k (topk, batchtopk)"), k);
   form->addRow(QObject::tr("Output folder"), out);
   return runForm<core::SaeTrainingOptions>(dialog, [&]() {
     core::SaeTrainingOptions o;

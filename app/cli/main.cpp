@@ -54,12 +54,12 @@ const std::vector<Command>& commands() {
        "--corpus DIR --tokenizer DIR --out DIR [--d-model 256 --layers 4 --heads 4 --context 256\n"
        "            --batch-size 16 --steps N --warmup N --lr X --eval-every N --max-minutes M --seed S]"},
       {"train-sae", cmdTrainSae,
-       "(--activations FILE.safetensors | --model DIR --hook NAME --corpus PATH) --arch standard|topk (--l1 X | --k K)\n"
+       "(--activations FILE.safetensors | --model DIR --hook NAME --corpus PATH) --arch standard|topk|batchtopk (--l1 X | --k K)\n"
        "            --d-sae N --tokens N --seed S --out DIR [--batch-size B --lr X --context C --skip-first true|false]"},
       {"harvest", cmdHarvest,
        "--model DIR|FILE.gguf --hook NAME --corpus PATH --tokens N --out DIR [--context 128 --skip-first true\n"
        "            --chunk-rows 65536 --batch 16 --seed S]   (activations to disk for train-sae --activations DIR)"},
-      {"ground-truth", cmdGroundTruth, "[--d-in 256 --features 512 --active 5] --arch standard|topk (--l1 X | --k K) --d-sae N --tokens N"},
+      {"ground-truth", cmdGroundTruth, "[--d-in 256 --features 512 --active 5] --arch standard|topk|batchtopk (--l1 X | --k K) --d-sae N --tokens N"},
       {"build-demo", cmdBuildDemo, "[--work build/demo-work] [--out data/demo]"},
   };
   return table;

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/training.h"
+#include "dist/process_group.h"
 #include "commands.h"
 #include "inputs.h"
 #include "io/torch_bridge.h"
@@ -40,7 +41,7 @@ core::SaeTrainConfig trainConfig(const Args& args, std::int64_t d_in) {
   c.batch_size = args.integer("batch-size", core::defaultSaeBatchSize(c.total_tokens), 1, 1 << 22);
   c.lr = args.number("lr", c.lr);
   c.dead_window = args.integer("dead-window", c.dead_window, 1, INT64_MAX / 2);
-  if (c.architecture == "topk") {
+  if (c.architecture != "standard") {
     c.k = args.integer("k", 1, c.d_sae);
   } else {
     c.l1_coefficient = args.number("l1", c.l1_coefficient);
@@ -59,8 +60,17 @@ void report(const core::SaeTrainStats& s, std::int64_t total, double elapsed) {
 
 int cmdTrainSae(const Args& args) {
   args.allowOnly({"activations", "model", "hook", "corpus", "arch", "l1", "k", "d-sae", "tokens", "seed", "out",
-                  "batch-size", "lr", "dead-window", "context", "buffer", "skip-first", "device", "threads"});
+                  "batch-size", "lr", "dead-window", "context", "buffer", "skip-first", "device", "threads",
+                  "checkpoint-every", "dist-timeout"});
   core::SaeTrainingOptions o;
+  // Data parallelism: the variables torchrun (or srun through packaging/slurm) sets.
+  const core::DistEnv env = core::DistEnv::fromEnvironment();
+  o.rank = env.rank;
+  o.world_size = env.world_size;
+  o.master_addr = env.master_addr;
+  o.master_port = env.master_port;
+  o.dist_timeout_s = static_cast<int>(args.integer("dist-timeout", o.dist_timeout_s, 1, 86400));
+  o.checkpoint_every = args.integer("checkpoint-every", o.checkpoint_every, 1, INT64_MAX / 2);
   o.activations = args.get("activations", "");
   o.model_dir = args.get("model", "");
   o.hook = args.get("hook", "");
@@ -80,7 +90,7 @@ int cmdTrainSae(const Args& args) {
   o.dead_window = args.integer("dead-window", 0, 0, INT64_MAX / 2);
   o.context = args.integer("context", 0, 0, 1 << 20);
   o.buffer_tokens = args.integer("buffer", o.buffer_tokens, 1024, 1 << 26);
-  if (o.architecture == "topk") {
+  if (o.architecture != "standard") {
     o.k = args.integer("k", 1, o.d_sae);
   } else {
     o.l1_coefficient = args.number("l1", o.l1_coefficient);
@@ -102,6 +112,10 @@ int cmdTrainSae(const Args& args) {
   };
   core::SaeTrainingResult r;
   core::trainSae(o, progress, &r);
+  if (r.rank != 0) {
+    std::cerr << "rank " << r.rank << " of " << r.world_size << ": done (" << r.steps << " steps); rank 0 writes the SAE\n";
+    return 0;
+  }
   std::cout << core::readTextFile((fs::path(o.out) / "training.json").string());
   std::cout << "\n";
   return 0;

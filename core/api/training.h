@@ -28,12 +28,20 @@ struct SaeTrainingOptions {
   std::string out;                      // folder: checkpoint, then cfg.json + sae_weights.safetensors
   std::string device = "auto";
   int threads = 0;
+  std::int64_t checkpoint_every = 500;  // steps between checkpoints
+  // Data parallelism (as torchrun starts processes): batch_size rows per rank, gradients averaged
+  // over the ranks, rank 0 writes checkpoints and the result. world_size 1: one process.
+  int rank = 0, world_size = 1;
+  std::string master_addr = "127.0.0.1";  // where rank 0 hosts the rendezvous store
+  int master_port = 29500;
+  int dist_timeout_s = 300;             // a rank silent this long stops the others with an error
 
   void validate() const;  // throws Error naming the field
 };
 
 struct SaeTrainingResult {
   std::int64_t steps = 0, tokens = 0, batch_size = 0, dead_window = 0;
+  int rank = 0, world_size = 1;         // a rank other than 0 trains but writes nothing
   bool batch_size_chosen = false;       // batch_size was picked for the run length
   bool resumed = false;
   double fraction_variance_explained = 0, l0 = 0, dead_fraction = 0;

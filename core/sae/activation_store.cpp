@@ -72,6 +72,15 @@ void FileActivationSource::skip(std::int64_t consumed) {
   pos_ = consumed % n;
 }
 
+void FileActivationSource::advance(std::int64_t n) {
+  while (n > 0) {
+    if (epoch_ < 0 || pos_ >= acts_.size(0)) reshuffle();
+    const std::int64_t take = std::min(n, acts_.size(0) - pos_);
+    pos_ += take;
+    n -= take;
+  }
+}
+
 at::Tensor FileActivationSource::next(std::int64_t n) {
   std::vector<at::Tensor> parts;
   while (n > 0) {

@@ -29,6 +29,8 @@ class FileActivationSource : public ActivationSource {
   std::int64_t rows() const { return acts_.size(0); }
   // Positions the stream as if `consumed` rows had been read (for exact resumption).
   void skip(std::int64_t consumed);
+  // Moves `n` rows further along the stream without reading them.
+  void advance(std::int64_t n);
 
  private:
   at::Tensor acts_, perm_;

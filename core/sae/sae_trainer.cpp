@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "dist/process_group.h"
 #include "io/safetensors.h"
 #include "io/torch_bridge.h"
 #include "util/error.h"
@@ -20,14 +21,16 @@ void SaeTrainConfig::validate() const {
   auto bad = [](const std::string& field, const std::string& why) {
     throw Error("SAE training: " + field + " " + why);
   };
-  if (architecture != "standard" && architecture != "topk") bad("architecture", "must be standard or topk");
+  if (architecture != "standard" && architecture != "topk" && architecture != "batchtopk")
+    bad("architecture", "must be standard, topk or batchtopk");
   if (d_in <= 0 || d_in > (1 << 20)) bad("d_in", "is out of range");
   if (d_sae <= 0 || d_sae > (1 << 24)) bad("d_sae", "must be in 1..16777216");
-  if (architecture == "topk" && (k <= 0 || k > d_sae)) bad("k", "must be in 1..d_sae");
+  if (architecture != "standard" && (k <= 0 || k > d_sae)) bad("k", "must be in 1..d_sae");
   if (!(l1_coefficient >= 0) || !std::isfinite(l1_coefficient)) bad("l1_coefficient", "must be a finite non-negative number");
   if (!(lr > 0) || !std::isfinite(lr) || lr > 1) bad("lr", "must be in (0, 1]");
   if (batch_size <= 0 || batch_size > (1 << 22)) bad("batch_size", "must be in 1..4194304");
   if (total_tokens <= 0) bad("total_tokens", "must be positive");
+  if (world_size < 1 || world_size > (1 << 16)) bad("world_size", "must be in 1..65536");
 }
 
 SaeTrainer::SaeTrainer(SaeTrainConfig config, const c10::Device& device)
@@ -42,7 +45,7 @@ SaeTrainer::SaeTrainer(SaeTrainConfig config, const c10::Device& device)
   const auto opts = at::TensorOptions().dtype(at::kFloat);
   // Decoder rows: random directions; standard uses a fixed small norm, topk unit norm.
   at::Tensor W_dec = at::empty({S, d}, opts).normal_(0.0, 1.0, gen);
-  const double norm = config_.architecture == "topk" ? 1.0 : config_.init_decoder_norm;
+  const double norm = config_.architecture == "standard" ? config_.init_decoder_norm : 1.0;
   W_dec = W_dec / W_dec.norm(2, 1, true) * norm;
   W_dec_ = W_dec.to(device_);
   W_encT_ = W_dec.clone().to(device_);  // W_enc = W_dec^T
@@ -66,6 +69,42 @@ void SaeTrainer::adam(at::Tensor& p, at::Tensor& m, at::Tensor& v, const at::Ten
 
 at::Tensor SaeTrainer::deadMask() const { return since_fired_ >= config_.dead_window; }
 
+// TopK's auxiliary loss: the top aux_k dead latents of each row reconstruct that row's error
+// e = x_hat - x (which revives them). Adds its gradients in place; returns the loss.
+double SaeTrainer::auxiliaryLoss(const at::Tensor& pre, const at::Tensor& e, std::int64_t B, at::Tensor& gW_dec,
+                                 at::Tensor& gW_encT, at::Tensor& gb_enc, at::Tensor& gb_dec, const at::Tensor& xc) const {
+  const std::int64_t d = config_.d_in, S = config_.d_sae;
+  at::Tensor dead = deadMask();
+  const std::int64_t n_dead = dead.sum().item<std::int64_t>();
+  if (n_dead == 0 || config_.aux_coefficient <= 0) return 0.0;
+  const std::int64_t ka = std::min(config_.aux_k, n_dead);
+  at::Tensor masked = pre.masked_fill(dead.logical_not().unsqueeze(0), -INFINITY);
+  auto atop = masked.topk(ka, 1, true, false);
+  at::Tensor avals = at::relu(std::get<0>(atop));  // [B, ka]
+  at::Tensor aidx = std::get<1>(atop);
+  at::Tensor gb = at::zeros({S}, avals.options());
+  // A chunk of rows at a time, so that the gathered decoder rows ([rows, ka, d]) stay a few
+  // hundred MB however large the batch (each row's terms are independent).
+  const std::int64_t chunk = std::max<std::int64_t>(1, (std::int64_t{64} << 20) / std::max<std::int64_t>(1, ka * d));
+  double sq = 0;
+  for (std::int64_t r0 = 0; r0 < B; r0 += chunk) {
+    const std::int64_t r1 = std::min(B, r0 + chunk), n = r1 - r0;
+    const at::Tensor av = avals.slice(0, r0, r1), ai = aidx.slice(0, r0, r1);
+    const at::Tensor arows = W_dec_.index_select(0, ai.reshape(-1)).view({n, ka, d});  // [n, ka, d]
+    const at::Tensor ae = at::bmm(av.unsqueeze(1), arows).squeeze(1) + e.slice(0, r0, r1);  // e_hat - (x - x_hat)
+    sq += ae.pow(2).sum().item<double>();
+    const at::Tensor g_ehat = ae * (2.0 * config_.aux_coefficient / B);
+    const at::Tensor g_avals = at::bmm(arows, g_ehat.unsqueeze(2)).squeeze(2) * (av > 0);  // [n, ka]
+    const at::Tensor aflat = ai.reshape(-1);
+    gW_dec.index_add_(0, aflat, (av.unsqueeze(2) * g_ehat.unsqueeze(1)).reshape({n * ka, d}));
+    gW_encT.index_add_(0, aflat, (g_avals.unsqueeze(2) * xc.slice(0, r0, r1).unsqueeze(1)).reshape({n * ka, d}));
+    gb.index_add_(0, aflat, g_avals.reshape(-1));
+  }
+  gb_enc += gb;
+  gb_dec -= at::mv(W_encT_.t(), gb);
+  return sq / static_cast<double>(B);
+}
+
 SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
   c10::InferenceMode guard;
   const std::int64_t B = raw.size(0), d = config_.d_in, S = config_.d_sae;
@@ -74,17 +113,25 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
                 std::to_string(d) + "]");
   }
   at::Tensor x = raw.to(device_, at::kFloat);
+  const double world = static_cast<double>(config_.world_size);
+  auto meanOverRanks = [&](at::Tensor t, const char* what) {  // equal batches: the global mean
+    if (pg_ == nullptr || pg_->worldSize() == 1) return t;
+    std::vector<at::Tensor> v = {t.contiguous()};
+    pg_->allReduceSum(v, what);
+    return v[0] / world;
+  };
   if (scale_ == 0.0) {
-    const double mean_norm = x.norm(2, 1).mean().item<double>();
+    const double mean_norm =
+        meanOverRanks(x.norm(2, 1).mean().to(at::kDouble).reshape({1}), "the input scale's all-reduce").item<double>();
     if (!(mean_norm > 0) || !std::isfinite(mean_norm)) throw Error("SAE training: the first batch has zero or non-finite norm");
     scale_ = std::sqrt(static_cast<double>(d)) / mean_norm;
   }
   x = x * scale_;
   // b_dec starts at the first batch's mean: residual streams are far from centred, and from zero
   // the encoder spends its first thousand steps learning the offset.
-  if (step_ == 0 && config_.init_b_dec_mean) b_dec_.copy_(x.mean(0));
-  const std::int64_t total = std::max<std::int64_t>(1, config_.totalSteps());
-  const double t = static_cast<double>(step_) / static_cast<double>(total);
+  if (step_ == 0 && config_.init_b_dec_mean) b_dec_.copy_(meanOverRanks(x.mean(0), "the decoder bias's all-reduce"));
+  // Schedules follow the tokens seen, so a run resumed with another number of ranks keeps them.
+  const double t = static_cast<double>(tokens_seen_) / static_cast<double>(config_.total_tokens);
   double lr = config_.lr;
   if (t > 1.0 - config_.lr_decay_fraction) lr *= std::max(0.0, (1.0 - t) / config_.lr_decay_fraction);
   const double lambda = config_.l1_coefficient *
@@ -95,6 +142,7 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
   at::Tensor gW_encT, gb_enc, gW_dec, gb_dec, x_hat, fired;
   SaeTrainStats st;
   double aux_loss = 0;
+  double smallest = -1.0;  // batchtopk: the smallest activation kept (-1: none)
   if (config_.architecture == "standard") {
     at::Tensor f = at::relu(pre);                                      // [B, S]
     x_hat = at::addmm(b_dec_, f, W_dec_);                              // [B, d]
@@ -113,18 +161,32 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
     st.l0 = (f > 0).sum(1).to(at::kDouble).mean().item<double>();
     fired = f_sum > 0;
     st.loss = e.pow(2).sum(1).mean().item<double>() + lambda * (f * norms).sum(1).mean().item<double>();
-    // Global gradient-norm clipping.
-    if (config_.grad_clip > 0) {
-      const double gn = std::sqrt(gW_dec.pow(2).sum().item<double>() + gW_encT.pow(2).sum().item<double>() +
-                                  gb_enc.pow(2).sum().item<double>() + gb_dec.pow(2).sum().item<double>());
-      if (gn > config_.grad_clip) {
-        const double c = config_.grad_clip / gn;
-        gW_dec.mul_(c);
-        gW_encT.mul_(c);
-        gb_enc.mul_(c);
-        gb_dec.mul_(c);
-      }
-    }
+  } else if (config_.architecture == "batchtopk") {
+    // BatchTopK: the k * B largest pre-activations of the whole batch, as (row, latent, value)
+    // triples, so a token with more going on keeps more latents than one with less.
+    const std::int64_t n = std::min(config_.k * B, B * S);
+    auto top = at::relu(pre).view({-1}).topk(n, 0, true, false);
+    at::Tensor vals = std::get<0>(top);                                // [n]
+    at::Tensor flat_idx = std::get<1>(top);
+    at::Tensor r_idx = at::div(flat_idx, S, "floor"), c_idx = flat_idx.remainder(S);
+    at::Tensor rows = W_dec_.index_select(0, c_idx);                   // [n, d]
+    x_hat = at::zeros({B, d}, x.options()).index_add_(0, r_idx, rows * vals.unsqueeze(1)) + b_dec_;
+    at::Tensor e = x_hat - x;
+    at::Tensor g_xhat = e * (2.0 / B);
+    at::Tensor g_r = g_xhat.index_select(0, r_idx);                    // [n, d]
+    at::Tensor g_vals = (rows * g_r).sum(1) * (vals > 0);              // [n]
+    gW_dec = at::zeros_like(W_dec_).index_add_(0, c_idx, g_r * vals.unsqueeze(1));
+    gW_encT = at::zeros_like(W_encT_).index_add_(0, c_idx, xc.index_select(0, r_idx) * g_vals.unsqueeze(1));
+    gb_enc = at::zeros({S}, g_vals.options()).index_add_(0, c_idx, g_vals);
+    gb_dec = g_xhat.sum(0) - at::mv(W_encT_.t(), gb_enc);
+    st.loss = e.pow(2).sum(1).mean().item<double>();
+    aux_loss = auxiliaryLoss(pre, e, B, gW_dec, gW_encT, gb_enc, gb_dec, xc);
+    st.loss += config_.aux_coefficient * aux_loss;
+    at::Tensor on = vals > 0;
+    st.l0 = on.sum().item<double>() / static_cast<double>(B);
+    fired = at::zeros({S}, at::TensorOptions().dtype(at::kBool).device(device_));
+    fired.index_fill_(0, c_idx.masked_select(on), true);
+    smallest = on.any().item<bool>() ? vals.masked_select(on).min().item<double>() : -1.0;
   } else {
     const std::int64_t k = config_.k;
     auto top = pre.topk(k, 1, true, false);
@@ -142,41 +204,46 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
     gb_enc = at::zeros({S}, g_vals.options()).index_add_(0, flat, g_vals.reshape(-1));
     gb_dec = g_xhat.sum(0) - at::mv(W_encT_.t(), gb_enc);
     st.loss = e.pow(2).sum(1).mean().item<double>();
-    // Auxiliary loss: the top aux_k dead latents reconstruct the residual (revives them).
-    at::Tensor dead = deadMask();
-    const std::int64_t n_dead = dead.sum().item<std::int64_t>();
-    if (n_dead > 0 && config_.aux_coefficient > 0) {
-      const std::int64_t ka = std::min(config_.aux_k, n_dead);
-      at::Tensor masked = pre.masked_fill(dead.logical_not().unsqueeze(0), -INFINITY);
-      auto atop = masked.topk(ka, 1, true, false);
-      at::Tensor avals = at::relu(std::get<0>(atop));                  // [B, ka]
-      at::Tensor aidx = std::get<1>(atop);
-      at::Tensor gb = at::zeros({S}, avals.options());
-      // A chunk of rows at a time, so that the gathered decoder rows ([rows, ka, d]) stay a few
-      // hundred MB however large the batch (each row's terms are independent).
-      const std::int64_t chunk = std::max<std::int64_t>(1, (std::int64_t{64} << 20) / std::max<std::int64_t>(1, ka * d));
-      double sq = 0;
-      for (std::int64_t r0 = 0; r0 < B; r0 += chunk) {
-        const std::int64_t r1 = std::min(B, r0 + chunk), n = r1 - r0;
-        const at::Tensor av = avals.slice(0, r0, r1), ai = aidx.slice(0, r0, r1);
-        const at::Tensor arows = W_dec_.index_select(0, ai.reshape(-1)).view({n, ka, d});  // [n, ka, d]
-        const at::Tensor ae = at::bmm(av.unsqueeze(1), arows).squeeze(1) + e.slice(0, r0, r1);  // e_hat - (x - x_hat)
-        sq += ae.pow(2).sum().item<double>();
-        const at::Tensor g_ehat = ae * (2.0 * config_.aux_coefficient / B);
-        const at::Tensor g_avals = at::bmm(arows, g_ehat.unsqueeze(2)).squeeze(2) * (av > 0);  // [n, ka]
-        const at::Tensor aflat = ai.reshape(-1);
-        gW_dec.index_add_(0, aflat, (av.unsqueeze(2) * g_ehat.unsqueeze(1)).reshape({n * ka, d}));
-        gW_encT.index_add_(0, aflat, (g_avals.unsqueeze(2) * xc.slice(0, r0, r1).unsqueeze(1)).reshape({n * ka, d}));
-        gb.index_add_(0, aflat, g_avals.reshape(-1));
-      }
-      aux_loss = sq / static_cast<double>(B);
-      gb_enc += gb;
-      gb_dec -= at::mv(W_encT_.t(), gb);
-      st.loss += config_.aux_coefficient * aux_loss;
-    }
+    aux_loss = auxiliaryLoss(pre, e, B, gW_dec, gW_encT, gb_enc, gb_dec, xc);
+    st.loss += config_.aux_coefficient * aux_loss;
     st.l0 = (vals > 0).sum(1).to(at::kDouble).mean().item<double>();
     fired = at::zeros({S}, at::TensorOptions().dtype(at::kBool).device(device_));
     fired.index_fill_(0, idx.masked_select(vals > 0), true);
+  }
+  // Data parallelism: every rank holds the mean gradient, the one a single process would get on
+  // all ranks' rows together; latents fired anywhere count as fired.
+  const std::int64_t global_batch = B * config_.world_size;
+  if (pg_ != nullptr && pg_->worldSize() > 1) {
+    std::vector<at::Tensor> grads = {gW_encT, gb_enc, gW_dec, gb_dec};
+    pg_->allReduceSum(grads, "the gradient all-reduce");
+    for (auto& g : grads) g.div_(world);
+    gW_encT = grads[0], gb_enc = grads[1], gW_dec = grads[2], gb_dec = grads[3];
+    std::vector<at::Tensor> f = {fired.to(at::kFloat)};
+    pg_->allReduceSum(f, "the fired-latents all-reduce");
+    fired = f[0] > 0;
+    const bool has = smallest >= 0;  // batchtopk: this rank kept an activation
+    std::vector<at::Tensor> stats = {at::tensor({st.loss, st.l0, has ? smallest : 0.0, has ? 1.0 : 0.0},
+                                                at::TensorOptions().dtype(at::kDouble).device(device_))};
+    pg_->allReduceSum(stats, "the statistics all-reduce");
+    const at::Tensor sv = stats[0].cpu();
+    st.loss = sv[0].item<double>() / world;
+    st.l0 = sv[1].item<double>() / world;
+    smallest = sv[3].item<double>() > 0 ? sv[2].item<double>() / sv[3].item<double>() : -1.0;
+  }
+  if (config_.architecture == "batchtopk" && smallest >= 0) {
+    // The inference threshold: a running mean of the smallest kept activation (SAELens's rule).
+    threshold_ = threshold_ < 0 ? smallest : (1.0 - kThresholdRate) * threshold_ + kThresholdRate * smallest;
+  }
+  if (config_.architecture == "standard" && config_.grad_clip > 0) {  // global gradient-norm clipping
+    const double gn = std::sqrt(gW_dec.pow(2).sum().item<double>() + gW_encT.pow(2).sum().item<double>() +
+                                gb_enc.pow(2).sum().item<double>() + gb_dec.pow(2).sum().item<double>());
+    if (gn > config_.grad_clip) {
+      const double c = config_.grad_clip / gn;
+      gW_dec.mul_(c);
+      gW_encT.mul_(c);
+      gb_enc.mul_(c);
+      gb_dec.mul_(c);
+    }
   }
   if (!std::isfinite(st.loss)) {
     throw Error("SAE training diverged at step " + std::to_string(step_) + " (loss is not finite)",
@@ -189,9 +256,10 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
   adam(b_enc_, m_[1], v_[1], gb_enc, lr, bc1, bc2);
   adam(W_dec_, m_[2], v_[2], gW_dec, lr, bc1, bc2);
   adam(b_dec_, m_[3], v_[3], gb_dec, lr, bc1, bc2);
-  if (config_.architecture == "topk") W_dec_.div_(W_dec_.norm(2, 1, true).clamp_min(1e-12));
+  if (config_.architecture != "standard") W_dec_.div_(W_dec_.norm(2, 1, true).clamp_min(1e-12));
 
-  since_fired_.add_(B);
+  since_fired_.add_(global_batch);
+  tokens_seen_ += global_batch;
   since_fired_.masked_fill_(fired, 0);
   at::Tensor e = x - x_hat;
   st.step = step_;
@@ -206,7 +274,14 @@ std::unique_ptr<Sae> SaeTrainer::exportSae() const {
   c10::InferenceMode guard;
   if (scale_ == 0.0) throw Error("the SAE has not been trained on any batch yet");
   SaeConfig cfg;
-  cfg.architecture = config_.architecture;
+  // A BatchTopK SAE runs as a JumpReLU with its learned threshold on every latent, as SAELens
+  // saves one; its k stays in the metadata.
+  const bool batch = config_.architecture == "batchtopk";
+  cfg.architecture = batch ? "jumprelu" : config_.architecture;
+  if (batch) {
+    cfg.metadata["trained_as"] = "batchtopk";
+    cfg.metadata["k"] = config_.k;
+  }
   cfg.d_in = config_.d_in;
   cfg.d_sae = config_.d_sae;
   cfg.hook_name = config_.hook_name;
@@ -215,8 +290,11 @@ std::unique_ptr<Sae> SaeTrainer::exportSae() const {
   cfg.normalize_activations = "none";
   // Fold the input scale s: f(x) = act((s W_enc)^T (x - b_dec/s) + b_enc), x_hat = b_dec/s + (W_dec/s)^T f.
   const double s = scale_;
+  // The threshold compares pre-activations, which the folding leaves unchanged.
+  at::Tensor threshold;
+  if (batch) threshold = at::full({config_.d_sae}, std::max(0.0, threshold_), b_enc_.options());
   return std::make_unique<Sae>(cfg, (W_encT_.t() * s).contiguous(), b_enc_.clone(), (W_dec_ / s).contiguous(),
-                               b_dec_ / s);
+                               b_dec_ / s, threshold);
 }
 
 void SaeTrainer::saveCheckpoint(const std::string& path) const {
@@ -230,11 +308,14 @@ void SaeTrainer::saveCheckpoint(const std::string& path) const {
   t.emplace_back("since_fired", since_fired_.to(at::kFloat));
   // The scale in full precision (std::to_string keeps 6 decimals, and a resumed run then drifted
   // from an uninterrupted one).
-  char scale[32];
+  char scale[32], threshold[32];
   std::snprintf(scale, sizeof scale, "%.17g", scale_);
+  std::snprintf(threshold, sizeof threshold, "%.17g", threshold_);
   saveTensors(path, t,
               {{"step", std::to_string(step_)},
                {"scale", scale},
+               {"threshold", threshold},
+               {"tokens", std::to_string(tokens_seen_)},
                {"architecture", config_.architecture},
                {"d_in", std::to_string(config_.d_in)},
                {"d_sae", std::to_string(config_.d_sae)}});
@@ -276,7 +357,39 @@ bool SaeTrainer::loadCheckpoint(const std::string& path) {
   scale_ = std::strtod(scale.c_str(), &end);
   if (step_ < 0 || end == scale.c_str() || *end != '\0' || !std::isfinite(scale_) || !(scale_ > 0))
     throw Error("checkpoint '" + path + "' has an invalid step or scale", "delete it to start afresh");
+  // Tokens seen by all ranks; checkpoints written before data parallelism count steps only.
+  tokens_seen_ = meta.count("tokens") != 0 ? parseInt64(meta.at("tokens"), "checkpoint '" + path + "': tokens")
+                                           : step_ * config_.batch_size;
+  threshold_ = -1.0;
+  if (meta.count("threshold") != 0) {  // checkpoints written before BatchTopK have none
+    const std::string t = meta.at("threshold");
+    threshold_ = std::strtod(t.c_str(), &end);
+    if (end == t.c_str() || *end != '\0' || !std::isfinite(threshold_))
+      throw Error("checkpoint '" + path + "' has an invalid threshold", "delete it to start afresh");
+  }
   return true;
+}
+
+void SaeTrainer::broadcastState(int root) {
+  if (pg_ == nullptr || pg_->worldSize() == 1) return;
+  c10::InferenceMode guard;
+  std::vector<at::Tensor> state = {W_encT_, b_enc_, W_dec_, b_dec_};
+  for (int i = 0; i < 4; ++i) {
+    state.push_back(m_[i]);
+    state.push_back(v_[i]);
+  }
+  pg_->broadcast(state, root, "the broadcast of the SAE's weights");
+  std::vector<at::Tensor> counters = {since_fired_,
+                                      at::tensor({step_, tokens_seen_}, at::TensorOptions().dtype(at::kLong).device(device_))};
+  pg_->broadcast(counters, root, "the broadcast of the training counters");
+  const at::Tensor c = counters[1].cpu();
+  step_ = c[0].item<std::int64_t>();
+  tokens_seen_ = c[1].item<std::int64_t>();
+  std::vector<at::Tensor> scalars = {at::tensor({scale_, threshold_}, at::TensorOptions().dtype(at::kDouble).device(device_))};
+  pg_->broadcast(scalars, root, "the broadcast of the input scale");
+  const at::Tensor sc = scalars[0].cpu();
+  scale_ = sc[0].item<double>();
+  threshold_ = sc[1].item<double>();
 }
 
 SyntheticFeatures::SyntheticFeatures(std::int64_t d_in, std::int64_t n_features, double mean_active,

@@ -1,7 +1,8 @@
 #pragma once
 // SAE training with hand-derived gradients (no autograd graph): `standard` (ReLU, L1 weighted
-// by decoder norms, Anthropic's April 2024 recipe) and `topk` (sparse decoder, auxiliary loss on
-// dead latents). Internal (LibTorch).
+// by decoder norms, Anthropic's April 2024 recipe), `topk` (sparse decoder, auxiliary loss on
+// dead latents) and `batchtopk` (the k * batch largest activations of a batch, exported as a
+// JumpReLU whose threshold is the running mean of the smallest kept one). Internal (LibTorch).
 #include <ATen/ATen.h>
 
 #include <cstdint>
@@ -14,12 +15,12 @@
 namespace monoscope::core {
 
 struct SaeTrainConfig {
-  std::string architecture = "standard";  // standard | topk
+  std::string architecture = "standard";  // standard | topk | batchtopk
   std::int64_t d_in = 0;
   std::int64_t d_sae = 0;
   std::string hook_name;                   // recorded in the saved cfg.json
   double l1_coefficient = 5.0;             // standard: lambda (after warm-up)
-  std::int64_t k = 32;                     // topk: active latents per token
+  std::int64_t k = 32;                     // topk: active latents per token (batchtopk: on average)
   std::int64_t aux_k = 256;                // topk: dead latents used by the auxiliary loss
   double aux_coefficient = 1.0 / 32.0;     // topk: weight of the auxiliary loss
   double lr = 4e-4;                        // Adam learning rate
@@ -29,13 +30,15 @@ struct SaeTrainConfig {
   double lr_decay_fraction = 0.2;          // lr decays linearly to 0 over the last share
   double init_decoder_norm = 0.1;          // standard: initial ||W_dec[i]||
   bool init_b_dec_mean = true;             // b_dec starts at the first batch's (scaled) mean
-  std::int64_t batch_size = 4096;          // tokens per step
+  std::int64_t batch_size = 4096;          // tokens per step and rank
+  int world_size = 1;                      // data-parallel ranks (each with batch_size rows)
   std::int64_t total_tokens = 0;           // training length
   std::int64_t dead_window = 10'000'000;   // tokens without firing that make a latent dead
   std::uint64_t seed = 0;
 
   void validate() const;
-  std::int64_t totalSteps() const { return (total_tokens + batch_size - 1) / batch_size; }
+  std::int64_t globalBatch() const { return batch_size * world_size; }
+  std::int64_t totalSteps() const { return (total_tokens + globalBatch() - 1) / globalBatch(); }
 };
 
 struct SaeTrainStats {
@@ -47,9 +50,17 @@ struct SaeTrainStats {
   double loss = 0;
 };
 
+class ProcessGroup;
+
 class SaeTrainer {
  public:
   SaeTrainer(SaeTrainConfig config, const c10::Device& device);
+
+  // Data parallelism: gradients, fired latents and statistics are averaged over `pg`'s ranks,
+  // which must number config.world_size (null: one process). Not owned.
+  void setProcessGroup(ProcessGroup* pg) { pg_ = pg; }
+  // Every rank takes the weights, optimiser state and counters of rank `root` (after it resumed).
+  void broadcastState(int root);
 
   // One optimisation step on raw activations [batch, d_in]. The first call fixes the input
   // scale so that E||x|| = sqrt(d_in).
@@ -64,18 +75,27 @@ class SaeTrainer {
   bool loadCheckpoint(const std::string& path);
 
   std::int64_t stepsDone() const { return step_; }
+  std::int64_t tokensSeen() const { return tokens_seen_; }  // by all ranks together
   double inputScale() const { return scale_; }
+  // batchtopk: the inference threshold on pre-activations (-1 before the first step).
+  double threshold() const { return threshold_; }
   const SaeTrainConfig& config() const { return config_; }
 
  private:
   struct Grads;
   void adam(at::Tensor& p, at::Tensor& m, at::Tensor& v, const at::Tensor& g, double lr, double bc1, double bc2);
   at::Tensor deadMask() const;
+  double auxiliaryLoss(const at::Tensor& pre, const at::Tensor& e, std::int64_t B, at::Tensor& gW_dec,
+                       at::Tensor& gW_encT, at::Tensor& gb_enc, at::Tensor& gb_dec, const at::Tensor& xc) const;
+  static constexpr double kThresholdRate = 0.01;  // batchtopk threshold's running-mean rate
 
   SaeTrainConfig config_;
   c10::Device device_;
   double scale_ = 0.0;  // input multiplier; 0 until the first batch
   std::int64_t step_ = 0;
+  std::int64_t tokens_seen_ = 0;
+  ProcessGroup* pg_ = nullptr;
+  double threshold_ = -1.0;  // batchtopk: running mean of the smallest kept activation
   // Parameters in the normalised space. W_enc is kept transposed ([d_sae, d_in]) so both the
   // dense encoder and the sparse topk gradients are row operations.
   at::Tensor W_encT_, b_enc_, W_dec_, b_dec_;

@@ -8,6 +8,7 @@
 
 #include "api/engine_impl.h"
 #include "api/training.h"
+#include "dist/process_group.h"
 #include "lm/transformer.h"
 #include "sae/activation_store.h"
 #include "sae/sae.h"
@@ -40,6 +41,11 @@ void SaeTrainingOptions::validate() const {
   if (buffer_tokens < 1024 || buffer_tokens > (1 << 26)) bad("buffer_tokens", "must be in 1024..67108864");
   // Refuse runs that could never finish before starting them.
   const std::int64_t b = batch_size > 0 ? batch_size : defaultSaeBatchSize(tokens);
+  if (checkpoint_every < 1) bad("checkpoint_every", "must be at least 1");
+  if (world_size < 1 || world_size > (1 << 16)) bad("world_size", "must be in 1..65536");
+  if (rank < 0 || rank >= world_size) bad("rank", "must be in 0..world_size-1");
+  if (world_size > 1 && (master_port < 1 || master_port > 65535)) bad("master_port", "must be in 1..65535");
+  if (dist_timeout_s < 1) bad("dist_timeout_s", "must be at least 1 second");
   if (tokens / b > 100'000'000) bad("total_tokens", "gives " + std::to_string(tokens / b) + " steps of " + std::to_string(b) + ", more than 100,000,000");
 }
 
@@ -48,6 +54,16 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   configureThreads(o.threads);
   const c10::Device device = resolveDevice(o.device);
   SaeTrainingResult r;
+  r.rank = o.rank;
+  r.world_size = o.world_size;
+  const bool writer = o.rank == 0;  // rank 0 writes checkpoints and the result
+  DistEnv env;
+  env.rank = o.rank;
+  env.world_size = o.world_size;
+  env.master_addr = o.master_addr;
+  env.master_port = o.master_port;
+  // Joined before anything slow, so a missing rank is reported within the timeout.
+  const auto pg = ProcessGroup::join(env, device, std::chrono::seconds(o.dist_timeout_s));
   std::unique_ptr<ActivationSource> source;
   FileActivationSource* file_source = nullptr;
   std::shared_ptr<const Transformer> model;
@@ -67,7 +83,9 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
                       ? std::make_shared<const TokenShard>((corpus / "valid.tokens.safetensors").string())
                       : shard;
     if (o.activations.empty())
-      source = std::make_unique<ModelActivationSource>(model, hook, shard, context, o.buffer_tokens, o.seed, o.skip_first);
+      // Each rank streams its own windows (seeded by rank).
+      source = std::make_unique<ModelActivationSource>(model, hook, shard, context, o.buffer_tokens,
+                                                       o.seed + 7919u * static_cast<std::uint64_t>(o.rank), o.skip_first);
   }
   if (!o.activations.empty()) {
     auto fsrc = std::make_unique<FileActivationSource>(o.activations, o.seed);
@@ -83,10 +101,11 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   cfg.seed = o.seed;
   r.batch_size_chosen = o.batch_size == 0;
   cfg.batch_size = o.batch_size > 0 ? o.batch_size : defaultSaeBatchSize(o.tokens);
+  cfg.world_size = o.world_size;
   cfg.lr = o.lr;
   cfg.dead_window = o.dead_window > 0 ? o.dead_window : std::max<std::int64_t>(1, std::min<std::int64_t>(10'000'000, o.tokens / 3));
   cfg.hook_name = hook;
-  if (cfg.architecture == "topk") {
+  if (cfg.architecture != "standard") {
     cfg.k = o.k;
   } else {
     cfg.l1_coefficient = o.l1_coefficient;
@@ -102,24 +121,45 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   fs::create_directories(o.out);
   const std::string ck = (fs::path(o.out) / "checkpoint.safetensors").string();
   SaeTrainer trainer(cfg, device);
-  if (trainer.loadCheckpoint(ck)) {
-    r.resumed = true;
-    report(progress, "resume", trainer.stepsDone(), cfg.totalSteps());
-    if (file_source != nullptr) file_source->skip(trainer.stepsDone() * cfg.batch_size);
-  }
+  trainer.setProcessGroup(pg.get());
+  // Rank 0 resumes from its checkpoint (written with any number of ranks) and every rank takes
+  // its state, so the others need no access to the output folder.
+  if (writer) trainer.loadCheckpoint(ck);
+  trainer.broadcastState(0);
+  r.resumed = trainer.tokensSeen() > 0;
   const std::int64_t total = cfg.totalSteps();
+  if (r.resumed) report(progress, "resume", trainer.tokensSeen() / cfg.globalBatch(), total);
+  // A file's rows form one seeded stream; each global batch is the ranks' slices in rank order,
+  // so N ranks with batch B read exactly what one process with batch N*B reads.
+  if (file_source != nullptr) file_source->skip(trainer.tokensSeen());
+  auto nextBatch = [&]() {
+    if (file_source == nullptr || o.world_size == 1) return source->next(cfg.batch_size);
+    file_source->advance(o.rank * cfg.batch_size);
+    at::Tensor b = file_source->next(cfg.batch_size);
+    file_source->advance((o.world_size - 1 - o.rank) * cfg.batch_size);
+    return b;
+  };
   SaeTrainStats last;
   char detail[160];
   try {
-    for (std::int64_t s = trainer.stepsDone(); s < total; ++s) {
-      last = trainer.step(source->next(cfg.batch_size));
-      if ((s + 1) % 500 == 0) trainer.saveCheckpoint(ck);
+    while (trainer.tokensSeen() < cfg.total_tokens) {
+      last = trainer.step(nextBatch());
+      const std::int64_t s = trainer.tokensSeen() / cfg.globalBatch();
+      if (writer && s % o.checkpoint_every == 0) trainer.saveCheckpoint(ck);
       std::snprintf(detail, sizeof detail, "mse %.4f  fve %.4f  L0 %.1f  dead %.3f", last.mse, last.fve, last.l0, last.dead_fraction);
-      report(progress, "train", s + 1, total, detail);
+      report(progress, "train", std::min(s, total), total, detail);
     }
   } catch (const Cancelled&) {
-    trainer.saveCheckpoint(ck);
+    if (writer) trainer.saveCheckpoint(ck);
     return JobStatus::Cancelled;
+  }
+  if (!writer) {  // the weights are rank 0's to write and evaluate
+    r.steps = trainer.stepsDone();
+    r.tokens = trainer.tokensSeen();
+    r.batch_size = cfg.batch_size;
+    r.dead_window = cfg.dead_window;
+    if (result) *result = r;
+    return JobStatus::Done;
   }
   trainer.saveCheckpoint(ck);
   report(progress, "evaluate", 0, 1);
@@ -128,11 +168,11 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
     auto cfg_out = sae->config();
     cfg_out.model_name = fs::path(o.model_dir).filename().string();
     cfg_out.context_size = context;
-    sae = std::make_unique<Sae>(cfg_out, sae->W_enc(), sae->b_enc(), sae->W_dec(), sae->b_dec());
+    sae = std::make_unique<Sae>(cfg_out, sae->W_enc(), sae->b_enc(), sae->W_dec(), sae->b_dec(), sae->threshold());
   }
   sae->save(o.out);
   r.steps = trainer.stepsDone();
-  r.tokens = trainer.stepsDone() * cfg.batch_size;
+  r.tokens = trainer.tokensSeen();
   // With a model: variance explained and L0 on held-out text (the validation shard), else on
   // further rows of the training source.
   at::Tensor held_out;
@@ -159,6 +199,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   j["steps"] = r.steps;
   j["tokens"] = r.tokens;
   j["batch_size"] = r.batch_size;
+  if (o.world_size > 1) j["ranks"] = o.world_size;  // batch_size rows each
   j["context"] = context;
   j["first_position"] = o.skip_first ? "excluded from training and from the splice" : "included";
   j["metrics_on"] = model ? "16,384 held-out activations (the validation shard)" : "16,384 further training activations";

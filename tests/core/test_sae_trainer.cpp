@@ -63,8 +63,37 @@ class TestSaeTrainer : public QObject {
     QVERIFY(sae->metrics(data.sample(512)).l0 <= 4.0);
   }
 
+  void batchtopkRecoversTrueFeatures() {
+    SyntheticFeatures data(32, 64, 3.0, 13);
+    std::unique_ptr<Sae> sae;
+    const auto r = train(smallConfig("batchtopk"), data, &sae);
+    QVERIFY(r.mmcs_true_to_learned > 0.9);
+    QVERIFY(r.mmcs_learned_to_true > 0.9);
+    // It runs as a JumpReLU with one learned threshold, and keeps about k latents per token on
+    // average (a batch-level budget, so rows vary).
+    QCOMPARE(QString::fromStdString(sae->config().architecture), QString("jumprelu"));
+    QCOMPARE(sae->config().metadata.value("trained_as", std::string()), std::string("batchtopk"));
+    const double thr = sae->threshold()[0].item<double>();
+    QVERIFY2(thr > 0, std::to_string(thr).c_str());
+    QVERIFY(testutil::maxAbsDiff(sae->threshold(), at::full({64}, thr)) == 0);
+    const auto m = sae->metrics(data.sample(4096));
+    QVERIFY2(m.l0 > 2.0 && m.l0 < 6.0, std::to_string(m.l0).c_str());
+    QVERIFY2(m.fraction_variance_explained > 0.8, std::to_string(m.fraction_variance_explained).c_str());
+    // Rows with more true features active keep more latents.
+    at::Tensor x = data.sample(4096);
+    at::Tensor on = (sae->encode(x) > 0).sum(1).to(at::kFloat);
+    QVERIFY(on.max().item<float>() > on.min().item<float>());
+  }
+
+  void checkpointResumesExactly_data() {
+    QTest::addColumn<QString>("arch");
+    QTest::newRow("topk") << "topk";
+    QTest::newRow("batchtopk") << "batchtopk";
+  }
+
   void checkpointResumesExactly() {
-    SaeTrainConfig c = smallConfig("topk");
+    QFETCH(QString, arch);
+    SaeTrainConfig c = smallConfig(arch.toStdString());
     c.total_tokens = 256 * 20;
     SyntheticFeatures d1(32, 64, 3.0, 5), d2(32, 64, 3.0, 5);
     SaeTrainer straight(c, c10::Device(c10::kCPU));
@@ -79,6 +108,7 @@ class TestSaeTrainer : public QObject {
     QCOMPARE(resumed.stepsDone(), std::int64_t(10));
     for (int s = 0; s < 10; ++s) resumed.step(d2.sample(256));
     QVERIFY(testutil::maxAbsDiff(straight.exportSae()->W_dec(), resumed.exportSae()->W_dec()) < 1e-5);
+    QCOMPARE(resumed.threshold(), straight.threshold());
     // A checkpoint of another size is refused.
     SaeTrainConfig other = c;
     other.d_sae = 32;
