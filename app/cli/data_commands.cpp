@@ -1,4 +1,5 @@
 // build-corpus, train-tokenizer, train-lm: the demo's data and model pipeline.
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -6,6 +7,7 @@
 
 #include "commands.h"
 #include "corpus/corpus_builder.h"
+#include "dist/process_group.h"
 #include "inputs.h"
 #include "lm/lm_trainer.h"
 #include "text/bpe_trainer.h"
@@ -103,8 +105,12 @@ core::LmTrainConfig lmConfig(const Args& args, std::int64_t vocab_size) {
 
 int cmdTrainLm(const Args& args) {
   args.allowOnly({"corpus", "tokenizer", "out", "d-model", "layers", "heads", "context", "batch-size", "seq-len",
-                  "steps", "warmup", "lr", "eval-every", "max-minutes", "seed", "device", "threads"});
+                  "steps", "warmup", "lr", "eval-every", "max-minutes", "seed", "device", "threads", "dist-timeout"});
   applyRuntimeOptions(args);
+  // Data parallelism: ranks started as torchrun (or srun through packaging/slurm) starts them.
+  const core::DistEnv env = core::DistEnv::fromEnvironment();
+  const auto pg = core::ProcessGroup::join(env, c10::Device(c10::kCPU),
+                                           std::chrono::seconds(args.integer("dist-timeout", 300, 1, 86400)));
   const std::string corpus = args.get("corpus");
   const auto tok = core::Tokenizer::fromDirectory(args.get("tokenizer"));
   auto c = lmConfig(args, tok.vocabSize());
@@ -121,7 +127,13 @@ int cmdTrainLm(const Args& args) {
                                         std::fprintf(stderr, "step %lld/%lld  %s\n", static_cast<long long>(p.done),
                                                      static_cast<long long>(p.total), p.detail.c_str());
                                       return true;
-                                    });
+                                    },
+                                    pg.get());
+  if (env.rank != 0) {
+    std::fprintf(stderr, "rank %d of %d: done (%lld steps); rank 0 writes the model\n", env.rank, env.world_size,
+                 static_cast<long long>(result.step));
+    return 0;
+  }
   tok.save((fs::path(out) / "model").string());
   nlohmann::ordered_json j;
   j["layers"] = c.model.n_layers;
@@ -130,6 +142,7 @@ int cmdTrainLm(const Args& args) {
   j["context"] = c.model.n_ctx;
   j["vocab_size"] = c.model.vocab_size;
   j["batch_size"] = c.batch_size;
+  if (env.world_size > 1) j["ranks"] = env.world_size;  // batch_size sequences each
   j["seq_len"] = c.seq_len;
   j["peak_lr"] = c.lr;
   j["model"] = (fs::path(out) / "model").string();

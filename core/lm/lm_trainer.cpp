@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "dist/process_group.h"
 #include "io/safetensors.h"
 #include "io/torch_bridge.h"
 #include "io/weight_store.h"
@@ -81,8 +82,10 @@ double validationLoss(const Transformer& model, const TokenShard& shard, const L
 }  // namespace
 
 LmTrainProgress trainLm(const LmTrainConfig& c, const std::string& train_shard, const std::string& valid_shard,
-                        const std::string& out, const ProgressFn& progress) {
+                        const std::string& out, const ProgressFn& progress, ProcessGroup* pg) {
   c.validate();
+  const int world = pg != nullptr ? pg->worldSize() : 1, rank = pg != nullptr ? pg->rank() : 0;
+  const bool writer = rank == 0;
   fs::create_directories(out);
   const TokenShard train(train_shard), valid(valid_shard);
   const c10::Device device(c10::kCPU);
@@ -96,7 +99,7 @@ LmTrainProgress trainLm(const LmTrainConfig& c, const std::string& train_shard, 
   }
   std::int64_t step = 0;
   const std::string state_path = (fs::path(out) / "train_state.safetensors").string();
-  if (fs::exists(state_path)) {
+  if (writer && fs::exists(state_path)) {
     const WeightStore st = WeightStore::fromFile(state_path);
     SafetensorsFile meta(state_path);
     const auto it = meta.metadata().find("config");
@@ -115,7 +118,21 @@ LmTrainProgress trainLm(const LmTrainConfig& c, const std::string& train_shard, 
     step = parseInt64(step_it == meta.metadata().end() ? "" : step_it->second, "checkpoint step");
     if (step < 0) throw Error("the checkpoint's step is negative", "delete train_state.safetensors to start afresh");
   }
+  if (world > 1) {  // every rank starts from rank 0's weights, moments and step
+    at::NoGradGuard no_grad;
+    std::vector<at::Tensor> state;
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      state.push_back(params[i].second.detach());
+      state.push_back(m[i]);
+      state.push_back(v[i]);
+    }
+    pg->broadcast(state, 0, "the broadcast of the model's weights");
+    std::vector<at::Tensor> s = {at::tensor({step}, at::kLong)};
+    pg->broadcast(s, 0, "the broadcast of the step");
+    step = s[0].item<std::int64_t>();
+  }
   auto checkpoint = [&](std::int64_t at_step) {
+    if (!writer) return;
     std::vector<std::pair<std::string, at::Tensor>> t;
     for (std::size_t i = 0; i < params.size(); ++i) {
       t.emplace_back(params[i].first, params[i].second);
@@ -130,26 +147,35 @@ LmTrainProgress trainLm(const LmTrainConfig& c, const std::string& train_shard, 
   LmTrainProgress prog;
   prog.total_steps = c.total_steps;
   prog.step = step;
-  prog.tokens_seen = step * c.batch_size * c.seq_len;
+  prog.tokens_seen = step * c.batch_size * world * c.seq_len;
   if (step >= c.total_steps) {  // already finished: report, do not train further
-    prog.valid_loss = validationLoss(*model, valid, c);
+    if (writer) prog.valid_loss = validationLoss(*model, valid, c);
     return prog;
   }
   const auto start = std::chrono::steady_clock::now();
   std::int64_t tokens_this_run = 0;
   while (step < c.total_steps) {
     auto gen = at::detail::createCPUGenerator(c.seed * 1000003u + static_cast<std::uint64_t>(step));
-    at::Tensor window = train.sample(c.batch_size, c.seq_len, gen);
+    at::Tensor window = train.sample(c.batch_size * world, c.seq_len, gen);
+    if (world > 1) window = window.narrow(0, rank * c.batch_size, c.batch_size);
     at::Tensor input = window.narrow(1, 0, c.seq_len), target = window.narrow(1, 1, c.seq_len);
     at::Tensor logits = model->forward(input);  // [B, T, V]
     at::Tensor loss = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), target.reshape(-1));
-    const double loss_value = loss.item<double>();
+    double loss_value = loss.item<double>();
     if (!std::isfinite(loss_value)) {
       throw Error("LM training diverged at step " + std::to_string(step) + " (loss is not finite)",
                   "lower lr; the last checkpoint in '" + out + "' is intact");
     }
     loss.backward();
     at::NoGradGuard no_grad;
+    if (world > 1) {  // the mean gradient over ranks: the gradient of the whole step's mean loss
+      std::vector<at::Tensor> grads;
+      for (const auto& [name, p] : params) grads.push_back(p.mutable_grad());
+      grads.push_back(at::tensor({loss_value}, at::kFloat));
+      pg->allReduceSum(grads, "the gradient all-reduce");
+      for (std::size_t i = 0; i < params.size(); ++i) params[i].second.mutable_grad().div_(world);
+      loss_value = grads.back().item<double>() / world;
+    }
     double sq = 0;
     for (const auto& [name, p] : params) sq += p.grad().pow(2).sum().item<double>();
     const double clip = std::min(1.0, c.grad_clip / (std::sqrt(sq) + 1e-6));
@@ -166,16 +192,21 @@ LmTrainProgress trainLm(const LmTrainConfig& c, const std::string& train_shard, 
       p.addcdiv_(m[i], (v[i] / bc2).sqrt_().add_(1e-8), -lr / bc1);
       p.mutable_grad().zero_();
     }
-    tokens_this_run += c.batch_size * c.seq_len;
+    tokens_this_run += c.batch_size * world * c.seq_len;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     prog.step = step;
     prog.train_loss = loss_value;
     prog.valid_loss = -1;
-    prog.tokens_seen = step * c.batch_size * c.seq_len;
+    prog.tokens_seen = step * c.batch_size * world * c.seq_len;
     prog.tokens_per_second = tokens_this_run / std::max(1e-9, elapsed);
-    const bool out_of_time = c.max_minutes > 0 && elapsed > c.max_minutes * 60.0;
+    bool out_of_time = c.max_minutes > 0 && elapsed > c.max_minutes * 60.0;
+    if (world > 1) {  // rank 0's clock decides, so every rank stops at the same step
+      std::vector<at::Tensor> flag = {at::tensor({out_of_time ? 1.0f : 0.0f})};
+      pg->broadcast(flag, 0, "the time-limit broadcast");
+      out_of_time = flag[0].item<float>() > 0;
+    }
     if (step % c.eval_every == 0 || step == c.total_steps || out_of_time) {
-      prog.valid_loss = validationLoss(*model, valid, c);
+      if (writer) prog.valid_loss = validationLoss(*model, valid, c);
       checkpoint(step);
     }
     char detail[128];
@@ -184,7 +215,13 @@ LmTrainProgress trainLm(const LmTrainConfig& c, const std::string& train_shard, 
     } else {
       std::snprintf(detail, sizeof detail, "loss %.4f  %.0f tok/s", prog.train_loss, prog.tokens_per_second);
     }
-    if (progress && !progress(Progress{"train", step, c.total_steps, detail})) {
+    bool stop = progress && !progress(Progress{"train", step, c.total_steps, detail});
+    if (world > 1) {  // one rank cancelled: all stop here
+      std::vector<at::Tensor> flag = {at::tensor({stop ? 1.0f : 0.0f})};
+      pg->allReduceSum(flag, "the cancellation all-reduce");
+      stop = flag[0].item<float>() > 0;
+    }
+    if (stop) {
       checkpoint(step);
       prog.cancelled = true;
       break;

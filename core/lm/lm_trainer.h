@@ -15,7 +15,7 @@ namespace monoscope::core {
 
 struct LmTrainConfig {
   ModelConfig model;                 // architecture (GPT-2) and sizes
-  std::int64_t batch_size = 16;      // sequences per step
+  std::int64_t batch_size = 16;      // sequences per step and rank
   std::int64_t seq_len = 256;        // tokens per sequence (<= model.n_ctx)
   std::int64_t total_steps = 1000;
   std::int64_t warmup_steps = 100;
@@ -55,11 +55,16 @@ class TokenShard {
   at::Tensor tokens_;  // int64
 };
 
+class ProcessGroup;
+
 // Trains (or resumes) into `out`: `out`/model (Hugging Face GPT-2 folder, refreshed at each
 // checkpoint) and `out`/train_state.safetensors. Reports {"train", step, total_steps, detail}
 // (detail: "loss L [valid V] T tok/s"); returning false stops with a checkpoint.
+// With a process group of N ranks, each step's N * batch_size windows are split among them in
+// rank order and gradients averaged (the same run as one process with batch N * batch_size);
+// rank 0 evaluates and writes checkpoints, and any rank stopping stops all at the same step.
 LmTrainProgress trainLm(const LmTrainConfig& config, const std::string& train_shard, const std::string& valid_shard,
-                        const std::string& out, const ProgressFn& progress = {});
+                        const std::string& out, const ProgressFn& progress = {}, ProcessGroup* pg = nullptr);
 
 // Mean next-token loss of a model folder over `batches` fixed windows of a shard.
 double evaluateLoss(const std::string& model_dir, const std::string& shard, std::int64_t batches,

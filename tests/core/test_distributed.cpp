@@ -91,6 +91,48 @@ class TestDistributed : public QObject {
     compareRuns(arch);
   }
 
+  void lmTrainingTwoRanksEqualOneProcess() {
+    // A token corpus (a fixed cycle) and the small tokenizer.
+    const QString corpus = tmp("lm-corpus");
+    QDir().mkpath(corpus);
+    std::vector<std::int32_t> t(20000);
+    for (std::size_t i = 0; i < t.size(); ++i) t[i] = static_cast<std::int32_t>((i * 7) % 31);
+    for (const char* name : {"/train.tokens.safetensors", "/valid.tokens.safetensors"}) {
+      SafetensorsWriter w;
+      w.add("tokens", DType::I32, {static_cast<std::int64_t>(t.size())}, t.data(), t.size() * 4);
+      w.write((corpus + name).toStdString());
+    }
+    auto args = [&](int batch, const QString& out) {
+      return QStringList{"train-lm", "--corpus", corpus, "--tokenizer",
+                         QString::fromStdString(testutil::fixture("tokenizer_small")), "--out", out, "--d-model", "32",
+                         "--layers", "2", "--heads", "2", "--context", "32", "--batch-size", QString::number(batch),
+                         "--seq-len", "16", "--steps", "30", "--warmup", "3", "--eval-every", "30", "--seed", "4",
+                         "--threads", "1"};
+    };
+    QProcess single;
+    single.start(MONOSCOPE_CLI, args(8, tmp("lm-one")));
+    QVERIFY(single.waitForFinished(120000));
+    const QByteArray es = single.readAllStandardError();
+    QVERIFY2(single.exitCode() == 0, es.constData());
+    const int port = next_port_++;
+    QProcess* r1 = startRank(1, 2, port, args(4, tmp("lm-two")));
+    QProcess* r0 = startRank(0, 2, port, args(4, tmp("lm-two")));
+    QVERIFY(r0->waitForFinished(120000) && r1->waitForFinished(120000));
+    const QByteArray e0 = r0->readAllStandardError(), e1 = r1->readAllStandardError();
+    QVERIFY2(r0->exitCode() == 0, e0.constData());
+    QVERIFY2(r1->exitCode() == 0 && e1.contains("rank 1 of 2: done"), e1.constData());
+    const std::string a_path = (tmp("lm-one") + "/model/model.safetensors").toStdString();
+    const std::string b_path = (tmp("lm-two") + "/model/model.safetensors").toStdString();
+    SafetensorsFile a(a_path), b(b_path);
+    double worst = 0;
+    for (const auto& name : a.names()) {
+      const at::Tensor x = toFloatTensor(a.tensor(name), a_path), y = toFloatTensor(b.tensor(name), b_path);
+      worst = std::max(worst, testutil::maxAbsDiff(x, y) / std::max(1.0, x.abs().max().item<double>()));
+    }
+    qInfo("LM: max relative |1 process - 2 ranks| over %zu tensors: %.2e", a.names().size(), worst);
+    QVERIFY2(worst < 1e-4, std::to_string(worst).c_str());
+  }
+
   void lostRankStopsTheOthersAndTheRunResumes() {
     const QString out = tmp("killed");
     QStringList args = trainArgs("topk", 256, 256LL * 2 * 1000000, out);
