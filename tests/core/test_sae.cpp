@@ -90,6 +90,34 @@ class TestSae : public QObject {
     refused("skip_connection", "W_skip");
     refused("none", "sae_weights.safetensors");
   }
+  // dictionary_learning checkpoints: ae.pt is a pickle and refused with the converting command;
+  // what packaging/convert-dictionary-learning.py writes encodes as each class's own rule does.
+  void dictionaryLearningConvertsAndIsRefusedRaw() {
+    c10::InferenceMode guard;
+    SafetensorsFile expected(testutil::fixture("dictionaries/dictionary_learning_expected.safetensors"));
+    const at::Tensor x = testutil::loadExpected(expected, "input");
+    const std::pair<const char*, const char*> classes[] = {{"AutoEncoder", "standard"},
+                                                           {"AutoEncoderTopK", "topk"},
+                                                           {"BatchTopKSAE", "jumprelu"},
+                                                           {"JumpReluAutoEncoder", "jumprelu"}};
+    for (const auto& [cls, arch] : classes) {
+      const std::string base = testutil::fixture("dictionaries/dictionary-learning/") + cls;
+      auto sae = Sae::load(base + "-converted", c10::Device(c10::kCPU));
+      QCOMPARE(sae->config().architecture, std::string(arch));
+      QCOMPARE(sae->config().hook_name, std::string("blocks.1.hook_resid_post"));
+      const double diff = testutil::maxAbsDiff(sae->encode(x), testutil::loadExpected(expected, std::string(cls) + ".feature_acts"));
+      QVERIFY2(diff < 1e-5, (std::string(cls) + ": " + std::to_string(diff)).c_str());
+      try {
+        Sae::load(base, c10::Device(c10::kCPU));
+        QFAIL((std::string("ae.pt of ") + cls + " was not refused").c_str());
+      } catch (const Error& e) {
+        const std::string msg = e.what();
+        QVERIFY2(msg.find("pickle") != std::string::npos && msg.find("convert-dictionary-learning.py") != std::string::npos,
+                 e.what());
+      }
+    }
+  }
+
   // A Gemma Scope params.npz (JumpReLU, b_dec not subtracted first) encodes and reconstructs as
   // its definition does, takes its hook from the release's folder names, and converts to SAELens
   // v6 with the same encodings. A column-major array is transposed; an object array (a pickle),
