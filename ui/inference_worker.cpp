@@ -1,8 +1,19 @@
 #include "inference_worker.h"
 
 #include <QCoreApplication>
+#include <QDir>
+#include <QFileInfo>
 
 namespace monoscope::ui {
+
+namespace {
+// The dictionary's folder with its parent ("smollm2/sae", "layer_12/width_16k"): the last
+// component alone is often just "sae".
+QString dictionaryName(const QString& dir) {
+  const QFileInfo f(QDir::cleanPath(dir));
+  return f.dir().dirName() + "/" + f.fileName();
+}
+}  // namespace
 
 InferenceWorker::InferenceWorker() : anchor_(new QObject) {
   thread_.setObjectName("inference");
@@ -61,13 +72,18 @@ void InferenceWorker::open(const core::EngineOptions& options) {
       }
       has_engine_.store(true);
       const auto& i = engine_->info();
-      QString text = tr("%1, %2 layers, d_model %3 on %4")
+      QString text = tr("%1, %2 layers, d_model %3, %4 on %5")
                          .arg(QString::fromStdString(i.model_type))
                          .arg(i.n_layers)
                          .arg(i.d_model)
+                         .arg(QString::fromStdString(i.dtype))
                          .arg(QString::fromStdString(i.device));
       if (!i.hook_name.empty())
-        text += tr("; SAE %1 x %2 at %3").arg(QString::fromStdString(i.architecture)).arg(i.d_sae).arg(QString::fromStdString(i.hook_name));
+        text += tr("; dictionary %1 (%2, %3 features) at %4")
+                    .arg(dictionaryName(QString::fromStdString(i.sae_dir)))
+                    .arg(QString::fromStdString(i.architecture))
+                    .arg(i.d_sae)
+                    .arg(QString::fromStdString(i.hook_name));
       Q_EMIT opened(text);
     } catch (const std::exception& e) {
       Q_EMIT openFailed(QString::fromUtf8(e.what()));

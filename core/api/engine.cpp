@@ -187,6 +187,7 @@ std::unique_ptr<Engine> Engine::open(const EngineOptions& options, const Progres
   in.model_dir = options.model_dir;
   in.device = device_name;
   in.model_type = mc.model_type;
+  in.dtype = std::string(c10::toString(impl->model->unembed().scalar_type()));
   in.n_layers = mc.n_layers;
   in.d_model = mc.d_model;
   in.n_ctx = mc.n_ctx;
