@@ -20,7 +20,7 @@ if [ "${1:-}" = "--runs" ]; then
 fi
 shift || true
 NAMES=("$@")
-[ ${#NAMES[@]} -gt 0 ] || NAMES=(fuzz_safetensors fuzz_tokenizer_json fuzz_vocab_merges fuzz_encode fuzz_config fuzz_feature_db fuzz_gguf)
+[ ${#NAMES[@]} -gt 0 ] || NAMES=(fuzz_safetensors fuzz_tokenizer_json fuzz_vocab_merges fuzz_encode fuzz_config fuzz_feature_db fuzz_gguf fuzz_dictionary)
 CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMONOSCOPE_FUZZ=ON >/dev/null
 cmake --build "$BUILD" -j2 --target "${NAMES[@]}"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:detect_odr_violation=0}
