@@ -41,17 +41,24 @@ std::string absolute(const std::string& p) {
 }
 
 // The sparse record of one window: its positions are rows [first, first + n) of `rows`. Positions
-// before `from` (the first one, an attention sink, when it is skipped) record no activations.
+// before `from` (the first one, an attention sink, when it is skipped) and those holding the
+// token `boundary` (the end-of-text token between documents, a sink of its own; -1: none) record
+// no activations.
 WindowLog toLog(const SparseRows& rows, std::int64_t first, std::int64_t n, std::vector<std::int32_t> tokens,
-                std::int64_t from) {
+                std::int64_t from, std::int32_t boundary) {
   WindowLog log;
   log.tokens = std::move(tokens);
   const auto at = [&](std::int64_t r) { return rows.offsets[static_cast<std::size_t>(first + r)]; };
-  const std::uint32_t begin = at(from), end = at(n);
   log.offsets.reserve(static_cast<std::size_t>(n + 1));
-  for (std::int64_t p = 0; p <= n; ++p) log.offsets.push_back(p < from ? 0 : at(p) - begin);
-  log.features.assign(rows.features.begin() + begin, rows.features.begin() + end);
-  log.acts.assign(rows.acts.begin() + begin, rows.acts.begin() + end);
+  log.offsets.push_back(0);
+  for (std::int64_t p = 0; p < n; ++p) {
+    const bool kept = p >= from && log.tokens[static_cast<std::size_t>(p)] != boundary;
+    if (kept) {
+      log.features.insert(log.features.end(), rows.features.begin() + at(p), rows.features.begin() + at(p + 1));
+      log.acts.insert(log.acts.end(), rows.acts.begin() + at(p), rows.acts.begin() + at(p + 1));
+    }
+    log.offsets.push_back(static_cast<std::uint32_t>(log.features.size()));
+  }
   return log;
 }
 
@@ -60,7 +67,7 @@ WindowLog toLog(const SparseRows& rows, std::int64_t first, std::int64_t n, std:
 std::map<std::string, std::string> scanSettings(const IndexOptions& o, const Engine& engine, std::int64_t windows,
                                                 std::int64_t context) {
   return {{"kind", "scan"},
-          {"scan_version", "1"},
+          {"scan_version", "2"},
           {"model", absolute(o.model_dir)},
           {"sae", absolute(o.sae_dir)},
           {"corpus", absolute(o.corpus)},
@@ -80,13 +87,15 @@ std::map<std::string, std::string> scanSettings(const IndexOptions& o, const Eng
           {"histogram_bins", std::to_string(o.histogram_bins)},
           {"neighbours", std::to_string(o.neighbours)},
           {"neighbour_method", o.neighbour_method},
-          {"first_position", o.skip_first ? "skipped" : "scanned"},
+          {"first_position", o.skip_first ? "skipped, with document boundaries" : "scanned"},
           {"umap", o.umap ? "1" : "0"},
           {"umap_epochs", std::to_string(o.umap_epochs)}};
 }
 
 void scanCorpus(const IndexOptions& o, const Engine& engine, const std::string& scan_path, const ProgressFn& progress) {
   const auto& info = engine.info();
+  // Document boundaries (the end-of-text token) are left out with the first position.
+  const std::int32_t boundary = o.skip_first ? engine.impl().tokenizer.endOfTextId() : -1;
   std::int64_t context = o.context > 0 ? o.context : info.window;
   if (context > info.n_ctx) {
     throw Error("context " + std::to_string(context) + " exceeds the model's " + std::to_string(info.n_ctx) + " positions",
@@ -183,7 +192,9 @@ void scanCorpus(const IndexOptions& o, const Engine& engine, const std::string& 
     }
     for (std::int64_t w = 0; w < e - s; ++w) {
       block.blobs[static_cast<std::size_t>(w)] =
-          toLog(rows, w * context, context, std::move(toks[static_cast<std::size_t>(w)]), o.skip_first ? 1 : 0).serialize();
+          toLog(rows, w * context, context, std::move(toks[static_cast<std::size_t>(w)]), o.skip_first ? 1 : 0,
+                boundary)
+              .serialize();
     }
     return block;
   };

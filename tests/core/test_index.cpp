@@ -83,11 +83,13 @@ class TestIndex : public QObject {
     for (std::int64_t w = 0; w < corpus.windows(); ++w) {
       corpus.windowTokens(w, &ids);
       const auto acts = engine->featureMatrix(ids);
-      for (std::size_t p = base_.skip_first ? 1 : 0; p < ids.size(); ++p)  // the first position is skipped
+      for (std::size_t p = base_.skip_first ? 1 : 0; p < ids.size(); ++p) {  // the first position is skipped,
+        if (base_.skip_first && ids[p] == tok.endOfTextId()) continue;       // and so are document boundaries
         for (std::int64_t f = 0; f < n_feat; ++f) {
           const float a = acts[p * static_cast<std::size_t>(n_feat) + static_cast<std::size_t>(f)];
           if (a > 0) events_[static_cast<std::size_t>(f)].emplace_back(a, w, static_cast<int>(p));
         }
+      }
     }
     return events_;
   }
