@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes data/sae_releases.json: the SAELens release names whose dictionaries Monoscope reads
-(SAELens's own layout, and Gemma Scope's params.npz), each with its Hugging Face repository and
-the path of every SAE id in it, taken from the pretrained_saes.yaml that sae-lens ships. Monoscope
+(SAELens's own layout, Gemma Scope's params.npz and Llama Scope), each with its Hugging Face
+repository and the path of every SAE id in it, taken from the pretrained_saes.yaml that sae-lens ships. Monoscope
 compiles the table in, so `--sae RELEASE:ID` resolves through the Hugging Face cache, offline.
 
 Run from the repository root (sae-lens in .venv):  .venv/bin/python packaging/make_sae_releases.py
@@ -12,7 +12,7 @@ from pathlib import Path
 import sae_lens
 import yaml
 
-FORMATS = {None: "saelens", "gemma_2": "gemma-scope"}  # SAELens conversion_func -> format read
+FORMATS = {None: "saelens", "gemma_2": "gemma-scope", "llama_scope": "llama-scope"}  # SAELens conversion_func -> format read
 
 
 def main():

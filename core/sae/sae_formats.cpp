@@ -5,10 +5,11 @@
 
 namespace monoscope::core {
 
-extern const DictionaryFormat kSaeLensFormat, kSparsifyFormat, kGemmaScopeFormat;
+extern const DictionaryFormat kSaeLensFormat, kSparsifyFormat, kGemmaScopeFormat, kLlamaScopeFormat;
 
 const std::vector<const DictionaryFormat*>& dictionaryFormats() {
-  static const std::vector<const DictionaryFormat*> table = {&kSaeLensFormat, &kSparsifyFormat, &kGemmaScopeFormat};
+  static const std::vector<const DictionaryFormat*> table = {&kSaeLensFormat, &kSparsifyFormat, &kGemmaScopeFormat,
+                                                                &kLlamaScopeFormat};
   return table;
 }
 

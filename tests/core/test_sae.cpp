@@ -90,6 +90,46 @@ class TestSae : public QObject {
     refused("skip_connection", "W_skip");
     refused("none", "sae_weights.safetensors");
   }
+  // A Llama Scope SAE (hyperparams.json + checkpoints/final.safetensors, stored in its training
+  // space with decoder columns of any norm) encodes and reconstructs as lm_saes's folded
+  // definition does, converts to SAELens v6 with the same encodings, and refuses a transcoder
+  // and another activation by name.
+  void llamaScopeMatchesItsDefinition() {
+    c10::InferenceMode guard;
+    SafetensorsFile expected(testutil::fixture("dictionaries/llama_scope_expected.safetensors"));
+    const std::string dir = testutil::fixture("dictionaries/llama-scope/Llama3_1-8B-Base-L1R-8x");
+    auto sae = Sae::load(dir, c10::Device(c10::kCPU));
+    QCOMPARE(sae->config().architecture, std::string("jumprelu"));
+    QCOMPARE(sae->config().hook_name, std::string("blocks.1.hook_resid_post"));
+    QVERIFY(!sae->config().apply_b_dec_to_input);
+    const at::Tensor x = testutil::loadExpected(expected, "input");
+    const at::Tensor want = testutil::loadExpected(expected, "feature_acts");
+    const at::Tensor f = sae->encode(x);
+    QVERIFY((want > 0).any().item<bool>() && (want == 0).any().item<bool>());  // the threshold bites
+    QVERIFY2(testutil::maxAbsDiff(f, want) < 1e-4, std::to_string(testutil::maxAbsDiff(f, want)).c_str());
+    QVERIFY(testutil::maxAbsDiff(sae->decode(f), testutil::loadExpected(expected, "reconstruction")) < 1e-4);
+    QTemporaryDir tmp;
+    sae->save(tmp.path().toStdString() + "/saelens");
+    QVERIFY(testutil::maxAbsDiff(Sae::load(tmp.path().toStdString() + "/saelens", c10::Device(c10::kCPU))->encode(x), f) < 1e-6);
+    auto refused = [&](const char* key, const nlohmann::json& value, const char* needle) {
+      const std::string bad = tmp.path().toStdString() + "/" + key;
+      std::filesystem::create_directories(bad + "/checkpoints");
+      std::filesystem::copy_file(dir + "/checkpoints/final.safetensors", bad + "/checkpoints/final.safetensors");
+      auto cfg = readJsonFile(dir + "/hyperparams.json");
+      cfg[key] = value;
+      std::ofstream(bad + "/hyperparams.json") << cfg.dump();
+      try {
+        Sae::load(bad, c10::Device(c10::kCPU));
+        QFAIL((std::string("no error for ") + key).c_str());
+      } catch (const Error& e) {
+        QVERIFY2(std::string(e.what()).find(needle) != std::string::npos, e.what());
+      }
+    };
+    refused("hook_point_out", "blocks.1.hook_mlp_out", "transcoder");
+    refused("act_fn", "topk", "act_fn");
+    refused("jump_relu_threshold", -1.0, "jump_relu_threshold");
+  }
+
   // dictionary_learning checkpoints: ae.pt is a pickle and refused with the converting command;
   // what packaging/convert-dictionary-learning.py writes encodes as each class's own rule does.
   void dictionaryLearningConvertsAndIsRefusedRaw() {
