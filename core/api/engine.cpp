@@ -187,7 +187,12 @@ std::unique_ptr<Engine> Engine::open(const EngineOptions& options, const Progres
   in.model_dir = options.model_dir;
   in.device = device_name;
   in.model_type = mc.model_type;
-  in.dtype = std::string(c10::toString(impl->model->unembed().scalar_type()));
+  switch (impl->model->unembed().scalar_type()) {  // the names safetensors and torch use
+    case at::kFloat: in.dtype = "float32"; break;
+    case at::kBFloat16: in.dtype = "bfloat16"; break;
+    case at::kHalf: in.dtype = "float16"; break;
+    default: in.dtype = c10::toString(impl->model->unembed().scalar_type()); break;
+  }
   in.n_layers = mc.n_layers;
   in.d_model = mc.d_model;
   in.n_ctx = mc.n_ctx;

@@ -38,6 +38,7 @@ class TestEngine : public QObject {
     QVERIFY(engine_);
     QCOMPARE(stages.front(), std::string("load model"));
     QCOMPARE(engine_->info().d_sae, std::int64_t{4096});
+    QCOMPARE(engine_->info().dtype, std::string("float32"));  // weights as computed with (status bar)
     QCOMPARE(engine_->info().window, std::min(engine_->info().sae_context, engine_->info().n_ctx));
   }
 
