@@ -53,15 +53,16 @@ class TestDistributed : public QObject {
   void compareRuns(const QString& arch) {
     const QString one = tmp("one-" + arch), two = tmp("two-" + arch);
     QProcess single;
-    // 100 steps: float rounding (the ranks' two partial sums against one) grows over training,
-    // fastest where Adam divides a near-zero gradient by its near-zero second moment.
-    single.start(MONOSCOPE_CLI, trainArgs(arch, 512, 512 * 100, one));
+    // 40 steps: float rounding (the ranks' two partial sums against one) grows over training,
+    // fastest where Adam divides a near-zero gradient by its near-zero second moment or a rounding
+    // difference flips a TopK choice (with PyPI's LibTorch: 2e-7 after 5 steps, 1e-3 after 100).
+    single.start(MONOSCOPE_CLI, trainArgs(arch, 512, 512 * 40, one));
     QVERIFY(single.waitForFinished(120000));
     const QByteArray es = single.readAllStandardError();
     QVERIFY2(single.exitCode() == 0, es.constData());
     const int port = next_port_++;
-    QProcess* r1 = startRank(1, 2, port, trainArgs(arch, 256, 512 * 100, two));
-    QProcess* r0 = startRank(0, 2, port, trainArgs(arch, 256, 512 * 100, two));
+    QProcess* r1 = startRank(1, 2, port, trainArgs(arch, 256, 512 * 40, two));
+    QProcess* r0 = startRank(0, 2, port, trainArgs(arch, 256, 512 * 40, two));
     QVERIFY(r0->waitForFinished(120000) && r1->waitForFinished(120000));
     const QByteArray e0 = r0->readAllStandardError(), e1 = r1->readAllStandardError();
     QVERIFY2(r0->exitCode() == 0, e0.constData());
