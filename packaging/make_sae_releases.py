@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes data/sae_releases.json: the SAELens release names whose dictionaries Monoscope reads
-(SAELens's own layout, Gemma Scope's params.npz and Llama Scope), each with its Hugging Face
+(SAELens's own layout, Gemma Scope 1 and 2, Llama Scope), each with its Hugging Face
 repository and the path of every SAE id in it, taken from the pretrained_saes.yaml that sae-lens ships. Monoscope
 compiles the table in, so `--sae RELEASE:ID` resolves through the Hugging Face cache, offline.
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import sae_lens
 import yaml
 
-FORMATS = {None: "saelens", "gemma_2": "gemma-scope", "llama_scope": "llama-scope"}  # SAELens conversion_func -> format read
+FORMATS = {None: "saelens", "gemma_2": "gemma-scope", "gemma_3": "gemma-scope-2", "llama_scope": "llama-scope"}  # SAELens conversion_func -> format read
 
 
 def main():

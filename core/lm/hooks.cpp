@@ -52,7 +52,11 @@ std::string canonicalHook(const std::string& name) {
   if (layer < 0) return name;
   const std::string module = dot == std::string::npos ? "" : tail.substr(dot + 1);
   const std::string block = "blocks." + std::to_string(layer) + ".";
-  if (module.empty()) return block + "hook_resid_post";
+  if (module.empty() || module == "output") return block + "hook_resid_post";
+  // The points Gemma Scope 2 records (inputs and outputs of Gemma 3's modules).
+  if (module == "self_attn.o_proj.input") return block + "attn.hook_z";
+  if (module == "post_attention_layernorm.output") return block + "hook_attn_out";
+  if (module == "post_feedforward_layernorm.output") return block + "hook_mlp_out";
   if (module == "mlp") return block + "hook_mlp_out";
   if (module == "self_attn" || module == "attention" || module == "attn") return block + "hook_attn_out";
   return name;

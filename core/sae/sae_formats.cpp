@@ -5,11 +5,11 @@
 
 namespace monoscope::core {
 
-extern const DictionaryFormat kSaeLensFormat, kSparsifyFormat, kGemmaScopeFormat, kLlamaScopeFormat;
+extern const DictionaryFormat kSaeLensFormat, kSparsifyFormat, kGemmaScopeFormat, kGemmaScope2Format, kLlamaScopeFormat;
 
 const std::vector<const DictionaryFormat*>& dictionaryFormats() {
   static const std::vector<const DictionaryFormat*> table = {&kSaeLensFormat, &kSparsifyFormat, &kGemmaScopeFormat,
-                                                                &kLlamaScopeFormat};
+                                                                &kGemmaScope2Format, &kLlamaScopeFormat};
   return table;
 }
 

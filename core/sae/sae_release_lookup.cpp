@@ -16,7 +16,7 @@ std::string resolveSaeRelease(const std::string& spec) {
   const std::string release = spec.substr(0, colon), id = spec.substr(colon + 1);
   if (!table.contains(release)) {
     throw Error("'" + release + "' is not a SAELens release Monoscope knows",
-                "known releases are those of data/sae_releases.json (SAELens layouts, Gemma Scope, Llama Scope); "
+                "known releases are those of data/sae_releases.json (SAELens layouts, Gemma Scope 1 and 2, Llama Scope); "
                 "or give the repository path, org/repo/path/in/it");
   }
   const auto& r = table[release];

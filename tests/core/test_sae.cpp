@@ -90,6 +90,47 @@ class TestSae : public QObject {
     refused("skip_connection", "W_skip");
     refused("none", "sae_weights.safetensors");
   }
+  // A Gemma Scope 2 SAE (params.safetensors + config.json) encodes and reconstructs as its
+  // definition does, takes its hook from the config's Hugging Face point or, without a config,
+  // from the release's site folder; transcoders and other architectures are refused by name.
+  void gemmaScope2MatchesItsDefinition() {
+    c10::InferenceMode guard;
+    SafetensorsFile expected(testutil::fixture("dictionaries/gemma_scope_2_expected.safetensors"));
+    const std::string dir = testutil::fixture("dictionaries/gemma-scope-2-270m-pt/resid_post/layer_1_width_96_l0_small");
+    auto sae = Sae::load(dir, c10::Device(c10::kCPU));
+    QCOMPARE(sae->config().architecture, std::string("jumprelu"));
+    QCOMPARE(sae->config().hook_name, std::string("blocks.1.hook_resid_post"));
+    const at::Tensor x = testutil::loadExpected(expected, "input");
+    const at::Tensor f = sae->encode(x);
+    QVERIFY(testutil::maxAbsDiff(f, testutil::loadExpected(expected, "feature_acts")) < 1e-5);
+    QVERIFY(testutil::maxAbsDiff(sae->decode(f), testutil::loadExpected(expected, "reconstruction")) < 1e-5);
+    QTemporaryDir tmp;
+    // Variants: no config.json (the site folder names the hook), a transcoder, another architecture.
+    auto place = [&](const std::string& site, const std::string& name, const nlohmann::json* cfg) {
+      const std::string d = tmp.path().toStdString() + "/" + site + "/" + name;
+      std::filesystem::create_directories(d);
+      std::filesystem::copy_file(dir + "/params.safetensors", d + "/params.safetensors");
+      if (cfg != nullptr) std::ofstream(d + "/config.json") << cfg->dump();
+      return d;
+    };
+    QCOMPARE(Sae::load(place("mlp_out", "layer_3_width_96_l0_small", nullptr), c10::Device(c10::kCPU))->config().hook_name,
+             std::string("blocks.3.hook_mlp_out"));
+    auto refused = [&](const std::string& d, const char* needle) {
+      try {
+        Sae::load(d, c10::Device(c10::kCPU));
+        QFAIL(("no error for " + d).c_str());
+      } catch (const Error& e) {
+        QVERIFY2(std::string(e.what()).find(needle) != std::string::npos, e.what());
+      }
+    };
+    const nlohmann::json tc = {{"architecture", "jump_relu"}, {"hf_hook_point_in", "model.layers.1.pre_feedforward_layernorm.output"},
+                               {"hf_hook_point_out", "model.layers.1.post_feedforward_layernorm.output"}};
+    refused(place("transcoder", "layer_1_width_96_l0_small", &tc), "transcoder");
+    const nlohmann::json other = {{"architecture", "topk"}};
+    refused(place("resid_post", "layer_2_width_96_l0_small", &other), "architecture");
+    refused(place("elsewhere", "no_layer_here", nullptr), "names no site and layer");
+  }
+
   // A Llama Scope SAE (hyperparams.json + checkpoints/final.safetensors, stored in its training
   // space with decoder columns of any norm) encodes and reconstructs as lm_saes's folded
   // definition does, converts to SAELens v6 with the same encodings, and refuses a transcoder

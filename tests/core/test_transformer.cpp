@@ -329,6 +329,9 @@ class TestTransformer : public QObject {
     QCOMPARE(canonicalHook("model.layers.12.mlp"), std::string("blocks.12.hook_mlp_out"));
     QCOMPARE(canonicalHook("gpt_neox.layers.2.attention"), std::string("blocks.2.hook_attn_out"));
     QCOMPARE(canonicalHook("layers.3.self_attn"), std::string("blocks.3.hook_attn_out"));
+    QCOMPARE(canonicalHook("model.layers.4.output"), std::string("blocks.4.hook_resid_post"));  // Gemma Scope 2 points
+    QCOMPARE(canonicalHook("model.layers.4.self_attn.o_proj.input"), std::string("blocks.4.attn.hook_z"));
+    QCOMPARE(canonicalHook("model.layers.4.post_feedforward_layernorm.output"), std::string("blocks.4.hook_mlp_out"));
     QCOMPARE(canonicalHook("embed_tokens"), std::string("hook_embed"));
     QCOMPARE(canonicalHook("blocks.1.ln2.hook_normalized"), std::string("blocks.1.ln2.hook_normalized"));
     QCOMPARE(canonicalHook("layers.05"), std::string("layers.05"));  // not a canonical number

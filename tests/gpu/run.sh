@@ -131,7 +131,11 @@ encodings() {
      tests/fixtures/tokenizer_small/tokenizer.json "$m/"
   for s in tests/fixtures/sae/standard tests/fixtures/sae/standard_pre6 tests/fixtures/sae/topk tests/fixtures/sae/jumprelu \
            tests/fixtures/sae/monoscope_saved tests/fixtures/dictionaries/sparsify/layers.1 \
-           tests/fixtures/dictionaries/gemma-scope-tiny-pt-res/layer_1/width_96/average_l0_9; do
+           tests/fixtures/dictionaries/gemma-scope-tiny-pt-res/layer_1/width_96/average_l0_9 \
+           tests/fixtures/dictionaries/gemma-scope-2-270m-pt/resid_post/layer_1_width_96_l0_small \
+           tests/fixtures/dictionaries/llama-scope/Llama3_1-8B-Base-L1R-8x \
+           tests/fixtures/dictionaries/dictionary-learning/AutoEncoderTopK-converted \
+           tests/fixtures/dictionaries/dictionary-learning/BatchTopKSAE-converted; do
     local name
     name=$(echo "$s" | tr '/' '_')
     "$CLI" encode --model "$m" --sae "$s" --ids 1,5,9,2,7,3,8,4,6,10 --out "$W/$name-cpu.safetensors" --device cpu || return 1
