@@ -4,6 +4,7 @@
 namespace monoscope::cli {
 // Each command returns the process exit code; errors are thrown as core::Error.
 int cmdTokenize(const Args& args);
+int cmdHubList(const Args& args);
 int cmdLogits(const Args& args);
 int cmdEncode(const Args& args);
 int cmdGenerate(const Args& args);

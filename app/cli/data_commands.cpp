@@ -5,7 +5,9 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "api/hub.h"
 #include "commands.h"
+#include "io/hf_cache.h"
 #include "corpus/corpus_builder.h"
 #include "dist/process_group.h"
 #include "inputs.h"
@@ -157,6 +159,16 @@ int cmdTrainLm(const Args& args) {
   j["finished"] = result.step >= c.total_steps;
   if (j["finished"]) core::writeFileAtomically((fs::path(out) / "result.json").string(), j.dump(2));
   std::cout << j.dump() << "\n";
+  return 0;
+}
+
+int cmdHubList(const Args& args) {
+  args.allowOnly({"limit"});
+  const auto entries = core::listHubCache(static_cast<std::size_t>(args.integer("limit", 10000, 1, 1000000)));
+  nlohmann::ordered_json j = nlohmann::ordered_json::array();
+  for (const auto& e : entries) j.push_back({{"kind", e.kind}, {"spec", e.spec}, {"format", e.format}, {"path", e.path}});
+  std::cerr << entries.size() << " models and dictionaries in " << core::hubCacheDir() << "\n";
+  std::cout << j.dump(1) << "\n";
   return 0;
 }
 

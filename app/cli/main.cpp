@@ -33,6 +33,7 @@ const std::vector<Command>& commands() {
        "            [--sae DIR --clamp ID=VALUE|ID=10x... [--features FILE.db] --mode clamp|add|ablate --positions all|prompt|generated]"},
       {"top-features", cmdTopFeatures, "--acts FILE.safetensors [--position -1] [--count 10] [--ids-only true]"},
       {"import-gguf", cmdImportGguf, "--gguf FILE --out DIR [--dtype f32|bf16]   (a llama.cpp model as a Hugging Face folder)"},
+      {"hub-list", cmdHubList, "[--limit N]   (the models and dictionaries in the Hugging Face cache, offline, with their --model/--sae spec)"},
       {"sae-convert", cmdSaeConvert, "--sae DIR --out DIR [--dtype f32|f16]   (re-save an SAE in the SAELens v6 layout)"},
       {"index", cmdIndex,
        "--model DIR --sae DIR --corpus PATH --tokens N --out FILE.db [--shard i/n] [--seed S] [--context C]\n"

@@ -6,6 +6,7 @@
 #include <QTemporaryDir>
 #include <QtTest>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sys/stat.h>
 
@@ -53,6 +54,35 @@ class TestCli : public QObject {
   }
 
  private Q_SLOTS:
+  // hub-list: the models and dictionaries of a Hugging Face cache, with the spec --model/--sae
+  // take; a repository without refs/main uses its only snapshot, a damaged one is skipped.
+  void hubListFindsModelsAndDictionaries() {
+    namespace fs = std::filesystem;
+    const std::string hub = tmp("hub").toStdString();
+    const fs::path model = fs::path(hub) / "models--org--tiny" / "snapshots" / "abc";
+    fs::create_directories(model);
+    fs::create_directories(fs::path(hub) / "models--org--tiny" / "refs");
+    std::ofstream(fs::path(hub) / "models--org--tiny" / "refs" / "main") << "abc\n";
+    for (const char* f : {"config.json", "model.safetensors"})
+      fs::copy_file(fx("models/gpt2-tiny/").toStdString() + f, model / f);
+    const fs::path saes = fs::path(hub) / "models--google--gemma-scope-2-270m-pt" / "snapshots" / "def" / "resid_post";
+    fs::create_directories(saes);
+    fs::copy(fx("dictionaries/gemma-scope-2-270m-pt/resid_post/layer_1_width_96_l0_small").toStdString(),
+             saes / "layer_1_width_96_l0_small");
+    fs::create_directories(fs::path(hub) / "models--broken--repo" / "refs");
+    qputenv("HF_HUB_CACHE", QByteArray::fromStdString(hub));
+    const Result r = run({"hub-list"});
+    qunsetenv("HF_HUB_CACHE");
+    QCOMPARE(r.code, 0);
+    const auto arr = QJsonDocument::fromJson(r.out).array();
+    QCOMPARE(arr.size(), 2);
+    QCOMPARE(arr[0].toObject()["spec"].toString(), QString("google/gemma-scope-2-270m-pt/resid_post/layer_1_width_96_l0_small"));
+    QCOMPARE(arr[0].toObject()["kind"].toString(), QString("dictionary"));
+    QCOMPARE(arr[0].toObject()["format"].toString(), QString("Gemma Scope 2"));
+    QCOMPARE(arr[1].toObject()["spec"].toString(), QString("org/tiny"));
+    QCOMPARE(arr[1].toObject()["kind"].toString(), QString("model"));
+  }
+
   void tokenizePrintsIdsAndByteOffsets() {
     const Result r = run({"tokenize", "--tokenizer", fx("tokenizer_small"), "--text", "héllo world"});
     QCOMPARE(r.code, 0);
