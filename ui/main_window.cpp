@@ -24,6 +24,7 @@
 #include "api/training.h"
 #include "feature_list_panel.h"
 #include "feature_page.h"
+#include "hub_dialog.h"
 #include "job_dialogs.h"
 #include "jobs_panel.h"
 #include "map_panel.h"
@@ -119,6 +120,7 @@ void MainWindow::buildMenus() {
   action(file, tr("Open &Model..."), this, &MainWindow::openModelDialog, QKeySequence("Ctrl+Shift+M"));
   action(file, tr("Open &SAE..."), this, &MainWindow::openSaeDialog, QKeySequence("Ctrl+Shift+S"));
   action(file, tr("Open Feature &Database..."), this, &MainWindow::openDatabaseDialog, QKeySequence::Open);
+  action(file, tr("Open from &Hugging Face Cache..."), this, &MainWindow::openHubDialog, QKeySequence("Ctrl+Shift+H"));
   recent_menu_ = file->addMenu(tr("&Recent"));
   rebuildRecentMenu();
   file->addSeparator();
@@ -281,6 +283,12 @@ void MainWindow::openSaeDialog() {
   }
   const QString dir = QFileDialog::getExistingDirectory(this, tr("Open a SAELens SAE folder"), session_->saeDir());
   if (!dir.isEmpty()) openWorkspace({session_->modelDir(), dir, {}});
+}
+
+void MainWindow::openHubDialog() {
+  HubDialog dialog(this);
+  if (dialog.exec() != QDialog::Accepted || dialog.modelPath().isEmpty()) return;
+  openWorkspace({dialog.modelPath(), dialog.dictionaryPath(), {}});
 }
 
 void MainWindow::openDatabaseDialog() {

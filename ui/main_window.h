@@ -56,6 +56,7 @@ class MainWindow : public QMainWindow {
   void openModelDialog();
   void openSaeDialog();
   void openDatabaseDialog();
+  void openHubDialog();
   void goToFeatureDialog();
   void startIndexJob();
   void startScoreJob();

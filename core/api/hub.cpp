@@ -51,6 +51,8 @@ void walk(const fs::path& root, const fs::path& dir, const std::string& repo, in
 
 }  // namespace
 
+std::string hubCacheLocation() { return hubCacheDir(); }
+
 std::vector<HubEntry> listHubCache(std::size_t limit) {
   std::vector<HubEntry> out;
   const std::string cache = hubCacheDir();

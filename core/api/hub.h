@@ -19,4 +19,7 @@ struct HubEntry {
 // damaged cache entry: it is skipped.
 std::vector<HubEntry> listHubCache(std::size_t limit = 10000);
 
+// The cache folder searched: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub.
+std::string hubCacheLocation();
+
 }  // namespace monoscope::core

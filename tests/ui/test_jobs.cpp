@@ -7,6 +7,13 @@
 #include <QtTest>
 #include <thread>
 
+#include <QDialogButtonBox>
+#include <QListWidget>
+#include <QPushButton>
+#include <QTemporaryDir>
+#include <filesystem>
+
+#include "hub_dialog.h"
 #include "jobs_panel.h"
 #include "main_window.h"
 #include "session.h"
@@ -25,6 +32,42 @@ class TestJobs : public QObject {
   void initTestCase() {
     test::isolateSettings();
     qRegisterMetaType<JobsPanel::Outcome>();
+  }
+
+  // File > Open from Hugging Face Cache lists the cache's models and dictionaries and returns
+  // the chosen paths; with nothing in the cache, Open is disabled.
+  void hubDialogListsTheCache() {
+    namespace fs = std::filesystem;
+    QTemporaryDir tmp;
+    const fs::path hub = tmp.path().toStdString();
+    const fs::path model = hub / "models--org--demo" / "snapshots" / "abc";
+    fs::create_directories(model);
+    for (const char* f : {"config.json", "model.safetensors", "tokenizer.json"})
+      fs::copy_file(fs::path(MONOSCOPE_DEMO_DIR) / "model" / f, model / f);
+    const fs::path sae = hub / "models--org--saes" / "snapshots" / "def" / "resid_post" / "layer_1_width_96_l0_small";
+    fs::create_directories(sae.parent_path());
+    fs::copy(fs::path(MONOSCOPE_DEMO_DIR) / ".." / ".." / "tests" / "fixtures" / "dictionaries" / "gemma-scope-2-270m-pt" /
+                 "resid_post" / "layer_1_width_96_l0_small",
+             sae);
+    qputenv("HF_HUB_CACHE", QByteArray::fromStdString(hub.string()));
+    {
+      HubDialog dialog;
+      QCOMPARE(dialog.models()->count(), 1);
+      QCOMPARE(dialog.dictionaries()->count(), 1);
+      QVERIFY(dialog.models()->item(0)->text().startsWith("org/demo"));
+      QCOMPARE(dialog.modelPath(), QString::fromStdString(model.string()));
+      QVERIFY(dialog.dictionaryPath().isEmpty());  // a dictionary is optional
+      dialog.dictionaries()->setCurrentRow(0);
+      QCOMPARE(dialog.dictionaryPath(), QString::fromStdString(sae.string()));
+      QVERIFY(dialog.findChild<QDialogButtonBox*>()->button(QDialogButtonBox::Open)->isEnabled());
+    }
+    qputenv("HF_HUB_CACHE", QByteArray::fromStdString((hub / "empty").string()));
+    {
+      HubDialog dialog;
+      QCOMPARE(dialog.models()->count(), 0);
+      QVERIFY(!dialog.findChild<QDialogButtonBox*>()->button(QDialogButtonBox::Open)->isEnabled());
+    }
+    qunsetenv("HF_HUB_CACHE");
   }
 
   void progressCancelAndErrors() {
