@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 
 #include "io/hf_cache.h"
 #include "sae/sae_formats.h"
@@ -68,9 +67,7 @@ std::vector<HubEntry> listHubCache(std::size_t limit) {
     const auto sep = folder.find("--");
     if (sep == std::string::npos) continue;
     const std::string repo = folder.substr(0, sep) + "/" + folder.substr(sep + 2);
-    std::string commit;
-    if (std::ifstream ref(r / "refs" / "main"); ref) std::getline(ref, commit);
-    while (!commit.empty() && (commit.back() == '\n' || commit.back() == '\r' || commit.back() == ' ')) commit.pop_back();
+    const std::string commit = hubRevisionCommit(r.string(), "main");
     fs::path snapshot = r / "snapshots" / commit;
     if (commit.empty() || !fs::is_directory(snapshot, ec)) {  // no refs/main: the only snapshot, if one
       std::vector<fs::path> snaps;

@@ -18,6 +18,15 @@ std::string hubCacheDir() {
   return "";
 }
 
+std::string hubRevisionCommit(const std::string& repo_dir, const std::string& rev) {
+  std::string commit = rev;
+  if (std::ifstream ref(fs::path(repo_dir) / "refs" / rev); ref) {
+    std::getline(ref, commit);
+    while (!commit.empty() && (commit.back() == '\n' || commit.back() == '\r' || commit.back() == ' ')) commit.pop_back();
+  }
+  return commit;
+}
+
 std::string resolveHubPath(const std::string& spec) {
   std::error_code ec;
   if (spec.empty() || fs::exists(spec, ec)) return spec;
@@ -50,11 +59,7 @@ std::string resolveHubPath(const std::string& spec) {
   if (cache.empty() || !fs::is_directory(repo, ec))
     throw Error("'" + spec + "' is neither a local path nor in the Hugging Face cache: '" + repo.string() + "' does not exist", hint);
   const std::string rev = rev_part.empty() ? "main" : rev_part;
-  std::string commit = rev;
-  if (std::ifstream ref(repo / "refs" / rev); ref) {
-    std::getline(ref, commit);
-    while (!commit.empty() && (commit.back() == '\n' || commit.back() == '\r' || commit.back() == ' ')) commit.pop_back();
-  }
+  const std::string commit = hubRevisionCommit(repo.string(), rev);
   const fs::path snapshot = repo / "snapshots" / commit;
   if (commit.empty() || commit.find('/') != std::string::npos || commit == ".." || !fs::is_directory(snapshot, ec))
     throw Error("'" + spec + "': revision '" + rev + "' has no snapshot in '" + (repo / "snapshots").string() + "'", hint);

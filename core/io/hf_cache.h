@@ -12,6 +12,10 @@ namespace monoscope::core {
 // The hub cache folder searched.
 std::string hubCacheDir();
 
+// The commit that revision `rev` names in a cached repository folder (models--org--name): the
+// content of refs/<rev> for a branch or tag, else `rev` itself (a commit id).
+std::string hubRevisionCommit(const std::string& repo_dir, const std::string& rev);
+
 // A local path for `spec`: unchanged when it exists on disk or does not look like a repository id;
 // else the snapshot path in the hub cache. Throws Error naming the folder searched when the
 // repository, revision or path is not there.

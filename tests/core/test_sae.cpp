@@ -25,6 +25,17 @@ class TestSae : public QObject {
 
   SafetensorsFile expected_{testutil::fixture("sae/expected.safetensors")};
 
+  // Sae::load(dir) must throw an Error whose message holds `needle`.
+  static void expectRefused(const std::string& dir, const std::string& needle) {
+    try {
+      Sae::load(dir, c10::Device(c10::kCPU));
+    } catch (const Error& e) {
+      QVERIFY2(std::string(e.what()).find(needle) != std::string::npos, e.what());
+      return;
+    }
+    QFAIL(("no error for " + dir).c_str());
+  }
+
   void matchesSaeLens(const std::string& dir, const std::string& key) {
     c10::InferenceMode guard;
     auto sae = Sae::load(testutil::fixture("sae/" + dir), c10::Device(c10::kCPU));
@@ -79,12 +90,7 @@ class TestSae : public QObject {
       if (!key.empty() && key != "none") cfg[key] = true;
       std::ofstream(bad + "/cfg.json") << cfg.dump();
       if (key == "none") std::filesystem::remove(bad + "/cfg.json");
-      try {
-        Sae::load(bad, c10::Device(c10::kCPU));
-        QFAIL(("no error for " + key).c_str());
-      } catch (const Error& e) {
-        QVERIFY2(std::string(e.what()).find(needle) != std::string::npos, e.what());
-      }
+      expectRefused(bad, needle);
     };
     refused("transcode", "transcoder");
     refused("skip_connection", "W_skip");
@@ -115,20 +121,12 @@ class TestSae : public QObject {
     };
     QCOMPARE(Sae::load(place("mlp_out", "layer_3_width_96_l0_small", nullptr), c10::Device(c10::kCPU))->config().hook_name,
              std::string("blocks.3.hook_mlp_out"));
-    auto refused = [&](const std::string& d, const char* needle) {
-      try {
-        Sae::load(d, c10::Device(c10::kCPU));
-        QFAIL(("no error for " + d).c_str());
-      } catch (const Error& e) {
-        QVERIFY2(std::string(e.what()).find(needle) != std::string::npos, e.what());
-      }
-    };
     const nlohmann::json tc = {{"architecture", "jump_relu"}, {"hf_hook_point_in", "model.layers.1.pre_feedforward_layernorm.output"},
                                {"hf_hook_point_out", "model.layers.1.post_feedforward_layernorm.output"}};
-    refused(place("transcoder", "layer_1_width_96_l0_small", &tc), "transcoder");
+    expectRefused(place("transcoder", "layer_1_width_96_l0_small", &tc), "transcoder");
     const nlohmann::json other = {{"architecture", "topk"}};
-    refused(place("resid_post", "layer_2_width_96_l0_small", &other), "architecture");
-    refused(place("elsewhere", "no_layer_here", nullptr), "names no site and layer");
+    expectRefused(place("resid_post", "layer_2_width_96_l0_small", &other), "architecture");
+    expectRefused(place("elsewhere", "no_layer_here", nullptr), "names no site and layer");
   }
 
   // A Llama Scope SAE (hyperparams.json + checkpoints/final.safetensors, stored in its training
@@ -159,12 +157,7 @@ class TestSae : public QObject {
       auto cfg = readJsonFile(dir + "/hyperparams.json");
       cfg[key] = value;
       std::ofstream(bad + "/hyperparams.json") << cfg.dump();
-      try {
-        Sae::load(bad, c10::Device(c10::kCPU));
-        QFAIL((std::string("no error for ") + key).c_str());
-      } catch (const Error& e) {
-        QVERIFY2(std::string(e.what()).find(needle) != std::string::npos, e.what());
-      }
+      expectRefused(bad, needle);
     };
     refused("hook_point_out", "blocks.1.hook_mlp_out", "transcoder");
     refused("act_fn", "topk", "act_fn");
@@ -234,22 +227,14 @@ class TestSae : public QObject {
     auto fortran = Sae::load(place("gemma-scope-9b-it-mlp", "gemma-scope-bad/fortran.npz"), c10::Device(c10::kCPU));
     QCOMPARE(fortran->config().hook_name, std::string("blocks.2.hook_mlp_out"));
     QVERIFY(testutil::maxAbsDiff(fortran->encode(x), f) < 1e-6);
-    auto refused = [&](const std::string& d, const char* needle) {
-      try {
-        Sae::load(d, c10::Device(c10::kCPU));
-        QFAIL(("no error for " + d).c_str());
-      } catch (const Error& e) {
-        QVERIFY2(std::string(e.what()).find(needle) != std::string::npos, e.what());
-      }
-    };
-    refused(place("gemma-scope-2b-pt-att", "gemma-scope-bad/object.npz"), "pickle");
-    refused(place("gemma-scope-2b-pt-res-canonical", "gemma-scope-bad/truncated.npz"), "params.npz");
-    refused(place("gemma-scope-2b-pt-res", "gemma-scope-bad/short.npz"), "truncated or damaged");
-    refused(place("gemma-scope-2b-pt-transcoders", "gemma-scope-tiny-pt-res/layer_1/width_96/average_l0_9/params.npz"), "transcoder");
+    expectRefused(place("gemma-scope-2b-pt-att", "gemma-scope-bad/object.npz"), "pickle");
+    expectRefused(place("gemma-scope-2b-pt-res-canonical", "gemma-scope-bad/truncated.npz"), "params.npz");
+    expectRefused(place("gemma-scope-2b-pt-res", "gemma-scope-bad/short.npz"), "truncated or damaged");
+    expectRefused(place("gemma-scope-2b-pt-transcoders", "gemma-scope-tiny-pt-res/layer_1/width_96/average_l0_9/params.npz"), "transcoder");
     const std::string loose = tmp.path().toStdString() + "/loose";
     std::filesystem::create_directories(loose);
     std::filesystem::copy_file(dir + "/params.npz", loose + "/params.npz");
-    refused(loose, "does not name the layer");
+    expectRefused(loose, "does not name the layer");
   }
 
   // SAELens release names resolve through the compiled-in table to the repository and path, then
@@ -273,12 +258,7 @@ class TestSae : public QObject {
     QCOMPARE(sae->config().architecture, std::string("jumprelu"));
     for (const auto& [spec, needle] : {std::pair<std::string, std::string>{"gemma-scope-2b-pt-res-canonical:layer_99/x", "has no SAE 'layer_99/x'"},
                                        {"no-such-release:x", "not a SAELens release"}}) {
-      try {
-        Sae::load(spec, c10::Device(c10::kCPU));
-        QFAIL(("no error for " + spec).c_str());
-      } catch (const Error& e) {
-        QVERIFY2(std::string(e.what()).find(needle) != std::string::npos, e.what());
-      }
+      expectRefused(spec, needle);
     }
     if (old.isEmpty()) qunsetenv("HF_HUB_CACHE");
     else qputenv("HF_HUB_CACHE", old);
