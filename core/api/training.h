@@ -15,7 +15,9 @@ struct SaeTrainingOptions {
   std::int64_t context = 0;             // tokens per model window (0: min(128, n_ctx)); recorded in cfg.json
   std::int64_t buffer_tokens = 1 << 18; // mixing buffer for streamed activations
   bool skip_first = true;               // each window's first position (an attention sink in most
-                                        // trained LMs) is left out of training and of the splice
+                                        // trained LMs) and, with a model, its end-of-text tokens
+                                        // (massive activations too) are left out of training and
+                                        // of the splice, as the index leaves them out
   std::string architecture = "standard";  // standard | topk
   double l1_coefficient = 5.0;          // standard
   std::int64_t k = 32;                  // topk

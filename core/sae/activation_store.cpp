@@ -95,7 +95,8 @@ at::Tensor FileActivationSource::next(std::int64_t n) {
 
 ModelActivationSource::ModelActivationSource(std::shared_ptr<const Transformer> model, std::string hook,
                                              std::shared_ptr<const TokenShard> shard, std::int64_t context,
-                                             std::int64_t buffer_tokens, std::uint64_t seed, bool skip_first)
+                                             std::int64_t buffer_tokens, std::uint64_t seed, bool skip_first,
+                                             std::int32_t boundary_token)
     : model_(std::move(model)),
       hook_(std::move(hook)),
       layer_(hookLayer(hook_, model_->config().n_layers)),
@@ -103,6 +104,7 @@ ModelActivationSource::ModelActivationSource(std::shared_ptr<const Transformer> 
       context_(context),
       buffer_tokens_(buffer_tokens),
       skip_first_(skip_first && context > 1),
+      boundary_(boundary_token),
       gen_(at::detail::createCPUGenerator(seed)) {
   if (context_ < 1 || context_ > model_->config().n_ctx) throw Error("activation context must be in 1..n_ctx");
   if (buffer_tokens_ < context_) throw Error("the mixing buffer must hold at least one context");
@@ -132,8 +134,13 @@ void ModelActivationSource::refill() {
   while (have < buffer_tokens_) {
     at::Tensor windows = shard_->sample(batch, context_ - 1, gen_);  // [batch, context]
     at::Tensor acts = activations(windows);  // [batch, context, d_model]
-    if (skip_first_) acts = acts.narrow(1, 1, context_ - 1);
+    at::Tensor tokens = windows.narrow(1, 0, context_);
+    if (skip_first_) {
+      acts = acts.narrow(1, 1, context_ - 1);
+      tokens = tokens.narrow(1, 1, context_ - 1);
+    }
     acts = acts.reshape({-1, width()});
+    if (boundary_ >= 0) acts = acts.index_select(0, tokens.reshape(-1).ne(boundary_).nonzero().squeeze(1).to(acts.device()));
     have += acts.size(0);
     fresh.push_back(acts);
   }
@@ -151,7 +158,7 @@ at::Tensor ModelActivationSource::next(std::int64_t n) {
 
 SpliceEvaluation evaluateSplice(const Transformer& model, const Sae& sae, const TokenShard& shard,
                                 std::int64_t batches, std::int64_t batch_size, std::int64_t context,
-                                std::int64_t first) {
+                                std::int64_t first, std::int32_t boundary_token) {
   c10::InferenceMode guard;
   auto gen = at::detail::createCPUGenerator(4242);
   SpliceEvaluation ev;
@@ -162,8 +169,11 @@ SpliceEvaluation evaluateSplice(const Transformer& model, const Sae& sae, const 
     target = target.narrow(1, first, context - first);
     return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), target.reshape(-1)).item<double>();
   };
-  // x [batch, pos, d]: positions from `first` on replaced, the ones before kept.
-  auto keepFirst = [first](const at::Tensor& x, at::Tensor replaced) {
+  // x [batch, pos, d]: positions from `first` on replaced, the ones before kept, and so are the
+  // boundary positions of the current window.
+  at::Tensor boundary_mask;  // [batch, pos, 1], true at boundary tokens
+  auto keepFirst = [first, &boundary_mask](const at::Tensor& x, at::Tensor replaced) {
+    if (boundary_mask.defined()) replaced = at::where(boundary_mask.to(x.device()), x, replaced);
     if (first > 0) replaced.narrow(1, 0, first).copy_(x.narrow(1, 0, first));
     return replaced;
   };
@@ -175,6 +185,7 @@ SpliceEvaluation evaluateSplice(const Transformer& model, const Sae& sae, const 
   zero.add(hook, [keepFirst](const at::Tensor& x, const HookContext&) { return keepFirst(x, at::zeros_like(x)); });
   for (std::int64_t b = 0; b < batches; ++b) {
     at::Tensor window = shard.sample(batch_size, context, gen);
+    if (boundary_token >= 0) boundary_mask = window.narrow(1, 0, context).eq(boundary_token).unsqueeze(2);
     ev.clean_loss += loss(window, nullptr) / batches;
     ev.sae_loss += loss(window, &splice) / batches;
     ev.zero_loss += loss(window, &zero) / batches;

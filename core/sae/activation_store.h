@@ -48,7 +48,8 @@ at::Tensor hookActivations(const Transformer& model, const std::string& hook, co
 class ModelActivationSource : public ActivationSource {
  public:
   ModelActivationSource(std::shared_ptr<const Transformer> model, std::string hook, std::shared_ptr<const TokenShard> shard,
-                        std::int64_t context, std::int64_t buffer_tokens, std::uint64_t seed, bool skip_first = true);
+                        std::int64_t context, std::int64_t buffer_tokens, std::uint64_t seed, bool skip_first = true,
+                        std::int32_t boundary_token = -1);
   at::Tensor next(std::int64_t n) override;
   std::int64_t width() const override { return hookWidth(hook_, model_->config()); }
   // Activations [batch, context, d_model] of the given windows (int64 [batch, context]).
@@ -62,6 +63,7 @@ class ModelActivationSource : public ActivationSource {
   std::shared_ptr<const TokenShard> shard_;
   std::int64_t context_, buffer_tokens_;
   bool skip_first_;  // leave out each window's first position
+  std::int32_t boundary_;  // and the rows of this token (a document boundary), -1: none
   at::Generator gen_;
   at::Tensor buffer_;  // [rows, d_model]
 };
@@ -75,9 +77,10 @@ struct SpliceEvaluation {
 
 class Sae;
 // Positions before `first` keep the model's own activations in the spliced and ablated runs
-// (1: the first position, an attention sink the SAE was not trained on) and are not scored.
+// (1: the first position, an attention sink the SAE was not trained on) and are not scored;
+// positions holding `boundary_token` (a document boundary) keep theirs too.
 SpliceEvaluation evaluateSplice(const Transformer& model, const Sae& sae, const TokenShard& shard,
                                 std::int64_t batches, std::int64_t batch_size, std::int64_t context,
-                                std::int64_t first = 0);
+                                std::int64_t first = 0, std::int32_t boundary_token = -1);
 
 }  // namespace monoscope::core

@@ -16,6 +16,7 @@
 #include "util/device.h"
 #include "util/error.h"
 #include "util/runtime.h"
+#include "text/tokenizer.h"
 
 namespace fs = std::filesystem;
 
@@ -33,6 +34,55 @@ void HarvestOptions::validate() const {
   if (batch < 1 || batch > 4096) bad("batch", "must be in 1..4096");
 }
 
+namespace {
+
+// A chunk on disk is brought up to date in place: one written before each row's token was
+// stored has its windows drawn again from the chunk's generator (no model run) for them, and one
+// that kept its end-of-text rows loses them now that they are left out.
+template <class RowTokens, class Write>
+void upgradeChunk(const fs::path& path, const HarvestOptions& o, const TokenShard& shard, at::Generator gen,
+                  const RowTokens& rowTokens, std::int32_t boundary, const Write& write) {
+  at::Tensor acts, tokens;
+  {
+    SafetensorsFile f(path.string());
+    const auto meta = f.metadata();
+    auto field = [&](const char* key) { auto it = meta.find(key); return it == meta.end() ? std::string() : it->second; };
+    if (f.has("tokens") && (boundary < 0 || field("end_of_text") == "excluded")) return;
+    if (field("hook") != o.hook || field("context") != std::to_string(o.context) ||
+        field("skip_first") != (o.skip_first ? "true" : "false"))
+      throw Error("'" + path.string() + "' was harvested with other options (hook " + field("hook") + ", context " +
+                      field("context") + ")",
+                  "harvest into an empty folder, or give the options it was harvested with");
+    const auto& view = f.tensor("activations");
+    if (view.dtype != DType::F16 || view.shape.size() != 2)
+      throw Error("tensor 'activations' in '" + path.string() + "' is not F16 [rows, d_model]", "harvest into an empty folder");
+    acts = at::from_blob(const_cast<std::uint8_t*>(view.data), view.shape, at::kHalf).clone();
+    if (f.has("tokens")) {
+      const auto& t = f.tensor("tokens");
+      if (t.dtype != DType::I32 || t.shape != std::vector<std::int64_t>{view.shape[0]})
+        throw Error("tensor 'tokens' in '" + path.string() + "' is not I32 [rows]", "harvest into an empty folder");
+      tokens = at::from_blob(const_cast<std::uint8_t*>(t.data), t.shape, at::kInt).to(at::kLong);
+    }
+  }
+  if (!tokens.defined()) {
+    std::vector<at::Tensor> parts;
+    std::int64_t have = 0;
+    while (have < acts.size(0)) {
+      parts.push_back(rowTokens(shard.sample(o.batch, o.context - 1, gen)));
+      have += parts.back().size(0);
+    }
+    tokens = at::cat(parts).narrow(0, 0, acts.size(0));
+  }
+  if (boundary >= 0) {
+    const at::Tensor keep = tokens.ne(boundary).nonzero().squeeze(1);
+    acts = acts.index_select(0, keep);
+    tokens = tokens.index_select(0, keep);
+  }
+  write(path, acts, tokens);
+}
+
+}  // namespace
+
 JobStatus harvestActivations(const HarvestOptions& o, const ProgressFn& progress) {
   o.validate();
   configureThreads(o.threads);
@@ -47,8 +97,25 @@ JobStatus harvestActivations(const HarvestOptions& o, const ProgressFn& progress
   fs::create_directories(o.out);
   const std::int64_t first = o.skip_first ? 1 : 0;
   const std::int64_t per_window = o.context - first;
+  // Document boundaries carry massive activations like the first position (over 50 times the
+  // median norm in SmolLM2), so with skip_first they are left out too, as the index leaves them.
+  const std::int32_t boundary = o.skip_first ? Tokenizer::endOfTextIdOf(o.model_dir) : -1;
   const std::int64_t chunks = (o.tokens + o.chunk_rows - 1) / o.chunk_rows;
   const std::int64_t d = hookWidth(o.hook, model->config());
+  // Each chunk's windows: [batch, context] token ids from the chunk's own generator.
+  auto chunkGenerator = [&o](std::int64_t c) { return at::detail::createCPUGenerator(o.seed * 1000003u + static_cast<std::uint64_t>(c) + 1); };
+  auto rowTokens = [&](const at::Tensor& windows) { return windows.narrow(1, first, per_window).reshape(-1); };
+  auto write = [&](const fs::path& path, const at::Tensor& acts, const at::Tensor& tokens) {
+    SafetensorsWriter w;
+    w.setMetadata("hook", o.hook);
+    w.setMetadata("context", std::to_string(o.context));
+    w.setMetadata("skip_first", o.skip_first ? "true" : "false");
+    w.setMetadata("end_of_text", boundary >= 0 ? "excluded" : "included");
+    const at::Tensor ids = tokens.to(at::kInt).contiguous();
+    w.add("activations", DType::F16, {acts.size(0), d}, acts.data_ptr(), static_cast<std::size_t>(acts.nbytes()));
+    w.add("tokens", DType::I32, {ids.size(0)}, ids.data_ptr(), static_cast<std::size_t>(ids.nbytes()));
+    w.write(path.string());
+  };
   c10::InferenceMode guard;
   try {
   for (std::int64_t c = 0; c < chunks; ++c) {
@@ -56,31 +123,35 @@ JobStatus harvestActivations(const HarvestOptions& o, const ProgressFn& progress
     std::snprintf(name, sizeof name, "chunk-%05lld.safetensors", static_cast<long long>(c));
     const fs::path path = fs::path(o.out) / name;
     if (fs::exists(path)) {
+      upgradeChunk(path, o, shard, chunkGenerator(c), rowTokens, boundary, write);
       report(progress, "harvest", (c + 1) * o.chunk_rows, chunks * o.chunk_rows, "chunk on disk");
       continue;
     }
     const std::int64_t rows = std::min(o.chunk_rows, o.tokens - c * o.chunk_rows);
-    auto gen = at::detail::createCPUGenerator(o.seed * 1000003u + static_cast<std::uint64_t>(c) + 1);
+    auto gen = chunkGenerator(c);
     at::Tensor out = at::empty({rows, d}, at::kHalf);  // [rows, d_model]
+    at::Tensor out_tokens = at::empty({rows}, at::kLong);
     std::int64_t have = 0;
     while (have < rows) {
-      const at::Tensor windows = shard.sample(o.batch, o.context - 1, gen).to(device);  // [batch, context]
-      const at::Tensor captured = hookActivations(*model, o.hook, windows);          // [batch, context, d_model]
-      // [batch, context - first, d_model] -> rows
-      const at::Tensor acts = captured.narrow(1, first, per_window).reshape({-1, d}).to(at::kCPU, at::kHalf);
+      const at::Tensor windows = shard.sample(o.batch, o.context - 1, gen);                  // [batch, context]
+      const at::Tensor captured = hookActivations(*model, o.hook, windows.to(device));      // [batch, context, d_model]
+      // [batch, context - first, d_model] -> rows, boundaries dropped
+      at::Tensor acts = captured.narrow(1, first, per_window).reshape({-1, d}).to(at::kCPU, at::kHalf);
+      at::Tensor tokens = rowTokens(windows);
+      if (boundary >= 0) {
+        const at::Tensor keep = tokens.ne(boundary).nonzero().squeeze(1);
+        acts = acts.index_select(0, keep);
+        tokens = tokens.index_select(0, keep);
+      }
       const std::int64_t take = std::min(rows - have, acts.size(0));
       out.narrow(0, have, take).copy_(acts.narrow(0, 0, take));
+      out_tokens.narrow(0, have, take).copy_(tokens.narrow(0, 0, take));
       have += take;
       report(progress, "harvest", c * o.chunk_rows + have, chunks * o.chunk_rows);
     }
     if (!at::isfinite(out).all().item<bool>())
       throw Error("the activations at " + o.hook + " overflow F16 in chunk " + std::to_string(c), "harvest an earlier hook");
-    SafetensorsWriter w;
-    w.setMetadata("hook", o.hook);
-    w.setMetadata("context", std::to_string(o.context));
-    w.setMetadata("skip_first", o.skip_first ? "true" : "false");
-    w.add("activations", DType::F16, {rows, d}, out.data_ptr(), static_cast<std::size_t>(out.nbytes()));
-    w.write(path.string());
+    write(path, out, out_tokens);
   }
   } catch (const Cancelled&) {
     return JobStatus::Cancelled;  // the chunks written so far stay; a rerun continues after them

@@ -2,7 +2,9 @@
 // Activations collected once to disk for SAE training over several epochs: random windows of a
 // token shard run through the model to a hook, written in chunks (F16 safetensors, tensor
 // `activations` [rows, d_model]). Each chunk's windows come from its own seed, so an interrupted
-// harvest resumes by skipping the chunks already written, and gives the same files.
+// harvest resumes by skipping the chunks already written, and gives the same files. Each row's
+// token id is stored beside it (tensor `tokens`, I32 [rows]); chunks written without it are
+// completed in place on the next run by drawing their windows again.
 #include <cstdint>
 #include <string>
 
@@ -18,6 +20,7 @@ struct HarvestOptions {
   std::int64_t tokens = 0;          // rows to collect in all
   std::int64_t context = 128;       // tokens per window
   bool skip_first = true;           // leave out each window's first position (the attention sink)
+                                    // and the end-of-text tokens (document boundaries)
   std::int64_t chunk_rows = 65536;  // rows per file
   std::int64_t batch = 16;          // windows per forward pass
   std::uint64_t seed = 0;

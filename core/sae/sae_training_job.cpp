@@ -13,6 +13,7 @@
 #include "sae/activation_store.h"
 #include "sae/sae.h"
 #include "sae/sae_trainer.h"
+#include "text/tokenizer.h"
 #include "util/cancel.h"
 #include "util/device.h"
 #include "util/error.h"
@@ -70,9 +71,11 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   std::shared_ptr<const TokenShard> valid_shard;
   std::string hook = o.hook;
   std::int64_t context = 0;
+  std::int32_t boundary = -1;  // the end-of-text token, left out with the first position
   report(progress, "load", 0, 1);
   if (!o.model_dir.empty()) {  // the model streams activations, or (with a harvest) evaluates the splice
     model = Transformer::load(o.model_dir, device);
+    if (o.skip_first) boundary = Tokenizer::endOfTextIdOf(o.model_dir);
     context = o.context > 0 ? o.context : std::min<std::int64_t>(128, model->config().n_ctx);
     if (context < 2 || context > model->config().n_ctx)
       throw Error("context " + std::to_string(context) + " is outside 2.." + std::to_string(model->config().n_ctx) + " (the model's positions)");
@@ -85,7 +88,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
     if (o.activations.empty())
       // Each rank streams its own windows (seeded by rank).
       source = std::make_unique<ModelActivationSource>(model, hook, shard, context, o.buffer_tokens,
-                                                       o.seed + 7919u * static_cast<std::uint64_t>(o.rank), o.skip_first);
+                                                       o.seed + 7919u * static_cast<std::uint64_t>(o.rank), o.skip_first, boundary);
   }
   if (!o.activations.empty()) {
     auto fsrc = std::make_unique<FileActivationSource>(o.activations, o.seed);
@@ -177,7 +180,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   // further rows of the training source.
   at::Tensor held_out;
   if (model) {
-    ModelActivationSource eval_source(model, hook, valid_shard, context, 1 << 15, o.seed + 99, o.skip_first);
+    ModelActivationSource eval_source(model, hook, valid_shard, context, 1 << 15, o.seed + 99, o.skip_first, boundary);
     held_out = eval_source.next(16384);
   } else {
     held_out = source->next(std::min<std::int64_t>(16384, cfg.batch_size * 4));
@@ -187,7 +190,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   r.l0 = m.l0;
   r.dead_fraction = last.dead_fraction;
   if (model) {
-    const auto ev = evaluateSplice(*model, *sae, *valid_shard, 16, 8, context, o.skip_first ? 1 : 0);
+    const auto ev = evaluateSplice(*model, *sae, *valid_shard, 16, 8, context, o.skip_first ? 1 : 0, boundary);
     r.has_splice = true;
     r.clean_loss = ev.clean_loss;
     r.spliced_loss = ev.sae_loss;
@@ -202,6 +205,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   if (o.world_size > 1) j["ranks"] = o.world_size;  // batch_size rows each
   j["context"] = context;
   j["first_position"] = o.skip_first ? "excluded from training and from the splice" : "included";
+  if (boundary >= 0) j["end_of_text"] = "token " + std::to_string(boundary) + " excluded from training and from the splice";
   j["metrics_on"] = model ? "16,384 held-out activations (the validation shard)" : "16,384 further training activations";
   j["fraction_variance_explained"] = r.fraction_variance_explained;
   j["l0"] = r.l0;

@@ -33,6 +33,8 @@ class Tokenizer {
   // Loads from a model or tokenizer folder: tokenizer.json, else vocab.json + merges.txt. A GGUF
   // model file is imported first (io/gguf_import.h) and its tokenizer read.
   static Tokenizer fromDirectory(const std::string& dir);
+  // The end-of-text id of a model's tokenizer (see endOfTextId), -1 when the model has none.
+  static std::int32_t endOfTextIdOf(const std::string& model);
   static Tokenizer fromTokenizerJson(const std::string& path);
   static Tokenizer fromVocabMerges(const std::string& vocab_path, const std::string& merges_path);
 

@@ -31,6 +31,12 @@ Tokenizer Tokenizer::fromDirectory(const std::string& model) {
               "point --tokenizer at a folder with a byte-level BPE tokenizer");
 }
 
+std::int32_t Tokenizer::endOfTextIdOf(const std::string& model) {
+  const fs::path dir = resolveModelDir(model);
+  if (!fs::exists(dir / "tokenizer.json") && !(fs::exists(dir / "vocab.json") && fs::exists(dir / "merges.txt"))) return -1;
+  return fromDirectory(dir.string()).endOfTextId();
+}
+
 static void loadVocabObject(const nlohmann::json& vocab, const std::string& where,
                             std::vector<std::pair<std::string, std::int32_t>>* out) {
   if (!vocab.is_object()) throw Error(where + ": vocabulary is not a JSON object");

@@ -18,6 +18,7 @@
 #include "sae/sae.h"
 #include "test_util.h"
 #include "util/error.h"
+#include "text/tokenizer.h"
 
 using namespace monoscope::core;
 
@@ -101,6 +102,91 @@ class TestActivationStore : public QObject {
     const at::Tensor stored = toFloatTensor(first.tensor("activations"), first.path()).narrow(0, 0, 124);
     QCOMPARE(testutil::maxAbsDiff(stored, expected), 0.0);
     QVERIFY(testutil::maxAbsDiff(stored.narrow(0, 0, 31), acts[0].narrow(0, 0, 31).to(at::kHalf).to(at::kFloat)) > 0.01);
+  }
+
+  // End-of-text rows (massive activations at document boundaries) are left out like first
+  // positions, each row's token is stored, and a chunk written without tokens is completed in
+  // place: its windows drawn again, the boundary rows dropped, the other rows kept as they were.
+  void harvestLeavesOutDocumentBoundaries() {
+    shard();
+    namespace fs = std::filesystem;
+    const fs::path model = dir_.path().toStdString() + "/with-tokenizer";
+    fs::create_directories(model);
+    for (const char* f : {"config.json", "model.safetensors"})
+      fs::copy_file(fs::path(testutil::fixture("models/gpt2-tiny")) / f, model / f, fs::copy_options::overwrite_existing);
+    Tokenizer::fromMerges({}, {"<|endoftext|>"}).save(model.string());  // bytes 0..255, then <|endoftext|> = 256
+    QCOMPARE(Tokenizer::endOfTextIdOf(model.string()), 256);
+    QCOMPARE(Tokenizer::endOfTextIdOf(testutil::fixture("models/gpt2-tiny")), -1);
+    HarvestOptions o;
+    o.model_dir = testutil::fixture("models/gpt2-tiny");  // no tokenizer: no boundary known
+    o.hook = "blocks.1.hook_resid_pre";
+    o.corpus = dir_.path().toStdString() + "/shard.safetensors";
+    o.out = dir_.path().toStdString() + "/old-harvest";
+    o.tokens = 2048;
+    o.context = 32;
+    o.chunk_rows = 1024;
+    o.batch = 4;
+    o.device = "cpu";
+    QCOMPARE(harvestActivations(o, {}), JobStatus::Done);
+    const std::string c0 = o.out + "/chunk-00000.safetensors";
+    auto ids = [](const SafetensorsFile& f) {  // I32 [rows]
+      const auto& v = f.tensor("tokens");
+      return at::from_blob(const_cast<std::uint8_t*>(v.data), v.shape, at::kInt).to(at::kLong);
+    };
+    at::Tensor old_acts, old_tokens;
+    {
+      SafetensorsFile f(c0);
+      QCOMPARE(f.metadata().at("end_of_text"), std::string("included"));
+      old_acts = toFloatTensor(f.tensor("activations"), c0);
+      old_tokens = ids(f);
+      QVERIFY(old_tokens.eq(256).sum().item<std::int64_t>() > 0);
+      SafetensorsWriter w;  // as a harvest before tokens were stored wrote it
+      for (const auto& [k, v] : f.metadata()) if (k != "end_of_text") w.setMetadata(k, v);
+      const auto& a = f.tensor("activations");
+      w.add("activations", DType::F16, a.shape, a.data, a.nbytes);
+      w.write(c0 + ".old");
+    }
+    fs::rename(c0 + ".old", c0);
+    o.model_dir = model.string();
+    QCOMPARE(harvestActivations(o, {}), JobStatus::Done);
+    const at::Tensor keep = old_tokens.ne(256).nonzero().squeeze(1);
+    for (const std::string& chunk : {c0, o.out + "/chunk-00001.safetensors"}) {
+      SafetensorsFile f(chunk);
+      QCOMPARE(f.metadata().at("end_of_text"), std::string("excluded"));
+      const at::Tensor tokens = ids(f);
+      QCOMPARE(tokens.size(0), f.tensor("activations").shape[0]);
+      QCOMPARE(tokens.eq(256).sum().item<std::int64_t>(), std::int64_t(0));
+      if (chunk == c0) {
+        QVERIFY(tokens.equal(old_tokens.index_select(0, keep)));
+        QCOMPARE(testutil::maxAbsDiff(toFloatTensor(f.tensor("activations"), chunk), old_acts.index_select(0, keep)), 0.0);
+      }
+    }
+    // A fresh harvest fills each chunk with rows that are not boundaries.
+    o.out = dir_.path().toStdString() + "/new-harvest";
+    QCOMPARE(harvestActivations(o, {}), JobStatus::Done);
+    SafetensorsFile fresh(o.out + "/chunk-00000.safetensors");
+    QCOMPARE(fresh.tensor("activations").shape[0], std::int64_t(1024));
+    QCOMPARE(ids(fresh).eq(256).sum().item<std::int64_t>(), std::int64_t(0));
+    // The streamed source leaves them out too. Its first refill runs two batches of 128 windows
+    // drawn from its seed; the boundary positions' activations are found among the rows served
+    // without a boundary token and never among those served with one.
+    c10::InferenceMode guard;
+    auto gen = at::detail::createCPUGenerator(5);
+    std::vector<at::Tensor> boundary_rows;
+    for (int batch = 0; batch < 2; ++batch) {
+      const at::Tensor windows = shard()->sample(128, 31, gen);  // [128, 32]
+      const at::Tensor acts = ModelActivationSource(model_, o.hook, shard(), 32, 2048, 1).activations(windows);
+      const at::Tensor mask = windows.narrow(1, 1, 31).eq(256);
+      boundary_rows.push_back(acts.narrow(1, 1, 31).index({mask}));  // [n, 64]
+    }
+    const at::Tensor boundary = at::cat(boundary_rows);
+    QVERIFY(boundary.size(0) > 5);
+    auto hits = [&boundary](const at::Tensor& rows) {
+      return std::get<0>(at::cdist(rows, boundary).min(1)).eq(0).sum().item<std::int64_t>();
+    };
+    ModelActivationSource with(model_, o.hook, shard(), 32, 4096, 5, true, 256), without(model_, o.hook, shard(), 32, 4096, 5);
+    QCOMPARE(hits(with.next(2048)), std::int64_t(0));
+    QVERIFY(hits(without.next(2048)) > 0);
   }
 
   void fileSourceCoversEveryRowPerEpoch() {
