@@ -78,7 +78,14 @@ void InferenceWorker::open(const core::EngineOptions& options) {
                          .arg(i.d_model)
                          .arg(QString::fromStdString(i.dtype))
                          .arg(QString::fromStdString(i.device));
-      if (!i.hook_name.empty())
+      if (!i.hook_name.empty() && !i.hook_name_out.empty())
+        text += tr("; transcoder %1 (%2, %3 features) from %4 to %5")
+                    .arg(dictionaryName(QString::fromStdString(i.sae_dir)))
+                    .arg(QString::fromStdString(i.architecture))
+                    .arg(i.d_sae)
+                    .arg(QString::fromStdString(i.hook_name))
+                    .arg(QString::fromStdString(i.hook_name_out));
+      else if (!i.hook_name.empty())
         text += tr("; dictionary %1 (%2, %3 features) at %4")
                     .arg(dictionaryName(QString::fromStdString(i.sae_dir)))
                     .arg(QString::fromStdString(i.architecture))

@@ -72,11 +72,15 @@ int cmdTokenize(const Args& args) {
 }
 
 int cmdLogits(const Args& args) {
-  args.allowOnly(with({"model", "text", "text-file", "ids", "out", "hook"}));
+  args.allowOnly(with({"model", "text", "text-file", "ids", "out", "hook", "weights"}));
   const auto device = applyRuntimeOptions(args);
   const std::string dir = args.get("model");
   const std::string out_path = args.get("out");
-  auto model = core::Transformer::load(dir, c10::Device(device));
+  const std::string weights = args.has("weights") ? args.get("weights") : "auto";
+  static const std::map<std::string, core::WeightDtype> kWeights = {
+      {"auto", core::WeightDtype::Auto}, {"float32", core::WeightDtype::Float32}, {"stored", core::WeightDtype::Stored}};
+  if (!kWeights.count(weights)) throw Error("--weights must be auto, float32 or stored, not '" + weights + "'");
+  auto model = core::Transformer::load(dir, c10::Device(device), kWeights.at(weights));
   const auto names = args.all("hook");
   for (const auto& n : names) core::hookLayer(n, model->config().n_layers);
   std::vector<std::int32_t> ids;
@@ -166,8 +170,13 @@ int cmdSaeConvert(const Args& args) {
   if (dtype != "f32" && dtype != "f16") throw core::Error("--dtype is '" + dtype + "'", "use f32 or f16");
   auto sae = core::Sae::load(args.get("sae"), c10::Device(c10::kCPU));
   sae->save(args.get("out"), dtype == "f16");
-  std::cerr << "saved " << sae->config().architecture << " SAE (" << sae->config().d_sae << " features at "
-            << sae->config().hook_name << ") to " << args.get("out") << "\n";
+  const auto& c = sae->config();
+  if (c.transcoder())
+    std::cerr << "saved " << c.architecture << (c.skip ? " skip" : "") << " transcoder (" << c.d_sae << " features from "
+              << c.hook_name << " to " << c.hook_name_out << ") to " << args.get("out") << "\n";
+  else
+    std::cerr << "saved " << c.architecture << " SAE (" << c.d_sae << " features at " << c.hook_name << ") to "
+              << args.get("out") << "\n";
   return 0;
 }
 

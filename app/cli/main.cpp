@@ -26,7 +26,8 @@ const std::vector<Command>& commands() {
   using namespace monoscope::cli;
   static const std::vector<Command> table = {
       {"tokenize", cmdTokenize, "--tokenizer DIR (--text T | --text-file F)"},
-      {"logits", cmdLogits, "--model DIR (--text T | --text-file F | --ids 1,2,3) --out FILE.safetensors [--hook NAME]..."},
+      {"logits", cmdLogits, "--model DIR (--text T | --text-file F | --ids 1,2,3) --out FILE.safetensors [--hook NAME]...\n"
+       "       [--weights auto|float32|stored]  (stored: BF16/F16 matrices kept as stored)"},
       {"encode", cmdEncode, "--model DIR --sae DIR (--text T | --text-file F | --ids ...) --out FILE.safetensors"},
       {"generate", cmdGenerate,
        "--model DIR --prompt T --max-tokens N [--seed S] [--temperature X] [--top-p P]\n"

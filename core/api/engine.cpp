@@ -47,6 +47,26 @@ std::int64_t checkSaeFitsModel(const Sae& sae, const Transformer& model, const s
                     " but the model's activations at '" + hook + "' have width " + std::to_string(width),
                 "use an SAE trained on this model");
   }
+  if (sae.config().transcoder()) {  // it also writes a hook: one this model has, as wide as d_out
+    const std::string& out = sae.config().hook_name_out;
+    std::int64_t out_layer = 0;
+    try {
+      out_layer = hookLayer(out, model.config().n_layers);
+    } catch (const Error& e) {
+      throw Error("the transcoder in '" + sae_dir + "' writes hook '" + out + "', which this model does not have",
+                  "use a transcoder trained on this model; " + e.hint());
+    }
+    if (out_layer < layer || (out_layer == layer && blockHookOf(out) <= blockHookOf(hook)))
+      throw Error("the transcoder in '" + sae_dir + "' writes '" + out + "', which comes before the hook it reads ('" + hook + "')",
+                  "check metadata.hook_name and metadata.hook_name_out in its config");
+    if (const std::string why = aliasMismatch(out, model.config()); !why.empty())
+      throw Error("the transcoder in '" + sae_dir + "' writes '" + out + "': " + why,
+                  "Monoscope does not read dictionaries trained on that point of this family yet");
+    if (sae.config().d_out != hookWidth(out, model.config()))
+      throw Error("the transcoder in '" + sae_dir + "' has d_out " + std::to_string(sae.config().d_out) +
+                      " but the model's activations at '" + out + "' have width " + std::to_string(hookWidth(out, model.config())),
+                  "use a transcoder trained on this model");
+  }
   return layer;
 }
 
@@ -210,6 +230,7 @@ std::unique_ptr<Engine> Engine::open(const EngineOptions& options, const Progres
     in.sae_dir = options.sae_dir;
     in.hook_name = sc.hook_name;
     in.architecture = sc.architecture;
+    in.hook_name_out = sc.hook_name_out;
     in.d_sae = sc.d_sae;
     in.sae_context = sc.context_size;
     if (sc.context_size > 0) in.window = std::min(sc.context_size, mc.n_ctx);
@@ -311,9 +332,18 @@ std::vector<FeatureScore> Engine::attribute(std::string_view prompt, const std::
   };
   const std::int64_t a = single(target, "the target token"), b = single(versus, "the versus token");
   const auto ids = impl_->lastWindow(impl_->tokenIds(prompt, "the prompt"));
-  at::Tensor leaf;
+  // The gradient is taken where the features write (a transcoder's output hook), and the
+  // features encoded where they read.
+  at::Tensor leaf, read;
   HookSet hooks;
-  hooks.add(impl_->info.hook_name, [&leaf](const at::Tensor& x, const HookContext&) {
+  const bool transcoder = s.config().transcoder();
+  if (transcoder) {
+    hooks.add(s.config().hook_name, [&read](const at::Tensor& x, const HookContext&) {
+      read = x.detach().clone();
+      return at::Tensor();
+    });
+  }
+  hooks.add(s.config().writeHook(), [&leaf](const at::Tensor& x, const HookContext&) {
     leaf = x.detach().clone().requires_grad_(true);
     return leaf;
   });
@@ -325,7 +355,7 @@ std::vector<FeatureScore> Engine::attribute(std::string_view prompt, const std::
   at::Tensor scores;
   {
     c10::InferenceMode guard;
-    const at::Tensor f = s.encode(leaf.detach()[0]);                   // [pos, d_sae]
+    const at::Tensor f = s.encode((transcoder ? read : leaf.detach())[0]);  // [pos, d_sae]
     scores = (f * at::matmul(grad, s.W_dec().t())).sum(0).to(at::kCPU, at::kFloat);  // [d_sae]
   }
   // Strongest by magnitude, keeping the sign.
@@ -384,7 +414,7 @@ GenerateResult Engine::generate(const GenerateRequest& request, const TokenCallb
   run(0, nullptr, &result.default_run);
   if (steering && !result.default_run.cancelled) {
     HookSet hooks;
-    hooks.add(m.info.hook_name, makeSteeringHook(m.sae, spec));
+    addSteeringHooks(m.sae, spec, &hooks);
     run(1, &hooks, &result.steered_run);
   }
   return result;
@@ -393,10 +423,10 @@ GenerateResult Engine::generate(const GenerateRequest& request, const TokenCallb
 std::vector<LogitEffects> Engine::Impl::logitEffectsRange(std::int64_t begin, std::int64_t end, std::size_t k, int bins) const {
   const Sae& s = requireSae();
   c10::InferenceMode guard;
-  at::Tensor dirs = model->toResidual(info.hook_name, s.W_dec().slice(0, begin, end));  // [b, d_model]
+  at::Tensor dirs = model->toResidual(s.config().writeHook(), s.W_dec().slice(0, begin, end));  // [b, d_model]
   const at::Tensor scale = model->finalNormWeight();
   if (scale.defined()) dirs = dirs * scale;
-  const at::Tensor eff = at::matmul(dirs, model->unembed().t()).to(at::kCPU, at::kFloat);  // [b, vocab]
+  const at::Tensor eff = at::matmul(dirs, model->unembed().t().to(dirs.scalar_type())).to(at::kCPU, at::kFloat);  // [b, vocab]
   const std::int64_t n = end - begin, vocab = eff.size(1);
   const std::int64_t kk = std::min<std::int64_t>(static_cast<std::int64_t>(k), vocab);
   auto up = eff.topk(kk, 1), down = eff.topk(kk, 1, false);

@@ -29,6 +29,7 @@ struct EngineInfo {
   std::int64_t n_layers = 0, d_model = 0, n_ctx = 0, vocab_size = 0;
   std::string hook_name;         // the SAE's hook ("" without an SAE)
   std::string architecture;      // standard | topk | jumprelu
+  std::string hook_name_out;     // a transcoder's output hook ("" for an SAE)
   std::int64_t d_sae = 0;
   std::int64_t sae_context = 0;  // positions the SAE was trained on (cfg.json metadata.context_size)
   std::int64_t window = 0;       // tokens per window for encoding: min(sae_context, n_ctx)

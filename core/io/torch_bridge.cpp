@@ -44,6 +44,38 @@ at::Tensor loadWeight(const WeightStore& store, const std::string& name,
   return device.is_cpu() ? t : t.to(device);
 }
 
+void copyWeightInto(const WeightStore& store, const std::string& name, at::Tensor& dst) {
+  const TensorView& view = store.tensor(name);
+  const std::vector<std::int64_t> expected = dst.sizes().vec();
+  if (view.shape != expected) {
+    throw Error("tensor '" + name + "' in '" + store.fileOf(name) + "' has shape " + shapeString(view.shape) +
+                    ", expected " + shapeString(expected),
+                "config.json does not match the weights; check its sizes");
+  }
+  at::ScalarType st;
+  switch (view.dtype) {
+    case DType::F32: st = at::kFloat; break;
+    case DType::F16: st = at::kHalf; break;
+    case DType::BF16: st = at::kBFloat16; break;
+    case DType::F64: st = at::kDouble; break;
+    default:
+      throw Error("tensor '" + name + "' in '" + store.fileOf(name) + "' has integer dtype " + dtypeName(view.dtype) +
+                      " where floats are expected",
+                  "store weights as F32, F16 or BF16");
+  }
+  const at::Tensor raw = at::from_blob(const_cast<std::uint8_t*>(view.data), view.shape, at::TensorOptions().dtype(st));
+  // Checked a slice at a time, so a large embedding needs no tensor of flags its size.
+  const std::int64_t rows = raw.dim() > 0 ? raw.size(0) : 1, step = std::max<std::int64_t>(1, (1 << 22) / std::max<std::int64_t>(1, raw.numel() / rows));
+  for (std::int64_t r = 0; r < rows; r += step) {
+    const at::Tensor part = raw.dim() > 0 ? raw.narrow(0, r, std::min(step, rows - r)) : raw;
+    if (!at::isfinite(part).all().item<bool>()) {
+      throw Error("tensor '" + name + "' in '" + store.fileOf(name) + "' holds NaN or infinite values",
+                  "the weights are corrupt; re-export or re-download them");
+    }
+  }
+  dst.copy_(raw);
+}
+
 void saveTensors(const std::string& path,
                  const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                  const std::map<std::string, std::string>& metadata, bool half) {

@@ -19,6 +19,10 @@ at::Tensor toFloatTensor(const TensorView& view, const std::string& file);
 at::Tensor loadWeight(const WeightStore& store, const std::string& name,
                       const std::vector<std::int64_t>& expected_shape, const at::Device& device);
 
+// Copies `name` into `dst` (its shape checked, converted to dst's dtype and device) with no
+// float32 copy in between, so a BF16 weight kept as BF16 is copied once; errors name the file.
+void copyWeightInto(const WeightStore& store, const std::string& name, at::Tensor& dst);
+
 // Writes float tensors (moved to CPU, made contiguous) as F32, or F16 with `half`, to a
 // safetensors file.
 void saveTensors(const std::string& path,

@@ -6,9 +6,11 @@
 namespace monoscope::core {
 
 namespace {
-const char* const kBlockHooks[] = {"hook_resid_pre", "attn.hook_z",       "hook_attn_out",
-                                   "hook_resid_mid", "hook_mlp_in",       "ln2.hook_normalized",
-                                   "mlp.hook_post",  "hook_mlp_out",      "hook_resid_post"};
+// mlp.hook_in is the MLP's own input (after its norm's weights: what transcoders read), where
+// ln2.hook_normalized is TransformerLens's normalised stream before those weights.
+const char* const kBlockHooks[] = {"hook_resid_pre", "attn.hook_z",  "hook_attn_out",   "hook_resid_mid",
+                                   "hook_mlp_in",    "ln2.hook_normalized", "mlp.hook_in", "mlp.hook_post",
+                                   "hook_mlp_out",   "hook_resid_post"};
 static_assert(sizeof(kBlockHooks) / sizeof(kBlockHooks[0]) == kBlockHookCount, "one name per BlockHook");
 
 // "12" -> 12 for canonical decimal numbers (no sign, no leading zero), else -1.
@@ -57,6 +59,7 @@ std::string canonicalHook(const std::string& name) {
   if (module == "self_attn.o_proj.input") return block + "attn.hook_z";
   if (module == "post_attention_layernorm.output") return block + "hook_attn_out";
   if (module == "post_feedforward_layernorm.output") return block + "hook_mlp_out";
+  if (module == "pre_feedforward_layernorm.output" || module == "mlp.input") return block + "mlp.hook_in";
   if (module == "mlp") return block + "hook_mlp_out";
   if (module == "self_attn" || module == "attention" || module == "attn") return block + "hook_attn_out";
   return name;

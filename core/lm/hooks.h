@@ -37,7 +37,8 @@ class HookSet {
 // The hook points of a block, TransformerLens names after "blocks.L.", in the order the forward
 // pass reaches them (lm/transformer.cpp indexes this list).
 enum BlockHook {
-  kResidPre = 0, kAttnZ, kAttnOut, kResidMid, kMlpIn, kMlpNormalized, kMlpPost, kMlpOut, kResidPost, kBlockHookCount
+  kResidPre = 0, kAttnZ, kAttnOut, kResidMid, kMlpIn, kMlpNormalized, kMlpModuleIn, kMlpPost, kMlpOut, kResidPost,
+  kBlockHookCount
 };
 const char* blockHookSuffix(BlockHook h);
 // Which block hook a name (or alias) is; kBlockHookCount for hook_embed, hook_pos_embed and
@@ -46,7 +47,8 @@ BlockHook blockHookOf(const std::string& name);
 
 // The TransformerLens name of a hook given by an alias: the Hugging Face module names that
 // sparsify and Gemma Scope 2 record ("layers.5", "model.layers.5.mlp", "layers.5.self_attn",
-// "embed_tokens") map to hook_resid_post, hook_mlp_out, hook_attn_out and hook_embed; a
+// "embed_tokens") map to hook_resid_post, hook_mlp_out, hook_attn_out and hook_embed, and
+// Gemma's "model.layers.5.pre_feedforward_layernorm.output" to mlp.hook_in; a
 // TransformerLens name is returned as it is.
 std::string canonicalHook(const std::string& name);
 // Every hook name of a model with `n_layers` blocks.

@@ -36,7 +36,9 @@ std::atomic<bool> g_enabled{!switchedOff("MONOSCOPE_PACKED_PRODUCTS")};
 
 at::Tensor blasProduct(const at::Tensor& b, const at::Tensor& x, const at::Tensor& w,
                        Activation activation = Activation::None) {
-  at::Tensor y = b.defined() ? at::addmm(b, x, w) : at::mm(x, w);
+  // A weight kept in half precision (Transformer's WeightDtype::Stored) is widened for the product.
+  const at::Tensor wx = w.scalar_type() == x.scalar_type() ? w : w.to(x.scalar_type());
+  at::Tensor y = b.defined() ? at::addmm(b, x, wx) : at::mm(x, wx);
   switch (activation) {
     case Activation::None: return y;
     case Activation::GeluTanh: return at::gelu(y, "tanh");

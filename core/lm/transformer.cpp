@@ -12,6 +12,7 @@
 #include "io/torch_bridge.h"
 #include "lm/attention_kernel.h"
 #include "io/weight_store.h"
+#include "util/memory.h"
 #include "util/error.h"
 #include "util/mapped_file.h"
 
@@ -72,7 +73,8 @@ Transformer::Transformer(ModelConfig config, c10::Device device)
 }
 
 at::Tensor& Transformer::param(const std::string& name, std::vector<std::int64_t> shape) {
-  params_.emplace_back(prefix_ + name, at::empty(shape, at::TensorOptions().dtype(at::kFloat).device(device_)));
+  const at::ScalarType dtype = shape.size() == 2 ? weight_dtype_ : at::kFloat;
+  params_.emplace_back(prefix_ + name, at::empty(shape, at::TensorOptions().dtype(dtype).device(planning_ ? c10::Device(c10::kMeta) : device_)));
   return params_.back().second;
 }
 
@@ -147,18 +149,59 @@ void Transformer::bindParameters() {
   }
 }
 
-std::unique_ptr<Transformer> Transformer::load(const std::string& model, const c10::Device& device) {
+std::unique_ptr<Transformer> Transformer::load(const std::string& model, const c10::Device& device, WeightDtype weights) {
   try {
     const std::string dir = resolveModelDir(model);  // a GGUF file is imported once into the cache
     ModelConfig cfg = ModelConfig::fromFile((fs::path(dir) / "config.json").string());
     std::unique_ptr<Transformer> m(new Transformer(cfg, device));
     WeightStore store(dir);
     m->prefix_ = store.has(m->names_.prefix + m->names_.embed) ? m->names_.prefix : "";
+    // The parameters' names and shapes first (no memory), to size the model in each dtype.
+    m->planning_ = true;
     m->bindParameters();
-    for (auto& [name, t] : m->params_) {
-      at::Tensor loaded = loadWeight(store, name, t.sizes().vec(), device);
-      t.copy_(loaded);
+    m->planning_ = false;
+    std::uint64_t matrices = 0, vectors = 0;
+    // One half dtype for every matrix, else Undefined.
+    at::ScalarType stored = at::ScalarType::Undefined;
+    bool first_matrix = true;
+    for (const auto& [name, t] : m->params_) {
+      const auto n = static_cast<std::uint64_t>(t.numel());
+      if (t.dim() != 2) {
+        vectors += n;
+        continue;
+      }
+      matrices += n;
+      const DType d = store.tensor(name).dtype;
+      const at::ScalarType half = d == DType::BF16 ? at::kBFloat16 : d == DType::F16 ? at::kHalf : at::ScalarType::Undefined;
+      if (first_matrix) stored = half;
+      else if (stored != half) stored = at::ScalarType::Undefined;
+      first_matrix = false;
     }
+    const bool has_half = stored != at::ScalarType::Undefined;
+    const std::uint64_t float_bytes = 4 * (matrices + vectors), half_bytes = 2 * matrices + 4 * vectors;
+    const std::uint64_t available = device.is_cpu() ? availableMemory() : 0;
+    bool keep_half = false;
+    switch (weights) {
+      case WeightDtype::Float32: break;
+      case WeightDtype::Stored: keep_half = has_half; break;
+      case WeightDtype::Auto: {
+        const std::uint64_t budget = std::min<std::uint64_t>(4ull << 30, available > 0 ? available / 2 : 4ull << 30);
+        keep_half = has_half && float_bytes > budget;
+        break;
+      }
+    }
+    m->weight_dtype_ = keep_half ? stored : at::kFloat;
+    if (device.is_cpu()) {
+      const std::string half_name = stored == at::kBFloat16 ? "bfloat16" : "float16";
+      const std::string as = keep_half ? half_name : "float32";
+      requireMemory(keep_half ? half_bytes : float_bytes, "model", "'" + model + "' (" +
+                        std::to_string(matrices + vectors) + " parameters as " + as + ")",
+                    has_half && !keep_half ? "load it with its stored " + half_name +
+                                                           " weights (half the memory), or free memory"
+                                                     : "free memory, or use a machine with more");
+    }
+    m->bindParameters();
+    for (auto& [name, t] : m->params_) copyWeightInto(store, name, t);
     return m;
   } catch (const Error& e) {
     throw e.withContext("loading model '" + model + "'");
@@ -214,9 +257,9 @@ at::Tensor Transformer::toResidual(const std::string& hook, const at::Tensor& d)
   };
   switch (blockHookOf(name)) {
     case kAttnZ:
-      return scaleBy(at::matmul(d, names_.conv1d ? w.o_w : w.o_w.t()), w.post_attn_w);
+      return scaleBy(at::matmul(d, (names_.conv1d ? w.o_w : w.o_w.t()).to(d.scalar_type())), w.post_attn_w);
     case kMlpPost:
-      return scaleBy(at::matmul(d, names_.conv1d ? w.down_w : w.down_w.t()), w.post_mlp_w);
+      return scaleBy(at::matmul(d, (names_.conv1d ? w.down_w : w.down_w.t()).to(d.scalar_type())), w.post_mlp_w);
     default:
       return d;
   }
@@ -462,12 +505,12 @@ at::Tensor Transformer::forward(const at::Tensor& ids, const HookSet* hooks, KvC
     return hooked ? hooks->run(name, std::move(x), offset) : x;
   };
   at::Tensor dev_ids = ids.to(device_, at::kLong);
-  at::Tensor x = at::embedding(wte_, dev_ids);  // [B, T, D]
+  at::Tensor x = at::embedding(wte_, dev_ids).to(at::kFloat);  // [B, T, D]
   if (c.embed_scale != 1.0) x = x * c.embed_scale;
   x = run(kHookEmbed, x);
   if (c.learned_positions) {
     at::Tensor pos = at::arange(offset, offset + T, at::TensorOptions().dtype(at::kLong).device(device_));
-    x = x + run(kHookPosEmbed, at::embedding(wpe_, pos).unsqueeze(0).expand_as(x));
+    x = x + run(kHookPosEmbed, at::embedding(wpe_, pos).to(at::kFloat).unsqueeze(0).expand_as(x));
   }
   for (std::int64_t l = 0; l < c.n_layers; ++l) {
     const Layer& w = layers_[static_cast<std::size_t>(l)];
@@ -485,9 +528,9 @@ at::Tensor Transformer::forward(const at::Tensor& ids, const HookSet* hooks, KvC
     at::Tensor mlp_out;
     if (hooked && hooks->has(names[kMlpNormalized])) {
       // As TransformerLens: the normalised stream before the norm's weights (and bias).
-      mlp_out = mlp(w, normWeights(hook(kMlpNormalized, normalize(mlp_in)), w.n2_w, w.n2_b), hook);
+      mlp_out = mlp(w, hook(kMlpModuleIn, normWeights(hook(kMlpNormalized, normalize(mlp_in)), w.n2_w, w.n2_b)), hook);
     } else {
-      mlp_out = mlp(w, norm(mlp_in, w.n2_w, w.n2_b), hook);
+      mlp_out = mlp(w, hook(kMlpModuleIn, norm(mlp_in, w.n2_w, w.n2_b)), hook);
     }
     if (c.post_norms) mlp_out = norm(mlp_out, w.post_mlp_w, at::Tensor());
     mlp_out = hook(kMlpOut, mlp_out);

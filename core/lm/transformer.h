@@ -27,10 +27,18 @@ struct KvCache {
   void clear() { k.clear(); v.clear(); length = 0; }
 };
 
+// How a checkpoint's matrices are kept in memory. Float32: converted once at load (fastest).
+// Stored: in the checkpoint's own BF16/F16 (half the memory), each converted to float32 as a
+// layer multiplies by it, so results are the same bit for bit. Auto: float32 unless that takes
+// over 4 GiB or half the available memory and the checkpoint is BF16/F16 throughout.
+enum class WeightDtype { Auto, Float32, Stored };
+
 class Transformer {
  public:
-  // Loads config.json + safetensors weights (Hugging Face names) from `dir` onto `device`.
-  static std::unique_ptr<Transformer> load(const std::string& dir, const c10::Device& device);
+  // Loads config.json + safetensors weights (Hugging Face names) from `dir` onto `device`. On the
+  // CPU a model whose weights need more than the available memory is refused with the figures.
+  static std::unique_ptr<Transformer> load(const std::string& dir, const c10::Device& device,
+                                           WeightDtype weights = WeightDtype::Auto);
   // A freshly initialised model (GPT-2 initialisation: N(0, 0.02), scaled residual projections).
   static std::unique_ptr<Transformer> initRandom(const ModelConfig& config, std::uint64_t seed,
                                                  const c10::Device& device);
@@ -46,11 +54,13 @@ class Transformer {
 
   const ModelConfig& config() const { return config_; }
   const c10::Device& device() const { return device_; }
+  // The dtype the weight matrices are kept in (norms and biases are always float32).
+  at::ScalarType weightDtype() const { return weight_dtype_; }
   // Parameters under their Hugging Face names (shared with the forward pass: training updates
   // them in place).
   const std::vector<std::pair<std::string, at::Tensor>>& parameters() const { return params_; }
-  // The unembedding [vocab, d_model] and the final norm's effective scale (1 + w for Gemma's
-  // norm), for logit effects.
+  // The unembedding [vocab, d_model] (in weightDtype()) and the final norm's effective scale
+  // (1 + w for Gemma's norm), for logit effects.
   at::Tensor unembed() const { return lm_head_; }
   at::Tensor finalNormWeight() const { return config_.norm == NormKind::RmsNormPlus ? lnf_w_ + 1.0 : lnf_w_; }
   // Directions [n, width] at a hook as directions in the residual stream [n, d_model]: through
@@ -96,6 +106,8 @@ class Transformer {
   c10::Device device_;
   WeightNames names_;
   std::string prefix_;  // names_.prefix, or "" for a checkpoint saved without it
+  at::ScalarType weight_dtype_ = at::kFloat;  // of the matrices (param with two dimensions)
+  bool planning_ = false;                     // bindParameters only lists names and shapes
   std::vector<std::pair<std::string, at::Tensor>> params_;
   std::vector<Layer> layers_;
   at::Tensor wte_, wpe_, lnf_w_, lnf_b_, lm_head_;

@@ -1,5 +1,6 @@
 // SAELens: cfg.json (v6, or pre-6.0: sae/sae_config.h) and sae_weights.safetensors (W_enc
-// [d_in, d_sae], b_enc, W_dec [d_sae, d_in], b_dec, threshold for jumprelu).
+// [d_in, d_sae], b_enc, W_dec [d_sae, d_in], b_dec, threshold for jumprelu); transcoders with
+// W_dec [d_sae, d_out], b_dec [d_out] and, for skip transcoders, W_skip [d_out, d_in].
 #include <filesystem>
 
 #include "io/torch_bridge.h"
@@ -19,14 +20,15 @@ bool matches(const fs::path& dir) {
 std::unique_ptr<Sae> load(const fs::path& dir, const c10::Device& device) {
   SaeConfig cfg = SaeConfig::fromFile((dir / "cfg.json").string());
   WeightStore store = WeightStore::fromFile((dir / "sae_weights.safetensors").string());
-  const std::int64_t d_in = cfg.d_in, d_sae = cfg.d_sae;
+  const std::int64_t d_in = cfg.d_in, d_sae = cfg.d_sae, d_out = cfg.outWidth();
   at::Tensor W_enc = loadWeight(store, "W_enc", {d_in, d_sae}, device);
   at::Tensor b_enc = loadWeight(store, "b_enc", {d_sae}, device);
-  at::Tensor W_dec = loadWeight(store, "W_dec", {d_sae, d_in}, device);
-  at::Tensor b_dec = loadWeight(store, "b_dec", {d_in}, device);
-  at::Tensor threshold;
+  at::Tensor W_dec = loadWeight(store, "W_dec", {d_sae, d_out}, device);
+  at::Tensor b_dec = loadWeight(store, "b_dec", {d_out}, device);
+  at::Tensor threshold, W_skip;
   if (cfg.architecture == "jumprelu") threshold = loadWeight(store, "threshold", {d_sae}, device);
-  return std::make_unique<Sae>(std::move(cfg), W_enc, b_enc, W_dec, b_dec, threshold);
+  if (cfg.skip) W_skip = loadWeight(store, "W_skip", {d_out, d_in}, device);
+  return std::make_unique<Sae>(std::move(cfg), W_enc, b_enc, W_dec, b_dec, threshold, W_skip);
 }
 
 }  // namespace

@@ -26,15 +26,19 @@ struct Sae::ScreenCache {
 };
 
 Sae::Sae(SaeConfig config, at::Tensor W_enc, at::Tensor b_enc, at::Tensor W_dec, at::Tensor b_dec,
-         at::Tensor threshold)
+         at::Tensor threshold, at::Tensor W_skip)
     : config_(std::move(config)),
       W_enc_(std::move(W_enc)),
       b_enc_(std::move(b_enc)),
       W_dec_(std::move(W_dec)),
       b_dec_(std::move(b_dec)),
       threshold_(std::move(threshold)),
+      W_skip_(std::move(W_skip)),
       screen_(std::make_shared<ScreenCache>()) {
-  const std::int64_t d_in = config_.d_in, d_sae = config_.d_sae;
+  const std::int64_t d_in = config_.d_in, d_sae = config_.d_sae, d_out = config_.outWidth();
+  if (config_.transcoder() && config_.apply_b_dec_to_input)
+    throw Error("a transcoder cannot subtract b_dec from its input (b_dec is in its output space)",
+                "set apply_b_dec_to_input to false");
   auto check = [&](const at::Tensor& t, const char* name, std::vector<std::int64_t> shape) {
     if (!t.defined() || t.sizes().vec() != shape) {
       throw Error(std::string("SAE tensor ") + name + " has shape " +
@@ -45,9 +49,10 @@ Sae::Sae(SaeConfig config, at::Tensor W_enc, at::Tensor b_enc, at::Tensor W_dec,
   };
   check(W_enc_, "W_enc", {d_in, d_sae});
   check(b_enc_, "b_enc", {d_sae});
-  check(W_dec_, "W_dec", {d_sae, d_in});
-  check(b_dec_, "b_dec", {d_in});
+  check(W_dec_, "W_dec", {d_sae, d_out});
+  check(b_dec_, "b_dec", {d_out});
   if (config_.architecture == "jumprelu") check(threshold_, "threshold", {d_sae});
+  if (config_.skip) check(W_skip_, "W_skip", {d_out, d_in});
 }
 
 std::unique_ptr<Sae> Sae::load(const std::string& spec, const c10::Device& device) {
@@ -65,6 +70,7 @@ void Sae::save(const std::string& dir, bool half) const {
   std::vector<std::pair<std::string, at::Tensor>> t = {
       {"W_enc", W_enc_}, {"b_enc", b_enc_}, {"W_dec", W_dec_}, {"b_dec", b_dec_}};
   if (threshold_.defined()) t.emplace_back("threshold", threshold_);
+  if (W_skip_.defined()) t.emplace_back("W_skip", W_skip_);
   saveTensors((fs::path(dir) / "sae_weights.safetensors").string(), t, {}, half);
   writeFileAtomically((fs::path(dir) / "cfg.json").string(), config_.toJson().dump(2));
 }
@@ -197,7 +203,18 @@ at::Tensor Sae::decode(const at::Tensor& f, const SaeNorm* norm) const {
   return out;
 }
 
+at::Tensor Sae::transcode(const at::Tensor& x) const {
+  SaeNorm norm;
+  at::Tensor out = decode(encode(x, &norm), &norm);
+  if (W_skip_.defined()) out = out + at::matmul(x.to(W_skip_.device(), at::kFloat), W_skip_.t());
+  return out;
+}
+
 ReconstructionMetrics Sae::metrics(const at::Tensor& x) const {
+  if (config_.transcoder())
+    throw Error("reconstruction metrics need an SAE, and this is a transcoder (it reads " + config_.hook_name + " and writes " +
+                    config_.hook_name_out + ")",
+                "open an SAE here");
   c10::InferenceMode guard;
   SaeNorm norm;
   at::Tensor xf = x.to(W_enc_.device(), at::kFloat).reshape({-1, config_.d_in});  // [n, d_in]

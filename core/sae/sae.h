@@ -28,10 +28,11 @@ class Sae {
  public:
   // Loads `dir`/cfg.json and `dir`/sae_weights.safetensors onto `device`, validating shapes.
   static std::unique_ptr<Sae> load(const std::string& dir, const c10::Device& device);
-  // Builds from tensors (W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in], b_dec [d_in],
-  // threshold [d_sae] for jumprelu, else undefined).
+  // Builds from tensors (W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_out], b_dec [d_out],
+  // threshold [d_sae] for jumprelu, else undefined; W_skip [d_out, d_in] for a skip transcoder;
+  // d_out is d_in for an SAE).
   Sae(SaeConfig config, at::Tensor W_enc, at::Tensor b_enc, at::Tensor W_dec, at::Tensor b_dec,
-      at::Tensor threshold = {});
+      at::Tensor threshold = {}, at::Tensor W_skip = {});
 
   // Writes cfg.json (SAELens v6) and sae_weights.safetensors.
   void save(const std::string& dir, bool half = false) const;  // half: F16 weights
@@ -48,10 +49,13 @@ class Sae {
   // encoder (see screened_encoder.h); false, with `out` untouched, where that does not apply
   // (no AMX, a TopK SAE, another device, autograd). The values equal encode()'s.
   bool encodeSparse(const at::Tensor& x, SparseRows* out) const;
-  // x_hat: [..., d_sae] -> [..., d_in], undoing the input normalisation when `norm` is given.
+  // x_hat: [..., d_sae] -> [..., d_out], undoing the input normalisation when `norm` is given.
   at::Tensor decode(const at::Tensor& f, const SaeNorm* norm = nullptr) const;
-
-  // Metrics over activations x [n, d_in].
+  // A transcoder's output for its input x [..., d_in]: decode(encode(x)) plus x W_skip^T for a
+  // skip transcoder ([..., d_out]).
+  at::Tensor transcode(const at::Tensor& x) const;
+  // Metrics over activations x [n, d_in] (an SAE's: a transcoder's output is another hook's, so
+  // it is refused here).
   ReconstructionMetrics metrics(const at::Tensor& x) const;
 
   const SaeConfig& config() const { return config_; }
@@ -60,6 +64,7 @@ class Sae {
   const at::Tensor& W_dec() const { return W_dec_; }
   const at::Tensor& b_dec() const { return b_dec_; }
   const at::Tensor& threshold() const { return threshold_; }
+  const at::Tensor& W_skip() const { return W_skip_; }
   c10::Device device() const { return W_enc_.device(); }
 
  private:
@@ -71,7 +76,7 @@ class Sae {
   std::shared_ptr<const ScreenedEncoder> screened(const at::Tensor& x) const;
 
   SaeConfig config_;
-  at::Tensor W_enc_, b_enc_, W_dec_, b_dec_, threshold_;
+  at::Tensor W_enc_, b_enc_, W_dec_, b_dec_, threshold_, W_skip_;
   PackedProduct encoder_, decoder_;
   struct ScreenCache;
   std::shared_ptr<ScreenCache> screen_;

@@ -1,5 +1,8 @@
 #include "sae/sae_config.h"
 
+#include <map>
+#include <utility>
+
 #include "io/json_file.h"
 #include "util/error.h"
 
@@ -47,6 +50,23 @@ SaeConfig SaeConfig::fromJson(const nlohmann::json& j, const std::string& source
     const std::string act = f.string("activation_fn_str", "relu");
     c.architecture = act == "topk" ? "topk" : "standard";
   }
+  // SAELens's transcoder architectures: the activation, and whether W_skip is there.
+  static const std::map<std::string, std::pair<std::string, bool>> kTranscoders = {
+      {"transcoder", {"standard", false}},
+      {"skip_transcoder", {"standard", true}},
+      {"jumprelu_transcoder", {"jumprelu", false}},
+      {"jumprelu_skip_transcoder", {"jumprelu", true}}};
+  if (const auto t = kTranscoders.find(c.architecture); t != kTranscoders.end()) {
+    c.architecture = t->second.first;
+    c.skip = t->second.second;
+    c.hook_name_out = meta.has("hook_name_out") ? meta.string("hook_name_out") : f.string("hook_name_out", "");
+    if (c.hook_name_out.empty())
+      f.fail("metadata.hook_name_out", "is missing for a transcoder", "add the TransformerLens hook the transcoder writes");
+    c.d_out = f.integer("d_out");
+    if (c.d_out <= 0 || c.d_out > (1 << 20)) f.fail("d_out", "is " + std::to_string(c.d_out) + ", outside 1..1048576");
+    if (f.boolean("apply_b_dec_to_input", false))
+      f.fail("apply_b_dec_to_input", "is true for a transcoder", "a transcoder's b_dec is in its output space; set it to false");
+  }
   if (c.architecture == "topk") {
     if (f.has("k")) {
       c.k = f.integer("k");
@@ -58,9 +78,11 @@ SaeConfig SaeConfig::fromJson(const nlohmann::json& j, const std::string& source
     if (c.k <= 0 || c.k > c.d_sae) f.fail("k", "is " + std::to_string(c.k) + ", outside 1..d_sae");
     c.rescale_acts_by_decoder_norm = f.boolean("rescale_acts_by_decoder_norm", false);
   } else if (c.architecture != "standard" && c.architecture != "jumprelu") {
-    f.fail("architecture", "'" + c.architecture + "' is not supported", "Monoscope reads standard, topk and jumprelu SAEs");
+    f.fail("architecture", "'" + c.architecture + "' is not supported",
+           "Monoscope reads standard, topk and jumprelu SAEs and transcoder, skip_transcoder, jumprelu_transcoder and "
+           "jumprelu_skip_transcoder transcoders");
   }
-  c.apply_b_dec_to_input = f.boolean("apply_b_dec_to_input", true);
+  c.apply_b_dec_to_input = f.boolean("apply_b_dec_to_input", !c.transcoder());
   if (f.has("normalize_activations") && j["normalize_activations"].is_boolean()) {
     c.normalize_activations = j["normalize_activations"].get<bool>() ? "expected_average_only_in" : "none";
   } else {
@@ -95,7 +117,10 @@ nlohmann::json SaeConfig::toJson() const {
   } else if (!meta.contains("context_size")) {
     meta["context_size"] = nullptr;
   }
-  nlohmann::json j = {{"architecture", architecture},
+  if (transcoder()) meta["hook_name_out"] = hook_name_out;
+  const std::string arch =
+      transcoder() ? std::string(architecture == "jumprelu" ? "jumprelu_" : "") + (skip ? "skip_transcoder" : "transcoder") : architecture;
+  nlohmann::json j = {{"architecture", arch},
                       {"d_in", d_in},
                       {"d_sae", d_sae},
                       {"dtype", "float32"},
@@ -105,6 +130,7 @@ nlohmann::json SaeConfig::toJson() const {
                       // SAELens flattens heads x d_head at hook_z, as Monoscope's hook does.
                       {"reshape_activations", hook_name.size() >= 6 && hook_name.compare(hook_name.size() - 6, 6, "hook_z") == 0 ? "hook_z" : "none"},
                       {"metadata", meta}};
+  if (transcoder()) j["d_out"] = d_out;
   if (architecture == "topk") {
     j["k"] = k;
     j["rescale_acts_by_decoder_norm"] = rescale_acts_by_decoder_norm;

@@ -7,10 +7,20 @@
 namespace monoscope::core {
 
 struct SaeConfig {
-  std::string architecture = "standard";  // standard (ReLU) | topk | jumprelu
+  std::string architecture = "standard";  // standard (ReLU) | topk | jumprelu (also for transcoders)
   std::int64_t d_in = 0;                  // width of the activation the SAE reads
   std::int64_t d_sae = 0;                 // number of features
-  std::string hook_name;                  // TransformerLens hook where it reads and steers
+  std::string hook_name;                  // TransformerLens hook where it reads (and an SAE steers)
+  // Transcoders (SAELens's transcoder, skip_transcoder, jumprelu_transcoder and
+  // jumprelu_skip_transcoder): they read hook_name and reconstruct, and steer, hook_name_out
+  // (width d_out); a skip transcoder adds x W_skip^T. Empty for an SAE.
+  std::string hook_name_out;
+  std::int64_t d_out = 0;                 // transcoders; an SAE writes d_in
+  bool skip = false;                      // skip transcoders
+  bool transcoder() const { return !hook_name_out.empty(); }
+  std::int64_t outWidth() const { return transcoder() ? d_out : d_in; }
+  // The hook a feature's decoder direction is written to (and steered at).
+  const std::string& writeHook() const { return transcoder() ? hook_name_out : hook_name; }
   bool apply_b_dec_to_input = true;       // subtract b_dec before encoding
   // none | expected_average_only_in (factor folded into the weights) | constant_norm_rescale |
   // layer_norm

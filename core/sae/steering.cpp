@@ -63,7 +63,7 @@ SteerPositions parseSteerPositions(const std::string& s) {
 }
 
 at::Tensor applySteering(const Sae& sae, const at::Tensor& x, const SteeringSpec& spec,
-                         std::int64_t position_offset) {
+                         std::int64_t position_offset, const at::Tensor& read) {
   const std::int64_t T = x.size(-2);
   const auto opts = at::TensorOptions().dtype(at::kFloat).device(x.device());
   // Rows this edit applies to: mask [pos, 1].
@@ -85,19 +85,19 @@ at::Tensor applySteering(const Sae& sae, const at::Tensor& x, const SteeringSpec
   }
   at::Tensor idx = at::tensor(ids, at::kLong).to(sae.device());
   at::Tensor target = at::tensor(values, at::kFloat).to(x.device());  // [n]
-  at::Tensor rows = sae.W_dec().index_select(0, idx).to(x.device());   // [n, d_in]
+  at::Tensor rows = sae.W_dec().index_select(0, idx).to(x.device());   // [n, d_out]
   at::Tensor coeff;                                                    // [..., pos, n]
   at::Tensor out_scale;
   if (spec.mode == SteerMode::Add) {
     coeff = target.expand({T, target.size(0)}) * mask;
   } else {
     SaeNorm norm;
-    at::Tensor f = sae.encode(x, &norm).to(x.device());  // [..., pos, d_sae]
+    at::Tensor f = sae.encode(read.defined() ? read : x, &norm).to(x.device());  // [..., pos, d_sae]
     at::Tensor current = f.index_select(-1, idx.to(x.device()));  // [..., pos, n]
     coeff = (target - current) * mask;
-    out_scale = norm.scale;
+    if (!sae.config().transcoder()) out_scale = norm.scale;  // a transcoder's output is not rescaled
   }
-  at::Tensor delta = at::matmul(coeff, rows);  // [..., pos, d_in]
+  at::Tensor delta = at::matmul(coeff, rows);  // [..., pos, d_out]
   if (out_scale.defined()) delta = delta * out_scale.to(x.device());
   return x + delta.to(x.scalar_type());
 }
@@ -107,6 +107,24 @@ HookFn makeSteeringHook(std::shared_ptr<const Sae> sae, SteeringSpec spec) {
   return [sae, spec](const at::Tensor& x, const HookContext& ctx) -> at::Tensor {
     return applySteering(*sae, x, spec, ctx.position_offset);
   };
+}
+
+void addSteeringHooks(std::shared_ptr<const Sae> sae, SteeringSpec spec, HookSet* hooks) {
+  if (!sae->config().transcoder()) {
+    hooks->add(sae->config().hook_name, makeSteeringHook(std::move(sae), std::move(spec)));
+    return;
+  }
+  spec.validate(sae->config().d_sae);
+  // The input hook runs first in the same forward pass (checkSaeFitsModel), so the output hook
+  // always sees this pass's input.
+  auto read = std::make_shared<at::Tensor>();
+  hooks->add(sae->config().hook_name, [read](const at::Tensor& x, const HookContext&) {
+    *read = x;
+    return at::Tensor();
+  });
+  hooks->add(sae->config().hook_name_out, [sae, spec, read](const at::Tensor& x, const HookContext& ctx) -> at::Tensor {
+    return applySteering(*sae, x, spec, ctx.position_offset, *read);
+  });
 }
 
 }  // namespace monoscope::core

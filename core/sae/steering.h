@@ -25,11 +25,17 @@ struct SteeringSpec {
 };
 
 
-// Applies `spec` to activations x [batch, pos, d_in] whose first row is at `position_offset`.
+// Applies `spec` to activations x [batch, pos, d_out] whose first row is at `position_offset`:
+// x plus (target - current) times each edited feature's decoder row, where `current` is encoded
+// from `read` [batch, pos, d_in] (the activations at the dictionary's input hook: x itself for
+// an SAE). What the dictionary does not reconstruct stays as it was (SAELens's error term).
 at::Tensor applySteering(const Sae& sae, const at::Tensor& x, const SteeringSpec& spec,
-                         std::int64_t position_offset);
+                         std::int64_t position_offset, const at::Tensor& read = {});
 
-// A hook that steers at the SAE's hook point.
+// A hook that steers at an SAE's hook point.
 HookFn makeSteeringHook(std::shared_ptr<const Sae> sae, SteeringSpec spec);
+// Adds the hooks that steer with `sae`: one at an SAE's hook; for a transcoder, one that keeps
+// the activations at its input hook and one that edits its output hook.
+void addSteeringHooks(std::shared_ptr<const Sae> sae, SteeringSpec spec, HookSet* hooks);
 
 }  // namespace monoscope::core

@@ -9,6 +9,7 @@
 #include <random>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -61,8 +62,23 @@ static int benchTokenizer(const std::string& dir, const std::string& file, int r
 }
 
 // The whole model's logits (GPT-2 small with random weights, or a model folder / .gguf file).
+// Resident memory from /proc/self/status ("VmRSS:" now, "VmHWM:" the peak), in MB.
+static double residentMegabytes(const char* key) {
+  std::ifstream status("/proc/self/status");
+  std::string k;
+  double kb = 0;
+  while (status >> k) {
+    if (k == key) {
+      status >> kb;
+      return kb / 1024.0;
+    }
+  }
+  return 0;
+}
+
 static int benchForward(int threads, int seq, int batch, int iters, const std::string& model_path) {
   configureThreads(threads);
+  const auto t_load = Clock::now();
   std::unique_ptr<Transformer> model;
   if (model_path.empty()) {
     ModelConfig c;  // GPT-2 small
@@ -78,6 +94,8 @@ static int benchForward(int threads, int seq, int batch, int iters, const std::s
   } else {
     model = Transformer::load(model_path, c10::Device(c10::kCPU));
   }
+  const double load_seconds = seconds(t_load, Clock::now());
+  const double rss_after_load = residentMegabytes("VmRSS:");
   c10::InferenceMode guard;
   at::Tensor ids = at::randint(0, model->config().vocab_size, {batch, seq}, at::kLong);
   model->forward(ids);  // warm-up
@@ -87,8 +105,13 @@ static int benchForward(int threads, int seq, int batch, int iters, const std::s
     model->forward(ids);
     best = std::min(best, seconds(t0, Clock::now()));
   }
+  const at::ScalarType wd = model->weightDtype();
   std::cout << nlohmann::json{{"bench", "forward"}, {"impl", "monoscope"}, {"threads", threads}, {"dtype", "f32"},
+                              {"weights", wd == at::kFloat ? "float32" : wd == at::kBFloat16 ? "bfloat16" : "float16"},
+                              {"parameters", model->config().parameterCount()},
                               {"model", model_path.empty() ? "gpt2-small-random" : model_path},
+                              {"load_s", load_seconds}, {"rss_after_load_mb", rss_after_load},
+                              {"peak_rss_mb", residentMegabytes("VmHWM:")},
                               {"tokens_per_s", batch * seq / best}}.dump() << "\n";
   return 0;
 }

@@ -6,6 +6,7 @@
 #include <QTemporaryDir>
 #include <QtTest>
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <fstream>
 
@@ -123,10 +124,77 @@ class TestSae : public QObject {
              std::string("blocks.3.hook_mlp_out"));
     const nlohmann::json tc = {{"architecture", "jump_relu"}, {"hf_hook_point_in", "model.layers.1.pre_feedforward_layernorm.output"},
                                {"hf_hook_point_out", "model.layers.1.post_feedforward_layernorm.output"}};
-    expectRefused(place("transcoder", "layer_1_width_96_l0_small", &tc), "transcoder");
+    // A config naming an output point makes it a transcoder (no skip connection without
+    // affine_connection); a cross-layer transcoder is refused by name.
+    auto as_transcoder = Sae::load(place("transcoder", "layer_1_width_96_l0_small", &tc), c10::Device(c10::kCPU));
+    QCOMPARE(as_transcoder->config().hook_name, std::string("blocks.1.mlp.hook_in"));
+    QCOMPARE(as_transcoder->config().hook_name_out, std::string("blocks.1.hook_mlp_out"));
+    QVERIFY(!as_transcoder->config().skip);
+    expectRefused(place("clt", "layer_1_width_96_l0_small", &tc), "cross-layer transcoder");
     const nlohmann::json other = {{"architecture", "topk"}};
     expectRefused(place("resid_post", "layer_2_width_96_l0_small", &other), "architecture");
     expectRefused(place("elsewhere", "no_layer_here", nullptr), "names no site and layer");
+  }
+
+  // A Gemma Scope 2 transcoder reads the MLP's input and writes its output: encodings and
+  // outputs (with the affine skip connection) as its definition gives them, its hooks from the
+  // config; converted to SAELens v6 it is a jumprelu_skip_transcoder with the same outputs; it
+  // has no reconstruction metrics (its output is another hook's).
+  void gemmaScope2TranscoderMatchesItsDefinition() {
+    c10::InferenceMode guard;
+    SafetensorsFile expected(testutil::fixture("dictionaries/gemma_scope_2_transcoder_expected.safetensors"));
+    const std::string dir = testutil::fixture("dictionaries/gemma-scope-2-270m-pt/transcoder_all/layer_1_width_96_l0_small_affine");
+    auto tc = Sae::load(dir, c10::Device(c10::kCPU));
+    QVERIFY(tc->config().transcoder());
+    QVERIFY(tc->config().skip);
+    QCOMPARE(tc->config().hook_name, std::string("blocks.1.mlp.hook_in"));
+    QCOMPARE(tc->config().writeHook(), std::string("blocks.1.hook_mlp_out"));
+    const at::Tensor x = testutil::loadExpected(expected, "input");
+    QVERIFY(testutil::maxAbsDiff(tc->encode(x), testutil::loadExpected(expected, "feature_acts")) < 1e-5);
+    QVERIFY(testutil::maxAbsDiff(tc->transcode(x), testutil::loadExpected(expected, "output")) < 1e-5);
+    try {
+      tc->metrics(x);
+      QFAIL("metrics of a transcoder");
+    } catch (const Error& e) {
+      QVERIFY2(std::string(e.what()).find("transcoder") != std::string::npos, e.what());
+    }
+    QTemporaryDir tmp;
+    tc->save(tmp.path().toStdString());
+    QCOMPARE(readJsonFile(tmp.path().toStdString() + "/cfg.json")["architecture"].get<std::string>(),
+             std::string("jumprelu_skip_transcoder"));
+    auto again = Sae::load(tmp.path().toStdString(), c10::Device(c10::kCPU));
+    QCOMPARE(again->config().hook_name_out, std::string("blocks.1.hook_mlp_out"));
+    QVERIFY(testutil::maxAbsDiff(again->transcode(x), testutil::loadExpected(expected, "output")) < 1e-5);
+  }
+
+  // Transcoders SAELens wrote (save_model) load with SAELens's own encodings and outputs; a
+  // transcoder config without its output hook, or one that subtracts b_dec, is refused by field.
+  void saeLensTranscodersMatchSaeLens() {
+    c10::InferenceMode guard;
+    SafetensorsFile expected(testutil::fixture("dictionaries/saelens_transcoders_expected.safetensors"));
+    for (const std::string arch : {"jumprelu_skip_transcoder", "transcoder"}) {
+      const std::string dir = testutil::fixture("dictionaries/saelens-transcoders/" + arch);
+      auto tc = Sae::load(dir, c10::Device(c10::kCPU));
+      QCOMPARE(tc->config().skip, arch == "jumprelu_skip_transcoder");
+      QCOMPARE(tc->config().architecture, std::string(arch == "transcoder" ? "standard" : "jumprelu"));
+      const at::Tensor x = testutil::loadExpected(expected, arch + ".input");
+      QVERIFY(testutil::maxAbsDiff(tc->encode(x), testutil::loadExpected(expected, arch + ".feature_acts")) < 1e-5);
+      QVERIFY(testutil::maxAbsDiff(tc->transcode(x), testutil::loadExpected(expected, arch + ".output")) < 1e-5);
+    }
+    QTemporaryDir tmp;
+    const std::string src = testutil::fixture("dictionaries/saelens-transcoders/transcoder");
+    auto variant = [&](const std::string& name, const std::function<void(nlohmann::json&)>& edit) {
+      const std::string d = tmp.path().toStdString() + "/" + name;
+      std::filesystem::create_directories(d);
+      std::filesystem::copy_file(src + "/sae_weights.safetensors", d + "/sae_weights.safetensors");
+      auto cfg = readJsonFile(src + "/cfg.json");
+      edit(cfg);
+      std::ofstream(d + "/cfg.json") << cfg.dump();
+      return d;
+    };
+    expectRefused(variant("no-out", [](nlohmann::json& c) { c["metadata"].erase("hook_name_out"); }), "hook_name_out");
+    expectRefused(variant("b-dec", [](nlohmann::json& c) { c["apply_b_dec_to_input"] = true; }), "apply_b_dec_to_input");
+    expectRefused(variant("d-out", [](nlohmann::json& c) { c["d_out"] = 65; }), "W_dec");
   }
 
   // A Llama Scope SAE (hyperparams.json + checkpoints/final.safetensors, stored in its training

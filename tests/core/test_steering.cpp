@@ -6,6 +6,7 @@
 #include <QtTest>
 #include <memory>
 
+#include "api/engine_impl.h"
 #include "lm/generator.h"
 #include "lm/transformer.h"
 #include "sae/sae.h"
@@ -159,6 +160,64 @@ class TestSteering : public QObject {
     QVERIFY(a != b);
     // The default run is reproducible: the difference comes from the clamp alone.
     QCOMPARE(generate(*model, prompt, opt), a);
+  }
+
+  // A transcoder steers its output hook: the MLP output of the block becomes its own value plus
+  // (c - f(x_in)) W_dec[i], with f encoded from the MLP's input in the same forward pass; the
+  // input hook itself is left as it was.
+  void transcoderSteersItsOutputHook() {
+    c10::InferenceMode guard;
+    auto model = Transformer::load(testutil::fixture("models/llama-tiny"), c10::Device(c10::kCPU));
+    std::shared_ptr<Sae> tc(Sae::load(testutil::fixture("dictionaries/saelens-transcoders/jumprelu_skip_transcoder"),
+                                      c10::Device(c10::kCPU)));
+    const at::Tensor ids = at::arange(3, 15, at::kLong).view({1, -1});
+    auto capture = [&](HookSet* hooks, at::Tensor* in, at::Tensor* out) {
+      hooks->add("blocks.1.mlp.hook_in", [in](const at::Tensor& x, const HookContext&) {
+        *in = x.clone();
+        return at::Tensor();
+      });
+      hooks->add("blocks.1.hook_mlp_out", [out](const at::Tensor& x, const HookContext&) {
+        *out = x.clone();
+        return at::Tensor();
+      });
+    };
+    at::Tensor in0, out0, in1, out1;
+    HookSet plain, steered;
+    capture(&plain, &in0, &out0);
+    model->forward(ids, &plain);
+    const double value = 3.5;
+    addSteeringHooks(tc, clamp(17, value), &steered);  // registered first: the capture sees its result
+    capture(&steered, &in1, &out1);
+    model->forward(ids, &steered);
+    QCOMPARE(testutil::maxAbsDiff(in1, in0), 0.0);
+    const at::Tensor f = tc->encode(in0)[0].select(-1, 17);                            // [pos]
+    const at::Tensor expected = out0[0] + (value - f).unsqueeze(1) * tc->W_dec()[17];  // [pos, d_model]
+    QVERIFY(testutil::maxAbsDiff(out1[0], expected) < 1e-5);
+    QVERIFY(testutil::maxAbsDiff(out1, out0) > 0.1);
+  }
+
+  // A transcoder fits a model when both its hooks exist, it writes after it reads, and the
+  // widths match; otherwise the error names the hook.
+  void transcoderHooksAreChecked() {
+    auto model = Transformer::load(testutil::fixture("models/llama-tiny"), c10::Device(c10::kCPU));
+    const std::string dir = testutil::fixture("dictionaries/saelens-transcoders/transcoder");
+    auto tc = Sae::load(dir, c10::Device(c10::kCPU));
+    QCOMPARE(checkSaeFitsModel(*tc, *model, dir), std::int64_t(1));
+    auto refused = [&](const std::string& in, const std::string& out, const char* needle) {
+      SaeConfig c = tc->config();
+      c.hook_name = in;
+      c.hook_name_out = out;
+      const Sae moved(c, tc->W_enc(), tc->b_enc(), tc->W_dec(), tc->b_dec(), tc->threshold(), tc->W_skip());
+      try {
+        checkSaeFitsModel(moved, *model, dir);
+        QFAIL(("accepted " + in + " -> " + out).c_str());
+      } catch (const Error& e) {
+        QVERIFY2(std::string(e.what()).find(needle) != std::string::npos, e.what());
+      }
+    };
+    refused("blocks.1.mlp.hook_in", "blocks.0.hook_mlp_out", "comes before");
+    refused("blocks.1.mlp.hook_in", "blocks.9.hook_mlp_out", "does not have");
+    refused("blocks.1.mlp.hook_in", "blocks.1.mlp.hook_post", "d_out");
   }
 
   void invalidSpecsAreRejected() {

@@ -17,6 +17,8 @@
 #include "lm/transformer.h"
 #include "test_util.h"
 #include "util/error.h"
+#include "io/safetensors.h"
+#include <filesystem>
 
 using namespace monoscope::core;
 
@@ -273,6 +275,76 @@ class TestTransformer : public QObject {
     QCOMPARE(testutil::maxAbsDiff(model->forward(ids), again->forward(ids)), 0.0);
   }
 
+  // A BF16 or F16 checkpoint kept in its own dtype (half the memory) computes what the same
+  // weights widened to float32 at load compute: exactly, through the same (unpacked) products,
+  // and within 1e-4 when the float32 model takes the packed path. Auto keeps a small model in
+  // float32.
+  void halfPrecisionWeightsComputeAsFloat32() {
+    c10::InferenceMode guard;
+    for (const std::string name : {"gpt2-tiny", "gemma2-tiny", "llama-tiny"}) {
+      auto model = Transformer::load(testutil::fixture("models/" + name), c10::Device(c10::kCPU));
+      QTemporaryDir dir;
+      const std::string d = dir.path().toStdString();
+      SafetensorsWriter w;
+      for (const auto& [pname, t] : model->parameters()) {
+        const at::Tensor b = t.to(at::kBFloat16).contiguous();
+        w.add(pname, DType::BF16, b.sizes().vec(), b.data_ptr(), static_cast<std::size_t>(b.nbytes()));
+      }
+      w.write(d + "/model.safetensors");
+      std::filesystem::copy_file(testutil::fixture("models/" + name) + "/config.json", d + "/config.json");
+      auto widened = Transformer::load(d, c10::Device(c10::kCPU), WeightDtype::Float32);
+      auto kept = Transformer::load(d, c10::Device(c10::kCPU), WeightDtype::Stored);
+      QCOMPARE(widened->weightDtype(), at::kFloat);
+      QCOMPARE(kept->weightDtype(), at::kBFloat16);
+      QCOMPARE(Transformer::load(d, c10::Device(c10::kCPU))->weightDtype(), at::kFloat);
+      QVERIFY(kept->unembed().scalar_type() == at::kBFloat16);
+      const at::Tensor ids = at::arange(1, 13, at::kLong).view({1, -1}).repeat({8, 1});
+      const at::Tensor reference = widened->forward(ids);
+      QVERIFY2(testutil::maxAbsDiff(kept->forward(ids), reference) < 1e-4, name.c_str());
+      const bool packed = setPackedProducts(false);
+      QCOMPARE(testutil::maxAbsDiff(kept->forward(ids), widened->forward(ids)), 0.0);
+      setPackedProducts(packed);
+      // Token by token with the KV cache, and the directions of logit effects.
+      KvCache cache;
+      at::Tensor last;
+      for (std::int64_t i = 0; i < 12; ++i) last = kept->forward(ids.narrow(0, 0, 1).narrow(1, i, 1), nullptr, &cache);
+      QVERIFY(testutil::maxAbsDiff(last[0][0], reference[0][11]) < 1e-4);
+      const at::Tensor dirs = at::randn({3, kept->config().d_mlp});
+      const std::string hook = "blocks.1.mlp.hook_post";
+      QCOMPARE(testutil::maxAbsDiff(kept->toResidual(hook, dirs), widened->toResidual(hook, dirs)), 0.0);
+    }
+    // Transformer::save's F16 is kept as F16.
+    auto model = Transformer::load(testutil::fixture("models/llama-tiny"), c10::Device(c10::kCPU));
+    QTemporaryDir dir;
+    model->save(dir.path().toStdString(), /*half=*/true);
+    QCOMPARE(Transformer::load(dir.path().toStdString(), c10::Device(c10::kCPU), WeightDtype::Stored)->weightDtype(), at::kHalf);
+    // A float32 checkpoint has nothing to keep in half precision.
+    QCOMPARE(Transformer::load(testutil::fixture("models/llama-tiny"), c10::Device(c10::kCPU), WeightDtype::Stored)->weightDtype(),
+             at::kFloat);
+  }
+
+  // A model that cannot fit is refused before any weight is read, with the figures.
+  void modelLargerThanMemoryIsRefused() {
+    QTemporaryDir dir;
+    const std::string d = dir.path().toStdString();
+    auto config = nlohmann::json::parse(std::ifstream(testutil::fixture("models/llama-tiny") + "/config.json"));
+    config["hidden_size"] = 65536;
+    config["intermediate_size"] = 1048576;  // 800 GB of float32 weights
+    std::ofstream(d + "/config.json") << config.dump();
+    for (const auto& e : std::filesystem::directory_iterator(testutil::fixture("models/llama-tiny")))
+      if (e.path().extension() != ".json" || e.path().filename() == "model.safetensors.index.json")
+        std::filesystem::copy_file(e.path(), d + "/" + e.path().filename().string());
+    try {
+      Transformer::load(d, c10::Device(c10::kCPU));
+      QFAIL("an 800 GB model was loaded");
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      QVERIFY2(what.find("needs") != std::string::npos && what.find("GB") != std::string::npos &&
+                   what.find("available") != std::string::npos && what.find("float32") != std::string::npos,
+               what.c_str());
+    }
+  }
+
   void generationIsSeededAndStops() {
     auto model = Transformer::load(testutil::fixture("models/gpt2-tiny"), c10::Device(c10::kCPU));
     SamplingOptions opt;
@@ -332,6 +404,7 @@ class TestTransformer : public QObject {
     QCOMPARE(canonicalHook("model.layers.4.output"), std::string("blocks.4.hook_resid_post"));  // Gemma Scope 2 points
     QCOMPARE(canonicalHook("model.layers.4.self_attn.o_proj.input"), std::string("blocks.4.attn.hook_z"));
     QCOMPARE(canonicalHook("model.layers.4.post_feedforward_layernorm.output"), std::string("blocks.4.hook_mlp_out"));
+    QCOMPARE(canonicalHook("model.layers.4.pre_feedforward_layernorm.output"), std::string("blocks.4.mlp.hook_in"));
     QCOMPARE(canonicalHook("embed_tokens"), std::string("hook_embed"));
     QCOMPARE(canonicalHook("blocks.1.ln2.hook_normalized"), std::string("blocks.1.ln2.hook_normalized"));
     QCOMPARE(canonicalHook("layers.05"), std::string("layers.05"));  // not a canonical number
@@ -346,6 +419,27 @@ class TestTransformer : public QObject {
     auto model = Transformer::load(testutil::fixture("models/llama-tiny"), c10::Device(c10::kCPU));
     const auto& c = model->config();
     QCOMPARE(hookWidth("blocks.0.mlp.hook_post", c), c.d_mlp);
+    // mlp.hook_in is the MLP's own input: the normalised stream times the norm's weights, where
+    // ln2.hook_normalized is before them.
+    {
+      at::Tensor normalized, module_in;
+      HookSet hooks;
+      hooks.add("blocks.1.ln2.hook_normalized", [&](const at::Tensor& x, const HookContext&) {
+        normalized = x.clone();
+        return at::Tensor();
+      });
+      hooks.add("blocks.1.mlp.hook_in", [&](const at::Tensor& x, const HookContext&) {
+        module_in = x.clone();
+        return at::Tensor();
+      });
+      model->forward(at::arange(6, at::kLong).view({1, -1}), &hooks);
+      at::Tensor weight;
+      for (const auto& [name, t] : model->parameters())
+        if (name == "model.layers.1.post_attention_layernorm.weight") weight = t;
+      QVERIFY(weight.defined());
+      QVERIFY(testutil::maxAbsDiff(module_in, normalized * weight) < 1e-6);
+      QVERIFY(testutil::maxAbsDiff(module_in, normalized) > 1e-3);
+    }
     QCOMPARE(hookWidth("blocks.0.attn.hook_z", c), c.n_heads * c.d_head);
     QCOMPARE(hookWidth("layers.0", c), c.d_model);
     const at::Tensor ids = at::arange(0, 9, at::kLong).view({1, -1});
