@@ -63,9 +63,16 @@ void InferenceWorker::open(const core::EngineOptions& options) {
         Q_EMIT loadProgress(QString::fromStdString(p.stage), p.done, p.total);
         return !cancel_.load();
       };
-      auto engine = core::Engine::open(options, progress);
-      if (!engine) return;  // cancelled: keep the previous engine
-      engine_ = std::move(engine);
+      if (engine_ && engine_->info().model_dir == options.model_dir &&
+          (options.device == "auto" || options.device == engine_->info().device)) {
+        // The same model: only the dictionary changes, the model stays loaded.
+        Q_EMIT loadProgress(QStringLiteral("load SAE"), 2, 3);
+        engine_->setDictionary(options.sae_dir);
+      } else {
+        auto engine = core::Engine::open(options, progress);
+        if (!engine) return;  // cancelled: keep the previous engine
+        engine_ = std::move(engine);
+      }
       {
         std::lock_guard<std::mutex> lock(info_mutex_);
         info_ = engine_->info();

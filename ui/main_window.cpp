@@ -1,5 +1,7 @@
 #include "main_window.h"
 
+#include <algorithm>
+
 #include <QApplication>
 #include <QCloseEvent>
 #include <QShowEvent>
@@ -53,6 +55,14 @@ QAction* action(QMenu* menu, const QString& text, Receiver* receiver, Slot slot,
 }
 }  // namespace
 
+namespace {
+// One spelling per file, so a path typed two ways is one dictionary.
+QString samePath(const QString& p) {
+  const QString canonical = QFileInfo(p).canonicalFilePath();
+  return canonical.isEmpty() ? p : canonical;
+}
+}  // namespace
+
 MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), session_(new Session(this)) {
   setWindowTitle("Monoscope");
   setDockNestingEnabled(true);
@@ -101,9 +111,15 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), session_(new Sess
   connect(session_, &Session::featureSelected, page_, &FeaturePage::showFeature);
   connect(session_, &Session::steerRequested, this, [this]() { showPanel(steering_); });
   connect(session_, &Session::databaseChanged, this, &MainWindow::updateTitle);
+  QSettings settings;
+  // The last workspace's dictionaries, for when its model is opened again.
+  workspace_model_ = settings.value("workspace/model").toString();
+  for (const QString& entry : settings.value("workspace/dictionaries").toStringList()) {
+    const QStringList parts = entry.split('\n');
+    if (!parts.value(0).isEmpty()) dictionaries_.push_back({parts[0], parts.value(1)});
+  }
   buildMenus();
   default_state_ = saveState();
-  QSettings settings;
   restoreGeometry(settings.value("window/geometry").toByteArray());
   restoreState(settings.value("window/state").toByteArray());
   if (!settings.contains("window/geometry")) {  // first launch: the whole screen
@@ -122,6 +138,17 @@ void MainWindow::buildMenus() {
   action(file, tr("Open Feature &Database..."), this, &MainWindow::openDatabaseDialog, QKeySequence::Open);
   action(file, tr("Open from &Hugging Face Cache..."), this, &MainWindow::openHubDialog, QKeySequence("Ctrl+Shift+H"));
   recent_menu_ = file->addMenu(tr("&Recent"));
+  // The open model's dictionaries (one per layer or hook, each with its database).
+  dictionary_menu_ = menuBar()->addMenu(tr("&Dictionary"));
+  connect(&session_->worker(), &InferenceWorker::opened, this, [this]() {
+    const QString sae = QString::fromStdString(session_->worker().info().sae_dir);
+    if (sae.isEmpty()) {
+      rebuildDictionaryMenu();
+      return;
+    }
+    rememberDictionary(sae, samePath(sae) == samePath(pending_sae_) ? pending_db_ : QString());
+  });
+  rebuildDictionaryMenu();
   rebuildRecentMenu();
   file->addSeparator();
   action(file, tr("&Quit"), this, &QWidget::close, QKeySequence::Quit);
@@ -176,14 +203,36 @@ void MainWindow::showPanel(QWidget* panel) {
 QString MainWindow::openWorkspace(const Workspace& w, bool quiet) {
   QString errors;
   if (!w.model_dir.isEmpty()) {
+    if (samePath(w.model_dir) != samePath(workspace_model_)) {  // another model: a new workspace
+      workspace_model_ = w.model_dir;
+      dictionaries_.clear();
+      QSettings().remove("workspace/dictionaries");
+    }
+    // The session keeps the model loaded when only the dictionary changes.
     session_->openEngine(w.model_dir, w.sae_dir);
     addRecent("models", w.model_dir + (w.sae_dir.isEmpty() ? QString() : "\n" + w.sae_dir));
+    pending_sae_ = w.sae_dir;  // recorded in the workspace once it has loaded
+    pending_db_ = w.database;
   }
   if (!w.database.isEmpty()) {
     try {
       session_->openDatabase(w.database);
       addRecent("databases", w.database);
       QSettings().setValue("workspace/database", w.database);
+      // A database built from another dictionary of the open model switches to that dictionary
+      // (the model stays loaded), so the features browsed are the ones steered.
+      const auto& info = session_->db()->info();
+      const QString db_model = QString::fromStdString(info.model), db_sae = QString::fromStdString(info.sae);
+      if (w.model_dir.isEmpty() && !session_->modelDir().isEmpty() && !db_sae.isEmpty() && QFileInfo::exists(db_sae) &&
+          samePath(db_model) == samePath(session_->modelDir())) {
+        if (samePath(db_sae) != samePath(session_->saeDir())) {
+          pending_sae_ = db_sae;
+          pending_db_ = w.database;
+          session_->openEngine(session_->modelDir(), db_sae);
+        } else {
+          rememberDictionary(db_sae, w.database);
+        }
+      }
     } catch (const std::exception& e) {
       errors = QString::fromUtf8(e.what());
       if (!quiet) QMessageBox::warning(this, tr("Open feature database"), errors);
@@ -256,6 +305,36 @@ void MainWindow::rebuildRecentMenu() {
                             [this, parts]() { openWorkspace({parts[0], parts.value(1), {}}); });
   }
   recent_menu_->setEnabled(!recent_menu_->isEmpty());
+}
+
+void MainWindow::rememberDictionary(const QString& sae_dir, const QString& database) {
+  auto it = std::find_if(dictionaries_.begin(), dictionaries_.end(),
+                         [&](const WorkspaceDictionary& d) { return samePath(d.sae_dir) == samePath(sae_dir); });
+  if (it == dictionaries_.end()) {
+    dictionaries_.push_back({sae_dir, database});
+  } else if (!database.isEmpty()) {
+    it->database = database;
+  }
+  QStringList saved;
+  for (const auto& d : dictionaries_) saved << d.sae_dir + "\n" + d.database;
+  QSettings().setValue("workspace/dictionaries", saved);
+  rebuildDictionaryMenu();
+}
+
+void MainWindow::rebuildDictionaryMenu() {
+  if (!dictionary_menu_) return;
+  dictionary_menu_->clear();
+  const QString current = samePath(QString::fromStdString(session_->worker().info().sae_dir));
+  for (const auto& d : dictionaries_) {
+    const QString name = QDir(d.sae_dir).dirName() + " (" + QFileInfo(QDir(d.sae_dir).absolutePath()).dir().dirName() + ")";
+    QAction* a = dictionary_menu_->addAction(d.database.isEmpty() ? name : tr("%1 with %2").arg(name, QFileInfo(d.database).fileName()));
+    a->setCheckable(true);
+    a->setChecked(samePath(d.sae_dir) == current);
+    a->setToolTip(d.sae_dir);
+    connect(a, &QAction::triggered, this, [this, d]() { openWorkspace({workspace_model_, d.sae_dir, d.database}); });
+  }
+  if (!dictionaries_.isEmpty()) dictionary_menu_->addSeparator();
+  dictionary_menu_->addAction(tr("&Add Dictionary..."), this, &MainWindow::openSaeDialog);
 }
 
 void MainWindow::updateTitle() {

@@ -3,6 +3,7 @@
 // inspector, steering, jobs) as dockable panels, with menus, keyboard navigation, recent files
 // and persistent settings and layout.
 #include <QMainWindow>
+#include <QVector>
 
 class QAction;
 class QLabel;
@@ -22,6 +23,12 @@ struct Workspace {
   QString model_dir, sae_dir, database;
 };
 
+// A dictionary of the open model's workspace, with the feature database built from it (if one
+// was opened).
+struct WorkspaceDictionary {
+  QString sae_dir, database;
+};
+
 class MainWindow : public QMainWindow {
   Q_OBJECT
  public:
@@ -36,6 +43,9 @@ class MainWindow : public QMainWindow {
                      qint64 tokens);
 
   Session* session() const { return session_; }
+  // The open model's dictionaries: switching between them keeps the model loaded.
+  const QVector<WorkspaceDictionary>& dictionaries() const { return dictionaries_; }
+  QMenu* dictionaryMenu() const { return dictionary_menu_; }
   FeatureListPanel* featureList() const { return list_; }
   FeaturePage* featurePage() const { return page_; }
   MapPanel* mapPanel() const { return map_; }
@@ -52,6 +62,9 @@ class MainWindow : public QMainWindow {
   void buildMenus();
   void addRecent(const QString& kind, const QString& path);
   void rebuildRecentMenu();
+  void rebuildDictionaryMenu();
+  // Records a dictionary (and its database) in the workspace and saves the list.
+  void rememberDictionary(const QString& sae_dir, const QString& database);
   void updateTitle();
   void openModelDialog();
   void openSaeDialog();
@@ -71,6 +84,10 @@ class MainWindow : public QMainWindow {
   SteeringPanel* steering_;
   JobsPanel* jobs_;
   QMenu* recent_menu_ = nullptr;
+  QMenu* dictionary_menu_ = nullptr;
+  QVector<WorkspaceDictionary> dictionaries_;
+  QString workspace_model_;  // the model the dictionaries belong to
+  QString pending_sae_, pending_db_;  // the dictionary being opened, and the database opened with it
   QAction* back_ = nullptr;
   QAction* forward_ = nullptr;
   QLabel* engine_status_;

@@ -11,7 +11,15 @@ namespace {
 constexpr int kHistoryLimit = 500;
 }
 
-Session::Session(QObject* parent) : QObject(parent) {}
+Session::Session(QObject* parent) : QObject(parent) {
+  // What failed to open is not open: the model and dictionary are the engine's again.
+  connect(&worker_, &InferenceWorker::openFailed, this, [this]() {
+    if (!worker_.hasEngine()) return;
+    const auto info = worker_.info();
+    model_dir_ = QString::fromStdString(info.model_dir);
+    sae_dir_ = QString::fromStdString(info.sae_dir);
+  });
+}
 Session::~Session() = default;
 
 void Session::openDatabase(const QString& path) {

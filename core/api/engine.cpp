@@ -220,24 +220,38 @@ std::unique_ptr<Engine> Engine::open(const EngineOptions& options, const Progres
   in.window = mc.n_ctx;
   if (!options.sae_dir.empty()) {
     if (!step("load SAE", 2)) return nullptr;
-    try {
-      impl->sae = Sae::load(options.sae_dir, device);
-    } catch (const Error& e) {
-      throw e.withContext("loading SAE");
-    }
-    impl->layer = checkSaeFitsModel(*impl->sae, *impl->model, options.sae_dir);
-    const auto& sc = impl->sae->config();
-    in.sae_dir = options.sae_dir;
-    in.hook_name = sc.hook_name;
-    in.architecture = sc.architecture;
-    in.hook_name_out = sc.hook_name_out;
-    in.d_sae = sc.d_sae;
-    in.sae_context = sc.context_size;
-    if (sc.context_size > 0) in.window = std::min(sc.context_size, mc.n_ctx);
+    impl->attachDictionary(options.sae_dir);
   }
   step("ready", 3);
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
+
+void Engine::Impl::attachDictionary(const std::string& sae_dir) {
+  EngineInfo& in = info;
+  const auto& mc = model->config();
+  std::shared_ptr<Sae> loaded;
+  std::int64_t hook_layer = 0;
+  if (!sae_dir.empty()) {
+    try {
+      loaded = Sae::load(sae_dir, model->device());
+    } catch (const Error& e) {
+      throw e.withContext("loading SAE");
+    }
+    hook_layer = checkSaeFitsModel(*loaded, *model, sae_dir);
+  }
+  // Only a dictionary that loaded and fits replaces the one open.
+  sae = loaded;
+  layer = hook_layer;
+  in.sae_dir = sae_dir;
+  in.hook_name = loaded ? loaded->config().hook_name : "";
+  in.architecture = loaded ? loaded->config().architecture : "";
+  in.hook_name_out = loaded ? loaded->config().hook_name_out : "";
+  in.d_sae = loaded ? loaded->config().d_sae : 0;
+  in.sae_context = loaded ? loaded->config().context_size : 0;
+  in.window = in.sae_context > 0 ? std::min(in.sae_context, mc.n_ctx) : mc.n_ctx;
+}
+
+void Engine::setDictionary(const std::string& sae_dir) { impl_->attachDictionary(sae_dir); }
 
 const EngineInfo& Engine::info() const { return impl_->info; }
 

@@ -95,6 +95,9 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   const EngineInfo& info() const;
+  // Opens another dictionary for the same model (empty: none), keeping the model and tokenizer
+  // loaded; the one open stays when the new one fails to load or does not fit the model.
+  void setDictionary(const std::string& sae_dir);
 
   std::vector<TokenInfo> tokenize(std::string_view text) const;
   std::string tokenText(std::int32_t id) const;

@@ -34,6 +34,9 @@ struct Engine::Impl {
   // [d_sae] max over the tokens, each window's first position left out (unless it is alone)
   at::Tensor maxActs(const std::vector<std::int32_t>& ids) const;
   std::vector<std::int32_t> tokenIds(std::string_view text, const char* what) const;
+  // Loads the dictionary in `sae_dir` (empty: none), checks it fits the model, and makes it the
+  // open one with its hook, width and window in `info`; throws, changing nothing, otherwise.
+  void attachDictionary(const std::string& sae_dir);
   // The last info.window ids (what the SAE sees for the last token).
   std::vector<std::int32_t> lastWindow(std::vector<std::int32_t> ids) const;
   const Sae& requireSae() const;

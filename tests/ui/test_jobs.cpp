@@ -2,6 +2,7 @@
 // error arrives as a readable message, and a real index job of the demo runs on its own thread
 // while the GUI keeps handling events, then opens the database it built.
 #include <QElapsedTimer>
+#include <QSettings>
 #include <QSignalSpy>
 #include <QTimer>
 #include <QtTest>
@@ -9,11 +10,14 @@
 
 #include <QDialogButtonBox>
 #include <QListWidget>
+#include <QMenu>
+#include <QFileInfo>
 #include <QPushButton>
 #include <QTemporaryDir>
 #include <filesystem>
 
 #include "hub_dialog.h"
+#include "inference_worker.h"
 #include "jobs_panel.h"
 #include "main_window.h"
 #include "session.h"
@@ -105,6 +109,51 @@ class TestJobs : public QObject {
     QCOMPARE(finished[2][1].value<JobsPanel::Outcome>(), JobsPanel::Outcome::Failed);
     QVERIFY(finished[2][2].toString().contains("missing.safetensors"));
     QCOMPARE(panel.running(), 0);
+  }
+
+  // One model with several dictionaries is one workspace: opening another dictionary, or
+  // choosing one from the Dictionary menu, switches the SAE without loading the model again; a
+  // dictionary that fails to load leaves the open one in place.
+  void dictionariesSwitchWithoutReloadingTheModel() {
+    QTemporaryDir dir;
+    const QString second = dir.filePath("second-sae");
+    std::filesystem::create_directories(second.toStdString());
+    for (const char* f : {"cfg.json", "sae_weights.safetensors"})
+      std::filesystem::copy_file((test::demoSae() + "/" + f).toStdString(), (second + "/" + f).toStdString());
+    QSettings().clear();  // no workspace left from an earlier run
+    MainWindow window;
+    auto& worker = window.session()->worker();
+    QSignalSpy opened(&worker, &InferenceWorker::opened), failed(&worker, &InferenceWorker::openFailed);
+    QSignalSpy progress(&worker, &InferenceWorker::loadProgress);
+    auto model_loads = [&]() {
+      int n = 0;
+      for (const auto& p : progress) n += p[0].toString() == "load model";
+      return n;
+    };
+    window.openWorkspace({test::demoModel(), test::demoSae(), test::demoDb()});
+    QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 60000);
+    QCOMPARE(model_loads(), 1);
+    window.openWorkspace({test::demoModel(), second, {}});
+    QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 2, 60000);
+    QCOMPARE(model_loads(), 1);
+    QCOMPARE(QString::fromStdString(worker.info().sae_dir), second);
+    QCOMPARE(window.dictionaries().size(), 2);
+    QList<QAction*> entries;
+    for (QAction* a : window.dictionaryMenu()->actions())
+      if (a->isCheckable()) entries << a;
+    QCOMPARE(entries.size(), 2);
+    QVERIFY(!entries[0]->isChecked() && entries[1]->isChecked());
+    QVERIFY2(entries[0]->text().contains(QFileInfo(test::demoDb()).fileName()), qPrintable(entries[0]->text() + " / " + entries[1]->text()));  // the first one's database
+    entries[0]->trigger();
+    QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 3, 60000);
+    QCOMPARE(QString::fromStdString(worker.info().sae_dir), test::demoSae());
+    QCOMPARE(window.session()->databasePath(), test::demoDb());
+    QCOMPARE(model_loads(), 1);
+    window.openWorkspace({test::demoModel(), dir.filePath("missing-sae"), {}});
+    QTRY_COMPARE_WITH_TIMEOUT(failed.count(), 1, 60000);
+    QVERIFY(failed[0][0].toString().contains("missing-sae"));
+    QCOMPARE(QString::fromStdString(worker.info().sae_dir), test::demoSae());
+    QCOMPARE(model_loads(), 1);
   }
 
   void indexJobFromTheAppKeepsGuiResponsive() {
