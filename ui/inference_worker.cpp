@@ -1,6 +1,7 @@
 #include "inference_worker.h"
 
 #include <QCoreApplication>
+#include <QDateTime>
 #include <QDir>
 #include <QFileInfo>
 
@@ -55,6 +56,19 @@ void InferenceWorker::runOnWorker(std::function<void()> job) {
       Qt::QueuedConnection);
 }
 
+namespace {
+// The model's files as last written (a GGUF file, or a folder's config and weights): a model
+// opened again unchanged need not be read again.
+QString modelStamp(const QString& path) {
+  const QFileInfo info(path);
+  if (!info.isDir()) return QString::number(info.size()) + "@" + QString::number(info.lastModified().toMSecsSinceEpoch());
+  QString stamp;
+  for (const QFileInfo& f : QDir(path).entryInfoList({"*.json", "*.safetensors"}, QDir::Files, QDir::Name))
+    stamp += f.fileName() + ":" + QString::number(f.size()) + "@" + QString::number(f.lastModified().toMSecsSinceEpoch()) + ";";
+  return stamp;
+}
+}  // namespace
+
 void InferenceWorker::open(const core::EngineOptions& options) {
   cancel();
   runOnWorker([this, options]() {
@@ -63,15 +77,18 @@ void InferenceWorker::open(const core::EngineOptions& options) {
         Q_EMIT loadProgress(QString::fromStdString(p.stage), p.done, p.total);
         return !cancel_.load();
       };
-      if (engine_ && engine_->info().model_dir == options.model_dir &&
-          (options.device == "auto" || options.device == engine_->info().device)) {
-        // The same model: only the dictionary changes, the model stays loaded.
+      const QString stamp = modelStamp(QString::fromStdString(options.model_dir));
+      if (engine_ && engine_->info().model_dir == options.model_dir && stamp == model_stamp_ &&
+          options.threads == threads_ && (options.device == "auto" || options.device == engine_->info().device)) {
+        // The same model, unchanged on disk: only the dictionary changes, the model stays loaded.
         Q_EMIT loadProgress(QStringLiteral("load SAE"), 2, 3);
         engine_->setDictionary(options.sae_dir);
       } else {
         auto engine = core::Engine::open(options, progress);
         if (!engine) return;  // cancelled: keep the previous engine
         engine_ = std::move(engine);
+        model_stamp_ = stamp;
+        threads_ = options.threads;
       }
       {
         std::lock_guard<std::mutex> lock(info_mutex_);

@@ -55,6 +55,8 @@ class InferenceWorker : public QObject {
   QThread thread_;
   QObject* anchor_;  // lives on the worker thread; posted jobs run in its event loop
   std::unique_ptr<core::Engine> engine_;  // touched only on the worker thread
+  QString model_stamp_;                    // the open model's files when read (worker thread)
+  int threads_ = 0;                        // and the thread count it was opened with
   std::atomic<bool> has_engine_{false};
   std::atomic<bool> cancel_{false};
   std::atomic<int> pending_{0};

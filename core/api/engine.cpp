@@ -440,7 +440,7 @@ std::vector<LogitEffects> Engine::Impl::logitEffectsRange(std::int64_t begin, st
   at::Tensor dirs = model->toResidual(s.config().writeHook(), s.W_dec().slice(0, begin, end));  // [b, d_model]
   const at::Tensor scale = model->finalNormWeight();
   if (scale.defined()) dirs = dirs * scale;
-  const at::Tensor eff = at::matmul(dirs, model->unembed().t().to(dirs.scalar_type())).to(at::kCPU, at::kFloat);  // [b, vocab]
+  const at::Tensor eff = model->unembedProduct(dirs).to(at::kCPU, at::kFloat);  // [b, vocab]
   const std::int64_t n = end - begin, vocab = eff.size(1);
   const std::int64_t kk = std::min<std::int64_t>(static_cast<std::int64_t>(k), vocab);
   auto up = eff.topk(kk, 1), down = eff.topk(kk, 1, false);

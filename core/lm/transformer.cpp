@@ -178,7 +178,20 @@ std::unique_ptr<Transformer> Transformer::load(const std::string& model, const c
       first_matrix = false;
     }
     const bool has_half = stored != at::ScalarType::Undefined;
-    const std::uint64_t float_bytes = 4 * (matrices + vectors), half_bytes = 2 * matrices + 4 * vectors;
+    // Kept in half precision, a product widens its weight first: the largest one (the
+    // unembedding a slice at a time; embeddings are only indexed) is float32 for a moment.
+    std::uint64_t widened = 0;
+    for (const auto& [name, t] : m->params_) {
+      if (t.dim() != 2) continue;
+      const bool embedding = name == m->prefix_ + m->names_.embed || name == m->prefix_ + m->names_.positions;
+      const bool unembedding = name == m->names_.unembed || name == m->prefix_ + m->names_.unembed;
+      const auto n = static_cast<std::uint64_t>(t.numel());
+      if (unembedding) widened = std::max<std::uint64_t>(widened, static_cast<std::uint64_t>(std::min(kUnembedSlice, t.size(0)) * t.size(1)));
+      else if (!embedding) widened = std::max(widened, n);
+    }
+    if (m->config_.tied_embeddings)
+      widened = std::max<std::uint64_t>(widened, static_cast<std::uint64_t>(std::min(kUnembedSlice, m->config_.vocab_size) * m->config_.d_model));
+    const std::uint64_t float_bytes = 4 * (matrices + vectors), half_bytes = 2 * matrices + 4 * vectors + 4 * widened;
     const std::uint64_t available = device.is_cpu() ? availableMemory() : 0;
     bool keep_half = false;
     switch (weights) {
@@ -196,9 +209,9 @@ std::unique_ptr<Transformer> Transformer::load(const std::string& model, const c
       const std::string as = keep_half ? half_name : "float32";
       requireMemory(keep_half ? half_bytes : float_bytes, "model", "'" + model + "' (" +
                         std::to_string(matrices + vectors) + " parameters as " + as + ")",
-                    has_half && !keep_half ? "load it with its stored " + half_name +
-                                                           " weights (half the memory), or free memory"
-                                                     : "free memory, or use a machine with more");
+                    has_half && !keep_half ? "keep its " + half_name +
+                                                 " weights as stored (half the memory; --weights stored), or free memory"
+                                           : "free memory, or use a machine with more");
     }
     m->bindParameters();
     for (auto& [name, t] : m->params_) copyWeightInto(store, name, t);
@@ -280,6 +293,17 @@ at::Tensor Transformer::norm(const at::Tensor& x, const at::Tensor& w, const at:
 at::Tensor Transformer::normalize(const at::Tensor& x) const {
   if (config_.norm == NormKind::LayerNorm) return at::layer_norm(x, {x.size(-1)}, {}, {}, config_.norm_eps);
   return x * at::rsqrt(x.pow(2).mean(-1, true) + config_.norm_eps);
+}
+
+at::Tensor Transformer::unembedProduct(const at::Tensor& x) const {
+  if (lm_head_.scalar_type() == x.scalar_type()) return unembed_.linear(x, lm_head_.t(), at::Tensor());
+  const std::int64_t V = lm_head_.size(0);
+  std::vector<at::Tensor> parts;
+  for (std::int64_t v = 0; v < V; v += kUnembedSlice) {
+    const std::int64_t n = std::min(kUnembedSlice, V - v);
+    parts.push_back(at::matmul(x, lm_head_.narrow(0, v, n).to(x.scalar_type()).t()));
+  }
+  return parts.size() == 1 ? parts[0] : at::cat(parts, -1);
 }
 
 at::Tensor Transformer::normWeights(const at::Tensor& y, const at::Tensor& w, const at::Tensor& b) const {
@@ -542,7 +566,7 @@ at::Tensor Transformer::forward(const at::Tensor& ids, const HookSet* hooks, KvC
   }
   if (cache != nullptr) cache->length = offset + T;
   x = norm(x, lnf_w_, lnf_b_);
-  at::Tensor logits = unembed_.linear(x, lm_head_.t(), at::Tensor());  // [B, T, V]
+  at::Tensor logits = unembedProduct(x);  // [B, T, V]
   if (c.final_softcap > 0) logits = at::tanh(logits / c.final_softcap) * c.final_softcap;
   return logits;
 }

@@ -29,8 +29,9 @@ struct KvCache {
 
 // How a checkpoint's matrices are kept in memory. Float32: converted once at load (fastest).
 // Stored: in the checkpoint's own BF16/F16 (half the memory), each converted to float32 as a
-// layer multiplies by it, so results are the same bit for bit. Auto: float32 unless that takes
-// over 4 GiB or half the available memory and the checkpoint is BF16/F16 throughout.
+// layer multiplies by it, so the values are the same (the float32 model may take oneDNN's packed
+// products, another summation order, within 1e-4). Auto: float32 unless that takes over 4 GiB
+// or half the available memory and the checkpoint is BF16/F16 throughout.
 enum class WeightDtype { Auto, Float32, Stored };
 
 class Transformer {
@@ -62,6 +63,9 @@ class Transformer {
   // The unembedding [vocab, d_model] (in weightDtype()) and the final norm's effective scale
   // (1 + w for Gemma's norm), for logit effects.
   at::Tensor unembed() const { return lm_head_; }
+  // x [..., d_model] times the unembedding: [..., vocab]. Half-precision weights are widened a
+  // slice of the vocabulary at a time, so no float32 copy of the whole matrix is made.
+  at::Tensor unembedProduct(const at::Tensor& x) const;
   at::Tensor finalNormWeight() const { return config_.norm == NormKind::RmsNormPlus ? lnf_w_ + 1.0 : lnf_w_; }
   // Directions [n, width] at a hook as directions in the residual stream [n, d_model]: through
   // the output projection at attn.hook_z, the down projection at mlp.hook_post (and the
@@ -108,6 +112,7 @@ class Transformer {
   std::string prefix_;  // names_.prefix, or "" for a checkpoint saved without it
   at::ScalarType weight_dtype_ = at::kFloat;  // of the matrices (param with two dimensions)
   bool planning_ = false;                     // bindParameters only lists names and shapes
+  static constexpr std::int64_t kUnembedSlice = 32768;  // vocabulary rows widened at a time
   std::vector<std::pair<std::string, at::Tensor>> params_;
   std::vector<Layer> layers_;
   at::Tensor wte_, wpe_, lnf_w_, lnf_b_, lm_head_;

@@ -85,11 +85,16 @@ std::unique_ptr<Sae> load(const fs::path& dir, const c10::Device& device) {
     } else {
       f.fail("hf_hook_point_out", "is missing and the folder names no layer", "add the Hugging Face point the transcoder writes");
     }
-    affine = f.boolean("affine_connection", name.find("affine") != std::string::npos);
   }
   const std::string wpath = (folder / "params.safetensors").string();
   WeightStore store = WeightStore::fromFile(wpath);
   SafetensorsFile shapes(wpath);
+  if (transcoder) {  // the skip connection is there when its tensor is, and the config must agree
+    affine = shapes.has("affine_skip_connection");
+    if (f.has("affine_connection") && f.boolean("affine_connection", affine) != affine)
+      f.fail("affine_connection", std::string("is ") + (affine ? "false" : "true") + " but '" + wpath + "' " +
+                                      (affine ? "holds" : "has no") + " affine_skip_connection");
+  }
   const auto& enc = shapes.tensor("w_enc").shape;
   const auto& dec = shapes.tensor("w_dec").shape;
   if (enc.size() != 2) throw Error("'" + wpath + "': w_enc must be [d_in, d_sae], got " + shapeString(enc));

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "io/safetensors.h"
+#include "io/torch_bridge.h"
 #include "lm/hooks.h"
 #include "sae/activation_store.h"
 #include "lm/lm_trainer.h"
@@ -39,9 +40,13 @@ namespace {
 // A chunk on disk is brought up to date in place: one written before each row's token was
 // stored has its windows drawn again from the chunk's generator (no model run) for them, and one
 // that kept its end-of-text rows loses them now that they are left out.
-template <class RowTokens, class Write>
+// Before anything is rewritten, the first redrawn window is run through the model and must give
+// the chunk's first stored rows: drawn with another seed, batch or corpus, the token ids would
+// be wrong, and the chunk is refused instead.
+template <class RowTokens, class Rows, class Write>
 void upgradeChunk(const fs::path& path, const HarvestOptions& o, const TokenShard& shard, at::Generator gen,
-                  const RowTokens& rowTokens, std::int32_t boundary, const Write& write) {
+                  const RowTokens& rowTokens, const Rows& rowsOf, std::int64_t d, std::int32_t boundary,
+                  const Write& write) {
   at::Tensor acts, tokens;
   {
     SafetensorsFile f(path.string());
@@ -54,8 +59,10 @@ void upgradeChunk(const fs::path& path, const HarvestOptions& o, const TokenShar
                       field("context") + ")",
                   "harvest into an empty folder, or give the options it was harvested with");
     const auto& view = f.tensor("activations");
-    if (view.dtype != DType::F16 || view.shape.size() != 2)
-      throw Error("tensor 'activations' in '" + path.string() + "' is not F16 [rows, d_model]", "harvest into an empty folder");
+    if (view.dtype != DType::F16 || view.shape.size() != 2 || view.shape[1] != d)
+      throw Error("tensor 'activations' in '" + path.string() + "' is " + shapeString(view.shape) + " " + dtypeName(view.dtype) +
+                      ", not F16 [rows, " + std::to_string(d) + "] as " + o.hook + " gives",
+                  "harvest into an empty folder");
     acts = at::from_blob(const_cast<std::uint8_t*>(view.data), view.shape, at::kHalf).clone();
     if (f.has("tokens")) {
       const auto& t = f.tensor("tokens");
@@ -68,7 +75,18 @@ void upgradeChunk(const fs::path& path, const HarvestOptions& o, const TokenShar
     std::vector<at::Tensor> parts;
     std::int64_t have = 0;
     while (have < acts.size(0)) {
-      parts.push_back(rowTokens(shard.sample(o.batch, o.context - 1, gen)));
+      const at::Tensor windows = shard.sample(o.batch, o.context - 1, gen);
+      if (parts.empty()) {  // the check above: the first windows' rows as the model gives them
+        const at::Tensor again = rowsOf(windows);
+        const std::int64_t n = std::min(again.size(0), acts.size(0));
+        const double diff = (again.narrow(0, 0, n).to(at::kFloat) - acts.narrow(0, 0, n).to(at::kFloat)).abs().max().item<double>();
+        const double scale = acts.narrow(0, 0, n).to(at::kFloat).abs().max().item<double>();
+        if (!(diff <= 1e-2 * std::max(1.0, scale)))
+          throw Error("'" + path.string() + "' does not hold the activations of the windows its seed draws now (they differ by " +
+                          std::to_string(diff) + ")",
+                      "give harvest the model, corpus, seed and batch it was harvested with, or harvest into an empty folder");
+      }
+      parts.push_back(rowTokens(windows));
       have += parts.back().size(0);
     }
     tokens = at::cat(parts).narrow(0, 0, acts.size(0));
@@ -99,18 +117,31 @@ JobStatus harvestActivations(const HarvestOptions& o, const ProgressFn& progress
   const std::int64_t per_window = o.context - first;
   // Document boundaries carry massive activations like the first position (over 50 times the
   // median norm in SmolLM2), so with skip_first they are left out too, as the index leaves them.
-  const std::int32_t boundary = o.skip_first ? Tokenizer::endOfTextIdOf(o.model_dir) : -1;
+  std::int32_t boundary = -1;
+  try {
+    if (o.skip_first) boundary = Tokenizer::endOfTextIdOf(o.model_dir);
+  } catch (const Error& e) {
+    throw e.withContext("reading the end-of-text id that skip_first leaves out");
+  }
   const std::int64_t chunks = (o.tokens + o.chunk_rows - 1) / o.chunk_rows;
   const std::int64_t d = hookWidth(o.hook, model->config());
   // Each chunk's windows: [batch, context] token ids from the chunk's own generator.
   auto chunkGenerator = [&o](std::int64_t c) { return at::detail::createCPUGenerator(o.seed * 1000003u + static_cast<std::uint64_t>(c) + 1); };
   auto rowTokens = [&](const at::Tensor& windows) { return windows.narrow(1, first, per_window).reshape(-1); };
+  // The rows a batch of windows gives, before boundary rows are dropped: [batch * per_window, d] F16.
+  auto rowsOf = [&](const at::Tensor& windows) {
+    const at::Tensor captured = hookActivations(*model, o.hook, windows.to(device));  // [batch, context, d_model]
+    return captured.narrow(1, first, per_window).reshape({-1, d}).to(at::kCPU, at::kHalf);
+  };
   auto write = [&](const fs::path& path, const at::Tensor& acts, const at::Tensor& tokens) {
     SafetensorsWriter w;
     w.setMetadata("hook", o.hook);
     w.setMetadata("context", std::to_string(o.context));
     w.setMetadata("skip_first", o.skip_first ? "true" : "false");
     w.setMetadata("end_of_text", boundary >= 0 ? "excluded" : "included");
+    w.setMetadata("seed", std::to_string(o.seed));
+    w.setMetadata("batch", std::to_string(o.batch));
+    w.setMetadata("corpus", o.corpus);
     const at::Tensor ids = tokens.to(at::kInt).contiguous();
     w.add("activations", DType::F16, {acts.size(0), d}, acts.data_ptr(), static_cast<std::size_t>(acts.nbytes()));
     w.add("tokens", DType::I32, {ids.size(0)}, ids.data_ptr(), static_cast<std::size_t>(ids.nbytes()));
@@ -123,7 +154,7 @@ JobStatus harvestActivations(const HarvestOptions& o, const ProgressFn& progress
     std::snprintf(name, sizeof name, "chunk-%05lld.safetensors", static_cast<long long>(c));
     const fs::path path = fs::path(o.out) / name;
     if (fs::exists(path)) {
-      upgradeChunk(path, o, shard, chunkGenerator(c), rowTokens, boundary, write);
+      upgradeChunk(path, o, shard, chunkGenerator(c), rowTokens, rowsOf, d, boundary, write);
       report(progress, "harvest", (c + 1) * o.chunk_rows, chunks * o.chunk_rows, "chunk on disk");
       continue;
     }
@@ -133,10 +164,8 @@ JobStatus harvestActivations(const HarvestOptions& o, const ProgressFn& progress
     at::Tensor out_tokens = at::empty({rows}, at::kLong);
     std::int64_t have = 0;
     while (have < rows) {
-      const at::Tensor windows = shard.sample(o.batch, o.context - 1, gen);                  // [batch, context]
-      const at::Tensor captured = hookActivations(*model, o.hook, windows.to(device));      // [batch, context, d_model]
-      // [batch, context - first, d_model] -> rows, boundaries dropped
-      at::Tensor acts = captured.narrow(1, first, per_window).reshape({-1, d}).to(at::kCPU, at::kHalf);
+      const at::Tensor windows = shard.sample(o.batch, o.context - 1, gen);  // [batch, context]
+      at::Tensor acts = rowsOf(windows);                                      // boundaries dropped below
       at::Tensor tokens = rowTokens(windows);
       if (boundary >= 0) {
         const at::Tensor keep = tokens.ne(boundary).nonzero().squeeze(1);

@@ -89,6 +89,9 @@ SaeConfig SaeConfig::fromJson(const nlohmann::json& j, const std::string& source
     c.normalize_activations = f.string("normalize_activations", "none");
   }
   const std::string& n = c.normalize_activations;
+  if (c.transcoder() && n != "none")
+    f.fail("normalize_activations", "is '" + n + "' for a transcoder",
+           "Monoscope reads transcoders without run-time normalisation (none; a folded factor is fine)");
   if (n != "none" && n != "expected_average_only_in" && n != "constant_norm_rescale" && n != "layer_norm") {
     f.fail("normalize_activations", "'" + n + "' is not supported",
            "use none, expected_average_only_in, constant_norm_rescale or layer_norm");

@@ -75,7 +75,11 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   report(progress, "load", 0, 1);
   if (!o.model_dir.empty()) {  // the model streams activations, or (with a harvest) evaluates the splice
     model = Transformer::load(o.model_dir, device);
-    if (o.skip_first) boundary = Tokenizer::endOfTextIdOf(o.model_dir);
+    try {
+      if (o.skip_first) boundary = Tokenizer::endOfTextIdOf(o.model_dir);
+    } catch (const Error& e) {
+      throw e.withContext("reading the end-of-text id that skip_first leaves out");
+    }
     context = o.context > 0 ? o.context : std::min<std::int64_t>(128, model->config().n_ctx);
     if (context < 2 || context > model->config().n_ctx)
       throw Error("context " + std::to_string(context) + " is outside 2.." + std::to_string(model->config().n_ctx) + " (the model's positions)");

@@ -5,7 +5,7 @@
 # times (default 3): load time, resident memory after loading and at the peak, forward tokens/s
 # (1 x SEQ tokens), and `monoscope-cli index` with a random 16,384-feature TopK SAE at the middle
 # layer over INDEX_TOKENS tokens of the real demo's corpus sample (the SmolLM2 tokenizer stands in,
-# its ids are within both vocabularies). Prints every run and the ranges.
+# filled up to each model's vocabulary with unused tokens). Prints every run and the ranges.
 # Usage: bash tests/bench/full_size.sh [RUNS] [MODEL...]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,14 +25,13 @@ BENCH="$BUILD/tests/bench/monoscope-bench"
 TOKENIZER="$BUILD/bench-smollm2-f32/tokenizer.json"
 [ -s "$TOKENIZER" ] || "$CLI" import-gguf --gguf data/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf --out "$BUILD/bench-smollm2-f32" >/dev/null 2>&1
 # shellcheck disable=SC2086
-"$PY" tests/bench/make_full_size.py "$FULL" $MODELS >/dev/null
+"$PY" tests/bench/make_full_size.py "$FULL" --tokenizer "$TOKENIZER" $MODELS >/dev/null
 results=$(mktemp)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 for run in $(seq "$RUNS"); do
   for m in $MODELS; do
     dir="$FULL/$m"
-    cp "$TOKENIZER" "$dir/tokenizer.json"
     "$BENCH" forward "$THREADS" "$SEQ" 1 1 "$dir" | sed "s/^{/{\"run\": $run, \"name\": \"$m\", /" >> "$results"
     rm -f "$WORK/index.db"
     /usr/bin/time -f '%e %M' -o "$WORK/index.time" "$CLI" index --model "$dir" --sae "$dir/sae" \

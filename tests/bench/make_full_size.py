@@ -1,12 +1,16 @@
 """Random checkpoints of real models' full sizes, for tests/bench/full_size.sh.
 
 Writes Hugging Face folders (config.json + model.safetensors in BF16, as the released weights are
-stored) with the shapes of Gemma-2-2B and Llama-3.1-8B, weights drawn from N(0, 0.02) (norm
-weights at their neutral value), plus a random TopK SAE (SAELens layout) at the middle of each
+stored) with the shapes of Gemma-2-2B and Llama-3.1-8B, random weights of magnitude 2^-8..2^-5 (a spread
+like N(0, 0.02)'s; norm weights at their neutral value), plus a random TopK SAE (SAELens layout) at the middle of each
 model's residual stream. Only numpy is needed; the safetensors file is streamed tensor by tensor,
 so writing the 16 GB Llama checkpoint needs little memory.
 
-Usage: python tests/bench/make_full_size.py OUT [gemma-2-2b] [llama-3.1-8b]
+With --tokenizer FILE (a byte-level tokenizer.json, e.g. SmolLM2's), each folder also gets that
+tokenizer, its vocabulary filled up to the model's with added tokens <unused_N>, so every id the
+model can produce has a token.
+
+Usage: python tests/bench/make_full_size.py OUT [--tokenizer FILE] [gemma-2-2b] [llama-3.1-8b]
 """
 import json
 import os
@@ -103,9 +107,14 @@ def write_model(out, name, seed):
         if kind != "matrix":
             f.write(bf16(np.full(n, 1.0 if kind == "norm" else 0.0, np.float32)).tobytes())
             return
-        chunk = 1 << 25
+        # Random BF16 bit patterns: random sign and mantissa, exponent for magnitudes 2^-8..2^-5
+        # (a spread like N(0, 0.02)'s), made from random integers, much faster than normals.
+        chunk = 1 << 26
         for start in range(0, n, chunk):
-            f.write(bf16(rng.standard_normal(min(chunk, n - start), dtype=np.float32) * 0.02).tobytes())
+            m = min(chunk, n - start)
+            bits = rng.integers(0, 1 << 16, size=m, dtype=np.uint16)
+            exponent = (119 + (bits >> 8) % 4).astype(np.uint16)
+            f.write(((bits & 0x807F) | (exponent << 7)).astype(np.uint16).tobytes())
 
     write_safetensors(os.path.join(folder, "model.safetensors"), entries, fill)
     with open(os.path.join(folder, "config.json"), "w") as f:
@@ -139,12 +148,31 @@ def write_sae(folder, c, d_sae=16384, k=64, seed=7):
         json.dump(cfg, f, indent=2)
 
 
+def write_tokenizer(folder, c, source):
+    t = json.load(open(source, encoding="utf-8"))
+    used = {a["id"] for a in t.get("added_tokens", [])} | set(t["model"]["vocab"].values())
+    for i in range(c["vocab_size"]):
+        if i not in used:
+            t.setdefault("added_tokens", []).append({"id": i, "content": f"<unused_{i}>", "single_word": False,
+                                                      "lstrip": False, "rstrip": False, "normalized": False,
+                                                      "special": True})
+    with open(os.path.join(folder, "tokenizer.json"), "w", encoding="utf-8") as f:
+        json.dump(t, f)
+
+
 def main():
-    out = sys.argv[1]
-    names = sys.argv[2:] or list(SHAPES)
+    args = sys.argv[1:]
+    tokenizer = None
+    if "--tokenizer" in args:
+        i = args.index("--tokenizer")
+        tokenizer = args[i + 1]
+        del args[i:i + 2]
+    out, names = args[0], args[1:] or list(SHAPES)
     for i, name in enumerate(names):
         folder = write_model(out, name, seed=i + 1)
         write_sae(folder, SHAPES[name])
+        if tokenizer:
+            write_tokenizer(folder, SHAPES[name], tokenizer)
         print(folder)
 
 

@@ -148,6 +148,17 @@ class TestActivationStore : public QObject {
     }
     fs::rename(c0 + ".old", c0);
     o.model_dir = model.string();
+    // Another seed would draw other windows: refused before anything is rewritten.
+    const std::string before = readTextFile(c0);
+    o.seed = 99;
+    try {
+      harvestActivations(o, {});
+      QFAIL("a chunk was upgraded with another seed");
+    } catch (const Error& e) {
+      QVERIFY2(std::string(e.what()).find("chunk-00000") != std::string::npos, e.what());
+    }
+    QVERIFY(readTextFile(c0) == before);
+    o.seed = 0;
     QCOMPARE(harvestActivations(o, {}), JobStatus::Done);
     const at::Tensor keep = old_tokens.ne(256).nonzero().squeeze(1);
     for (const std::string& chunk : {c0, o.out + "/chunk-00001.safetensors"}) {
