@@ -111,7 +111,8 @@ HookFn makeSteeringHook(std::shared_ptr<const Sae> sae, SteeringSpec spec) {
 
 void addSteeringHooks(std::shared_ptr<const Sae> sae, SteeringSpec spec, HookSet* hooks) {
   if (!sae->config().transcoder()) {
-    hooks->add(sae->config().hook_name, makeSteeringHook(std::move(sae), std::move(spec)));
+    const std::string hook = sae->config().hook_name;  // read before the pointer is moved from
+    hooks->add(hook, makeSteeringHook(std::move(sae), std::move(spec)));
     return;
   }
   spec.validate(sae->config().d_sae);
