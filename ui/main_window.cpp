@@ -146,7 +146,7 @@ void MainWindow::buildMenus() {
       rebuildDictionaryMenu();
       return;
     }
-    rememberDictionary(sae, samePath(sae) == samePath(pending_sae_) ? pending_db_ : QString());
+    rememberDictionary(sae, pending_db_.take(samePath(sae)));
   });
   rebuildDictionaryMenu();
   rebuildRecentMenu();
@@ -211,8 +211,7 @@ QString MainWindow::openWorkspace(const Workspace& w, bool quiet) {
     // The session keeps the model loaded when only the dictionary changes.
     session_->openEngine(w.model_dir, w.sae_dir);
     addRecent("models", w.model_dir + (w.sae_dir.isEmpty() ? QString() : "\n" + w.sae_dir));
-    pending_sae_ = w.sae_dir;  // recorded in the workspace once it has loaded
-    pending_db_ = w.database;
+    if (!w.sae_dir.isEmpty()) pending_db_[samePath(w.sae_dir)] = w.database;  // recorded once it has loaded
   }
   if (!w.database.isEmpty()) {
     try {
@@ -226,8 +225,7 @@ QString MainWindow::openWorkspace(const Workspace& w, bool quiet) {
       if (w.model_dir.isEmpty() && !session_->modelDir().isEmpty() && !db_sae.isEmpty() && QFileInfo::exists(db_sae) &&
           samePath(db_model) == samePath(session_->modelDir())) {
         if (samePath(db_sae) != samePath(session_->saeDir())) {
-          pending_sae_ = db_sae;
-          pending_db_ = w.database;
+          pending_db_[samePath(db_sae)] = w.database;
           session_->openEngine(session_->modelDir(), db_sae);
         } else {
           rememberDictionary(db_sae, w.database);

@@ -2,6 +2,7 @@
 // The main window: wires the panels together (feature list, feature page, map, prompt
 // inspector, steering, jobs) as dockable panels, with menus, keyboard navigation, recent files
 // and persistent settings and layout.
+#include <QHash>
 #include <QMainWindow>
 #include <QVector>
 
@@ -87,7 +88,7 @@ class MainWindow : public QMainWindow {
   QMenu* dictionary_menu_ = nullptr;
   QVector<WorkspaceDictionary> dictionaries_;
   QString workspace_model_;  // the model the dictionaries belong to
-  QString pending_sae_, pending_db_;  // the dictionary being opened, and the database opened with it
+  QHash<QString, QString> pending_db_;  // dictionaries being opened -> the database opened with each
   QAction* back_ = nullptr;
   QAction* forward_ = nullptr;
   QLabel* engine_status_;
