@@ -135,7 +135,9 @@ encodings() {
            tests/fixtures/dictionaries/gemma-scope-2-270m-pt/resid_post/layer_1_width_96_l0_small \
            tests/fixtures/dictionaries/llama-scope/Llama3_1-8B-Base-L1R-8x \
            tests/fixtures/dictionaries/dictionary-learning/AutoEncoderTopK-converted \
-           tests/fixtures/dictionaries/dictionary-learning/BatchTopKSAE-converted; do
+           tests/fixtures/dictionaries/dictionary-learning/BatchTopKSAE-converted \
+           tests/fixtures/dictionaries/saelens-transcoders/jumprelu_skip_transcoder \
+           tests/fixtures/dictionaries/gemma-scope-2-270m-pt/transcoder_all/layer_1_width_96_l0_small_affine; do
     local name
     name=$(echo "$s" | tr '/' '_')
     "$CLI" encode --model "$m" --sae "$s" --ids 1,5,9,2,7,3,8,4,6,10 --out "$W/$name-cpu.safetensors" --device cpu || return 1
