@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Rebuilds the real demo's SAE and corpus sample (data/smollm2/) from scratch: the corpus from
 # Debian packages, activations of SmolLM2-135M-Instruct at the middle of its residual stream
-# harvested to disk, a TopK SAE trained over them for two epochs, exported in F16.
+# harvested to disk, a TopK SAE trained over them for two epochs, exported in F16. The shipped SAE
+# keeps the end-of-text rows (--skip-end-of-text false): SAEs trained without them reconstruct
+# better but were rated less consistent (data/README.md).
 # Every stage resumes when interrupted (the harvest skips the chunks on disk, training continues
 # from its checkpoint). About 2 hours on two cores.
 # Usage: bash packaging/build-smollm2-demo.sh [WORK]   (WORK defaults to build/smollm2-work)
@@ -26,10 +28,10 @@ mkdir -p "$WORK"
 [ -f "$WORK/corpus/train.tokens.safetensors" ] ||
   "$CLI" build-corpus --manifest data/corpus/smollm2_sources.json --out "$WORK/corpus" --tokenizer "$MODEL"
 "$CLI" harvest --model "$MODEL" --hook "$HOOK" --corpus "$WORK/corpus" --tokens "$HARVEST_TOKENS" --context 128 \
-  --seed 1 --out "$WORK/acts" --threads 2
+  --seed 1 --out "$WORK/acts" --threads 2 --skip-end-of-text false
 "$CLI" train-sae --activations "$WORK/acts" --model "$MODEL" --hook "$HOOK" --corpus "$WORK/corpus" --context 128 \
   --arch topk --k 32 --d-sae 8192 --tokens "$TRAIN_TOKENS" --batch-size 4096 --lr 4e-4 --seed 1 \
-  --out "$WORK/sae" --threads 2 | tee "$WORK/sae-training.log"
+  --out "$WORK/sae" --threads 2 --skip-end-of-text false | tee "$WORK/sae-training.log"
 mkdir -p data/smollm2/sae data/smollm2/corpus
 "$CLI" sae-convert --sae "$WORK/sae" --out data/smollm2/sae --dtype f16
 cp "$WORK/sae/training.json" data/smollm2/sae/training.json

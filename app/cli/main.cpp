@@ -57,10 +57,11 @@ const std::vector<Command>& commands() {
        "            --batch-size 16 --steps N --warmup N --lr X --eval-every N --max-minutes M --seed S]"},
       {"train-sae", cmdTrainSae,
        "(--activations FILE.safetensors | --model DIR --hook NAME --corpus PATH) --arch standard|topk|batchtopk (--l1 X | --k K)\n"
-       "            --d-sae N --tokens N --seed S --out DIR [--batch-size B --lr X --context C --skip-first true|false]"},
+       "            --d-sae N --tokens N --seed S --out DIR [--batch-size B --lr X --context C --skip-first true|false\n"
+       "            --skip-end-of-text true|false]"},
       {"harvest", cmdHarvest,
        "--model DIR|FILE.gguf --hook NAME --corpus PATH --tokens N --out DIR [--context 128 --skip-first true\n"
-       "            --chunk-rows 65536 --batch 16 --seed S]   (activations to disk for train-sae --activations DIR)"},
+       "            --skip-end-of-text true --chunk-rows 65536 --batch 16 --seed S]   (activations to disk for train-sae --activations DIR)"},
       {"ground-truth", cmdGroundTruth, "[--d-in 256 --features 512 --active 5] --arch standard|topk|batchtopk (--l1 X | --k K) --d-sae N --tokens N"},
       {"build-demo", cmdBuildDemo, "[--work build/demo-work] [--out data/demo]"},
   };

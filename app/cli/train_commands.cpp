@@ -60,7 +60,7 @@ void report(const core::SaeTrainStats& s, std::int64_t total, double elapsed) {
 
 int cmdTrainSae(const Args& args) {
   args.allowOnly({"activations", "model", "hook", "corpus", "arch", "l1", "k", "d-sae", "tokens", "seed", "out",
-                  "batch-size", "lr", "dead-window", "context", "buffer", "skip-first", "device", "threads",
+                  "batch-size", "lr", "dead-window", "context", "buffer", "skip-first", "skip-end-of-text", "device", "threads",
                   "checkpoint-every", "dist-timeout"});
   core::SaeTrainingOptions o;
   // Data parallelism: the variables torchrun (or srun through packaging/slurm) sets.
@@ -79,6 +79,7 @@ int cmdTrainSae(const Args& args) {
     throw Error("give --activations FILE.safetensors|HARVEST_DIR or --model DIR --hook NAME --corpus PATH (or both: "
                 "the model then only evaluates the splice)");
   o.skip_first = args.get("skip-first", "true") != "false";
+  o.skip_end_of_text = args.get("skip-end-of-text", "true") != "false";
   if (!o.model_dir.empty() && o.hook.empty()) throw Error("--model needs --hook NAME");
   if (!o.model_dir.empty() && o.corpus.empty()) throw Error("--model needs --corpus PATH");
   o.architecture = args.get("arch");
@@ -122,7 +123,7 @@ int cmdTrainSae(const Args& args) {
 }
 
 int cmdHarvest(const Args& args) {
-  args.allowOnly({"model", "hook", "corpus", "tokens", "context", "skip-first", "chunk-rows", "batch", "seed", "out",
+  args.allowOnly({"model", "hook", "corpus", "tokens", "context", "skip-first", "skip-end-of-text", "chunk-rows", "batch", "seed", "out",
                   "device", "threads"});
   core::HarvestOptions o;
   o.model_dir = args.get("model");
@@ -132,6 +133,7 @@ int cmdHarvest(const Args& args) {
   o.tokens = args.integer("tokens", 1, 1ll << 34);
   o.context = args.integer("context", 128, 2, 1 << 20);
   o.skip_first = args.get("skip-first", "true") != "false";
+  o.skip_end_of_text = args.get("skip-end-of-text", "true") != "false";
   o.chunk_rows = args.integer("chunk-rows", o.chunk_rows, 1024, 1 << 22);
   o.batch = args.integer("batch", o.batch, 1, 4096);
   o.seed = static_cast<std::uint64_t>(args.integer("seed", 0, 0, INT64_MAX));

@@ -18,6 +18,8 @@ struct SaeTrainingOptions {
                                         // trained LMs) and, with a model, its end-of-text tokens
                                         // (massive activations too) are left out of training and
                                         // of the splice, as the index leaves them out
+  bool skip_end_of_text = true;         // false: the end-of-text tokens stay (the first position
+                                        // is still left out with skip_first)
   std::string architecture = "standard";  // standard | topk
   double l1_coefficient = 5.0;          // standard
   std::int64_t k = 32;                  // topk

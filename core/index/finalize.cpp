@@ -123,7 +123,7 @@ std::string blobOf(const std::vector<std::int64_t>& v) {
 }  // namespace
 
 void finalizeIndex(const std::vector<std::string>& scans, const std::string& out, const std::string& device,
-                   int threads, const ProgressFn& progress) {
+                   int threads, const ProgressFn& progress, const Engine* scan_engine) {
   ScanSet set = openScans(scans);
   const std::int64_t d_sae = set.d_sae;
   const int K = static_cast<int>(set.integer("intervals")), M = static_cast<int>(set.integer("per_interval"));
@@ -136,7 +136,9 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
   eo.sae_dir = set.meta.at("sae");
   eo.device = device;
   eo.threads = threads;
-  auto engine = Engine::open(eo);
+  std::unique_ptr<Engine> opened;
+  if (scan_engine == nullptr) opened = Engine::open(eo);
+  const Engine* engine = scan_engine != nullptr ? scan_engine : opened.get();
   if (engine->info().d_sae != d_sae) throw Error("the SAE in '" + eo.sae_dir + "' changed since the scan (d_sae differs)", "rerun the scan");
   const Engine::Impl& E = engine->impl();
   const std::int64_t vocab = E.tokenizer.vocabSize();

@@ -63,8 +63,7 @@ JobStatus buildIndex(const IndexOptions& o, const ProgressFn& progress) {
     }
     const std::string scan = o.out + ".scan";
     scanCorpus(o, *engine, scan, progress);
-    engine.reset();  // the finaliser opens its own
-    finalizeIndex({scan}, o.out, o.device, o.threads, progress);
+    finalizeIndex({scan}, o.out, o.device, o.threads, progress, engine.get());  // the same model and SAE
     removeDb(scan);
     return JobStatus::Done;
   } catch (const Cancelled&) {

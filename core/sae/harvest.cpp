@@ -119,7 +119,7 @@ JobStatus harvestActivations(const HarvestOptions& o, const ProgressFn& progress
   // median norm in SmolLM2), so with skip_first they are left out too, as the index leaves them.
   std::int32_t boundary = -1;
   try {
-    if (o.skip_first) boundary = Tokenizer::endOfTextIdOf(o.model_dir);
+    if (o.skip_first && o.skip_end_of_text) boundary = Tokenizer::endOfTextIdOf(o.model_dir);
   } catch (const Error& e) {
     throw e.withContext("reading the end-of-text id that skip_first leaves out");
   }

@@ -20,7 +20,7 @@ struct HarvestOptions {
   std::int64_t tokens = 0;          // rows to collect in all
   std::int64_t context = 128;       // tokens per window
   bool skip_first = true;           // leave out each window's first position (the attention sink)
-                                    // and the end-of-text tokens (document boundaries)
+  bool skip_end_of_text = true;     // and, with it, the end-of-text tokens (document boundaries)
   std::int64_t chunk_rows = 65536;  // rows per file
   std::int64_t batch = 16;          // windows per forward pass
   std::uint64_t seed = 0;

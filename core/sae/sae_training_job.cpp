@@ -76,7 +76,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   if (!o.model_dir.empty()) {  // the model streams activations, or (with a harvest) evaluates the splice
     model = Transformer::load(o.model_dir, device);
     try {
-      if (o.skip_first) boundary = Tokenizer::endOfTextIdOf(o.model_dir);
+      if (o.skip_first && o.skip_end_of_text) boundary = Tokenizer::endOfTextIdOf(o.model_dir);
     } catch (const Error& e) {
       throw e.withContext("reading the end-of-text id that skip_first leaves out");
     }

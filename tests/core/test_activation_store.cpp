@@ -172,6 +172,14 @@ class TestActivationStore : public QObject {
         QCOMPARE(testutil::maxAbsDiff(toFloatTensor(f.tensor("activations"), chunk), old_acts.index_select(0, keep)), 0.0);
       }
     }
+    // Asked to keep them, a harvest does (the rows of the shipped demo SAE's training).
+    o.out = dir_.path().toStdString() + "/kept-harvest";
+    o.skip_end_of_text = false;
+    QCOMPARE(harvestActivations(o, {}), JobStatus::Done);
+    SafetensorsFile kept(o.out + "/chunk-00000.safetensors");
+    QCOMPARE(kept.metadata().at("end_of_text"), std::string("included"));
+    QVERIFY(ids(kept).eq(256).sum().item<std::int64_t>() > 0);
+    o.skip_end_of_text = true;
     // A fresh harvest fills each chunk with rows that are not boundaries.
     o.out = dir_.path().toStdString() + "/new-harvest";
     QCOMPARE(harvestActivations(o, {}), JobStatus::Done);
