@@ -27,13 +27,16 @@ std::vector<std::pair<std::size_t, std::size_t>> windowSpans(std::size_t n, std:
 
 std::int64_t checkSaeFitsModel(const Sae& sae, const Transformer& model, const std::string& sae_dir) {
   const std::string& hook = sae.config().hook_name;
-  std::int64_t layer = 0;
-  try {
-    layer = hookLayer(hook, model.config().n_layers);
-  } catch (const Error& e) {
-    throw Error("the SAE in '" + sae_dir + "' reads hook '" + hook + "', which this model does not have",
-                "use an SAE trained on this model; " + e.hint());
-  }
+  // The block of a hook the dictionary reads or writes, refused when this model has no such hook.
+  const auto layerOf = [&](const std::string& name, const std::string& what, const char* verb) {
+    try {
+      return hookLayer(name, model.config().n_layers);
+    } catch (const Error& e) {
+      throw Error("the " + what + " in '" + sae_dir + "' " + verb + " hook '" + name + "', which this model does not have",
+                  "use " + (what == "SAE" ? "an" : std::string("a")) + " " + what + " trained on this model; " + e.hint());
+    }
+  };
+  const std::int64_t layer = layerOf(hook, "SAE", "reads");
   const auto& meta = sae.config().metadata;
   const std::string recorded = meta.is_object() && meta.contains("sparsify_hookpoint") && meta["sparsify_hookpoint"].is_string()
                                    ? meta["sparsify_hookpoint"].get<std::string>()
@@ -49,13 +52,7 @@ std::int64_t checkSaeFitsModel(const Sae& sae, const Transformer& model, const s
   }
   if (sae.config().transcoder()) {  // it also writes a hook: one this model has, as wide as d_out
     const std::string& out = sae.config().hook_name_out;
-    std::int64_t out_layer = 0;
-    try {
-      out_layer = hookLayer(out, model.config().n_layers);
-    } catch (const Error& e) {
-      throw Error("the transcoder in '" + sae_dir + "' writes hook '" + out + "', which this model does not have",
-                  "use a transcoder trained on this model; " + e.hint());
-    }
+    const std::int64_t out_layer = layerOf(out, "transcoder", "writes");
     if (out_layer < layer || (out_layer == layer && blockHookOf(out) <= blockHookOf(hook)))
       throw Error("the transcoder in '" + sae_dir + "' writes '" + out + "', which comes before the hook it reads ('" + hook + "')",
                   "check metadata.hook_name and metadata.hook_name_out in its config");

@@ -10,18 +10,24 @@ std::string shapeString(const std::vector<std::int64_t>& shape) {
   return s + "]";
 }
 
-at::Tensor toFloatTensor(const TensorView& view, const std::string& file) {
-  at::ScalarType st;
+namespace {
+// The float type of a stored tensor; an integer one is refused naming the tensor and file.
+at::ScalarType floatTypeOf(const TensorView& view, const std::string& name, const std::string& file) {
   switch (view.dtype) {
-    case DType::F32: st = at::kFloat; break;
-    case DType::F16: st = at::kHalf; break;
-    case DType::BF16: st = at::kBFloat16; break;
-    case DType::F64: st = at::kDouble; break;
+    case DType::F32: return at::kFloat;
+    case DType::F16: return at::kHalf;
+    case DType::BF16: return at::kBFloat16;
+    case DType::F64: return at::kDouble;
     default:
-      throw Error("tensor '" + view.name + "' in '" + file + "' has integer dtype " +
-                      dtypeName(view.dtype) + " where floats are expected",
+      throw Error("tensor '" + name + "' in '" + file + "' has integer dtype " + dtypeName(view.dtype) +
+                      " where floats are expected",
                   "store weights as F32, F16 or BF16");
   }
+}
+}  // namespace
+
+at::Tensor toFloatTensor(const TensorView& view, const std::string& file) {
+  const at::ScalarType st = floatTypeOf(view, view.name, file);
   // from_blob does not copy; the conversion (or clone) below does, so the map may close later.
   at::Tensor raw = at::from_blob(const_cast<std::uint8_t*>(view.data), view.shape,
                                  at::TensorOptions().dtype(st));
@@ -52,17 +58,7 @@ void copyWeightInto(const WeightStore& store, const std::string& name, at::Tenso
                     ", expected " + shapeString(expected),
                 "config.json does not match the weights; check its sizes");
   }
-  at::ScalarType st;
-  switch (view.dtype) {
-    case DType::F32: st = at::kFloat; break;
-    case DType::F16: st = at::kHalf; break;
-    case DType::BF16: st = at::kBFloat16; break;
-    case DType::F64: st = at::kDouble; break;
-    default:
-      throw Error("tensor '" + name + "' in '" + store.fileOf(name) + "' has integer dtype " + dtypeName(view.dtype) +
-                      " where floats are expected",
-                  "store weights as F32, F16 or BF16");
-  }
+  const at::ScalarType st = floatTypeOf(view, name, store.fileOf(name));
   const at::Tensor raw = at::from_blob(const_cast<std::uint8_t*>(view.data), view.shape, at::TensorOptions().dtype(st));
   // Checked a slice at a time, so a large embedding needs no tensor of flags its size.
   const std::int64_t rows = raw.dim() > 0 ? raw.size(0) : 1, step = std::max<std::int64_t>(1, (1 << 22) / std::max<std::int64_t>(1, raw.numel() / rows));

@@ -164,6 +164,9 @@ std::unique_ptr<Transformer> Transformer::load(const std::string& model, const c
     // One half dtype for every matrix, else Undefined.
     at::ScalarType stored = at::ScalarType::Undefined;
     bool first_matrix = true;
+    // Kept in half precision, a product widens its weight first: the largest one (the
+    // unembedding a slice at a time; embeddings are only indexed) is float32 for a moment.
+    std::uint64_t widened = 0;
     for (const auto& [name, t] : m->params_) {
       const auto n = static_cast<std::uint64_t>(t.numel());
       if (t.dim() != 2) {
@@ -176,19 +179,12 @@ std::unique_ptr<Transformer> Transformer::load(const std::string& model, const c
       if (first_matrix) stored = half;
       else if (stored != half) stored = at::ScalarType::Undefined;
       first_matrix = false;
-    }
-    const bool has_half = stored != at::ScalarType::Undefined;
-    // Kept in half precision, a product widens its weight first: the largest one (the
-    // unembedding a slice at a time; embeddings are only indexed) is float32 for a moment.
-    std::uint64_t widened = 0;
-    for (const auto& [name, t] : m->params_) {
-      if (t.dim() != 2) continue;
       const bool embedding = name == m->prefix_ + m->names_.embed || name == m->prefix_ + m->names_.positions;
       const bool unembedding = name == m->names_.unembed || name == m->prefix_ + m->names_.unembed;
-      const auto n = static_cast<std::uint64_t>(t.numel());
       if (unembedding) widened = std::max<std::uint64_t>(widened, static_cast<std::uint64_t>(std::min(kUnembedSlice, t.size(0)) * t.size(1)));
       else if (!embedding) widened = std::max(widened, n);
     }
+    const bool has_half = stored != at::ScalarType::Undefined;
     if (m->config_.tied_embeddings)
       widened = std::max<std::uint64_t>(widened, static_cast<std::uint64_t>(std::min(kUnembedSlice, m->config_.vocab_size) * m->config_.d_model));
     const std::uint64_t float_bytes = 4 * (matrices + vectors), half_bytes = 2 * matrices + 4 * vectors + 4 * widened;
