@@ -115,7 +115,7 @@ void InferenceWorker::open(const core::EngineOptions& options) {
                     .arg(QString::fromStdString(i.architecture))
                     .arg(i.d_sae)
                     .arg(QString::fromStdString(i.hook_name));
-      Q_EMIT opened(text);
+      Q_EMIT opened(text, QString::fromStdString(i.sae_dir));
     } catch (const std::exception& e) {
       Q_EMIT openFailed(QString::fromUtf8(e.what()));
     }

@@ -43,7 +43,9 @@ class InferenceWorker : public QObject {
 
  Q_SIGNALS:
   void loadProgress(QString stage, qint64 done, qint64 total);
-  void opened(QString description);
+  // sae_dir: the dictionary this open loaded (empty for a model alone), carried with the signal
+  // because the worker may have opened another by the time a queued receiver runs.
+  void opened(QString description, QString sae_dir);
   void openFailed(QString message);
   void busyChanged(bool busy);
 

@@ -140,8 +140,8 @@ void MainWindow::buildMenus() {
   recent_menu_ = file->addMenu(tr("&Recent"));
   // The open model's dictionaries (one per layer or hook, each with its database).
   dictionary_menu_ = menuBar()->addMenu(tr("&Dictionary"));
-  connect(&session_->worker(), &InferenceWorker::opened, this, [this]() {
-    const QString sae = QString::fromStdString(session_->worker().info().sae_dir);
+  connect(&session_->worker(), &InferenceWorker::opened, this, [this](QString, QString sae) {
+    open_dictionary_ = sae;
     if (sae.isEmpty()) {
       rebuildDictionaryMenu();
       return;
@@ -322,7 +322,7 @@ void MainWindow::rememberDictionary(const QString& sae_dir, const QString& datab
 void MainWindow::rebuildDictionaryMenu() {
   if (!dictionary_menu_) return;
   dictionary_menu_->clear();
-  const QString current = samePath(QString::fromStdString(session_->worker().info().sae_dir));
+  const QString current = samePath(open_dictionary_);
   for (const auto& d : dictionaries_) {
     const QString name = QDir(d.sae_dir).dirName() + " (" + QFileInfo(QDir(d.sae_dir).absolutePath()).dir().dirName() + ")";
     QAction* a = dictionary_menu_->addAction(d.database.isEmpty() ? name : tr("%1 with %2").arg(name, QFileInfo(d.database).fileName()));

@@ -87,6 +87,7 @@ class MainWindow : public QMainWindow {
   QMenu* recent_menu_ = nullptr;
   QMenu* dictionary_menu_ = nullptr;
   QVector<WorkspaceDictionary> dictionaries_;
+  QString open_dictionary_;  // the dictionary the worker last reported open
   QString workspace_model_;  // the model the dictionaries belong to
   QHash<QString, QString> pending_db_;  // dictionaries being opened -> the database opened with each
   QAction* back_ = nullptr;

@@ -132,12 +132,14 @@ class TestJobs : public QObject {
     };
     window.openWorkspace({test::demoModel(), test::demoSae(), test::demoDb()});
     QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 60000);
+    // The spy records in the worker's thread; the window hears of it through its event queue.
+    QTRY_COMPARE_WITH_TIMEOUT(window.dictionaries().size(), 1, 10000);
     QCOMPARE(model_loads(), 1);
     window.openWorkspace({test::demoModel(), second, {}});
     QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 2, 60000);
     QCOMPARE(model_loads(), 1);
     QCOMPARE(QString::fromStdString(worker.info().sae_dir), second);
-    QCOMPARE(window.dictionaries().size(), 2);
+    QTRY_COMPARE_WITH_TIMEOUT(window.dictionaries().size(), 2, 10000);
     QList<QAction*> entries;
     for (QAction* a : window.dictionaryMenu()->actions())
       if (a->isCheckable()) entries << a;
@@ -148,6 +150,7 @@ class TestJobs : public QObject {
     QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 3, 60000);
     QCOMPARE(QString::fromStdString(worker.info().sae_dir), test::demoSae());
     QCOMPARE(window.session()->databasePath(), test::demoDb());
+    QTRY_VERIFY_WITH_TIMEOUT(window.dictionaryMenu()->actions().value(0) && window.dictionaryMenu()->actions()[0]->isChecked(), 10000);
     QCOMPARE(model_loads(), 1);
     window.openWorkspace({test::demoModel(), dir.filePath("missing-sae"), {}});
     QTRY_COMPARE_WITH_TIMEOUT(failed.count(), 1, 60000);
