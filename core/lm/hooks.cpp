@@ -6,11 +6,13 @@
 namespace monoscope::core {
 
 namespace {
-// mlp.hook_in is the MLP's own input (after its norm's weights: what transcoders read), where
-// ln2.hook_normalized is TransformerLens's normalised stream before those weights.
+// mlp.hook_in and mlp.hook_out are the MLP module's own input (after its norm's weights: what
+// transcoders read) and output (before a post-norm, as circuit-tracer's mlp.hook_out), where
+// ln2.hook_normalized is TransformerLens's normalised stream before those weights and
+// hook_mlp_out what the block adds to the residual stream.
 const char* const kBlockHooks[] = {"hook_resid_pre", "attn.hook_z",  "hook_attn_out",   "hook_resid_mid",
                                    "hook_mlp_in",    "ln2.hook_normalized", "mlp.hook_in", "mlp.hook_post",
-                                   "hook_mlp_out",   "hook_resid_post"};
+                                   "mlp.hook_out",   "hook_mlp_out",   "hook_resid_post"};
 static_assert(sizeof(kBlockHooks) / sizeof(kBlockHooks[0]) == kBlockHookCount, "one name per BlockHook");
 
 // "12" -> 12 for canonical decimal numbers (no sign, no leading zero), else -1.
@@ -60,7 +62,7 @@ std::string canonicalHook(const std::string& name) {
   if (module == "post_attention_layernorm.output") return block + "hook_attn_out";
   if (module == "post_feedforward_layernorm.output") return block + "hook_mlp_out";
   if (module == "pre_feedforward_layernorm.output" || module == "mlp.input") return block + "mlp.hook_in";
-  if (module == "mlp") return block + "hook_mlp_out";
+  if (module == "mlp" || module == "mlp.output") return block + "mlp.hook_out";
   if (module == "self_attn" || module == "attention" || module == "attn") return block + "hook_attn_out";
   return name;
 }
@@ -132,7 +134,7 @@ std::string aliasMismatch(const std::string& alias, const ModelConfig& c) {
   const std::string canonical = canonicalHook(alias);
   if (canonical == alias) return "";
   const BlockHook h = blockHookOf(canonical);
-  if (c.post_norms && (h == kMlpOut || h == kAttnOut))
+  if (c.post_norms && h == kAttnOut)
     return "in " + c.model_type + " the module output '" + alias + "' comes before the post-norm, and " + canonical +
            " after it";
   if (canonical == "hook_embed" && c.embed_scale != 1.0)

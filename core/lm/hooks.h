@@ -37,7 +37,7 @@ class HookSet {
 // The hook points of a block, TransformerLens names after "blocks.L.", in the order the forward
 // pass reaches them (lm/transformer.cpp indexes this list).
 enum BlockHook {
-  kResidPre = 0, kAttnZ, kAttnOut, kResidMid, kMlpIn, kMlpNormalized, kMlpModuleIn, kMlpPost, kMlpOut, kResidPost,
+  kResidPre = 0, kAttnZ, kAttnOut, kResidMid, kMlpIn, kMlpNormalized, kMlpModuleIn, kMlpPost, kMlpModuleOut, kMlpOut, kResidPost,
   kBlockHookCount
 };
 const char* blockHookSuffix(BlockHook h);
@@ -47,9 +47,10 @@ BlockHook blockHookOf(const std::string& name);
 
 // The TransformerLens name of a hook given by an alias: the Hugging Face module names that
 // sparsify and Gemma Scope 2 record ("layers.5", "model.layers.5.mlp", "layers.5.self_attn",
-// "embed_tokens") map to hook_resid_post, hook_mlp_out, hook_attn_out and hook_embed, and
-// Gemma's "model.layers.5.pre_feedforward_layernorm.output" to mlp.hook_in; a
-// TransformerLens name is returned as it is.
+// "embed_tokens") map to hook_resid_post, mlp.hook_out (the MLP module's own output, before any
+// post-norm), hook_attn_out and hook_embed, and Gemma's
+// "model.layers.5.pre_feedforward_layernorm.output" to mlp.hook_in; a TransformerLens name is
+// returned as it is.
 std::string canonicalHook(const std::string& name);
 // Every hook name of a model with `n_layers` blocks.
 std::vector<std::string> hookNames(std::int64_t n_layers);
@@ -61,7 +62,7 @@ std::int64_t hookLayer(const std::string& name, std::int64_t n_layers);
 struct ModelConfig;
 std::int64_t hookWidth(const std::string& name, const ModelConfig& config);
 // Where an alias names a module whose output is not the hook's value in this family (Gemma 2/3's
-// attention and MLP modules end before the post-norms; Gemma's embedding module before the
+// attention module ends before its post-norm; Gemma's embedding module before the
 // sqrt(d_model) scale): the reason, else "".
 std::string aliasMismatch(const std::string& alias, const ModelConfig& config);
 

@@ -552,6 +552,7 @@ at::Tensor Transformer::forward(const at::Tensor& ids, const HookSet* hooks, KvC
     } else {
       mlp_out = mlp(w, hook(kMlpModuleIn, norm(mlp_in, w.n2_w, w.n2_b)), hook);
     }
+    mlp_out = hook(kMlpModuleOut, mlp_out);
     if (c.post_norms) mlp_out = norm(mlp_out, w.post_mlp_w, at::Tensor());
     mlp_out = hook(kMlpOut, mlp_out);
     x = hook(kResidPost, x + mlp_out);

@@ -153,7 +153,8 @@ class TestTransformer : public QObject {
     j = base;
     j["model_type"] = "gemma2";
     g = ModelConfig::fromJson(j, "'cfg'");
-    QVERIFY(aliasMismatch("layers.0.mlp", g).find("post-norm") != std::string::npos);
+    QVERIFY(aliasMismatch("layers.0.self_attn", g).find("post-norm") != std::string::npos);
+    QVERIFY(aliasMismatch("layers.0.mlp", g).empty());  // the module's own output: mlp.hook_out
     QVERIFY(aliasMismatch("embed_tokens", g).find("embedding scale") != std::string::npos);
     QVERIFY(aliasMismatch("layers.0", g).empty());
     QVERIFY(aliasMismatch("blocks.0.hook_mlp_out", g).empty());
@@ -398,7 +399,7 @@ class TestTransformer : public QObject {
   // have their own widths.
   void hookAliasesAndWidths() {
     QCOMPARE(canonicalHook("layers.5"), std::string("blocks.5.hook_resid_post"));
-    QCOMPARE(canonicalHook("model.layers.12.mlp"), std::string("blocks.12.hook_mlp_out"));
+    QCOMPARE(canonicalHook("model.layers.12.mlp"), std::string("blocks.12.mlp.hook_out"));
     QCOMPARE(canonicalHook("gpt_neox.layers.2.attention"), std::string("blocks.2.hook_attn_out"));
     QCOMPARE(canonicalHook("layers.3.self_attn"), std::string("blocks.3.hook_attn_out"));
     QCOMPARE(canonicalHook("model.layers.4.output"), std::string("blocks.4.hook_resid_post"));  // Gemma Scope 2 points
