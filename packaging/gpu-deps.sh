@@ -16,6 +16,7 @@ PKGS=(
   libicu-dev libicu72
   zlib1g-dev
   libzip-dev libzip4
+  libyaml-cpp-dev libyaml-cpp0.7
   libcurl4-openssl-dev libcurl4 libnghttp2-14 librtmp1 libssh2-1 libpsl5 libbrotli1 libldap-2.5-0 libsasl2-2
   pkgconf pkgconf-bin libpkgconf3
   qt6-base-dev qt6-base-dev-tools libqt6core6 libqt6test6 libdouble-conversion3 libpcre2-16-0 libb2-1

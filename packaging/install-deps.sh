@@ -10,7 +10,7 @@ $SUDO apt-get install -y -q --no-install-recommends \
   build-essential cmake ninja-build pkg-config \
   libtorch-dev libopenblas0-openmp libdnnl-dev ocl-icd-opencl-dev libgloo-dev \
   qt6-base-dev qt6-svg-dev libqcustomplot-dev libgl-dev \
-  nlohmann-json3-dev libsqlite3-dev sqlite3 libicu-dev zlib1g-dev libzip-dev \
+  nlohmann-json3-dev libsqlite3-dev sqlite3 libicu-dev zlib1g-dev libzip-dev libyaml-cpp-dev \
   libhnswlib-dev libcurl4-openssl-dev libcpp-httplib-dev python3 python3-venv \
   clang libclang-rt-14-dev \
   xvfb xauth file

@@ -24,6 +24,7 @@
 #include "api/indexer.h"
 #include "api/scoring.h"
 #include "api/training.h"
+#include "sae/transcoder_set.h"
 #include "feature_list_panel.h"
 #include "feature_page.h"
 #include "hub_dialog.h"
@@ -135,6 +136,7 @@ void MainWindow::buildMenus() {
   auto* file = menuBar()->addMenu(tr("&File"));
   action(file, tr("Open &Model..."), this, &MainWindow::openModelDialog, QKeySequence("Ctrl+Shift+M"));
   action(file, tr("Open &SAE..."), this, &MainWindow::openSaeDialog, QKeySequence("Ctrl+Shift+S"));
+  action(file, tr("Open &Transcoder Set..."), this, &MainWindow::openTranscoderSetDialog);
   action(file, tr("Open Feature &Database..."), this, &MainWindow::openDatabaseDialog, QKeySequence::Open);
   action(file, tr("Open from &Hugging Face Cache..."), this, &MainWindow::openHubDialog, QKeySequence("Ctrl+Shift+H"));
   recent_menu_ = file->addMenu(tr("&Recent"));
@@ -200,8 +202,23 @@ void MainWindow::showPanel(QWidget* panel) {
   }
 }
 
-QString MainWindow::openWorkspace(const Workspace& w, bool quiet) {
+QString MainWindow::openWorkspace(const Workspace& given, bool quiet) {
   QString errors;
+  Workspace w = given;
+  // A circuit-tracer transcoder set is one dictionary per layer: each joins the workspace and
+  // the first layer opens.
+  QStringList set_layers;
+  if (!w.sae_dir.isEmpty() && core::isTranscoderSetFile(w.sae_dir.toStdString()) && QFileInfo(w.sae_dir).isFile()) {
+    try {
+      const QString path = QFileInfo(w.sae_dir).absoluteFilePath();
+      for (const auto& spec : core::TranscoderSet::read(path.toStdString()).specs()) set_layers << QString::fromStdString(spec);
+      w.sae_dir = set_layers.value(0);
+    } catch (const std::exception& e) {
+      errors = QString::fromUtf8(e.what());
+      if (!quiet) QMessageBox::warning(this, tr("Open transcoder set"), errors);
+      return errors;
+    }
+  }
   if (!w.model_dir.isEmpty()) {
     if (samePath(w.model_dir) != samePath(workspace_model_)) {  // another model: a new workspace
       workspace_model_ = w.model_dir;
@@ -212,6 +229,7 @@ QString MainWindow::openWorkspace(const Workspace& w, bool quiet) {
     session_->openEngine(w.model_dir, w.sae_dir);
     addRecent("models", w.model_dir + (w.sae_dir.isEmpty() ? QString() : "\n" + w.sae_dir));
     if (!w.sae_dir.isEmpty()) pending_db_[samePath(w.sae_dir)] = w.database;  // recorded once it has loaded
+    for (const QString& layer : set_layers) rememberDictionary(layer, {});
   }
   if (!w.database.isEmpty()) {
     try {
@@ -360,6 +378,16 @@ void MainWindow::openSaeDialog() {
   }
   const QString dir = QFileDialog::getExistingDirectory(this, tr("Open a SAELens SAE folder"), session_->saeDir());
   if (!dir.isEmpty()) openWorkspace({session_->modelDir(), dir, {}});
+}
+
+void MainWindow::openTranscoderSetDialog() {
+  if (session_->modelDir().isEmpty()) {
+    QMessageBox::information(this, tr("Open transcoder set"), tr("Open the model the transcoders were trained on first (File > Open Model)."));
+    return;
+  }
+  const QString path = QFileDialog::getOpenFileName(this, tr("Open a circuit-tracer transcoder set"), QString(),
+                                                    tr("Transcoder sets (*.yaml *.yml);;All files (*)"));
+  if (!path.isEmpty()) openWorkspace({session_->modelDir(), path, {}});
 }
 
 void MainWindow::openHubDialog() {

@@ -69,6 +69,7 @@ class MainWindow : public QMainWindow {
   void updateTitle();
   void openModelDialog();
   void openSaeDialog();
+  void openTranscoderSetDialog();
   void openDatabaseDialog();
   void openHubDialog();
   void goToFeatureDialog();

@@ -2,6 +2,7 @@
 // contract, on core's public API (logits keeps the internal hook reader for any hook).
 #include <ATen/ATen.h>
 #include <chrono>
+#include <filesystem>
 #include <iomanip>
 #include <c10/core/InferenceMode.h>
 
@@ -21,6 +22,7 @@
 #include "lm/hooks.h"
 #include "lm/transformer.h"
 #include "sae/sae.h"
+#include "sae/transcoder_set.h"
 #include "text/tokenizer.h"
 #include "util/error.h"
 #include "util/utf8.h"
@@ -168,15 +170,26 @@ int cmdSaeConvert(const Args& args) {
   args.allowOnly({"sae", "out", "dtype"});
   const std::string dtype = args.get("dtype", "f32");
   if (dtype != "f32" && dtype != "f16") throw core::Error("--dtype is '" + dtype + "'", "use f32 or f16");
-  auto sae = core::Sae::load(args.get("sae"), c10::Device(c10::kCPU));
-  sae->save(args.get("out"), dtype == "f16");
-  const auto& c = sae->config();
-  if (c.transcoder())
-    std::cerr << "saved " << c.architecture << (c.skip ? " skip" : "") << " transcoder (" << c.d_sae << " features from "
-              << c.hook_name << " to " << c.hook_name_out << ") to " << args.get("out") << "\n";
-  else
-    std::cerr << "saved " << c.architecture << " SAE (" << c.d_sae << " features at " << c.hook_name << ") to "
-              << args.get("out") << "\n";
+  auto convert = [&](const std::string& spec, const std::string& out) {
+    auto sae = core::Sae::load(spec, c10::Device(c10::kCPU));
+    sae->save(out, dtype == "f16");
+    const auto& c = sae->config();
+    if (c.transcoder())
+      std::cerr << "saved " << c.architecture << (c.skip ? " skip" : "") << " transcoder (" << c.d_sae << " features from "
+                << c.hook_name << " to " << c.hook_name_out << ") to " << out << "\n";
+    else
+      std::cerr << "saved " << c.architecture << " SAE (" << c.d_sae << " features at " << c.hook_name << ") to " << out << "\n";
+  };
+  const std::string spec = args.get("sae");
+  std::error_code ec;
+  if (core::isTranscoderSetFile(spec) && std::filesystem::is_regular_file(spec, ec)) {
+    // A whole circuit-tracer set: one SAELens folder per layer, OUT/layer_<L>.
+    const auto set = core::TranscoderSet::read(spec);
+    for (const auto& t : set.transcoders)
+      convert(spec + "#" + std::to_string(t.layer), (std::filesystem::path(args.get("out")) / ("layer_" + std::to_string(t.layer))).string());
+    return 0;
+  }
+  convert(spec, args.get("out"));
   return 0;
 }
 

@@ -7,6 +7,7 @@
 #include "index/index_job.h"
 #include "index/neighbours.h"
 #include "util/cancel.h"
+#include "sae/transcoder_set.h"
 #include "util/error.h"
 
 namespace fs = std::filesystem;
@@ -47,7 +48,11 @@ void removeDb(const std::string& path) {
 JobStatus buildIndex(const IndexOptions& o, const ProgressFn& progress) {
   o.validate();
   // Fail before loading anything when an input is missing.
-  for (const auto& [what, p] : {std::pair<const char*, const std::string&>{"model folder", o.model_dir}, {"SAE folder", o.sae_dir}, {"corpus", o.corpus}})
+  std::string set_file;
+  std::int64_t set_layer = 0;
+  const bool set_layer_named = parseTranscoderSetSpec(o.sae_dir, &set_file, &set_layer);  // "set.yaml#L"
+  for (const auto& [what, p] : {std::pair<const char*, const std::string&>{"model folder", o.model_dir},
+                                {"SAE folder", set_layer_named ? set_file : o.sae_dir}, {"corpus", o.corpus}})
     if (!fs::exists(p)) throw Error(std::string(what) + " '" + p + "' does not exist");
   try {
     EngineOptions eo;

@@ -12,6 +12,7 @@
 #include "io/torch_bridge.h"
 #include "io/weight_store.h"
 #include "sae/sae_formats.h"
+#include "sae/transcoder_set.h"
 #include "util/error.h"
 #include "util/mapped_file.h"
 
@@ -56,6 +57,22 @@ Sae::Sae(SaeConfig config, at::Tensor W_enc, at::Tensor b_enc, at::Tensor W_dec,
 }
 
 std::unique_ptr<Sae> Sae::load(const std::string& spec, const c10::Device& device) {
+  // "set.yaml#L": one layer of a circuit-tracer transcoder set.
+  std::string set_file;
+  std::int64_t layer = 0;
+  if (parseTranscoderSetSpec(spec, &set_file, &layer)) {
+    try {
+      return loadTranscoderSetLayer(set_file, layer, device);
+    } catch (const Error& e) {
+      throw e.withContext("loading transcoder '" + spec + "'");
+    }
+  }
+  std::error_code ec;
+  if (isTranscoderSetFile(spec) && fs::is_regular_file(spec, ec)) {
+    const TranscoderSet set = TranscoderSet::read(spec);
+    throw Error("'" + spec + "' is a transcoder set of " + std::to_string(set.transcoders.size()) + " layers",
+                "name one layer: '" + spec + "#0' to '" + spec + "#" + std::to_string(set.transcoders.size() - 1) + "'");
+  }
   // "RELEASE:ID" (SAELens's release names) or "org/repo/path/in/it", from the Hugging Face cache
   const std::string dir = resolveHubPath(resolveSaeRelease(spec));
   try {

@@ -105,6 +105,9 @@ SaeConfig SaeConfig::fromFile(const std::string& path) {
 }
 
 nlohmann::json SaeConfig::toJson() const {
+  if (transcoder() && architecture == "topk")
+    throw Error("a TopK transcoder (" + hook_name + " to " + hook_name_out + ") has no SAELens v6 architecture",
+                "SAELens writes ReLU and JumpReLU transcoders; keep the sparsify folder and open it directly");
   nlohmann::json meta = metadata.is_object() ? metadata : nlohmann::json::object();
   // SAELens reads a cfg.json without metadata.sae_lens_version as pre-6.0 (and then drops the
   // metadata), so write the config-format version it expects.

@@ -18,6 +18,11 @@ struct DictionaryFormat {
 };
 
 const std::vector<const DictionaryFormat*>& dictionaryFormats();
+// A Gemma Scope params.npz (format_gemmascope.cpp) as a JumpReLU SAE, or a transcoder when `c`
+// names an output hook; `c` brings the hooks and metadata, the file the rest.
+std::unique_ptr<Sae> loadGemmaScopeParams(const std::string& npz_path, SaeConfig c, const c10::Device& device);
+// One layer of a circuit-tracer transcoder set (sae/transcoder_set.h; format_circuit_tracer.cpp).
+std::unique_ptr<Sae> loadTranscoderSetLayer(const std::string& yaml_path, std::int64_t layer, const c10::Device& device);
 // The format of a folder; throws Error naming the folder and every layout read.
 const DictionaryFormat& dictionaryFormatOf(const std::filesystem::path& dir);
 

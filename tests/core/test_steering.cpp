@@ -5,6 +5,7 @@
 #include <QElapsedTimer>
 #include <QtTest>
 #include <memory>
+#include <tuple>
 
 #include "api/engine_impl.h"
 #include "lm/generator.h"
@@ -194,6 +195,43 @@ class TestSteering : public QObject {
     const at::Tensor expected = out0[0] + (value - f).unsqueeze(1) * tc->W_dec()[17];  // [pos, d_model]
     QVERIFY(testutil::maxAbsDiff(out1[0], expected) < 1e-5);
     QVERIFY(testutil::maxAbsDiff(out1, out0) > 0.1);
+  }
+
+  // One layer of a circuit-tracer set fits its model and steers the hook the set writes: Llama's
+  // reads hook_resid_mid and writes mlp.hook_out (then hook_mlp_out carries the same change),
+  // Gemma 2's reads ln2.hook_normalized and writes hook_mlp_out, after the post-norm.
+  void circuitTracerSetSteersItsOutputHook() {
+    c10::InferenceMode guard;
+    const std::string sets = testutil::fixture("dictionaries/circuit-tracer");
+    for (const auto& [model_name, spec, in_hook, out_hook] :
+         {std::tuple<std::string, std::string, std::string, std::string>{"llama-tiny", "relu.yaml#1", "blocks.1.hook_resid_mid", "blocks.1.mlp.hook_out"},
+          {"gemma2-tiny", "gemmascope.yaml#2", "blocks.2.ln2.hook_normalized", "blocks.2.hook_mlp_out"}}) {
+      auto model = Transformer::load(testutil::fixture("models/" + model_name), c10::Device(c10::kCPU));
+      std::shared_ptr<Sae> tc(Sae::load(sets + "/" + spec, c10::Device(c10::kCPU)));
+      QCOMPARE(checkSaeFitsModel(*tc, *model, spec), std::int64_t(spec.back() - '0'));
+      const at::Tensor ids = at::arange(3, 15, at::kLong).view({1, -1});
+      at::Tensor in0, out0, mlp0, in1, out1, mlp1;
+      auto capture = [&](HookSet* hooks, at::Tensor* in, at::Tensor* out, at::Tensor* mlp_out) {
+        for (const auto& [name, dst] : {std::pair<std::string, at::Tensor*>{in_hook, in}, {out_hook, out},
+                                        {"blocks." + std::string(1, spec.back()) + ".hook_mlp_out", mlp_out}})
+          hooks->add(name, [dst](const at::Tensor& x, const HookContext&) {
+            *dst = x.clone();
+            return at::Tensor();
+          });
+      };
+      HookSet plain, steered;
+      capture(&plain, &in0, &out0, &mlp0);
+      model->forward(ids, &plain);
+      const double value = 4.0;
+      addSteeringHooks(tc, clamp(5, value), &steered);
+      capture(&steered, &in1, &out1, &mlp1);
+      model->forward(ids, &steered);
+      QCOMPARE(testutil::maxAbsDiff(in1, in0), 0.0);
+      const at::Tensor f = tc->encode(in0)[0].select(-1, 5);
+      const at::Tensor expected = out0[0] + (value - f).unsqueeze(1) * tc->W_dec()[5];
+      QVERIFY2(testutil::maxAbsDiff(out1[0], expected) < 1e-5, spec.c_str());
+      if (model_name == "llama-tiny") QVERIFY(testutil::maxAbsDiff(mlp1 - mlp0, out1 - out0) < 1e-5);  // no post-norm
+    }
   }
 
   // A transcoder fits a model when both its hooks exist, it writes after it reads, and the

@@ -11,6 +11,7 @@
 #include <QDialogButtonBox>
 #include <QListWidget>
 #include <QMenu>
+#include <QFile>
 #include <QFileInfo>
 #include <QPushButton>
 #include <QTemporaryDir>
@@ -157,6 +158,51 @@ class TestJobs : public QObject {
     QVERIFY(failed[0][0].toString().contains("missing-sae"));
     QCOMPARE(QString::fromStdString(worker.info().sae_dir), test::demoSae());
     QCOMPARE(model_loads(), 1);
+  }
+
+  // A circuit-tracer transcoder set opened with its model puts every layer in the Dictionary
+  // menu and opens the first; choosing another layer switches without reloading the model.
+  void transcoderSetJoinsTheWorkspace() {
+    QTemporaryDir dir;
+    const QString model = dir.filePath("llama-tiny");
+    std::filesystem::copy(MONOSCOPE_FIXTURES "/models/llama-tiny", model.toStdString());
+    std::filesystem::copy_file(MONOSCOPE_FIXTURES "/tokenizer_small/tokenizer.json", (model + "/tokenizer.json").toStdString());
+    const QString set = QStringLiteral(MONOSCOPE_FIXTURES "/dictionaries/circuit-tracer/relu.yaml");
+    QSettings().clear();
+    MainWindow window;
+    auto& worker = window.session()->worker();
+    QSignalSpy opened(&worker, &InferenceWorker::opened), progress(&worker, &InferenceWorker::loadProgress);
+    window.openWorkspace({model, set, {}});
+    QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 60000);
+    QCOMPARE(opened[0][1].toString(), QFileInfo(set).absoluteFilePath() + "#0");
+    QVERIFY2(opened[0][0].toString().contains("transcoder"), qPrintable(opened[0][0].toString()));
+    QCOMPARE(window.dictionaries().size(), 2);
+    auto entries = [&]() {
+      QList<QAction*> out;
+      for (QAction* a : window.dictionaryMenu()->actions())
+        if (a->isCheckable()) out << a;
+      return out;
+    };
+    QCOMPARE(entries().size(), 2);
+    // The window hears of the open through its event queue.
+    QTRY_VERIFY_WITH_TIMEOUT(entries()[0]->isChecked() && !entries()[1]->isChecked(), 10000);
+    QVERIFY(entries()[1]->text().contains("relu.yaml#1"));
+    entries()[1]->trigger();
+    QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 2, 60000);
+    QCOMPARE(opened[1][1].toString(), QFileInfo(set).absoluteFilePath() + "#1");
+    QCOMPARE(QString::fromStdString(worker.info().hook_name_out), QStringLiteral("blocks.1.mlp.hook_out"));
+    int model_loads = 0;
+    for (const auto& p : progress) model_loads += p[0].toString() == "load model";
+    QCOMPARE(model_loads, 1);
+    QTRY_VERIFY_WITH_TIMEOUT(!entries()[0]->isChecked() && entries()[1]->isChecked(), 10000);
+    // A set that does not parse is refused before anything is opened.
+    const QString broken = dir.filePath("broken.yaml");
+    QFile f(broken);
+    QVERIFY(f.open(QIODevice::WriteOnly));
+    f.write("transcoders: [unclosed\n");
+    f.close();
+    QVERIFY(window.openWorkspace({model, broken, {}}, true).contains("not valid YAML"));
+    QCOMPARE(window.dictionaries().size(), 2);
   }
 
   void indexJobFromTheAppKeepsGuiResponsive() {
