@@ -1,8 +1,10 @@
 // One layer of a circuit-tracer transcoder set (sae/transcoder_set.h). A params.npz is read as
 // Gemma Scope stores it; a safetensors file in circuit-tracer's ReLU layout: W_enc [d_sae, d_in],
-// b_enc [d_sae], W_dec [d_out, d_sae], b_dec [d_out], W_skip [d_out, d_in] when there is one.
-// Its encoding is relu(x W_enc^T + b_enc) (no b_dec first) and its output acts W_dec^T + b_dec
-// (+ x W_skip^T): SAELens's transcoder and skip_transcoder with W_enc and W_dec transposed.
+// b_enc [d_sae], W_dec [d_sae, d_out] (files saved for circuit-tracer's first release hold it
+// transposed, [d_out, d_sae], told apart by shape), b_dec [d_out], W_skip [d_out, d_in] when
+// there is one. Its encoding is relu(x W_enc^T + b_enc) (no b_dec first) and its output
+// acts W_dec + b_dec (+ x W_skip^T): SAELens's transcoder and skip_transcoder with W_enc
+// transposed.
 #include <filesystem>
 
 #include "io/torch_bridge.h"
@@ -18,27 +20,30 @@ namespace {
 
 std::unique_ptr<Sae> loadReluLayout(const std::string& file, SaeConfig c, const c10::Device& device) {
   WeightStore store = WeightStore::fromFile(file);
-  const char* layout = "circuit-tracer's layout: W_enc [d_sae, d_in], b_enc [d_sae], W_dec [d_out, d_sae], b_dec [d_out], optional W_skip [d_out, d_in]";
+  const char* layout = "circuit-tracer's layout: W_enc [d_sae, d_in], b_enc [d_sae], W_dec [d_sae, d_out], b_dec [d_out], optional W_skip [d_out, d_in]";
   for (const char* name : {"W_enc", "b_enc", "W_dec", "b_dec"})
     if (!store.has(name)) throw Error("'" + file + "' has no tensor '" + name + "'", layout);
   if (store.has("log_thresholds") || store.has("threshold"))
     throw Error("'" + file + "' holds thresholds; circuit-tracer reads only ReLU transcoders from safetensors", layout);
   const auto& enc = store.tensor("W_enc").shape;
   const auto& dec = store.tensor("W_dec").shape;
-  if (enc.size() != 2 || dec.size() != 2 || enc[0] <= 0 || enc[1] <= 0 || enc[0] > (1 << 26) || enc[1] > (1 << 20) ||
-      dec[0] <= 0 || dec[0] > (1 << 20))
-    throw Error("'" + file + "' W_enc is " + shapeString(enc) + " and W_dec " + shapeString(dec), layout);
+  const auto& bdec = store.tensor("b_dec").shape;
+  if (enc.size() != 2 || enc[0] <= 0 || enc[1] <= 0 || enc[0] > (1 << 26) || enc[1] > (1 << 20) || bdec.size() != 1 ||
+      bdec[0] <= 0 || bdec[0] > (1 << 20))
+    throw Error("'" + file + "' W_enc is " + shapeString(enc) + " and b_dec " + shapeString(bdec), layout);
   c.architecture = "standard";
   c.d_sae = enc[0];
   c.d_in = enc[1];
-  c.d_out = dec[0];
+  c.d_out = bdec[0];
+  const bool transposed = dec != std::vector<std::int64_t>{c.d_sae, c.d_out} && dec == std::vector<std::int64_t>{c.d_out, c.d_sae};
   c.apply_b_dec_to_input = false;
   c.skip = store.has("W_skip");
   c.metadata["hook_name"] = c.hook_name;
   c.metadata["hook_name_out"] = c.hook_name_out;
   const at::Tensor W_enc = loadWeight(store, "W_enc", {c.d_sae, c.d_in}, device).t().contiguous();
   const at::Tensor b_enc = loadWeight(store, "b_enc", {c.d_sae}, device);
-  const at::Tensor W_dec = loadWeight(store, "W_dec", {c.d_out, c.d_sae}, device).t().contiguous();
+  const at::Tensor W_dec = transposed ? loadWeight(store, "W_dec", {c.d_out, c.d_sae}, device).t().contiguous()
+                                      : loadWeight(store, "W_dec", {c.d_sae, c.d_out}, device);
   const at::Tensor b_dec = loadWeight(store, "b_dec", {c.d_out}, device);
   const at::Tensor W_skip = c.skip ? loadWeight(store, "W_skip", {c.d_out, c.d_in}, device) : at::Tensor();
   return std::make_unique<Sae>(std::move(c), W_enc, b_enc, W_dec, b_dec, at::Tensor(), W_skip);

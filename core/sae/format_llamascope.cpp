@@ -12,7 +12,8 @@
 //   x_hat = sum_i a_i D_i / n_i + b_dec / s_out.
 // As a JumpReLU SAE with b_dec not subtracted first: W_enc[:, i] = E_i s_in n_i / s_out,
 // b_enc_i = b_enc_i n_i / s_out, threshold theta on every feature, W_dec[i] = D_i / n_i,
-// b_dec = b_dec / s_out.
+// b_dec = b_dec / s_out. A transcoder (hook_point_out another hook of the block, its norm the
+// 'out' one) folds the same way: its output is x_hat at hook_point_out.
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
@@ -54,9 +55,17 @@ std::unique_ptr<Sae> load(const fs::path& dir, const c10::Device& device) {
   c.d_sae = f.integer("d_sae");
   if (c.d_sae <= 0 || c.d_sae > (1 << 26)) f.fail("d_sae", "is " + std::to_string(c.d_sae) + ", outside 1..67108864");
   const std::string in = f.string("hook_point_in"), out = f.string("hook_point_out", in);
-  if (in != out)
-    f.fail("hook_point_out", "is '" + out + "' and hook_point_in '" + in + "': this is a transcoder",
-           "Monoscope reads Llama Scope SAEs (one hook) here");
+  if (in != out) {
+    // A transcoder (Llama Scope's LXTC: the MLP's input to its output) in the same block.
+    const std::string cin = canonicalHook(in), cout = canonicalHook(out);
+    const BlockHook hin = blockHookOf(cin), hout = blockHookOf(cout);
+    const auto blockOf = [](const std::string& h) { return h.substr(0, h.find('.', 7)); };
+    if (hin == kBlockHookCount || hout == kBlockHookCount || blockOf(cin) != blockOf(cout) || hout <= hin)
+      f.fail("hook_point_out", "is '" + out + "' and hook_point_in '" + in + "'",
+             "Monoscope reads Llama Scope transcoders that write a later hook of the block they read");
+    c.hook_name_out = cout;
+    c.d_out = c.d_in;
+  }
   const std::string act = f.string("act_fn", "jumprelu");
   if (act != "jumprelu")
     f.fail("act_fn", "'" + act + "' is not supported", "Monoscope reads Llama Scope's JumpReLU SAEs (act_fn jumprelu)");
@@ -86,6 +95,7 @@ std::unique_ptr<Sae> load(const fs::path& dir, const c10::Device& device) {
   c.normalize_activations = "none";
   c.model_name = f.string("model_name", "");
   c.metadata = {{"hook_name", c.hook_name}, {"converted_from", "llama_scope"}, {"llama_scope_threshold", theta}};
+  if (c.transcoder()) c.metadata["hook_name_out"] = c.hook_name_out;
   const std::string wpath = weightsOf(dir).string();
   WeightStore store = WeightStore::fromFile(wpath);
   const at::Tensor E = loadWeight(store, "encoder.weight", {c.d_sae, c.d_in}, device);

@@ -8,7 +8,8 @@
 // with one transcoder per layer, layers 0..n-1 each once. A file is a Gemma Scope params.npz
 // (W_enc [d_in, d_sae], b_enc, W_dec [d_sae, d_out], b_dec, threshold: JumpReLU) or a
 // safetensors file in circuit-tracer's own layout (W_enc [d_sae, d_in], b_enc, W_dec
-// [d_out, d_sae], b_dec, optional W_skip [d_out, d_in]: ReLU, as load_relu_transcoder reads it).
+// [d_sae, d_out] or, as first released, [d_out, d_sae], b_dec, optional W_skip [d_out, d_in]:
+// ReLU, as load_relu_transcoder reads it).
 // Local paths are relative to the YAML file; hf:// paths resolve through the Hugging Face cache,
 // offline. One layer's transcoder is named "<set.yaml>#<layer>" wherever a dictionary is.
 // No LibTorch here.

@@ -199,8 +199,8 @@ class TestSae : public QObject {
 
   // A Llama Scope SAE (hyperparams.json + checkpoints/final.safetensors, stored in its training
   // space with decoder columns of any norm) encodes and reconstructs as lm_saes's folded
-  // definition does, converts to SAELens v6 with the same encodings, and refuses a transcoder
-  // and another activation by name.
+  // definition does, converts to SAELens v6 with the same encodings, reads a transcoder, and
+  // refuses a transcoder writing back into another block and another activation by name.
   void llamaScopeMatchesItsDefinition() {
     c10::InferenceMode guard;
     SafetensorsFile expected(testutil::fixture("dictionaries/llama_scope_expected.safetensors"));
@@ -227,8 +227,22 @@ class TestSae : public QObject {
       std::ofstream(bad + "/hyperparams.json") << cfg.dump();
       expectRefused(bad, needle);
     };
-    refused("hook_point_out", "blocks.1.hook_mlp_out", "transcoder");
+    refused("hook_point_out", "blocks.0.hook_mlp_out", "later hook of the block");
     refused("act_fn", "topk", "act_fn");
+    // A transcoder (LXTC: hook_point_in the MLP's input, hook_point_out its output) folds the
+    // same way; its output at hook_point_out is the SAE's reconstruction formula.
+    const std::string tc_dir = tmp.path().toStdString() + "/L1TC";
+    std::filesystem::create_directories(tc_dir + "/checkpoints");
+    std::filesystem::copy_file(dir + "/checkpoints/final.safetensors", tc_dir + "/checkpoints/final.safetensors");
+    auto tc_cfg = readJsonFile(dir + "/hyperparams.json");
+    tc_cfg["hook_point_in"] = "blocks.1.ln2.hook_normalized";
+    tc_cfg["hook_point_out"] = "blocks.1.hook_mlp_out";
+    std::ofstream(tc_dir + "/hyperparams.json") << tc_cfg.dump();
+    auto tc = Sae::load(tc_dir, c10::Device(c10::kCPU));
+    QCOMPARE(tc->config().hook_name, std::string("blocks.1.ln2.hook_normalized"));
+    QCOMPARE(tc->config().writeHook(), std::string("blocks.1.hook_mlp_out"));
+    QVERIFY(testutil::maxAbsDiff(tc->encode(x), want) < 1e-4);
+    QVERIFY(testutil::maxAbsDiff(tc->transcode(x), testutil::loadExpected(expected, "reconstruction")) < 1e-4);
     refused("jump_relu_threshold", -1.0, "jump_relu_threshold");
   }
 
