@@ -100,7 +100,8 @@ void InferenceWorker::open(const core::EngineOptions& options) {
                          .arg(QString::fromStdString(i.model_type))
                          .arg(i.n_layers)
                          .arg(i.d_model)
-                         .arg(QString::fromStdString(i.dtype))
+                         .arg(QString::fromStdString(i.dtype) +
+                              (i.compute_dtype.empty() || i.compute_dtype == i.dtype ? QString() : tr(" (%1 products)").arg(QString::fromStdString(i.compute_dtype))))
                          .arg(QString::fromStdString(i.device));
       if (!i.hook_name.empty() && !i.hook_name_out.empty())
         text += tr("; transcoder %1 (%2, %3 features) from %4 to %5")

@@ -10,6 +10,7 @@
 #include "api/engine_impl.h"
 #include "lm/generator.h"
 #include "lm/hooks.h"
+#include "lm/packed_product.h"
 #include "sae/steering.h"
 #include "util/error.h"
 #include "util/memory.h"
@@ -210,6 +211,9 @@ std::unique_ptr<Engine> Engine::open(const EngineOptions& options, const Progres
     case at::kHalf: in.dtype = "float16"; break;
     default: in.dtype = c10::toString(impl->model->unembed().scalar_type()); break;
   }
+  in.compute_dtype = impl->model->unembed().scalar_type() == at::kBFloat16 && impl->model->device().is_cpu() && bf16ProductsEnabled()
+                         ? "bfloat16"
+                         : "float32";
   in.n_layers = mc.n_layers;
   in.d_model = mc.d_model;
   in.n_ctx = mc.n_ctx;

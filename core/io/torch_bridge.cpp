@@ -1,5 +1,11 @@
 #include "io/torch_bridge.h"
 
+#include <ATen/Parallel.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+
 #include "util/error.h"
 
 namespace monoscope::core {
@@ -50,9 +56,39 @@ at::Tensor loadWeight(const WeightStore& store, const std::string& name,
   return device.is_cpu() ? t : t.to(device);
 }
 
-void copyWeightInto(const WeightStore& store, const std::string& name, at::Tensor& dst) {
+namespace {
+// Whether a stored float tensor holds no NaN or infinity: its exponent bits are not all ones.
+// Read straight from the mapped bytes in parallel blocks (memory speed: a model's weights are
+// checked while they are read the first time).
+template <typename Bits>
+bool noExponentAllOnes(const std::uint8_t* data, std::int64_t n, Bits mask) {
+  std::atomic<bool> ok{true};
+  at::parallel_for(0, n, 1 << 20, [&](std::int64_t b, std::int64_t e) {
+    Bits any = 0;
+    for (std::int64_t i = b; i < e; ++i) {
+      Bits v;
+      std::memcpy(&v, data + i * static_cast<std::int64_t>(sizeof(Bits)), sizeof(Bits));
+      any |= static_cast<Bits>((v & mask) == mask);
+    }
+    if (any) ok = false;
+  });
+  return ok;
+}
+
+bool allFinite(const TensorView& view) {
+  const std::int64_t n = view.numel();
+  switch (view.dtype) {
+    case DType::BF16: return noExponentAllOnes<std::uint16_t>(view.data, n, 0x7F80u);
+    case DType::F16: return noExponentAllOnes<std::uint16_t>(view.data, n, 0x7C00u);
+    case DType::F32: return noExponentAllOnes<std::uint32_t>(view.data, n, 0x7F800000u);
+    case DType::F64: return noExponentAllOnes<std::uint64_t>(view.data, n, 0x7FF0000000000000ull);
+    default: return true;
+  }
+}
+
+// The stored tensor `name` viewed in place (its shape checked) and checked for NaN and infinities.
+at::Tensor checkedView(const WeightStore& store, const std::string& name, const std::vector<std::int64_t>& expected) {
   const TensorView& view = store.tensor(name);
-  const std::vector<std::int64_t> expected = dst.sizes().vec();
   if (view.shape != expected) {
     throw Error("tensor '" + name + "' in '" + store.fileOf(name) + "' has shape " + shapeString(view.shape) +
                     ", expected " + shapeString(expected),
@@ -60,16 +96,27 @@ void copyWeightInto(const WeightStore& store, const std::string& name, at::Tenso
   }
   const at::ScalarType st = floatTypeOf(view, name, store.fileOf(name));
   const at::Tensor raw = at::from_blob(const_cast<std::uint8_t*>(view.data), view.shape, at::TensorOptions().dtype(st));
-  // Checked a slice at a time, so a large embedding needs no tensor of flags its size.
-  const std::int64_t rows = raw.dim() > 0 ? raw.size(0) : 1, step = std::max<std::int64_t>(1, (1 << 22) / std::max<std::int64_t>(1, raw.numel() / rows));
-  for (std::int64_t r = 0; r < rows; r += step) {
-    const at::Tensor part = raw.dim() > 0 ? raw.narrow(0, r, std::min(step, rows - r)) : raw;
-    if (!at::isfinite(part).all().item<bool>()) {
-      throw Error("tensor '" + name + "' in '" + store.fileOf(name) + "' holds NaN or infinite values",
-                  "the weights are corrupt; re-export or re-download them");
-    }
+  if (!allFinite(view)) {
+    throw Error("tensor '" + name + "' in '" + store.fileOf(name) + "' holds NaN or infinite values",
+                "the weights are corrupt; re-export or re-download them");
   }
-  dst.copy_(raw);
+  return raw;
+}
+}  // namespace
+
+void copyWeightInto(const WeightStore& store, const std::string& name, at::Tensor& dst) {
+  dst.copy_(checkedView(store, name, dst.sizes().vec()));
+}
+
+at::Tensor mapWeight(const std::shared_ptr<const WeightStore>& store, const std::string& name,
+                     const std::vector<std::int64_t>& shape, at::ScalarType dtype) {
+  const TensorView& view = store->tensor(name);
+  if (view.shape != shape || floatTypeOf(view, name, store->fileOf(name)) != dtype) return at::Tensor();
+  if (reinterpret_cast<std::uintptr_t>(view.data) % static_cast<std::uintptr_t>(c10::elementSize(dtype)) != 0) return at::Tensor();
+  const at::Tensor raw = checkedView(*store, name, shape);
+  // The deleter holds the store: the mapping lives as long as any tensor reading it.
+  return at::from_blob(const_cast<std::uint8_t*>(view.data), shape, [keep = store](void*) { (void)keep; },
+                       at::TensorOptions().dtype(dtype));
 }
 
 void saveTensors(const std::string& path,

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,6 +23,13 @@ at::Tensor loadWeight(const WeightStore& store, const std::string& name,
 // Copies `name` into `dst` (its shape checked, converted to dst's dtype and device) with no
 // float32 copy in between, so a BF16 weight kept as BF16 is copied once; errors name the file.
 void copyWeightInto(const WeightStore& store, const std::string& name, at::Tensor& dst);
+
+// `name` as a CPU tensor reading the mapped file in place (no copy, no anonymous memory: the
+// pages are the page cache's), when it is stored as `dtype` in `shape` at an aligned address;
+// else an undefined tensor (copy it instead). Checked for NaN and infinities. The tensor keeps
+// `store` (and its mapping) alive; the mapping is read-only, so the tensor must never be written.
+at::Tensor mapWeight(const std::shared_ptr<const WeightStore>& store, const std::string& name,
+                     const std::vector<std::int64_t>& shape, at::ScalarType dtype);
 
 // Writes float tensors (moved to CPU, made contiguous) as F32, or F16 with `half`, to a
 // safetensors file.

@@ -26,6 +26,9 @@ namespace {
 
 // On unless the environment says MONOSCOPE_PACKED_PRODUCTS=0 (to compare against BLAS).
 std::atomic<bool> g_enabled{!switchedOff("MONOSCOPE_PACKED_PRODUCTS")};
+// BF16 products on for BF16 weights where the CPU has BF16 instructions, unless
+// MONOSCOPE_BF16_PRODUCTS=0 (then such weights are widened to fp32 for each product).
+std::atomic<bool> g_bf16_enabled{!switchedOff("MONOSCOPE_BF16_PRODUCTS")};
 
 // A product is cut into tiles of at most kTileRows x kTileCols outputs, each computed by one
 // thread (the tiles side by side): a tile's rows and results stay in cache, a 256-token prompt
@@ -69,6 +72,24 @@ const dnnl::engine& cpuEngine() {
   return engine;
 }
 
+// Made for one thread: the blocks of a product run side by side, one thread each, so a result
+// never depends on the thread count (for small shapes oneDNN would otherwise split the sum over
+// K between threads, and a scan's one-thread lanes would round differently from a two-thread
+// run).
+struct OneThread {
+  int saved = omp_get_max_threads();
+  OneThread() { omp_set_num_threads(1); }
+  ~OneThread() { omp_set_num_threads(saved); }
+};
+
+dnnl::post_ops postOps(Activation activation) {
+  dnnl::post_ops ops;
+  if (activation == Activation::GeluTanh) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_tanh, 0.0f, 0.0f);
+  if (activation == Activation::GeluErf) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
+  if (activation == Activation::Relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+  return ops;
+}
+
 // One matmul primitive per shape, shared by every weight of that shape.
 struct Primitive {
   dnnl::matmul matmul;
@@ -92,22 +113,10 @@ std::shared_ptr<const Primitive> primitiveFor(std::int64_t rows, std::int64_t K,
   const dnnl::memory::desc dst({rows, N}, dt::f32, {ld, 1});
   const dnnl::matmul::desc desc = bias ? dnnl::matmul::desc(src, weights, dnnl::memory::desc({1, N}, dt::f32, tag::ab), dst)
                                        : dnnl::matmul::desc(src, weights, dst);
-  dnnl::post_ops ops;
-  if (activation == Activation::GeluTanh) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_tanh, 0.0f, 0.0f);
-  if (activation == Activation::GeluErf) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
-  if (activation == Activation::Relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
   dnnl::primitive_attr attr;
-  attr.set_post_ops(ops);
+  attr.set_post_ops(postOps(activation));
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  // Made for one thread: the blocks of a product run side by side, one thread each, so a result
-  // never depends on the thread count (for small shapes oneDNN would otherwise split the sum over
-  // K between threads, and a scan's one-thread lanes would round differently from a two-thread
-  // run).
-  struct OneThread {
-    int saved = omp_get_max_threads();
-    OneThread() { omp_set_num_threads(1); }
-    ~OneThread() { omp_set_num_threads(saved); }
-  } one_thread;
+  OneThread one_thread;
   const dnnl::matmul::primitive_desc pd(desc, attr, cpuEngine());
   auto made = std::make_shared<const Primitive>(Primitive{dnnl::matmul(pd), pd.weights_desc(), pd.scratchpad_desc()});
   cache.emplace(key, made);
@@ -126,7 +135,95 @@ at::Tensor pack(const at::Tensor& w, const dnnl::memory::desc& layout) {
   stream.wait();
   return out;
 }
+
+// A BF16 product's tile: rows x cols of the output (rows ld apart) from bf16 rows x K of the
+// input and the weight's bf16 K x cols block read in place (strides ws0, ws1: no packed copy,
+// which would hold the model twice), accumulated in fp32.
+struct Bf16Primitive {
+  dnnl::matmul matmul;
+  dnnl::memory::desc scratchpad;
+};
+
+std::shared_ptr<const Bf16Primitive> bf16PrimitiveFor(std::int64_t rows, std::int64_t K, std::int64_t cols, std::int64_t ld,
+                                                      std::int64_t ws0, std::int64_t ws1, bool bias, Activation activation) {
+  static std::mutex mutex;
+  static std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t, bool, Activation>,
+                  std::shared_ptr<const Bf16Primitive>>
+      cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  const auto key = std::make_tuple(rows, K, cols, ld, ws0, ws1, bias, activation);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  if (cache.size() > 256) cache.clear();
+  const dnnl::memory::desc src({rows, K}, dt::bf16, tag::ab);
+  const dnnl::memory::desc weights({K, cols}, dt::bf16, {ws0, ws1});
+  const dnnl::memory::desc dst({rows, cols}, dt::f32, {ld, 1});
+  const dnnl::matmul::desc desc = bias ? dnnl::matmul::desc(src, weights, dnnl::memory::desc({1, cols}, dt::f32, tag::ab), dst)
+                                       : dnnl::matmul::desc(src, weights, dst);
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(postOps(activation));
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  OneThread one_thread;
+  const dnnl::matmul::primitive_desc pd(desc, attr, cpuEngine());
+  auto made = std::make_shared<const Bf16Primitive>(Bf16Primitive{dnnl::matmul(pd), pd.scratchpad_desc()});
+  cache.emplace(key, made);
+  return made;
+}
+
+// Narrower than the fp32 tiles: a model's products are few tiles wide (2,304 outputs are nine
+// of these), so two threads share them more evenly.
+constexpr std::int64_t kBf16TileCols = 256;
+
+at::Tensor bf16Product(const at::Tensor& b, const at::Tensor& x, const at::Tensor& w, Activation activation) {
+  constexpr std::int64_t kTileCols = kBf16TileCols;
+  const std::int64_t M = x.size(0), K = x.size(1), N = w.size(1);
+  const at::Tensor xb = x.to(at::kBFloat16).contiguous();
+  const at::Tensor bias = b.defined() ? b.to(at::kFloat).contiguous() : b;
+  const std::int64_t ws0 = w.stride(0), ws1 = w.stride(1);
+  const std::int64_t row_tiles = (M + kTileRows - 1) / kTileRows, col_tiles = (N + kTileCols - 1) / kTileCols;
+  at::Tensor out = at::empty({M, N}, x.options().dtype(at::kFloat));
+  const dnnl::engine& engine = cpuEngine();
+  const auto* wdata = static_cast<const std::uint16_t*>(w.data_ptr());
+  const auto* xdata = static_cast<const std::uint16_t*>(xb.data_ptr());
+  // Primitives are made before the threads start (their cache is locked).
+  std::map<std::pair<std::int64_t, std::int64_t>, std::shared_ptr<const Bf16Primitive>> prims;
+  for (const std::int64_t rows : {std::min(M, kTileRows), M % kTileRows})
+    for (const std::int64_t cols : {std::min(N, kTileCols), N % kTileCols})
+      if (rows > 0 && cols > 0 && !prims.count({rows, cols}))
+        prims[{rows, cols}] = bf16PrimitiveFor(rows, K, cols, N, ws0, ws1, bias.defined(), activation);
+  at::parallel_for(0, row_tiles * col_tiles, 1, [&](std::int64_t t0, std::int64_t t1) {
+    dnnl::stream stream(engine);
+    thread_local std::vector<std::uint8_t> scratch;  // kept between products: no fresh pages each time
+    for (std::int64_t t = t0; t < t1; ++t) {
+      const std::int64_t c = t / row_tiles, r = t % row_tiles;
+      const std::int64_t r0 = r * kTileRows, rows = std::min(M, r0 + kTileRows) - r0;
+      const std::int64_t c0 = c * kTileCols, cols = std::min(N, c0 + kTileCols) - c0;
+      const Bf16Primitive& p = *prims.at({rows, cols});
+      std::unordered_map<int, dnnl::memory> args{
+          {DNNL_ARG_SRC, dnnl::memory({{rows, K}, dt::bf16, tag::ab}, engine, const_cast<std::uint16_t*>(xdata + r0 * K))},
+          {DNNL_ARG_WEIGHTS, dnnl::memory({{K, cols}, dt::bf16, {ws0, ws1}}, engine, const_cast<std::uint16_t*>(wdata + c0 * ws1))},
+          {DNNL_ARG_DST, dnnl::memory({{rows, cols}, dt::f32, {N, 1}}, engine, out.data_ptr<float>() + r0 * N + c0)}};
+      if (bias.defined()) args.emplace(DNNL_ARG_BIAS, dnnl::memory({{1, cols}, dt::f32, tag::ab}, engine, bias.data_ptr<float>() + c0));
+      scratch.resize(std::max<std::size_t>(scratch.size(), p.scratchpad.get_size()));
+      args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(p.scratchpad, engine, scratch.data()));
+      p.matmul.execute(stream, args);
+    }
+    stream.wait();
+  });
+  return out;
+}
 #endif
+
+// BF16 weights multiplied in BF16: float activations, no autograd, the CPU's BF16 instructions.
+bool bf16Applies(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  if (!bf16ProductsEnabled()) return false;
+  if (x.dim() != 2 || w.dim() != 2 || x.size(1) != w.size(0) || x.size(0) == 0 || w.size(1) == 0) return false;
+  if (!x.device().is_cpu() || !w.device().is_cpu() || x.scalar_type() != at::kFloat || w.scalar_type() != at::kBFloat16)
+    return false;
+  if (b.defined() && (b.dim() != 1 || b.size(0) != w.size(1) || !b.device().is_cpu())) return false;
+  const bool grad = x.requires_grad() || w.requires_grad() || (b.defined() && b.requires_grad());
+  return !(grad && c10::GradMode::is_enabled());
+}
 
 }  // namespace
 
@@ -141,6 +238,22 @@ bool packedProductsAvailable() {
 bool setPackedProducts(bool on) { return g_enabled.exchange(on); }
 
 bool packedProductsEnabled() { return g_enabled.load() && packedProductsAvailable(); }
+
+bool bf16ProductsAvailable() {
+#ifdef MONOSCOPE_HAVE_DNNL
+  static const bool has = [] {
+    const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+    return isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx;
+  }();
+  return has;
+#else
+  return false;
+#endif
+}
+
+bool setBf16Products(bool on) { return g_bf16_enabled.exchange(on); }
+
+bool bf16ProductsEnabled() { return g_bf16_enabled.load() && bf16ProductsAvailable(); }
 
 namespace {
 // Packed copies of all weights together stay under this size; past it, weights are multiplied
@@ -185,6 +298,9 @@ PackedProduct& PackedProduct::operator=(const PackedProduct& other) {
 
 at::Tensor PackedProduct::addmm(const at::Tensor& b, const at::Tensor& x, const at::Tensor& w,
                                 Activation activation) const {
+#ifdef MONOSCOPE_HAVE_DNNL
+  if (bf16Applies(x, w, b)) return bf16Product(b, x, w, activation);
+#endif
   // (a moved-from product has no state)
   if (!state_ || !packedApplies(x, w, b)) return blasProduct(b, x, w, activation);
 #ifdef MONOSCOPE_HAVE_DNNL

@@ -20,6 +20,14 @@ bool packedProductsAvailable();
 // previous setting.
 bool setPackedProducts(bool on);
 bool packedProductsEnabled();
+// BF16 weights (a model kept as stored, WeightDtype::Stored) multiply in BF16 where the CPU has
+// BF16 instructions (avx512_bf16 or AMX): the activations are rounded to BF16 and the sums kept
+// in fp32, as Hugging Face runs a BF16 model, at several times the speed of widening each weight
+// to fp32 first. On by default where available; MONOSCOPE_BF16_PRODUCTS=0 or setBf16Products(false)
+// widens instead (exact fp32 products of the stored weights).
+bool bf16ProductsAvailable();
+bool setBf16Products(bool on);  // returns the previous setting
+bool bf16ProductsEnabled();
 
 // An activation applied to the product's output in the same pass.
 enum class Activation { None, GeluTanh, GeluErf, Relu };

@@ -74,7 +74,17 @@ Transformer::Transformer(ModelConfig config, c10::Device device)
 
 at::Tensor& Transformer::param(const std::string& name, std::vector<std::int64_t> shape) {
   const at::ScalarType dtype = shape.size() == 2 ? weight_dtype_ : at::kFloat;
+  if (mapping_ && !planning_ && shape.size() == 2 && dtype != at::kFloat && device_.is_cpu()) {
+    // Kept as stored: read from the file's pages in place, not copied.
+    at::Tensor mapped = mapWeight(mapping_, prefix_ + name, shape, dtype);
+    if (mapped.defined()) {
+      params_.emplace_back(prefix_ + name, std::move(mapped));
+      mapped_.push_back(true);
+      return params_.back().second;
+    }
+  }
   params_.emplace_back(prefix_ + name, at::empty(shape, at::TensorOptions().dtype(dtype).device(planning_ ? c10::Device(c10::kMeta) : device_)));
+  mapped_.push_back(false);
   return params_.back().second;
 }
 
@@ -84,6 +94,7 @@ void Transformer::bindParameters() {
   const std::int64_t D = c.d_model, M = c.d_mlp, V = c.vocab_size, dh = c.d_head;
   const std::int64_t Q = c.n_heads * dh, KV = c.n_kv_heads * dh;
   params_.clear();
+  mapped_.clear();
   layers_.assign(static_cast<std::size_t>(c.n_layers), Layer{});
   auto linear = [&](const std::string& name, std::int64_t out, std::int64_t in) -> at::Tensor {
     return param(name, n.conv1d ? std::vector<std::int64_t>{in, out} : std::vector<std::int64_t>{out, in});
@@ -154,7 +165,8 @@ std::unique_ptr<Transformer> Transformer::load(const std::string& model, const c
     const std::string dir = resolveModelDir(model);  // a GGUF file is imported once into the cache
     ModelConfig cfg = ModelConfig::fromFile((fs::path(dir) / "config.json").string());
     std::unique_ptr<Transformer> m(new Transformer(cfg, device));
-    WeightStore store(dir);
+    const auto shared_store = std::make_shared<const WeightStore>(dir);
+    const WeightStore& store = *shared_store;
     m->prefix_ = store.has(m->names_.prefix + m->names_.embed) ? m->names_.prefix : "";
     // The parameters' names and shapes first (no memory), to size the model in each dtype.
     m->planning_ = true;
@@ -209,8 +221,11 @@ std::unique_ptr<Transformer> Transformer::load(const std::string& model, const c
                                                  " weights as stored (half the memory; --weights stored), or free memory"
                                            : "free memory, or use a machine with more");
     }
+    if (keep_half && device.is_cpu()) m->mapping_ = shared_store;
     m->bindParameters();
-    for (auto& [name, t] : m->params_) copyWeightInto(store, name, t);
+    m->mapping_.reset();  // the mapped tensors hold the store themselves
+    for (std::size_t i = 0; i < m->params_.size(); ++i)
+      if (!m->mapped_[i]) copyWeightInto(store, m->params_[i].first, m->params_[i].second);
     return m;
   } catch (const Error& e) {
     throw e.withContext("loading model '" + model + "'");
@@ -292,7 +307,9 @@ at::Tensor Transformer::normalize(const at::Tensor& x) const {
 }
 
 at::Tensor Transformer::unembedProduct(const at::Tensor& x) const {
-  if (lm_head_.scalar_type() == x.scalar_type()) return unembed_.linear(x, lm_head_.t(), at::Tensor());
+  if (lm_head_.scalar_type() == x.scalar_type() ||
+      (lm_head_.scalar_type() == at::kBFloat16 && x.scalar_type() == at::kFloat && x.device().is_cpu() && bf16ProductsEnabled()))
+    return unembed_.linear(x, lm_head_.t(), at::Tensor());
   const std::int64_t V = lm_head_.size(0);
   std::vector<at::Tensor> parts;
   for (std::int64_t v = 0; v < V; v += kUnembedSlice) {

@@ -19,6 +19,8 @@
 
 namespace monoscope::core {
 
+class WeightStore;
+
 // Keys and values of every layer for the positions seen so far.
 struct KvCache {
   std::vector<at::Tensor> k;  // per layer [batch, n_kv_heads, pos, d_head]
@@ -112,6 +114,10 @@ class Transformer {
   std::string prefix_;  // names_.prefix, or "" for a checkpoint saved without it
   at::ScalarType weight_dtype_ = at::kFloat;  // of the matrices (param with two dimensions)
   bool planning_ = false;                     // bindParameters only lists names and shapes
+  // Set while loading half-precision matrices on the CPU: param() maps them from the files in
+  // place instead of allocating (io/torch_bridge.h mapWeight); `mapped_` names those it mapped.
+  std::shared_ptr<const WeightStore> mapping_;
+  std::vector<bool> mapped_;
   static constexpr std::int64_t kUnembedSlice = 32768;  // vocabulary rows widened at a time
   std::vector<std::pair<std::string, at::Tensor>> params_;
   std::vector<Layer> layers_;

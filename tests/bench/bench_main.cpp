@@ -106,7 +106,9 @@ static int benchForward(int threads, int seq, int batch, int iters, const std::s
     best = std::min(best, seconds(t0, Clock::now()));
   }
   const at::ScalarType wd = model->weightDtype();
-  std::cout << nlohmann::json{{"bench", "forward"}, {"impl", "monoscope"}, {"threads", threads}, {"dtype", "f32"},
+  const bool bf16_products = model->weightDtype() == at::kBFloat16 && bf16ProductsEnabled();
+  std::cout << nlohmann::json{{"bench", "forward"}, {"impl", "monoscope"}, {"threads", threads},
+                              {"dtype", bf16_products ? "bf16 products" : "f32"},
                               {"weights", wd == at::kFloat ? "float32" : wd == at::kBFloat16 ? "bfloat16" : "float16"},
                               {"parameters", model->config().parameterCount()},
                               {"model", model_path.empty() ? "gpt2-small-random" : model_path},

@@ -5,7 +5,9 @@
 # times (default 3): load time, resident memory after loading and at the peak, forward tokens/s
 # (1 x SEQ tokens), and `monoscope-cli index` with a random 16,384-feature TopK SAE at the middle
 # layer over INDEX_TOKENS tokens of the real demo's corpus sample (the SmolLM2 tokenizer stands in,
-# filled up to each model's vocabulary with unused tokens). Prints every run and the ranges.
+# filled up to each model's vocabulary with unused tokens); beside each forward run, the peer:
+# transformers loading the same folder in BF16 and running the same forward. Prints every run, the
+# ranges and the ratios.
 # Usage: bash tests/bench/full_size.sh [RUNS] [MODEL...]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -33,6 +35,9 @@ for run in $(seq "$RUNS"); do
   for m in $MODELS; do
     dir="$FULL/$m"
     "$BENCH" forward "$THREADS" "$SEQ" 1 1 "$dir" | sed "s/^{/{\"run\": $run, \"name\": \"$m\", /" >> "$results"
+    # The peer: transformers loading the same folder (BF16) and running the same forward.
+    "$PY" tests/bench/peers.py forward --threads "$THREADS" --seq "$SEQ" --batch 1 --iters 1 --model "$dir" 2>/dev/null \
+      | sed "s/^{/{\"run\": $run, \"name\": \"$m\", /" >> "$results"
     rm -f "$WORK/index.db"
     /usr/bin/time -f '%e %M' -o "$WORK/index.time" "$CLI" index --model "$dir" --sae "$dir/sae" \
       --corpus data/smollm2/corpus/sample.tokens.safetensors --tokens "$INDEX_TOKENS" --context 128 \
@@ -51,12 +56,20 @@ def rng(v, fmt):
     return fmt.format(min(v)) + "-" + fmt.format(max(v))
 print(f"full-size random checkpoints (BF16 on disk), {len({r['run'] for r in rows})} runs, ranges:")
 for name in dict.fromkeys(r["name"] for r in rows):
-    f = [r for r in rows if r["name"] == name and r["bench"] == "forward"]
+    f = [r for r in rows if r["name"] == name and r["bench"] == "forward" and r["impl"] == "monoscope"]
+    p = {r["run"]: r for r in rows if r["name"] == name and r["bench"] == "forward" and r["impl"] == "transformers"}
     i = [r for r in rows if r["name"] == name and r["bench"] == "index"]
     print(f"  {name}: {f[0]['parameters'] / 1e9:.2f}B parameters kept as {f[0]['weights']}")
     print(f"    load {rng([r['load_s'] for r in f], '{:.1f}')} s; resident after load {rng([r['rss_after_load_mb'] / 1024 for r in f], '{:.1f}')} GB, "
           f"peak in the forward bench {rng([r['peak_rss_mb'] / 1024 for r in f], '{:.1f}')} GB")
-    print(f"    forward 1 x {seq} tokens: {rng([r['tokens_per_s'] for r in f], '{:.1f}')} tokens/s")
+    print(f"    forward 1 x {seq} tokens ({f[0]['dtype']}): {rng([r['tokens_per_s'] for r in f], '{:.1f}')} tokens/s")
+    if p:
+        both = [(r, p[r["run"]]) for r in f if r["run"] in p]
+        print(f"    transformers (peer, {next(iter(p.values()))['weights']}): load {rng([q['load_s'] for q in p.values()], '{:.1f}')} s, "
+              f"resident after load {rng([q['rss_after_load_mb'] / 1024 for q in p.values()], '{:.1f}')} GB, "
+              f"forward {rng([q['tokens_per_s'] for q in p.values()], '{:.1f}')} tokens/s; "
+              f"Monoscope / transformers forward, same run: {rng([a['tokens_per_s'] / b['tokens_per_s'] for a, b in both], '{:.2f}')}x, "
+              f"load {rng([b['load_s'] / a['load_s'] for a, b in both], '{:.2f}')}x faster")
     print(f"    index ({index_tokens} tokens, whole job with load): {rng([r['tokens_per_s'] for r in i], '{:.1f}')} tokens/s, "
           f"peak {rng([r['peak_rss_mb'] / 1024 for r in i], '{:.1f}')} GB")
 PYEOF

@@ -78,13 +78,29 @@ def tokenizers_bench(vocab_dir, text_file, repeats):
     return out
 
 
-def forward_bench(threads, seq, batch, iters):
+def resident_mb(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def forward_bench(threads, seq, batch, iters, model_dir=None):
+    """GPT-2 small with random weights, or a checkpoint folder loaded as its config's dtype says
+    (BF16 for the full-size checkpoints: transformers then runs BF16 products)."""
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config()).eval()
-    ids = torch.randint(0, 50257, (batch, seq))
+    t_load = time.perf_counter()
+    if model_dir:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto").eval()
+    else:
+        model = GPT2LMHeadModel(GPT2Config()).eval()
+    load_s = time.perf_counter() - t_load
+    rss_after_load = resident_mb("VmRSS:")
+    ids = torch.randint(0, model.config.vocab_size, (batch, seq))
     with torch.inference_mode():
         model(ids)
         best = 1e30
@@ -92,7 +108,11 @@ def forward_bench(threads, seq, batch, iters):
             t0 = time.perf_counter()
             model(ids)
             best = min(best, time.perf_counter() - t0)
-    return [{"bench": "forward", "impl": "transformers", "threads": threads, "tokens_per_s": batch * seq / best}]
+    row = {"bench": "forward", "impl": "transformers", "threads": threads, "tokens_per_s": batch * seq / best}
+    if model_dir:
+        row.update({"model": model_dir, "weights": str(next(model.parameters()).dtype).replace("torch.", ""),
+                    "load_s": load_s, "rss_after_load_mb": rss_after_load, "peak_rss_mb": resident_mb("VmHWM:")})
+    return [row]
 
 
 def sae_bench(arch, threads, batch, steps, d_in, d_sae, k=32, l1=5.0):
@@ -151,13 +171,14 @@ if __name__ == "__main__":
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--model", help="forward: a checkpoint folder instead of random GPT-2 small")
     a = ap.parse_args()
     if a.what == "tokenizer":
         rows = tokenizers_bench(a.vocab, a.text, a.repeats)
     elif a.what == "tokenizer-json":
         rows = tokenizer_json_bench(a.vocab, a.text, a.repeats)
     elif a.what == "forward":
-        rows = forward_bench(a.threads, a.seq, a.batch, a.iters)
+        rows = forward_bench(a.threads, a.seq, a.batch, a.iters, a.model)
     else:
         rows = sae_bench(a.arch, a.threads, a.batch, a.steps, a.d_in, a.d_sae)
     for r in rows:

@@ -2,6 +2,7 @@
 // Hugging Face transformers within 1e-4 (fixtures from tests/fixtures/make_fixtures.py and
 // make_family_fixtures.py), and a token-by-token pass with the KV cache equals the full pass.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
 #include <QTemporaryDir>
@@ -301,6 +302,13 @@ class TestTransformer : public QObject {
       QVERIFY(kept->unembed().scalar_type() == at::kBFloat16);
       const at::Tensor ids = at::arange(1, 13, at::kLong).view({1, -1}).repeat({8, 1});
       const at::Tensor reference = widened->forward(ids);
+      if (bf16ProductsAvailable()) {
+        // BF16 products (activations rounded to BF16, fp32 sums) stay close to the fp32 ones.
+        const at::Tensor fast = kept->forward(ids);
+        const double rel = testutil::maxAbsDiff(fast, reference) / reference.abs().max().item<double>();
+        QVERIFY2(rel < 3e-2, (name + " BF16 products differ by " + std::to_string(rel) + " of the largest logit").c_str());
+      }
+      const bool bf16 = setBf16Products(false);  // the exact path: each weight widened to fp32
       QVERIFY2(testutil::maxAbsDiff(kept->forward(ids), reference) < 1e-4, name.c_str());
       const bool packed = setPackedProducts(false);
       QCOMPARE(testutil::maxAbsDiff(kept->forward(ids), widened->forward(ids)), 0.0);
@@ -313,6 +321,7 @@ class TestTransformer : public QObject {
       const at::Tensor dirs = at::randn({3, kept->config().d_mlp});
       const std::string hook = "blocks.1.mlp.hook_post";
       QCOMPARE(testutil::maxAbsDiff(kept->toResidual(hook, dirs), widened->toResidual(hook, dirs)), 0.0);
+      setBf16Products(bf16);
     }
     // Transformer::save's F16 is kept as F16.
     auto model = Transformer::load(testutil::fixture("models/llama-tiny"), c10::Device(c10::kCPU));
@@ -322,6 +331,38 @@ class TestTransformer : public QObject {
     // A float32 checkpoint has nothing to keep in half precision.
     QCOMPARE(Transformer::load(testutil::fixture("models/llama-tiny"), c10::Device(c10::kCPU), WeightDtype::Stored)->weightDtype(),
              at::kFloat);
+  }
+
+  // BF16 products (where the CPU has BF16 instructions): b + x W for BF16 weights read in place
+  // equal the fp32 product of x rounded to BF16 and the weights (the products of two BF16
+  // numbers are exact in fp32; only the order of the sums differs), with a fused activation,
+  // for one row and for many, and do not depend on the thread count.
+  void bf16ProductsMatchTheirDefinition() {
+    if (!bf16ProductsAvailable()) QSKIP("this CPU has no BF16 instructions (avx512_bf16 or AMX)");
+    c10::InferenceMode guard;
+    at::manual_seed(5);
+    const at::Tensor stored = at::randn({1100, 320}).to(at::kBFloat16);  // [N, K] as a checkpoint holds it
+    const at::Tensor w = stored.t();                                       // [K, N], read in place
+    const at::Tensor b = at::randn({1100});
+    PackedProduct p;
+    for (const std::int64_t rows : {1, 5, 300}) {
+      const at::Tensor x = at::randn({rows, 320});
+      const at::Tensor want = at::addmm(b, x.to(at::kBFloat16).to(at::kFloat), w.to(at::kFloat));
+      const at::Tensor got = p.addmm(b, x, w);
+      QCOMPARE(got.scalar_type(), at::kFloat);
+      QVERIFY2(testutil::maxAbsDiff(got, want) < 1e-4, std::to_string(testutil::maxAbsDiff(got, want)).c_str());
+      QVERIFY(testutil::maxAbsDiff(p.addmm(b, x, w, Activation::Relu), at::relu(want)) < 1e-4);
+      const int threads = at::get_num_threads();
+      at::set_num_threads(1);
+      const at::Tensor one = p.addmm(b, x, w);
+      at::set_num_threads(threads);
+      QCOMPARE(testutil::maxAbsDiff(one, got), 0.0);
+    }
+    // Switched off, the weight is widened: the exact fp32 product of x.
+    const bool was = setBf16Products(false);
+    const at::Tensor x = at::randn({3, 320});
+    QCOMPARE(testutil::maxAbsDiff(p.addmm(b, x, w), at::addmm(b, x, w.to(at::kFloat))), 0.0);
+    setBf16Products(was);
   }
 
   // A model that cannot fit is refused before any weight is read, with the figures.
