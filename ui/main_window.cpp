@@ -1,6 +1,7 @@
 #include "main_window.h"
 
 #include <algorithm>
+#include <utility>
 
 #include <QApplication>
 #include <QCloseEvent>
@@ -57,10 +58,30 @@ QAction* action(QMenu* menu, const QString& text, Receiver* receiver, Slot slot,
 }  // namespace
 
 namespace {
-// One spelling per file, so a path typed two ways is one dictionary.
+// A transcoder set's layer, "set.yaml#L": the set file and the layer's suffix ("#L"), else false.
+bool splitSetLayer(const QString& p, QString* file, QString* suffix) {
+  const int hash = static_cast<int>(p.lastIndexOf('#'));
+  if (hash <= 0 || !core::isTranscoderSetFile(p.left(hash).toStdString())) return false;
+  *file = p.left(hash);
+  *suffix = p.mid(hash);
+  return true;
+}
+
+// One spelling per file, so a path typed two ways is one dictionary (a set's layer: its file's).
 QString samePath(const QString& p) {
+  QString file, suffix;
+  if (splitSetLayer(p, &file, &suffix)) {
+    const QString canonical = QFileInfo(file).canonicalFilePath();
+    return canonical.isEmpty() ? p : canonical + suffix;
+  }
   const QString canonical = QFileInfo(p).canonicalFilePath();
   return canonical.isEmpty() ? p : canonical;
+}
+
+// Whether a dictionary's folder (or a set layer's file) is there.
+bool dictionaryExists(const QString& p) {
+  QString file, suffix;
+  return splitSetLayer(p, &file, &suffix) ? QFileInfo(file).isFile() : QFileInfo::exists(p);
 }
 }  // namespace
 
@@ -148,8 +169,16 @@ void MainWindow::buildMenus() {
       rebuildDictionaryMenu();
       return;
     }
+    // A transcoder set's layers join the workspace, in order, once one of them has loaded.
+    bool in_set = false;
+    for (const QString& l : pending_set_layers_) in_set |= samePath(l) == samePath(sae);
+    if (in_set) {
+      const QStringList layers = std::exchange(pending_set_layers_, {});
+      for (const QString& l : layers) rememberDictionary(l, pending_db_.take(samePath(l)));
+    }
     rememberDictionary(sae, pending_db_.take(samePath(sae)));
   });
+  connect(&session_->worker(), &InferenceWorker::openFailed, this, [this]() { pending_set_layers_.clear(); });
   rebuildDictionaryMenu();
   rebuildRecentMenu();
   file->addSeparator();
@@ -229,7 +258,7 @@ QString MainWindow::openWorkspace(const Workspace& given, bool quiet) {
     session_->openEngine(w.model_dir, w.sae_dir);
     addRecent("models", w.model_dir + (w.sae_dir.isEmpty() ? QString() : "\n" + w.sae_dir));
     if (!w.sae_dir.isEmpty()) pending_db_[samePath(w.sae_dir)] = w.database;  // recorded once it has loaded
-    for (const QString& layer : set_layers) rememberDictionary(layer, {});
+    pending_set_layers_ = set_layers;  // they join the workspace once the first has loaded
   }
   if (!w.database.isEmpty()) {
     try {
@@ -240,9 +269,12 @@ QString MainWindow::openWorkspace(const Workspace& given, bool quiet) {
       // (the model stays loaded), so the features browsed are the ones steered.
       const auto& info = session_->db()->info();
       const QString db_model = QString::fromStdString(info.model), db_sae = QString::fromStdString(info.sae);
-      if (w.model_dir.isEmpty() && !session_->modelDir().isEmpty() && !db_sae.isEmpty() && QFileInfo::exists(db_sae) &&
+      // A set opened with a database: the layer the database was built from.
+      const bool choose = w.model_dir.isEmpty() || !set_layers.isEmpty();
+      if (choose && !session_->modelDir().isEmpty() && !db_sae.isEmpty() && dictionaryExists(db_sae) &&
           samePath(db_model) == samePath(session_->modelDir())) {
         if (samePath(db_sae) != samePath(session_->saeDir())) {
+          if (!set_layers.isEmpty()) pending_db_.remove(samePath(w.sae_dir));
           pending_db_[samePath(db_sae)] = w.database;
           session_->openEngine(session_->modelDir(), db_sae);
         } else {

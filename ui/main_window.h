@@ -89,6 +89,7 @@ class MainWindow : public QMainWindow {
   QMenu* dictionary_menu_ = nullptr;
   QVector<WorkspaceDictionary> dictionaries_;
   QString open_dictionary_;  // the dictionary the worker last reported open
+  QStringList pending_set_layers_;  // a transcoder set being opened: its layers, added once one loads
   QString workspace_model_;  // the model the dictionaries belong to
   QHash<QString, QString> pending_db_;  // dictionaries being opened -> the database opened with each
   QAction* back_ = nullptr;

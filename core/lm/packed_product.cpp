@@ -187,10 +187,14 @@ at::Tensor bf16Product(const at::Tensor& b, const at::Tensor& x, const at::Tenso
   const auto* xdata = static_cast<const std::uint16_t*>(xb.data_ptr());
   // Primitives are made before the threads start (their cache is locked).
   std::map<std::pair<std::int64_t, std::int64_t>, std::shared_ptr<const Bf16Primitive>> prims;
-  for (const std::int64_t rows : {std::min(M, kTileRows), M % kTileRows})
-    for (const std::int64_t cols : {std::min(N, kTileCols), N % kTileCols})
-      if (rows > 0 && cols > 0 && !prims.count({rows, cols}))
-        prims[{rows, cols}] = bf16PrimitiveFor(rows, K, cols, N, ws0, ws1, bias.defined(), activation);
+  try {
+    for (const std::int64_t rows : {std::min(M, kTileRows), M % kTileRows})
+      for (const std::int64_t cols : {std::min(N, kTileCols), N % kTileCols})
+        if (rows > 0 && cols > 0 && !prims.count({rows, cols}))
+          prims[{rows, cols}] = bf16PrimitiveFor(rows, K, cols, N, ws0, ws1, bias.defined(), activation);
+  } catch (const dnnl::error&) {
+    return blasProduct(b, x, w, activation);  // a layout oneDNN has no BF16 kernel for: widen instead
+  }
   at::parallel_for(0, row_tiles * col_tiles, 1, [&](std::int64_t t0, std::int64_t t1) {
     dnnl::stream stream(engine);
     thread_local std::vector<std::uint8_t> scratch;  // kept between products: no fresh pages each time
@@ -215,7 +219,7 @@ at::Tensor bf16Product(const at::Tensor& b, const at::Tensor& x, const at::Tenso
 #endif
 
 // BF16 weights multiplied in BF16: float activations, no autograd, the CPU's BF16 instructions.
-bool bf16Applies(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+[[maybe_unused]] bool bf16Applies(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   if (!bf16ProductsEnabled()) return false;
   if (x.dim() != 2 || w.dim() != 2 || x.size(1) != w.size(0) || x.size(0) == 0 || w.size(1) == 0) return false;
   if (!x.device().is_cpu() || !w.device().is_cpu() || x.scalar_type() != at::kFloat || w.scalar_type() != at::kBFloat16)

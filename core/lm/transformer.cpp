@@ -284,6 +284,8 @@ at::Tensor Transformer::toResidual(const std::string& hook, const at::Tensor& d)
       return scaleBy(at::matmul(d, (names_.conv1d ? w.o_w : w.o_w.t()).to(d.scalar_type())), w.post_attn_w);
     case kMlpPost:
       return scaleBy(at::matmul(d, (names_.conv1d ? w.down_w : w.down_w.t()).to(d.scalar_type())), w.post_mlp_w);
+    case kMlpModuleOut:  // before the post-norm, whose weights then scale it
+      return scaleBy(d, w.post_mlp_w);
     default:
       return d;
   }

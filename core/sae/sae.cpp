@@ -83,13 +83,14 @@ std::unique_ptr<Sae> Sae::load(const std::string& spec, const c10::Device& devic
 }
 
 void Sae::save(const std::string& dir, bool half) const {
+  const std::string cfg = config_.toJson().dump(2);  // first: a config SAELens cannot hold writes nothing
   fs::create_directories(dir);
   std::vector<std::pair<std::string, at::Tensor>> t = {
       {"W_enc", W_enc_}, {"b_enc", b_enc_}, {"W_dec", W_dec_}, {"b_dec", b_dec_}};
   if (threshold_.defined()) t.emplace_back("threshold", threshold_);
   if (W_skip_.defined()) t.emplace_back("W_skip", W_skip_);
   saveTensors((fs::path(dir) / "sae_weights.safetensors").string(), t, {}, half);
-  writeFileAtomically((fs::path(dir) / "cfg.json").string(), config_.toJson().dump(2));
+  writeFileAtomically((fs::path(dir) / "cfg.json").string(), cfg);
 }
 
 at::Tensor Sae::normalizeInput(const at::Tensor& x, SaeNorm* norm) const {

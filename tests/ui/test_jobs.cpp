@@ -176,7 +176,7 @@ class TestJobs : public QObject {
     QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 60000);
     QCOMPARE(opened[0][1].toString(), QFileInfo(set).absoluteFilePath() + "#0");
     QVERIFY2(opened[0][0].toString().contains("transcoder"), qPrintable(opened[0][0].toString()));
-    QCOMPARE(window.dictionaries().size(), 2);
+    QTRY_COMPARE_WITH_TIMEOUT(window.dictionaries().size(), 2, 10000);
     auto entries = [&]() {
       QList<QAction*> out;
       for (QAction* a : window.dictionaryMenu()->actions())
