@@ -312,6 +312,11 @@ static int benchProduct(std::int64_t M, std::int64_t K, std::int64_t N, int thre
   }
   PackedProduct product;
   time("packed", [&] { return product.addmm(b, x, w); });
+  if (bf16ProductsAvailable()) {
+    // The same product with the weight stored as BF16 ([N, K], as a checkpoint holds it).
+    const at::Tensor stored = w.t().contiguous().to(at::kBFloat16);
+    time("bf16", [&] { return product.addmm(b, x, stored.t()); });
+  }
   return 0;
 }
 
