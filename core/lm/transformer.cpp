@@ -583,7 +583,7 @@ at::Tensor Transformer::forward(const at::Tensor& ids, const HookSet* hooks, KvC
   if (cache != nullptr) cache->length = offset + T;
   x = norm(x, lnf_w_, lnf_b_);
   at::Tensor logits = unembedProduct(x);  // [B, T, V]
-  if (c.final_softcap > 0) logits = at::tanh(logits / c.final_softcap) * c.final_softcap;
+  if (c.final_softcap > 0) logits.div_(c.final_softcap).tanh_().mul_(c.final_softcap);  // in place: logits are large
   return logits;
 }
 
