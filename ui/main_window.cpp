@@ -58,6 +58,15 @@ QAction* action(QMenu* menu, const QString& text, Receiver* receiver, Slot slot,
 }  // namespace
 
 namespace {
+// A warning about something that finished in the background (a model that failed to open, a
+// job that failed): shown without blocking, so the event loop (and whatever else arrives through
+// it) keeps running while it is on screen.
+void warnLater(QWidget* parent, const QString& title, const QString& message) {
+  auto* box = new QMessageBox(QMessageBox::Warning, title, message, QMessageBox::Ok, parent);
+  box->setAttribute(Qt::WA_DeleteOnClose);
+  box->open();
+}
+
 // A transcoder set's layer, "set.yaml#L": the set file and the layer's suffix ("#L"), else false.
 bool splitSetLayer(const QString& p, QString* file, QString* suffix) {
   const int hash = static_cast<int>(p.lastIndexOf('#'));
@@ -123,7 +132,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), session_(new Sess
   });
   connect(&worker, &InferenceWorker::openFailed, this, [this](QString message) {
     engine_status_->setText(tr("model failed to open"));
-    QMessageBox::warning(this, tr("Open model"), message);
+    warnLater(this, tr("Open model"), message);
   });
   connect(&worker, &InferenceWorker::busyChanged, this, [this](bool busy) {
     if (busy) statusBar()->showMessage(tr("model working..."));
@@ -326,7 +335,7 @@ void MainWindow::buildDatabase(const QString& model_dir, const QString& sae_dir,
   connect(jobs_, &JobsPanel::finished, this, [this, id, out](int job, JobsPanel::Outcome outcome, QString message) {
     if (job != id) return;
     if (outcome == JobsPanel::Outcome::Done) openWorkspace({{}, {}, out});
-    else if (outcome == JobsPanel::Outcome::Failed) QMessageBox::warning(this, tr("Build feature database"), message);
+    else if (outcome == JobsPanel::Outcome::Failed) warnLater(this, tr("Build feature database"), message);
   });
 }
 
@@ -465,7 +474,7 @@ void MainWindow::startScoreJob() {
                               });
   connect(jobs_, &JobsPanel::finished, this, [this, id](int job, JobsPanel::Outcome outcome, QString message) {
     if (job != id) return;
-    if (outcome == JobsPanel::Outcome::Failed) QMessageBox::warning(this, tr("Score specificity"), message);
+    if (outcome == JobsPanel::Outcome::Failed) warnLater(this, tr("Score specificity"), message);
     if (session_->currentFeature() >= 0) page_->showFeature(session_->currentFeature());
   });
 }
@@ -486,7 +495,7 @@ void MainWindow::startExplainJob() {
                               });
   connect(jobs_, &JobsPanel::finished, this, [this, id](int job, JobsPanel::Outcome outcome, QString message) {
     if (job != id) return;
-    if (outcome == JobsPanel::Outcome::Failed) QMessageBox::warning(this, tr("Explain features"), message);
+    if (outcome == JobsPanel::Outcome::Failed) warnLater(this, tr("Explain features"), message);
     // The list, search and page read the new explanations from a fresh connection.
     const qint64 current = session_->currentFeature();
     try {
@@ -508,7 +517,7 @@ void MainWindow::startTrainJob() {
                                 return core::trainSae(o, p, &result);
                               });
   connect(jobs_, &JobsPanel::finished, this, [this, id](int job, JobsPanel::Outcome outcome, QString message) {
-    if (job == id && outcome == JobsPanel::Outcome::Failed) QMessageBox::warning(this, tr("Train SAE"), message);
+    if (job == id && outcome == JobsPanel::Outcome::Failed) warnLater(this, tr("Train SAE"), message);
   });
 }
 

@@ -11,6 +11,7 @@
 #include <QDialogButtonBox>
 #include <QListWidget>
 #include <QMenu>
+#include <QMessageBox>
 #include <QFile>
 #include <QFileInfo>
 #include <QPushButton>
@@ -156,6 +157,9 @@ class TestJobs : public QObject {
     window.openWorkspace({test::demoModel(), dir.filePath("missing-sae"), {}});
     QTRY_COMPARE_WITH_TIMEOUT(failed.count(), 1, 60000);
     QVERIFY(failed[0][0].toString().contains("missing-sae"));
+    // The window says so without blocking its event loop (the test goes on while it shows).
+    QTRY_VERIFY_WITH_TIMEOUT(window.findChild<QMessageBox*>() != nullptr, 10000);
+    QVERIFY(window.findChild<QMessageBox*>()->text().contains("missing-sae"));
     QCOMPARE(QString::fromStdString(worker.info().sae_dir), test::demoSae());
     QCOMPARE(model_loads(), 1);
   }
