@@ -27,9 +27,9 @@ std::string hubRevisionCommit(const std::string& repo_dir, const std::string& re
   return commit;
 }
 
-std::string resolveHubPath(const std::string& spec) {
+std::string resolveHubPath(const std::string& spec, bool cache_only) {
   std::error_code ec;
-  if (spec.empty() || fs::exists(spec, ec)) return spec;
+  if (spec.empty() || (!cache_only && fs::exists(spec, ec))) return spec;
   // org/name, optionally @revision, optionally /path: the characters the hub allows in names.
   // (Parsed by hand: std::regex trips GCC 12's maybe-uninitialized warning under the sanitizers.)
   auto name_char = [](char c) {

@@ -16,9 +16,10 @@ std::string hubCacheDir();
 // content of refs/<rev> for a branch or tag, else `rev` itself (a commit id).
 std::string hubRevisionCommit(const std::string& repo_dir, const std::string& rev);
 
-// A local path for `spec`: unchanged when it exists on disk or does not look like a repository id;
-// else the snapshot path in the hub cache. Throws Error naming the folder searched when the
-// repository, revision or path is not there.
-std::string resolveHubPath(const std::string& spec);
+// A local path for `spec`: unchanged when it exists on disk (unless `cache_only`: an hf:// path,
+// never a local one) or does not look like a repository id; else the snapshot path in the hub
+// cache. Throws Error naming the folder searched when the repository, revision or path is not
+// there.
+std::string resolveHubPath(const std::string& spec, bool cache_only = false);
 
 }  // namespace monoscope::core

@@ -152,7 +152,7 @@ std::string TranscoderSet::localFile(std::int64_t layer) const {
     if (b == std::string::npos || b + 1 >= rest.size())
       throw Error("transcoder set '" + path + "' layer " + std::to_string(layer) + ": '" + f + "' does not name org/repo/file");
     const std::string spec = rest.substr(0, b) + (rev.empty() ? "" : "@" + rev) + rest.substr(b);
-    const std::string local = resolveHubPath(spec);
+    const std::string local = resolveHubPath(spec, /*cache_only=*/true);
     if (local == spec)
       throw Error("transcoder set '" + path + "' layer " + std::to_string(layer) + ": '" + f + "' is not a Hugging Face path Monoscope can look up");
     return local;

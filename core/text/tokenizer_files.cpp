@@ -28,7 +28,8 @@ Tokenizer Tokenizer::fromDirectory(const std::string& model) {
   const fs::path mt = fs::path(dir) / "merges.txt";
   if (fs::exists(vj) && fs::exists(mt)) return fromVocabMerges(vj.string(), mt.string());
   throw Error("no tokenizer in '" + dir + "': neither tokenizer.json nor vocab.json + merges.txt",
-              "point --tokenizer at a folder with a byte-level BPE tokenizer");
+              "copy the model's tokenizer.json (or vocab.json and merges.txt) into that folder; `tokenize` "
+              "also takes --tokenizer DIR");
 }
 
 std::int32_t Tokenizer::endOfTextIdOf(const std::string& model) {

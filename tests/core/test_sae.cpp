@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <QDir>
 #include <QTemporaryDir>
 #include <QtTest>
 #include <filesystem>
@@ -419,6 +420,16 @@ class TestSae : public QObject {
     qputenv("HF_HUB_CACHE", QByteArray::fromStdString(t + "/hub"));
     auto from_hub = Sae::load(hub_set + "#1", c10::Device(c10::kCPU));
     QVERIFY(from_hub->config().skip);
+    // A folder of the same name where the program runs does not stand in for the cache.
+    std::ofstream(t + "/hub/models--org--tc/refs/main") << "abc123";
+    std::filesystem::create_directories(t + "/org/tc");
+    std::filesystem::copy_file(base + "/relu/layer_0.safetensors", t + "/org/tc/layer_1.safetensors");
+    const std::string shadowed = write("shadow.yaml", head + "transcoders:\n  - {id: a, layer: 0, filepath: \"hf://org/tc/layer_1.safetensors\"}\n");
+    const QString cwd = QDir::currentPath();
+    QDir::setCurrent(QString::fromStdString(t));
+    auto not_local = Sae::load(shadowed + "#0", c10::Device(c10::kCPU));
+    QDir::setCurrent(cwd);
+    QVERIFY(not_local->config().skip);  // the cache's file (the local decoy has no W_skip)
     QVERIFY(testutil::maxAbsDiff(from_hub->encode(testutil::loadExpected(expected, "relu.1.input")),
                                  testutil::loadExpected(expected, "relu.1.feature_acts")) < 1e-5);
     expectRefused(write("nohub.yaml", head + "transcoders:\n  - {id: a, layer: 0, filepath: \"hf://org/other/x.safetensors\"}\n") + "#0",
