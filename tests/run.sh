@@ -4,9 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 # Live tokenizer parity needs Hugging Face `tokenizers` (PyPI) in .venv; small and quick to install.
-if ! .venv/bin/python -c "import tokenizers" 2>/dev/null; then
-  python3 -m venv .venv
-  .venv/bin/pip install -q tokenizers || { [ "${CI:-}" != "true" ] || exit 1; echo "tokenizers unavailable: parity test will be skipped" >&2; }
+# tiktoken (also small) checks the Llama 3 vocabulary's ids against the tokenizer it was made for.
+if ! .venv/bin/python -c "import tokenizers, tiktoken" 2>/dev/null; then
+  [ -x .venv/bin/pip ] || python3 -m venv .venv
+  .venv/bin/pip install -q tokenizers tiktoken || { [ "${CI:-}" != "true" ] || exit 1; echo "tokenizers unavailable: parity test will be skipped" >&2; }
 fi
 # The real SmolLM2 and Gemma 3 270M checks (GGUF import, tokenizer parity, logits) run where the
 # models are installed (Gemma 3 for tests only, never shipped).
