@@ -73,8 +73,15 @@ const std::vector<std::uint32_t>& Tokenizer::byteToUnicode() {
 void Tokenizer::addToken(std::int32_t id, std::string bytes) {
   if (id < 0 || id > 10'000'000) throw Error("token id " + std::to_string(id) + " is out of range");
   if (static_cast<std::size_t>(id) >= id_to_bytes_.size()) id_to_bytes_.resize(id + 1);
+  // An id given new text (an added token over a vocabulary entry) no longer encodes the old text:
+  // every text maps to an id whose text it is, so a token's bytes always cover what it encoded.
+  std::string& old = id_to_bytes_[static_cast<std::size_t>(id)];
+  if (!old.empty() && old != bytes) {
+    const auto it = bytes_to_id_.find(old);
+    if (it != bytes_to_id_.end() && it->second == id) bytes_to_id_.erase(it);
+  }
   bytes_to_id_[bytes] = id;
-  id_to_bytes_[id] = std::move(bytes);
+  old = std::move(bytes);
 }
 
 void Tokenizer::addMerge(std::int32_t left, std::int32_t right, std::int32_t rank,

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -156,7 +157,12 @@ Tokenizer Tokenizer::fromTokenizerJson(const std::string& path) try {
   loadVocabObject(m["vocab"], where, &vocab);
   std::string bytes;
   const auto replacements = decoderReplacements(decoder);
+  std::map<std::int32_t, const std::string*> owner;  // two entries with one id would decode wrongly
   for (const auto& [s, id] : vocab) {
+    const auto [it, fresh] = owner.emplace(id, &s);
+    if (!fresh)
+      throw Error(where + ": model.vocab gives id " + std::to_string(id) + " to both '" + *it->second + "' and '" + s + "'",
+                  "each vocabulary entry needs its own id");
     if (t.byte_level_) {
       if (!unmapByteLevel(s, &bytes)) {
         throw Error(where + ": token '" + s + "' is outside the byte-level alphabet",

@@ -213,6 +213,14 @@ class TestTokenizer : public QObject {
     j = base;
     j["model"]["type"] = "WordPiece";
     expect("wordpiece", j, "WordPiece");
+    // Two vocabulary entries with one id (a token's text would not be what it encoded).
+    j = base;
+    {
+      auto& vocab = j["model"]["vocab"];
+      const auto first = vocab.begin();
+      vocab["duplicate-entry"] = first.value();
+    }
+    expect("duplicate-id", j, "to both");
     j = base;
     j["post_processor"] = {{"type", "TemplateProcessing"}, {"single", {{{"SpecialToken", {{"id", "<x>"}, {"type_id", 0}}}}}},
                            {"special_tokens", nlohmann::json::object()}};
