@@ -97,19 +97,22 @@ struct Primitive {
   dnnl::memory::desc scratchpad;  // working memory, given by each caller (threads run it at once)
 };
 
-// rows x N of the output (whose rows are ld apart) from rows x K of the input.
-std::shared_ptr<const Primitive> primitiveFor(std::int64_t rows, std::int64_t K, std::int64_t N, std::int64_t ld, bool bias,
-                                              Activation activation) {
+// rows x N of the output (whose rows are ld apart, fp32) from rows x K of the input, both in
+// `in` (f32, or bf16 for BF16 products). Weights with strides `ws` (K x N read in place), or
+// without (ws empty: packed into the layout oneDNN picks, returned in `weights`).
+std::shared_ptr<const Primitive> primitiveFor(dt in, std::int64_t rows, std::int64_t K, std::int64_t N, std::int64_t ld,
+                                              const std::vector<std::int64_t>& ws, bool bias, Activation activation) {
   static std::mutex mutex;
-  static std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t, bool, Activation>, std::shared_ptr<const Primitive>>
+  static std::map<std::tuple<dt, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::vector<std::int64_t>, bool, Activation>,
+                  std::shared_ptr<const Primitive>>
       cache;
   std::lock_guard<std::mutex> lock(mutex);
-  const auto key = std::make_tuple(rows, K, N, ld, bias, activation);
+  const auto key = std::make_tuple(in, rows, K, N, ld, ws, bias, activation);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   if (cache.size() > 256) cache.clear();  // many shapes (prompts of every length): start over
-  const dnnl::memory::desc src({rows, K}, dt::f32, tag::ab);
-  const dnnl::memory::desc weights({K, N}, dt::f32, tag::any);
+  const dnnl::memory::desc src({rows, K}, in, tag::ab);
+  const dnnl::memory::desc weights = ws.empty() ? dnnl::memory::desc({K, N}, in, tag::any) : dnnl::memory::desc({K, N}, in, ws);
   const dnnl::memory::desc dst({rows, N}, dt::f32, {ld, 1});
   const dnnl::matmul::desc desc = bias ? dnnl::matmul::desc(src, weights, dnnl::memory::desc({1, N}, dt::f32, tag::ab), dst)
                                        : dnnl::matmul::desc(src, weights, dst);
@@ -136,40 +139,6 @@ at::Tensor pack(const at::Tensor& w, const dnnl::memory::desc& layout) {
   return out;
 }
 
-// A BF16 product's tile: rows x cols of the output (rows ld apart) from bf16 rows x K of the
-// input and the weight's bf16 K x cols block read in place (strides ws0, ws1: no packed copy,
-// which would hold the model twice), accumulated in fp32.
-struct Bf16Primitive {
-  dnnl::matmul matmul;
-  dnnl::memory::desc scratchpad;
-};
-
-std::shared_ptr<const Bf16Primitive> bf16PrimitiveFor(std::int64_t rows, std::int64_t K, std::int64_t cols, std::int64_t ld,
-                                                      std::int64_t ws0, std::int64_t ws1, bool bias, Activation activation) {
-  static std::mutex mutex;
-  static std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t, bool, Activation>,
-                  std::shared_ptr<const Bf16Primitive>>
-      cache;
-  std::lock_guard<std::mutex> lock(mutex);
-  const auto key = std::make_tuple(rows, K, cols, ld, ws0, ws1, bias, activation);
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  if (cache.size() > 256) cache.clear();
-  const dnnl::memory::desc src({rows, K}, dt::bf16, tag::ab);
-  const dnnl::memory::desc weights({K, cols}, dt::bf16, {ws0, ws1});
-  const dnnl::memory::desc dst({rows, cols}, dt::f32, {ld, 1});
-  const dnnl::matmul::desc desc = bias ? dnnl::matmul::desc(src, weights, dnnl::memory::desc({1, cols}, dt::f32, tag::ab), dst)
-                                       : dnnl::matmul::desc(src, weights, dst);
-  dnnl::primitive_attr attr;
-  attr.set_post_ops(postOps(activation));
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  OneThread one_thread;
-  const dnnl::matmul::primitive_desc pd(desc, attr, cpuEngine());
-  auto made = std::make_shared<const Bf16Primitive>(Bf16Primitive{dnnl::matmul(pd), pd.scratchpad_desc()});
-  cache.emplace(key, made);
-  return made;
-}
-
 // BF16 tiles as wide as the fp32 ones: measured on Llama-3.1-8B's and Gemma-2-2B's shapes with
 // 64 rows, 512 columns ran 10-20% faster than 256 (oneDNN 2.6 re-lays each tile's weights out
 // for its kernel, and wider tiles spread that cost) and faster than 1,024 or 2,048.
@@ -187,12 +156,14 @@ at::Tensor bf16Product(const at::Tensor& b, const at::Tensor& x, const at::Tenso
   const auto* wdata = static_cast<const std::uint16_t*>(w.data_ptr());
   const auto* xdata = static_cast<const std::uint16_t*>(xb.data_ptr());
   // Primitives are made before the threads start (their cache is locked).
-  std::map<std::pair<std::int64_t, std::int64_t>, std::shared_ptr<const Bf16Primitive>> prims;
+  // A BF16 tile reads the weight's bf16 K x cols block in place (no packed copy, which would
+  // hold the model twice) and sums in fp32.
+  std::map<std::pair<std::int64_t, std::int64_t>, std::shared_ptr<const Primitive>> prims;
   try {
     for (const std::int64_t rows : {std::min(M, kTileRows), M % kTileRows})
       for (const std::int64_t cols : {std::min(N, kTileCols), N % kTileCols})
         if (rows > 0 && cols > 0 && !prims.count({rows, cols}))
-          prims[{rows, cols}] = bf16PrimitiveFor(rows, K, cols, N, ws0, ws1, bias.defined(), activation);
+          prims[{rows, cols}] = primitiveFor(dt::bf16, rows, K, cols, N, {ws0, ws1}, bias.defined(), activation);
   } catch (const dnnl::error&) {
     return blasProduct(b, x, w, activation);  // a layout oneDNN has no BF16 kernel for: widen instead
   }
@@ -203,7 +174,7 @@ at::Tensor bf16Product(const at::Tensor& b, const at::Tensor& x, const at::Tenso
       const std::int64_t c = t / row_tiles, r = t % row_tiles;
       const std::int64_t r0 = r * kTileRows, rows = std::min(M, r0 + kTileRows) - r0;
       const std::int64_t c0 = c * kTileCols, cols = std::min(N, c0 + kTileCols) - c0;
-      const Bf16Primitive& p = *prims.at({rows, cols});
+      const Primitive& p = *prims.at({rows, cols});
       std::unordered_map<int, dnnl::memory> args{
           {DNNL_ARG_SRC, dnnl::memory({{rows, K}, dt::bf16, tag::ab}, engine, const_cast<std::uint16_t*>(xdata + r0 * K))},
           {DNNL_ARG_WEIGHTS, dnnl::memory({{K, cols}, dt::bf16, {ws0, ws1}}, engine, const_cast<std::uint16_t*>(wdata + c0 * ws1))},
@@ -340,7 +311,7 @@ at::Tensor PackedProduct::addmm(const at::Tensor& b, const at::Tensor& x, const 
         bool seen = false;
         for (const Plan& p : plans) seen |= p.rows == rows && p.cols == cols;
         if (seen) continue;
-        Plan plan{rows, cols, primitiveFor(rows, K, cols, N, b.defined(), activation), std::vector<at::Tensor>(static_cast<std::size_t>(col_tiles))};
+        Plan plan{rows, cols, primitiveFor(dt::f32, rows, K, cols, N, {}, b.defined(), activation), std::vector<at::Tensor>(static_cast<std::size_t>(col_tiles))};
         for (std::int64_t c = 0; c < col_tiles && !over_budget; ++c) {
           const std::int64_t c0 = c * kTileCols;
           if (std::min(N, c0 + kTileCols) - c0 != cols) continue;
