@@ -2,6 +2,8 @@
 
 #include <QColor>
 #include <QLocale>
+#include <algorithm>
+#include <limits>
 
 namespace monoscope::ui {
 
@@ -22,12 +24,37 @@ void FeatureListModel::setQuery(const core::FeatureQuery& query) {
 }
 
 void FeatureListModel::reload() {
+  Rows rows = fetchRows(query_);
   beginResetModel();
   cache_.clear();
-  row_of_.clear();
-  ids_.clear();
-  if (db_) ids_ = db_->featureIds(query_);
+  adopt(std::move(rows));
   endResetModel();
+}
+
+FeatureListModel::Rows FeatureListModel::fetchRows(const core::FeatureQuery& query) const {
+  Rows out;
+  if (!db_) return out;
+  if (const auto range = db_->orderRange(query)) {
+    out.ranged = true;
+    out.begin = range->first;
+    out.end = std::max(range->first, std::min<std::int64_t>(range->second, range->first + std::numeric_limits<int>::max()));
+    return out;
+  }
+  const std::int64_t limit = query.text.empty() ? kMaterialiseLimit : kSearchLimit;
+  std::int64_t total = 0;
+  out.ids = db_->featureIds(query, limit, &total);
+  out.truncated = total > limit;
+  return out;
+}
+
+void FeatureListModel::adopt(Rows rows) {
+  row_of_.clear();
+  blocks_.clear();
+  ids_ = std::move(rows.ids);
+  truncated_ = rows.truncated;
+  ranged_ = rows.ranged;
+  begin_ = rows.begin;
+  end_ = rows.end;
 }
 
 void FeatureListModel::refresh(qint64 feature) {
@@ -37,15 +64,35 @@ void FeatureListModel::refresh(qint64 feature) {
     return;
   }
   cache_.erase(feature);
+  if (ranged_ && blocks_.empty()) return;  // no row of the order has been read yet
   const int r = rowOf(feature);
   if (r >= 0) Q_EMIT dataChanged(index(r, 0), index(r, ColumnCount - 1));
 }
 
 qint64 FeatureListModel::featureAt(int row) const {
-  return row >= 0 && row < static_cast<int>(ids_.size()) ? ids_[row] : -1;
+  if (!ranged_) return row >= 0 && row < static_cast<int>(ids_.size()) ? ids_[row] : -1;
+  if (row < 0 || row >= rowCount()) return -1;
+  const std::int64_t pos = query_.descending ? end_ - 1 - row : begin_ + row;
+  const std::int64_t block = pos / kBlock;
+  auto it = blocks_.find(block);
+  if (it == blocks_.end()) {
+    if (blocks_.size() >= 256) blocks_.clear();
+    try {
+      it = blocks_.emplace(block, db_->idsInOrder(query_.sort, block * kBlock, kBlock)).first;
+    } catch (const std::exception&) {
+      return -1;
+    }
+  }
+  const std::size_t at = static_cast<std::size_t>(pos - block * kBlock);
+  return at < it->second.size() ? it->second[at] : -1;
 }
 
 int FeatureListModel::rowOf(qint64 feature) const {
+  if (ranged_) {
+    const std::int64_t pos = db_ ? db_->positionInOrder(query_.sort, feature) : -1;
+    if (pos < begin_ || pos >= end_) return -1;
+    return static_cast<int>(query_.descending ? end_ - 1 - pos : pos - begin_);
+  }
   if (row_of_.empty() && !ids_.empty()) {
     row_of_.reserve(ids_.size());
     for (std::size_t i = 0; i < ids_.size(); ++i) row_of_.emplace(ids_[i], static_cast<int>(i));
@@ -55,8 +102,9 @@ int FeatureListModel::rowOf(qint64 feature) const {
 }
 
 const core::FeatureSummary* FeatureListModel::row(int r) const {
-  if (!db_ || r < 0 || r >= static_cast<int>(ids_.size())) return nullptr;
-  const auto id = ids_[r];
+  if (!db_ || r < 0 || r >= rowCount()) return nullptr;
+  const auto id = featureAt(r);
+  if (id < 0) return nullptr;
   auto it = cache_.find(id);
   if (it != cache_.end()) return &it->second;
   if (cache_.size() >= kCacheLimit) cache_.clear();
@@ -71,7 +119,8 @@ const core::FeatureSummary* FeatureListModel::row(int r) const {
 }
 
 int FeatureListModel::rowCount(const QModelIndex& parent) const {
-  return parent.isValid() ? 0 : static_cast<int>(ids_.size());
+  if (parent.isValid()) return 0;
+  return ranged_ ? static_cast<int>(end_ - begin_) : static_cast<int>(ids_.size());
 }
 
 int FeatureListModel::columnCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : ColumnCount; }
@@ -124,28 +173,31 @@ void FeatureListModel::sort(int column, Qt::SortOrder order) {
   else if (column != IdColumn) return;  // explanations are not ordered
   const bool descending = order == Qt::DescendingOrder;
   if (sort == query_.sort && descending == query_.descending) return;
-  query_.sort = sort;
-  query_.descending = descending;
-  Q_EMIT layoutAboutToBeChanged();
-  // A re-sort is a new id order; persistent indexes are remapped by feature id.
+  // A re-sort is a new id order; persistent indexes (selection, current: a few) are remapped by
+  // feature id. A sort that changes the row count (a capped list against a whole order) resets.
   const auto old = persistentIndexList();
   std::vector<qint64> old_ids;
   old_ids.reserve(old.size());
   for (const auto& i : old) old_ids.push_back(featureAt(i.row()));
-  ids_ = db_ ? db_->featureIds(query_) : std::vector<std::int64_t>{};
-  row_of_.clear();
-  // The few persistent indexes (selection, current) found in one pass over the new order, not
-  // through a map of every row.
-  std::unordered_map<std::int64_t, int> new_row;
-  for (const qint64 id : old_ids) new_row.emplace(id, -1);
-  std::size_t missing = new_row.size();
-  for (std::size_t r = 0; r < ids_.size() && missing > 0; ++r) {
-    const auto it = new_row.find(ids_[r]);
-    if (it != new_row.end() && it->second < 0) it->second = static_cast<int>(r), --missing;
+  core::FeatureQuery sorted = query_;
+  sorted.sort = sort;
+  sorted.descending = descending;
+  Rows rows = fetchRows(sorted);
+  const int new_rows = rows.ranged ? static_cast<int>(rows.end - rows.begin) : static_cast<int>(rows.ids.size());
+  if (new_rows != rowCount()) {
+    beginResetModel();
+    query_ = sorted;
+    cache_.clear();
+    adopt(std::move(rows));
+    endResetModel();
+    return;
   }
+  Q_EMIT layoutAboutToBeChanged();
+  query_ = sorted;
+  adopt(std::move(rows));
   QModelIndexList now;
   for (int i = 0; i < old.size(); ++i) {
-    const int r = new_row.at(old_ids[i]);
+    const int r = old_ids[i] < 0 ? -1 : rowOf(old_ids[i]);
     now.push_back(r < 0 ? QModelIndex() : index(r, old[i].column()));
   }
   changePersistentIndexList(old, now);

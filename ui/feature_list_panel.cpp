@@ -81,7 +81,15 @@ void FeatureListPanel::applyQuery() {
   q.filter = static_cast<core::FeatureFilter>(filter_->currentData().toInt());
   try {
     model_->setQuery(q);
-    count_->setText(tr("%L1 features").arg(model_->rowCount()));
+    if (model_->truncated()) {
+      count_->setText(tr("first %L1 matches").arg(model_->rowCount()));
+      count_->setToolTip(tr("More features match than the list holds: it shows the first %L1 by id, in the chosen order. "
+                            "Narrow the search, or sort the whole dictionary by density or max.")
+                             .arg(model_->rowCount()));
+    } else {
+      count_->setText(tr("%L1 features").arg(model_->rowCount()));
+      count_->setToolTip({});
+    }
   } catch (const std::exception& e) {
     count_->setText(tr("search error"));
     count_->setToolTip(QString::fromUtf8(e.what()));

@@ -53,8 +53,15 @@ MapPanel::MapPanel(Session* session, QWidget* parent) : QWidget(parent), session
 }
 
 void MapPanel::reload() {
-  view_->setPoints(session_->db() ? session_->db()->mapPoints() : std::vector<core::MapPoint>{});
+  const core::FeatureDb* db = session_->db();
   view_->setLit({});
+  // A dictionary past a quarter of a million features is drawn from the database's map layers
+  // (density tiles, points read by cell when zoomed in) instead of being held as points.
+  if (db && db->mapLayout().present && db->mapLayout().points > kPointsInMemory) {
+    view_->setLayers(db);
+    return;
+  }
+  view_->setPoints(db ? db->mapPoints() : std::vector<core::MapPoint>{});
 }
 
 void MapPanel::follow(qint64 feature) {

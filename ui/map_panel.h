@@ -2,6 +2,7 @@
 // The map panel: the dictionary's UMAP with the selected feature and its neighbours, and a
 // concept prompt that lights up the features firing on it.
 #include <QWidget>
+#include <cstdint>
 
 class QLabel;
 class QLineEdit;
@@ -16,6 +17,8 @@ class MapPanel : public QWidget {
   Q_OBJECT
  public:
   explicit MapPanel(Session* session, QWidget* parent = nullptr);
+  // Map points held in memory at most; a larger map is drawn from the database's layers.
+  static constexpr std::int64_t kPointsInMemory = 250000;
   QSize sizeHint() const override { return QSize(420, 320); }  // the main window's first layout
   MapView* view() const { return view_; }
   QLineEdit* conceptEdit() const { return concept_; }

@@ -1,8 +1,10 @@
 #include "map_view.h"
 
+#include <QElapsedTimer>
 #include <QHelpEvent>
 #include <QMouseEvent>
 #include <QPainter>
+#include <QTimer>
 #include <QToolTip>
 #include <QWheelEvent>
 #include <algorithm>
@@ -17,7 +19,7 @@ const QColor kRamp[5] = {QColor(68, 1, 84), QColor(59, 82, 139), QColor(33, 145,
                          QColor(253, 231, 37)};
 }
 
-MapView::MapView(QWidget* parent) : QWidget(parent) {
+MapView::MapView(QWidget* parent) : QWidget(parent), layers_(std::make_unique<MapLayers>()) {
   setMouseTracking(false);
   setFocusPolicy(Qt::ClickFocus);
   setMinimumSize(200, 150);
@@ -33,7 +35,43 @@ QColor MapView::densityColor(double log10_density, double lo, double hi) {
                           a.blueF() + (b.blueF() - a.blueF()) * u);
 }
 
+void MapView::setLayers(const core::FeatureDb* db) {
+  setPoints({});
+  layers_->setDatabase(db && db->mapLayout().present ? db : nullptr);
+  if (!layers_->active()) return;
+  const auto& l = layers_->layout();
+  min_x_ = l.min_x, max_x_ = l.max_x, min_y_ = l.min_y, max_y_ = l.max_y;
+  log_lo_ = l.log_lo, log_hi_ = l.log_hi;
+  learnPositions();
+  resetView();
+}
+
+void MapView::learnPositions() {
+  known_.clear();
+  const core::FeatureDb* db = layers_->database();
+  if (!db) return;
+  auto learn = [&](qint64 id) {
+    if (id < 0 || known_.count(id)) return;
+    if (const auto p = db->mapPoint(id)) known_.emplace(id, *p);
+  };
+  learn(selected_);
+  for (const auto id : neighbours_) learn(id);
+  // A concept prompt lights a few hundred features; their positions are point reads.
+  for (std::size_t i = 0; i < std::min<std::size_t>(lit_.size(), 5000); ++i) learn(lit_[i].first);
+}
+
+std::optional<core::MapPoint> MapView::pointOf(qint64 feature) const {
+  if (layers_->active()) {
+    const auto it = known_.find(feature);
+    return it == known_.end() ? std::nullopt : std::optional<core::MapPoint>(it->second);
+  }
+  const auto it = index_of_.find(feature);
+  return it == index_of_.end() ? std::nullopt : std::optional<core::MapPoint>(points_[it->second]);
+}
+
 void MapView::setPoints(std::vector<core::MapPoint> points) {
+  layers_->setDatabase(nullptr);
+  known_.clear();
   points_ = std::move(points);
   index_of_.clear();
   colors_.clear();
@@ -105,19 +143,40 @@ void MapView::panBy(const QPointF& pixels) {
 void MapView::setSelection(qint64 feature, const std::vector<qint64>& neighbours) {
   selected_ = feature;
   neighbours_ = neighbours;
+  learnPositions();
   update();
 }
 
 void MapView::setLit(const std::vector<std::pair<qint64, float>>& lit) {
   lit_ = lit;
+  learnPositions();
   update();
 }
 
 qint64 MapView::featureAt(const QPointF& pixel, double radius_px) const {
-  if (points_.empty() || grid_n_ == 0) return -1;
   const double dx = cx_ + (pixel.x() - width() * 0.5) / scale_;
   const double dy = cy_ - (pixel.y() - height() * 0.5) / scale_;
   const double r = radius_px / scale_;
+  if (layers_->active()) {
+    // Only where single points are drawn: a density bin stands for many features.
+    if (!drew_points_) return -1;
+    const auto& l = layers_->layout();
+    const double w = std::max(double(l.max_x) - l.min_x, 1e-6), h = std::max(double(l.max_y) - l.min_y, 1e-6);
+    auto cell = [&](double v, double lo, double span) { return std::clamp(static_cast<int>(std::floor((v - lo) / span * l.cells)), 0, l.cells - 1); };
+    double best = r * r;
+    qint64 found = -1;
+    for (int gy = cell(dy - r, l.min_y, h); gy <= cell(dy + r, l.min_y, h); ++gy)
+      for (int gx = cell(dx - r, l.min_x, w); gx <= cell(dx + r, l.min_x, w); ++gx) {
+        const auto* pts = layers_->cell(static_cast<std::int64_t>(gy) * l.cells + gx, true);
+        if (!pts) continue;
+        for (const auto& p : *pts) {
+          const double ex = p.x - dx, ey = p.y - dy, d = ex * ex + ey * ey;
+          if (d <= best) best = d, found = p.id;
+        }
+      }
+    return found;
+  }
+  if (points_.empty() || grid_n_ == 0) return -1;
   const float w = std::max(max_x_ - min_x_, 1e-6f), h = std::max(max_y_ - min_y_, 1e-6f);
   auto cell = [&](double v, float lo, float span) {
     return std::clamp(static_cast<int>((v - lo) / span * grid_n_), 0, grid_n_ - 1);
@@ -144,27 +203,31 @@ void MapView::paintEvent(QPaintEvent*) {
   const QSize size(std::max(1, int(width() * dpr)), std::max(1, int(height() * dpr)));
   if (frame_.size() != size) frame_ = QImage(size, QImage::Format_RGB32);
   frame_.fill(palette().color(QPalette::Base).rgb());
-  // Rasterise every point as a 2x2 device-pixel square.
-  const int W = size.width(), H = size.height();
-  const double s = scale_ * dpr, ox = W * 0.5 - cx_ * s, oy = H * 0.5 + cy_ * s;
-  auto* bits = reinterpret_cast<QRgb*>(frame_.bits());
-  const int stride = frame_.bytesPerLine() / 4;
-  const int dot = scale_ > 40 ? 3 : 2;
-  for (std::size_t i = 0; i < points_.size(); ++i) {
-    const int px = static_cast<int>(points_[i].x * s + ox);
-    const int py = static_cast<int>(oy - points_[i].y * s);
-    if (px < 0 || py < 0 || px + dot > W || py + dot > H) continue;
-    QRgb* row = bits + static_cast<std::ptrdiff_t>(py) * stride + px;
-    for (int r = 0; r < dot; ++r, row += stride)
-      for (int c = 0; c < dot; ++c) row[c] = colors_[i];
+  if (layers_->active()) {
+    paintLayers();
+  } else {
+    // Rasterise every point as a 2x2 device-pixel square.
+    const int W = size.width(), H = size.height();
+    const double s = scale_ * dpr, ox = W * 0.5 - cx_ * s, oy = H * 0.5 + cy_ * s;
+    auto* bits = reinterpret_cast<QRgb*>(frame_.bits());
+    const int stride = frame_.bytesPerLine() / 4;
+    const int dot = scale_ > 40 ? 3 : 2;
+    for (std::size_t i = 0; i < points_.size(); ++i) {
+      const int px = static_cast<int>(points_[i].x * s + ox);
+      const int py = static_cast<int>(oy - points_[i].y * s);
+      if (px < 0 || py < 0 || px + dot > W || py + dot > H) continue;
+      QRgb* row = bits + static_cast<std::ptrdiff_t>(py) * stride + px;
+      for (int r = 0; r < dot; ++r, row += stride)
+        for (int c = 0; c < dot; ++c) row[c] = colors_[i];
+    }
   }
   QPainter p(this);
   p.drawImage(QRectF(0, 0, width(), height()), frame_);
   p.setRenderHint(QPainter::Antialiasing);
   for (const auto& [id, strength] : lit_) {
-    const auto it = index_of_.find(id);
-    if (it == index_of_.end()) continue;
-    const QPointF c = toPixel(points_[it->second].x, points_[it->second].y);
+    const auto pt = pointOf(id);
+    if (!pt) continue;
+    const QPointF c = toPixel(pt->x, pt->y);
     const double radius = 3.0 + 6.0 * std::clamp(strength, 0.0f, 1.0f);
     p.setPen(QPen(QColor(180, 20, 20), 1));
     p.setBrush(QColor(255, 60, 30, 170));
@@ -172,13 +235,13 @@ void MapView::paintEvent(QPaintEvent*) {
   }
   p.setBrush(Qt::NoBrush);
   for (const auto id : neighbours_) {
-    const auto it = index_of_.find(id);
-    if (it == index_of_.end()) continue;
+    const auto pt = pointOf(id);
+    if (!pt) continue;
     p.setPen(QPen(QColor(255, 140, 0), 2));
-    p.drawEllipse(toPixel(points_[it->second].x, points_[it->second].y), 5, 5);
+    p.drawEllipse(toPixel(pt->x, pt->y), 5, 5);
   }
-  if (const auto it = index_of_.find(selected_); it != index_of_.end()) {
-    const QPointF c = toPixel(points_[it->second].x, points_[it->second].y);
+  if (const auto pt = pointOf(selected_)) {
+    const QPointF c = toPixel(pt->x, pt->y);
     p.setPen(QPen(QColor(220, 0, 60), 2.5));
     p.drawEllipse(c, 8, 8);
     p.drawLine(c + QPointF(-13, 0), c + QPointF(-9, 0));
@@ -187,8 +250,92 @@ void MapView::paintEvent(QPaintEvent*) {
   drawLegend(p);
 }
 
+void MapView::paintLayers() {
+  const auto& l = layers_->layout();
+  const int W = frame_.width(), H = frame_.height();
+  const double s = scale_ * devicePixelRatioF(), ox = W * 0.5 - cx_ * s, oy = H * 0.5 + cy_ * s;
+  const double w = std::max(double(l.max_x) - l.min_x, 1e-6), h = std::max(double(l.max_y) - l.min_y, 1e-6);
+  // The visible data rectangle, and the grid indices it covers (n a side).
+  const double x0 = -ox / s, x1 = (W - ox) / s, y0 = (oy - H) / s, y1 = oy / s;
+  if (x1 < l.min_x || x0 > l.max_x || y1 < l.min_y || y0 > l.max_y) return;
+  auto span = [](double a, double b, double lo, double extent, int n) {
+    return std::make_pair(std::clamp(static_cast<int>(std::floor((a - lo) / extent * n)), 0, n - 1),
+                          std::clamp(static_cast<int>(std::floor((b - lo) / extent * n)), 0, n - 1));
+  };
+  const auto [cx0, cx1] = span(x0, x1, l.min_x, w, l.cells);
+  const auto [cy0, cy1] = span(y0, y1, l.min_y, h, l.cells);
+  const std::int64_t in_view = l.pointsIn(cx0, cy0, cx1 + 1, cy1 + 1);
+  // Reads are budgeted: what is not read in this frame is drawn in the next ones.
+  QElapsedTimer clock;
+  clock.start();
+  constexpr qint64 kReadBudgetNs = 6'000'000;
+  auto may_read = [&] { return clock.nsecsElapsed() < kReadBudgetNs; };
+  bool missing = false;
+  drew_points_ = in_view <= layers_->pointBudget();
+  if (drew_points_) {
+    auto* bits = reinterpret_cast<QRgb*>(frame_.bits());
+    const int stride = frame_.bytesPerLine() / 4;
+    const int dot = in_view < 20000 ? 3 : 2;
+    for (int gy = cy0; gy <= cy1; ++gy)
+      for (int gx = cx0; gx <= cx1; ++gx) {
+        const std::int64_t index = static_cast<std::int64_t>(gy) * l.cells + gx;
+        if (l.pointsIn(gx, gy, gx + 1, gy + 1) == 0) continue;
+        const auto* pts = layers_->cell(index, may_read());
+        if (!pts) {
+          missing = true;
+          continue;
+        }
+        const auto& colors = *layers_->cellColors(index);
+        for (std::size_t i = 0; i < pts->size(); ++i) {
+          const int px = static_cast<int>((*pts)[i].x * s + ox);
+          const int py = static_cast<int>(oy - (*pts)[i].y * s);
+          if (px < 0 || py < 0 || px + dot > W || py + dot > H) continue;
+          QRgb* row = bits + static_cast<std::ptrdiff_t>(py) * stride + px;
+          for (int r = 0; r < dot; ++r, row += stride)
+            for (int c = 0; c < dot; ++c) row[c] = colors[i];
+        }
+      }
+  } else {
+    // The level whose bins are about a device pixel; each tile drawn scaled, nearest bin.
+    const double bin_px = s * w / core::kMapTileBins;
+    const int level = std::clamp(static_cast<int>(std::ceil(std::log2(std::max(bin_px / 1.5, 1.0)))), 0, l.levels - 1);
+    const int tiles = 1 << level;
+    const auto [tx0, tx1] = span(x0, x1, l.min_x, w, tiles);
+    const auto [ty0, ty1] = span(y0, y1, l.min_y, h, tiles);
+    const double tw = w / tiles, th = h / tiles;
+    QPainter p(&frame_);
+    for (int ty = ty0; ty <= ty1; ++ty)
+      for (int tx = tx0; tx <= tx1; ++tx) {
+        const QRectF target(ox + (l.min_x + tx * tw) * s, oy - (l.min_y + (ty + 1) * th) * s, tw * s, th * s);
+        const QImage* image = layers_->tile(level, tx, ty, may_read());
+        if (image) {
+          if (!image->isNull()) p.drawImage(target, *image);
+          continue;
+        }
+        missing = true;
+        // Not read yet: the part of the nearest cached coarser tile that covers it.
+        for (int up = 1; up <= level; ++up) {
+          const QImage* parent = layers_->tile(level - up, tx >> up, ty >> up, false);
+          if (!parent) continue;
+          if (parent->isNull()) break;
+          const int part = core::kMapTileBins >> up, mask = (1 << up) - 1;
+          const QRectF source((tx & mask) * part, (mask - (ty & mask)) * part, part, part);
+          p.drawImage(target, *parent, source);
+          break;
+        }
+      }
+  }
+  if (missing && !refill_pending_) {
+    refill_pending_ = true;
+    QTimer::singleShot(0, this, [this]() {
+      refill_pending_ = false;
+      update();
+    });
+  }
+}
+
 void MapView::drawLegend(QPainter& p) const {
-  if (points_.empty()) {
+  if (points_.empty() && !layers_->active()) {
     p.setPen(palette().color(QPalette::PlaceholderText));
     p.drawText(rect(), Qt::AlignCenter, tr("No map: the database has no UMAP coordinates."));
     return;
@@ -204,6 +351,11 @@ void MapView::drawLegend(QPainter& p) const {
   p.setFont(f);
   p.drawText(QRect(x - 40, y + h + 1, w + 80, 16), Qt::AlignHCenter,
              tr("log10 density %1 .. %2").arg(log_lo_, 0, 'f', 1).arg(log_hi_, 0, 'f', 1));
+  if (layers_->active()) {
+    const QString mode = drew_points_ ? tr("%L1 features: points").arg(layers_->layout().points)
+                                      : tr("%L1 features: density of each bin (zoom in for points)").arg(layers_->layout().points);
+    p.drawText(QRect(8, height() - 20, width() - w - 40, 16), Qt::AlignLeft | Qt::AlignVCenter, mode);
+  }
 }
 
 void MapView::wheelEvent(QWheelEvent* event) {
@@ -241,10 +393,21 @@ bool MapView::event(QEvent* event) {
     auto* help = static_cast<QHelpEvent*>(event);
     const qint64 f = featureAt(help->pos());
     if (f < 0) {
+      if (layers_->active() && !drew_points_) {
+        QToolTip::showText(help->globalPos(), tr("Zoom in to pick single features here"), this);
+        return true;
+      }
       QToolTip::hideText();
       return true;
     }
-    const auto& p = points_[index_of_.at(f)];
+    core::MapPoint p;
+    p.id = f;
+    if (layers_->active()) {
+      if (const auto* db = layers_->database())
+        if (const auto found = db->mapPoint(f)) p = *found;
+    } else {
+      p = points_[index_of_.at(f)];
+    }
     QString text = tr("<b>Feature %1</b><br>density %2").arg(f).arg(p.density, 0, 'e', 2);
     if (labeler_) text += "<br>" + labeler_(f).toHtmlEscaped();
     QToolTip::showText(help->globalPos(), text, this);

@@ -1,15 +1,20 @@
 #pragma once
 // The map: the UMAP of the whole dictionary as a zoomable, pannable scatter coloured by log
 // density. Points are rasterised straight into an image (a 100,000-point frame is a few
-// milliseconds); a grid index finds the point under the cursor. The selected feature and its
-// neighbours are outlined; "lit" features (those a concept prompt activates) are drawn large.
+// milliseconds); a grid index finds the point under the cursor. A dictionary of millions of
+// features is drawn from the database's map layers instead (MapLayers: density tiles zoomed
+// out, points zoomed in), never held whole. The selected feature and its neighbours are
+// outlined; "lit" features (those a concept prompt activates) are drawn large.
 #include <QImage>
 #include <QWidget>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
 #include "api/feature_db.h"
+#include "map_layers.h"
 
 namespace monoscope::ui {
 
@@ -20,6 +25,20 @@ class MapView : public QWidget {
 
   void setPoints(std::vector<core::MapPoint> points);
   const std::vector<core::MapPoint>& points() const { return points_; }
+  // Draws the database's map layers (it must have them, FeatureDb::mapLayout().present) instead
+  // of points held here; the database must outlive the view or be replaced first.
+  void setLayers(const core::FeatureDb* db);
+  bool layered() const { return layers_->active(); }
+  // Whether the last frame drew single points (not density tiles).
+  bool drewPoints() const { return drew_points_; }
+  // Whether a frame left tiles or cells to read in the next ones.
+  bool refillPending() const { return refill_pending_; }
+  const MapLayers& layers() const { return *layers_; }
+  // Points in view below which single points are drawn instead of density tiles.
+  void setPointBudget(std::int64_t points) {
+    layers_->setPointBudget(points);
+    update();
+  }
   void setSelection(qint64 feature, const std::vector<qint64>& neighbours);
   // Features to light up with a strength in (0, 1] each (empty clears).
   void setLit(const std::vector<std::pair<qint64, float>>& lit);
@@ -50,6 +69,9 @@ class MapView : public QWidget {
  private:
   void buildGrid();
   void drawLegend(QPainter& p) const;
+  void paintLayers();
+  std::optional<core::MapPoint> pointOf(qint64 feature) const;
+  void learnPositions();  // positions of the marked features, from the database (layers)
 
   std::vector<core::MapPoint> points_;
   std::vector<QRgb> colors_;
@@ -68,6 +90,10 @@ class MapView : public QWidget {
   std::vector<std::pair<qint64, float>> lit_;
   QImage frame_;
   std::function<QString(qint64)> labeler_;
+  std::unique_ptr<MapLayers> layers_;
+  std::unordered_map<qint64, core::MapPoint> known_;  // marked features' positions (layers)
+  bool drew_points_ = true;
+  bool refill_pending_ = false;
 };
 
 }  // namespace monoscope::ui

@@ -76,6 +76,29 @@ struct MapPoint {
   double density = 0.0;
 };
 
+// The map's level of detail (schema 4), for dictionaries too large to hold as points: density
+// tiles of kMapTileBins x kMapTileBins bins, level l covering the bounds with 2^l x 2^l tiles, and
+// every point bucketed into one of cells x cells grid cells.
+constexpr int kMapTileBins = 256;
+
+struct MapLayout {
+  bool present = false;
+  float min_x = 0, max_x = 0, min_y = 0, max_y = 0;
+  int levels = 0;                 // tile levels 0 .. levels - 1
+  int cells = 0;                  // point cells per side
+  double log_lo = 0, log_hi = 0;  // log10 density range of alive features
+  std::int64_t points = 0;
+  // 2-D prefix sums of points per cell, (cells + 1)^2: points in cells [x0, x1) x [y0, y1) in O(1).
+  std::vector<std::int64_t> cell_prefix;
+  std::int64_t pointsIn(int x0, int y0, int x1, int y1) const;
+};
+
+struct MapTile {
+  // kMapTileBins^2 bins each, row-major from the lowest y; empty vectors for a tile with no points.
+  std::vector<std::uint32_t> count, alive;
+  std::vector<float> mean_log_density;  // over the bin's alive features
+};
+
 struct ExplanationVersion {
   std::int64_t version = 0;
   std::string text, author;
@@ -102,7 +125,7 @@ struct DatabaseInfo {
 class FeatureDb {
  public:
   enum class Mode { ReadOnly, ReadWrite };
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   // Opens an existing feature database, migrating an older schema in ReadWrite mode. Throws
   // Error naming the file for a missing file, a file that is not a database, a newer schema,
@@ -122,6 +145,24 @@ class FeatureDb {
   FeatureSummary summary(std::int64_t feature) const;
   FeaturePage page(std::int64_t feature) const;
   std::vector<MapPoint> mapPoints() const;
+
+  // Dictionaries of millions of features (schema 4, built by the index merge or the migration):
+  // whether the feature orders and map layers exist.
+  bool hasLayers() const;
+  // Ascending positions [begin, end) of the query's matches in its sort order (ties by id), when
+  // they form one range of it: no search text, and a filter that is a prefix or suffix of that
+  // order (all; dead and alive for density and max; dense for density). nullopt otherwise.
+  std::optional<std::pair<std::int64_t, std::int64_t>> orderRange(const FeatureQuery& query) const;
+  // The ids at ascending positions [first, first + count) of `sort`, and a feature's position.
+  std::vector<std::int64_t> idsInOrder(FeatureSort sort, std::int64_t first, std::int64_t count) const;
+  std::int64_t positionInOrder(FeatureSort sort, std::int64_t feature) const;  // -1 when unknown
+  // At most `limit` matching ids in the query's order; `total` (when given) receives the number of
+  // matches counted up to limit + 1, so a count above `limit` means the list was cut.
+  std::vector<std::int64_t> featureIds(const FeatureQuery& query, std::int64_t limit, std::int64_t* total) const;
+  const MapLayout& mapLayout() const;
+  MapTile mapTile(int level, int tx, int ty) const;
+  std::vector<MapPoint> mapCell(std::int64_t cell) const;
+  std::optional<MapPoint> mapPoint(std::int64_t feature) const;
   std::vector<std::pair<std::int64_t, float>> neighbours(std::int64_t feature) const;
   // Full-text search over explanations and top tokens, best match first.
   std::vector<FeatureScore> searchText(const std::string& query, std::size_t k) const;

@@ -22,6 +22,7 @@
 #include "index/neighbours.h"
 #include "index/scan_set.h"
 #include "index/umap.h"
+#include "store/feature_layers.h"
 #include "index/window_log.h"
 #include "interp/concept_scorer.h"
 #include "interp/explainer.h"
@@ -547,6 +548,12 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
   report(progress, "write", 0, 1);
   db->exec("PRAGMA threads=" + std::to_string(parts));  // SQLite sorts for the indexes on helper threads
   for (const auto& [name, sql] : indexes) db->exec(sql);
+  // The orders and map layers read the finished table through its indexes. They take seconds
+  // even for millions of features, so they finish once started.
+  buildFeatureLayers(*db, [&](const Progress& p) {
+    if (progress) progress(p);
+    return true;
+  });
   txn.commit();
   db->exec("PRAGMA journal_mode=WAL");
   db.reset();

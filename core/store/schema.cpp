@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "store/feature_layers.h"
 #include "store/sqlite.h"
 #include "util/error.h"
 
@@ -52,6 +53,21 @@ CREATE INDEX features_labelled ON features(labelled) WHERE labelled;
     R"sql(
 CREATE INDEX features_count ON features(count);
 )sql",
+    // 3 -> 4: the layers of large dictionaries (store/feature_layers.h): feature orders and the
+    // map's tiles and cells; the search index reads its text from the features table instead of
+    // keeping a copy, and indexes prefixes of 1-3 characters, so that a search typed a letter at
+    // a time streams its first matches from one list instead of merging every word's.
+    R"sql(
+CREATE TABLE feature_order(sort INTEGER NOT NULL, rank INTEGER NOT NULL, id INTEGER NOT NULL,
+  PRIMARY KEY(sort, rank)) WITHOUT ROWID;
+CREATE TABLE feature_position(id INTEGER PRIMARY KEY, density INTEGER NOT NULL, max_act INTEGER NOT NULL);
+CREATE TABLE map_tiles(key INTEGER PRIMARY KEY, bins BLOB NOT NULL);
+CREATE TABLE map_cells(cell INTEGER PRIMARY KEY, points BLOB NOT NULL);
+CREATE TABLE map_layout(id INTEGER PRIMARY KEY CHECK(id = 0), layout TEXT NOT NULL, cell_counts BLOB NOT NULL);
+DROP TABLE feature_text;
+CREATE VIRTUAL TABLE feature_text USING fts5(explanation, top_tokens, content='features', content_rowid='id', prefix='1 2 3');
+INSERT INTO feature_text(feature_text) VALUES('rebuild');
+)sql",
 };
 
 }  // namespace
@@ -62,14 +78,21 @@ void configureWriter(Sqlite& db) {
 }
 
 void migrateFeatureSchema(Sqlite& db, int up_to) {
-  static_assert(kFeatureSchemaVersion == 3, "add the migration to kMigrations");
+  static_assert(kFeatureSchemaVersion == 4, "add the migration to kMigrations");
   int v = db.userVersion();
+  const int from = v;
   while (v < up_to) {
     Transaction t(db);
     db.exec(kMigrations.at(static_cast<std::size_t>(v)));
     db.setUserVersion(v + 1);
     t.commit();
     ++v;
+  }
+  // A database written before the layers existed gets them now (a file being created has no
+  // features yet; its writer builds them when the table is complete).
+  if (from > 0 && from < 4 && v >= 4) {
+    auto st = db.prepare("SELECT EXISTS(SELECT 1 FROM features)");
+    if (st.step() && st.integer(0) != 0) buildFeatureLayers(db);
   }
 }
 

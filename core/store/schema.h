@@ -6,7 +6,7 @@ namespace monoscope::core {
 
 class Sqlite;
 
-constexpr int kFeatureSchemaVersion = 3;
+constexpr int kFeatureSchemaVersion = 4;
 constexpr int kScanSchemaVersion = 1;
 
 // Applies every migration from the file's user_version up to kFeatureSchemaVersion, each in

@@ -18,6 +18,7 @@
 #include "api/engine.h"
 #include "api/engine_impl.h"
 #include "api/feature_db.h"
+#include "scale_bench.h"
 #include "index/token_corpus.h"
 #include "index/umap.h"
 #include "store/schema.h"
@@ -167,81 +168,6 @@ static int benchUmap(const std::string& in, const std::string& name, const std::
   saveTensors(out, {{"embedding", y}});
   std::cout << nlohmann::json{{"bench", "umap"}, {"impl", "monoscope"}, {"threads", threads}, {"n", data.size(0)},
                               {"seconds", dt}}.dump() << "\n";
-  return 0;
-}
-
-// A synthetic feature database of n features (examples of 16 tokens, 10 top + 10 sampled per
-// feature, 10 intervals, logit effects and neighbours): the size the page query must cope with.
-static int benchSyntheticDb(const std::string& path, std::int64_t n, int vocab = 50257) {
-  std::remove(path.c_str());
-  Sqlite db(path, Sqlite::Open::Create);
-  db.exec("PRAGMA journal_mode=OFF");
-  db.exec("PRAGMA synchronous=OFF");
-  migrateFeatureSchema(db);
-  const auto t0 = Clock::now();
-  Transaction t(db);
-  std::mt19937_64 rng(1);
-  auto uni = [&] { return static_cast<double>(rng() >> 11) / 9007199254740992.0; };
-  putMeta(db, "d_sae", std::to_string(n));
-  putMeta(db, "tokens", "100000000");
-  {
-    auto st = db.prepare("INSERT INTO vocab(id, bytes) VALUES(?, ?)");
-    for (int i = 0; i < vocab; ++i) {
-      const std::string b = " t" + std::to_string(i);
-      st.bind(1, i).bindBlob(2, b.data(), b.size());
-      st.step();
-      st.reset();
-    }
-  }
-  auto fi = db.prepare("INSERT INTO features(id, count, density, max_act, mean_act, histogram, umap_x, umap_y, top_tokens, explanation) VALUES(?,?,?,?,?,?,?,?,?,?)");
-  auto ti = db.prepare("INSERT INTO feature_text(rowid, explanation, top_tokens) VALUES(?, ?, ?)");
-  auto ii = db.prepare("INSERT INTO intervals(feature, idx, lo, hi, count) VALUES(?,?,?,?,?)");
-  auto ei = db.prepare("INSERT INTO examples(feature, kind, interval, rank, max_act, center, window, position, tokens, acts, scale) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
-  auto li = db.prepare("INSERT INTO logits(feature, top, bottom, lo, hi, histogram) VALUES(?,?,?,?,?,?)");
-  auto ni = db.prepare("INSERT INTO neighbours(feature, ids, cosines) VALUES(?,?,?)");
-  std::vector<std::int64_t> hist(50), lh(40);
-  std::vector<std::int32_t> toks(16), nids(10);
-  std::vector<std::uint16_t> acts(16);
-  std::vector<float> cos(10);
-  std::string top = "[";
-  for (int i = 0; i < 10; ++i) top += std::string(i ? "," : "") + "[\" t" + std::to_string(i) + "\",1.5]";
-  top += "]";
-  for (std::int64_t f = 0; f < n; ++f) {
-    const double mx = 1 + 10 * uni();
-    for (auto& h : hist) h = static_cast<std::int64_t>(rng() % 1000);
-    const std::string expl = "feature " + std::to_string(f) + " about word" + std::to_string(f % 5000);
-    fi.bind(1, f).bind(2, static_cast<std::int64_t>(rng() % 100000)).bind(3, uni() * 0.01).bind(4, mx).bind(5, mx / 3);
-    fi.bindBlob(6, hist.data(), hist.size() * 8).bind(7, uni() * 20).bind(8, uni() * 20).bind(9, "word").bind(10, expl);
-    fi.step();
-    fi.reset();
-    ti.bind(1, f).bind(2, expl).bind(3, "word");
-    ti.step();
-    ti.reset();
-    for (int j = 0; j < 10; ++j) {
-      ii.bind(1, f).bind(2, j).bind(3, mx * j / 10).bind(4, mx * (j + 1) / 10).bind(5, static_cast<std::int64_t>(rng() % 10000));
-      ii.step();
-      ii.reset();
-    }
-    for (int e = 0; e < 20; ++e) {
-      for (auto& x : toks) x = static_cast<std::int32_t>(rng() % static_cast<std::uint64_t>(vocab));
-      for (auto& a : acts) a = static_cast<std::uint16_t>(rng() % 65536);
-      ei.bind(1, f).bind(2, e < 10 ? 0 : 1).bind(3, e < 10 ? 0 : e - 10).bind(4, e % 10).bind(5, mx).bind(6, 12);
-      ei.bind(7, static_cast<std::int64_t>(rng() % 100000)).bind(8, 12).bindBlob(9, toks.data(), 64).bindBlob(10, acts.data(), 32).bind(11, mx / 65535);
-      ei.step();
-      ei.reset();
-    }
-    for (auto& h : lh) h = static_cast<std::int64_t>(rng() % 5000);
-    li.bind(1, f).bind(2, top).bind(3, top).bind(4, -3.0).bind(5, 3.0).bindBlob(6, lh.data(), lh.size() * 8);
-    li.step();
-    li.reset();
-    for (int j = 0; j < 10; ++j) nids[j] = static_cast<std::int32_t>(rng() % n), cos[j] = static_cast<float>(0.9 - 0.05 * j);
-    ni.bind(1, f).bindBlob(2, nids.data(), 40).bindBlob(3, cos.data(), 40);
-    ni.step();
-    ni.reset();
-  }
-  t.commit();
-  db.exec("PRAGMA journal_mode=WAL");
-  std::cout << nlohmann::json{{"bench", "synthetic_db"}, {"features", n}, {"seconds", seconds(t0, Clock::now())}}.dump() << "\n";
   return 0;
 }
 
@@ -453,7 +379,11 @@ int main(int argc, char** argv) {
     return benchAttention(std::atoll(argv[2]), std::atoll(argv[3]), std::atoll(argv[4]), std::atoll(argv[5]),
                           argc > 6 ? std::atoi(argv[6]) : 2, argc > 7 ? std::atoi(argv[7]) : 20);
   if (argc >= 4 && std::strcmp(argv[1], "synthetic-db") == 0)
-    return benchSyntheticDb(argv[2], std::atoll(argv[3]), argc > 4 ? std::atoi(argv[4]) : 50257);
+    return monoscope::bench::writeSyntheticDb(argv[2], std::atoll(argv[3]), argc > 4 ? std::atoll(argv[4]) : 20000,
+                                              argc > 5 ? std::atoi(argv[5]) : 50257);
+  if (argc >= 3 && std::strcmp(argv[1], "scale") == 0) return monoscope::bench::benchScale(argv[2], argc > 3 ? std::atoi(argv[3]) : 200);
+  if (argc >= 4 && std::strcmp(argv[1], "hnsw") == 0)
+    return monoscope::bench::benchHnsw(std::atoll(argv[2]), std::atoll(argv[3]), argc > 4 ? std::atoi(argv[4]) : 2);
   if (argc >= 3 && std::strcmp(argv[1], "page") == 0) return benchPage(argv[2], argc > 3 ? std::atoi(argv[3]) : 200);
   if (argc >= 5 && std::strcmp(argv[1], "umap") == 0)
     return benchUmap(argv[2], argv[3], argv[4], argc > 5 ? std::atoi(argv[5]) : 2);

@@ -1,6 +1,7 @@
 // Desktop-app timings (offscreen Qt, the real panels):
 //   page DB N            click-to-filled-page: select a random feature, lay out and paint the page
 //   map N FRAMES         map frame time while panning and zooming N synthetic points
+//   map-layers DB PANS   map frame time of a large dictionary drawn from its layers, every zoom
 //   first-token MODEL SAE DB RUNS   Generate pressed -> first streamed token on the GUI thread
 // Each prints one JSON line with the figures and the target.
 #include <QApplication>
@@ -8,6 +9,8 @@
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QTest>
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <random>
@@ -89,6 +92,8 @@ int benchList(const QString& db_path) {
   t.start();
   model.setDatabase(db.get());
   const double load = t.nsecsElapsed() / 1e6;
+  const int rows = model.rowCount();
+  const bool ranged = model.ranged();
   std::mt19937_64 rng(9);
   std::vector<double> frames;
   for (int i = 0; i < 200; ++i) {
@@ -113,9 +118,12 @@ int benchList(const QString& db_path) {
     model.setQuery(q);
     searches.push_back(t.nsecsElapsed() / 1e6);
   }
-  std::printf("{\"bench\": \"ui_list_load\", \"what\": \"%s\", \"rows\": %d, \"load_ms\": %.1f, \"sort_max_ms\": %.1f, "
-              "\"search_max_ms\": %.1f}\n",
-              qPrintable(db_path.section('/', -1)), model.rowCount(), load, stats(sorts).max, stats(searches).max);
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  std::printf("{\"bench\": \"ui_list_load\", \"what\": \"%s\", \"rows\": %d, \"ranged\": %s, \"load_ms\": %.1f, \"sort_max_ms\": %.1f, "
+              "\"search_max_ms\": %.1f, \"peak_rss_mb\": %.1f}\n",
+              qPrintable(db_path.section('/', -1)), rows, ranged ? "true" : "false", load, stats(sorts).max,
+              stats(searches).max, ru.ru_maxrss / 1024.0);
   return 0;
 }
 
@@ -147,6 +155,73 @@ int benchMap(int n, int frames) {
     ms.push_back(t.nsecsElapsed() / 1e6);
   }
   print("ui_map_frame", QStringLiteral("%1 points").arg(n), stats(ms), 16.0, ms.size());
+  return 0;
+}
+
+// The map of a large dictionary drawn from its layers: frames while zooming from the whole map
+// into its densest cell until single points are drawn, panning at every zoom, and back out. Every
+// frame counts, including those that read tiles or cells and those that fill in what an earlier
+// frame left to read.
+int benchMapLayers(const QString& path, int pans) {
+  auto db = core::FeatureDb::open(path.toStdString());
+  if (!db->mapLayout().present) {
+    std::fprintf(stderr, "%s has no map layers\n", qPrintable(path));
+    return 1;
+  }
+  MapView view;
+  view.resize(1000, 800);
+  view.setLayers(db.get());
+  view.show();
+  QCoreApplication::processEvents();
+  const auto& l = db->mapLayout();
+  // The densest cell: where points appear last when zooming in.
+  int best = 0;
+  std::int64_t most = -1;
+  for (int c = 0; c < l.cells * l.cells; ++c) {
+    const std::int64_t n = l.pointsIn(c % l.cells, c / l.cells, c % l.cells + 1, c / l.cells + 1);
+    if (n > most) most = n, best = c;
+  }
+  const float tx = l.min_x + (best % l.cells + 0.5f) * (l.max_x - l.min_x) / l.cells;
+  const float ty = l.min_y + (best / l.cells + 0.5f) * (l.max_y - l.min_y) / l.cells;
+  std::vector<double> tiles_ms, points_ms;
+  auto frame = [&]() {
+    do {
+      QElapsedTimer t;
+      t.start();
+      view.repaint();
+      (view.drewPoints() ? points_ms : tiles_ms).push_back(t.nsecsElapsed() / 1e6);
+    } while (view.refillPending() && (QCoreApplication::processEvents(), true) && view.refillPending());
+    QCoreApplication::processEvents();
+  };
+  int zooms = 0;
+  frame();
+  for (int z = 0; z < 60; ++z) {
+    view.zoomAt(view.toPixel(tx, ty), 1.25);
+    ++zooms;
+    frame();
+    for (int p = 0; p < pans; ++p) {
+      view.panBy(QPointF(p % 2 ? 23 : -19, p % 3 ? 11 : -13));
+      frame();
+    }
+    if (view.drewPoints() && z > 0 && points_ms.size() > static_cast<std::size_t>(6 * (pans + 1))) break;
+  }
+  for (int z = 0; z < zooms; ++z) {
+    view.zoomAt(QPointF(500, 400), 0.8);
+    frame();
+  }
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  const std::size_t n = tiles_ms.size() + points_ms.size();
+  std::vector<double> all = tiles_ms;
+  all.insert(all.end(), points_ms.begin(), points_ms.end());
+  print("ui_map_layers_frame", QStringLiteral("%1 (%2 zoom steps, %3 tile + %4 point frames, %5 tile and %6 cell reads)")
+                                   .arg(path.section('/', -1)).arg(zooms).arg(tiles_ms.size()).arg(points_ms.size())
+                                   .arg(view.layers().tileReads()).arg(view.layers().cellReads()),
+        stats(all), 16.0, n);
+  if (!tiles_ms.empty()) print("ui_map_layers_tiles", path.section('/', -1), stats(tiles_ms), 16.0, tiles_ms.size());
+  if (!points_ms.empty()) print("ui_map_layers_points", path.section('/', -1), stats(points_ms), 16.0, points_ms.size());
+  std::printf("{\"bench\": \"ui_map_layers_rss\", \"what\": \"%s\", \"peak_rss_mb\": %.1f}\n", qPrintable(path.section('/', -1)),
+              ru.ru_maxrss / 1024.0);
   return 0;
 }
 
@@ -188,8 +263,9 @@ int main(int argc, char** argv) {
   const QStringList a = app.arguments();
   if (a.size() >= 3 && a[1] == "page") return benchPage(a[2], a.size() > 3 ? a[3].toInt() : 200);
   if (a.size() >= 3 && a[1] == "list") return benchList(a[2]);
+  if (a.size() >= 3 && a[1] == "map-layers") return benchMapLayers(a[2], a.size() > 3 ? a[3].toInt() : 4);
   if (a.size() >= 3 && a[1] == "map") return benchMap(a[2].toInt(), a.size() > 3 ? a[3].toInt() : 120);
   if (a.size() >= 5 && a[1] == "first-token") return benchFirstToken(a[2], a[3], a[4], a.size() > 5 ? a[5].toInt() : 5);
-  std::fprintf(stderr, "usage: monoscope-ui-bench page DB [N] | list DB | map POINTS [FRAMES] | first-token MODEL SAE DB [RUNS]\n");
+  std::fprintf(stderr, "usage: monoscope-ui-bench page DB [N] | list DB | map POINTS [FRAMES] | map-layers DB [PANS] | first-token MODEL SAE DB [RUNS]\n");
   return 2;
 }

@@ -3,6 +3,7 @@
 #include <QLineEdit>
 #include <QSignalSpy>
 #include <QtTest>
+#include <cmath>
 
 #include "feature_score_model.h"
 #include "map_panel.h"
@@ -95,6 +96,55 @@ class TestInspectorMap : public QObject {
     QVERIFY(std::abs(after.x() - before.x()) < 0.5 && std::abs(after.y() - before.y()) < 0.5);
     map->panBy(QPointF(30, -20));
     QVERIFY(std::abs(map->toPixel(p.x, p.y).x() - before.x() - 30) < 0.5);
+  }
+
+  // The map of a large dictionary, drawn from the database's layers: density tiles zoomed out,
+  // single points (clickable) zoomed in, coarser tiles standing in while finer ones are read.
+  void layeredMapDrawsTilesThenPoints() {
+    const core::FeatureDb* db = session_->db();
+    QVERIFY(db->mapLayout().present);
+    MapView map;
+    map.resize(640, 480);
+    map.setLayers(db);
+    map.setPointBudget(500);  // the demo's tens of thousands of points count as "too many"
+    map.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&map));
+    QVERIFY(map.layered());
+    QVERIFY(map.points().empty());
+    map.resetView();
+    map.repaint();
+    QVERIFY(!map.drewPoints());
+    QVERIFY(map.layers().tileReads() > 0);
+    QCOMPARE(map.featureAt(QPointF(320, 240)), qint64(-1));  // a bin is many features
+    auto coloured = [](const QImage& img) {
+      int n = 0;
+      const QRgb base = img.pixel(0, 0);
+      for (int y = 0; y < img.height(); y += 4)
+        for (int x = 0; x < img.width(); x += 4) n += img.pixel(x, y) != base;
+      return n;
+    };
+    QVERIFY(coloured(map.grab().toImage()) > 200);
+    // Zoomed onto one feature's position, the view holds few points: they are drawn and picked.
+    const auto points = db->mapPoints();
+    const auto& target = points[points.size() / 3];
+    for (int i = 0; i < 12 && !map.drewPoints(); ++i) {
+      map.zoomAt(map.toPixel(target.x, target.y), 2.0);
+      map.repaint();
+    }
+    QVERIFY(map.drewPoints());
+    QTRY_VERIFY_WITH_TIMEOUT(map.layers().cellReads() > 0, 2000);
+    QCoreApplication::processEvents();
+    const qint64 found = map.featureAt(map.toPixel(target.x, target.y));
+    QVERIFY(found >= 0);
+    const auto at = db->mapPoint(found);
+    QVERIFY(at);
+    const QPointF d = map.toPixel(at->x, at->y) - map.toPixel(target.x, target.y);
+    QVERIFY(std::hypot(d.x(), d.y()) <= 6.0);
+    QVERIFY(coloured(map.grab().toImage()) > 0);
+    // The selection is marked from the database's position of the feature.
+    map.setSelection(target.id, {});
+    map.repaint();
+    QVERIFY(std::abs(map.toPixel(target.x, target.y).x() - 320) < 400);
   }
 
   void conceptLightsUpFeatures() {

@@ -1,0 +1,15 @@
+#pragma once
+// Scale benchmarks of monoscope-bench (scale_bench.cpp).
+#include <cstdint>
+#include <string>
+
+namespace monoscope::bench {
+
+// A synthetic feature database of n features, `sample` of them (evenly spaced) with examples.
+int writeSyntheticDb(const std::string& path, std::int64_t n, std::int64_t sample, int vocab);
+// Page, sort, scroll, search-as-you-type and map-layer timings on a database; peak RSS.
+int benchScale(const std::string& path, int queries);
+// HNSW neighbour graph of n random d-dimensional directions: build time and peak RSS.
+int benchHnsw(std::int64_t n, std::int64_t d, int threads);
+
+}  // namespace monoscope::bench
