@@ -303,19 +303,27 @@ QString MainWindow::openWorkspace(const Workspace& given, bool quiet) {
   if (session_->db() && session_->currentFeature() < 0 && session_->db()->info().d_sae > 0) {
     // Open on a common feature, something to look at straight away, but not one that fires on
     // nearly every token (an always-on direction says nothing): the densest below 1%.
+    // A page of summaries at a time: dense features are few, so this reads one or two pages
+    // even for tens of millions of features.
     core::FeatureQuery q;
     q.sort = core::FeatureSort::Density;
     q.descending = true;
     q.filter = core::FeatureFilter::Alive;
-    q.limit = session_->db()->info().d_sae;  // summaries only: a few ms even for large dictionaries
-    const auto top = session_->db()->listFeatures(q);
-    qint64 first = top.empty() ? 0 : top.front().id;
-    for (const auto& f : top) {
-      if (f.density < 0.01) {
-        first = f.id;
-        break;
+    q.limit = 512;
+    qint64 densest = 0, first = -1;
+    for (int page = 0; page < 64 && first < 0; ++page) {
+      q.offset = page * q.limit;
+      const auto top = session_->db()->listFeatures(q);
+      if (top.empty()) break;
+      if (page == 0) densest = top.front().id;  // should every feature be dense
+      for (const auto& f : top) {
+        if (f.density < 0.01) {
+          first = f.id;
+          break;
+        }
       }
     }
+    if (first < 0) first = densest;
     session_->selectFeature(first);
   }
   return errors;

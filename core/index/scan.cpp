@@ -34,6 +34,10 @@ namespace monoscope::core {
 
 namespace {
 
+// Floats of one dense encoding chunk in the scan, per lane (64 MiB; twice that with the
+// pre-activation).
+constexpr std::int64_t kDenseEncodeFloats = std::int64_t{1} << 24;
+
 std::string absolute(const std::string& p) {
   std::error_code ec;
   const auto a = fs::weakly_canonical(fs::absolute(p), ec);
@@ -184,11 +188,19 @@ void scanCorpus(const IndexOptions& o, const Engine& engine, const std::string& 
     const at::Tensor h = engine.impl().hookActivationsBatch(ids);              // [b, pos, d_model]
     Block block{s, std::vector<std::string>(static_cast<std::size_t>(e - s))};
     // The block encoded at once: straight to sparse rows where the screened encoder applies,
-    // else one large product whose rows are then made sparse.
+    // else dense products whose rows are then made sparse. A dense encoding holds rows x d_sae
+    // floats twice (pre-activation and activation), so rows go in chunks of at most
+    // kDenseEncodeFloats / d_sae: a dictionary of millions of features scans in bounded memory.
     SparseRows rows;
-    if (!sae.encodeSparse(h.reshape({-1, h.size(2)}), &rows)) {
-      const at::Tensor acts = sae.encode(h.reshape({-1, h.size(2)})).to(at::kCPU, at::kFloat).contiguous();  // [b*pos, d_sae]
-      appendPositiveRows(acts.data_ptr<float>(), acts.size(0), acts.size(1), &rows);
+    const at::Tensor flat_h = h.reshape({-1, h.size(2)});
+    if (!sae.encodeSparse(flat_h, &rows)) {
+      const std::int64_t n_rows = flat_h.size(0);
+      const std::int64_t chunk = std::max<std::int64_t>(1, kDenseEncodeFloats / std::max<std::int64_t>(1, sae.config().d_sae));
+      for (std::int64_t r = 0; r < n_rows; r += chunk) {
+        const at::Tensor acts =
+            sae.encode(flat_h.slice(0, r, std::min(n_rows, r + chunk))).to(at::kCPU, at::kFloat).contiguous();  // [rows, d_sae]
+        appendPositiveRows(acts.data_ptr<float>(), acts.size(0), acts.size(1), &rows);
+      }
     }
     for (std::int64_t w = 0; w < e - s; ++w) {
       block.blobs[static_cast<std::size_t>(w)] =

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks: Monoscope against its named peers, measured in the same run; prints ratios.
-# Usage: bash tests/bench/run.sh [all|engine|index|ui|gguf|smollm2|tokenizers|full-size|families]   (peers in .venv: bash tests/bench/setup-peers.sh)
+# Usage: bash tests/bench/run.sh [all|engine|index|ui|gguf|smollm2|tokenizers|full-size|families|scale]   (peers in .venv: bash tests/bench/setup-peers.sh)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -17,6 +17,7 @@ if [ "$WHAT" = "smollm2" ]; then exec bash tests/bench/smollm2.sh "${@:2}"; fi
 if [ "$WHAT" = "tokenizers" ]; then exec bash tests/bench/tokenizers.sh "${@:2}"; fi
 if [ "$WHAT" = "full-size" ]; then exec bash tests/bench/full_size.sh "${@:2}"; fi
 if [ "$WHAT" = "families" ]; then exec bash tests/bench/families.sh "${@:2}"; fi
+if [ "$WHAT" = "scale" ]; then exec bash tests/bench/scale.sh "${@:2}"; fi
 
 # The same large English text for every tokenizer: Debian's fortunes (quotations, 2.5 MB).
 TEXT="$BUILD/bench-english.txt"
