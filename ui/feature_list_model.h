@@ -35,7 +35,7 @@ class FeatureListModel : public QAbstractTableModel {
 
   // Rows a query keeps in memory at most, and for a text search (matches in id order, then
   // sorted): a search typed into tens of millions of explanations stays interactive.
-  static constexpr std::int64_t kMaterialiseLimit = 200000;
+  static constexpr std::int64_t kMaterialiseLimit = 100000;
   static constexpr std::int64_t kSearchLimit = 20000;
   // Whether the list holds only the first rows of a longer result.
   bool truncated() const { return truncated_; }

@@ -136,6 +136,8 @@ class FeatureDb {
   FeatureDb& operator=(const FeatureDb&) = delete;
 
   const DatabaseInfo& info() const;
+  // A value of the meta table ("" when absent), e.g. what a benchmark's writer recorded.
+  std::string metaValue(const std::string& key) const;
 
   std::int64_t countFeatures(const FeatureQuery& query) const;
   std::vector<FeatureSummary> listFeatures(const FeatureQuery& query) const;

@@ -76,13 +76,22 @@ double now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// Turns free text into an FTS5 query: every word must match (as a prefix).
-std::string ftsQuery(const std::string& text) {
+// Prefix lengths the search index lists on their own (schema 4): a longer prefix makes FTS5
+// merge the lists of every word it starts.
+constexpr std::size_t kIndexedPrefix = 8;
+
+// Turns free text into an FTS5 query: every word must match (as a prefix). With
+// `exact_long_words`, a word longer than the indexed prefixes must match whole; returns "" when
+// there is no such word.
+std::string ftsQuery(const std::string& text, bool exact_long_words = false) {
   std::string out, word;
+  bool any_long = false;
   auto flush = [&] {
     if (word.empty()) return;
     if (!out.empty()) out += ' ';
-    out += '"' + word + "\"*";
+    const bool exact = exact_long_words && word.size() > kIndexedPrefix;
+    any_long = any_long || exact;
+    out += '"' + word + (exact ? "\"" : "\"*");
     word.clear();
   };
   for (unsigned char c : text) {
@@ -93,7 +102,7 @@ std::string ftsQuery(const std::string& text) {
     }
   }
   flush();
-  return out;
+  return exact_long_words && !any_long ? std::string() : out;
 }
 
 Histogram histogramFromBlob(const Statement& st, int col, double lo, double hi) {
@@ -254,6 +263,8 @@ std::unique_ptr<FeatureDb> FeatureDb::open(const std::string& path, Mode mode) {
 
 const DatabaseInfo& FeatureDb::info() const { return impl_->info; }
 
+std::string FeatureDb::metaValue(const std::string& key) const { return getMeta(*impl_->db, key); }
+
 std::int64_t FeatureDb::countFeatures(const FeatureQuery& q) const {
   const std::string fts = ftsQuery(q.text);
   std::string sql = "SELECT COUNT(*) FROM features f";
@@ -312,26 +323,51 @@ std::vector<std::int64_t> FeatureDb::featureIds(const FeatureQuery& q) const {
 }
 
 std::vector<std::int64_t> FeatureDb::featureIds(const FeatureQuery& q, std::int64_t limit, std::int64_t* total) const {
+  const Impl& m = *impl_;
   const std::string fts = ftsQuery(q.text);
   limit = std::max<std::int64_t>(0, limit);
-  std::string sql;
-  if (fts.empty()) {
-    sql = selectFeatures(q, "f.id", fts) + " LIMIT ?4";
-  } else {
-    // The first matches by id, then filtered and sorted: a common word in tens of millions of
-    // explanations is cut at the limit instead of ranked in full.
-    FeatureQuery plain = q;
-    plain.text.clear();
-    sql = selectFeatures(plain, "f.id", "");
-    sql.replace(sql.find(" FROM features f"), 16,
-                " FROM (SELECT rowid AS id FROM feature_text WHERE feature_text MATCH ?1 LIMIT ?4) m JOIN features f ON f.id = m.id");
-  }
-  auto st = impl_->db->prepare(sql);
-  if (!fts.empty()) st.bind(1, fts);
-  if (q.filter == FeatureFilter::Dense) st.bind(3, q.dense_threshold);
-  st.bind(4, limit + 1);
+  const std::string dir = q.descending ? " DESC" : " ASC";
+  auto run = [&](const std::string& sql, const std::string& match, std::int64_t extra = -1) {
+    auto st = m.db->prepare(sql);
+    if (!match.empty()) st.bind(1, match);
+    if (q.filter == FeatureFilter::Dense && extra < 0) st.bind(3, q.dense_threshold);
+    if (extra >= 0) st.bind(3, extra);
+    st.bind(4, limit + 1);
+    std::vector<std::int64_t> out;
+    while (st.step()) out.push_back(st.integer(0));
+    return out;
+  };
   std::vector<std::int64_t> out;
-  while (st.step()) out.push_back(st.integer(0));
+  if (!fts.empty()) {
+    // The first matches by id (in the list's direction when it is sorted by id), then filtered
+    // and sorted: a common word in tens of millions of explanations is cut at the limit instead
+    // of ranked in full. Sorted by id over every feature, the matches are the list.
+    const std::string first = std::string("SELECT rowid AS id FROM feature_text WHERE feature_text MATCH ?1 ORDER BY rowid") +
+                              (q.sort == FeatureSort::Id && q.descending ? " DESC" : "") + " LIMIT ?4";
+    std::string sql = first;
+    if (q.filter != FeatureFilter::All || q.sort != FeatureSort::Id) {
+      FeatureQuery plain = q;
+      plain.text.clear();
+      sql = selectFeatures(plain, "f.id", "");
+      sql.replace(sql.find(" FROM features f"), 16, " FROM (" + first + ") m JOIN features f ON f.id = m.id");
+    }
+    // A word longer than the indexed prefixes is first looked up whole (one list, streamed);
+    // only when that leaves room under the limit are the longer words it begins read as well.
+    const std::string whole = ftsQuery(q.text, true);
+    if (!whole.empty()) out = run(sql, whole);
+    if (whole.empty() || static_cast<std::int64_t>(out.size()) <= limit) out = run(sql, fts);
+  } else if (q.filter == FeatureFilter::Dense && q.sort != FeatureSort::Density && m.layers) {
+    // Dense features are the top of the density order; their ids and max positions come from
+    // the order tables (smaller than the features table, read in order).
+    FeatureQuery by_density = q;
+    by_density.sort = FeatureSort::Density;
+    const auto range = orderRange(by_density);
+    out = run(std::string("SELECT p.id FROM feature_order o JOIN feature_position p ON p.id = o.id WHERE o.sort = 1 AND o.rank >= ?3 ORDER BY ") +
+                  (q.sort == FeatureSort::MaxActivation ? "p.max_act" : "p.id") + dir + " LIMIT ?4",
+              "", range ? range->first : m.layer_features);
+  } else {
+    out = run(selectFeatures(q, "f.id", "") + " LIMIT ?4", "");
+  }
   if (total) *total = static_cast<std::int64_t>(out.size());
   if (static_cast<std::int64_t>(out.size()) > limit) out.resize(static_cast<std::size_t>(limit));
   return out;

@@ -55,8 +55,8 @@ CREATE INDEX features_count ON features(count);
 )sql",
     // 3 -> 4: the layers of large dictionaries (store/feature_layers.h): feature orders and the
     // map's tiles and cells; the search index reads its text from the features table instead of
-    // keeping a copy, and indexes prefixes of 1-3 characters, so that a search typed a letter at
-    // a time streams its first matches from one list instead of merging every word's.
+    // keeping a copy, and indexes prefixes of 1-8 characters, so that a search typed a letter at
+    // a time streams its first matches from one list instead of merging every matching word's.
     R"sql(
 CREATE TABLE feature_order(sort INTEGER NOT NULL, rank INTEGER NOT NULL, id INTEGER NOT NULL,
   PRIMARY KEY(sort, rank)) WITHOUT ROWID;
@@ -65,7 +65,7 @@ CREATE TABLE map_tiles(key INTEGER PRIMARY KEY, bins BLOB NOT NULL);
 CREATE TABLE map_cells(cell INTEGER PRIMARY KEY, points BLOB NOT NULL);
 CREATE TABLE map_layout(id INTEGER PRIMARY KEY CHECK(id = 0), layout TEXT NOT NULL, cell_counts BLOB NOT NULL);
 DROP TABLE feature_text;
-CREATE VIRTUAL TABLE feature_text USING fts5(explanation, top_tokens, content='features', content_rowid='id', prefix='1 2 3');
+CREATE VIRTUAL TABLE feature_text USING fts5(explanation, top_tokens, content='features', content_rowid='id', prefix='1 2 3 4 5 6 7 8');
 INSERT INTO feature_text(feature_text) VALUES('rebuild');
 )sql",
 };

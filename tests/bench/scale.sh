@@ -15,9 +15,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 RUNS=${1:-3}
-SIZES=${SIZES:-"1000000 4000000 34000000"}
-HNSW=${HNSW:-"250000:64 1000000:64"}
-INDEX=${INDEX:-"65536 262144 1048576"}
+SIZES=${SIZES-"1000000 4000000 34000000"}
+HNSW=${HNSW-"250000:64 1000000:64"}
+INDEX=${INDEX-"65536 262144 1048576"}
 PY=${PY:-.venv/bin/python}
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMONOSCOPE_BUILD_BENCH=ON >/dev/null
 cmake --build "$BUILD" -j2 --target monoscope-bench monoscope-ui-bench monoscope-cli >/dev/null

@@ -202,8 +202,8 @@ int benchScale(const std::string& path, int queries) {
     std::cerr << path << ": no feature layers (open it once for writing to build them)\n";
     return 1;
   }
-  Sqlite raw(path, Sqlite::Open::ReadOnly);
-  const std::int64_t stride = std::max<std::int64_t>(1, std::stoll(getMeta(raw, "bench_sample_stride", "1")));
+  const std::string recorded = db->metaValue("bench_sample_stride");
+  const std::int64_t stride = recorded.empty() ? 1 : std::max<std::int64_t>(1, std::stoll(recorded));
   std::mt19937_64 rng(7);
   auto stats = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());
@@ -232,7 +232,7 @@ int benchScale(const std::string& path, int queries) {
         (void)db->idsInOrder(s, first, range->second - first);
       } else {
         std::int64_t total = 0;
-        rows = static_cast<std::int64_t>(db->featureIds(q, 200000, &total).size());
+        rows = static_cast<std::int64_t>(db->featureIds(q, 100000, &total).size());  // the list's limit
         (void)db->listFeatures(q);
       }
       sort.push_back(ms(t0, Clock::now()));

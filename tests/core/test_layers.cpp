@@ -74,6 +74,10 @@ class TestLayers : public QObject {
           FeatureQuery q;
           q.sort = sort, q.descending = desc, q.filter = filter, q.dense_threshold = 0.03;
           const auto expected = db->featureIds(q);
+          // The capped list (through the order tables where it can) is the same list.
+          std::int64_t total = 0;
+          QCOMPARE(db->featureIds(q, 100000, &total), expected);
+          QCOMPARE(total, static_cast<std::int64_t>(expected.size()));
           const auto range = db->orderRange(q);
           if (!range) continue;
           ++ranged;
@@ -88,6 +92,25 @@ class TestLayers : public QObject {
     QCOMPARE(ranged, 2 + 2 * (3 + 3) + 2);  // id: all; density, max: all, alive, dead (+ dense for density)
     QCOMPARE(db->positionInOrder(FeatureSort::Density, 5000), -1);
     QVERIFY(db->idsInOrder(FeatureSort::Density, 2990, 100).size() == 10);
+  }
+
+  void searchesStreamLongWordsWhole() {
+    const std::string p = makeDb(300);
+    const auto db = FeatureDb::open(p, FeatureDb::Mode::ReadWrite);
+    db->setExplanation(3, "punctuation marks", "manual");
+    db->setExplanation(4, "punctuationless prose", "manual");
+    FeatureQuery q;
+    q.text = "punctuatio";  // longer than the indexed prefixes: a prefix of two words
+    QCOMPARE(db->featureIds(q, 100, nullptr), (std::vector<std::int64_t>{3, 4}));
+    q.text = "punctuation";  // the whole word matches once, then the words it begins
+    QCOMPARE(db->featureIds(q, 100, nullptr), (std::vector<std::int64_t>{3, 4}));
+    std::int64_t total = 0;
+    QCOMPARE(db->featureIds(q, 1, &total), std::vector<std::int64_t>{3});
+    QCOMPARE(total, std::int64_t{2});
+    q.descending = true;  // sorted by id, descending: the last matches first
+    QCOMPARE(db->featureIds(q, 1, &total), std::vector<std::int64_t>{4});
+    q.text = "punctuation marks";
+    QCOMPARE(db->featureIds(q, 100, nullptr), std::vector<std::int64_t>{3});
   }
 
   void cappedListsSayTheyWereCut() {
