@@ -352,8 +352,8 @@ void MapView::drawLegend(QPainter& p) const {
   p.drawText(QRect(x - 40, y + h + 1, w + 80, 16), Qt::AlignHCenter,
              tr("log10 density %1 .. %2").arg(log_lo_, 0, 'f', 1).arg(log_hi_, 0, 'f', 1));
   if (layers_->active()) {
-    const QString mode = drew_points_ ? tr("%L1 features: points").arg(layers_->layout().points)
-                                      : tr("%L1 features: density of each bin (zoom in for points)").arg(layers_->layout().points);
+    const QString mode = drew_points_ ? tr("%L1 features").arg(layers_->layout().points)
+                                      : tr("%L1 features, binned").arg(layers_->layout().points);
     p.drawText(QRect(8, height() - 20, width() - w - 40, 16), Qt::AlignLeft | Qt::AlignVCenter, mode);
   }
 }

@@ -73,9 +73,10 @@ int main(int argc, char** argv) {
     // Poll until the workspace is ready and no job or model work is pending, then save and quit.
     auto* timer = new QTimer(&window);
     const QString path = parser.value(screenshot);
-    QObject::connect(timer, &QTimer::timeout, &window, [&window, timer, path]() {
+    const bool want_engine = !w.model_dir.isEmpty();  // a database alone is browsed without a model
+    QObject::connect(timer, &QTimer::timeout, &window, [&window, timer, path, want_engine]() {
       auto* s = window.session();
-      if (!s->db() || !s->worker().hasEngine() || s->worker().pending() > 0 || window.jobs()->running() > 0) return;
+      if (!s->db() || (want_engine && !s->worker().hasEngine()) || s->worker().pending() > 0 || window.jobs()->running() > 0) return;
       timer->stop();
       QTimer::singleShot(1500, &window, [&window, path]() {
         const bool ok = window.grab().save(path);
