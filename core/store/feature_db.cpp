@@ -286,8 +286,9 @@ std::string selectFeatures(const FeatureQuery& q, const std::string& columns, co
   if (!fts.empty()) sql += " JOIN feature_text t ON t.rowid = f.id AND feature_text MATCH ?1";
   sql += " WHERE " + whereClause(q);
   const std::string dir = q.descending ? " DESC" : " ASC";
-  // Dense features are few: found through the density index, then sorted ("+" keeps SQLite from
-  // walking the whole sort column's index instead, testing every feature's density).
+  // Dense features are few: found through the density index, which also holds max activations
+  // (schema 4), then sorted ("+" keeps SQLite from walking the whole sort column's index
+  // instead, testing every feature's density).
   const std::string by = q.filter == FeatureFilter::Dense && q.sort != FeatureSort::Density ? " ORDER BY +" : " ORDER BY ";
   switch (q.sort) {
     case FeatureSort::Id: sql += by + "f.id" + dir; break;
@@ -327,11 +328,10 @@ std::vector<std::int64_t> FeatureDb::featureIds(const FeatureQuery& q, std::int6
   const std::string fts = ftsQuery(q.text);
   limit = std::max<std::int64_t>(0, limit);
   const std::string dir = q.descending ? " DESC" : " ASC";
-  auto run = [&](const std::string& sql, const std::string& match, std::int64_t extra = -1) {
+  auto run = [&](const std::string& sql, const std::string& match) {
     auto st = m.db->prepare(sql);
     if (!match.empty()) st.bind(1, match);
-    if (q.filter == FeatureFilter::Dense && extra < 0) st.bind(3, q.dense_threshold);
-    if (extra >= 0) st.bind(3, extra);
+    if (q.filter == FeatureFilter::Dense) st.bind(3, q.dense_threshold);
     st.bind(4, limit + 1);
     std::vector<std::int64_t> out;
     while (st.step()) out.push_back(st.integer(0));
@@ -356,15 +356,6 @@ std::vector<std::int64_t> FeatureDb::featureIds(const FeatureQuery& q, std::int6
     const std::string whole = ftsQuery(q.text, true);
     if (!whole.empty()) out = run(sql, whole);
     if (whole.empty() || static_cast<std::int64_t>(out.size()) <= limit) out = run(sql, fts);
-  } else if (q.filter == FeatureFilter::Dense && q.sort != FeatureSort::Density && m.layers) {
-    // Dense features are the top of the density order; their ids and max positions come from
-    // the order tables (smaller than the features table, read in order).
-    FeatureQuery by_density = q;
-    by_density.sort = FeatureSort::Density;
-    const auto range = orderRange(by_density);
-    out = run(std::string("SELECT p.id FROM feature_order o JOIN feature_position p ON p.id = o.id WHERE o.sort = 1 AND o.rank >= ?3 ORDER BY ") +
-                  (q.sort == FeatureSort::MaxActivation ? "p.max_act" : "p.id") + dir + " LIMIT ?4",
-              "", range ? range->first : m.layer_features);
   } else {
     out = run(selectFeatures(q, "f.id", "") + " LIMIT ?4", "");
   }

@@ -54,7 +54,8 @@ CREATE INDEX features_labelled ON features(labelled) WHERE labelled;
 CREATE INDEX features_count ON features(count);
 )sql",
     // 3 -> 4: the layers of large dictionaries (store/feature_layers.h): feature orders and the
-    // map's tiles and cells; the search index reads its text from the features table instead of
+    // map's tiles and cells; the density index also holds max activations, so that dense features
+    // sort by max (or id) from the index alone; the search index reads its text from the features table instead of
     // keeping a copy, and indexes prefixes of 1-8 characters, so that a search typed a letter at
     // a time streams its first matches from one list instead of merging every matching word's.
     R"sql(
@@ -64,6 +65,8 @@ CREATE TABLE feature_position(id INTEGER PRIMARY KEY, density INTEGER NOT NULL, 
 CREATE TABLE map_tiles(key INTEGER PRIMARY KEY, bins BLOB NOT NULL);
 CREATE TABLE map_cells(cell INTEGER PRIMARY KEY, points BLOB NOT NULL);
 CREATE TABLE map_layout(id INTEGER PRIMARY KEY CHECK(id = 0), layout TEXT NOT NULL, cell_counts BLOB NOT NULL);
+DROP INDEX features_density;
+CREATE INDEX features_density ON features(density, max_act);
 DROP TABLE feature_text;
 CREATE VIRTUAL TABLE feature_text USING fts5(explanation, top_tokens, content='features', content_rowid='id', prefix='1 2 3 4 5 6 7 8');
 INSERT INTO feature_text(feature_text) VALUES('rebuild');

@@ -51,7 +51,7 @@ m.write_sae('$sae', {'hidden_size': 256, 'num_hidden_layers': 7}, d_sae=$d, k=32
       --neighbours 0 >/dev/null 2>&1
     t1=$(date +%s.%N)
     echo "{\"run\": $run, \"bench\": \"index_wide\", \"d_sae\": $d, \"seconds\": $(python3 -c "print(round($t1 - $t0, 2))"), \"peak_rss_mb\": $(( $(cat "$BUILD/scale/index.rss") / 1024 ))}" >> "$results"
-    rm -f "$BUILD/scale/index-$d.db"
+    rm -f "$BUILD/scale/index-$d.db" "$BUILD/scale/index-$d.db-wal" "$BUILD/scale/index-$d.db-shm"
   done
   for h in $HNSW; do
     "$BENCH" hnsw "${h%%:*}" "${h##*:}" 2 | sed "s/^{/{\"run\": $run, /" >> "$results"
