@@ -1,5 +1,6 @@
 // Screenshot smoke test: the main window on the demo with a feature page, the map with a lit
-// concept, the prompt inspector and a finished steering run, written as PNGs into
+// concept, the map drawn from its layers (tiles, then points), the prompt inspector and a
+// finished steering run, written as PNGs into
 // <build>/screenshots for a person to look at. Checks that each image has content.
 #include <QDir>
 #include <QDockWidget>
@@ -12,6 +13,7 @@
 #include "feature_page.h"
 #include "main_window.h"
 #include "map_panel.h"
+#include "map_view.h"
 #include "prompt_inspector.h"
 #include "session.h"
 #include "steering_panel.h"
@@ -88,6 +90,38 @@ class TestScreenshots : public QObject {
     QCoreApplication::processEvents();
     save(steering, "steering.png", 20);
     save(&window, "main_window_steering.png", 40);
+  }
+
+  // The map as a large dictionary draws it (the demo's database through its map layers, with a
+  // point budget small enough that the whole map is density tiles): zoomed out, then in to points.
+  void layeredMap() {
+    Session session;
+    session.openDatabase(test::demoDb());
+    MapView map;
+    map.resize(700, 560);
+    map.setLayers(session.db());
+    map.setPointBudget(2000);
+    map.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&map));
+    map.resetView();
+    for (int i = 0; i < 8; ++i) {  // let budgeted reads fill in
+      map.repaint();
+      QCoreApplication::processEvents();
+    }
+    QVERIFY(!map.drewPoints());
+    save(&map, "map_tiles.png", 20);
+    const auto points = session.db()->mapPoints();
+    const auto& p = points[points.size() / 2];
+    for (int i = 0; i < 12 && !map.drewPoints(); ++i) {
+      map.zoomAt(map.toPixel(p.x, p.y), 1.6);
+      map.repaint();
+    }
+    for (int i = 0; i < 8; ++i) {
+      map.repaint();
+      QCoreApplication::processEvents();
+    }
+    QVERIFY(map.drewPoints());
+    save(&map, "map_points.png", 10);
   }
 };
 
