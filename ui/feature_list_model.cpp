@@ -60,7 +60,7 @@ void FeatureListModel::adopt(Rows rows) {
 void FeatureListModel::refresh(qint64 feature) {
   if (feature < 0) {
     cache_.clear();
-    if (!ids_.empty()) Q_EMIT dataChanged(index(0, 0), index(rowCount() - 1, ColumnCount - 1));
+    if (rowCount() > 0) Q_EMIT dataChanged(index(0, 0), index(rowCount() - 1, ColumnCount - 1));
     return;
   }
   cache_.erase(feature);
