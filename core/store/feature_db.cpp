@@ -6,11 +6,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
-#include "store/feature_layers.h"
+#include "store/feature_db_impl.h"
 #include "store/schema.h"
 #include "store/sqlite.h"
 #include "util/error.h"
@@ -20,70 +21,21 @@
 namespace monoscope::core {
 
 namespace {
-constexpr std::int64_t kMaxVocab = 1 << 24;     // token ids a database's vocab table may hold
 constexpr std::int64_t kMaxIntervals = 10000;   // activation intervals per feature
 }  // namespace
 
 static_assert(FeatureDb::kSchemaVersion == kFeatureSchemaVersion, "one schema version");
 
-struct FeatureDb::Impl {
-  std::unique_ptr<Sqlite> db;
-  DatabaseInfo info;
-  bool writable = false;
-  std::vector<std::string> domains;        // source domains of the corpus (meta "domains")
-  std::string window_domains;              // one character per window (index/scan_set.h)
-  std::string domainOf(std::int64_t window) const {
-    if (window < 0 || static_cast<std::size_t>(window) >= window_domains.size()) return {};
-    const int d = window_domains[static_cast<std::size_t>(window)] - '0';
-    return d >= 0 && static_cast<std::size_t>(d) < domains.size() ? domains[static_cast<std::size_t>(d)] : std::string();
-  }
-  // Layers of large dictionaries (meta "layers" and the map layout), read when the file opens.
-  bool layers = false, dense_ids = false;
-  std::int64_t layer_features = 0, dead_prefix_density = -1, dead_prefix_max = -1;
-  MapLayout map;
-  mutable std::vector<std::string> vocab;  // token texts, loaded when the database opens
-  mutable bool vocab_loaded = false;
-
-  const std::string& tokenText(std::int32_t id) const {
-    if (!vocab_loaded) {
-      // Ids are dense (0 .. rows-1) in a database the indexer wrote; an id at or past the row count
-      // is a damaged row and shows as unknown, so a stray huge id cannot make the table allocate.
-      auto rows = db->prepare("SELECT COUNT(*) FROM vocab");
-      rows.step();
-      const std::int64_t limit = std::min(rows.integer(0), kMaxVocab);
-      auto st = db->prepare("SELECT id, bytes FROM vocab ORDER BY id");
-      while (st.step()) {
-        const std::int64_t raw = st.integer(0);
-        if (raw < 0 || raw >= limit) continue;
-        const auto id_row = static_cast<std::size_t>(raw);
-        if (id_row >= vocab.size()) vocab.resize(id_row + 1);
-        const auto* p = static_cast<const char*>(st.blob(1));
-        vocab[id_row] = toValidUtf8(std::string_view(p ? p : "", st.blobSize(1)));
-      }
-      vocab_loaded = true;
-    }
-    static const std::string unknown = "\xEF\xBF\xBD";
-    return id >= 0 && static_cast<std::size_t>(id) < vocab.size() ? vocab[static_cast<std::size_t>(id)] : unknown;
-  }
-  void requireWritable(const char* doing) const {
-    if (!writable) throw Error("feature database '" + info.path + "' was opened read-only; cannot " + doing);
-  }
-};
-
 namespace {
-
-double now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 // Prefix lengths the search index lists on their own (schema 4): a longer prefix makes FTS5
 // merge the lists of every word it starts.
 constexpr std::size_t kIndexedPrefix = 8;
 
-// Turns free text into an FTS5 query: every word must match (as a prefix). With
-// `exact_long_words`, a word longer than the indexed prefixes must match whole; returns "" when
-// there is no such word.
-std::string ftsQuery(const std::string& text, bool exact_long_words = false) {
+}  // namespace
+
+
+std::string ftsQuery(const std::string& text, bool exact_long_words) {
   std::string out, word;
   bool any_long = false;
   auto flush = [&] {
@@ -103,6 +55,12 @@ std::string ftsQuery(const std::string& text, bool exact_long_words = false) {
   }
   flush();
   return exact_long_words && !any_long ? std::string() : out;
+}
+
+namespace {
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 Histogram histogramFromBlob(const Statement& st, int col, double lo, double hi) {
@@ -240,23 +198,7 @@ std::unique_ptr<FeatureDb> FeatureDb::open(const std::string& path, Mode mode) {
   } catch (const nlohmann::json::exception&) {
     throw Error(where + "density_histogram is malformed", "the file is damaged; rebuild it with the index command");
   }
-  if (db.hasTable("feature_order")) {
-    const auto layers = nlohmann::json::parse(getMeta(db, "layers", "null"), nullptr, false);
-    if (layers.is_object()) {
-      try {
-        impl->layer_features = layers.at("features").get<std::int64_t>();
-        impl->dense_ids = layers.at("dense_ids").get<bool>();
-        impl->dead_prefix_density = layers.at("dead_prefix_density").get<std::int64_t>();
-        impl->dead_prefix_max = layers.at("dead_prefix_max").get<std::int64_t>();
-      } catch (const nlohmann::json::exception&) {
-        throw Error(where + "layers is malformed", "the file is damaged; rebuild it with the index command");
-      }
-      if (impl->layer_features < 0 || impl->dead_prefix_density > impl->layer_features || impl->dead_prefix_max > impl->layer_features)
-        throw Error(where + "layers is out of range", "the file is damaged; rebuild it with the index command");
-      impl->layers = true;
-      impl->map = readMapLayout(db);
-    }
-  }
+  readLayers(*impl, where);
   impl->tokenText(0);  // every page shows tokens: read the vocabulary now, not on the first click
   return std::unique_ptr<FeatureDb>(new FeatureDb(std::move(impl)));
 }
@@ -314,13 +256,7 @@ std::vector<FeatureSummary> FeatureDb::listFeatures(const FeatureQuery& q) const
 }
 
 std::vector<std::int64_t> FeatureDb::featureIds(const FeatureQuery& q) const {
-  const std::string fts = ftsQuery(q.text);
-  auto st = impl_->db->prepare(selectFeatures(q, "f.id", fts));
-  if (!fts.empty()) st.bind(1, fts);
-  if (q.filter == FeatureFilter::Dense) st.bind(3, q.dense_threshold);
-  std::vector<std::int64_t> out;
-  while (st.step()) out.push_back(st.integer(0));
-  return out;
+  return featureIds(q, std::numeric_limits<std::int64_t>::max() - 1, nullptr);
 }
 
 std::vector<std::int64_t> FeatureDb::featureIds(const FeatureQuery& q, std::int64_t limit, std::int64_t* total) const {
@@ -362,61 +298,6 @@ std::vector<std::int64_t> FeatureDb::featureIds(const FeatureQuery& q, std::int6
   if (total) *total = static_cast<std::int64_t>(out.size());
   if (static_cast<std::int64_t>(out.size()) > limit) out.resize(static_cast<std::size_t>(limit));
   return out;
-}
-
-bool FeatureDb::hasLayers() const { return impl_->layers; }
-
-std::optional<std::pair<std::int64_t, std::int64_t>> FeatureDb::orderRange(const FeatureQuery& q) const {
-  const Impl& m = *impl_;
-  if (!m.layers || !ftsQuery(q.text).empty()) return std::nullopt;
-  const std::int64_t n = m.layer_features;
-  if (q.filter == FeatureFilter::All && (q.sort != FeatureSort::Id || m.dense_ids)) return std::make_pair<std::int64_t, std::int64_t>(0, std::int64_t(n));
-  if (q.sort == FeatureSort::Id) return std::nullopt;
-  const std::int64_t dead = q.sort == FeatureSort::Density ? m.dead_prefix_density : m.dead_prefix_max;
-  if (q.filter == FeatureFilter::Dead && dead >= 0) return std::make_pair<std::int64_t, std::int64_t>(0, std::int64_t(dead));
-  if (q.filter == FeatureFilter::Alive && dead >= 0) return std::make_pair(dead, n);
-  if (q.filter == FeatureFilter::Dense && q.sort == FeatureSort::Density) {
-    auto st = m.db->prepare("SELECT COUNT(*) FROM features WHERE density > ?");
-    st.bind(1, q.dense_threshold);
-    st.step();
-    return std::make_pair(n - st.integer(0), n);
-  }
-  return std::nullopt;
-}
-
-std::vector<std::int64_t> FeatureDb::idsInOrder(FeatureSort sort, std::int64_t first, std::int64_t count) const {
-  const Impl& m = *impl_;
-  if (!m.layers) throw Error("'" + m.info.path + "' has no feature orders", "open it once for writing to build them");
-  first = std::max<std::int64_t>(0, first);
-  count = std::clamp<std::int64_t>(count, 0, std::max<std::int64_t>(0, m.layer_features - first));
-  if (sort != FeatureSort::Id) return readOrder(*m.db, sort, first, count);
-  std::vector<std::int64_t> out(static_cast<std::size_t>(count));
-  for (std::int64_t i = 0; i < count; ++i) out[static_cast<std::size_t>(i)] = first + i;
-  return out;
-}
-
-std::int64_t FeatureDb::positionInOrder(FeatureSort sort, std::int64_t feature) const {
-  const Impl& m = *impl_;
-  if (!m.layers || feature < 0) return -1;
-  if (sort == FeatureSort::Id) return m.dense_ids && feature < m.layer_features ? feature : -1;
-  return readPosition(*m.db, sort, feature);
-}
-
-const MapLayout& FeatureDb::mapLayout() const { return impl_->map; }
-
-MapTile FeatureDb::mapTile(int level, int tx, int ty) const { return readMapTile(*impl_->db, impl_->map, level, tx, ty); }
-
-std::vector<MapPoint> FeatureDb::mapCell(std::int64_t cell) const {
-  const auto& m = impl_->map;
-  if (!m.present || cell < 0 || cell >= static_cast<std::int64_t>(m.cells) * m.cells) return {};
-  return readMapCell(*impl_->db, cell);
-}
-
-std::optional<MapPoint> FeatureDb::mapPoint(std::int64_t feature) const {
-  auto st = impl_->db->prepare("SELECT umap_x, umap_y, density FROM features WHERE id = ? AND umap_x IS NOT NULL AND umap_y IS NOT NULL");
-  st.bind(1, feature);
-  if (!st.step()) return std::nullopt;
-  return MapPoint{feature, static_cast<float>(st.real(0)), static_cast<float>(st.real(1)), st.real(2)};
 }
 
 FeatureSummary FeatureDb::summary(std::int64_t feature) const {

@@ -56,9 +56,8 @@ int benchPage(const QString& db, int n) {
   const auto d_sae = session.db()->info().d_sae;
   // A synthetic database (monoscope-bench synthetic-db) has examples for every stride-th
   // feature only: the pages clicked are those.
-  const qint64 stride = std::max<qint64>(1, session.db()->metaValue("bench_sample_stride").empty()
-                                                ? 1
-                                                : std::stoll(session.db()->metaValue("bench_sample_stride")));
+  const std::string recorded = session.db()->metaValue("bench_sample_stride");
+  const qint64 stride = recorded.empty() ? 1 : std::max<qint64>(1, std::stoll(recorded));
   std::vector<double> ms;
   for (int i = 0; i < n; ++i) {
     const qint64 f = static_cast<qint64>(rng() % static_cast<std::uint64_t>((d_sae + stride - 1) / stride)) * stride;
