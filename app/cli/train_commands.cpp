@@ -154,6 +154,59 @@ int cmdHarvest(const Args& args) {
   return 0;
 }
 
+int cmdEvaluateSae(const Args& args) {
+  args.allowOnly({"model", "sae", "corpus", "context", "rows", "splice-batches", "seed", "skip-first", "skip-end-of-text",
+                  "device", "threads"});
+  core::SaeEvaluationOptions o;
+  o.model_dir = args.get("model");
+  o.sae = args.get("sae");
+  o.corpus = args.get("corpus");
+  o.context = args.integer("context", 0, 0, 1 << 20);
+  o.rows = args.integer("rows", o.rows, 1, 1 << 24);
+  o.splice_batches = args.integer("splice-batches", o.splice_batches, 1, 100000);
+  o.seed = static_cast<std::uint64_t>(args.integer("seed", 1, 0, INT64_MAX));
+  o.skip_first = args.get("skip-first", "true") != "false";
+  o.skip_end_of_text = args.get("skip-end-of-text", "true") != "false";
+  o.device = args.get("device", "auto");
+  o.threads = threadsOption(args);
+  core::SaeEvaluationResult r;
+  core::evaluateSae(o, {}, &r);
+  nlohmann::ordered_json j;
+  j["sae"] = o.sae;
+  j["metrics_on"] = std::to_string(r.rows) + " held-out activations and " + std::to_string(o.splice_batches * o.splice_batch_size) +
+                    " windows of " + std::to_string(r.context) + " tokens";
+  j["first_position"] = o.skip_first ? "excluded" : "included";
+  j["end_of_text"] = o.skip_first && o.skip_end_of_text ? "excluded" : "included";
+  j["fraction_variance_explained"] = r.fraction_variance_explained;
+  j["l0"] = r.l0;
+  j["clean_loss"] = r.clean_loss;
+  j["spliced_loss"] = r.spliced_loss;
+  j["zero_ablation_loss"] = r.zero_ablation_loss;
+  j["ce_loss_recovered"] = r.ce_loss_recovered;
+  std::cout << j.dump(2) << "\n";
+  return 0;
+}
+
+int cmdSaeThreshold(const Args& args) {
+  args.allowOnly({"sae", "activations", "fraction", "out", "rows", "dtype", "seed", "device", "threads"});
+  core::SaeThresholdOptions o;
+  o.sae = args.get("sae");
+  o.activations = args.get("activations");
+  o.out = args.get("out");
+  o.fraction = args.number("fraction", o.fraction);
+  o.rows = args.integer("rows", o.rows, 1, 1ll << 32);
+  const std::string dtype = args.get("dtype", "f32");
+  if (dtype != "f32" && dtype != "f16") throw Error("--dtype must be f32 or f16, not '" + dtype + "'");
+  o.half = dtype == "f16";
+  o.seed = static_cast<std::uint64_t>(args.integer("seed", 0, 0, INT64_MAX));
+  o.device = args.get("device", "auto");
+  o.threads = threadsOption(args);
+  core::SaeThresholdResult r;
+  core::calibrateSaeThresholds(o, {}, &r);
+  std::cout << core::readTextFile((fs::path(o.out) / "thresholds.json").string()) << "\n";
+  return 0;
+}
+
 int cmdGroundTruth(const Args& args) {
   args.allowOnly({"arch", "l1", "k", "d-in", "features", "active", "d-sae", "tokens", "seed", "batch-size", "lr",
                   "device", "threads"});

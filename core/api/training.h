@@ -58,4 +58,50 @@ std::int64_t defaultSaeBatchSize(std::int64_t tokens);
 
 JobStatus trainSae(const SaeTrainingOptions& options, const ProgressFn& progress, SaeTrainingResult* result);
 
+// Measuring an SAE on held-out text: variance explained and L0 over `rows` activations of
+// random windows of the corpus's validation shard (the training shard where there is none), and
+// the next-token loss with the SAE's reconstruction spliced in at its hook against the clean and
+// zero-ablated model. The first position and end-of-text tokens are treated as in training.
+struct SaeEvaluationOptions {
+  std::string model_dir, sae, corpus;
+  std::int64_t context = 0;             // 0: the SAE's context_size, else min(128, n_ctx)
+  bool skip_first = true, skip_end_of_text = true;
+  std::int64_t rows = 16384;            // activations for variance explained and L0
+  std::int64_t splice_batches = 16, splice_batch_size = 8;
+  std::uint64_t seed = 1;               // the windows drawn (train-sae's held-out rows for its seed)
+  std::string device = "auto";
+  int threads = 0;
+  void validate() const;
+};
+
+struct SaeEvaluationResult {
+  double fraction_variance_explained = 0, l0 = 0;
+  double clean_loss = 0, spliced_loss = 0, zero_ablation_loss = 0, ce_loss_recovered = 0;
+  std::int64_t rows = 0, context = 0;
+};
+
+JobStatus evaluateSae(const SaeEvaluationOptions& options, const ProgressFn& progress, SaeEvaluationResult* result);
+
+// Per-feature thresholds for a TopK SAE: a feature's activation is kept only above `fraction`
+// of its largest activation over `rows` rows of a harvest (or activation file), so the weakest
+// activations, which TopK keeps to fill its k slots, are cut. The SAE is written to `out` with
+// the thresholds (tensor `threshold`, applied after the top k) and the report in thresholds.json.
+struct SaeThresholdOptions {
+  std::string sae, activations, out;
+  double fraction = 0.2;                // of each feature's calibration maximum, in [0, 1)
+  std::int64_t rows = 262144;
+  std::uint64_t seed = 0;
+  bool half = false;                    // F16 weights
+  std::string device = "auto";
+  int threads = 0;
+  void validate() const;
+};
+
+struct SaeThresholdResult {
+  std::int64_t rows = 0, features = 0, never_active = 0;  // never_active keep threshold 0
+  double l0_before = 0, l0_after = 0;   // over the calibration rows
+};
+
+JobStatus calibrateSaeThresholds(const SaeThresholdOptions& options, const ProgressFn& progress, SaeThresholdResult* result);
+
 }  // namespace monoscope::core

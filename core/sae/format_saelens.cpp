@@ -1,5 +1,6 @@
 // SAELens: cfg.json (v6, or pre-6.0: sae/sae_config.h) and sae_weights.safetensors (W_enc
-// [d_in, d_sae], b_enc, W_dec [d_sae, d_in], b_dec, threshold for jumprelu); transcoders with
+// [d_in, d_sae], b_enc, W_dec [d_sae, d_in], b_dec, threshold for jumprelu, and
+// optionally for topk, applied after the top k); transcoders with
 // W_dec [d_sae, d_out], b_dec [d_out] and, for skip transcoders, W_skip [d_out, d_in].
 #include <filesystem>
 
@@ -26,7 +27,9 @@ std::unique_ptr<Sae> load(const fs::path& dir, const c10::Device& device) {
   at::Tensor W_dec = loadWeight(store, "W_dec", {d_sae, d_out}, device);
   at::Tensor b_dec = loadWeight(store, "b_dec", {d_out}, device);
   at::Tensor threshold, W_skip;
-  if (cfg.architecture == "jumprelu") threshold = loadWeight(store, "threshold", {d_sae}, device);
+  // TopK: optional thresholds applied after the top k (Monoscope's sae-threshold writes them).
+  if (cfg.architecture == "jumprelu" || (cfg.architecture == "topk" && store.has("threshold")))
+    threshold = loadWeight(store, "threshold", {d_sae}, device);
   if (cfg.skip) W_skip = loadWeight(store, "W_skip", {d_out, d_in}, device);
   return std::make_unique<Sae>(std::move(cfg), W_enc, b_enc, W_dec, b_dec, threshold, W_skip);
 }

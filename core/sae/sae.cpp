@@ -52,7 +52,9 @@ Sae::Sae(SaeConfig config, at::Tensor W_enc, at::Tensor b_enc, at::Tensor W_dec,
   check(b_enc_, "b_enc", {d_sae});
   check(W_dec_, "W_dec", {d_sae, d_out});
   check(b_dec_, "b_dec", {d_out});
-  if (config_.architecture == "jumprelu") check(threshold_, "threshold", {d_sae});
+  // A TopK SAE may carry thresholds too, applied after the top k (sae-threshold writes them).
+  if (config_.architecture == "jumprelu" || (config_.architecture == "topk" && threshold_.defined()))
+    check(threshold_, "threshold", {d_sae});
   if (config_.skip) check(W_skip_, "W_skip", {d_out, d_in});
 }
 
@@ -131,7 +133,9 @@ at::Tensor Sae::activate(const at::Tensor& pre) const {
   if (config_.architecture == "topk") {
     at::Tensor ranked = config_.rescale_acts_by_decoder_norm ? pre * W_dec_.norm(2, -1) : pre;
     auto top = ranked.topk(config_.k, -1, /*largest=*/true, /*sorted=*/false);
-    return at::zeros_like(ranked).scatter_(-1, std::get<1>(top), std::get<0>(top).relu());
+    at::Tensor f = at::zeros_like(ranked).scatter_(-1, std::get<1>(top), std::get<0>(top).relu());
+    if (threshold_.defined()) f = f * (f > threshold_).to(f.scalar_type());
+    return f;
   }
   at::Tensor f = at::relu(pre);
   if (config_.architecture == "jumprelu") f = f * (pre > threshold_).to(f.scalar_type());

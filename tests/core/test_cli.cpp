@@ -155,6 +155,45 @@ class TestCli : public QObject {
                  "--tokens", "4096", "--batch-size", "4096", "--seed", "1", "--out", tmp("t2")}, "fewer than one batch");
   }
 
+  // sae-threshold cuts a TopK SAE's weak activations (fewer per row, the file loads), and
+  // evaluate-sae measures both on held-out tokens; a fraction outside [0, 1) is refused by name.
+  void saeThresholdAndEvaluate() {
+    std::vector<float> acts(4096 * 64);
+    for (std::size_t i = 0; i < acts.size(); ++i) acts[i] = static_cast<float>(((i * 7919) % 997) / 498.0 - 1.0);
+    SafetensorsWriter w;
+    w.addF32("activations", {4096, 64}, acts);
+    w.write(tmp("calib.safetensors").toStdString());
+    const Result r = run({"sae-threshold", "--sae", fx("sae/topk"), "--activations", tmp("calib.safetensors"), "--fraction", "0.5",
+                          "--out", tmp("topk-cut"), "--dtype", "f16"});
+    QVERIFY2(r.code == 0, r.err.constData());
+    const auto o = QJsonDocument::fromJson(r.out).object();
+    QCOMPARE(o["calibration_rows"].toInt(), 4096);
+    QCOMPARE(o["l0_before"].toDouble(), 8.0);
+    QVERIFY(o["l0_after"].toDouble() > 0.5 && o["l0_after"].toDouble() < 8.0);
+    std::vector<std::int32_t> tokens(4096);
+    for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<std::int32_t>((i * 37) % 500);
+    SafetensorsWriter t;
+    t.add("tokens", DType::I32, {4096}, tokens.data(), tokens.size() * sizeof(std::int32_t));
+    t.write(tmp("held.tokens.safetensors").toStdString());
+    double l0[2] = {0, 0};
+    int n = 0;
+    for (const QString& sae : {fx("sae/topk"), tmp("topk-cut")}) {
+      const Result e = run({"evaluate-sae", "--model", modelWithTokenizer(), "--sae", sae, "--corpus", tmp("held.tokens.safetensors"),
+                            "--context", "32", "--rows", "256", "--splice-batches", "2", "--skip-end-of-text", "false"});
+      QVERIFY2(e.code == 0, e.err.constData());
+      const auto m = QJsonDocument::fromJson(e.out).object();
+      QVERIFY(m["clean_loss"].toDouble() > 0 && m["zero_ablation_loss"].toDouble() > 0);
+      QVERIFY(std::isfinite(m["ce_loss_recovered"].toDouble()));
+      l0[n++] = m["l0"].toDouble();
+    }
+    QCOMPARE(l0[0], 8.0);
+    QVERIFY(l0[1] < l0[0]);
+    expectError({"sae-threshold", "--sae", fx("sae/topk"), "--activations", tmp("calib.safetensors"), "--fraction", "1.5", "--out",
+                 tmp("bad")}, "fraction");
+    expectError({"sae-threshold", "--sae", fx("sae/standard"), "--activations", tmp("calib.safetensors"), "--fraction", "0.2",
+                 "--out", tmp("bad")}, "TopK");
+  }
+
   // index -> feature / search / score / generate --clamp ID=10x, and each command's --help.
   void indexAndFeatureDatabaseCommands() {
     const QString model = modelWithTokenizer();

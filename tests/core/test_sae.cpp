@@ -53,6 +53,35 @@ class TestSae : public QObject {
   }
   void jumpreluMatchesSaeLens() { matchesSaeLens("jumprelu", "jumprelu"); }
 
+  // A TopK SAE with thresholds keeps, of its top k, only the activations above each feature's
+  // threshold; the thresholds survive a save and load, and one of the wrong shape is refused.
+  void topkThresholdsCutAfterTheTopK() {
+    c10::InferenceMode guard;
+    auto sae = Sae::load(testutil::fixture("sae/topk"), c10::Device(c10::kCPU));
+    at::manual_seed(5);
+    const at::Tensor x = at::randn({512, 64}) * testutil::loadExpected(expected_, "input").std();
+    const at::Tensor plain = sae->encode(x);
+    const at::Tensor threshold = std::get<0>(plain.max(0)) * 0.5;  // half of each feature's max here
+    Sae cut(sae->config(), sae->W_enc(), sae->b_enc(), sae->W_dec(), sae->b_dec(), threshold);
+    const at::Tensor f = cut.encode(x);
+    QVERIFY(at::equal(f, plain * (plain > threshold)));
+    QVERIFY((f > 0).sum().item<std::int64_t>() < (plain > 0).sum().item<std::int64_t>());
+    QVERIFY((f > 0).sum().item<std::int64_t>() > 0);
+    QTemporaryDir dir;
+    cut.save(dir.path().toStdString());
+    auto back = Sae::load(dir.path().toStdString(), c10::Device(c10::kCPU));
+    QCOMPARE(back->config().architecture, std::string("topk"));
+    QVERIFY(back->threshold().defined());
+    QVERIFY(at::equal(back->encode(x), f));
+    bool refused = false;
+    try {
+      Sae(sae->config(), sae->W_enc(), sae->b_enc(), sae->W_dec(), sae->b_dec(), threshold.narrow(0, 0, 3));
+    } catch (const Error& e) {
+      refused = std::string(e.what()).find("threshold") != std::string::npos;
+    }
+    QVERIFY(refused);
+  }
+
   // An EleutherAI sparsify coder (folder named after its hookpoint) encodes and reconstructs as
   // its definition does, maps its hookpoint to the TransformerLens hook, and converts to SAELens
   // v6 with the same encodings. A skip connection on an autoencoder and an unknown layout are

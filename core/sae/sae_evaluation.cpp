@@ -1,0 +1,156 @@
+// Measuring an SAE on held-out text, and calibrating per-feature thresholds for a TopK SAE
+// (api/training.h).
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "api/training.h"
+#include "lm/transformer.h"
+#include "sae/activation_store.h"
+#include "sae/sae.h"
+#include "text/tokenizer.h"
+#include "util/cancel.h"
+#include "util/device.h"
+#include "util/error.h"
+#include "util/mapped_file.h"
+#include "util/runtime.h"
+
+namespace fs = std::filesystem;
+
+namespace monoscope::core {
+
+void SaeEvaluationOptions::validate() const {
+  auto bad = [](const std::string& f, const std::string& why) { throw Error("evaluation option " + f + " " + why); };
+  if (model_dir.empty()) bad("model", "is empty");
+  if (sae.empty()) bad("sae", "is empty");
+  if (corpus.empty()) bad("corpus", "is empty");
+  if (context < 0 || context > (1 << 20)) bad("context", "must be in 0..1048576 (0: the SAE's)");
+  if (rows < 1 || rows > (1 << 24)) bad("rows", "must be in 1..16777216");
+  if (splice_batches < 1 || splice_batches > 100000) bad("splice_batches", "must be in 1..100000");
+  if (splice_batch_size < 1 || splice_batch_size > 4096) bad("splice_batch_size", "must be in 1..4096");
+}
+
+JobStatus evaluateSae(const SaeEvaluationOptions& o, const ProgressFn& progress, SaeEvaluationResult* result) {
+  o.validate();
+  configureThreads(o.threads);
+  const c10::Device device = resolveDevice(o.device);
+  report(progress, "load", 0, 1);
+  std::shared_ptr<const Transformer> model = Transformer::load(o.model_dir, device);
+  const auto sae = Sae::load(o.sae, device);
+  if (sae->config().transcoder())
+    throw Error("'" + o.sae + "' is a transcoder; evaluate-sae measures SAEs", "give an SAE that reconstructs the hook it reads");
+  std::int32_t boundary = -1;
+  if (o.skip_first && o.skip_end_of_text) {
+    try {
+      boundary = Tokenizer::endOfTextIdOf(o.model_dir);
+    } catch (const Error& e) {
+      throw e.withContext("reading the end-of-text id that skip_first leaves out");
+    }
+  }
+  const std::int64_t n_ctx = model->config().n_ctx;
+  std::int64_t context = o.context;
+  if (context == 0) context = sae->config().context_size > 0 ? sae->config().context_size : std::min<std::int64_t>(128, n_ctx);
+  context = std::min(context, n_ctx);
+  if (context < 2) throw Error("context " + std::to_string(context) + " is too short to score next tokens", "give --context 2 or more");
+  const fs::path corpus = o.corpus;
+  const fs::path valid = corpus / "valid.tokens.safetensors", train = corpus / "train.tokens.safetensors";
+  std::error_code ec;
+  const std::string shard_path = !fs::is_directory(corpus, ec) ? corpus.string()
+                                 : fs::exists(valid, ec)       ? valid.string()
+                                                               : train.string();
+  auto shard = std::make_shared<const TokenShard>(shard_path);
+  report(progress, "reconstruct", 0, 2);
+  // The held-out rows train-sae measures for the same seed.
+  ModelActivationSource source(model, sae->config().hook_name, shard, context, std::max<std::int64_t>(1 << 15, o.rows * 2),
+                               o.seed + 99, o.skip_first, boundary);
+  const auto m = sae->metrics(source.next(o.rows));
+  report(progress, "reconstruct", 1, 2);
+  const auto ev = evaluateSplice(*model, *sae, *shard, o.splice_batches, o.splice_batch_size, context, o.skip_first ? 1 : 0, boundary);
+  report(progress, "reconstruct", 2, 2);
+  SaeEvaluationResult r;
+  r.fraction_variance_explained = m.fraction_variance_explained;
+  r.l0 = m.l0;
+  r.clean_loss = ev.clean_loss;
+  r.spliced_loss = ev.sae_loss;
+  r.zero_ablation_loss = ev.zero_loss;
+  r.ce_loss_recovered = ev.ce_loss_recovered;
+  r.rows = o.rows;
+  r.context = context;
+  if (result) *result = r;
+  return JobStatus::Done;
+}
+
+void SaeThresholdOptions::validate() const {
+  auto bad = [](const std::string& f, const std::string& why) { throw Error("threshold option " + f + " " + why); };
+  if (sae.empty()) bad("sae", "is empty");
+  if (activations.empty()) bad("activations", "is empty");
+  if (out.empty()) bad("out", "is empty");
+  if (!(fraction >= 0.0 && fraction < 1.0)) bad("fraction", "must be in [0, 1)");
+  if (rows < 1 || rows > (1ll << 32)) bad("rows", "must be in 1..4294967296");
+}
+
+JobStatus calibrateSaeThresholds(const SaeThresholdOptions& o, const ProgressFn& progress, SaeThresholdResult* result) {
+  o.validate();
+  configureThreads(o.threads);
+  const c10::Device device = resolveDevice(o.device);
+  report(progress, "load", 0, 1);
+  const auto sae = Sae::load(o.sae, device);
+  const SaeConfig& cfg = sae->config();
+  if (cfg.architecture != "topk")
+    throw Error("'" + o.sae + "' is a " + cfg.architecture + " SAE; thresholds after the top k need a TopK SAE",
+                "a JumpReLU SAE already has its own thresholds");
+  at::Tensor x;  // the calibration rows [rows, d_in], float
+  {
+    FileActivationSource source(o.activations, o.seed);
+    if (source.width() != cfg.d_in)
+      throw Error("'" + o.activations + "' holds activations of width " + std::to_string(source.width()) + ", the SAE reads " +
+                      std::to_string(cfg.d_in),
+                  "harvest the SAE's hook '" + cfg.hook_name + "'");
+    x = source.next(std::min(o.rows, source.rows())).to(device);
+  }
+  const std::int64_t rows = x.size(0);
+  // The SAE without thresholds (a calibrated one is calibrated afresh).
+  const Sae plain(cfg, sae->W_enc(), sae->b_enc(), sae->W_dec(), sae->b_dec());
+  c10::InferenceMode guard;
+  at::Tensor max = at::zeros({cfg.d_sae}, at::TensorOptions().dtype(at::kFloat).device(device));
+  constexpr std::int64_t kBatch = 4096;
+  double active = 0;
+  for (std::int64_t done = 0; done < rows; done += kBatch) {
+    at::Tensor f = plain.encode(x.narrow(0, done, std::min(kBatch, rows - done)));
+    max = at::maximum(max, std::get<0>(f.max(0)));
+    active += (f > 0).sum().item<double>();
+    report(progress, "calibrate", std::min(done + kBatch, rows), rows * 2);
+  }
+  const at::Tensor threshold = max * o.fraction;
+  const Sae calibrated(cfg, sae->W_enc(), sae->b_enc(), sae->W_dec(), sae->b_dec(), threshold);
+  double kept = 0;
+  for (std::int64_t done = 0; done < rows; done += kBatch) {
+    kept += (calibrated.encode(x.narrow(0, done, std::min(kBatch, rows - done))) > 0).sum().item<double>();
+    report(progress, "calibrate", rows + std::min(done + kBatch, rows), rows * 2);
+  }
+  SaeThresholdResult r;
+  r.rows = rows;
+  r.features = cfg.d_sae;
+  r.never_active = (max <= 0).sum().item<std::int64_t>();
+  r.l0_before = active / static_cast<double>(rows);
+  r.l0_after = kept / static_cast<double>(rows);
+  SaeConfig out_cfg = cfg;
+  out_cfg.metadata["threshold_after_topk"] = {{"fraction_of_max", o.fraction}, {"calibration_rows", rows},
+                                              {"calibration_source", fs::path(o.activations).filename().string()}};
+  Sae(out_cfg, sae->W_enc(), sae->b_enc(), sae->W_dec(), sae->b_dec(), threshold).save(o.out, o.half);
+  nlohmann::ordered_json j;
+  j["sae"] = o.sae;
+  j["fraction_of_max"] = o.fraction;
+  j["calibration_rows"] = rows;
+  j["features_never_active"] = r.never_active;
+  j["l0_before"] = r.l0_before;
+  j["l0_after"] = r.l0_after;
+  writeFileAtomically((fs::path(o.out) / "thresholds.json").string(), j.dump(2));
+  if (result) *result = r;
+  return JobStatus::Done;
+}
+
+}  // namespace monoscope::core
