@@ -143,19 +143,21 @@ at::Tensor Engine::Impl::featureActs(const std::vector<std::int32_t>& ids) const
 
 void Engine::Impl::forEachWindow(const std::vector<std::int32_t>& ids,
                                  const std::function<void(std::size_t, const at::Tensor&)>& fn) const {
+  requireSae();
   for (const auto& [start, end] : windowSpans(ids.size(), static_cast<std::size_t>(std::max<std::int64_t>(1, info.window)))) {
     const std::vector<std::int32_t> part(ids.begin() + static_cast<std::ptrdiff_t>(start), ids.begin() + static_cast<std::ptrdiff_t>(end));
-    fn(start, featureActs(part));  // [w, d_sae]
+    c10::InferenceMode guard;
+    fn(start, hookActivations(part));  // [w, d_in]
   }
 }
 
 at::Tensor Engine::Impl::maxActs(const std::vector<std::int32_t>& ids) const {
   at::Tensor best;
-  forEachWindow(ids, [&](std::size_t, const at::Tensor& acts) {
+  forEachWindow(ids, [&](std::size_t, const at::Tensor& h) {
     // A window's first position (an attention sink in most trained LMs) is left out unless it is
     // the only one, so that no search is led by its artifacts.
-    const at::Tensor rows = acts.size(0) > 1 ? acts.narrow(0, 1, acts.size(0) - 1) : acts;  // [w, d_sae]
-    const at::Tensor m = std::get<0>(rows.max(0));  // [d_sae]
+    const at::Tensor rows = h.size(0) > 1 ? h.narrow(0, 1, h.size(0) - 1) : h;  // [w, d_in]
+    const at::Tensor m = sae->maxOverRows(rows);  // [d_sae]
     best = best.defined() ? at::maximum(best, m) : m;
   });
   return best;
@@ -280,12 +282,13 @@ EncodedText Engine::encode(std::string_view text, std::size_t max_per_token) con
   std::vector<std::int32_t> ids;
   for (const auto& t : out.tokens) ids.push_back(t.id);
   out.active.resize(ids.size());
-  // Window by window, so memory stays bounded by one window's [window, d_sae] activations.
-  impl_->forEachWindow(ids, [&](std::size_t start, const at::Tensor& acts) {
-    const std::int64_t k = std::min<std::int64_t>(static_cast<std::int64_t>(max_per_token), acts.size(1));
-    auto top = acts.topk(k, 1);
-    const at::Tensor v = std::get<0>(top).contiguous(), ix = std::get<1>(top).contiguous();
-    for (std::int64_t r = 0; r < acts.size(0); ++r) {
+  // Window by window, and in blocks of features for a dictionary too wide for [window, d_sae].
+  impl_->forEachWindow(ids, [&](std::size_t start, const at::Tensor& h) {
+    const std::int64_t k = std::min<std::int64_t>(static_cast<std::int64_t>(max_per_token), impl_->sae->config().d_sae);
+    if (k <= 0) return;
+    const auto top = impl_->sae->encodeTop(h, k);
+    const at::Tensor v = top.first.contiguous(), ix = top.second.contiguous();
+    for (std::int64_t r = 0; r < v.size(0); ++r) {
       const float* vr = v.data_ptr<float>() + r * k;
       const std::int64_t* ir = ix.data_ptr<std::int64_t>() + r * k;
       for (std::int64_t j = 0; j < k && vr[j] > 0; ++j) out.active[start + static_cast<std::size_t>(r)].push_back({ir[j], vr[j]});
@@ -315,8 +318,9 @@ std::vector<float> Engine::featureValues(std::string_view text, std::int64_t fea
   const auto ids = impl_->tokenIds(text, "the text");
   std::vector<float> out;
   out.reserve(ids.size());
-  impl_->forEachWindow(ids, [&](std::size_t, const at::Tensor& acts) {
-    const at::Tensor col = acts.select(1, feature).contiguous();  // [w]
+  const at::Tensor which = at::tensor({feature}, at::kLong);
+  impl_->forEachWindow(ids, [&](std::size_t, const at::Tensor& h) {
+    const at::Tensor col = s.encodeColumns(h, which).to(at::kCPU, at::kFloat).reshape({-1}).contiguous();  // [w]
     out.insert(out.end(), col.data_ptr<float>(), col.data_ptr<float>() + col.numel());
   });
   return out;
@@ -325,8 +329,10 @@ std::vector<float> Engine::featureValues(std::string_view text, std::int64_t fea
 std::vector<FeatureScore> Engine::topFeaturesLastToken(std::string_view text, std::size_t k) const {
   // Only the last window matters for the last token.
   const auto ids = impl_->lastWindow(impl_->tokenIds(text, "the prompt"));
-  const at::Tensor acts = impl_->featureActs(ids);
-  return topScores(acts[acts.size(0) - 1], k, true);
+  const Sae& s = impl_->requireSae();
+  c10::InferenceMode guard;
+  const at::Tensor h = impl_->hookActivations(ids);
+  return topScores(s.maxOverRows(h.narrow(0, h.size(0) - 1, 1)), k, true);
 }
 
 std::vector<FeatureScore> Engine::contrastive(std::string_view prompt, std::string_view negative, std::size_t k) const {
@@ -370,8 +376,7 @@ std::vector<FeatureScore> Engine::attribute(std::string_view prompt, const std::
   at::Tensor scores;
   {
     c10::InferenceMode guard;
-    const at::Tensor f = s.encode((transcoder ? read : leaf.detach())[0]);  // [pos, d_sae]
-    scores = (f * at::matmul(grad, s.W_dec().t())).sum(0).to(at::kCPU, at::kFloat);  // [d_sae]
+    scores = s.attributionScores((transcoder ? read : leaf.detach())[0], grad);  // [d_sae]
   }
   // Strongest by magnitude, keeping the sign.
   const auto order = topScores(scores.abs(), k, true);
@@ -438,7 +443,7 @@ GenerateResult Engine::generate(const GenerateRequest& request, const TokenCallb
 std::vector<LogitEffects> Engine::Impl::logitEffectsRange(std::int64_t begin, std::int64_t end, std::size_t k, int bins) const {
   const Sae& s = requireSae();
   c10::InferenceMode guard;
-  at::Tensor dirs = model->toResidual(s.config().writeHook(), s.W_dec().slice(0, begin, end));  // [b, d_model]
+  at::Tensor dirs = model->toResidual(s.config().writeHook(), s.decoderBlock(begin, end).to(s.device()));  // [b, d_model]
   const at::Tensor scale = model->finalNormWeight();
   if (scale.defined()) dirs = dirs * scale;
   const at::Tensor eff = model->unembedProduct(dirs).to(at::kCPU, at::kFloat);  // [b, vocab]

@@ -29,7 +29,8 @@ struct Engine::Impl {
   at::Tensor hookActivationsBatch(const at::Tensor& ids) const;
   // Feature activations [n, d_sae] for `ids`.
   at::Tensor featureActs(const std::vector<std::int32_t>& ids) const;
-  // featureActs window by window (memory bounded by one window): fn(first token, [w, d_sae]).
+  // Window by window: fn(first token, activations [w, d_model] at the SAE's hook), for the SAE's
+  // own products (a dictionary too wide for [w, d_sae] works a block of features at a time).
   void forEachWindow(const std::vector<std::int32_t>& ids, const std::function<void(std::size_t, const at::Tensor&)>& fn) const;
   // [d_sae] max over the tokens, each window's first position left out (unless it is alone)
   at::Tensor maxActs(const std::vector<std::int32_t>& ids) const;

@@ -397,8 +397,9 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
   uo.knn = parseKnnMethod(set.meta.at("neighbour_method"));
   const std::int64_t knn_k = std::max(n_neigh, want_umap ? uo.n_neighbors - 1 : 0);
   KnnResult knn;
+  const at::Tensor decoder = sae.mapped() ? sae.decoderBlock(0, d_sae) : sae.W_dec();  // float32
   if (knn_k > 0 && d_sae >= 2) {
-    knn = cosineKnn(sae.W_dec(), knn_k, uo.knn, seed, progress);
+    knn = cosineKnn(decoder, knn_k, uo.knn, seed, progress);
     if (!knn.ids.defined()) throw Cancelled{};
     auto ins = db->prepare("INSERT INTO neighbours(feature, ids, cosines) VALUES(?, ?, ?)");
     const std::int64_t kk = std::min(n_neigh, knn.ids.size(1));
@@ -411,7 +412,7 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
   }
   at::Tensor map;
   if (want_umap) {
-    map = umapEmbed(sae.W_dec(), uo, &knn, progress).contiguous();
+    map = umapEmbed(decoder, uo, &knn, progress).contiguous();
     if (!map.defined()) throw Cancelled{};
   }
 

@@ -27,8 +27,9 @@ struct Sae::ScreenCache {
 };
 
 Sae::Sae(SaeConfig config, at::Tensor W_enc, at::Tensor b_enc, at::Tensor W_dec, at::Tensor b_dec,
-         at::Tensor threshold, at::Tensor W_skip)
+         at::Tensor threshold, at::Tensor W_skip, bool mapped)
     : config_(std::move(config)),
+      mapped_(mapped || (W_enc.defined() && W_enc.scalar_type() != at::kFloat) || (W_dec.defined() && W_dec.scalar_type() != at::kFloat)),
       W_enc_(std::move(W_enc)),
       b_enc_(std::move(b_enc)),
       W_dec_(std::move(W_dec)),
@@ -122,6 +123,9 @@ at::Tensor Sae::normalizeInput(const at::Tensor& x, SaeNorm* norm) const {
 }
 
 at::Tensor Sae::preActivations(const at::Tensor& xn) const {
+  if (mapped_)
+    throw Error("pre-activations of all " + std::to_string(config_.d_sae) + " features at once are not built for a mapped dictionary",
+                "use forEachFeatureBlock");
   return encoder_.linear(encoderInput(xn), W_enc_, b_enc_);  // [..., d_sae]
 }
 
@@ -197,6 +201,11 @@ bool Sae::encodeSparse(const at::Tensor& x, SparseRows* out) const {
 
 at::Tensor Sae::encode(const at::Tensor& x, SaeNorm* norm) const {
   const at::Tensor xin = encoderInput(normalizeInput(x, norm));
+  if (mapped_) {
+    std::vector<std::int64_t> shape = x.sizes().vec();
+    shape.back() = config_.d_sae;
+    return encodeMapped(xin.reshape({-1, config_.d_in})).view(shape);
+  }
   if (const auto enc = screened(xin)) {
     const at::Tensor flat = xin.reshape({-1, config_.d_in}).contiguous();
     const std::int64_t n = flat.size(0), d_in = config_.d_in, d_sae = config_.d_sae;
@@ -218,8 +227,15 @@ at::Tensor Sae::encode(const at::Tensor& x, SaeNorm* norm) const {
 
 at::Tensor Sae::decode(const at::Tensor& f, const SaeNorm* norm) const {
   at::Tensor fs = f;
-  if (config_.architecture == "topk" && config_.rescale_acts_by_decoder_norm) fs = f / W_dec_.norm(2, -1);
-  at::Tensor out = decoder_.linear(fs, W_dec_, b_dec_);  // [..., d_in]
+  at::Tensor out;
+  if (mapped_) {
+    std::vector<std::int64_t> shape = f.sizes().vec();
+    shape.back() = config_.outWidth();
+    out = decodeMapped(f.reshape({-1, config_.d_sae})).view(shape);
+  } else {
+    if (config_.architecture == "topk" && config_.rescale_acts_by_decoder_norm) fs = f / W_dec_.norm(2, -1);
+    out = decoder_.linear(fs, W_dec_, b_dec_);  // [..., d_in]
+  }
   if (norm != nullptr && norm->scale.defined()) out = out * norm->scale;
   if (norm != nullptr && norm->shift.defined()) out = out + norm->shift;
   return out;

@@ -3,8 +3,10 @@
 // Internal (LibTorch): include only from .cpp files.
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "lm/packed_product.h"
 #include "sae/sae_config.h"
@@ -31,8 +33,9 @@ class Sae {
   // Builds from tensors (W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_out], b_dec [d_out],
   // threshold [d_sae] for jumprelu, else undefined; W_skip [d_out, d_in] for a skip transcoder;
   // d_out is d_in for an SAE).
+  // `mapped`: W_enc and W_dec read a mapped file (see mapped()); so is any not in float32.
   Sae(SaeConfig config, at::Tensor W_enc, at::Tensor b_enc, at::Tensor W_dec, at::Tensor b_dec,
-      at::Tensor threshold = {}, at::Tensor W_skip = {});
+      at::Tensor threshold = {}, at::Tensor W_skip = {}, bool mapped = false);
 
   // Writes cfg.json (SAELens v6) and sae_weights.safetensors.
   void save(const std::string& dir, bool half = false) const;  // half: F16 weights
@@ -58,6 +61,29 @@ class Sae {
   // it is refused here).
   ReconstructionMetrics metrics(const at::Tensor& x) const;
 
+  // Dictionaries too wide to copy into float32 (more than mapBudgetBytes() for W_enc and W_dec)
+  // keep both in the mapped file, in their stored precision, and run every product a block of
+  // features at a time; encode() and decode() then build their dense [n, d_sae] only where it
+  // fits in memory, and the methods below never build it.
+  bool mapped() const { return mapped_; }
+  static double mapBudgetBytes();  // min(4 GiB, a quarter of RAM); MONOSCOPE_SAE_MAP_ABOVE overrides
+  // Activations of x [n, d_in], a block of features at a time: fn(begin, acts [n, end - begin]),
+  // blocks in order, each equal to encode()'s columns (a TopK SAE chooses its k over every block
+  // first).
+  void forEachFeatureBlock(const at::Tensor& x, const std::function<void(std::int64_t, const at::Tensor&)>& fn) const;
+  // Per row of x [n, d_in], its k largest activations, strongest first: values [n, k] (zero
+  // where fewer are positive), indices [n, k] (int64).
+  std::pair<at::Tensor, at::Tensor> encodeTop(const at::Tensor& x, std::int64_t k) const;
+  // Max over the rows of x [n, d_in] of every feature's activation: [d_sae].
+  at::Tensor maxOverRows(const at::Tensor& x) const;
+  // The activations of features `idx` (int64 [m]) for x [n, d_in]: [n, m]; fills `norm` as encode().
+  at::Tensor encodeColumns(const at::Tensor& x, const at::Tensor& idx, SaeNorm* norm = nullptr) const;
+  // Sum over rows of f(x) * (grad W_dec^T): each feature's first-order effect along grad [n, d_out].
+  at::Tensor attributionScores(const at::Tensor& x, const at::Tensor& grad) const;
+  // Decoder rows as float32: idx int64 [m] -> [m, d_out]; a range [begin, end) -> [end - begin, d_out].
+  at::Tensor decoderRows(const at::Tensor& idx) const;
+  at::Tensor decoderBlock(std::int64_t begin, std::int64_t end) const;
+
   const SaeConfig& config() const { return config_; }
   const at::Tensor& W_enc() const { return W_enc_; }
   const at::Tensor& b_enc() const { return b_enc_; }
@@ -75,7 +101,15 @@ class Sae {
   // null where it does not apply.
   std::shared_ptr<const ScreenedEncoder> screened(const at::Tensor& x) const;
 
+  // Features per block for n rows (mapped dictionaries; MONOSCOPE_SAE_BLOCK_FEATURES overrides).
+  std::int64_t featureBlock(std::int64_t rows) const;
+  // Blocks of a mapped dictionary for the encoder's input xin [n, d_in] (normalised, b_dec applied).
+  void blocksOf(const at::Tensor& xin, const std::function<void(std::int64_t, const at::Tensor&)>& fn) const;
+  at::Tensor encodeMapped(const at::Tensor& xin) const;  // dense [n, d_sae] (memory checked)
+  at::Tensor decodeMapped(const at::Tensor& f) const;
+
   SaeConfig config_;
+  bool mapped_ = false;
   at::Tensor W_enc_, b_enc_, W_dec_, b_dec_, threshold_, W_skip_;
   PackedProduct encoder_, decoder_;
   struct ScreenCache;

@@ -85,15 +85,14 @@ at::Tensor applySteering(const Sae& sae, const at::Tensor& x, const SteeringSpec
   }
   at::Tensor idx = at::tensor(ids, at::kLong).to(sae.device());
   at::Tensor target = at::tensor(values, at::kFloat).to(x.device());  // [n]
-  at::Tensor rows = sae.W_dec().index_select(0, idx).to(x.device());   // [n, d_out]
+  at::Tensor rows = sae.decoderRows(idx).to(x.device());               // [n, d_out]
   at::Tensor coeff;                                                    // [..., pos, n]
   at::Tensor out_scale;
   if (spec.mode == SteerMode::Add) {
     coeff = target.expand({T, target.size(0)}) * mask;
   } else {
     SaeNorm norm;
-    at::Tensor f = sae.encode(read.defined() ? read : x, &norm).to(x.device());  // [..., pos, d_sae]
-    at::Tensor current = f.index_select(-1, idx.to(x.device()));  // [..., pos, n]
+    at::Tensor current = sae.encodeColumns(read.defined() ? read : x, idx, &norm).to(x.device());  // [..., pos, n]
     coeff = (target - current) * mask;
     if (!sae.config().transcoder()) out_scale = norm.scale;  // a transcoder's output is not rescaled
   }

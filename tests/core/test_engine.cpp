@@ -5,6 +5,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include <QElapsedTimer>
+#include <QTemporaryDir>
 #include <QtTest>
 #include <filesystem>
 
@@ -201,6 +202,48 @@ class TestEngine : public QObject {
     std::int64_t total = 0;
     for (auto c : e.histogram.counts) total += c;
     QCOMPARE(total, engine_->info().vocab_size);
+  }
+
+  // The demo's SAE saved in F16 and read in place (as a dictionary too wide to copy would be),
+  // a block of 1,000 features at a time, answers every engine query as the same file copied
+  // into float32: encodings, values, searches, attribution, logit effects and steering.
+  void aMappedDictionaryAnswersAsACopiedOne() {
+    QTemporaryDir dir;
+    const std::string d = dir.path().toStdString();
+    engine_->impl().sae->save(d, true);
+    EngineOptions o;
+    o.model_dir = demo_ + "/model";
+    o.sae_dir = d;
+    o.threads = 2;
+    const auto copied = Engine::open(o);
+    qputenv("MONOSCOPE_SAE_MAP_ABOVE", "0");
+    qputenv("MONOSCOPE_SAE_BLOCK_FEATURES", "1000");
+    const auto mapped = Engine::open(o);
+    qunsetenv("MONOSCOPE_SAE_MAP_ABOVE");
+    QVERIFY(mapped->impl().sae->mapped() && !copied->impl().sae->mapped());
+    const std::string text = "And the LORD said unto Moses, def parse(self, path):";
+    const auto a = copied->encode(text, 16), b = mapped->encode(text, 16);
+    QCOMPARE(a.active.size(), b.active.size());
+    for (std::size_t t = 0; t < a.active.size(); ++t) {
+      QCOMPARE(a.active[t].size(), b.active[t].size());
+      for (std::size_t j = 0; j < a.active[t].size(); ++j) QVERIFY(std::abs(a.active[t][j].value - b.active[t][j].value) < 1e-4);
+    }
+    const auto va = copied->featureValues(text, 1234), vb = mapped->featureValues(text, 1234);
+    for (std::size_t t = 0; t < va.size(); ++t) QVERIFY(std::abs(va[t] - vb[t]) < 1e-4);
+    auto sameScores = [](const std::vector<FeatureScore>& x, const std::vector<FeatureScore>& y, double tol) {
+      QCOMPARE(x.size(), y.size());
+      for (std::size_t i = 0; i < x.size(); ++i) QVERIFY(std::abs(x[i].score - y[i].score) <= tol * (1 + std::abs(x[i].score)));
+    };
+    sameScores(copied->contrastive("def parse(self, path):", "And the LORD said", 8), mapped->contrastive("def parse(self, path):", "And the LORD said", 8), 1e-4);
+    sameScores(copied->topFeaturesLastToken(text, 8), mapped->topFeaturesLastToken(text, 8), 1e-4);
+    sameScores(copied->attribute("And the LORD said unto", " Moses", " the", 5), mapped->attribute("And the LORD said unto", " Moses", " the", 5), 1e-3);
+    QCOMPARE(copied->logitEffects(2500, 5).top, mapped->logitEffects(2500, 5).top);
+    GenerateRequest req;
+    req.prompt = "And it came to pass";
+    req.max_tokens = 8;
+    req.edits = {{2500, 40.0}};
+    QCOMPARE(copied->generate(req).steered_run.ids, mapped->generate(req).steered_run.ids);
+    qunsetenv("MONOSCOPE_SAE_BLOCK_FEATURES");
   }
 
   void badRequestsAreRefused() {

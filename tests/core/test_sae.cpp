@@ -421,6 +421,47 @@ class TestSae : public QObject {
     QCOMPARE(seen["prepend_bos"].get<bool>(), false);
   }
 
+  // A dictionary read in place from its F16 file, a block of features at a time, answers as the
+  // same file copied into float32: dense and top encodings, maxima, columns, decoding and
+  // attribution, for every architecture (TopK with thresholds too), over several blocks.
+  void mappedDictionaryMatchesTheCopiedOne() {
+    c10::InferenceMode guard;
+    at::manual_seed(11);
+    const at::Tensor x = at::randn({40, 64}) * testutil::loadExpected(expected_, "input").std();
+    const at::Tensor grad = at::randn({40, 64});
+    for (const std::string name : {"standard", "topk", "jumprelu", "topk-threshold"}) {
+      auto base = Sae::load(testutil::fixture("sae/" + (name == "topk-threshold" ? std::string("topk") : name)), c10::Device(c10::kCPU));
+      QTemporaryDir dir;
+      const std::string d = dir.path().toStdString();
+      if (name == "topk-threshold") {
+        const at::Tensor t = std::get<0>(base->encode(x).max(0)) * 0.4;
+        Sae(base->config(), base->W_enc(), base->b_enc(), base->W_dec(), base->b_dec(), t).save(d, true);
+      } else {
+        base->save(d, true);
+      }
+      const auto copied = Sae::load(d, c10::Device(c10::kCPU));
+      qputenv("MONOSCOPE_SAE_MAP_ABOVE", "0");
+      qputenv("MONOSCOPE_SAE_BLOCK_FEATURES", "48");  // 128 features: blocks of 48, 48 and 32
+      const auto mapped = Sae::load(d, c10::Device(c10::kCPU));
+      qunsetenv("MONOSCOPE_SAE_MAP_ABOVE");
+      QVERIFY2(mapped->mapped() && !copied->mapped(), name.c_str());
+      QCOMPARE(mapped->W_enc().scalar_type(), at::kHalf);
+      const at::Tensor want = copied->encode(x);
+      QVERIFY2(testutil::maxAbsDiff(mapped->encode(x), want) < 1e-4, name.c_str());
+      QVERIFY(testutil::maxAbsDiff(mapped->decode(want), copied->decode(want)) < 1e-4);
+      QVERIFY(testutil::maxAbsDiff(mapped->maxOverRows(x), std::get<0>(want.max(0))) < 1e-4);
+      const auto top = mapped->encodeTop(x, 5);
+      const auto ref = want.topk(5, 1);
+      QVERIFY(testutil::maxAbsDiff(top.first, std::get<0>(ref)) < 1e-4);
+      QVERIFY(at::equal(want.gather(1, top.second) > 0, std::get<0>(ref) > 0));
+      const at::Tensor idx = at::tensor({3L, 47L, 48L, 127L}, at::kLong);
+      QVERIFY(testutil::maxAbsDiff(mapped->encodeColumns(x, idx), want.index_select(1, idx)) < 1e-4);
+      QVERIFY(testutil::maxAbsDiff(mapped->attributionScores(x, grad), copied->attributionScores(x, grad)) < 1e-3);
+      QVERIFY(testutil::maxAbsDiff(mapped->decoderBlock(40, 60), copied->W_dec().slice(0, 40, 60)) == 0);
+      qunsetenv("MONOSCOPE_SAE_BLOCK_FEATURES");
+    }
+  }
+
   void metricsOnPerfectReconstruction() {
     c10::InferenceMode guard;
     // W_dec = identity rows, W_enc = W_dec^T: inputs with non-negative coordinates reconstruct exactly.

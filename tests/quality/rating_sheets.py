@@ -76,13 +76,15 @@ def main():
     ap.add_argument("--top", type=int, default=10)
     ap.add_argument("--per-interval", type=int, default=5)
     ap.add_argument("--min-count", type=int, default=1, help="only features with at least this many activations")
+    ap.add_argument("--common", action="store_true",
+                    help="the same features from every database: a sample of those that fire in all of them")
     ap.add_argument("--cli", default="build/app/monoscope-cli")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     if a.count < 1:
         sys.exit("--count must be at least 1")
     os.makedirs(a.out, exist_ok=True)
-    items = []
+    firing = []
     for spec in a.db:
         letter, sep, path = spec.partition("=")
         if not sep or not os.path.isfile(path):
@@ -90,8 +92,14 @@ def main():
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         ids = [r[0] for r in con.execute("SELECT id FROM features WHERE count >= ? ORDER BY id", (a.min_count,))]
         con.close()
+        firing.append((letter, path, ids))
+    if a.common:
+        shared = set(firing[0][2]).intersection(*(set(ids) for _, _, ids in firing[1:]))
+        firing = [(letter, path, sorted(shared)) for letter, path, _ in firing]
+    items = []
+    for letter, path, ids in firing:
         if len(ids) < a.count:
-            sys.exit(f"{path}: only {len(ids)} features fire at least {a.min_count} times")
+            sys.exit(f"{path}: only {len(ids)} features fire at least {a.min_count} times" + (" in every database" if a.common else ""))
         for fid in sorted(random.Random(a.seed).sample(ids, a.count)):
             items.append((letter, path, fid))
     random.Random(a.seed + 1).shuffle(items)
