@@ -66,8 +66,9 @@ const std::vector<Command>& commands() {
        "--model DIR --sae DIR --corpus PATH [--context C --rows 16384 --splice-batches 16 --seed S --skip-first true|false\n"
        "            --skip-end-of-text true|false]   (variance explained, L0 and CE loss recovered on held-out text)"},
       {"sae-threshold", cmdSaeThreshold,
-       "--sae DIR --activations FILE|HARVEST_DIR --fraction F --out DIR [--rows 262144 --dtype f32|f16 --seed S]\n"
-       "            (a TopK SAE keeps a feature only above F times its largest activation on the rows)"},
+       "--sae DIR --activations FILE|HARVEST_DIR --fraction F --out DIR [--rows 262144 --dtype f32|f16 --seed S\n"
+       "            --refit true|false --refit-lambda 10]   (a TopK SAE keeps a feature only above F times its largest\n"
+       "            activation on the rows; the decoder is refitted to the codes that remain)"},
       {"ground-truth", cmdGroundTruth, "[--d-in 256 --features 512 --active 5] --arch standard|topk|batchtopk (--l1 X | --k K) --d-sae N --tokens N"},
       {"build-demo", cmdBuildDemo, "[--work build/demo-work] [--out data/demo]"},
   };

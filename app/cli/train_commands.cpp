@@ -188,7 +188,7 @@ int cmdEvaluateSae(const Args& args) {
 }
 
 int cmdSaeThreshold(const Args& args) {
-  args.allowOnly({"sae", "activations", "fraction", "out", "rows", "dtype", "seed", "device", "threads"});
+  args.allowOnly({"sae", "activations", "fraction", "out", "rows", "dtype", "seed", "refit", "refit-lambda", "device", "threads"});
   core::SaeThresholdOptions o;
   o.sae = args.get("sae");
   o.activations = args.get("activations");
@@ -199,6 +199,9 @@ int cmdSaeThreshold(const Args& args) {
   if (dtype != "f32" && dtype != "f16") throw Error("--dtype must be f32 or f16, not '" + dtype + "'");
   o.half = dtype == "f16";
   o.seed = static_cast<std::uint64_t>(args.integer("seed", 0, 0, INT64_MAX));
+  o.refit_lambda = args.number("refit-lambda", o.refit_lambda);
+  if (o.refit_lambda < 0) throw Error("--refit-lambda must be non-negative (--refit false: no refit)");
+  if (args.get("refit", "true") == "false") o.refit_lambda = -1;
   o.device = args.get("device", "auto");
   o.threads = threadsOption(args);
   core::SaeThresholdResult r;

@@ -92,6 +92,11 @@ struct SaeThresholdOptions {
   std::int64_t rows = 262144;
   std::uint64_t seed = 0;
   bool half = false;                    // F16 weights
+  // The decoder refitted to the thresholded codes by ridge regression towards the trained one:
+  // W_dec = argmin ||X - b_dec - F W||^2 + refit_lambda ||W - W_dec||^2 over the calibration
+  // rows but the last tenth (held out for the report); the codes, and so every feature's
+  // activations, do not change. Negative: no refit.
+  double refit_lambda = 10.0;
   std::string device = "auto";
   int threads = 0;
   void validate() const;
@@ -100,6 +105,9 @@ struct SaeThresholdOptions {
 struct SaeThresholdResult {
   std::int64_t rows = 0, features = 0, never_active = 0;  // never_active keep threshold 0
   double l0_before = 0, l0_after = 0;   // over the calibration rows
+  bool refitted = false;
+  // On the held-out tenth: without thresholds, with them, and with them and the refitted decoder.
+  double fve_plain = 0, fve_thresholded = 0, fve_refitted = 0;
 };
 
 JobStatus calibrateSaeThresholds(const SaeThresholdOptions& options, const ProgressFn& progress, SaeThresholdResult* result);

@@ -90,7 +90,43 @@ void SaeThresholdOptions::validate() const {
   if (out.empty()) bad("out", "is empty");
   if (!(fraction >= 0.0 && fraction < 1.0)) bad("fraction", "must be in [0, 1)");
   if (rows < 1 || rows > (1ll << 32)) bad("rows", "must be in 1..4294967296");
+  if (!std::isfinite(refit_lambda)) bad("refit_lambda", "must be finite (negative: no refit)");
 }
+
+namespace {
+
+// Variance explained of x [n, d] by decoder W with codes of `sae`.
+double fveOf(const Sae& sae, const at::Tensor& x, const at::Tensor& W) {
+  const Sae with(sae.config(), sae.W_enc(), sae.b_enc(), W, sae.b_dec(), sae.threshold());
+  return with.metrics(x).fraction_variance_explained;
+}
+
+// Ridge regression of the decoder on the thresholded codes of `fit` rows (see SaeThresholdOptions).
+at::Tensor refitDecoder(const Sae& sae, const at::Tensor& fit, double lambda, const ProgressFn& progress) {
+  const std::int64_t S = sae.config().d_sae, d = sae.config().d_in, k = sae.config().k;
+  const auto dbl = at::TensorOptions().dtype(at::kDouble);
+  at::Tensor G = at::zeros({S, S}, dbl), R = at::zeros({S, d}, dbl);  // F^T F and F^T (X - b_dec)
+  const at::Tensor b_dec = sae.b_dec().to(at::kCPU, at::kFloat);
+  constexpr std::int64_t kBatch = 1024;
+  const std::int64_t n = fit.size(0);
+  for (std::int64_t r = 0; r < n; r += kBatch) {
+    const at::Tensor x = fit.narrow(0, r, std::min(kBatch, n - r));
+    const auto top = sae.encodeTop(x, k);  // the k slots of each row; cut ones hold zero
+    const at::Tensor v = top.first.to(at::kDouble), i = top.second;  // [b, k]
+    const std::int64_t b = v.size(0);
+    G.index_put_({i.unsqueeze(2).expand({b, k, k}).reshape(-1), i.unsqueeze(1).expand({b, k, k}).reshape(-1)},
+                 (v.unsqueeze(2) * v.unsqueeze(1)).reshape(-1), /*accumulate=*/true);
+    R.index_add_(0, i.reshape(-1), (v.unsqueeze(2) * (x - b_dec).to(at::kDouble).unsqueeze(1)).reshape({-1, d}));
+    report(progress, "refit", std::min(r + kBatch, n), n + n / 4);
+  }
+  G.diagonal().add_(lambda);
+  R.add_(sae.W_dec().to(at::kCPU, at::kDouble), lambda);
+  const at::Tensor W = at::cholesky_solve(R, at::linalg_cholesky(G));
+  report(progress, "refit", n + n / 4, n + n / 4);
+  return W.to(at::kFloat).to(sae.device());
+}
+
+}  // namespace
 
 JobStatus calibrateSaeThresholds(const SaeThresholdOptions& o, const ProgressFn& progress, SaeThresholdResult* result) {
   o.validate();
@@ -126,12 +162,28 @@ JobStatus calibrateSaeThresholds(const SaeThresholdOptions& o, const ProgressFn&
   }
   const at::Tensor threshold = max * o.fraction;
   const Sae calibrated(cfg, sae->W_enc(), sae->b_enc(), sae->W_dec(), sae->b_dec(), threshold);
+  SaeThresholdResult r;
+  at::Tensor W_dec = sae->W_dec();
+  if (o.refit_lambda >= 0) {
+    if (cfg.rescale_acts_by_decoder_norm)
+      throw Error("'" + o.sae + "' ranks by decoder norms, which a refitted decoder would change", "pass --refit false");
+    if (cfg.d_sae > 32768)
+      throw Error("refitting the decoder of " + std::to_string(cfg.d_sae) + " features needs a d_sae x d_sae system (more than 8 GB)",
+                  "pass --refit false");
+    if (rows < 20) throw Error("refitting the decoder needs at least 20 calibration rows, not " + std::to_string(rows));
+    const std::int64_t held = rows / 10;
+    const at::Tensor fit = x.narrow(0, 0, rows - held), test = x.narrow(0, rows - held, held);
+    W_dec = refitDecoder(calibrated, fit, o.refit_lambda, progress);
+    r.refitted = true;
+    r.fve_plain = plain.metrics(test).fraction_variance_explained;
+    r.fve_thresholded = fveOf(calibrated, test, sae->W_dec());
+    r.fve_refitted = fveOf(calibrated, test, W_dec);
+  }
   double kept = 0;
   for (std::int64_t done = 0; done < rows; done += kBatch) {
     kept += (calibrated.encode(x.narrow(0, done, std::min(kBatch, rows - done))) > 0).sum().item<double>();
     report(progress, "calibrate", rows + std::min(done + kBatch, rows), rows * 2);
   }
-  SaeThresholdResult r;
   r.rows = rows;
   r.features = cfg.d_sae;
   r.never_active = (max <= 0).sum().item<std::int64_t>();
@@ -140,7 +192,8 @@ JobStatus calibrateSaeThresholds(const SaeThresholdOptions& o, const ProgressFn&
   SaeConfig out_cfg = cfg;
   out_cfg.metadata["threshold_after_topk"] = {{"fraction_of_max", o.fraction}, {"calibration_rows", rows},
                                               {"calibration_source", fs::path(o.activations).filename().string()}};
-  Sae(out_cfg, sae->W_enc(), sae->b_enc(), sae->W_dec(), sae->b_dec(), threshold).save(o.out, o.half);
+  if (r.refitted) out_cfg.metadata["threshold_after_topk"]["decoder_refit_lambda"] = o.refit_lambda;
+  Sae(out_cfg, sae->W_enc(), sae->b_enc(), W_dec, sae->b_dec(), threshold).save(o.out, o.half);
   nlohmann::ordered_json j;
   j["sae"] = o.sae;
   j["fraction_of_max"] = o.fraction;
@@ -148,6 +201,13 @@ JobStatus calibrateSaeThresholds(const SaeThresholdOptions& o, const ProgressFn&
   j["features_never_active"] = r.never_active;
   j["l0_before"] = r.l0_before;
   j["l0_after"] = r.l0_after;
+  if (r.refitted) {
+    j["decoder_refit_lambda"] = o.refit_lambda;
+    j["held_out_rows"] = rows / 10;
+    j["fve_held_out_without_thresholds"] = r.fve_plain;
+    j["fve_held_out_thresholded"] = r.fve_thresholded;
+    j["fve_held_out_refitted"] = r.fve_refitted;
+  }
   writeFileAtomically((fs::path(o.out) / "thresholds.json").string(), j.dump(2));
   if (result) *result = r;
   return JobStatus::Done;

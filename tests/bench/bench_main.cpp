@@ -387,6 +387,8 @@ int main(int argc, char** argv) {
   if (argc >= 3 && std::strcmp(argv[1], "scale") == 0) return monoscope::bench::benchScale(argv[2], argc > 3 ? std::atoi(argv[3]) : 200);
   if (argc >= 4 && std::strcmp(argv[1], "hnsw") == 0)
     return monoscope::bench::benchHnsw(std::atoll(argv[2]), std::atoll(argv[3]), argc > 4 ? std::atoi(argv[4]) : 2);
+  if (argc >= 6 && std::strcmp(argv[1], "wide-sae") == 0)
+    return monoscope::bench::benchWideSae(argv[2], argv[3], std::atoll(argv[4]), std::atoll(argv[5]));
   if (argc >= 3 && std::strcmp(argv[1], "page") == 0) return benchPage(argv[2], argc > 3 ? std::atoi(argv[3]) : 200);
   if (argc >= 5 && std::strcmp(argv[1], "umap") == 0)
     return benchUmap(argv[2], argv[3], argv[4], argc > 5 ? std::atoi(argv[5]) : 2);
@@ -403,6 +405,7 @@ int main(int argc, char** argv) {
                         argc > 4 ? std::atoi(argv[4]) : 1, argc > 5 ? std::atoi(argv[5]) : 5, argc > 6 ? argv[6] : "");
   std::cerr << "usage: monoscope-bench tokenizer DIR FILE [repeats] | forward [threads seq batch iters [MODEL]] |\n"
                "       sae standard|topk [threads batch steps d_in d_sae] | product M K N [threads iters] |\n"
-               "       attention B H T dh [threads iters] | encoder MODEL SAE CORPUS [windows iters]\n";
+               "       attention B H T dh [threads iters] | encoder MODEL SAE CORPUS [windows iters] |\n"
+               "       synthetic-db DB N [sample vocab] | scale DB [queries] | hnsw N D [threads] | wide-sae MODEL DIR N D\n";
   return 2;
 }

@@ -9,8 +9,12 @@
 # run counts. Also the index's memory for wide dictionaries: `monoscope-cli index` of the demo
 # model with random TopK SAEs of 65,536 to 1,048,576 features (written by make_full_size.py's SAE
 # writer; numpy from .venv) on 4,096 tokens, peak RSS and time.
+# And SAEs the paper's size opened by the engine: `monoscope-bench wide-sae` writes a synthetic TopK
+# SAE of 1M / 34M features at d_in 64 in F16 (0.26 / 8.7 GB, into $BUILD/scale/wide-N), opens it
+# with the tiny GPT-2 fixture (d_model 64), and times every query the app makes of an SAE.
 # Usage: bash tests/bench/scale.sh [RUNS]   (SIZES="1000000 4000000" to skip 34M, HNSW="1000000:64"
-# for the neighbour graphs, n:dimensions each, INDEX="65536 262144" for the index sizes)
+# for the neighbour graphs, n:dimensions each, INDEX="65536 262144" for the index sizes,
+# WIDE="1000000" for the SAE sizes)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -18,6 +22,7 @@ RUNS=${1:-3}
 SIZES=${SIZES-"1000000 4000000 34000000"}
 HNSW=${HNSW-"250000:64 1000000:64"}
 INDEX=${INDEX-"65536 262144 1048576"}
+WIDE=${WIDE-"1000000 34000000"}
 PY=${PY:-.venv/bin/python}
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMONOSCOPE_BUILD_BENCH=ON >/dev/null
 cmake --build "$BUILD" -j2 --target monoscope-bench monoscope-ui-bench monoscope-cli >/dev/null
@@ -52,6 +57,13 @@ m.write_sae('$sae', {'hidden_size': 256, 'num_hidden_layers': 7}, d_sae=$d, k=32
     t1=$(date +%s.%N)
     echo "{\"run\": $run, \"bench\": \"index_wide\", \"d_sae\": $d, \"seconds\": $(python3 -c "print(round($t1 - $t0, 2))"), \"peak_rss_mb\": $(( $(cat "$BUILD/scale/index.rss") / 1024 ))}" >> "$results"
     rm -f "$BUILD/scale/index-$d.db" "$BUILD/scale/index-$d.db-wal" "$BUILD/scale/index-$d.db-shm"
+  done
+  for w in $WIDE; do
+    model="$BUILD/scale/wide-model"
+    mkdir -p "$model"
+    cp tests/fixtures/models/gpt2-tiny/config.json tests/fixtures/models/gpt2-tiny/model.safetensors "$model/"
+    cp tests/fixtures/tokenizer_small/tokenizer.json "$model/"
+    "$BENCH" wide-sae "$model" "$BUILD/scale/wide-$w" "$w" 64 | sed "s/^{/{\"run\": $run, /" >> "$results"
   done
   for h in $HNSW; do
     "$BENCH" hnsw "${h%%:*}" "${h##*:}" 2 | sed "s/^{/{\"run\": $run, /" >> "$results"
@@ -102,6 +114,14 @@ for d in sorted({r["d_sae"] for r in rows if r["bench"] == "index_wide"}):
     xs = [r for r in rows if r["bench"] == "index_wide" and r["d_sae"] == d]
     print(f"index of {d:,} features (d_in 256, 4,096 tokens): {rng([r['seconds'] for r in xs], '{:.0f}')} s, peak RSS "
           f"{rng([r['peak_rss_mb'] for r in xs], '{:.0f}')} MB (weights {d * 256 * 8 / 2**20:.0f} MB as float32)")
+for n in sorted({r["features"] for r in rows if r["bench"] == "wide_sae"}):
+    xs = [r for r in rows if r["bench"] == "wide_sae" and r["features"] == n]
+    print(f"SAE of {n:,} features at d_in 64, F16 ({xs[0]['file_gb']:.2f} GB, mapped: {xs[0]['mapped']}), ms:")
+    for key in ["open_ms", "encode_prompt_ms", "feature_values_ms", "top_last_token_ms", "contrastive_ms", "attribute_ms",
+                "logit_effects_ms", "generate_4_steered_ms"]:
+        print(f"  {key[:-3]:38s} {rng([r[key] for r in xs], '{:.0f}')}")
+    print(f"  {'peak RSS (MB)':38s} {rng([r['peak_rss_mb'] for r in xs], '{:.0f}')}  (after opening "
+          f"{rng([r['open_rss_mb'] for r in xs], '{:.0f}')})")
 if worst:
     k = max(worst, key=worst.get)
     print(f"worst run over target: {worst[k]:.2f}x ({k[1]}, {k[0]:,} features)")

@@ -11,5 +11,8 @@ int writeSyntheticDb(const std::string& path, std::int64_t n, std::int64_t sampl
 int benchScale(const std::string& path, int queries);
 // HNSW neighbour graph of n random d-dimensional directions: build time and peak RSS.
 int benchHnsw(std::int64_t n, std::int64_t d, int threads);
+// A synthetic TopK SAE of n features at width d (F16, written into `dir` once) opened with
+// `model` (d_model = d): open time, every engine query's time, peak RSS.
+int benchWideSae(const std::string& model, const std::string& dir, std::int64_t n, std::int64_t d);
 
 }  // namespace monoscope::bench

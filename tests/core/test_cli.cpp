@@ -170,6 +170,9 @@ class TestCli : public QObject {
     QCOMPARE(o["calibration_rows"].toInt(), 4096);
     QCOMPARE(o["l0_before"].toDouble(), 8.0);
     QVERIFY(o["l0_after"].toDouble() > 0.5 && o["l0_after"].toDouble() < 8.0);
+    // The decoder refitted to the codes that remain reconstructs held-out rows better than the
+    // trained decoder does with those codes.
+    QVERIFY(o["fve_held_out_refitted"].toDouble() > o["fve_held_out_thresholded"].toDouble());
     std::vector<std::int32_t> tokens(4096);
     for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<std::int32_t>((i * 37) % 500);
     SafetensorsWriter t;
@@ -188,6 +191,8 @@ class TestCli : public QObject {
     }
     QCOMPARE(l0[0], 8.0);
     QVERIFY(l0[1] < l0[0]);
+    expectError({"sae-threshold", "--sae", fx("sae/topk"), "--activations", tmp("calib.safetensors"), "--fraction", "0.2",
+                 "--refit-lambda", "-1", "--out", tmp("bad")}, "refit-lambda");
     expectError({"sae-threshold", "--sae", fx("sae/topk"), "--activations", tmp("calib.safetensors"), "--fraction", "1.5", "--out",
                  tmp("bad")}, "fraction");
     expectError({"sae-threshold", "--sae", fx("sae/standard"), "--activations", tmp("calib.safetensors"), "--fraction", "0.2",
