@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Rebuilds the real demo's SAE and corpus sample (data/smollm2/) from scratch: the corpus from
 # Debian packages, activations of SmolLM2-135M-Instruct at the middle of its residual stream
-# harvested to disk, a TopK SAE trained over them for two epochs, exported in F16. The shipped SAE
-# keeps the end-of-text rows (--skip-end-of-text false): SAEs trained without them reconstruct
-# better but were rated less consistent (data/README.md).
+# harvested to disk, a TopK SAE trained over them for two epochs, then per-feature thresholds
+# at 0.4 of each feature's maximum on a second, held-apart harvest with the decoder refitted to
+# the codes that remain, exported in F16. The SAE keeps the end-of-text rows in training
+# (--skip-end-of-text false): SAEs trained without them reconstruct better but were rated less
+# consistent (data/README.md).
 # Every stage resumes when interrupted (the harvest skips the chunks on disk, training continues
 # from its checkpoint). About 2 hours on two cores.
 # Usage: bash packaging/build-smollm2-demo.sh [WORK]   (WORK defaults to build/smollm2-work)
@@ -33,8 +35,15 @@ mkdir -p "$WORK"
   --arch topk --k 32 --d-sae 8192 --tokens "$TRAIN_TOKENS" --batch-size 4096 --lr 4e-4 --seed 1 \
   --out "$WORK/sae" --threads 2 --skip-end-of-text false | tee "$WORK/sae-training.log"
 mkdir -p data/smollm2/sae data/smollm2/corpus
-"$CLI" sae-convert --sae "$WORK/sae" --out data/smollm2/sae --dtype f16
+"$CLI" sae-convert --sae "$WORK/sae" --out "$WORK/sae-f16" --dtype f16
+# The calibration rows: another harvest (seed 2, end-of-text rows left out as the index leaves them).
+"$CLI" harvest --model "$MODEL" --hook "$HOOK" --corpus "$WORK/corpus" --tokens 262144 --context 128 \
+  --seed 2 --out "$WORK/calib" --threads 2
+"$CLI" sae-threshold --sae "$WORK/sae-f16" --activations "$WORK/calib" --fraction 0.4 --refit-lambda 10 \
+  --dtype f16 --out data/smollm2/sae --threads 2
 cp "$WORK/sae/training.json" data/smollm2/sae/training.json
+"$CLI" evaluate-sae --model "$MODEL" --sae data/smollm2/sae --corpus "$WORK/corpus" --threads 2 \
+  > data/smollm2/sae/evaluation.json
 "$CLI" sample-corpus --corpus "$WORK/corpus" --tokens "$SAMPLE_TOKENS" --out data/smollm2/corpus/sample.tokens.safetensors
 cp "$WORK/corpus/stats.json" data/smollm2/corpus_stats.json
 echo "SmolLM2 demo written to data/smollm2 (the app builds its feature database on first launch)"

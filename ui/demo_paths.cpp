@@ -5,9 +5,21 @@
 #include <QFileInfo>
 #include <QStandardPaths>
 
+#include "api/feature_db.h"
+#include "api/indexer.h"
+#include "util/error.h"
+
 namespace monoscope::ui {
 
-bool DemoPaths::databaseExists() const { return !database.isEmpty() && QFileInfo(database).size() > 0; }
+bool DemoPaths::databaseExists() const {
+  if (database.isEmpty() || QFileInfo(database).size() <= 0) return false;
+  try {
+    const auto db = core::FeatureDb::open(database.toStdString());
+    return db->metaValue("sae_fingerprint") == core::dictionaryFingerprint(sae.toStdString());
+  } catch (const core::Error&) {
+    return false;  // unreadable: built again
+  }
+}
 
 namespace {
 

@@ -12,6 +12,8 @@ struct DemoPaths {
   QString root, model, sae, corpus, database;
   qint64 tokens = 0;  // tokens the database is built from
   bool real = false;  // the SmolLM2 demo
+  // The database exists and was built from this SAE (its recorded fingerprint matches the
+  // weights now in sae/), so a demo whose SAE was replaced rebuilds its database.
   bool databaseExists() const;
 };
 

@@ -45,6 +45,12 @@ struct IndexOptions {
 // database appears atomically when complete. Cancelling keeps the scan for resuming.
 JobStatus buildIndex(const IndexOptions& options, const ProgressFn& progress = {});
 
+// A fingerprint of the dictionary at `sae_dir` (a folder or a file): its files' names and sizes
+// and sampled blocks of their bytes, so reading it costs the same for 20 MB or 20 GB. The index
+// records it (meta `sae_fingerprint`), so a database built from other weights can be told apart.
+// Empty when `sae_dir` is neither a file nor a folder (a release name, a transcoder layer spec).
+std::string dictionaryFingerprint(const std::string& sae_dir);
+
 // Combines shard scans (all shards of one index) into the feature database `out`.
 JobStatus mergeIndex(const std::vector<std::string>& shards, const std::string& out, const std::string& device = "auto",
                      int threads = 0, const ProgressFn& progress = {});

@@ -1,7 +1,10 @@
 // buildIndex / mergeIndex: the public entry points of the index job.
 #include "api/indexer.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
 
 #include "api/engine.h"
 #include "index/index_job.h"
@@ -44,6 +47,46 @@ void removeDb(const std::string& path) {
 }
 
 }  // namespace
+
+std::string dictionaryFingerprint(const std::string& sae_dir) {
+  std::error_code ec;
+  std::vector<fs::path> files;
+  if (fs::is_regular_file(sae_dir, ec)) {
+    files.push_back(sae_dir);
+  } else if (fs::is_directory(sae_dir, ec)) {
+    for (auto it = fs::recursive_directory_iterator(sae_dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+      if (it->is_regular_file(ec)) files.push_back(it->path());
+    std::sort(files.begin(), files.end());
+    if (files.size() > 256) files.resize(256);
+  } else {
+    return "";
+  }
+  std::uint64_t h = 1469598103934665603ull;  // FNV-1a, 64 bits
+  auto mix = [&h](const void* p, std::size_t n) {
+    const auto* b = static_cast<const unsigned char*>(p);
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
+  };
+  for (const auto& f : files) {
+    const std::string name = fs::relative(f, fs::is_directory(sae_dir, ec) ? fs::path(sae_dir) : f.parent_path(), ec).generic_string();
+    mix(name.data(), name.size());
+    const std::uint64_t size = fs::file_size(f, ec);
+    mix(&size, sizeof size);
+    std::ifstream in(f, std::ios::binary);
+    char block[4096];
+    for (int q = 0; q < 8 && in; ++q) {  // 8 blocks spread over the file, the last at its end
+      const std::uint64_t span = size <= sizeof block ? 0 : size - sizeof block;
+      const std::uint64_t at = q == 7 ? span : span / 7 * static_cast<std::uint64_t>(q);
+      in.seekg(static_cast<std::streamoff>(at));
+      in.read(block, sizeof block);
+      mix(block, static_cast<std::size_t>(in.gcount()));
+      in.clear();
+      if (size <= sizeof block) break;
+    }
+  }
+  char out[17];
+  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
+  return out;
+}
 
 JobStatus buildIndex(const IndexOptions& o, const ProgressFn& progress) {
   o.validate();

@@ -18,6 +18,7 @@
 #endif
 
 #include "api/engine.h"
+#include "api/indexer.h"
 #include "api/engine_impl.h"
 #include "index/index_job.h"
 #include "index/token_corpus.h"
@@ -74,6 +75,7 @@ std::map<std::string, std::string> scanSettings(const IndexOptions& o, const Eng
           {"scan_version", "2"},
           {"model", absolute(o.model_dir)},
           {"sae", absolute(o.sae_dir)},
+          {"sae_fingerprint", dictionaryFingerprint(o.sae_dir)},
           {"corpus", absolute(o.corpus)},
           {"hook", engine.info().hook_name},
           {"d_sae", std::to_string(engine.info().d_sae)},
@@ -122,8 +124,9 @@ void scanCorpus(const IndexOptions& o, const Engine& engine, const std::string& 
   createScanSchema(db);
   {
     Transaction t(db);
+    const bool fresh = getMeta(db, "kind", "\x01") == "\x01";
     for (const auto& [k, v] : settings) {
-      const std::string have = getMeta(db, k, "\x01");
+      const std::string have = getMeta(db, k, fresh ? "\x01" : "(not recorded)");
       if (have == "\x01") {
         putMeta(db, k, v);
       } else if (have != v) {

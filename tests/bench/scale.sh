@@ -121,7 +121,8 @@ for n in sorted({r["features"] for r in rows if r["bench"] == "wide_sae"}):
                 "logit_effects_ms", "generate_4_steered_ms"]:
         print(f"  {key[:-3]:38s} {rng([r[key] for r in xs], '{:.0f}')}")
     print(f"  {'peak RSS (MB)':38s} {rng([r['peak_rss_mb'] for r in xs], '{:.0f}')}  (after opening "
-          f"{rng([r['open_rss_mb'] for r in xs], '{:.0f}')})")
+          f"{rng([r['open_rss_mb'] for r in xs], '{:.0f}')}; both count the mapped file's pages read; the process's "
+          f"own memory at the end: {rng([r.get('anon_rss_mb', 0) for r in xs], '{:.0f}')})")
 if worst:
     k = max(worst, key=worst.get)
     print(f"worst run over target: {worst[k]:.2f}x ({k[1]}, {k[0]:,} features)")

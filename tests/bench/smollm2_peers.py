@@ -50,6 +50,7 @@ def bench_harvest(args, dtype_name):
     cfg = json.load(open(f"{args.sae}/cfg.json"))
     w = {k: torch.from_numpy(v).to(dtype) for k, v in load_np(f"{args.sae}/sae_weights.safetensors").items()}
     W_enc, b_enc, b_dec, k = w["W_enc"], w["b_enc"], w["b_dec"], cfg["k"]
+    threshold = w["threshold"].float() if "threshold" in w else None
     layer = int(cfg["metadata"]["hook_name"].split(".")[1])
     model = llama(args.model, dtype)
     model.model.layers = model.model.layers[: layer + 1]
@@ -67,6 +68,8 @@ def bench_harvest(args, dtype_name):
             pre = (x - b_dec) @ W_enc + b_enc
             v, i = pre.topk(k, dim=1)
             f = torch.zeros_like(pre).scatter_(1, i, torch.relu(v)).float()
+            if threshold is not None:  # Monoscope's per-feature thresholds after the top k
+                f = f * (f > threshold)
             count += (f > 0).sum(0)
             v, i = f.topk(min(top, f.shape[0]), dim=0)
             allv = torch.cat([top_v, v])

@@ -13,6 +13,8 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "api/engine.h"
 #include "api/engine_impl.h"
@@ -110,7 +112,16 @@ int benchWideSae(const std::string& model, const std::string& dir, std::int64_t 
   j["feature_values_ms"] = timeMs([&] { engine->featureValues(prompt, last); });
   j["top_last_token_ms"] = timeMs([&] { engine->topFeaturesLastToken(prompt, 10); });
   j["contrastive_ms"] = timeMs([&] { engine->contrastive(prompt, "seven eight nine", 10); });
-  j["attribute_ms"] = timeMs([&] { engine->attribute(prompt, " one", " two", 10); });
+  std::vector<std::string> single;  // two token texts that are one token each, for attribution
+  for (std::int32_t id = 0; id < engine->info().vocab_size && single.size() < 2; ++id) {
+    const std::string t = engine->tokenText(id);
+    try {
+      if (!t.empty() && engine->tokenIds(t).size() == 1) single.push_back(t);
+    } catch (const Error&) {
+    }
+  }
+  if (single.size() < 2) throw Error("the model's vocabulary has no two single-token texts");
+  j["attribute_ms"] = timeMs([&] { engine->attribute(prompt, single[0], single[1], 10); });
   j["logit_effects_ms"] = timeMs([&] { engine->logitEffects(last, 10); });
   GenerateRequest req;
   req.prompt = prompt;
@@ -119,7 +130,12 @@ int benchWideSae(const std::string& model, const std::string& dir, std::int64_t 
   GenerateResult g;
   j["generate_4_steered_ms"] = timeMs([&] { g = engine->generate(req); });
   j["steered_differs"] = g.steered_run.ids != g.default_run.ids;
-  j["peak_rss_mb"] = rssMb();
+  j["peak_rss_mb"] = rssMb();  // with the pages of the mapped file that were read
+  {
+    std::ifstream status("/proc/self/status");  // RssAnon: the process's own memory, not the file's
+    for (std::string line; std::getline(status, line);)
+      if (line.rfind("RssAnon:", 0) == 0) j["anon_rss_mb"] = std::stod(line.substr(8)) / 1024.0;
+  }
   std::cout << j.dump() << "\n";
   return 0;
 }

@@ -147,6 +147,27 @@ class TestIndex : public QObject {
     QCOMPARE(buildIndex(base_), JobStatus::Done);
   }
 
+  // The database records the fingerprint of the SAE it was built from; another file, or one
+  // byte changed, gives another fingerprint; a name that is no file gives none.
+  void databaseRecordsItsDictionary() {
+    const std::string fp = dictionaryFingerprint(sae_);
+    QCOMPARE(fp.size(), std::size_t{16});
+    QCOMPARE(FeatureDb::open(db_)->metaValue("sae_fingerprint"), fp);
+    const std::string copy = path("sae-copy");
+    fs::create_directories(copy);
+    for (const auto& e : fs::directory_iterator(sae_)) fs::copy_file(e.path(), copy + "/" + e.path().filename().string());
+    QCOMPARE(dictionaryFingerprint(copy), fp);
+    {
+      std::fstream f(copy + "/sae_weights.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+      f.seekg(-1, std::ios::end);
+      const char c = static_cast<char>(f.get());
+      f.seekp(-1, std::ios::end);
+      f.put(static_cast<char>(c ^ 0x55));
+    }
+    QVERIFY(dictionaryFingerprint(copy) != fp);
+    QCOMPARE(dictionaryFingerprint("gemma-scope-2b-pt-res:layer_12"), std::string());
+  }
+
   // Counts, maxima, interval counts and top examples equal a brute-force pass over the windows.
   void statisticsMatchBruteForce() {
     Events events = bruteForce();

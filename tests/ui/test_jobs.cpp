@@ -18,6 +18,7 @@
 #include <QTemporaryDir>
 #include <filesystem>
 
+#include "demo_paths.h"
 #include "hub_dialog.h"
 #include "inference_worker.h"
 #include "jobs_panel.h"
@@ -42,6 +43,32 @@ class TestJobs : public QObject {
 
   // File > Open from Hugging Face Cache lists the cache's models and dictionaries and returns
   // the chosen paths; with nothing in the cache, Open is disabled.
+  // A demo's database counts as built only when it was built from the SAE now in sae/ (the
+  // fingerprint the index records): replacing the SAE's weights makes the app build it again.
+  void demoDatabaseFollowsItsSae() {
+    QTemporaryDir dir;
+    const QDir root(dir.path());
+    root.mkpath("demo/sae");
+    for (const char* f : {"cfg.json", "sae_weights.safetensors", "training.json"})
+      QVERIFY(QFile::copy(test::demoSae() + "/" + f, root.filePath("demo/sae/") + f));
+    QVERIFY(QFile::link(test::demoModel(), root.filePath("demo/model")));
+    QVERIFY(QFile::copy(test::demoDb(), root.filePath("demo/features.db")));
+    qputenv("MONOSCOPE_DEMO", root.filePath("demo").toUtf8());
+    const DemoPaths d = findDemo({}, true);
+    QCOMPARE(d.root, root.filePath("demo"));
+    QVERIFY(d.databaseExists());
+    {
+      QFile w(root.filePath("demo/sae/sae_weights.safetensors"));
+      QVERIFY(w.open(QIODevice::ReadWrite));
+      w.seek(w.size() - 2);
+      const QByteArray last = w.read(2);
+      w.seek(w.size() - 2);
+      w.write(QByteArray(2, last[0] == 'x' ? 'y' : 'x'));
+    }
+    QVERIFY(!d.databaseExists());
+    qunsetenv("MONOSCOPE_DEMO");
+  }
+
   void hubDialogListsTheCache() {
     namespace fs = std::filesystem;
     QTemporaryDir tmp;
