@@ -83,6 +83,7 @@ class Sae {
   // Decoder rows as float32: idx int64 [m] -> [m, d_out]; a range [begin, end) -> [end - begin, d_out].
   at::Tensor decoderRows(const at::Tensor& idx) const;
   at::Tensor decoderBlock(std::int64_t begin, std::int64_t end) const;
+  at::Tensor encoderBlock(std::int64_t begin, std::int64_t end) const;  // W_enc[:, begin:end] as float32
 
   const SaeConfig& config() const { return config_; }
   const at::Tensor& W_enc() const { return W_enc_; }

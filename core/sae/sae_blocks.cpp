@@ -2,6 +2,7 @@
 // of their weights or for dense [n, d_sae] activations (sae/sae.h, mapped()); the same methods
 // on an ordinary SAE use its dense products.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 #include <unistd.h>
 
@@ -16,7 +17,8 @@ namespace monoscope::core {
 
 namespace {
 // A block's float32 copies of its weights and its [rows, block] activations stay near this.
-constexpr std::int64_t kBlockFloats = 1 << 24;  // 64 MiB
+constexpr std::int64_t kBlockFloats = 1 << 22;  // 16 MiB: under glibc's largest mmap threshold, so the
+                                                // blocks reuse heap memory instead of faulting in fresh pages
 }  // namespace
 
 double Sae::mapBudgetBytes() {
@@ -42,6 +44,19 @@ at::Tensor Sae::decoderBlock(std::int64_t begin, std::int64_t end) const {
   return W_dec_.slice(0, begin, end).to(at::kFloat).contiguous();
 }
 
+at::Tensor Sae::encoderBlock(std::int64_t begin, std::int64_t end) const {
+  if (!W_enc_.device().is_cpu()) return W_enc_.slice(1, begin, end).to(at::kFloat);
+  // Row by row on every thread: each row's slice is contiguous, so each copy converts with the
+  // vector kernel (one strided copy of the whole block runs on one thread, elementwise).
+  at::Tensor out = at::empty({config_.d_in, end - begin}, at::kFloat);
+  const bool inference = c10::InferenceMode::is_enabled();  // thread-local: carried to the workers
+  at::parallel_for(0, config_.d_in, 1, [&](std::int64_t r0, std::int64_t r1) {
+    c10::InferenceMode guard(inference);
+    for (std::int64_t r = r0; r < r1; ++r) out.select(0, r).copy_(W_enc_.select(0, r).slice(0, begin, end));
+  });
+  return out;
+}
+
 at::Tensor Sae::decoderRows(const at::Tensor& idx) const {
   return W_dec_.index_select(0, idx.to(W_dec_.device(), at::kLong)).to(at::kFloat);
 }
@@ -60,7 +75,7 @@ void Sae::blocksOf(const at::Tensor& xin, const std::function<void(std::int64_t,
   const std::int64_t block = featureBlock(n);
   // Pre-activations of a block, and for TopK the scores it ranks by.
   auto pre = [&](std::int64_t b, std::int64_t e, at::Tensor* ranked) {
-    at::Tensor p = at::addmm(b_enc_.slice(0, b, e).to(at::kFloat), xin, W_enc_.slice(1, b, e).to(at::kFloat));  // [n, e - b]
+    at::Tensor p = at::addmm(b_enc_.slice(0, b, e).to(at::kFloat), xin, encoderBlock(b, e));  // [n, e - b]
     if (ranked) *ranked = config_.rescale_acts_by_decoder_norm ? p * decoderBlock(b, e).norm(2, -1) : p;
     return p;
   };
