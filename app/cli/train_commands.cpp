@@ -162,7 +162,7 @@ int cmdEvaluateSae(const Args& args) {
   o.sae = args.get("sae");
   o.corpus = args.get("corpus");
   o.context = args.integer("context", 0, 0, 1 << 20);
-  o.rows = args.integer("rows", o.rows, 1, 1 << 24);
+  o.rows = args.integer("rows", o.rows, 1, 1 << 18);
   o.splice_batches = args.integer("splice-batches", o.splice_batches, 1, 100000);
   o.seed = static_cast<std::uint64_t>(args.integer("seed", 1, 0, INT64_MAX));
   o.skip_first = args.get("skip-first", "true") != "false";
@@ -200,7 +200,7 @@ int cmdSaeThreshold(const Args& args) {
   o.half = dtype == "f16";
   o.seed = static_cast<std::uint64_t>(args.integer("seed", 0, 0, INT64_MAX));
   o.refit_lambda = args.number("refit-lambda", o.refit_lambda);
-  if (o.refit_lambda < 0) throw Error("--refit-lambda must be non-negative (--refit false: no refit)");
+  if (!(o.refit_lambda > 0)) throw Error("--refit-lambda must be positive (--refit false: no refit)");
   if (args.get("refit", "true") == "false") o.refit_lambda = -1;
   o.device = args.get("device", "auto");
   o.threads = threadsOption(args);

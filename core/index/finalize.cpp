@@ -397,7 +397,8 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
   uo.knn = parseKnnMethod(set.meta.at("neighbour_method"));
   const std::int64_t knn_k = std::max(n_neigh, want_umap ? uo.n_neighbors - 1 : 0);
   KnnResult knn;
-  const at::Tensor decoder = sae.mapped() ? sae.decoderBlock(0, d_sae) : sae.W_dec();  // float32
+  at::Tensor decoder;  // float32 (a mapped SAE's is copied only when neighbours or the map need it)
+  if ((knn_k > 0 && d_sae >= 2) || want_umap) decoder = sae.mapped() ? sae.decoderBlock(0, d_sae) : sae.W_dec();
   if (knn_k > 0 && d_sae >= 2) {
     knn = cosineKnn(decoder, knn_k, uo.knn, seed, progress);
     if (!knn.ids.defined()) throw Cancelled{};

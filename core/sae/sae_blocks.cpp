@@ -37,7 +37,7 @@ std::int64_t Sae::featureBlock(std::int64_t rows) const {
     if (b > 0) return std::min<std::int64_t>(b, std::max<std::int64_t>(config_.d_sae, 1));
   }
   const std::int64_t widest = std::max({rows, config_.d_in, config_.outWidth(), std::int64_t{1}});
-  return std::clamp<std::int64_t>(kBlockFloats / widest, 1024, std::max<std::int64_t>(config_.d_sae, 1));
+  return std::min<std::int64_t>(std::max<std::int64_t>(kBlockFloats / widest, 1024), std::max<std::int64_t>(config_.d_sae, 1));
 }
 
 at::Tensor Sae::decoderBlock(std::int64_t begin, std::int64_t end) const {

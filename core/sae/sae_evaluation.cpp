@@ -16,6 +16,7 @@
 #include "util/device.h"
 #include "util/error.h"
 #include "util/mapped_file.h"
+#include "util/memory.h"
 #include "util/runtime.h"
 
 namespace fs = std::filesystem;
@@ -28,7 +29,7 @@ void SaeEvaluationOptions::validate() const {
   if (sae.empty()) bad("sae", "is empty");
   if (corpus.empty()) bad("corpus", "is empty");
   if (context < 0 || context > (1 << 20)) bad("context", "must be in 0..1048576 (0: the SAE's)");
-  if (rows < 1 || rows > (1 << 24)) bad("rows", "must be in 1..16777216");
+  if (rows < 1 || rows > (1 << 18)) bad("rows", "must be in 1..262144");
   if (splice_batches < 1 || splice_batches > 100000) bad("splice_batches", "must be in 1..100000");
   if (splice_batch_size < 1 || splice_batch_size > 4096) bad("splice_batch_size", "must be in 1..4096");
 }
@@ -90,14 +91,15 @@ void SaeThresholdOptions::validate() const {
   if (out.empty()) bad("out", "is empty");
   if (!(fraction >= 0.0 && fraction < 1.0)) bad("fraction", "must be in [0, 1)");
   if (rows < 1 || rows > (1ll << 32)) bad("rows", "must be in 1..4294967296");
-  if (!std::isfinite(refit_lambda)) bad("refit_lambda", "must be finite (negative: no refit)");
+  if (!std::isfinite(refit_lambda) || refit_lambda == 0.0)
+    bad("refit_lambda", "must be positive and finite (negative: no refit)");
 }
 
 namespace {
 
 // Variance explained of x [n, d] by decoder W with codes of `sae`.
 double fveOf(const Sae& sae, const at::Tensor& x, const at::Tensor& W) {
-  const Sae with(sae.config(), sae.W_enc(), sae.b_enc(), W, sae.b_dec(), sae.threshold());
+  const Sae with(sae.config(), sae.W_enc(), sae.b_enc(), W, sae.b_dec(), sae.threshold(), {}, sae.mapped());
   return with.metrics(x).fraction_variance_explained;
 }
 
@@ -110,7 +112,7 @@ at::Tensor refitDecoder(const Sae& sae, const at::Tensor& fit, double lambda, co
   constexpr std::int64_t kBatch = 1024;
   const std::int64_t n = fit.size(0);
   for (std::int64_t r = 0; r < n; r += kBatch) {
-    const at::Tensor x = fit.narrow(0, r, std::min(kBatch, n - r));
+    const at::Tensor x = fit.narrow(0, r, std::min(kBatch, n - r)).to(at::kCPU, at::kFloat);
     const auto top = sae.encodeTop(x, k);  // the k slots of each row; cut ones hold zero
     const at::Tensor v = top.first.to(at::kDouble), i = top.second;  // [b, k]
     const std::int64_t b = v.size(0);
@@ -121,7 +123,13 @@ at::Tensor refitDecoder(const Sae& sae, const at::Tensor& fit, double lambda, co
   }
   G.diagonal().add_(lambda);
   R.add_(sae.W_dec().to(at::kCPU, at::kDouble), lambda);
-  const at::Tensor W = at::cholesky_solve(R, at::linalg_cholesky(G));
+  at::Tensor W;
+  try {
+    W = at::cholesky_solve(R, at::linalg_cholesky(G));
+  } catch (const c10::Error& e) {
+    throw Error(std::string("the decoder refit's system could not be solved: ") + e.what_without_backtrace(),
+                "raise --refit-lambda, or pass --refit false");
+  }
   report(progress, "refit", n + n / 4, n + n / 4);
   return W.to(at::kFloat).to(sae.device());
 }
@@ -138,6 +146,8 @@ JobStatus calibrateSaeThresholds(const SaeThresholdOptions& o, const ProgressFn&
   if (cfg.architecture != "topk")
     throw Error("'" + o.sae + "' is a " + cfg.architecture + " SAE; thresholds after the top k need a TopK SAE",
                 "a JumpReLU SAE already has its own thresholds");
+  if (cfg.transcoder())
+    throw Error("'" + o.sae + "' is a transcoder; sae-threshold calibrates SAEs", "give an SAE that reconstructs the hook it reads");
   at::Tensor x;  // the calibration rows [rows, d_in], float
   {
     FileActivationSource source(o.activations, o.seed);
@@ -149,7 +159,7 @@ JobStatus calibrateSaeThresholds(const SaeThresholdOptions& o, const ProgressFn&
   }
   const std::int64_t rows = x.size(0);
   // The SAE without thresholds (a calibrated one is calibrated afresh).
-  const Sae plain(cfg, sae->W_enc(), sae->b_enc(), sae->W_dec(), sae->b_dec());
+  const Sae plain(cfg, sae->W_enc(), sae->b_enc(), sae->W_dec(), sae->b_dec(), {}, {}, sae->mapped());
   c10::InferenceMode guard;
   at::Tensor max = at::zeros({cfg.d_sae}, at::TensorOptions().dtype(at::kFloat).device(device));
   constexpr std::int64_t kBatch = 4096;
@@ -161,15 +171,20 @@ JobStatus calibrateSaeThresholds(const SaeThresholdOptions& o, const ProgressFn&
     report(progress, "calibrate", std::min(done + kBatch, rows), rows * 2);
   }
   const at::Tensor threshold = max * o.fraction;
-  const Sae calibrated(cfg, sae->W_enc(), sae->b_enc(), sae->W_dec(), sae->b_dec(), threshold);
+  const Sae calibrated(cfg, sae->W_enc(), sae->b_enc(), sae->W_dec(), sae->b_dec(), threshold, {}, sae->mapped());
   SaeThresholdResult r;
   at::Tensor W_dec = sae->W_dec();
   if (o.refit_lambda >= 0) {
     if (cfg.rescale_acts_by_decoder_norm)
       throw Error("'" + o.sae + "' ranks by decoder norms, which a refitted decoder would change", "pass --refit false");
-    if (cfg.d_sae > 32768)
-      throw Error("refitting the decoder of " + std::to_string(cfg.d_sae) + " features needs a d_sae x d_sae system (more than 8 GB)",
+    if (cfg.normalize_activations != "none" && cfg.normalize_activations != "expected_average_only_in")
+      throw Error("'" + o.sae + "' normalises its input per row (" + cfg.normalize_activations + "), which the refit does not model",
                   "pass --refit false");
+    if (cfg.d_sae >= 32768)
+      throw Error("refitting the decoder of " + std::to_string(cfg.d_sae) + " features needs two d_sae x d_sae systems in float64 (16 GiB or more)",
+                  "pass --refit false");
+    requireMemory(16ull * static_cast<std::uint64_t>(cfg.d_sae) * static_cast<std::uint64_t>(cfg.d_sae), "refit_lambda",
+                  "the decoder refit's d_sae x d_sae system", "pass --refit false");
     if (rows < 20) throw Error("refitting the decoder needs at least 20 calibration rows, not " + std::to_string(rows));
     const std::int64_t held = rows / 10;
     const at::Tensor fit = x.narrow(0, 0, rows - held), test = x.narrow(0, rows - held, held);
@@ -193,7 +208,7 @@ JobStatus calibrateSaeThresholds(const SaeThresholdOptions& o, const ProgressFn&
   out_cfg.metadata["threshold_after_topk"] = {{"fraction_of_max", o.fraction}, {"calibration_rows", rows},
                                               {"calibration_source", fs::path(o.activations).filename().string()}};
   if (r.refitted) out_cfg.metadata["threshold_after_topk"]["decoder_refit_lambda"] = o.refit_lambda;
-  Sae(out_cfg, sae->W_enc(), sae->b_enc(), W_dec, sae->b_dec(), threshold).save(o.out, o.half);
+  Sae(out_cfg, sae->W_enc(), sae->b_enc(), W_dec, sae->b_dec(), threshold, {}, sae->mapped()).save(o.out, o.half);
   nlohmann::ordered_json j;
   j["sae"] = o.sae;
   j["fraction_of_max"] = o.fraction;
