@@ -64,8 +64,9 @@ int main(int argc, char** argv) {
                                "database (File > Open Feature Database).");
       return app.exec();
     }
-    w = {d.model, d.sae, d.databaseExists() ? d.database : QString()};
-    if (!d.databaseExists())
+    const bool built = d.databaseExists();  // reads the database and the SAE's fingerprint
+    w = {d.model, d.sae, built ? d.database : QString()};
+    if (!built)
       window.buildDatabase(d.model, d.sae, d.corpus, d.database, d.tokens);
   }
   window.openWorkspace(w);

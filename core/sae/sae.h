@@ -107,6 +107,9 @@ class Sae {
   // Blocks of a mapped dictionary for the encoder's input xin [n, d_in] (normalised, b_dec applied).
   void blocksOf(const at::Tensor& xin, const std::function<void(std::int64_t, const at::Tensor&)>& fn) const;
   at::Tensor encodeMapped(const at::Tensor& xin) const;  // dense [n, d_sae] (memory checked)
+  // A mapped TopK SAE's codes of xin: each row's k activations (relu, thresholds applied) and
+  // their features, [n, k] each, from one pass over the encoder.
+  std::pair<at::Tensor, at::Tensor> topkCodes(const at::Tensor& xin) const;
   at::Tensor decodeMapped(const at::Tensor& f) const;
 
   SaeConfig config_;

@@ -19,6 +19,16 @@ namespace {
 // A block's float32 copies of its weights and its [rows, block] activations stay near this.
 constexpr std::int64_t kBlockFloats = 1 << 22;  // 16 MiB: under glibc's largest mmap threshold, so the
                                                 // blocks reuse heap memory instead of faulting in fresh pages
+// Keeps in (values, indices) [n, <= k] each row's k largest of them and of `block` [n, B], whose
+// column j is feature offset + j.
+void mergeTop(at::Tensor& values, at::Tensor& indices, const at::Tensor& block, std::int64_t offset, std::int64_t k) {
+  auto top = block.topk(std::min<std::int64_t>(k, block.size(1)), 1);
+  const at::Tensor v = at::cat({values, std::get<0>(top)}, 1), i = at::cat({indices, std::get<1>(top) + offset}, 1);
+  auto keep = v.topk(std::min<std::int64_t>(k, v.size(1)), 1);
+  values = std::get<0>(keep);
+  indices = i.gather(1, std::get<1>(keep));
+}
+
 }  // namespace
 
 double Sae::mapBudgetBytes() {
@@ -73,37 +83,18 @@ void Sae::forEachFeatureBlock(const at::Tensor& x, const std::function<void(std:
 void Sae::blocksOf(const at::Tensor& xin, const std::function<void(std::int64_t, const at::Tensor&)>& fn) const {
   const std::int64_t n = xin.size(0), d_sae = config_.d_sae;
   const std::int64_t block = featureBlock(n);
-  // Pre-activations of a block, and for TopK the scores it ranks by.
-  auto pre = [&](std::int64_t b, std::int64_t e, at::Tensor* ranked) {
-    at::Tensor p = at::addmm(b_enc_.slice(0, b, e).to(at::kFloat), xin, encoderBlock(b, e));  // [n, e - b]
-    if (ranked) *ranked = config_.rescale_acts_by_decoder_norm ? p * decoderBlock(b, e).norm(2, -1) : p;
-    return p;
-  };
   if (config_.architecture != "topk") {
     for (std::int64_t b = 0; b < d_sae; b += block) {
       const std::int64_t e = std::min(d_sae, b + block);
-      const at::Tensor p = pre(b, e, nullptr);
+      const at::Tensor p = at::addmm(b_enc_.slice(0, b, e).to(at::kFloat), xin, encoderBlock(b, e));  // [n, e - b]
       at::Tensor f = p.relu();
       if (config_.architecture == "jumprelu") f = f * (p > threshold_.slice(0, b, e)).to(f.scalar_type());
       fn(b, f);
     }
     return;
   }
-  // TopK: one pass keeps each row's k best scores over all blocks (the weights are read once);
-  // the blocks are then those k activations scattered into place.
-  const std::int64_t k = std::min<std::int64_t>(config_.k, d_sae);
-  at::Tensor values = at::empty({n, 0}), indices = at::empty({n, 0}, at::kLong);
-  for (std::int64_t b = 0; b < d_sae; b += block) {
-    at::Tensor ranked;
-    pre(b, std::min(d_sae, b + block), &ranked);
-    auto top = ranked.topk(std::min<std::int64_t>(k, ranked.size(1)), 1);
-    const at::Tensor v = at::cat({values, std::get<0>(top)}, 1), i = at::cat({indices, std::get<1>(top) + b}, 1);
-    auto keep = v.topk(std::min<std::int64_t>(k, v.size(1)), 1);
-    values = std::get<0>(keep);
-    indices = i.gather(1, std::get<1>(keep));
-  }
-  values = values.relu();
-  if (threshold_.defined()) values = values * (values > threshold_.to(at::kFloat).index_select(0, indices.reshape({-1})).view(indices.sizes()));
+  // TopK: the blocks are each row's k activations (one pass over the weights) scattered into place.
+  const auto [values, indices] = topkCodes(xin);
   for (std::int64_t b = 0; b < d_sae; b += block) {
     const std::int64_t e = std::min(d_sae, b + block);
     const at::Tensor in = (indices >= b).logical_and(indices < e);
@@ -112,6 +103,20 @@ void Sae::blocksOf(const at::Tensor& xin, const std::function<void(std::int64_t,
     f.scatter_add_(1, at::where(in, indices - b, at::zeros_like(indices)), at::where(in, values, at::zeros_like(values)));
     fn(b, f);
   }
+}
+
+std::pair<at::Tensor, at::Tensor> Sae::topkCodes(const at::Tensor& xin) const {
+  const std::int64_t n = xin.size(0), d_sae = config_.d_sae, block = featureBlock(n);
+  const std::int64_t k = std::min<std::int64_t>(config_.k, d_sae);
+  at::Tensor values = at::empty({n, 0}), indices = at::empty({n, 0}, at::kLong);
+  for (std::int64_t b = 0; b < d_sae; b += block) {
+    const std::int64_t e = std::min(d_sae, b + block);
+    const at::Tensor p = at::addmm(b_enc_.slice(0, b, e).to(at::kFloat), xin, encoderBlock(b, e));  // [n, e - b]
+    mergeTop(values, indices, config_.rescale_acts_by_decoder_norm ? p * decoderBlock(b, e).norm(2, -1) : p, b, k);
+  }
+  values = values.relu();
+  if (threshold_.defined()) values = values * (values > threshold_.to(at::kFloat).index_select(0, indices.reshape({-1})).view(indices.sizes()));
+  return {values, indices};
 }
 
 at::Tensor Sae::encodeMapped(const at::Tensor& xin) const {
@@ -143,21 +148,29 @@ at::Tensor Sae::decodeMapped(const at::Tensor& f) const {
 std::pair<at::Tensor, at::Tensor> Sae::encodeTop(const at::Tensor& x, std::int64_t k) const {
   c10::InferenceMode guard;
   k = std::clamp<std::int64_t>(k, 1, config_.d_sae);
+  if (mapped_ && config_.architecture == "topk") {  // the codes are the answer: no blocks to build
+    const auto [v, i] = topkCodes(encoderInput(normalizeInput(x, nullptr)).reshape({-1, config_.d_in}).contiguous());
+    auto order = v.topk(std::min<std::int64_t>(k, v.size(1)), 1);
+    at::Tensor values = std::get<0>(order), indices = i.gather(1, std::get<1>(order));
+    if (values.size(1) < k) {  // asked for more than the SAE's k: the rest are zeros
+      values = at::cat({values, at::zeros({values.size(0), k - values.size(1)})}, 1);
+      indices = at::cat({indices, at::zeros({indices.size(0), k - indices.size(1)}, at::kLong)}, 1);
+    }
+    return {values, indices};
+  }
   const std::int64_t n = x.numel() / std::max<std::int64_t>(1, x.size(-1));
   at::Tensor values = at::zeros({n, 0}), indices = at::zeros({n, 0}, at::kLong);
-  forEachFeatureBlock(x, [&](std::int64_t b, const at::Tensor& f) {
-    auto top = f.to(at::kCPU, at::kFloat).topk(std::min<std::int64_t>(k, f.size(1)), 1);
-    const at::Tensor v = at::cat({values, std::get<0>(top)}, 1), i = at::cat({indices, std::get<1>(top) + b}, 1);
-    auto keep = v.topk(std::min<std::int64_t>(k, v.size(1)), 1);
-    values = std::get<0>(keep);
-    indices = i.gather(1, std::get<1>(keep));
-  });
+  forEachFeatureBlock(x, [&](std::int64_t b, const at::Tensor& f) { mergeTop(values, indices, f.to(at::kCPU, at::kFloat), b, k); });
   return {values, indices};
 }
 
 at::Tensor Sae::maxOverRows(const at::Tensor& x) const {
   c10::InferenceMode guard;
   at::Tensor out = at::zeros({config_.d_sae}, at::kFloat);
+  if (mapped_ && config_.architecture == "topk") {  // from the codes: no blocks to build
+    const auto [v, i] = topkCodes(encoderInput(normalizeInput(x, nullptr)).reshape({-1, config_.d_in}).contiguous());
+    return out.scatter_reduce_(0, i.reshape({-1}), v.reshape({-1}), "amax");
+  }
   forEachFeatureBlock(x, [&](std::int64_t b, const at::Tensor& f) {
     if (f.size(0) > 0) out.slice(0, b, b + f.size(1)).copy_(std::get<0>(f.to(at::kCPU, at::kFloat).max(0)));
   });

@@ -30,15 +30,16 @@ namespace monoscope::bench {
 using namespace monoscope::core;
 using Clock = std::chrono::steady_clock;
 
-namespace {
-
-double ms(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); }
-
 double peakRssMb() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   return ru.ru_maxrss / 1024.0;
 }
+
+namespace {
+
+double ms(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); }
+
 
 // A pseudo-word vocabulary with Zipf-like use, so that prefixes typed one letter at a time match
 // shrinking sets as in a real dictionary's explanations.

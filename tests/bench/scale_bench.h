@@ -5,6 +5,8 @@
 
 namespace monoscope::bench {
 
+// This process's peak resident memory (getrusage), MB.
+double peakRssMb();
 // A synthetic feature database of n features, `sample` of them (evenly spaced) with examples.
 int writeSyntheticDb(const std::string& path, std::int64_t n, std::int64_t sample, int vocab);
 // Page, sort, scroll, search-as-you-type and map-layer timings on a database; peak RSS.

@@ -5,7 +5,6 @@
 // generation; peak RSS. The model is any with d_model = d_in (the bench script passes the
 // tiny GPT-2 fixture).
 #include <ATen/ATen.h>
-#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
@@ -27,12 +26,6 @@ using namespace monoscope::core;
 namespace monoscope::bench {
 
 namespace {
-
-double rssMb() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_maxrss / 1024.0;
-}
 
 // Streams random F16 values, `count` of them, scaled by `scale`, in chunks.
 void writeRandomHalf(std::ofstream& out, std::int64_t count, double scale, std::uint64_t seed) {
@@ -92,7 +85,7 @@ int benchWideSae(const std::string& model, const std::string& dir, std::int64_t 
   o.threads = 2;
   std::unique_ptr<Engine> engine;
   const double open_ms = timeMs([&] { engine = Engine::open(o); });
-  const double open_rss = rssMb();
+  const double open_rss = peakRssMb();
   if (engine->info().d_sae != n) throw Error("the engine opened " + std::to_string(engine->info().d_sae) + " features");
   const std::string prompt = "one two three four five six seven eight nine ten eleven twelve";
   const std::int64_t last = n - 1;
@@ -130,7 +123,7 @@ int benchWideSae(const std::string& model, const std::string& dir, std::int64_t 
   GenerateResult g;
   j["generate_4_steered_ms"] = timeMs([&] { g = engine->generate(req); });
   j["steered_differs"] = g.steered_run.ids != g.default_run.ids;
-  j["peak_rss_mb"] = rssMb();  // with the pages of the mapped file that were read
+  j["peak_rss_mb"] = peakRssMb();  // with the pages of the mapped file that were read
   {
     std::ifstream status("/proc/self/status");  // RssAnon: the process's own memory, not the file's
     for (std::string line; std::getline(status, line);)
