@@ -2,7 +2,7 @@
 # Rebuilds the real demo's SAE and corpus sample (data/smollm2/) from scratch: the corpus from
 # Debian packages, activations of SmolLM2-135M-Instruct at the middle of its residual stream
 # harvested to disk, a TopK SAE trained over them for two epochs, then per-feature thresholds
-# at 0.4 of each feature's maximum on a second, held-apart harvest with the decoder refitted to
+# at 0.5 of each feature's maximum on a second, held-apart harvest with the decoder refitted to
 # the codes that remain, exported in F16. The SAE keeps the end-of-text rows in training
 # (--skip-end-of-text false): SAEs trained without them reconstruct better but were rated less
 # consistent (data/README.md).
@@ -39,7 +39,7 @@ mkdir -p data/smollm2/sae data/smollm2/corpus
 # The calibration rows: another harvest (seed 2, end-of-text rows left out as the index leaves them).
 "$CLI" harvest --model "$MODEL" --hook "$HOOK" --corpus "$WORK/corpus" --tokens 262144 --context 128 \
   --seed 2 --out "$WORK/calib" --threads 2
-"$CLI" sae-threshold --sae "$WORK/sae-f16" --activations "$WORK/calib" --fraction 0.4 --refit-lambda 10 \
+"$CLI" sae-threshold --sae "$WORK/sae-f16" --activations "$WORK/calib" --fraction 0.5 --refit-lambda 10 \
   --dtype f16 --out data/smollm2/sae --threads 2
 cp "$WORK/sae/training.json" data/smollm2/sae/training.json
 "$CLI" evaluate-sae --model "$MODEL" --sae data/smollm2/sae --corpus "$WORK/corpus" --threads 2 \

@@ -74,8 +74,15 @@ struct SaeEvaluationOptions {
   void validate() const;
 };
 
+// Rows whose norm exceeds this many times the median are "massive" (attention sinks).
+constexpr double kMassiveRowFactor = 10.0;
+
 struct SaeEvaluationResult {
   double fraction_variance_explained = 0, l0 = 0;
+  // The same measure over the rows whose norm is at most kMassiveRowFactor times the median, and
+  // how many rows were above it.
+  double fraction_variance_explained_ordinary = 0;
+  std::int64_t massive_rows = 0;
   double clean_loss = 0, spliced_loss = 0, zero_ablation_loss = 0, ce_loss_recovered = 0;
   std::int64_t rows = 0, context = 0;
 };

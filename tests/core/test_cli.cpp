@@ -187,6 +187,9 @@ class TestCli : public QObject {
       const auto m = QJsonDocument::fromJson(e.out).object();
       QVERIFY(m["clean_loss"].toDouble() > 0 && m["zero_ablation_loss"].toDouble() > 0);
       QVERIFY(std::isfinite(m["ce_loss_recovered"].toDouble()));
+      QVERIFY(m["massive_rows"].toString().endsWith("of 256 (norm above 10x the median)"));
+      if (m["massive_rows"].toString().startsWith("0 "))
+        QCOMPARE(m["fraction_variance_explained_ordinary_rows"].toDouble(), m["fraction_variance_explained"].toDouble());
       l0[n++] = m["l0"].toDouble();
     }
     QCOMPARE(l0[0], 8.0);

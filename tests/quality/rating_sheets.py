@@ -78,6 +78,8 @@ def main():
     ap.add_argument("--min-count", type=int, default=1, help="only features with at least this many activations")
     ap.add_argument("--common", action="store_true",
                     help="the same features from every database: a sample of those that fire in all of them")
+    ap.add_argument("--features", help="these features (comma-separated ids, or a key.json whose features to show again) "
+                    "instead of a random sample; each must fire in every database")
     ap.add_argument("--cli", default="build/app/monoscope-cli")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
@@ -96,8 +98,25 @@ def main():
     if a.common:
         shared = set(firing[0][2]).intersection(*(set(ids) for _, _, ids in firing[1:]))
         firing = [(letter, path, sorted(shared)) for letter, path, _ in firing]
+    chosen = None
+    if a.features:
+        if os.path.isfile(a.features):
+            with open(a.features, encoding="utf-8") as f:
+                chosen = sorted({int(v["feature"]) for v in json.load(f).values()})
+        else:
+            try:
+                chosen = sorted({int(x) for x in a.features.split(",") if x.strip()})
+            except ValueError:
+                sys.exit(f"--features {a.features}: expected comma-separated feature ids or a key.json")
+        for letter, path, ids in firing:
+            missing = sorted(set(chosen) - set(ids))
+            if missing:
+                sys.exit(f"{path}: features {missing[:10]} fire fewer than {a.min_count} times")
     items = []
     for letter, path, ids in firing:
+        if chosen is not None:
+            items += [(letter, path, fid) for fid in chosen]
+            continue
         if len(ids) < a.count:
             sys.exit(f"{path}: only {len(ids)} features fire at least {a.min_count} times" + (" in every database" if a.common else ""))
         for fid in sorted(random.Random(a.seed).sample(ids, a.count)):
