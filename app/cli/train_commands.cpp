@@ -179,8 +179,8 @@ int cmdEvaluateSae(const Args& args) {
   j["end_of_text"] = o.skip_first && o.skip_end_of_text ? "excluded" : "included";
   j["fraction_variance_explained"] = r.fraction_variance_explained;
   j["fraction_variance_explained_ordinary_rows"] = r.fraction_variance_explained_ordinary;
-  j["massive_rows"] = std::to_string(r.massive_rows) + " of " + std::to_string(r.rows) + " (norm above " +
-                      std::to_string(static_cast<int>(core::kMassiveRowFactor)) + "x the median)";
+  j["massive_rows"] = r.massive_rows;
+  j["massive_row_norm_above_median_times"] = core::kMassiveRowFactor;
   j["l0"] = r.l0;
   j["clean_loss"] = r.clean_loss;
   j["spliced_loss"] = r.spliced_loss;

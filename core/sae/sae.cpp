@@ -4,6 +4,7 @@
 #include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
 
+#include <cmath>
 #include <filesystem>
 #include <mutex>
 
@@ -246,6 +247,15 @@ at::Tensor Sae::transcode(const at::Tensor& x) const {
   at::Tensor out = decode(encode(x, &norm), &norm);
   if (W_skip_.defined()) out = out + at::matmul(x.to(W_skip_.device(), at::kFloat), W_skip_.t());
   return out;
+}
+
+at::Tensor ordinaryRows(const at::Tensor& x, double factor) {
+  c10::InferenceMode guard;
+  if (x.size(0) == 0) return at::empty({0}, x.options().dtype(at::kLong));
+  const at::Tensor norms = x.to(at::kFloat).flatten(1).norm(2, -1);
+  const double median = norms.median().item<double>();
+  if (!(median > 0) || !std::isfinite(median)) return at::arange(x.size(0), norms.options().dtype(at::kLong));
+  return (norms <= median * factor).nonzero().squeeze(1);
 }
 
 ReconstructionMetrics Sae::metrics(const at::Tensor& x) const {

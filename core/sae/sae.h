@@ -26,6 +26,12 @@ struct ReconstructionMetrics {
   double mse = 0;                  // mean squared error per element
 };
 
+// The rows of x [n, d] whose norm is at most `factor` times the median row norm (indices, on
+// x's device). A few rows of a residual stream (attention sinks) have norms tens of times the
+// median and hold much of its variance; measures over the others say how ordinary rows fare. With
+// a median of zero (or not finite) every row is ordinary.
+at::Tensor ordinaryRows(const at::Tensor& x, double factor);
+
 class Sae {
  public:
   // Loads `dir`/cfg.json and `dir`/sae_weights.safetensors onto `device`, validating shapes.

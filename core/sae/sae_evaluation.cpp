@@ -69,11 +69,10 @@ JobStatus evaluateSae(const SaeEvaluationOptions& o, const ProgressFn& progress,
                                o.seed + 99, o.skip_first, boundary);
   const at::Tensor x = source.next(o.rows);
   const auto m = sae->metrics(x);
-  // A few rows (secondary attention sinks) carry norms tens of times the median and so most of
-  // the variance; the same measure without them says how the ordinary rows are reconstructed.
-  const at::Tensor norms = x.to(at::kFloat).reshape({x.size(0), -1}).norm(2, -1);
-  const at::Tensor ordinary = norms <= norms.median() * kMassiveRowFactor;
-  const std::int64_t n_ordinary = ordinary.sum().item<std::int64_t>();
+  // A few rows (secondary attention sinks) carry norms tens of times the median and much of the
+  // variance; the same measure without them says how the ordinary rows are reconstructed.
+  const at::Tensor ordinary = ordinaryRows(x, kMassiveRowFactor);
+  const std::int64_t n_ordinary = ordinary.size(0);
   report(progress, "reconstruct", 1, 2);
   const auto ev = evaluateSplice(*model, *sae, *shard, o.splice_batches, o.splice_batch_size, context, o.skip_first ? 1 : 0, boundary);
   report(progress, "reconstruct", 2, 2);
@@ -81,9 +80,8 @@ JobStatus evaluateSae(const SaeEvaluationOptions& o, const ProgressFn& progress,
   r.fraction_variance_explained = m.fraction_variance_explained;
   r.l0 = m.l0;
   r.massive_rows = x.size(0) - n_ordinary;
-  r.fraction_variance_explained_ordinary =
-      r.massive_rows == 0 ? m.fraction_variance_explained
-                          : (n_ordinary > 1 ? sae->metrics(x.index_select(0, ordinary.nonzero().squeeze(1))).fraction_variance_explained : 0.0);
+  r.fraction_variance_explained_ordinary = r.massive_rows == 0 ? m.fraction_variance_explained
+                                                               : sae->metrics(x.index_select(0, ordinary)).fraction_variance_explained;
   r.clean_loss = ev.clean_loss;
   r.spliced_loss = ev.sae_loss;
   r.zero_ablation_loss = ev.zero_loss;

@@ -82,6 +82,27 @@ class TestSae : public QObject {
     QVERIFY(refused);
   }
 
+  // Rows far above the median norm are told apart from the ordinary ones, and metrics over the
+  // ordinary rows equal metrics over the same rows cut out by hand.
+  void ordinaryRowsLeaveOutTheMassiveOnes() {
+    c10::InferenceMode guard;
+    auto sae = Sae::load(testutil::fixture("sae/topk"), c10::Device(c10::kCPU));
+    at::manual_seed(7);
+    at::Tensor x = at::randn({256, 64});
+    at::Tensor all = ordinaryRows(x, 10.0);
+    QCOMPARE(all.size(0), std::int64_t{256});
+    x[17].mul_(100.0);
+    x[200].mul_(30.0);
+    const at::Tensor kept = ordinaryRows(x, 10.0);
+    QCOMPARE(kept.size(0), std::int64_t{254});
+    QVERIFY(!(kept == 17).any().item<bool>() && !(kept == 200).any().item<bool>());
+    const at::Tensor by_hand = at::cat({x.narrow(0, 0, 17), x.narrow(0, 18, 182), x.narrow(0, 201, 55)});
+    QCOMPARE(sae->metrics(x.index_select(0, kept)).fraction_variance_explained, sae->metrics(by_hand).fraction_variance_explained);
+    QVERIFY(sae->metrics(by_hand).fraction_variance_explained != sae->metrics(x).fraction_variance_explained);
+    QCOMPARE(ordinaryRows(at::zeros({8, 4}), 10.0).size(0), std::int64_t{8});  // median 0: nothing is massive
+    QCOMPARE(ordinaryRows(at::zeros({0, 4}), 10.0).size(0), std::int64_t{0});
+  }
+
   // An EleutherAI sparsify coder (folder named after its hookpoint) encodes and reconstructs as
   // its definition does, maps its hookpoint to the TransformerLens hook, and converts to SAELens
   // v6 with the same encodings. A skip connection on an autoencoder and an unknown layout are

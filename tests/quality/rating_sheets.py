@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Blind rating sheets for feature databases.
 
-Picks COUNT random firing features of each database (the same seed for each), reads every one
+Picks COUNT random firing features of each database (the same seed for each), or the features
+--features names (ids, or the features of an earlier key.json, shown again), reads every one
 with `monoscope-cli feature DB ID --json`, and writes one plain-text sheet per feature: the
 automatic explanation, the top examples and a sample of each activation interval with its share
 of the feature's activations. The sheets of all databases are shuffled together and numbered;
@@ -79,7 +80,7 @@ def main():
     ap.add_argument("--common", action="store_true",
                     help="the same features from every database: a sample of those that fire in all of them")
     ap.add_argument("--features", help="these features (comma-separated ids, or a key.json whose features to show again) "
-                    "instead of a random sample; each must fire in every database")
+                    "instead of a random sample of --count; each must fire in every database")
     ap.add_argument("--cli", default="build/app/monoscope-cli")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
@@ -95,23 +96,31 @@ def main():
         ids = [r[0] for r in con.execute("SELECT id FROM features WHERE count >= ? ORDER BY id", (a.min_count,))]
         con.close()
         firing.append((letter, path, ids))
+    own_ids = list(firing)
     if a.common:
         shared = set(firing[0][2]).intersection(*(set(ids) for _, _, ids in firing[1:]))
         firing = [(letter, path, sorted(shared)) for letter, path, _ in firing]
     chosen = None
-    if a.features:
+    if a.features is not None:
         if os.path.isfile(a.features):
-            with open(a.features, encoding="utf-8") as f:
-                chosen = sorted({int(v["feature"]) for v in json.load(f).values()})
+            try:
+                with open(a.features, encoding="utf-8") as f:
+                    chosen = sorted({int(v["feature"]) for v in json.load(f).values()})
+            except (ValueError, KeyError, TypeError, AttributeError):
+                sys.exit(f"--features {a.features}: not a key.json (expected {{sheet: {{\"feature\": ID}}}})")
+        elif a.features.endswith(".json"):
+            sys.exit(f"--features {a.features}: no such file")
         else:
             try:
                 chosen = sorted({int(x) for x in a.features.split(",") if x.strip()})
             except ValueError:
                 sys.exit(f"--features {a.features}: expected comma-separated feature ids or a key.json")
-        for letter, path, ids in firing:
+        if not chosen:
+            sys.exit("--features names no feature")
+        for _, path, ids in own_ids:
             missing = sorted(set(chosen) - set(ids))
             if missing:
-                sys.exit(f"{path}: features {missing[:10]} fire fewer than {a.min_count} times")
+                sys.exit(f"{path}: {len(missing)} of the features fire fewer than {a.min_count} times, e.g. {missing[:10]}")
     items = []
     for letter, path, ids in firing:
         if chosen is not None:
