@@ -135,6 +135,11 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
   EngineOptions eo;
   eo.model_dir = set.meta.at("model");
   eo.sae_dir = set.meta.at("sae");
+  // The merge reads the SAE again (logit effects, neighbours, the map): it must be the scanned one.
+  if (const auto fp = set.meta.find("sae_fingerprint"); fp != set.meta.end() && !fp->second.empty() &&
+                                                          dictionaryFingerprint(eo.sae_dir) != fp->second)
+    throw Error("the SAE in '" + eo.sae_dir + "' changed since the scan (its files differ from the fingerprint the scan recorded)",
+                "restore the SAE the scan was made with, or rerun the scan with this one");
   eo.device = device;
   eo.threads = threads;
   std::unique_ptr<Engine> opened;

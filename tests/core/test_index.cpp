@@ -361,6 +361,38 @@ class TestIndex : public QObject {
     QVERIFY_EXCEPTION_THROWN(FeatureDb::open(shards[0]), Error);  // a shard is not a feature database
   }
 
+  // Shards scanned with one SAE are not merged with another in its place (the merge reads it again).
+  void mergeRefusesAChangedDictionary() {
+    const std::string copy = path("sae-for-shards");
+    fs::create_directories(copy);
+    for (const auto& e : fs::directory_iterator(sae_)) fs::copy_file(e.path(), copy + "/" + e.path().filename().string());
+    std::vector<std::string> shards;
+    for (int i = 0; i < 2; ++i) {
+      IndexOptions o = base_;
+      o.sae_dir = copy;
+      o.shard_index = i;
+      o.shard_count = 2;
+      o.out = path("changed-shard" + std::to_string(i) + ".db");
+      QCOMPARE(buildIndex(o), JobStatus::Done);
+      shards.push_back(o.out);
+    }
+    {
+      std::fstream f(copy + "/sae_weights.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+      f.seekg(-1, std::ios::end);
+      const char c = static_cast<char>(f.get());
+      f.seekp(-1, std::ios::end);
+      f.put(static_cast<char>(c ^ 0x55));
+    }
+    bool refused = false;
+    try {
+      mergeIndex(shards, path("changed-merged.db"), "auto", 2);
+    } catch (const Error& e) {
+      refused = std::string(e.what()).find("changed since the scan") != std::string::npos;
+    }
+    QVERIFY(refused);
+    QVERIFY_EXCEPTION_THROWN(FeatureDb::open(path("changed-merged.db")), Error);  // nothing was written
+  }
+
   // Cancelling keeps the committed blocks; the rerun resumes and ends with the same database.
   void cancelledScanResumes() {
     IndexOptions o = base_;
