@@ -443,7 +443,7 @@ GenerateResult Engine::generate(const GenerateRequest& request, const TokenCallb
 std::vector<LogitEffects> Engine::Impl::logitEffectsRange(std::int64_t begin, std::int64_t end, std::size_t k, int bins) const {
   const Sae& s = requireSae();
   c10::InferenceMode guard;
-  at::Tensor dirs = model->toResidual(s.config().writeHook(), s.decoderBlock(begin, end).to(s.device()));  // [b, d_model]
+  at::Tensor dirs = model->toResidual(s.config().writeHook(), s.writeBlock(begin, end).to(s.device()));  // [b, d_model]
   const at::Tensor scale = model->finalNormWeight();
   if (scale.defined()) dirs = dirs * scale;
   const at::Tensor eff = model->unembedProduct(dirs).to(at::kCPU, at::kFloat);  // [b, vocab]

@@ -84,11 +84,16 @@ class Sae {
   at::Tensor maxOverRows(const at::Tensor& x) const;
   // The activations of features `idx` (int64 [m]) for x [n, d_in]: [n, m]; fills `norm` as encode().
   at::Tensor encodeColumns(const at::Tensor& x, const at::Tensor& idx, SaeNorm* norm = nullptr) const;
-  // Sum over rows of f(x) * (grad W_dec^T): each feature's first-order effect along grad [n, d_out].
+  // Sum over rows of f(x) * (grad writeBlock^T): each feature's first-order effect along grad [n, d_out].
   at::Tensor attributionScores(const at::Tensor& x, const at::Tensor& grad) const;
   // Decoder rows as float32: idx int64 [m] -> [m, d_out]; a range [begin, end) -> [end - begin, d_out].
   at::Tensor decoderRows(const at::Tensor& idx) const;
   at::Tensor decoderBlock(std::int64_t begin, std::int64_t end) const;
+  // What one unit of each feature's activation adds to the output: the decoder rows, divided by
+  // their norms for a TopK SAE with rescale_acts_by_decoder_norm (whose activations are scaled
+  // by those norms). Steering, attribution and logit effects use these.
+  at::Tensor writeRows(const at::Tensor& idx) const;
+  at::Tensor writeBlock(std::int64_t begin, std::int64_t end) const;
   at::Tensor encoderBlock(std::int64_t begin, std::int64_t end) const;  // W_enc[:, begin:end] as float32
 
   const SaeConfig& config() const { return config_; }

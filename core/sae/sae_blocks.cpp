@@ -54,6 +54,20 @@ at::Tensor Sae::decoderBlock(std::int64_t begin, std::int64_t end) const {
   return W_dec_.slice(0, begin, end).to(at::kFloat).contiguous();
 }
 
+namespace {
+bool rescaled(const SaeConfig& c) { return c.architecture == "topk" && c.rescale_acts_by_decoder_norm; }
+}  // namespace
+
+at::Tensor Sae::writeRows(const at::Tensor& idx) const {
+  at::Tensor rows = decoderRows(idx);
+  return rescaled(config_) ? rows / rows.norm(2, -1, true) : rows;
+}
+
+at::Tensor Sae::writeBlock(std::int64_t begin, std::int64_t end) const {
+  at::Tensor rows = decoderBlock(begin, end);
+  return rescaled(config_) ? rows / rows.norm(2, -1, true) : rows;
+}
+
 at::Tensor Sae::encoderBlock(std::int64_t begin, std::int64_t end) const {
   if (!W_enc_.device().is_cpu()) return W_enc_.slice(1, begin, end).to(at::kFloat);
   // Row by row on every thread: each row's slice is contiguous, so each copy converts with the
@@ -198,13 +212,14 @@ at::Tensor Sae::attributionScores(const at::Tensor& x, const at::Tensor& grad) c
   if (!mapped_) {
     const at::Tensor g = grad.reshape({-1, config_.outWidth()}).to(W_dec_.device(), at::kFloat);
     const at::Tensor f = encode(x).reshape({g.size(0), config_.d_sae});
-    return (f * at::matmul(g, W_dec_.t())).sum(0).to(at::kCPU, at::kFloat);
+    const at::Tensor W = rescaled(config_) ? W_dec_.to(at::kFloat) / W_dec_.to(at::kFloat).norm(2, -1, true) : W_dec_;
+    return (f * at::matmul(g, W.t())).sum(0).to(at::kCPU, at::kFloat);
   }
   const at::Tensor g = grad.reshape({-1, config_.outWidth()}).to(at::kCPU, at::kFloat);
   at::Tensor out = at::zeros({config_.d_sae}, at::kFloat);
   forEachFeatureBlock(x, [&](std::int64_t b, const at::Tensor& f) {
     const std::int64_t e = b + f.size(1);
-    out.slice(0, b, e).copy_((f.to(at::kCPU, at::kFloat) * at::matmul(g, decoderBlock(b, e).t())).sum(0));
+    out.slice(0, b, e).copy_((f.to(at::kCPU, at::kFloat) * at::matmul(g, writeBlock(b, e).t())).sum(0));
   });
   return out;
 }

@@ -85,7 +85,7 @@ at::Tensor applySteering(const Sae& sae, const at::Tensor& x, const SteeringSpec
   }
   at::Tensor idx = at::tensor(ids, at::kLong).to(sae.device());
   at::Tensor target = at::tensor(values, at::kFloat).to(x.device());  // [n]
-  at::Tensor rows = sae.decoderRows(idx).to(x.device());               // [n, d_out]
+  at::Tensor rows = sae.writeRows(idx).to(x.device());                 // [n, d_out]
   at::Tensor coeff;                                                    // [..., pos, n]
   at::Tensor out_scale;
   if (spec.mode == SteerMode::Add) {

@@ -82,6 +82,45 @@ class TestSae : public QObject {
     QVERIFY(refused);
   }
 
+  // One unit of a feature's activation adds its write row to the output, and attribution is each
+  // feature's share of <grad, output>: with rescale_acts_by_decoder_norm the rows are the decoder's
+  // divided by their norms, as SAELens decodes.
+  void writeRowsAreWhatAUnitOfActivationAdds() {
+    c10::InferenceMode guard;
+    auto plain = Sae::load(testutil::fixture("sae/topk"), c10::Device(c10::kCPU));
+    at::manual_seed(11);
+    const at::Tensor W = plain->W_dec() * (at::rand({plain->config().d_sae, 1}) * 3.0 + 0.5);  // rows of other norms
+    SaeConfig cfg = plain->config();
+    cfg.rescale_acts_by_decoder_norm = true;
+    const Sae rescaled(cfg, plain->W_enc(), plain->b_enc(), W, plain->b_dec(), at::Tensor());
+    const at::Tensor x = at::randn({6, cfg.d_in}) * testutil::loadExpected(expected_, "input").std();
+    const at::Tensor g = at::randn({6, cfg.outWidth()});
+    for (const Sae* sae : std::initializer_list<const Sae*>{plain.get(), &rescaled}) {
+      const at::Tensor zero = sae->decode(at::zeros({1, cfg.d_sae}));
+      const at::Tensor idx = at::tensor({3, 17, 40}, at::kLong);
+      const at::Tensor rows = sae->writeRows(idx);
+      for (std::int64_t j = 0; j < idx.size(0); ++j) {
+        at::Tensor f = at::zeros({1, cfg.d_sae});
+        f[0][idx[j].item<std::int64_t>()] = 2.5;
+        QVERIFY(at::allclose(sae->decode(f) - zero, 2.5 * rows[j].unsqueeze(0), 1e-4, 1e-5));
+      }
+      QVERIFY(at::allclose(sae->writeBlock(3, 4), rows[0].unsqueeze(0)));
+      const at::Tensor f = sae->encode(x);
+      const at::Tensor scores = sae->attributionScores(x, g);
+      int checked = 0;
+      for (std::int64_t i = 0; i < cfg.d_sae && checked < 5; ++i) {
+        if (!(f.select(1, i) > 0).any().item<bool>()) continue;
+        at::Tensor without = f.clone();
+        without.select(1, i).zero_();
+        const double share = ((sae->decode(f) - sae->decode(without)) * g).sum().item<double>();
+        QVERIFY2(std::fabs(scores[i].item<double>() - share) <= 1e-3 * (1.0 + std::fabs(share)),
+                 qPrintable(QString("feature %1: %2 vs %3").arg(i).arg(scores[i].item<double>()).arg(share)));
+        ++checked;
+      }
+      QCOMPARE(checked, 5);
+    }
+  }
+
   // Rows far above the median norm are told apart from the ordinary ones, and metrics over the
   // ordinary rows equal metrics over the same rows cut out by hand.
   void ordinaryRowsLeaveOutTheMassiveOnes() {
