@@ -135,9 +135,11 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
   EngineOptions eo;
   eo.model_dir = set.meta.at("model");
   eo.sae_dir = set.meta.at("sae");
-  // The merge reads the SAE again (logit effects, neighbours, the map): it must be the scanned one.
-  if (const auto fp = set.meta.find("sae_fingerprint"); fp != set.meta.end() && !fp->second.empty() &&
-                                                          dictionaryFingerprint(eo.sae_dir) != fp->second)
+  // A merge reads the SAE again (logit effects, neighbours, the map): it must be the scanned one.
+  // (A single run keeps the engine that scanned; a folder that is gone is named by Engine::open.)
+  const auto fp = set.meta.find("sae_fingerprint");
+  const std::string now = scan_engine == nullptr && fp != set.meta.end() && !fp->second.empty() ? dictionaryFingerprint(eo.sae_dir) : "";
+  if (!now.empty() && now != fp->second)
     throw Error("the SAE in '" + eo.sae_dir + "' changed since the scan (its files differ from the fingerprint the scan recorded)",
                 "restore the SAE the scan was made with, or rerun the scan with this one");
   eo.device = device;
@@ -366,7 +368,8 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
   res.clear();
   top.clear();
 
-  // Logit effects, in blocks of features: W_dec[i] (times the final norm's scale) @ W_U.
+  // Logit effects, in blocks of features: write row i (W_dec[i], over its norm for a rescaled TopK SAE;
+  // times the final norm's scale) @ W_U.
   c10::InferenceMode guard;
   const Sae& sae = E.requireSae();
   {

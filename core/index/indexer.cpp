@@ -54,8 +54,20 @@ std::string dictionaryFingerprint(const std::string& sae_dir) {
   if (fs::is_regular_file(sae_dir, ec)) {
     files.push_back(sae_dir);
   } else if (fs::is_directory(sae_dir, ec)) {
-    for (auto it = fs::recursive_directory_iterator(sae_dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+    // Hidden entries (.git, caches) and databases an index writes beside the weights are not the
+    // dictionary: leaving them out keeps the fingerprint of a folder that holds its own index.
+    auto ignored = [](const std::string& n) {
+      auto ends = [&n](const std::string& t) { return n.size() >= t.size() && n.compare(n.size() - t.size(), t.size(), t) == 0; };
+      return (!n.empty() && n[0] == '.') || ends(".db") || ends(".scan") || ends(".partial") || ends("-wal") || ends("-shm") ||
+             ends("-journal");
+    };
+    for (auto it = fs::recursive_directory_iterator(sae_dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (ignored(it->path().filename().string())) {
+        if (it->is_directory(ec)) it.disable_recursion_pending();
+        continue;
+      }
       if (it->is_regular_file(ec)) files.push_back(it->path());
+    }
     std::sort(files.begin(), files.end());
     if (files.size() > 256) files.resize(256);
   } else {

@@ -234,7 +234,7 @@ at::Tensor Sae::decode(const at::Tensor& f, const SaeNorm* norm) const {
     shape.back() = config_.outWidth();
     out = decodeMapped(f.reshape({-1, config_.d_sae})).view(shape);
   } else {
-    if (config_.architecture == "topk" && config_.rescale_acts_by_decoder_norm) fs = f / W_dec_.norm(2, -1);
+    if (config_.architecture == "topk" && config_.rescale_acts_by_decoder_norm) fs = f / W_dec_.norm(2, -1).clamp_min(1e-12);
     out = decoder_.linear(fs, W_dec_, b_dec_);  // [..., d_in]
   }
   if (norm != nullptr && norm->scale.defined()) out = out * norm->scale;

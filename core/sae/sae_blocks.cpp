@@ -60,12 +60,12 @@ bool rescaled(const SaeConfig& c) { return c.architecture == "topk" && c.rescale
 
 at::Tensor Sae::writeRows(const at::Tensor& idx) const {
   at::Tensor rows = decoderRows(idx);
-  return rescaled(config_) ? rows / rows.norm(2, -1, true) : rows;
+  return rescaled(config_) ? rows / rows.norm(2, -1, true).clamp_min(1e-12) : rows;  // a zero row writes nothing
 }
 
 at::Tensor Sae::writeBlock(std::int64_t begin, std::int64_t end) const {
   at::Tensor rows = decoderBlock(begin, end);
-  return rescaled(config_) ? rows / rows.norm(2, -1, true) : rows;
+  return rescaled(config_) ? rows / rows.norm(2, -1, true).clamp_min(1e-12) : rows;
 }
 
 at::Tensor Sae::encoderBlock(std::int64_t begin, std::int64_t end) const {
@@ -153,7 +153,7 @@ at::Tensor Sae::decodeMapped(const at::Tensor& f) const {
     at::Tensor fb = ff.slice(1, b, e);
     if (!fb.any().item<bool>()) continue;  // a sparse code leaves most blocks empty
     const at::Tensor W = decoderBlock(b, e);
-    if (config_.architecture == "topk" && config_.rescale_acts_by_decoder_norm) fb = fb / W.norm(2, -1);
+    if (rescaled(config_)) fb = fb / W.norm(2, -1).clamp_min(1e-12);
     out.addmm_(fb, W);
   }
   return out;
@@ -212,8 +212,9 @@ at::Tensor Sae::attributionScores(const at::Tensor& x, const at::Tensor& grad) c
   if (!mapped_) {
     const at::Tensor g = grad.reshape({-1, config_.outWidth()}).to(W_dec_.device(), at::kFloat);
     const at::Tensor f = encode(x).reshape({g.size(0), config_.d_sae});
-    const at::Tensor W = rescaled(config_) ? W_dec_.to(at::kFloat) / W_dec_.to(at::kFloat).norm(2, -1, true) : W_dec_;
-    return (f * at::matmul(g, W.t())).sum(0).to(at::kCPU, at::kFloat);
+    at::Tensor along = at::matmul(g, W_dec_.t());  // [n, d_sae]
+    if (rescaled(config_)) along = along / W_dec_.norm(2, -1).clamp_min(1e-12);
+    return (f * along).sum(0).to(at::kCPU, at::kFloat);
   }
   const at::Tensor g = grad.reshape({-1, config_.outWidth()}).to(at::kCPU, at::kFloat);
   at::Tensor out = at::zeros({config_.d_sae}, at::kFloat);

@@ -157,6 +157,11 @@ class TestIndex : public QObject {
     fs::create_directories(copy);
     for (const auto& e : fs::directory_iterator(sae_)) fs::copy_file(e.path(), copy + "/" + e.path().filename().string());
     QCOMPARE(dictionaryFingerprint(copy), fp);
+    // An index written into the folder, and hidden entries, are not part of the dictionary.
+    fs::create_directories(copy + "/.git");
+    for (const char* extra : {"/features.db", "/features.db.scan", "/features.db-wal", "/.git/index"})
+      std::ofstream(copy + extra) << "not weights";
+    QCOMPARE(dictionaryFingerprint(copy), fp);
     {
       std::fstream f(copy + "/sae_weights.safetensors", std::ios::in | std::ios::out | std::ios::binary);
       f.seekg(-1, std::ios::end);

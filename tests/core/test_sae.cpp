@@ -89,7 +89,8 @@ class TestSae : public QObject {
     c10::InferenceMode guard;
     auto plain = Sae::load(testutil::fixture("sae/topk"), c10::Device(c10::kCPU));
     at::manual_seed(11);
-    const at::Tensor W = plain->W_dec() * (at::rand({plain->config().d_sae, 1}) * 3.0 + 0.5);  // rows of other norms
+    at::Tensor W = plain->W_dec() * (at::rand({plain->config().d_sae, 1}) * 3.0 + 0.5);  // rows of other norms
+    W[50].zero_();  // a zero row writes nothing (no division by zero)
     SaeConfig cfg = plain->config();
     cfg.rescale_acts_by_decoder_norm = true;
     const Sae rescaled(cfg, plain->W_enc(), plain->b_enc(), W, plain->b_dec(), at::Tensor());
@@ -105,6 +106,9 @@ class TestSae : public QObject {
         QVERIFY(at::allclose(sae->decode(f) - zero, 2.5 * rows[j].unsqueeze(0), 1e-4, 1e-5));
       }
       QVERIFY(at::allclose(sae->writeBlock(3, 4), rows[0].unsqueeze(0)));
+      if (sae == &rescaled) QVERIFY(sae->writeBlock(50, 51).eq(0).all().item<bool>());
+      QVERIFY(sae->attributionScores(x, g).isfinite().all().item<bool>());
+      QVERIFY(sae->decode(sae->encode(x)).isfinite().all().item<bool>());
       const at::Tensor f = sae->encode(x);
       const at::Tensor scores = sae->attributionScores(x, g);
       int checked = 0;
