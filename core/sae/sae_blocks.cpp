@@ -56,17 +56,15 @@ at::Tensor Sae::decoderBlock(std::int64_t begin, std::int64_t end) const {
 
 namespace {
 bool rescaled(const SaeConfig& c) { return c.architecture == "topk" && c.rescale_acts_by_decoder_norm; }
+// Decoder rows per unit of activation (a zero row writes nothing).
+at::Tensor perUnit(const SaeConfig& c, const at::Tensor& rows) {
+  return rescaled(c) ? rows / rows.norm(2, -1, true).clamp_min(1e-12) : rows;
+}
 }  // namespace
 
-at::Tensor Sae::writeRows(const at::Tensor& idx) const {
-  at::Tensor rows = decoderRows(idx);
-  return rescaled(config_) ? rows / rows.norm(2, -1, true).clamp_min(1e-12) : rows;  // a zero row writes nothing
-}
+at::Tensor Sae::writeRows(const at::Tensor& idx) const { return perUnit(config_, decoderRows(idx)); }
 
-at::Tensor Sae::writeBlock(std::int64_t begin, std::int64_t end) const {
-  at::Tensor rows = decoderBlock(begin, end);
-  return rescaled(config_) ? rows / rows.norm(2, -1, true).clamp_min(1e-12) : rows;
-}
+at::Tensor Sae::writeBlock(std::int64_t begin, std::int64_t end) const { return perUnit(config_, decoderBlock(begin, end)); }
 
 at::Tensor Sae::encoderBlock(std::int64_t begin, std::int64_t end) const {
   if (!W_enc_.device().is_cpu()) return W_enc_.slice(1, begin, end).to(at::kFloat);

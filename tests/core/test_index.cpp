@@ -63,6 +63,29 @@ class TestIndex : public QObject {
   IndexOptions base_;
 
   std::string path(const std::string& name) const { return tmp_.path().toStdString() + "/" + name; }
+  std::string copyOfSae(const std::string& name) const {
+    const std::string copy = path(name);
+    fs::create_directories(copy);
+    for (const auto& e : fs::directory_iterator(sae_)) fs::copy_file(e.path(), copy + "/" + e.path().filename().string());
+    return copy;
+  }
+  // `f` throws an Error whose message holds `needle`.
+  template <typename F>
+  static void expectErrorFrom(F&& f, const char* needle, const char* accepted) {
+    try {
+      f();
+      QFAIL(accepted);
+    } catch (const Error& e) {
+      QVERIFY2(std::string(e.what()).find(needle) != std::string::npos, e.what());
+    }
+  }
+  static void flipLastByte(const std::string& file) {
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-1, std::ios::end);
+    const char c = static_cast<char>(f.get());
+    f.seekp(-1, std::ios::end);
+    f.put(static_cast<char>(c ^ 0x55));
+  }
 
   // Every activation of every feature by brute force: (value, window, position).
   using Events = std::vector<std::vector<std::tuple<float, std::int64_t, int>>>;
@@ -153,22 +176,14 @@ class TestIndex : public QObject {
     const std::string fp = dictionaryFingerprint(sae_);
     QCOMPARE(fp.size(), std::size_t{16});
     QCOMPARE(FeatureDb::open(db_)->metaValue("sae_fingerprint"), fp);
-    const std::string copy = path("sae-copy");
-    fs::create_directories(copy);
-    for (const auto& e : fs::directory_iterator(sae_)) fs::copy_file(e.path(), copy + "/" + e.path().filename().string());
+    const std::string copy = copyOfSae("sae-copy");
     QCOMPARE(dictionaryFingerprint(copy), fp);
     // An index written into the folder, and hidden entries, are not part of the dictionary.
     fs::create_directories(copy + "/.git");
     for (const char* extra : {"/features.db", "/features.db.scan", "/features.db-wal", "/.git/index"})
       std::ofstream(copy + extra) << "not weights";
     QCOMPARE(dictionaryFingerprint(copy), fp);
-    {
-      std::fstream f(copy + "/sae_weights.safetensors", std::ios::in | std::ios::out | std::ios::binary);
-      f.seekg(-1, std::ios::end);
-      const char c = static_cast<char>(f.get());
-      f.seekp(-1, std::ios::end);
-      f.put(static_cast<char>(c ^ 0x55));
-    }
+    flipLastByte(copy + "/sae_weights.safetensors");
     QVERIFY(dictionaryFingerprint(copy) != fp);
     QCOMPARE(dictionaryFingerprint("gemma-scope-2b-pt-res:layer_12"), std::string());
   }
@@ -368,9 +383,7 @@ class TestIndex : public QObject {
 
   // Shards scanned with one SAE are not merged with another in its place (the merge reads it again).
   void mergeRefusesAChangedDictionary() {
-    const std::string copy = path("sae-for-shards");
-    fs::create_directories(copy);
-    for (const auto& e : fs::directory_iterator(sae_)) fs::copy_file(e.path(), copy + "/" + e.path().filename().string());
+    const std::string copy = copyOfSae("sae-for-shards");
     std::vector<std::string> shards;
     for (int i = 0; i < 2; ++i) {
       IndexOptions o = base_;
@@ -381,20 +394,8 @@ class TestIndex : public QObject {
       QCOMPARE(buildIndex(o), JobStatus::Done);
       shards.push_back(o.out);
     }
-    {
-      std::fstream f(copy + "/sae_weights.safetensors", std::ios::in | std::ios::out | std::ios::binary);
-      f.seekg(-1, std::ios::end);
-      const char c = static_cast<char>(f.get());
-      f.seekp(-1, std::ios::end);
-      f.put(static_cast<char>(c ^ 0x55));
-    }
-    bool refused = false;
-    try {
-      mergeIndex(shards, path("changed-merged.db"), "auto", 2);
-    } catch (const Error& e) {
-      refused = std::string(e.what()).find("changed since the scan") != std::string::npos;
-    }
-    QVERIFY(refused);
+    flipLastByte(copy + "/sae_weights.safetensors");
+    expectErrorFrom([&] { mergeIndex(shards, path("changed-merged.db"), "auto", 2); }, "changed since the scan", "merged with a changed SAE");
     QVERIFY_EXCEPTION_THROWN(FeatureDb::open(path("changed-merged.db")), Error);  // nothing was written
   }
 
@@ -539,12 +540,7 @@ class TestIndex : public QObject {
       s.exec("UPDATE intervals SET idx = 4611686018427387904 WHERE feature = 0 AND idx = 1");
       s.exec("UPDATE vocab SET id = -5 WHERE id = 3");
     }
-    try {
-      FeatureDb::open(path("idx.db"))->page(0);
-      QFAIL("a damaged interval index was accepted");
-    } catch (const Error& e) {
-      QVERIFY2(std::string(e.what()).find("interval index") != std::string::npos, e.what());
-    }
+    expectErrorFrom([&] { FeatureDb::open(path("idx.db"))->page(0); }, "interval index", "a damaged interval index was accepted");
     // A version-1 file is migrated when opened for writing.
     {
       Sqlite s(path("v1.db"), Sqlite::Open::Create);
@@ -565,12 +561,7 @@ class TestIndex : public QObject {
     holder.exec("PRAGMA journal_mode=WAL");
     holder.exec("BEGIN IMMEDIATE");
     auto w = FeatureDb::open(path("locked.db"), FeatureDb::Mode::ReadWrite);
-    try {
-      w->setExplanation(3, "x", "t");
-      QFAIL("wrote to a locked database");
-    } catch (const Error& e) {
-      QVERIFY2(std::string(e.what()).find("locked") != std::string::npos, e.what());
-    }
+    expectErrorFrom([&] { w->setExplanation(3, "x", "t"); }, "locked", "wrote to a locked database");
     holder.exec("ROLLBACK");
   }
 
@@ -582,23 +573,13 @@ class TestIndex : public QObject {
     fs::create_directories(path("emptycorpus"));
     std::ofstream(path("emptycorpus/a.txt")) << "";
     o.corpus = path("emptycorpus");
-    try {
-      buildIndex(o);
-      QFAIL("indexed an empty corpus");
-    } catch (const Error& e) {
-      QVERIFY2(std::string(e.what()).find("fewer than one window") != std::string::npos, e.what());
-    }
+    expectErrorFrom([&] { buildIndex(o); }, "fewer than one window", "indexed an empty corpus");
     o.corpus = corpus_;
     o.context = 128;  // longer than the SAE's 64 positions
     QVERIFY_EXCEPTION_THROWN(buildIndex(o), Error);
     o.context = 0;
     o.sae_dir = testutil::fixture("sae/standard");  // an SAE of another model (d_in 64)
-    try {
-      buildIndex(o);
-      QFAIL("accepted an SAE of another model");
-    } catch (const Error& e) {
-      QVERIFY2(std::string(e.what()).find("d_in 64") != std::string::npos, e.what());
-    }
+    expectErrorFrom([&] { buildIndex(o); }, "d_in 64", "accepted an SAE of another model");
   }
 };
 
