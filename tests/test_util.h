@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <QtTest>
+#include <cstdlib>
 #include <string>
 
 #include "io/safetensors.h"
@@ -11,6 +12,13 @@
 namespace testutil {
 
 inline std::string fixture(const std::string& rel) { return std::string(MONOSCOPE_FIXTURES) + "/" + rel; }
+
+// The device of the golden comparisons: MONOSCOPE_TEST_DEVICE (e.g. "cuda"; tests/gpu/run.sh),
+// else the CPU.
+inline c10::Device device() {
+  const char* d = std::getenv("MONOSCOPE_TEST_DEVICE");
+  return (d != nullptr && *d != '\0') ? c10::Device(std::string(d)) : c10::Device(c10::kCPU);
+}
 
 inline at::Tensor loadExpected(const monoscope::core::SafetensorsFile& f, const std::string& name) {
   const auto& v = f.tensor(name);

@@ -31,8 +31,8 @@ class TestSae : public QObject {
 
   void matchesSaeLens(const std::string& dir, const std::string& key) {
     c10::InferenceMode guard;
-    auto sae = Sae::load(testutil::fixture("sae/" + dir), c10::Device(c10::kCPU));
-    at::Tensor x = testutil::loadExpected(expected_, "input");
+    auto sae = Sae::load(testutil::fixture("sae/" + dir), testutil::device());
+    at::Tensor x = testutil::loadExpected(expected_, "input").to(testutil::device());
     const double d = testutil::maxAbsDiff(sae->encode(x), testutil::loadExpected(expected_, key + "_feature_acts"));
     QVERIFY2(d < 1e-4, (dir + " encodes differently by " + std::to_string(d)).c_str());
     if (expected_.has(key + "_reconstruction")) {

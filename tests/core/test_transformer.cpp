@@ -3,6 +3,7 @@
 // make_family_fixtures.py), and a token-by-token pass with the KV cache equals the full pass.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
 #include <c10/core/InferenceMode.h>
 
 #include <QTemporaryDir>
@@ -28,9 +29,9 @@ class TestTransformer : public QObject {
 
   void golden(const std::string& name) {
     c10::InferenceMode guard;
-    auto model = Transformer::load(testutil::fixture("models/" + name), c10::Device(c10::kCPU));
+    auto model = Transformer::load(testutil::fixture("models/" + name), testutil::device());
     SafetensorsFile expected(testutil::fixture("models/" + name + "-expected.safetensors"));
-    at::Tensor ids = testutil::loadExpected(expected, "input_ids").view({1, -1});
+    at::Tensor ids = testutil::loadExpected(expected, "input_ids").view({1, -1}).to(testutil::device());
     HookSet hooks;
     std::map<std::string, at::Tensor> seen;
     for (const auto& h : hookNames(model->config().n_layers)) {
@@ -238,7 +239,7 @@ class TestTransformer : public QObject {
     PackedProduct p;
     const at::Tensor before = p.addmm(b, x, live);
     {
-      c10::NoGradGuard no_grad;
+      at::NoGradGuard no_grad;
       live.add_(1.0);
     }
     QVERIFY(close(p.addmm(b, x, live), at::addmm(b, x, live)));

@@ -269,15 +269,25 @@ def main():
     a = p.parse_args()
     os.makedirs(a.work, exist_ok=True)
     shapes = TINY if a.tiny else SHAPES
+    failed = 0
     for name, shape in shapes.items():
         if a.only and name not in a.only.split(","):
             continue
         model_dir = write_checkpoint(name, shape, a.device, a.work)
         sae_dir = write_sae(name, shape, a.work)
-        for f in (bench_index, bench_generate):
-            f(a, name, shape, model_dir, sae_dir, a.work)
-        bench_train(a, name, shape, a.work)
+        # One failed benchmark (a peer's API, memory) leaves the others to run; the exit status says it.
+        for what, run in (("index", lambda: bench_index(a, name, shape, model_dir, sae_dir, a.work)),
+                          ("generate", lambda: bench_generate(a, name, shape, model_dir, sae_dir, a.work)),
+                          ("train-sae", lambda: bench_train(a, name, shape, a.work))):
+            try:
+                run()
+            except Exception as e:  # noqa: BLE001 - reported, then the next benchmark
+                failed += 1
+                err = getattr(e, "stderr", None)
+                detail = err.decode(errors="replace").strip().splitlines()[-1:] if err else []
+                print(f"FAIL  bench {what} {name}: {type(e).__name__}: {e} {' '.join(detail)}", flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -41,7 +41,7 @@ step() {
   rc=$?
   t1=$(date +%s.%N)
   cat "$OUT/step.txt" >>"$LOG"
-  grep -E '^(PASS|FAIL|SKIP|BENCH)' "$OUT/step.txt" | tee -a "$SUMMARY"
+  grep -E '^(PASS|FAIL|SKIP|BENCH)|tests passed' "$OUT/step.txt" | tee -a "$SUMMARY"
   if [ $rc -ne 0 ]; then
     FAILED=$((FAILED + 1))
     say "FAIL  $name (exit $rc; last lines:)"
@@ -52,6 +52,10 @@ step() {
 }
 
 START=$(date +%s)
+# The device call's limit is 10 minutes: the benchmarks get what is left of BUDGET_S, so the
+# summary always comes back (a stopped benchmark keeps the lines it printed).
+BUDGET_S=${BUDGET_S:-500}
+left() { echo $((BUDGET_S - $(date +%s) + START)); }
 if [ $DRY -eq 1 ]; then
   BUILD=${BUILD:-build}
   DEV=cpu
@@ -64,7 +68,7 @@ if [ $DRY -eq 1 ]; then
   step build cmake --build "$BUILD" -j"$(nproc)" --target monoscope-cli
 else
   BUILD=${BUILD:-build-gpu}
-  DEV=cuda
+  DEV=${DEV:-cuda}  # DEV=cpu rehearses the GPU path on a machine without one
   PY=${PY:-python3}
   say "GPU: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo unknown)"
   say "torch $("$PY" -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda)')"
@@ -75,17 +79,31 @@ else
   "$PY" -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])" .gpu-deps/prefix.tar.xz "$PREFIX" ||
     { say "FAIL  .gpu-deps/prefix.tar.xz is missing or broken: run bash packaging/gpu-deps.sh here and carry .gpu-deps"; exit 1; }
   ARCHLIB="$PREFIX/usr/lib/x86_64-linux-gnu"
+  # Fallback libraries (packaging/gpu-deps.sh) only where the machine lacks them.
+  FALLBACK="$PREFIX/fallback"
+  if command -v ldconfig >/dev/null; then
+    ldconfig -p >"$OUT/ldconfig.txt" 2>/dev/null
+    for f in "$FALLBACK"/*.so.*; do
+      n=$(basename "$f")
+      grep -q "^[[:space:]]*$n " "$OUT/ldconfig.txt" && rm -f "$f"
+    done
+    rm -f "$OUT/ldconfig.txt"
+  fi
+  say "fallback libraries used: $(cd "$FALLBACK" && ls | tr '\n' ' ')"
   TORCH_PREFIX=$("$PY" -c "import torch.utils; print(torch.utils.cmake_prefix_path)")
   TORCH_LIB=$("$PY" -c "import torch, os; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))")
   NV_LIBS=$("$PY" -c "import glob, os, torch; sp = os.path.dirname(os.path.dirname(torch.__file__)); print(':'.join(sorted(glob.glob(os.path.join(sp, 'nvidia', '*', 'lib')) + glob.glob(os.path.join(sp, 'nvidia', 'cu*', 'lib')))))")
   export PATH="$PREFIX/usr/bin:$PATH"
-  export LD_LIBRARY_PATH="$ARCHLIB:$TORCH_LIB:$NV_LIBS:${LD_LIBRARY_PATH:-}"
+  export LD_LIBRARY_PATH="$ARCHLIB:$TORCH_LIB:$NV_LIBS:${LD_LIBRARY_PATH:-}:$FALLBACK"
   # The .pc files say prefix=/usr: pkg-config rewrites their paths into the prefix.
   export PKG_CONFIG_SYSROOT_DIR="$PREFIX" PKG_CONFIG_LIBDIR="$ARCHLIB/pkgconfig:$PREFIX/usr/share/pkgconfig"
-  CONFIGURE=(cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMONOSCOPE_BUILD_GUI=OFF
+  CONFIGURE=(cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMONOSCOPE_BUILD_GUI=OFF -DMONOSCOPE_BUILD_TESTS=ON
     -DMONOSCOPE_WERROR=OFF -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$PREFIX/usr" -DCMAKE_LIBRARY_PATH="$ARCHLIB"
     -DCMAKE_INCLUDE_PATH="$PREFIX/usr/include;$PREFIX/usr/include/x86_64-linux-gnu" -DICU_ROOT="$PREFIX/usr"
-    -DCMAKE_EXE_LINKER_FLAGS="-Wl,-rpath-link,$NV_LIBS:$ARCHLIB")
+    -DCMAKE_EXE_LINKER_FLAGS="-Wl,-rpath-link,$NV_LIBS:$ARCHLIB:$FALLBACK"
+    # TorchConfig searches the system's folders before its own: name torch's libraries outright
+    # so that a system LibTorch (Debian's, on a rehearsal with DEV=cpu) is never picked.
+    -DTORCH_LIBRARY="$TORCH_LIB/libtorch.so" -Dc10_LIBRARY="$TORCH_LIB/libc10.so")
   TESTS=1
   if ! "${CONFIGURE[@]}" >"$OUT/configure.txt" 2>&1; then
     # Without Qt's test library the core and the tool still build; the checks below still run.
@@ -94,8 +112,15 @@ else
     say "SKIP  core tests: configuring with them failed (see $LOG); configuring the core and the tool alone"
     step configure "${CONFIGURE[@]}" -DMONOSCOPE_BUILD_TESTS=OFF
   fi
-  step build cmake --build "$BUILD" -j"$(nproc)"
-  [ $TESTS -eq 1 ] && step core-tests ctest --test-dir "$BUILD" -L core -LE parity -j8 --output-on-failure
+  # The tool first: a test that fails to compile leaves the parity checks below to run.
+  step build cmake --build "$BUILD" -j"$(nproc)" --target monoscope-cli
+  step build-tests cmake --build "$BUILD" -j"$(nproc)" -- -k 0
+  if [ $TESTS -eq 1 ]; then
+    step core-tests ctest --test-dir "$BUILD" -L core -LE parity -j8 --timeout 180 --output-on-failure --no-tests=error
+    # The golden comparisons (every family against transformers, every SAE against SAELens)
+    # again with the model and the dictionary on the device.
+    step core-tests-device env MONOSCOPE_TEST_DEVICE="$DEV" ctest --test-dir "$BUILD" -R '^test_(transformer|sae)$' --output-on-failure --no-tests=error
+  fi
 fi
 CLI="$BUILD/app/monoscope-cli"
 if [ ! -x "$CLI" ]; then
@@ -105,6 +130,7 @@ fi
 W="$BUILD/gpu-work"
 rm -rf "$W"
 mkdir -p "$W"
+export PYTHONUNBUFFERED=1  # lines reach the log even when a step is stopped
 CMP="$PY tests/gpu/compare.py"
 
 # 1. Logits and every hook, each family, CPU vs the device.
@@ -175,7 +201,11 @@ if "$PY" -c "import torch, transformers, tokenizers" 2>/dev/null; then
   if [ $DRY -eq 1 ]; then
     step bench "$PY" tests/gpu/bench.py --cli "$CLI" --device cpu --work "$W/bench" --tiny
   else
-    step bench "$PY" tests/gpu/bench.py --cli "$CLI" --device cuda --work "$W/bench"
+    if [ "$(left)" -gt 30 ]; then
+      step bench timeout "$(left)" "$PY" tests/gpu/bench.py --cli "$CLI" --device "$DEV" --work "$W/bench"
+    else
+      say "SKIP  benchmarks: less than 30 s of BUDGET_S ($BUDGET_S s) left"
+    fi
   fi
 else
   say "SKIP  benchmarks: this Python has no torch/transformers/tokenizers (the peers and checkpoint writer)"
