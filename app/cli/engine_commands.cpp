@@ -33,7 +33,7 @@ namespace monoscope::cli {
 
 namespace {
 
-const std::set<std::string> kRuntime = {"device", "threads"};
+const std::set<std::string> kRuntime = {"device", "threads", "weights"};
 
 std::set<std::string> with(std::set<std::string> a) {
   a.insert(kRuntime.begin(), kRuntime.end());
@@ -78,11 +78,8 @@ int cmdLogits(const Args& args) {
   const auto device = applyRuntimeOptions(args);
   const std::string dir = args.get("model");
   const std::string out_path = args.get("out");
-  const std::string weights = args.has("weights") ? args.get("weights") : "auto";
-  static const std::map<std::string, core::WeightDtype> kWeights = {
-      {"auto", core::WeightDtype::Auto}, {"float32", core::WeightDtype::Float32}, {"stored", core::WeightDtype::Stored}};
-  if (!kWeights.count(weights)) throw Error("--weights must be auto, float32 or stored, not '" + weights + "'");
-  auto model = core::Transformer::load(dir, c10::Device(device), kWeights.at(weights));
+  const auto weights = core::weightDtypeFromName(args.get("weights", "auto"), "--weights");
+  auto model = core::Transformer::load(dir, c10::Device(device), weights);
   const auto names = args.all("hook");
   for (const auto& n : names) core::hookLayer(n, model->config().n_layers);
   std::vector<std::int32_t> ids;

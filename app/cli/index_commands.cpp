@@ -54,7 +54,7 @@ std::unique_ptr<core::Engine> engineForDb(const Args& args, const core::FeatureD
 
 int cmdIndex(const Args& args) {
   args.allowOnly({"model", "sae", "corpus", "tokens", "out", "shard", "seed", "context", "batch", "intervals", "per-interval",
-                  "top", "left", "right", "neighbours", "neighbour-method", "umap", "umap-epochs", "skip-first", "device", "threads"});
+                  "top", "left", "right", "neighbours", "neighbour-method", "umap", "umap-epochs", "skip-first", "device", "threads", "weights"});
   core::IndexOptions o;
   o.model_dir = args.get("model");
   o.sae_dir = args.get("sae");
@@ -77,6 +77,7 @@ int cmdIndex(const Args& args) {
   o.umap_epochs = args.integer("umap-epochs", 0, 0, 100000);
   o.device = args.get("device", "auto");
   o.threads = threadsOption(args);
+  o.weights = args.get("weights", "auto");
   const auto status = core::buildIndex(o, stderrProgress());
   nlohmann::ordered_json j;
   j["out"] = o.out;
@@ -140,7 +141,7 @@ int cmdFeature(const Args& args) {
 }
 
 int cmdSearch(const Args& args) {
-  args.allowOnly({"prompt", "negative", "text", "attribute", "target", "versus", "top", "json", "model", "sae", "device", "threads"}, 1);
+  args.allowOnly({"prompt", "negative", "text", "attribute", "target", "versus", "top", "json", "model", "sae", "device", "threads", "weights"}, 1);
   if (args.positional().size() != 1) throw Error("usage: search FILE.db (--prompt T [--negative T] | --text Q | --attribute T --target A --versus B) --top K --json");
   const auto db = core::FeatureDb::open(args.positional()[0]);
   const auto k = static_cast<std::size_t>(args.integer("top", 10, 1, 100000));

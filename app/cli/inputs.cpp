@@ -74,6 +74,7 @@ core::EngineOptions engineOptions(const Args& args, bool with_sae, const std::st
   if (with_sae) o.sae_dir = sae_fallback.empty() ? args.get("sae") : args.get("sae", sae_fallback);
   o.device = args.get("device", "auto");
   o.threads = threadsOption(args);
+  o.weights = args.get("weights", "auto");
   return o;
 }
 

@@ -78,7 +78,10 @@ const std::vector<Command>& commands() {
 void printUsage(std::ostream& os) {
   os << "usage: monoscope-cli COMMAND [--option value]...\n\ncommands:\n";
   for (const auto& c : commands()) os << "  " << c.name << "  " << c.usage << "\n";
-  os << "\nevery model command: --device auto|cpu|cuda  --threads N\n";
+  os << "\nevery model command: --device auto|cpu|cuda  --threads N\n"
+        "logits, encode, generate, index and the other commands that open a model with its tokenizer:\n"
+        "  --weights auto|float32|stored   (stored: BF16/F16 matrices kept as stored; BF16 ones multiply in BF16\n"
+        "  on CUDA and on CPUs with BF16 instructions)\n";
 }
 
 std::string firstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
@@ -91,7 +94,8 @@ std::string inCliWords(std::string msg) {
       {"l1_coefficient", "--l1"},     {"architecture", "--arch"},       {"vocab_size", "--vocab-size"},
       {"seq_len", "--seq-len"},       {"total_steps", "--steps"},       {"warmup_steps", "--warmup"},
       {"lr", "--lr"},                 {"k", "--k"},                     {"threads", "--threads"},
-      {"context", "--context"},       {"dead_window", "--dead-window"}, {"features", "--features"}};
+      {"context", "--context"},       {"dead_window", "--dead-window"}, {"features", "--features"},
+      {"weights", "--weights"}};
   for (const auto& prefix : {"", "LM training: ", "SAE training: ", "training option ", "index option "}) {
     for (const auto& [field, flag] : kFields) {
       for (const char* after : {" ", ": "}) {

@@ -187,10 +187,11 @@ std::unique_ptr<Engine> Engine::open(const EngineOptions& options, const Progres
   configureThreads(options.threads);
   const std::string device_name = resolveDeviceName(options.device);
   const c10::Device device(device_name);
+  const WeightDtype weights = weightDtypeFromName(options.weights, "weights");
   auto impl = std::make_unique<Impl>();
   if (!step("load model", 0)) return nullptr;
   try {
-    impl->model = Transformer::load(options.model_dir, device);
+    impl->model = Transformer::load(options.model_dir, device, weights);
   } catch (const Error& e) {
     throw e.withContext("loading model");
   }
@@ -213,7 +214,7 @@ std::unique_ptr<Engine> Engine::open(const EngineOptions& options, const Progres
     case at::kHalf: in.dtype = "float16"; break;
     default: in.dtype = c10::toString(impl->model->unembed().scalar_type()); break;
   }
-  in.compute_dtype = impl->model->unembed().scalar_type() == at::kBFloat16 && impl->model->device().is_cpu() && bf16ProductsEnabled()
+  in.compute_dtype = impl->model->unembed().scalar_type() == at::kBFloat16 && bf16ProductsOn(impl->model->device())
                          ? "bfloat16"
                          : "float32";
   in.n_layers = mc.n_layers;

@@ -20,6 +20,7 @@ struct EngineOptions {
   std::string sae_dir;           // SAELens folder; empty opens the model alone
   std::string device = "auto";   // auto | cpu | cuda | cuda:N
   int threads = 0;               // LibTorch intra-op threads (0: all cores)
+  std::string weights = "auto";  // auto | float32 | stored: the model's matrices (lm/transformer.h)
 };
 
 struct EngineInfo {
@@ -27,7 +28,7 @@ struct EngineInfo {
   std::string model_type;        // the family: gpt2 | llama | mistral | qwen2 | gemma2 | ...
   std::string dtype;             // the model's weights as kept in memory (float32, bfloat16, ...)
   std::string compute_dtype;     // what their products run in: float32, or bfloat16 (BF16 weights
-                                 // on a CPU with BF16 instructions; lm/packed_product.h)
+                                 // on a CPU with BF16 instructions or on CUDA; lm/packed_product.h)
   std::int64_t n_layers = 0, d_model = 0, n_ctx = 0, vocab_size = 0;
   std::string hook_name;         // the SAE's hook ("" without an SAE)
   std::string architecture;      // standard | topk | jumprelu

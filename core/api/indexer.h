@@ -35,6 +35,7 @@ struct IndexOptions {
   std::int64_t umap_epochs = 0;          // 0: umap-learn's default for the size
   std::string device = "auto";
   int threads = 0;
+  std::string weights = "auto";          // the model's matrices: auto | float32 | stored (EngineOptions)
 
   // Throws Error naming the field.
   void validate() const;

@@ -114,6 +114,7 @@ JobStatus buildIndex(const IndexOptions& o, const ProgressFn& progress) {
     eo.model_dir = o.model_dir;
     eo.sae_dir = o.sae_dir;
     eo.device = o.device;
+    eo.weights = o.weights;
     eo.threads = o.threads;
     auto engine = Engine::open(eo, progress);
     if (!engine) return JobStatus::Cancelled;

@@ -37,11 +37,20 @@ std::atomic<bool> g_bf16_enabled{!switchedOff("MONOSCOPE_BF16_PRODUCTS")};
 [[maybe_unused]] constexpr std::int64_t kTileRows = 256;
 [[maybe_unused]] constexpr std::int64_t kTileCols = 512;
 
+// BF16 weights on an accelerator, float activations, no autograd: the product runs in BF16.
+bool deviceBf16Applies(const at::Tensor& x, const at::Tensor& w) {
+  if (x.device().is_cpu() || !bf16ProductsOn(x.device())) return false;
+  if (x.scalar_type() != at::kFloat || w.scalar_type() != at::kBFloat16) return false;
+  return !((x.requires_grad() || w.requires_grad()) && c10::GradMode::is_enabled());
+}
+
 at::Tensor blasProduct(const at::Tensor& b, const at::Tensor& x, const at::Tensor& w,
                        Activation activation = Activation::None) {
-  // A weight kept in half precision (Transformer's WeightDtype::Stored) is widened for the product.
-  const at::Tensor wx = w.scalar_type() == x.scalar_type() ? w : w.to(x.scalar_type());
-  at::Tensor y = b.defined() ? at::addmm(b, x, wx) : at::mm(x, wx);
+  // A weight kept in half precision (Transformer's WeightDtype::Stored) is widened for the
+  // product, except on an accelerator, which multiplies BF16 weights in BF16.
+  const bool half = deviceBf16Applies(x, w);
+  const at::Tensor wx = half || w.scalar_type() == x.scalar_type() ? w : w.to(x.scalar_type());
+  at::Tensor y = half ? halfPrecisionProduct(b, x, w) : b.defined() ? at::addmm(b, x, wx) : at::mm(x, wx);
   switch (activation) {
     case Activation::None: return y;
     case Activation::GeluTanh: return at::gelu(y, "tanh");
@@ -230,6 +239,14 @@ bool bf16ProductsAvailable() {
 bool setBf16Products(bool on) { return g_bf16_enabled.exchange(on); }
 
 bool bf16ProductsEnabled() { return g_bf16_enabled.load() && bf16ProductsAvailable(); }
+
+bool bf16ProductsOn(const c10::Device& device) { return device.is_cpu() ? bf16ProductsEnabled() : g_bf16_enabled.load(); }
+
+at::Tensor halfPrecisionProduct(const at::Tensor& b, const at::Tensor& x, const at::Tensor& w) {
+  const at::ScalarType h = w.scalar_type();
+  const at::Tensor xh = x.to(h);
+  return (b.defined() ? at::addmm(b.to(h), xh, w) : at::mm(xh, w)).to(x.scalar_type());
+}
 
 namespace {
 // Packed copies of all weights together stay under this size; past it, weights are multiplied

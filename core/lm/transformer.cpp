@@ -160,6 +160,13 @@ void Transformer::bindParameters() {
   }
 }
 
+WeightDtype weightDtypeFromName(const std::string& name, const std::string& what) {
+  if (name == "auto") return WeightDtype::Auto;
+  if (name == "float32") return WeightDtype::Float32;
+  if (name == "stored") return WeightDtype::Stored;
+  throw Error(what + " must be auto, float32 or stored, not '" + name + "'");
+}
+
 std::unique_ptr<Transformer> Transformer::load(const std::string& model, const c10::Device& device, WeightDtype weights) {
   try {
     const std::string dir = resolveModelDir(model);  // a GGUF file is imported once into the cache
@@ -310,7 +317,7 @@ at::Tensor Transformer::normalize(const at::Tensor& x) const {
 
 at::Tensor Transformer::unembedProduct(const at::Tensor& x) const {
   if (lm_head_.scalar_type() == x.scalar_type() ||
-      (lm_head_.scalar_type() == at::kBFloat16 && x.scalar_type() == at::kFloat && x.device().is_cpu() && bf16ProductsEnabled()))
+      (lm_head_.scalar_type() == at::kBFloat16 && x.scalar_type() == at::kFloat && bf16ProductsOn(x.device())))
     return unembed_.linear(x, lm_head_.t(), at::Tensor());
   const std::int64_t V = lm_head_.size(0);
   std::vector<at::Tensor> parts;

@@ -35,6 +35,8 @@ struct KvCache {
 // products, another summation order, within 1e-4). Auto: float32 unless that takes over 4 GiB
 // or half the available memory and the checkpoint is BF16/F16 throughout.
 enum class WeightDtype { Auto, Float32, Stored };
+// "auto", "float32" or "stored"; anything else is refused naming `what` (e.g. "--weights").
+WeightDtype weightDtypeFromName(const std::string& name, const std::string& what);
 
 class Transformer {
  public:

@@ -437,6 +437,8 @@ class TestCli : public QObject {
     expectError({"generate", "--model", model, "--prompt", "hi", "--max-tokens", "5", "--top-p", "1.5"}, "top-p");
     expectError({"generate", "--model", model, "--prompt", "hi", "--max-tokens", "5", "--device", "tpu"}, "unknown device");
     expectError({"generate", "--model", model, "--prompt", "hi", "--max-tokens", "5", "--frobnicate", "1"}, "--frobnicate");
+    expectError({"generate", "--model", model, "--prompt", "hi", "--max-tokens", "5", "--weights", "half"},
+                "--weights must be auto, float32 or stored, not 'half'");
 
     // An SAE whose d_in does not match the model at its hook.
     const QString wide = tmp("wide_sae");

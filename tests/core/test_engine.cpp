@@ -43,6 +43,30 @@ class TestEngine : public QObject {
     QCOMPARE(engine_->info().window, std::min(engine_->info().sae_context, engine_->info().n_ctx));
   }
 
+  // The model's matrices as stored (the demo's are F16) or widened; another word is refused.
+  void weightsAreKeptAsAsked() {
+    EngineOptions o;
+    o.model_dir = demo_ + "/model";
+    o.weights = "stored";
+    const auto stored = Engine::open(o);
+    QCOMPARE(stored->info().dtype, std::string("float16"));
+    QCOMPARE(stored->info().compute_dtype, std::string("float32"));  // F16 is widened for each product
+    o.weights = "float32";
+    const auto widened = Engine::open(o);
+    QCOMPARE(widened->info().dtype, std::string("float32"));
+    c10::InferenceMode guard;
+    const at::Tensor ids = at::tensor(std::vector<std::int64_t>{5, 9, 2, 7}).view({1, -1});
+    const double d = testutil::maxAbsDiff(stored->impl().model->forward(ids), widened->impl().model->forward(ids));
+    QVERIFY2(d < 1e-4, std::to_string(d).c_str());
+    o.weights = "half";
+    try {
+      Engine::open(o);
+      QFAIL("weights 'half' was accepted");
+    } catch (const Error& e) {
+      QVERIFY2(std::string(e.what()).find("weights must be auto, float32 or stored, not 'half'") != std::string::npos, e.what());
+    }
+  }
+
   void openingCanBeCancelled() {
     EngineOptions o;
     o.model_dir = demo_ + "/model";

@@ -366,6 +366,34 @@ class TestTransformer : public QObject {
     setBf16Products(was);
   }
 
+  // On an accelerator BF16 weights multiply in BF16 under the same switch (halfPrecisionProduct):
+  // x rounded to BF16 times the weights, the result rounded to BF16 and widened back to fp32.
+  // Checked here on the CPU, where LibTorch has the same BF16 product.
+  void deviceBf16ProductsMatchTheirDefinition() {
+    c10::InferenceMode guard;
+    at::manual_seed(6);
+    const at::Tensor w = at::randn({1100, 320}).to(at::kBFloat16).t();
+    const at::Tensor b = at::randn({1100});
+    const at::Tensor x = at::randn({7, 320});
+    const at::Tensor want = at::addmm(b.to(at::kBFloat16).to(at::kDouble), x.to(at::kBFloat16).to(at::kDouble), w.to(at::kDouble));
+    const at::Tensor got = halfPrecisionProduct(b, x, w);
+    QCOMPARE(got.scalar_type(), at::kFloat);
+    // BF16 keeps 8 significant bits: each result within 2^-8 of the largest.
+    const double scale = want.abs().max().item<double>();
+    QVERIFY2(testutil::maxAbsDiff(got, want) <= scale / 256, std::to_string(testutil::maxAbsDiff(got, want)).c_str());
+    // Not the fp32 product: x and the result were rounded.
+    QVERIFY(testutil::maxAbsDiff(got, at::addmm(b, x, w.to(at::kFloat))) > 0);
+    // The switch: MONOSCOPE_BF16_PRODUCTS=0 or setBf16Products(false) widens on every device.
+    const c10::Device cuda(c10::kCUDA, 0);
+    const bool was = setBf16Products(true);
+    QVERIFY(bf16ProductsOn(cuda));
+    QCOMPARE(bf16ProductsOn(c10::Device(c10::kCPU)), bf16ProductsEnabled());
+    setBf16Products(false);
+    QVERIFY(!bf16ProductsOn(cuda));
+    QVERIFY(!bf16ProductsOn(c10::Device(c10::kCPU)));
+    setBf16Products(was);
+  }
+
   // A model that cannot fit is refused before any weight is read, with the figures.
   void modelLargerThanMemoryIsRefused() {
     QTemporaryDir dir;

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """GPU benchmarks of tests/gpu/run.sh, each against a plain PyTorch peer on the same device in
 the same run: index throughput (forward to the hook, encode, top activations per feature; the
-peer under bf16 autocast), SAE training steps/s (TopK, Adam), and generation tokens/s with a
-steering clamp. Random checkpoints of the real demo's shape (SmolLM2-135M) and of a larger one
+peer under bf16 autocast; Monoscope keeps the checkpoint's BF16 weights, which multiply in BF16
+on CUDA), SAE training steps/s (TopK, Adam), and generation tokens/s with a steering clamp (both
+in BF16). Random checkpoints of the real demo's shape (SmolLM2-135M) and of a larger one
 (Llama-3.2-1B) are written here with transformers, with a synthetic byte-level tokenizer and a
 random TopK SAE. Monoscope's rates are steady-state: the difference of a long and a short run,
 so start-up (loading, database writing) cancels out. Prints `BENCH` lines."""
@@ -119,7 +120,7 @@ def bench_index(a, name, shape, model_dir, sae_dir, root):
                 os.remove(f)
         return timed([a.cli, "index", "--model", model_dir, "--sae", sae_dir, "--corpus", shard, "--tokens", str(tokens),
                       "--out", db, "--context", str(CONTEXT), "--batch", str(batch), "--umap", "false",
-                      "--neighbours", "0", "--device", a.device])
+                      "--neighbours", "0", "--device", a.device, "--weights", "stored"])
     mine = steady_rate(ours, n, n // 4)
 
     from transformers import AutoModelForCausalLM
@@ -166,7 +167,7 @@ def bench_index(a, name, shape, model_dir, sae_dir, root):
     theirs = (n - n // 4) / max(1e-9, peer(n) - peer(n // 4))
     handle.remove()
     del model
-    print(f"BENCH index {name}: Monoscope {mine:,.0f} tokens/s, torch loop (bf16 autocast) {theirs:,.0f} tokens/s, "
+    print(f"BENCH index {name}: Monoscope (BF16 weights as stored) {mine:,.0f} tokens/s, torch loop (bf16 autocast) {theirs:,.0f} tokens/s, "
           f"ratio {mine / theirs:.2f}")
 
 
@@ -223,22 +224,24 @@ def bench_train(a, name, shape, root):
 def bench_generate(a, name, shape, model_dir, sae_dir, root):
     def ours(n):
         return timed([a.cli, "generate", "--model", model_dir, "--prompt", "The quick brown fox", "--max-tokens", str(n),
-                      "--temperature", "0", "--sae", sae_dir, "--clamp", "5=10", "--mode", "clamp", "--device", a.device])
+                      "--temperature", "0", "--sae", sae_dir, "--clamp", "5=10", "--mode", "clamp", "--device", a.device,
+                      "--weights", "stored"])
     long_n = 40 if a.tiny else 160
     mine = steady_rate(ours, long_n, long_n // 4)
 
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
     dev = torch.device(a.device)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(dev).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16).to(dev).eval()
     from safetensors.torch import load_file
     w = {k: v.to(dev) for k, v in load_file(os.path.join(sae_dir, "sae_weights.safetensors")).items()}
 
     def clamp(_m, _i, o):  # feature 5 clamped to 10 with the SAE's error term kept
-        h = o[0] if isinstance(o, tuple) else o
+        h0 = o[0] if isinstance(o, tuple) else o
+        h = h0.float()
         pre = (h - w["b_dec"]) @ w["W_enc"] + w["b_enc"]
         v, i = pre.topk(K, dim=-1)
         f5 = torch.where(i == 5, v.relu(), torch.zeros_like(v)).sum(-1, keepdim=True)
-        h = h + (10.0 - f5) * w["W_dec"][5]
+        h = (h + (10.0 - f5) * w["W_dec"][5]).to(h0.dtype)
         return (h,) + tuple(o[1:]) if isinstance(o, tuple) else h
     model.model.layers[shape["layer"]].register_forward_hook(clamp)
     tok = PreTrainedTokenizerFast(tokenizer_file=os.path.join(model_dir, "tokenizer.json"))
@@ -255,7 +258,7 @@ def bench_generate(a, name, shape, model_dir, sae_dir, root):
         return time.perf_counter() - t0
     gen(4)
     theirs = (long_n - long_n // 4) / max(1e-9, gen(long_n) - gen(long_n // 4))
-    print(f"BENCH generate {name} (clamped, greedy): Monoscope {mine:.1f} tokens/s, transformers {theirs:.1f} tokens/s, "
+    print(f"BENCH generate {name} (clamped, greedy, BF16 weights): Monoscope {mine:.1f} tokens/s, transformers {theirs:.1f} tokens/s, "
           f"ratio {mine / theirs:.2f}")
 
 
