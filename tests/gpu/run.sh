@@ -13,10 +13,13 @@
 #   bash tests/gpu/run.sh --dry-run   here: the same steps on the CPU against the existing build
 #                                     (CI runs this so the script stays alive)
 #
-# The device call: run `bash packaging/gpu-deps.sh` here first, carry `.gpu-deps`, and keep the
-# working tree under the call's 64 MiB by moving `data/smollm2` and `tests/fixtures/gguf` out
-# of the checkout for the call (nothing here reads them; put them back afterwards):
+# The device call: run `bash packaging/gpu-deps.sh` here first (18 MB), carry `.gpu-deps`, and
+# keep the working tree under the call's 64 MiB by moving `data/smollm2` and
+# `tests/fixtures/gguf/smollm2_expected.safetensors` out of the checkout for the call (nothing
+# there reads them; 47.5 + 18 MB then travel; put them back afterwards):
 #   run(command="bash tests/gpu/run.sh", carry=[".gpu-deps"], timeout_s=590)
+# Rehearsal here, against PyPI's torch of the machine's version in a virtual environment:
+#   DEV=cpu BUDGET_S=1 PY=/path/to/venv/bin/python bash tests/gpu/run.sh
 # Only the summary, the log and small step files are written under $OUT (what comes back);
 # checkpoints, databases and the build stay in $BUILD.
 set -uo pipefail
