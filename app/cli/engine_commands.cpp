@@ -56,7 +56,7 @@ std::vector<std::int32_t> inputIds(const Args& args, const core::Engine& engine)
 }  // namespace
 
 int cmdTokenize(const Args& args) {
-  args.allowOnly(with({"tokenizer", "text", "text-file"}));
+  args.allowOnly({"tokenizer", "text", "text-file", "device", "threads"});  // no model: no --weights
   applyRuntimeOptions(args);
   const std::string text = readTextInput(args);
   const auto tok = core::Tokenizer::fromDirectory(args.get("tokenizer"));

@@ -79,9 +79,9 @@ void printUsage(std::ostream& os) {
   os << "usage: monoscope-cli COMMAND [--option value]...\n\ncommands:\n";
   for (const auto& c : commands()) os << "  " << c.name << "  " << c.usage << "\n";
   os << "\nevery model command: --device auto|cpu|cuda  --threads N\n"
-        "logits, encode, generate, index and the other commands that open a model with its tokenizer:\n"
-        "  --weights auto|float32|stored   (stored: BF16/F16 matrices kept as stored; BF16 ones multiply in BF16\n"
-        "  on CUDA and on CPUs with BF16 instructions)\n";
+        "logits, encode, generate, search and index: --weights auto|float32|stored   (stored: BF16/F16\n"
+        "  matrices kept as stored; BF16 ones multiply in BF16 on CUDA and on CPUs with BF16 instructions;\n"
+        "  merge uses what the scans recorded)\n";
 }
 
 std::string firstLine(const std::string& s) { return s.substr(0, s.find('\n')); }

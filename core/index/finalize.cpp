@@ -144,6 +144,8 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
                 "restore the SAE the scan was made with, or rerun the scan with this one");
   eo.device = device;
   eo.threads = threads;
+  // Logit effects with the model's matrices as the scan kept them.
+  eo.weights = set.meta.count("weights") ? set.meta.at("weights") : "auto";
   std::unique_ptr<Engine> opened;
   if (scan_engine == nullptr) opened = Engine::open(eo);
   const Engine* engine = scan_engine != nullptr ? scan_engine : opened.get();

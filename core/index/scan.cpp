@@ -117,6 +117,7 @@ void scanCorpus(const IndexOptions& o, const Engine& engine, const std::string& 
   const std::int64_t windows = corpus.windows();
   auto settings = scanSettings(o, engine, windows, context);
   settings["shard_index"] = std::to_string(o.shard_index);
+  settings["weights"] = o.weights;  // the model's matrices as asked (--weights)
 
   Sqlite db(scan_path, Sqlite::Open::Create);
   configureWriter(db);
@@ -129,7 +130,7 @@ void scanCorpus(const IndexOptions& o, const Engine& engine, const std::string& 
       const std::string have = getMeta(db, k, fresh ? "\x01" : "(not recorded)");
       if (have == "\x01") {
         putMeta(db, k, v);
-      } else if (have != v) {
+      } else if (have != v && !(k == "weights" && have == "(not recorded)" && v == "auto")) {  // (older scans: auto)
         throw Error("'" + scan_path + "' holds a scan with other settings (" + k + " is " + have + ", now " + v + ")",
                     "delete it to start over, or rerun with the same settings to resume");
       }

@@ -38,17 +38,17 @@ std::atomic<bool> g_bf16_enabled{!switchedOff("MONOSCOPE_BF16_PRODUCTS")};
 [[maybe_unused]] constexpr std::int64_t kTileCols = 512;
 
 // BF16 weights on an accelerator, float activations, no autograd: the product runs in BF16.
-bool deviceBf16Applies(const at::Tensor& x, const at::Tensor& w) {
+bool deviceBf16Applies(const at::Tensor& b, const at::Tensor& x, const at::Tensor& w) {
   if (x.device().is_cpu() || !bf16ProductsOn(x.device())) return false;
   if (x.scalar_type() != at::kFloat || w.scalar_type() != at::kBFloat16) return false;
-  return !((x.requires_grad() || w.requires_grad()) && c10::GradMode::is_enabled());
+  return !((x.requires_grad() || w.requires_grad() || (b.defined() && b.requires_grad())) && c10::GradMode::is_enabled());
 }
 
 at::Tensor blasProduct(const at::Tensor& b, const at::Tensor& x, const at::Tensor& w,
                        Activation activation = Activation::None) {
   // A weight kept in half precision (Transformer's WeightDtype::Stored) is widened for the
   // product, except on an accelerator, which multiplies BF16 weights in BF16.
-  const bool half = deviceBf16Applies(x, w);
+  const bool half = deviceBf16Applies(b, x, w);
   const at::Tensor wx = half || w.scalar_type() == x.scalar_type() ? w : w.to(x.scalar_type());
   at::Tensor y = half ? halfPrecisionProduct(b, x, w) : b.defined() ? at::addmm(b, x, wx) : at::mm(x, wx);
   switch (activation) {

@@ -29,8 +29,9 @@ bool bf16ProductsAvailable();
 bool setBf16Products(bool on);  // returns the previous setting
 bool bf16ProductsEnabled();
 // On an accelerator (CUDA) BF16 weights multiply in BF16 too, under the same switch: the
-// activations rounded to BF16, the device's BF16 product (fp32 accumulation), the result widened
-// to fp32, as autocast to bfloat16 runs a model. True where `device` takes that path.
+// activations and the bias rounded to BF16, the device's BF16 product (fp32 accumulation), its
+// BF16 result widened to fp32, as autocast to bfloat16 runs a model (the CPU's BF16 products keep
+// the bias and the result in fp32). True where `device` takes that path.
 bool bf16ProductsOn(const c10::Device& device);
 // b + x @ w with x rounded to w's dtype (BF16 or F16) and the result widened back to x's dtype:
 // the product of that path, on any device (on the CPU it is LibTorch's own, and slow).

@@ -399,6 +399,18 @@ class TestIndex : public QObject {
     QVERIFY_EXCEPTION_THROWN(FeatureDb::open(path("changed-merged.db")), Error);  // nothing was written
   }
 
+  // A scan records --weights (the merge opens the model so): a shard is not resumed with others.
+  void scanRecordsItsWeights() {
+    IndexOptions o = base_;
+    o.shard_count = 2;
+    o.weights = "stored";
+    o.out = path("weights-shard0.db");
+    QCOMPARE(buildIndex(o), JobStatus::Done);
+    o.weights = "float32";
+    expectErrorFrom([&] { buildIndex(o); }, "weights is stored, now float32", "resumed a scan with other weights");
+    expectErrorFrom([&] { o.weights = "half", buildIndex(o); }, "weights must be auto, float32 or stored, not 'half'", "accepted --weights half");
+  }
+
   // Cancelling keeps the committed blocks; the rerun resumes and ends with the same database.
   void cancelledScanResumes() {
     IndexOptions o = base_;

@@ -383,9 +383,19 @@ class TestTransformer : public QObject {
     QVERIFY2(testutil::maxAbsDiff(got, want) <= scale / 256, std::to_string(testutil::maxAbsDiff(got, want)).c_str());
     // Not the fp32 product: x and the result were rounded.
     QVERIFY(testutil::maxAbsDiff(got, at::addmm(b, x, w.to(at::kFloat))) > 0);
+    // On a GPU, a layer's product takes that path (and, switched off, widens the weight).
+    const bool was = setBf16Products(true);
+    if (at::hasCUDA()) {
+      const c10::Device gpu(c10::kCUDA, 0);
+      const at::Tensor xg = x.to(gpu), wg = w.to(gpu), bg = b.to(gpu);
+      PackedProduct p;
+      QCOMPARE(testutil::maxAbsDiff(p.addmm(bg, xg, wg), halfPrecisionProduct(bg, xg, wg)), 0.0);
+      setBf16Products(false);
+      QVERIFY(testutil::maxAbsDiff(p.addmm(bg, xg, wg), at::addmm(bg, xg, wg.to(at::kFloat))) < 1e-4);
+      setBf16Products(true);
+    }
     // The switch: MONOSCOPE_BF16_PRODUCTS=0 or setBf16Products(false) widens on every device.
     const c10::Device cuda(c10::kCUDA, 0);
-    const bool was = setBf16Products(true);
     QVERIFY(bf16ProductsOn(cuda));
     QCOMPARE(bf16ProductsOn(c10::Device(c10::kCPU)), bf16ProductsEnabled());
     setBf16Products(false);

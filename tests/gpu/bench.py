@@ -276,8 +276,13 @@ def main():
     for name, shape in shapes.items():
         if a.only and name not in a.only.split(","):
             continue
-        model_dir = write_checkpoint(name, shape, a.device, a.work)
-        sae_dir = write_sae(name, shape, a.work)
+        try:
+            model_dir = write_checkpoint(name, shape, a.device, a.work)
+            sae_dir = write_sae(name, shape, a.work)
+        except Exception as e:  # noqa: BLE001 - reported, then the next shape
+            failed += 1
+            print(f"FAIL  bench {name}: writing the checkpoint: {type(e).__name__}: {e}", flush=True)
+            continue
         # One failed benchmark (a peer's API, memory) leaves the others to run; the exit status says it.
         for what, run in (("index", lambda: bench_index(a, name, shape, model_dir, sae_dir, a.work)),
                           ("generate", lambda: bench_generate(a, name, shape, model_dir, sae_dir, a.work)),

@@ -14,7 +14,7 @@ import numpy as np
 from safetensors.numpy import load_file
 
 
-def tensors(a, b, atol, rtol):
+def tensors(a, b, atol, rtol, differ=False):
     ta, tb = load_file(a), load_file(b)
     if set(ta) != set(tb):
         return False, f"different tensors: {sorted(set(ta) ^ set(tb))}"
@@ -28,6 +28,8 @@ def tensors(a, b, atol, rtol):
         if d > worst:
             worst, where = d, k
     ok = worst <= atol + rtol
+    if differ and worst == 0.0:  # e.g. BF16 products that should have rounded
+        return False, f"{len(ta)} tensors identical: the two paths did not differ as they must"
     return ok, f"{len(ta)} tensors, worst max|a-b|/max(1,max|a|) {worst:.2e} ({where or '-'}), limit {atol + rtol:.0e}"
 
 
@@ -105,14 +107,18 @@ def bf16_copy(src, dst):
         header, blobs, at = {}, [], 0
         for name, t in sorted(load_file(os.path.join(src, f)).items()):
             if t.dtype.kind == "f":
-                u = np.ascontiguousarray(t, dtype=np.float32).view(np.uint32).astype(np.uint64)
-                raw = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16).tobytes()
+                f32 = np.ascontiguousarray(t, dtype=np.float32)
+                u = f32.view(np.uint32).astype(np.uint64)
+                rounded = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
+                # A NaN stays a (quiet) NaN instead of rounding into infinity or zero.
+                raw = np.where(np.isnan(f32), (u >> 16) | 0x40, rounded).astype(np.uint16).tobytes()
                 dtype = "BF16"
             else:
                 raw, dtype = np.ascontiguousarray(t).tobytes(), {"i": "I", "u": "U"}[t.dtype.kind] + str(8 * t.dtype.itemsize)
             header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [at, at + len(raw)]}
             blobs.append(raw)
             at += len(raw)
+        header["__metadata__"] = {"format": "pt"}
         h = json.dumps(header).encode()
         h += b" " * (-len(h) % 8)
         with open(os.path.join(dst, f), "wb") as out:
@@ -131,9 +137,10 @@ def main():
     p.add_argument("--sae")
     p.add_argument("--limit", type=float, default=0.01)
     p.add_argument("--report", action="store_true", help="print the finding as INFO; never fail")
+    p.add_argument("--differ", action="store_true", help="tensors: identical ones fail (a path that must round)")
     o = p.parse_args()
     if o.kind == "tensors":
-        ok, msg = tensors(o.a, o.b, o.atol, o.rtol)
+        ok, msg = tensors(o.a, o.b, o.atol, o.rtol, o.differ)
     elif o.kind == "generate":
         ok, msg = generated(o.a, o.b)
     elif o.kind == "bf16-copy":
