@@ -191,9 +191,10 @@ void scanCorpus(const IndexOptions& o, const Engine& engine, const std::string& 
     const at::Tensor ids = at::tensor(flat, at::kLong).view({e - s, context});  // [b, pos]
     const at::Tensor h = engine.impl().hookActivationsBatch(ids);              // [b, pos, d_model]
     Block block{s, std::vector<std::string>(static_cast<std::size_t>(e - s))};
-    // The block encoded at once: straight to sparse rows where the screened encoder applies,
-    // else dense products whose rows are then made sparse. A dense encoding holds rows x d_sae
-    // floats twice (pre-activation and activation), so rows go in chunks of at most
+    // The block encoded at once: straight to sparse rows where Sae::encodeSparse applies (the
+    // screened encoder, a TopK SAE, any SAE on an accelerator: only the active entries come back
+    // to the CPU), else dense products whose rows are then made sparse. A dense encoding holds
+    // rows x d_sae floats twice (pre-activation and activation), so rows go in chunks of at most
     // kDenseEncodeFloats / d_sae: a dictionary of millions of features scans in bounded memory.
     SparseRows rows;
     const at::Tensor flat_h = h.reshape({-1, h.size(2)});

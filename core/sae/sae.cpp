@@ -180,10 +180,69 @@ std::shared_ptr<const ScreenedEncoder> Sae::screened(const at::Tensor& x) const 
   return screen_->encoder;
 }
 
+namespace {
+// Rows of (feature, value) pairs from entries already in row-major order (row ascending, then
+// feature): row[i], feature[i], value[i]; values not above 0 are left out.
+SparseRows rowsFromEntries(std::int64_t n_rows, const at::Tensor& row, const at::Tensor& feature, const at::Tensor& value) {
+  const at::Tensor r = row.to(at::kCPU, at::kLong).contiguous(), f = feature.to(at::kCPU, at::kInt).contiguous();
+  const at::Tensor v = value.to(at::kCPU, at::kFloat).contiguous();
+  const std::int64_t* pr = r.data_ptr<std::int64_t>();
+  const std::int32_t* pf = f.data_ptr<std::int32_t>();
+  const float* pv = v.data_ptr<float>();
+  SparseRows out;
+  out.offsets.reserve(static_cast<std::size_t>(n_rows) + 1);
+  std::int64_t i = 0;
+  const std::int64_t n = v.numel();
+  for (std::int64_t row_i = 0; row_i < n_rows; ++row_i) {
+    for (; i < n && pr[i] == row_i; ++i) {
+      if (!(pv[i] > 0.0f)) continue;
+      out.features.push_back(static_cast<std::uint32_t>(pf[i]));
+      out.acts.push_back(pv[i]);
+    }
+    out.offsets.push_back(static_cast<std::uint32_t>(out.features.size()));
+  }
+  return out;
+}
+}  // namespace
+
+SparseRows Sae::topkRows(const at::Tensor& xin) const {
+  // As activate(): the top k of the (rescaled) pre-activations, ReLU, then the thresholds; in
+  // feature order within each row, as the dense rows are read.
+  const at::Tensor pre = encoder_.linear(xin, W_enc_, b_enc_);
+  const at::Tensor ranked = config_.rescale_acts_by_decoder_norm ? pre * W_dec_.norm(2, -1) : pre;
+  const auto top = ranked.topk(config_.k, -1, /*largest=*/true, /*sorted=*/false);
+  const auto order = std::get<1>(top).sort(-1);
+  const at::Tensor feature = std::get<0>(order);
+  at::Tensor value = std::get<0>(top).gather(-1, std::get<1>(order)).relu();
+  if (threshold_.defined()) value = value * (value > threshold_.index_select(0, feature.reshape(-1)).view_as(value)).to(value.scalar_type());
+  const std::int64_t n = xin.size(0), k = feature.size(1);
+  const at::Tensor row = at::arange(n, at::kLong).unsqueeze(1).expand({n, k});
+  return rowsFromEntries(n, row.reshape(-1), feature.reshape(-1), value.reshape(-1));
+}
+
+SparseRows Sae::positiveRows(const at::Tensor& xin) const {
+  const at::Tensor f = config_.architecture == "standard" ? encoder_.linear(xin, W_enc_, b_enc_, Activation::Relu)
+                                                          : activate(encoder_.linear(xin, W_enc_, b_enc_));
+  const at::Tensor positive = f > 0;
+  const at::Tensor where = positive.nonzero();  // [nnz, 2], row-major order
+  return rowsFromEntries(xin.size(0), where.select(1, 0), where.select(1, 1), f.masked_select(positive));
+}
+
 bool Sae::encodeSparse(const at::Tensor& x, SparseRows* out) const {
   const at::Tensor xin = encoderInput(normalizeInput(x, nullptr));
   const auto enc = screened(xin);
-  if (!enc) return false;
+  if (!enc) {
+    const bool topk = config_.architecture == "topk";
+    if (mapped_ || (!topk && xin.device().is_cpu())) return false;
+    // Rows in parts whose dense pre-activations stay near 64 MiB (a wide dictionary in bounded memory).
+    const at::Tensor flat = xin.reshape({-1, config_.d_in});
+    const std::int64_t n = flat.size(0), part = std::max<std::int64_t>(1, (std::int64_t{1} << 24) / config_.d_sae);
+    for (std::int64_t r = 0; r < n; r += part) {
+      const at::Tensor rows = flat.slice(0, r, std::min(n, r + part));
+      appendRows(topk ? topkRows(rows) : positiveRows(rows), out);
+    }
+    return true;
+  }
   const at::Tensor flat = xin.reshape({-1, config_.d_in}).contiguous();
   const std::int64_t n = flat.size(0), d_in = config_.d_in;
   // Parts of 256 rows on every thread, joined in order (the result does not depend on the split).

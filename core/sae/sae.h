@@ -54,9 +54,11 @@ class Sae {
   at::Tensor activate(const at::Tensor& pre) const;
   // f(x): [..., d_in] -> [..., d_sae]
   at::Tensor encode(const at::Tensor& x, SaeNorm* norm = nullptr) const;
-  // The positive activations of each row of x [n, d_in], appended to `out`, through the screened
-  // encoder (see screened_encoder.h); false, with `out` untouched, where that does not apply
-  // (no AMX, a TopK SAE, another device, autograd). The values equal encode()'s.
+  // The positive activations of each row of x [n, d_in], appended to `out`, with encode()'s
+  // values, without a dense [n, d_sae] copy on the CPU: the screened encoder (screened_encoder.h;
+  // ReLU and JumpReLU on a CPU with AMX), a TopK SAE's k best per row on any device (only they
+  // are copied back), or any SAE on an accelerator (its positive entries found there). False,
+  // with `out` untouched, elsewhere (a mapped dictionary; ReLU or JumpReLU on a CPU without AMX).
   bool encodeSparse(const at::Tensor& x, SparseRows* out) const;
   // x_hat: [..., d_sae] -> [..., d_out], undoing the input normalisation when `norm` is given.
   at::Tensor decode(const at::Tensor& f, const SaeNorm* norm = nullptr) const;
@@ -108,6 +110,11 @@ class Sae {
  private:
   // The encoder's input: x (normalised) less b_dec when the config says so.
   at::Tensor encoderInput(const at::Tensor& xn) const;
+
+  // encodeSparse for rows of the encoder's input: a TopK SAE's k best, or the positive entries of
+  // a dense encoding (on an accelerator).
+  SparseRows topkRows(const at::Tensor& xin) const;
+  SparseRows positiveRows(const at::Tensor& xin) const;
 
   // The screened encoder for an input, made on first use (and again if the weights change);
   // null where it does not apply.

@@ -35,6 +35,7 @@ class TestSae : public QObject {
     at::Tensor x = testutil::loadExpected(expected_, "input").to(testutil::device());
     const double d = testutil::maxAbsDiff(sae->encode(x), testutil::loadExpected(expected_, key + "_feature_acts"));
     QVERIFY2(d < 1e-4, (dir + " encodes differently by " + std::to_string(d)).c_str());
+    if (sae->config().architecture == "topk" || !x.device().is_cpu()) testutil::expectSparseEncoding(*sae, x);
     if (expected_.has(key + "_reconstruction")) {
       SaeNorm norm;
       at::Tensor f = sae->encode(x, &norm);
@@ -65,6 +66,8 @@ class TestSae : public QObject {
     Sae cut(sae->config(), sae->W_enc(), sae->b_enc(), sae->W_dec(), sae->b_dec(), threshold);
     const at::Tensor f = cut.encode(x);
     QVERIFY(at::equal(f, plain * (plain > threshold)));
+    testutil::expectSparseEncoding(*sae, x);  // straight to the k best per row, thresholds too
+    testutil::expectSparseEncoding(cut, x);
     QVERIFY((f > 0).sum().item<std::int64_t>() < (plain > 0).sum().item<std::int64_t>());
     QVERIFY((f > 0).sum().item<std::int64_t>() > 0);
     QTemporaryDir dir;
@@ -107,6 +110,7 @@ class TestSae : public QObject {
       }
       QVERIFY(at::allclose(sae->writeBlock(3, 4), rows[0].unsqueeze(0)));
       if (sae == &rescaled) QVERIFY(sae->writeBlock(50, 51).eq(0).all().item<bool>());
+      testutil::expectSparseEncoding(*sae, x);
       QVERIFY(sae->attributionScores(x, g).isfinite().all().item<bool>());
       QVERIFY(sae->decode(sae->encode(x)).isfinite().all().item<bool>());
       const at::Tensor f = sae->encode(x);
