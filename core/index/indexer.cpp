@@ -9,6 +9,7 @@
 #include "api/engine.h"
 #include "index/index_job.h"
 #include "index/neighbours.h"
+#include "lm/transformer.h"
 #include "util/cancel.h"
 #include "sae/transcoder_set.h"
 #include "util/error.h"
@@ -38,7 +39,7 @@ void IndexOptions::validate() const {
   if (neighbours < 0 || neighbours > 1000) bad("neighbours", "must be in 0..1000");
   if (umap_epochs < 0 || umap_epochs > 100000) bad("umap_epochs", "must be in 0..100000");
   parseKnnMethod(neighbour_method);
-  if (weights != "auto" && weights != "float32" && weights != "stored") bad("weights", "must be auto, float32 or stored, not '" + weights + "'");
+  weightDtypeFromName(weights, "index option weights");
 }
 
 namespace {

@@ -48,9 +48,13 @@ at::Tensor blasProduct(const at::Tensor& b, const at::Tensor& x, const at::Tenso
                        Activation activation = Activation::None) {
   // A weight kept in half precision (Transformer's WeightDtype::Stored) is widened for the
   // product, except on an accelerator, which multiplies BF16 weights in BF16.
-  const bool half = deviceBf16Applies(b, x, w);
-  const at::Tensor wx = half || w.scalar_type() == x.scalar_type() ? w : w.to(x.scalar_type());
-  at::Tensor y = half ? halfPrecisionProduct(b, x, w) : b.defined() ? at::addmm(b, x, wx) : at::mm(x, wx);
+  at::Tensor y;
+  if (deviceBf16Applies(b, x, w)) {
+    y = halfPrecisionProduct(b, x, w);
+  } else {
+    const at::Tensor wx = w.scalar_type() == x.scalar_type() ? w : w.to(x.scalar_type());
+    y = b.defined() ? at::addmm(b, x, wx) : at::mm(x, wx);
+  }
   switch (activation) {
     case Activation::None: return y;
     case Activation::GeluTanh: return at::gelu(y, "tanh");

@@ -181,20 +181,19 @@ std::shared_ptr<const ScreenedEncoder> Sae::screened(const at::Tensor& x) const 
 }
 
 namespace {
-// Rows of (feature, value) pairs from entries already in row-major order (row ascending, then
-// feature): row[i], feature[i], value[i]; values not above 0 are left out.
-SparseRows rowsFromEntries(std::int64_t n_rows, const at::Tensor& row, const at::Tensor& feature, const at::Tensor& value) {
-  const at::Tensor r = row.to(at::kCPU, at::kLong).contiguous(), f = feature.to(at::kCPU, at::kInt).contiguous();
+// Rows of (feature, value) pairs from entries in row-major order (row ascending, then feature):
+// row r holds the next counts[r] entries; values not above 0 are left out.
+SparseRows rowsFromEntries(const at::Tensor& counts, const at::Tensor& feature, const at::Tensor& value) {
+  const at::Tensor c = counts.to(at::kCPU, at::kLong).contiguous(), f = feature.to(at::kCPU, at::kInt).contiguous();
   const at::Tensor v = value.to(at::kCPU, at::kFloat).contiguous();
-  const std::int64_t* pr = r.data_ptr<std::int64_t>();
+  const std::int64_t* pc = c.data_ptr<std::int64_t>();
   const std::int32_t* pf = f.data_ptr<std::int32_t>();
   const float* pv = v.data_ptr<float>();
   SparseRows out;
-  out.offsets.reserve(static_cast<std::size_t>(n_rows) + 1);
+  out.offsets.reserve(static_cast<std::size_t>(c.numel()) + 1);
   std::int64_t i = 0;
-  const std::int64_t n = v.numel();
-  for (std::int64_t row_i = 0; row_i < n_rows; ++row_i) {
-    for (; i < n && pr[i] == row_i; ++i) {
+  for (std::int64_t r = 0; r < c.numel(); ++r) {
+    for (const std::int64_t end = i + pc[r]; i < end; ++i) {
       if (!(pv[i] > 0.0f)) continue;
       out.features.push_back(static_cast<std::uint32_t>(pf[i]));
       out.acts.push_back(pv[i]);
@@ -215,9 +214,7 @@ SparseRows Sae::topkRows(const at::Tensor& xin) const {
   const at::Tensor feature = std::get<0>(order);
   at::Tensor value = std::get<0>(top).gather(-1, std::get<1>(order)).relu();
   if (threshold_.defined()) value = value * (value > threshold_.index_select(0, feature.reshape(-1)).view_as(value)).to(value.scalar_type());
-  const std::int64_t n = xin.size(0), k = feature.size(1);
-  const at::Tensor row = at::arange(n, at::kLong).unsqueeze(1).expand({n, k});
-  return rowsFromEntries(n, row.reshape(-1), feature.reshape(-1), value.reshape(-1));
+  return rowsFromEntries(at::full({xin.size(0)}, feature.size(1), at::kLong), feature.reshape(-1), value.reshape(-1));
 }
 
 SparseRows Sae::positiveRows(const at::Tensor& xin) const {
@@ -225,7 +222,7 @@ SparseRows Sae::positiveRows(const at::Tensor& xin) const {
                                                           : activate(encoder_.linear(xin, W_enc_, b_enc_));
   const at::Tensor positive = f > 0;
   const at::Tensor where = positive.nonzero();  // [nnz, 2], row-major order
-  return rowsFromEntries(xin.size(0), where.select(1, 0), where.select(1, 1), f.masked_select(positive));
+  return rowsFromEntries(positive.sum(1), where.select(1, 1), f.masked_select(positive));
 }
 
 bool Sae::encodeSparse(const at::Tensor& x, SparseRows* out) const {
