@@ -38,6 +38,11 @@ enum class WeightDtype { Auto, Float32, Stored };
 // "auto", "float32" or "stored"; anything else is refused naming `what` (e.g. "--weights").
 WeightDtype weightDtypeFromName(const std::string& name, const std::string& what);
 
+// torch's scaled_dot_product_attention replaces the blocked products on accelerators where the
+// LibTorch build has it (2.1 and later). Tests turn it on for the CPU too; returns the previous setting.
+bool torchAttentionAvailable();
+bool setTorchAttentionOnCpu(bool on);
+
 class Transformer {
  public:
   // Loads config.json + safetensors weights (Hugging Face names) from `dir` onto `device`. On the
@@ -103,6 +108,10 @@ class Transformer {
   at::Tensor fusedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale) const;
   // With a sliding window and/or soft-capped scores: the whole score matrix, masked.
   at::Tensor maskedAttention(const at::Tensor& q, at::Tensor k, at::Tensor v, double scale, std::int64_t window) const;
+  // torch's scaled_dot_product_attention (flash or memory-efficient kernels): on accelerators,
+  // for a whole window or a single new query. q [B, H, T, dh], k, v [B, Hkv, S, dh].
+  bool useTorchAttention(const at::Tensor& q, const at::Tensor& k) const;
+  at::Tensor torchAttention(const at::Tensor& q, at::Tensor k, at::Tensor v, double scale) const;
   at::Tensor mlp(const Layer& w, const at::Tensor& h, const HookRun& run) const;
   at::Tensor norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const;
   // The norm in two steps: normalised (no weights), then the weights (and bias).

@@ -211,6 +211,16 @@ class TestTransformer : public QObject {
     QVERIFY(testutil::maxAbsDiff(fused, plain) < 1e-4);
   }
 
+  // torch's scaled_dot_product_attention, the accelerators' path, run on the CPU: the golden
+  // logits and hooks of fused qkv, grouped queries and qk-norm, and the KV cache's single queries.
+  void torchAttentionMatchesTransformers() {
+    if (!torchAttentionAvailable()) QSKIP("LibTorch before 2.1 has no scaled_dot_product_attention");
+    const bool was = setTorchAttentionOnCpu(true), fused = setFusedAttention(false);
+    for (const char* name : {"gpt2-tiny", "llama-tiny", "qwen3-tiny", "gpt_neox-tiny"}) golden(name);
+    setFusedAttention(fused);
+    setTorchAttentionOnCpu(was);
+  }
+
   // Packed products equal LibTorch's to fp32 rounding for every shape, layout and activation, follow
   // a weight changed in place, and leave autograd to LibTorch.
   void packedProductsMatchBlas() {
