@@ -339,18 +339,27 @@ at::Tensor Transformer::project(const PackedProduct& p, const at::Tensor& x, con
   return p.linear(x, names_.conv1d ? w : w.t(), b, activation);
 }
 
-at::Tensor Transformer::rope(const at::Tensor& x, std::int64_t offset, const at::Tensor& inv_freq) const {
-  // x [batch, heads, pos, d_head]; rotate-half convention (Hugging Face), on the first
-  // 2 * inv_freq.size(0) dimensions of each head (all of them but for partial rotary).
-  const std::int64_t T = x.size(2), dims = 2 * inv_freq.size(0);
+const Transformer::RopeTable& Transformer::ropeTable(RopeTables& tables, const at::Tensor& inv_freq,
+                                                     std::int64_t offset, std::int64_t T) const {
+  const void* key = inv_freq.unsafeGetTensorImpl();
+  for (const RopeTable& t : tables) {
+    if (t.inv_freq == key) return t;
+  }
   at::Tensor pos = at::arange(offset, offset + T, at::TensorOptions().dtype(at::kFloat).device(device_));
-  at::Tensor freqs = at::outer(pos, inv_freq);    // [pos, dims/2]
-  at::Tensor emb = at::cat({freqs, freqs}, -1);   // [pos, dims]
-  at::Tensor cos = emb.cos(), sin = emb.sin();
+  at::Tensor freqs = at::outer(pos, inv_freq);   // [pos, dims/2]
+  at::Tensor emb = at::cat({freqs, freqs}, -1);  // [pos, dims]
+  tables.push_back({key, emb.cos(), emb.sin()});
+  return tables.back();
+}
+
+at::Tensor Transformer::rope(const at::Tensor& x, const RopeTable& table) const {
+  // x [batch, heads, pos, d_head]; rotate-half convention (Hugging Face), on the first dims
+  // dimensions of each head (all of them but for partial rotary).
+  const std::int64_t dims = table.cos.size(-1);
   const at::Tensor rot = dims == x.size(-1) ? x : x.narrow(-1, 0, dims);
   const std::int64_t half = dims / 2;
   at::Tensor x1 = rot.narrow(-1, 0, half), x2 = rot.narrow(-1, half, half);
-  at::Tensor rotated = rot * cos + at::cat({-x2, x1}, -1) * sin;
+  at::Tensor rotated = rot * table.cos + at::cat({-x2, x1}, -1) * table.sin;
   if (dims == x.size(-1)) return rotated;
   return at::cat({rotated, x.narrow(-1, dims, x.size(-1) - dims)}, -1);
 }
@@ -393,12 +402,13 @@ at::Tensor Transformer::forward(const at::Tensor& ids, const HookSet* hooks, KvC
     at::Tensor pos = at::arange(offset, offset + T, at::TensorOptions().dtype(at::kLong).device(device_));
     x = x + run(kHookPosEmbed, at::embedding(wpe_, pos).to(at::kFloat).unsqueeze(0).expand_as(x));
   }
+  RopeTables ropes;
   for (std::int64_t l = 0; l < c.n_layers; ++l) {
     const Layer& w = layers_[static_cast<std::size_t>(l)];
     const auto& names = hook_names_[static_cast<std::size_t>(l)];
     const HookRun hook = [&](BlockHook h, at::Tensor t) { return run(names[h], std::move(t)); };
     x = hook(kResidPre, x);
-    at::Tensor attn_out = attention(w, norm(x, w.n1_w, w.n1_b), l, offset, cache, hook);
+    at::Tensor attn_out = attention(w, norm(x, w.n1_w, w.n1_b), l, offset, cache, hook, ropes);
     if (c.post_norms) attn_out = norm(attn_out, w.post_attn_w, at::Tensor());
     attn_out = hook(kAttnOut, attn_out);
     // TransformerLens's hook_mlp_in is the residual stream the MLP's norm reads: the block's

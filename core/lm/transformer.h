@@ -98,8 +98,15 @@ class Transformer {
                      Activation activation = Activation::None) const;
   // Runs the hooks registered at a point (the identity when there are none).
   using HookRun = std::function<at::Tensor(BlockHook, at::Tensor)>;
+  // cos and sin of the rotary angles at one forward pass's positions, for one frequency table
+  // (layers share it; Gemma 3 has a local and a global one): made once a pass, not per q and k.
+  struct RopeTable {
+    const void* inv_freq = nullptr;
+    at::Tensor cos, sin;  // [pos, dims]
+  };
+  using RopeTables = std::vector<RopeTable>;
   at::Tensor attention(const Layer& w, const at::Tensor& h, std::int64_t layer, std::int64_t offset,
-                       KvCache* cache, const HookRun& run) const;
+                       KvCache* cache, const HookRun& run, RopeTables& ropes) const;
   // softmax(q k^T * scale + causal mask) v with LibTorch: q [B, H, T, dh], k, v [B, H, S, dh]
   // -> [B, T, H*dh].
   at::Tensor blockedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale) const;
@@ -117,7 +124,8 @@ class Transformer {
   // The norm in two steps: normalised (no weights), then the weights (and bias).
   at::Tensor normalize(const at::Tensor& x) const;
   at::Tensor normWeights(const at::Tensor& y, const at::Tensor& w, const at::Tensor& b) const;
-  at::Tensor rope(const at::Tensor& x, std::int64_t offset, const at::Tensor& inv_freq) const;
+  const RopeTable& ropeTable(RopeTables& tables, const at::Tensor& inv_freq, std::int64_t offset, std::int64_t T) const;
+  at::Tensor rope(const at::Tensor& x, const RopeTable& table) const;
 
   ModelConfig config_;
   c10::Device device_;

@@ -39,7 +39,7 @@ bool torchAttentionAvailable() {
 bool setTorchAttentionOnCpu(bool on) { return torchAttentionOnCpuFlag().exchange(on); }
 
 at::Tensor Transformer::attention(const Layer& w, const at::Tensor& h, std::int64_t layer,
-                                  std::int64_t offset, KvCache* cache, const HookRun& run) const {
+                                  std::int64_t offset, KvCache* cache, const HookRun& run, RopeTables& ropes) const {
   const ModelConfig& c = config_;
   const std::int64_t B = h.size(0), T = h.size(1), H = c.n_heads, Hkv = c.n_kv_heads, dh = c.d_head;
   at::Tensor q, k, v;
@@ -69,8 +69,9 @@ at::Tensor Transformer::attention(const Layer& w, const at::Tensor& h, std::int6
     k = norm(k, w.k_norm_w, at::Tensor());
   }
   if (!c.learned_positions) {
-    q = rope(q, offset, w.inv_freq);
-    k = rope(k, offset, w.inv_freq);
+    const RopeTable& table = ropeTable(ropes, w.inv_freq, offset, q.size(2));
+    q = rope(q, table);
+    k = rope(k, table);
   }
   if (cache != nullptr) {
     if (static_cast<std::int64_t>(cache->k.size()) <= layer) {
