@@ -215,10 +215,11 @@ class TestTransformer : public QObject {
   // logits and hooks of fused qkv, grouped queries and qk-norm, and the KV cache's single queries.
   void torchAttentionMatchesTransformers() {
     if (!torchAttentionAvailable()) QSKIP("LibTorch before 2.1 has no scaled_dot_product_attention");
-    const bool was = setTorchAttentionOnCpu(true), fused = setFusedAttention(false);
+    struct Switches {  // set for this test, as they were afterwards
+      bool torch = setTorchAttentionOnCpu(true), fused = setFusedAttention(false);
+      ~Switches() { setFusedAttention(fused), setTorchAttentionOnCpu(torch); }
+    } switches;
     for (const char* name : {"gpt2-tiny", "llama-tiny", "qwen3-tiny", "gpt_neox-tiny"}) golden(name);
-    setFusedAttention(fused);
-    setTorchAttentionOnCpu(was);
   }
 
   // Packed products equal LibTorch's to fp32 rounding for every shape, layout and activation, follow
