@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
 # Rebuilds the real demo's SAE and corpus sample (data/smollm2/) from scratch: the corpus from
 # Debian packages, activations of SmolLM2-135M-Instruct at the middle of its residual stream
-# harvested to disk, a TopK SAE trained over them for two epochs, then per-feature thresholds
-# at 0.5 of each feature's maximum on a second, held-apart harvest with the decoder refitted to
-# the codes that remain, exported in F16. The SAE keeps the end-of-text rows in training
+# harvested to disk, a TopK SAE of 16,384 features trained over them for two epochs, then
+# per-feature thresholds at 0.5 of each feature's maximum on a second, held-apart harvest with
+# the decoder refitted to the codes that remain, exported in F16. The SAE keeps the end-of-text rows in training
 # (--skip-end-of-text false): SAEs trained without them reconstruct better but were rated less
 # consistent (data/README.md).
 # Every stage resumes when interrupted (the harvest skips the chunks on disk, training continues
-# from its checkpoint). About 2 hours on two cores.
+# from its checkpoint). About 2 hours on two cores (harvest 50-60 minutes, training 40).
 # Usage: bash packaging/build-smollm2-demo.sh [WORK]   (WORK defaults to build/smollm2-work)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-build/smollm2-work}
 BUILD=${BUILD:-build}
 HOOK=blocks.15.hook_resid_post   # the 16th of 30 blocks: the middle of the model
-HARVEST_TOKENS=${HARVEST_TOKENS:-8388608}
-TRAIN_TOKENS=${TRAIN_TOKENS:-16777216}
+HARVEST_TOKENS=${HARVEST_TOKENS:-6291456}
+TRAIN_TOKENS=${TRAIN_TOKENS:-12582912}
 SAMPLE_TOKENS=${SAMPLE_TOKENS:-600000}
 SUDO=""; if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 $SUDO apt-get install -y -q --no-install-recommends bible-kjv fortunes fortunes-min dict-gcide dict-wn dict-devil \
@@ -32,7 +32,7 @@ mkdir -p "$WORK"
 "$CLI" harvest --model "$MODEL" --hook "$HOOK" --corpus "$WORK/corpus" --tokens "$HARVEST_TOKENS" --context 128 \
   --seed 1 --out "$WORK/acts" --threads 2 --skip-end-of-text false
 "$CLI" train-sae --activations "$WORK/acts" --model "$MODEL" --hook "$HOOK" --corpus "$WORK/corpus" --context 128 \
-  --arch topk --k 32 --d-sae 8192 --tokens "$TRAIN_TOKENS" --batch-size 4096 --lr 4e-4 --seed 1 \
+  --arch topk --k 32 --d-sae 16384 --tokens "$TRAIN_TOKENS" --batch-size 4096 --lr 4e-4 --seed 1 \
   --out "$WORK/sae" --threads 2 --skip-end-of-text false | tee "$WORK/sae-training.log"
 mkdir -p data/smollm2/sae data/smollm2/corpus
 "$CLI" sae-convert --sae "$WORK/sae" --out "$WORK/sae-f16" --dtype f16
