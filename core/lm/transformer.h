@@ -114,11 +114,12 @@ class Transformer {
   bool useFusedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) const;
   at::Tensor fusedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale) const;
   // With a sliding window and/or soft-capped scores: the whole score matrix, masked.
-  at::Tensor maskedAttention(const at::Tensor& q, at::Tensor k, at::Tensor v, double scale, std::int64_t window) const;
+  at::Tensor maskedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale,
+                             std::int64_t window) const;
   // torch's scaled_dot_product_attention (flash or memory-efficient kernels): on accelerators,
-  // for a whole window or a single new query. q [B, H, T, dh], k, v [B, Hkv, S, dh].
+  // for a whole window or a single new query. q, k, v [B, H, T or S, dh].
   bool useTorchAttention(const at::Tensor& q, const at::Tensor& k) const;
-  at::Tensor torchAttention(const at::Tensor& q, at::Tensor k, at::Tensor v, double scale) const;
+  at::Tensor torchAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale) const;
   at::Tensor mlp(const Layer& w, const at::Tensor& h, const HookRun& run) const;
   at::Tensor norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const;
   // The norm in two steps: normalised (no weights), then the weights (and bias).

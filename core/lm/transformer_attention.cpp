@@ -27,6 +27,12 @@ std::atomic<bool>& torchAttentionOnCpuFlag() {
   static std::atomic<bool> on{false};
   return on;
 }
+
+// Grouped queries: each of the Hkv key/value heads serves H / Hkv query heads, in order (as
+// Hugging Face's repeat_kv). [B, Hkv, S, dh] -> [B, H, S, dh].
+at::Tensor repeatKvHeads(const at::Tensor& t, std::int64_t H) {
+  return t.size(1) == H ? t : t.repeat_interleave(H / t.size(1), 1);
+}
 }  // namespace
 
 bool torchAttentionAvailable() {
@@ -94,25 +100,18 @@ at::Tensor Transformer::attention(const Layer& w, const at::Tensor& h, std::int6
     out = maskedAttention(q, k, v, scale, window);
   } else if (useFusedAttention(q, k, v)) {
     out = fusedAttention(q, k, v, scale);
-  } else if (useTorchAttention(q, k)) {
-    out = torchAttention(q, k, v, scale);
   } else {
-    if (Hkv != H) {
-      k = k.repeat_interleave(H / Hkv, 1);  // [B, H, S, dh]
-      v = v.repeat_interleave(H / Hkv, 1);
-    }
-    out = blockedAttention(q, k, v, scale);
+    k = repeatKvHeads(k, H);
+    v = repeatKvHeads(v, H);
+    out = useTorchAttention(q, k) ? torchAttention(q, k, v, scale) : blockedAttention(q, k, v, scale);
   }
   return project(w.o, run(kAttnZ, out), w.o_w, w.o_b);
 }
 
-at::Tensor Transformer::maskedAttention(const at::Tensor& q, at::Tensor k, at::Tensor v, double scale,
-                                        std::int64_t window) const {
-  const std::int64_t B = q.size(0), H = q.size(1), T = q.size(2), dh = q.size(3), S = k.size(2);
-  if (k.size(1) != H) {
-    k = k.repeat_interleave(H / k.size(1), 1);
-    v = v.repeat_interleave(H / v.size(1), 1);
-  }
+at::Tensor Transformer::maskedAttention(const at::Tensor& q, const at::Tensor& k_in, const at::Tensor& v_in,
+                                        double scale, std::int64_t window) const {
+  const std::int64_t B = q.size(0), H = q.size(1), T = q.size(2), dh = q.size(3), S = k_in.size(2);
+  const at::Tensor k = repeatKvHeads(k_in, H), v = repeatKvHeads(v_in, H);
   // The whole [B, H, T, S] score matrix, worked on in place (one copy live). Fine for the index's
   // windows and prompts; a blocked version is the next step for long contexts.
   at::Tensor scores = at::matmul(q, k.transpose(2, 3)).mul_(scale);  // [B, H, T, S]
@@ -209,17 +208,14 @@ bool Transformer::useTorchAttention(const at::Tensor& q, const at::Tensor& k) co
   return T == S || T == 1;
 }
 
-at::Tensor Transformer::torchAttention(const at::Tensor& q, at::Tensor k, at::Tensor v, double scale) const {
+at::Tensor Transformer::torchAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                       double scale) const {
   const std::int64_t B = q.size(0), H = q.size(1), T = q.size(2), dh = q.size(3);
-  if (k.size(1) != H) {  // grouped queries: each key/value head serves H / Hkv query heads
-    k = k.repeat_interleave(H / k.size(1), 1);
-    v = v.repeat_interleave(H / v.size(1), 1);
-  }
 #ifdef MONOSCOPE_TORCH_SDPA
   const at::Tensor out = at::scaled_dot_product_attention(q, k, v, {}, 0.0, T > 1, scale);  // [B, H, T, dh]
   return out.transpose(1, 2).reshape({B, T, H * dh});
 #else
-  (void)B, (void)T, (void)dh;
+  (void)B, (void)H, (void)T, (void)dh;
   return blockedAttention(q, k, v, scale);  // not reached: useTorchAttention is false
 #endif
 }
