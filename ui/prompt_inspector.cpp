@@ -12,6 +12,7 @@
 #include <QTableView>
 #include <QVBoxLayout>
 
+#include "api/training.h"
 #include "feature_score_model.h"
 #include "session.h"
 #include "token_text_view.h"
@@ -124,7 +125,8 @@ void PromptInspector::inspect() {
           c.id = t.id;
           c.byte_start = t.start;
           c.byte_end = t.end;
-          c.sink = encoded_.window > 0 && cells.size() % static_cast<std::size_t>(encoded_.window) == 0;
+          const auto at = static_cast<std::size_t>(cells.size());
+          c.sink = at < encoded_.sink.size() ? encoded_.sink[at] : 0;
           cells.push_back(c);
         }
         tokens_->setTokens(cells, 1.0f);
@@ -153,9 +155,16 @@ void PromptInspector::showToken(int token) {
   std::vector<core::FeatureScore> scores;
   for (const auto& a : encoded_.active[token]) scores.push_back({a.feature, a.value});
   token_model_->setScores(scores);
-  if (encoded_.window > 0 && token % encoded_.window == 0)
+  const auto sink = static_cast<std::size_t>(token) < encoded_.sink.size() ? encoded_.sink[static_cast<std::size_t>(token)]
+                                                                           : core::EncodedText::kNoSink;
+  if (sink == core::EncodedText::kFirstPosition)
     status_->setText(tr("Token %1 is the first of its window: an attention sink whose features are artifacts of "
                         "position, left out of the database and of contrastive search.").arg(token));
+  else if (sink == core::EncodedText::kMassiveRow)
+    status_->setText(tr("Token %1 has a residual norm over %2 times its window's median: an attention sink whose "
+                        "features are artifacts of position, left out of the database and of contrastive search.")
+                         .arg(token)
+                         .arg(core::kMassiveRowFactor));
 }
 
 void PromptInspector::highlightFeature(qint64 feature) {

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "api/training.h"
+
 namespace monoscope::ui {
 
 namespace {
@@ -153,6 +155,10 @@ void TokenTextView::paintEvent(QPaintEvent*) {
     const bool special = shown != cells_[i].text;
     p.setPen(special ? QColor(130, 130, 130) : text_color);
     p.drawText(r.adjusted(kPadX, kPadY, 0, 0), Qt::AlignLeft | Qt::AlignTop | Qt::TextDontClip, shown);
+    if (cells_[i].sink != 0) {  // flagged: its features are artifacts of position
+      p.setPen(QPen(QColor(130, 130, 130), 1, Qt::DashLine));
+      p.drawLine(r.left() + 1, r.bottom() - 1, r.right() - 1, r.bottom() - 1);
+    }
     if (i == center_ || i == selected_) {
       p.setPen(QPen(i == center_ ? QColor(200, 60, 0) : QColor(30, 90, 200), 1.5));
       p.setBrush(Qt::NoBrush);
@@ -186,9 +192,12 @@ bool TokenTextView::event(QEvent* event) {
     if (c.id >= 0) tip += tr("  id %1").arg(c.id);
     tip += tr("<br>activation <b>%1</b>").arg(c.value, 0, 'f', 3);
     if (c.byte_end > c.byte_start) tip += tr("<br>bytes %1-%2").arg(c.byte_start).arg(c.byte_end);
-    if (c.sink)
+    if (c.sink == 1)
       tip += tr("<br><i>first position of its window: an attention sink with a massive activation;<br>"
                 "left out of the database's statistics and of contrastive search</i>");
+    else if (c.sink != 0)
+      tip += tr("<br><i>a residual norm over %1 times its window's median: an attention sink;<br>"
+                "left out of the database's statistics and of contrastive search</i>").arg(core::kMassiveRowFactor);
     QToolTip::showText(help->globalPos(), tip, this, tokenRect(t));
     return true;
   }

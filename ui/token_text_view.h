@@ -18,7 +18,9 @@ struct TokenCell {
   std::int32_t id = -1;      // token id (-1 unknown)
   std::size_t byte_start = 0, byte_end = 0;  // span in the source text (both 0 when unknown)
   float value = 0.0f;        // activation highlighted
-  bool sink = false;         // a window's first position: an attention sink, left out of statistics
+  // An attention sink, left out of statistics and drawn with a dashed underline (values of
+  // core::EncodedText::Sink): 0 none, 1 a window's first position, 2 a row with a massive norm.
+  std::uint8_t sink = 0;
 };
 
 class TokenTextView : public QWidget {

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "api/engine_impl.h"
+#include "api/training.h"
 #include "lm/generator.h"
 #include "lm/hooks.h"
 #include "lm/packed_product.h"
@@ -151,12 +152,20 @@ void Engine::Impl::forEachWindow(const std::vector<std::int32_t>& ids,
   }
 }
 
+at::Tensor Engine::Impl::sinkRows(const at::Tensor& h) {
+  at::Tensor sink = massiveRowMask(h, kMassiveRowFactor);  // [w] bool, CPU
+  if (sink.size(0) > 0) sink[0] = true;
+  return sink;
+}
+
 at::Tensor Engine::Impl::maxActs(const std::vector<std::int32_t>& ids) const {
   at::Tensor best;
   forEachWindow(ids, [&](std::size_t, const at::Tensor& h) {
-    // A window's first position (an attention sink in most trained LMs) is left out unless it is
-    // the only one, so that no search is led by its artifacts.
-    const at::Tensor rows = h.size(0) > 1 ? h.narrow(0, 1, h.size(0) - 1) : h;  // [w, d_in]
+    // A window's first position (an attention sink in most trained LMs) and rows with a massive
+    // norm (secondary sinks) are left out unless nothing else is left, so that no search is led
+    // by their artifacts.
+    const at::Tensor keep = sinkRows(h).logical_not().nonzero().squeeze(1);
+    const at::Tensor rows = keep.size(0) > 0 ? h.index_select(0, keep.to(h.device())) : h;  // [w, d_in]
     const at::Tensor m = sae->maxOverRows(rows);  // [d_sae]
     best = best.defined() ? at::maximum(best, m) : m;
   });
@@ -283,8 +292,13 @@ EncodedText Engine::encode(std::string_view text, std::size_t max_per_token) con
   std::vector<std::int32_t> ids;
   for (const auto& t : out.tokens) ids.push_back(t.id);
   out.active.resize(ids.size());
+  out.sink.assign(ids.size(), EncodedText::kNoSink);
   // Window by window, and in blocks of features for a dictionary too wide for [window, d_sae].
   impl_->forEachWindow(ids, [&](std::size_t start, const at::Tensor& h) {
+    const at::Tensor massive = massiveRowMask(h, kMassiveRowFactor).contiguous();
+    for (std::int64_t r = 0; r < massive.size(0); ++r)
+      if (massive.data_ptr<bool>()[r]) out.sink[start + static_cast<std::size_t>(r)] = EncodedText::kMassiveRow;
+    out.sink[start] = EncodedText::kFirstPosition;
     const std::int64_t k = std::min<std::int64_t>(static_cast<std::int64_t>(max_per_token), impl_->sae->config().d_sae);
     if (k <= 0) return;
     const auto top = impl_->sae->encodeTop(h, k);

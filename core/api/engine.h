@@ -54,6 +54,11 @@ struct EncodedText {
   // Per token, its active features sorted by activation (strongest first).
   std::vector<std::vector<FeatureActivation>> active;
   std::int64_t window = 0;  // tokens per window the text was cut into
+  // Per token: kNoSink, or why its features are position artifacts (attention sinks) that the
+  // database and contrastive search leave out: the first position of its window, or a residual
+  // norm above kMassiveRowFactor times the window's median (api/training.h).
+  enum Sink : std::uint8_t { kNoSink = 0, kFirstPosition = 1, kMassiveRow = 2 };
+  std::vector<Sink> sink;
 };
 
 struct GenerateRequest {

@@ -32,7 +32,10 @@ struct Engine::Impl {
   // Window by window: fn(first token, activations [w, d_model] at the SAE's hook), for the SAE's
   // own products (a dictionary too wide for [w, d_sae] works a block of features at a time).
   void forEachWindow(const std::vector<std::int32_t>& ids, const std::function<void(std::size_t, const at::Tensor&)>& fn) const;
-  // [d_sae] max over the tokens, each window's first position left out (unless it is alone)
+  // The rows of one window's activations h [w, d_model] that are attention sinks: its first
+  // position and rows whose norm is above kMassiveRowFactor times the median (bool [w], CPU).
+  static at::Tensor sinkRows(const at::Tensor& h);
+  // [d_sae] max over the tokens, each window's sink rows left out (unless nothing else is left)
   at::Tensor maxActs(const std::vector<std::int32_t>& ids) const;
   std::vector<std::int32_t> tokenIds(std::string_view text, const char* what) const;
   // Loads the dictionary in `sae_dir` (empty: none), checks it fits the model, and makes it the

@@ -19,6 +19,7 @@
 
 #include "api/engine.h"
 #include "api/indexer.h"
+#include "api/training.h"
 #include "api/engine_impl.h"
 #include "index/index_job.h"
 #include "index/token_corpus.h"
@@ -43,28 +44,6 @@ std::string absolute(const std::string& p) {
   std::error_code ec;
   const auto a = fs::weakly_canonical(fs::absolute(p), ec);
   return ec ? p : a.string();
-}
-
-// The sparse record of one window: its positions are rows [first, first + n) of `rows`. Positions
-// before `from` (the first one, an attention sink, when it is skipped) and those holding the
-// token `boundary` (the end-of-text token between documents, a sink of its own; -1: none) record
-// no activations.
-WindowLog toLog(const SparseRows& rows, std::int64_t first, std::int64_t n, std::vector<std::int32_t> tokens,
-                std::int64_t from, std::int32_t boundary) {
-  WindowLog log;
-  log.tokens = std::move(tokens);
-  const auto at = [&](std::int64_t r) { return rows.offsets[static_cast<std::size_t>(first + r)]; };
-  log.offsets.reserve(static_cast<std::size_t>(n + 1));
-  log.offsets.push_back(0);
-  for (std::int64_t p = 0; p < n; ++p) {
-    const bool kept = p >= from && log.tokens[static_cast<std::size_t>(p)] != boundary;
-    if (kept) {
-      log.features.insert(log.features.end(), rows.features.begin() + at(p), rows.features.begin() + at(p + 1));
-      log.acts.insert(log.acts.end(), rows.acts.begin() + at(p), rows.acts.begin() + at(p + 1));
-    }
-    log.offsets.push_back(static_cast<std::uint32_t>(log.features.size()));
-  }
-  return log;
 }
 
 }  // namespace
@@ -93,7 +72,7 @@ std::map<std::string, std::string> scanSettings(const IndexOptions& o, const Eng
           {"histogram_bins", std::to_string(o.histogram_bins)},
           {"neighbours", std::to_string(o.neighbours)},
           {"neighbour_method", o.neighbour_method},
-          {"first_position", o.skip_first ? "skipped, with document boundaries" : "scanned"},
+          {"first_position", o.skip_first ? "skipped, with document boundaries and massive rows" : "scanned"},
           {"umap", o.umap ? "1" : "0"},
           {"umap_epochs", std::to_string(o.umap_epochs)}};
 }
@@ -207,10 +186,12 @@ void scanCorpus(const IndexOptions& o, const Engine& engine, const std::string& 
         appendPositiveRows(acts.data_ptr<float>(), acts.size(0), acts.size(1), &rows);
       }
     }
+    // Rows far above the block's median norm are sinks like the first position (with skip_first).
+    const at::Tensor massive = o.skip_first ? massiveRowMask(flat_h, kMassiveRowFactor).contiguous() : at::Tensor();
     for (std::int64_t w = 0; w < e - s; ++w) {
       block.blobs[static_cast<std::size_t>(w)] =
-          toLog(rows, w * context, context, std::move(toks[static_cast<std::size_t>(w)]), o.skip_first ? 1 : 0,
-                boundary)
+          WindowLog::fromRows(rows, w * context, context, std::move(toks[static_cast<std::size_t>(w)]), o.skip_first ? 1 : 0,
+                boundary, massive.defined() ? massive.data_ptr<bool>() + w * context : nullptr)
               .serialize();
     }
     return block;

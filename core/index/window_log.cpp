@@ -7,6 +7,27 @@
 
 namespace monoscope::core {
 
+WindowLog WindowLog::fromRows(const SparseRows& rows, std::int64_t first, std::int64_t n, std::vector<std::int32_t> tokens,
+                              std::int64_t from, std::int32_t boundary, const bool* massive) {
+  if (static_cast<std::int64_t>(tokens.size()) != n || first < 0 || first + n > rows.rows())
+    throw Error("window record: " + std::to_string(n) + " positions from row " + std::to_string(first) + " of " +
+                std::to_string(rows.rows()) + " with " + std::to_string(tokens.size()) + " tokens");
+  WindowLog log;
+  log.tokens = std::move(tokens);
+  const auto at = [&](std::int64_t r) { return rows.offsets[static_cast<std::size_t>(first + r)]; };
+  log.offsets.reserve(static_cast<std::size_t>(n + 1));
+  log.offsets.push_back(0);
+  for (std::int64_t p = 0; p < n; ++p) {
+    const bool kept = p >= from && log.tokens[static_cast<std::size_t>(p)] != boundary && (massive == nullptr || !massive[p]);
+    if (kept) {
+      log.features.insert(log.features.end(), rows.features.begin() + at(p), rows.features.begin() + at(p + 1));
+      log.acts.insert(log.acts.end(), rows.acts.begin() + at(p), rows.acts.begin() + at(p + 1));
+    }
+    log.offsets.push_back(static_cast<std::uint32_t>(log.features.size()));
+  }
+  return log;
+}
+
 float WindowLog::value(std::size_t p, std::uint32_t feature) const {
   const auto b = features.begin() + offsets[p], e = features.begin() + offsets[p + 1];
   const auto it = std::lower_bound(b, e, feature);

@@ -305,13 +305,18 @@ at::Tensor Sae::transcode(const at::Tensor& x) const {
   return out;
 }
 
+at::Tensor massiveRowMask(const at::Tensor& x, double factor) {
+  c10::InferenceMode guard;
+  if (x.size(0) == 0) return at::zeros({0}, at::TensorOptions().dtype(at::kBool));
+  const at::Tensor norms = x.to(at::kFloat).flatten(1).norm(2, -1);
+  const double median = norms.nanmedian().item<double>();  // a row of NaNs does not hide the others
+  if (!(median > 0) || !std::isfinite(median)) return at::zeros({x.size(0)}, at::TensorOptions().dtype(at::kBool));
+  return (norms <= median * factor).logical_not().to(at::kCPU);  // a non-finite norm is not ordinary
+}
+
 at::Tensor ordinaryRows(const at::Tensor& x, double factor) {
   c10::InferenceMode guard;
-  if (x.size(0) == 0) return at::empty({0}, x.options().dtype(at::kLong));
-  const at::Tensor norms = x.to(at::kFloat).flatten(1).norm(2, -1);
-  const double median = norms.median().item<double>();
-  if (!(median > 0) || !std::isfinite(median)) return at::arange(x.size(0), norms.options().dtype(at::kLong));
-  return (norms <= median * factor).nonzero().squeeze(1);
+  return massiveRowMask(x, factor).logical_not().nonzero().squeeze(1).to(x.device());
 }
 
 ReconstructionMetrics Sae::metrics(const at::Tensor& x) const {

@@ -31,6 +31,9 @@ struct ReconstructionMetrics {
 // median and hold much of its variance; measures over the others say how ordinary rows fare. With
 // a median of zero (or not finite) every row is ordinary.
 at::Tensor ordinaryRows(const at::Tensor& x, double factor);
+// The complement as a mask: true for the rows of x [n, d] whose norm exceeds `factor` times the
+// median row norm, or is not finite (a bool tensor [n] on the CPU).
+at::Tensor massiveRowMask(const at::Tensor& x, double factor);
 
 class Sae {
  public:

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "api/engine.h"
 #include "io/gguf.h"
 #include "io/gguf_import.h"
 #include "io/gguf_tokenizer.h"
@@ -300,6 +301,34 @@ class TestGguf : public QObject {
       const at::Tensor ref = ints(expected, "greedy_" + std::to_string(i));
       QCOMPARE(at::tensor(std::vector<std::int64_t>(out.begin(), out.end())).equal(ref), true);
     }
+  }
+
+  // SmolLM2 puts a second, massive residual norm on the token after a window's first when the
+  // window starts inside a number: that row is flagged like the first position, and contrastive
+  // search is not led by the hundreds-strong features the shipped dictionary has for it.
+  void smollm2SecondarySinksAreFlagged() {
+    const std::string path = smollm2Path();
+    const fs::path sae = fs::path(MONOSCOPE_FIXTURES).parent_path().parent_path() / "data" / "smollm2" / "sae";
+    if (path.empty() || !fs::exists(sae / "cfg.json")) QSKIP("SmolLM2-135M-Instruct or its SAE is not installed");
+    EngineOptions o;
+    o.model_dir = path;
+    o.sae_dir = sae.string();
+    const auto engine = Engine::open(o);
+    const std::string numeric = "227` is the code, and 3363 the next one.";
+    const auto enc = engine->encode(numeric);
+    QCOMPARE(enc.sink.size(), enc.tokens.size());
+    QCOMPARE(enc.sink[0], EncodedText::kFirstPosition);
+    QCOMPARE(enc.sink[1], EncodedText::kMassiveRow);
+    float strongest_on_sink = 0;
+    for (const auto& a : enc.active[1]) strongest_on_sink = std::max(strongest_on_sink, a.value);
+    QVERIFY2(strongest_on_sink > 100, std::to_string(strongest_on_sink).c_str());
+    int flagged = 0;
+    for (std::size_t i = 2; i < enc.sink.size(); ++i) flagged += enc.sink[i] != EncodedText::kNoSink;
+    QCOMPARE(flagged, 0);
+    const auto plain = engine->encode("The capital of France is Paris, and the river is the Seine.");
+    for (std::size_t i = 1; i < plain.sink.size(); ++i) QCOMPARE(plain.sink[i], EncodedText::kNoSink);
+    for (const auto& f : engine->contrastive(numeric, "The cat sat on the mat.", 10))
+      QVERIFY2(f.score < 0.1 * strongest_on_sink, ("feature " + std::to_string(f.feature) + " scores " + std::to_string(f.score)).c_str());
   }
 
   // "org/name[@rev][/path]" resolves through the Hugging Face hub cache, offline: refs/main or a

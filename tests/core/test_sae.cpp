@@ -7,6 +7,7 @@
 #include <QtTest>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <fstream>
 
@@ -148,6 +149,14 @@ class TestSae : public QObject {
     QVERIFY(sae->metrics(by_hand).fraction_variance_explained != sae->metrics(x).fraction_variance_explained);
     QCOMPARE(ordinaryRows(at::zeros({8, 4}), 10.0).size(0), std::int64_t{8});  // median 0: nothing is massive
     QCOMPARE(ordinaryRows(at::zeros({0, 4}), 10.0).size(0), std::int64_t{0});
+    // The mask marks exactly the rows left out, and a row with a non-finite norm among them.
+    const at::Tensor mask = massiveRowMask(x, 10.0);
+    QCOMPARE(mask.scalar_type(), at::kBool);
+    QCOMPARE(mask.sum().item<std::int64_t>(), std::int64_t{2});
+    QVERIFY(mask[17].item<bool>() && mask[200].item<bool>() && !mask[18].item<bool>());
+    x[5].fill_(std::numeric_limits<float>::quiet_NaN());
+    QVERIFY(massiveRowMask(x, 10.0)[5].item<bool>());
+    QCOMPARE(ordinaryRows(x, 10.0).size(0), std::int64_t{253});
   }
 
   // An EleutherAI sparsify coder (folder named after its hookpoint) encodes and reconstructs as
