@@ -41,6 +41,8 @@ namespace {
 
 const std::string kNoDomain;
 constexpr std::int64_t kRareActivations = 20;  // fewer in the scan: the explanation says "Rare"
+constexpr double kWindowStartShare = 0.5;      // of the examples' activation at a window's first two
+                                               // tokens (2 of 128 by chance): "Window start"
 
 // Mean plus `sds` standard deviations of a histogram's values, each bin at its centre.
 double histogramAbove(const Histogram& h, double sds) {
@@ -347,6 +349,8 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
           ins.reset();
           FeatureEvidence& ev = evidence[static_cast<std::size_t>(r.feature)];
           ev.mass[log.tokens[static_cast<std::size_t>(r.pos)]] += r.act;
+          ev.total += r.act;
+          if (r.pos < 2) ev.window_start += r.act;
           for (int back = 1; back <= 2 && r.pos - back >= 0; ++back) ev.before[log.tokens[static_cast<std::size_t>(r.pos - back)]] += r.act;
           if (static_cast<std::size_t>(r.pos) + 1 < log.tokens.size()) ev.after[log.tokens[static_cast<std::size_t>(r.pos) + 1]] += r.act;
           const std::int32_t dom = domains.of(w);
@@ -449,6 +453,12 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
       if (c == 0) ++dead;
       AutoExplanation ex = c > 0 ? explainFeature(evidence[fu], profile, text_of) : AutoExplanation{};
       // A handful of activations cannot support a concept, however high the lifts: say so first.
+      // A window's start (after the first position, left out) sees almost no context: a feature
+      // whose examples sit mostly there is an artifact of position, whatever its tokens.
+      const FeatureEvidence& ev = evidence[fu];
+      if (c > 0 && ev.total > 0 && ev.window_start >= kWindowStartShare * ev.total)
+        ex.text = "Window start (" + std::to_string(std::lround(100.0 * ev.window_start / ev.total)) +
+                  "% on a window's first two tokens): " + ex.text;
       if (c > 0 && c < kRareActivations) ex.text = "Rare (" + std::to_string(c) + " activations): " + ex.text;
       keywords[fu] = explanationParts(ex.text);
       const std::vector<std::int64_t> h(hist.begin() + f * H, hist.begin() + (f + 1) * H);

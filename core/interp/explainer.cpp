@@ -194,11 +194,21 @@ AutoExplanation explainFeature(const FeatureEvidence& ev, const CorpusProfile& c
   return out;
 }
 
+std::size_t explanationWarningsEnd(const std::string& text) {
+  std::size_t at = 0;
+  for (;;) {
+    const bool warning = text.compare(at, 6, "Rare (") == 0 || text.compare(at, 14, "Window start (") == 0;
+    const auto end = warning ? text.find("): ", at) : std::string::npos;
+    if (end == std::string::npos) return at;
+    at = end + 3;
+  }
+}
+
 ExplanationParts explanationParts(const std::string& text) {
   ExplanationParts p;
-  // "Rare (N activations): Fires on ..." is the automatic shape with a warning in front.
-  const auto fires = text.rfind("Rare (", 0) == 0 ? text.find("): Fires on ") : std::string::npos;
-  const std::string explanation = fires != std::string::npos ? text.substr(fires + 3) : text;
+  // "Rare (N activations): Fires on ..." is the automatic shape with warnings in front.
+  const std::size_t start = explanationWarningsEnd(text);
+  const std::string explanation = text.rfind("Fires on ", start) == start ? text.substr(start) : text;
   if (explanation.rfind("Fires on ", 0) != 0) {  // a person's or an LLM's words
     p.tokens = explanationKeywords(explanation);
     return p;

@@ -26,7 +26,14 @@ struct FeatureEvidence {
   std::vector<double> domain_mass;                  // per corpus domain (may be empty)
   std::unordered_map<std::int32_t, double> after;   // token at +1 -> activation summed
   std::vector<std::string> promotes;                // strongest logit effects, token texts (best first)
+  double total = 0;         // activation summed over the examples
+  double window_start = 0;  // the part of it at a window's first two positions
 };
+
+// Warnings the indexer puts in front of an automatic explanation ("Rare (N activations): ",
+// "Window start (N% on a window's first two tokens): "): returns where the explanation proper
+// starts (0 when there is none).
+std::size_t explanationWarningsEnd(const std::string& text);
 
 // The scanned corpus the evidence is compared with.
 struct CorpusProfile {
@@ -45,8 +52,8 @@ AutoExplanation explainByTokenLift(const std::unordered_map<std::int32_t, double
                                    const std::function<std::string(std::int32_t)>& token_text);
 
 // The parts of an explanation, for the concept scorer: the automatic shape above is read part by
-// part (after a "Rare (N activations): " warning, which the indexer puts in front of features
-// with fewer than 20 activations); any other text (a person's or an LLM's) gives keywords that
+// part (after the warnings above: "Rare" for features with fewer than 20 activations, "Window
+// start" for those whose examples sit mostly at a window's start); any other text (a person's or an LLM's) gives keywords that
 // all count as tokens.
 struct ExplanationParts {
   std::vector<std::string> tokens;   // lower-cased, trimmed

@@ -182,6 +182,13 @@ class TestScoring : public QObject {
     QCOMPARE(parts.context, std::vector<std::string>{"foldoc"});
     QCOMPARE(QString::fromStdString(parts.domain), QString("computing"));
     QCOMPARE(explanationParts("Rare (3 activations): " + ex.text).context, parts.context);
+    // Warnings in front, in either order, are skipped; an unterminated one is not a warning.
+    const std::string start = "Window start (84% on a window's first two tokens): ";
+    QCOMPARE(explanationParts(start + "Rare (3 activations): " + ex.text).context, parts.context);
+    QCOMPARE(explanationParts("Rare (3 activations): " + start + ex.text).domain, parts.domain);
+    QCOMPARE(explanationWarningsEnd("Rare (3 activations): " + start + ex.text), std::size_t{22} + start.size());
+    QCOMPARE(explanationWarningsEnd(ex.text), std::size_t{0});
+    QCOMPARE(explanationWarningsEnd("Rare (unterminated"), std::size_t{0});
     // Weak evidence is left out: a common context token, a domain at its corpus share.
     FeatureEvidence weak = ev;
     weak.before = {{1, 5.0}, {2, 5.0}};

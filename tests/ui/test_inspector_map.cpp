@@ -41,6 +41,11 @@ class TestInspectorMap : public QObject {
     const auto& last = encoded.active.back();
     QCOMPARE(inspector.lastTokenModel()->rowCount(), static_cast<int>(std::min<std::size_t>(20, last.size())));
     QCOMPARE(inspector.lastTokenModel()->featureAt(0), last.front().feature);
+    // Each window's first token is flagged as an attention sink, as the engine marks it.
+    QCOMPARE(encoded.sink.size(), encoded.tokens.size());
+    QCOMPARE(inspector.tokens()->tokens().front().sink, std::uint8_t{1});
+    for (std::size_t i = 1; i < encoded.sink.size(); ++i)
+      QCOMPARE(inspector.tokens()->tokens()[static_cast<int>(i)].sink, static_cast<std::uint8_t>(encoded.sink[i]));
     // Clicking a token lists that token's features.
     auto* view = inspector.tokens();
     view->resize(600, 100);

@@ -85,6 +85,28 @@ class TestTokenView : public QObject {
     QCOMPARE(clicked.count(), 1);
     QCOMPARE(clicked.front().front().toInt(), 7);
   }
+
+  // An attention sink is drawn flagged (a dashed underline); nothing else about it changes.
+  void sinksAreUnderlined() {
+    auto draw = [](std::uint8_t sink) {
+      TokenTextView view;
+      QVector<TokenCell> cells{{" plain", 1, 0, 0, 0.0f}, {" sink", 2, 0, 0, 0.0f}};
+      cells[1].sink = sink;
+      view.setTokens(cells, 1.0f);
+      view.resize(300, view.heightForWidth(300));
+      return std::make_pair(view.grab().toImage(), view.tokenRect(1));
+    };
+    const auto [plain, r] = draw(0);
+    const auto [first, r1] = draw(1);
+    const auto [massive, r2] = draw(2);
+    QCOMPARE(r1, r);
+    QVERIFY(plain != first);
+    QCOMPARE(first, massive);
+    // Only the flagged token's bottom edge differs.
+    for (int y = 0; y < plain.height(); ++y)
+      for (int x = 0; x < plain.width(); ++x)
+        if (plain.pixel(x, y) != first.pixel(x, y)) QVERIFY(r.contains(x, y) && y >= r.bottom() - 2);
+  }
 };
 
 QTEST_MAIN(TestTokenView)
