@@ -159,10 +159,10 @@ void PromptInspector::showToken(int token) {
                                                                            : core::EncodedText::kNoSink;
   if (sink == core::EncodedText::kFirstPosition)
     status_->setText(tr("Token %1 is the first of its window: an attention sink whose features are artifacts of "
-                        "position, left out of the database and of contrastive search.").arg(token));
+                        "position, left out of contrastive search and, by default, of the database.").arg(token));
   else if (sink == core::EncodedText::kMassiveRow)
     status_->setText(tr("Token %1 has a residual norm over %2 times its window's median: an attention sink whose "
-                        "features are artifacts of position, left out of the database and of contrastive search.")
+                        "features are artifacts of position, left out of contrastive search and, by default, of the database.")
                          .arg(token)
                          .arg(core::kMassiveRowFactor));
 }

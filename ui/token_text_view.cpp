@@ -194,10 +194,10 @@ bool TokenTextView::event(QEvent* event) {
     if (c.byte_end > c.byte_start) tip += tr("<br>bytes %1-%2").arg(c.byte_start).arg(c.byte_end);
     if (c.sink == 1)
       tip += tr("<br><i>first position of its window: an attention sink with a massive activation;<br>"
-                "left out of the database's statistics and of contrastive search</i>");
+                "left out of contrastive search and, by default, of the database's statistics</i>");
     else if (c.sink != 0)
       tip += tr("<br><i>a residual norm over %1 times its window's median: an attention sink;<br>"
-                "left out of the database's statistics and of contrastive search</i>").arg(core::kMassiveRowFactor);
+                "left out of contrastive search and, by default, of the database's statistics</i>").arg(core::kMassiveRowFactor);
     QToolTip::showText(help->globalPos(), tip, this, tokenRect(t));
     return true;
   }

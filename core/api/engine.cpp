@@ -152,10 +152,28 @@ void Engine::Impl::forEachWindow(const std::vector<std::int32_t>& ids,
   }
 }
 
-at::Tensor Engine::Impl::sinkRows(const at::Tensor& h) {
-  at::Tensor sink = massiveRowMask(h, kMassiveRowFactor);  // [w] bool, CPU
+at::Tensor Engine::Impl::sinkRows(const at::Tensor& h) const {
+  c10::InferenceMode guard;
+  const at::Tensor norms = rowNorms(h).view({1, -1});  // [1, w]
+  const double reference = norms.size(1) - 1 >= kSinkMedianRows ? 0.0 : referenceNorm();
+  at::Tensor sink = windowSinkMask(norms, kMassiveRowFactor, reference).view({-1});  // [w]
   if (sink.size(0) > 0) sink[0] = true;
   return sink;
+}
+
+double Engine::Impl::referenceNorm() const {
+  std::lock_guard<std::mutex> lock(reference_mu);
+  const auto known = reference_norms.find(info.hook_name);
+  if (known != reference_norms.end()) return known->second;
+  static const char* const kText =
+      "The committee met on Tuesday to discuss the budget for the new library and the repairs to the old bridge. "
+      "Several members asked for more time to read the report, while others wanted a vote that evening. In the end "
+      "the chair agreed to publish the figures on Monday and to hold the vote a week later.";
+  c10::InferenceMode guard;
+  const at::Tensor norms = rowNorms(hookActivations(tokenIds(kText, "the reference text")));  // [n]
+  const double median = norms.size(0) > 1 ? norms.narrow(0, 1, norms.size(0) - 1).nanmedian().item<double>() : 0.0;
+  reference_norms[info.hook_name] = median;
+  return median;
 }
 
 at::Tensor Engine::Impl::maxActs(const std::vector<std::int32_t>& ids) const {
@@ -295,9 +313,9 @@ EncodedText Engine::encode(std::string_view text, std::size_t max_per_token) con
   out.sink.assign(ids.size(), EncodedText::kNoSink);
   // Window by window, and in blocks of features for a dictionary too wide for [window, d_sae].
   impl_->forEachWindow(ids, [&](std::size_t start, const at::Tensor& h) {
-    const at::Tensor massive = massiveRowMask(h, kMassiveRowFactor).contiguous();
-    for (std::int64_t r = 0; r < massive.size(0); ++r)
-      if (massive.data_ptr<bool>()[r]) out.sink[start + static_cast<std::size_t>(r)] = EncodedText::kMassiveRow;
+    const at::Tensor sink = impl_->sinkRows(h).contiguous();  // the rule contrastive search uses
+    for (std::int64_t r = 1; r < sink.size(0); ++r)
+      if (sink.data_ptr<bool>()[r]) out.sink[start + static_cast<std::size_t>(r)] = EncodedText::kMassiveRow;
     out.sink[start] = EncodedText::kFirstPosition;
     const std::int64_t k = std::min<std::int64_t>(static_cast<std::int64_t>(max_per_token), impl_->sae->config().d_sae);
     if (k <= 0) return;

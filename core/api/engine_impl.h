@@ -3,7 +3,10 @@
 #include <functional>
 #include <ATen/ATen.h>
 
+#include <map>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <vector>
 
 #include "api/engine.h"
@@ -33,8 +36,14 @@ struct Engine::Impl {
   // own products (a dictionary too wide for [w, d_sae] works a block of features at a time).
   void forEachWindow(const std::vector<std::int32_t>& ids, const std::function<void(std::size_t, const at::Tensor&)>& fn) const;
   // The rows of one window's activations h [w, d_model] that are attention sinks: its first
-  // position and rows whose norm is above kMassiveRowFactor times the median (bool [w], CPU).
-  static at::Tensor sinkRows(const at::Tensor& h);
+  // position and rows windowSinkMask marks (bool [w], CPU); a window too short for a median of
+  // its own is measured against referenceNorm().
+  at::Tensor sinkRows(const at::Tensor& h) const;
+  // The median residual norm at the SAE's hook over a fixed neutral text (first position left
+  // out), measured once per hook.
+  double referenceNorm() const;
+  mutable std::mutex reference_mu;
+  mutable std::map<std::string, double> reference_norms;  // hook -> referenceNorm()
   // [d_sae] max over the tokens, each window's sink rows left out (unless nothing else is left)
   at::Tensor maxActs(const std::vector<std::int32_t>& ids) const;
   std::vector<std::int32_t> tokenIds(std::string_view text, const char* what) const;

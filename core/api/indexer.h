@@ -21,9 +21,10 @@ struct IndexOptions {
   std::int64_t context = 0;              // tokens per scanned window; 0: the SAE's context (<= n_ctx)
   std::int64_t batch = 8;                // windows per forward pass and per committed block
   bool skip_first = true;                // each window's first position records no activations (it
-                                         // is an attention sink in most trained LMs), nor does the
-                                         // end-of-text token at document boundaries (another); their
-                                         // tokens stay in the examples' context
+                                         // is an attention sink in most trained LMs), nor do the
+                                         // end-of-text token at document boundaries and rows with a
+                                         // massive norm (windowSinkMask, sae/sae.h: other sinks);
+                                         // their tokens stay in the examples' context
   int intervals = 10;                    // equal-width activation intervals over (0, max]
   int per_interval = 10;                 // uniform sample size per interval
   int top = 20;                          // top examples per feature

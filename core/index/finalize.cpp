@@ -42,7 +42,8 @@ namespace {
 const std::string kNoDomain;
 constexpr std::int64_t kRareActivations = 20;  // fewer in the scan: the explanation says "Rare"
 constexpr double kWindowStartShare = 0.5;      // of the examples' activation at a window's first two
-                                               // tokens (2 of 128 by chance): "Window start"
+                                               // tokens (by chance 1 of the 127 positions that record,
+                                               // the first left out): "Window start"
 
 // Mean plus `sds` standard deviations of a histogram's values, each bin at its centre.
 double histogramAbove(const Histogram& h, double sds) {
@@ -473,7 +474,7 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
       fi.bind(9, ex.top_tokens).bind(10, ex.text);
       fi.step();
       fi.reset();
-      ti.bind(1, f).bind(2, ex.text).bind(3, ex.top_tokens);
+      ti.bind(1, f).bind(2, ex.text.substr(explanationWarningsEnd(ex.text))).bind(3, ex.top_tokens);  // searched without the warnings
       ti.step();
       ti.reset();
       if (c > 0) {

@@ -187,7 +187,8 @@ void scanCorpus(const IndexOptions& o, const Engine& engine, const std::string& 
       }
     }
     // Rows far above the block's median norm are sinks like the first position (with skip_first).
-    const at::Tensor massive = o.skip_first ? massiveRowMask(flat_h, kMassiveRowFactor).contiguous() : at::Tensor();
+    const at::Tensor massive =
+        o.skip_first ? windowSinkMask(rowNorms(flat_h).view({e - s, context}), kMassiveRowFactor).contiguous() : at::Tensor();
     for (std::int64_t w = 0; w < e - s; ++w) {
       block.blobs[static_cast<std::size_t>(w)] =
           WindowLog::fromRows(rows, w * context, context, std::move(toks[static_cast<std::size_t>(w)]), o.skip_first ? 1 : 0,

@@ -208,7 +208,7 @@ ExplanationParts explanationParts(const std::string& text) {
   ExplanationParts p;
   // "Rare (N activations): Fires on ..." is the automatic shape with warnings in front.
   const std::size_t start = explanationWarningsEnd(text);
-  const std::string explanation = text.rfind("Fires on ", start) == start ? text.substr(start) : text;
+  const std::string explanation = text.substr(start);
   if (explanation.rfind("Fires on ", 0) != 0) {  // a person's or an LLM's words
     p.tokens = explanationKeywords(explanation);
     return p;

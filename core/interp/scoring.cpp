@@ -65,7 +65,8 @@ JobStatus scoreFeatures(const std::string& db_path, const ScoreOptions& o, const
           s = conceptScore(ctx, e.center, parts, e.domain);
         } else {
           try {
-            s = llmScore(o.llm, summary_row.explanation, e);
+            // The judge reads the explanation proper, without the indexer's warnings.
+            s = llmScore(o.llm, summary_row.explanation.substr(explanationWarningsEnd(summary_row.explanation)), e);
           } catch (const Error& err) {
             // A nonsense answer is skipped; a dead or slow endpoint stops the job.
             if (std::string(err.what()).rfind("the LLM answered", 0) != 0) throw;

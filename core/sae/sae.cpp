@@ -4,6 +4,7 @@
 #include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <mutex>
@@ -305,13 +306,31 @@ at::Tensor Sae::transcode(const at::Tensor& x) const {
   return out;
 }
 
+at::Tensor rowNorms(const at::Tensor& x) {
+  c10::InferenceMode guard;
+  const std::vector<std::int64_t> last{-1};
+  return at::linalg_vector_norm(x.flatten(1), 2, at::IntArrayRef(last), false, at::kFloat).to(at::kCPU);
+}
+
 at::Tensor massiveRowMask(const at::Tensor& x, double factor) {
   c10::InferenceMode guard;
   if (x.size(0) == 0) return at::zeros({0}, at::TensorOptions().dtype(at::kBool));
-  const at::Tensor norms = x.to(at::kFloat).flatten(1).norm(2, -1);
+  const at::Tensor norms = rowNorms(x);
   const double median = norms.nanmedian().item<double>();  // a row of NaNs does not hide the others
   if (!(median > 0) || !std::isfinite(median)) return at::zeros({x.size(0)}, at::TensorOptions().dtype(at::kBool));
-  return (norms <= median * factor).logical_not().to(at::kCPU);  // a non-finite norm is not ordinary
+  return (norms <= median * factor).logical_not();  // a non-finite norm is not ordinary
+}
+
+at::Tensor windowSinkMask(const at::Tensor& norms, double factor, double reference) {
+  c10::InferenceMode guard;
+  if (norms.dim() != 2) throw Error("window norms must be [windows, positions], not " + std::to_string(norms.dim()) + "-D");
+  const at::Tensor n = norms.to(at::kCPU, at::kFloat);
+  const at::Tensor rest = n.narrow(1, std::min<std::int64_t>(1, n.size(1)), std::max<std::int64_t>(0, n.size(1) - 1));
+  const double median = rest.numel() >= kSinkMedianRows ? rest.nanmedian().item<double>() : reference;
+  at::Tensor mask = at::zeros(n.sizes(), at::TensorOptions().dtype(at::kBool));
+  if (!(median > 0) || !std::isfinite(median) || n.size(1) < 2) return mask;
+  mask.narrow(1, 1, n.size(1) - 1).copy_((rest <= median * factor).logical_not());
+  return mask;
 }
 
 at::Tensor ordinaryRows(const at::Tensor& x, double factor) {

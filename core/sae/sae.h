@@ -34,6 +34,16 @@ at::Tensor ordinaryRows(const at::Tensor& x, double factor);
 // The complement as a mask: true for the rows of x [n, d] whose norm exceeds `factor` times the
 // median row norm, or is not finite (a bool tensor [n] on the CPU).
 at::Tensor massiveRowMask(const at::Tensor& x, double factor);
+// Row norms of x [n, ...] in float32, on the CPU (without a float32 copy of x).
+at::Tensor rowNorms(const at::Tensor& x);
+// Secondary attention sinks of windows, the one rule of the index, contrastive search and the
+// inspector: norms [windows, positions] (rowNorms of their rows) -> bool of the same shape, true
+// where a row's norm is over `factor` times the median norm of the rows after each window's
+// first position (that position, a sink of its own, is never marked here), or is not finite.
+// With fewer than kSinkMedianRows rows after the first positions the median is `reference`
+// instead (a typical norm measured elsewhere; 0: nothing is marked).
+constexpr std::int64_t kSinkMedianRows = 8;
+at::Tensor windowSinkMask(const at::Tensor& norms, double factor, double reference = 0);
 
 class Sae {
  public:

@@ -325,6 +325,11 @@ class TestGguf : public QObject {
     int flagged = 0;
     for (std::size_t i = 2; i < enc.sink.size(); ++i) flagged += enc.sink[i] != EncodedText::kNoSink;
     QCOMPARE(flagged, 0);
+    // A text too short for a median of its own is measured against the model's typical norm.
+    const auto digits = engine->encode("227");
+    QCOMPARE(digits.sink.size(), std::size_t{3});
+    QCOMPARE(digits.sink[1], EncodedText::kMassiveRow);
+    QCOMPARE(digits.sink[2], EncodedText::kNoSink);
     const auto plain = engine->encode("The capital of France is Paris, and the river is the Seine.");
     for (std::size_t i = 1; i < plain.sink.size(); ++i) QCOMPARE(plain.sink[i], EncodedText::kNoSink);
     for (const auto& f : engine->contrastive(numeric, "The cat sat on the mat.", 10))

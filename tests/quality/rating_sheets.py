@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import random
+import re
 import sqlite3
 import subprocess
 import sys
@@ -56,7 +57,10 @@ def example_text(ex, width=80):
 
 
 def sheet(j, top, per_interval):
-    lines = [f"explanation: {j.get('explanation', '')}",
+    # The indexer's warnings ("Rare (N activations): ", "Window start (...): ") are left out, so
+    # that databases built before and after they existed look alike to a reader.
+    explanation = re.sub(r"^(?:(?:Rare|Window start) \([^)]*\): )+", "", j.get("explanation", ""))
+    lines = [f"explanation: {explanation}",
              f"activations in the sample: {j['count']}, max {j['max_act']:.3f}", "", "top examples:"]
     lines += [example_text(e) for e in j["top_examples"][:top]]
     total = sum(iv["count"] for iv in j["intervals"]) or 1
