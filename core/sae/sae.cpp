@@ -312,24 +312,30 @@ at::Tensor rowNorms(const at::Tensor& x) {
   return at::linalg_vector_norm(x.flatten(1), 2, at::IntArrayRef(last), false, at::kFloat).to(at::kCPU);
 }
 
+namespace {
+// true where norms (float, CPU) are over factor x median or not finite; all false for a median
+// that is not positive and finite.
+at::Tensor aboveMedian(const at::Tensor& norms, double median, double factor) {
+  if (!(median > 0) || !std::isfinite(median)) return at::zeros(norms.sizes(), at::TensorOptions().dtype(at::kBool));
+  return (norms <= median * factor).logical_not();
+}
+}  // namespace
+
 at::Tensor massiveRowMask(const at::Tensor& x, double factor) {
   c10::InferenceMode guard;
   if (x.size(0) == 0) return at::zeros({0}, at::TensorOptions().dtype(at::kBool));
   const at::Tensor norms = rowNorms(x);
-  const double median = norms.nanmedian().item<double>();  // a row of NaNs does not hide the others
-  if (!(median > 0) || !std::isfinite(median)) return at::zeros({x.size(0)}, at::TensorOptions().dtype(at::kBool));
-  return (norms <= median * factor).logical_not();  // a non-finite norm is not ordinary
+  return aboveMedian(norms, norms.nanmedian().item<double>(), factor);  // a row of NaNs does not hide the others
 }
 
 at::Tensor windowSinkMask(const at::Tensor& norms, double factor, double reference) {
   c10::InferenceMode guard;
   if (norms.dim() != 2) throw Error("window norms must be [windows, positions], not " + std::to_string(norms.dim()) + "-D");
   const at::Tensor n = norms.to(at::kCPU, at::kFloat);
-  const at::Tensor rest = n.narrow(1, std::min<std::int64_t>(1, n.size(1)), std::max<std::int64_t>(0, n.size(1) - 1));
-  const double median = rest.numel() >= kSinkMedianRows ? rest.nanmedian().item<double>() : reference;
   at::Tensor mask = at::zeros(n.sizes(), at::TensorOptions().dtype(at::kBool));
-  if (!(median > 0) || !std::isfinite(median) || n.size(1) < 2) return mask;
-  mask.narrow(1, 1, n.size(1) - 1).copy_((rest <= median * factor).logical_not());
+  if (n.size(1) < 2) return mask;
+  const at::Tensor rest = n.narrow(1, 1, n.size(1) - 1);  // the first positions neither count nor are marked
+  mask.narrow(1, 1, n.size(1) - 1).copy_(aboveMedian(rest, rest.numel() >= kSinkMedianRows ? rest.nanmedian().item<double>() : reference, factor));
   return mask;
 }
 
