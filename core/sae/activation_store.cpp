@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "api/training.h"
 #include "io/safetensors.h"
 #include "io/torch_bridge.h"
 #include "io/weight_store.h"
@@ -17,7 +18,9 @@ namespace fs = std::filesystem;
 
 namespace monoscope::core {
 
-FileActivationSource::FileActivationSource(const std::string& path, std::uint64_t seed) : seed_(seed) {
+FileActivationSource::FileActivationSource(const std::string& path, std::uint64_t seed, std::int32_t boundary_token,
+                                           double massive_factor)
+    : seed_(seed) {
   std::vector<std::string> files;
   if (fs::is_directory(path)) {  // a harvest folder (sae/harvest.h): its chunks in order
     for (const auto& e : fs::directory_iterator(path)) {
@@ -53,9 +56,33 @@ FileActivationSource::FileActivationSource(const std::string& path, std::uint64_
     at::Tensor part = all_half ? at::from_blob(const_cast<std::uint8_t*>(view.data), view.shape, at::kHalf)
                                : toFloatTensor(view, file);
     if (!at::isfinite(part).all().item<bool>()) throw Error("'" + file + "' holds NaN or infinite activations");
-    acts_.narrow(0, at_row, view.shape[0]).copy_(part);
-    at_row += view.shape[0];
+    if (boundary_token >= 0 || massive_factor > 0) {
+      at::Tensor keep = at::ones({view.shape[0]}, at::kBool);  // [rows]
+      if (boundary_token >= 0) {
+        if (!f.has("tokens"))
+          throw Error("'" + file + "' has no tensor 'tokens' (the token id of each row), so its end-of-text rows cannot be left out",
+                      "harvest it again, or keep those rows (--skip-end-of-text false)");
+        const auto& tv = f.tensor("tokens");
+        if (tv.dtype != DType::I32 || tv.shape.size() != 1 || tv.shape[0] != view.shape[0])
+          throw Error("tensor 'tokens' in '" + file + "' must be I32 [" + std::to_string(view.shape[0]) + "], one id a row, got " +
+                      shapeString(tv.shape));
+        const at::Tensor tokens = at::from_blob(const_cast<std::uint8_t*>(tv.data), {tv.shape[0]}, at::kInt);
+        const at::Tensor boundary = tokens.eq(boundary_token);
+        left_out_boundary_ += boundary.sum().item<std::int64_t>();
+        keep &= boundary.logical_not();
+      }
+      if (massive_factor > 0) {
+        const at::Tensor massive = massiveRowMask(part, massive_factor).logical_and(keep);
+        left_out_massive_ += massive.sum().item<std::int64_t>();
+        keep &= massive.logical_not();
+      }
+      part = part.index_select(0, keep.nonzero().squeeze(1));
+    }
+    acts_.narrow(0, at_row, part.size(0)).copy_(part);
+    at_row += part.size(0);
   }
+  if (at_row == 0) throw Error("'" + path + "' holds no rows once end-of-text and massive rows are left out");
+  if (at_row < rows) acts_ = acts_.narrow(0, 0, at_row);
 }
 
 void FileActivationSource::reshuffle() {
@@ -135,12 +162,20 @@ void ModelActivationSource::refill() {
     at::Tensor windows = shard_->sample(batch, context_ - 1, gen_);  // [batch, context]
     at::Tensor acts = activations(windows);  // [batch, context, d_model]
     at::Tensor tokens = windows.narrow(1, 0, context_);
+    at::Tensor keep;  // [batch, positions] bool on the CPU, or undefined: every row
     if (skip_first_) {
+      // Secondary attention sinks are left out with the first position, by the index's rule.
+      const at::Tensor sink = windowSinkMask(rowNorms(acts.reshape({-1, width()})).view({acts.size(0), context_}), kMassiveRowFactor);
       acts = acts.narrow(1, 1, context_ - 1);
       tokens = tokens.narrow(1, 1, context_ - 1);
+      keep = sink.narrow(1, 1, context_ - 1).logical_not();
+    }
+    if (boundary_ >= 0) {
+      const at::Tensor ordinary = tokens.ne(boundary_).cpu();
+      keep = keep.defined() ? keep.logical_and(ordinary) : ordinary;
     }
     acts = acts.reshape({-1, width()});
-    if (boundary_ >= 0) acts = acts.index_select(0, tokens.reshape(-1).ne(boundary_).nonzero().squeeze(1).to(acts.device()));
+    if (keep.defined()) acts = acts.index_select(0, keep.reshape(-1).nonzero().squeeze(1).to(acts.device()));
     have += acts.size(0);
     fresh.push_back(acts);
   }

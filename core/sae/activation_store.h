@@ -20,13 +20,19 @@ class ActivationSource {
 };
 
 // Rows of tensor `activations` [n, d_in] (one file, or a harvest folder's chunks) in a seeded
-// random order, epoch after epoch.
+// random order, epoch after epoch. Rows can be left out as the index leaves them out: those whose
+// stored token id (tensor `tokens`, which harvest writes) is `boundary_token` (-1: none), and with
+// `massive_factor` > 0 those whose norm is over that many times the median of their file or chunk
+// (secondary attention sinks, kMassiveRowFactor; 0: none). `left_out()` counts them.
 class FileActivationSource : public ActivationSource {
  public:
-  FileActivationSource(const std::string& path, std::uint64_t seed);
+  FileActivationSource(const std::string& path, std::uint64_t seed, std::int32_t boundary_token = -1,
+                       double massive_factor = 0);
   at::Tensor next(std::int64_t n) override;
   std::int64_t width() const override { return acts_.size(1); }
   std::int64_t rows() const { return acts_.size(0); }
+  std::int64_t leftOutBoundary() const { return left_out_boundary_; }
+  std::int64_t leftOutMassive() const { return left_out_massive_; }
   // Positions the stream as if `consumed` rows had been read (for exact resumption).
   void skip(std::int64_t consumed);
   // Moves `n` rows further along the stream without reading them.
@@ -35,6 +41,7 @@ class FileActivationSource : public ActivationSource {
  private:
   at::Tensor acts_, perm_;
   std::uint64_t seed_;
+  std::int64_t left_out_boundary_ = 0, left_out_massive_ = 0;
   std::int64_t epoch_ = -1, pos_ = 0;
   void reshuffle();
 };
@@ -62,7 +69,7 @@ class ModelActivationSource : public ActivationSource {
   std::int64_t layer_;
   std::shared_ptr<const TokenShard> shard_;
   std::int64_t context_, buffer_tokens_;
-  bool skip_first_;  // leave out each window's first position
+  bool skip_first_;  // leave out each window's first position and its secondary sinks (windowSinkMask)
   std::int32_t boundary_;  // and the rows of this token (a document boundary), -1: none
   at::Generator gen_;
   at::Tensor buffer_;  // [rows, d_model]

@@ -95,7 +95,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
                                                        o.seed + 7919u * static_cast<std::uint64_t>(o.rank), o.skip_first, boundary);
   }
   if (!o.activations.empty()) {
-    auto fsrc = std::make_unique<FileActivationSource>(o.activations, o.seed);
+    auto fsrc = std::make_unique<FileActivationSource>(o.activations, o.seed, boundary, o.skip_first ? kMassiveRowFactor : 0);
     file_source = fsrc.get();
     source = std::move(fsrc);
     if (hook.empty()) hook = "blocks.0.hook_resid_post";
@@ -210,6 +210,13 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   j["context"] = context;
   j["first_position"] = o.skip_first ? "excluded from training and from the splice" : "included";
   if (boundary >= 0) j["end_of_text"] = "token " + std::to_string(boundary) + " excluded from training and from the splice";
+  if (o.skip_first)
+    j["secondary_sinks"] = "rows with a norm over " + std::to_string(static_cast<int>(kMassiveRowFactor)) +
+                           "x the median excluded from training (the index's rule)";
+  if (file_source != nullptr) {
+    j["activation_rows"] = file_source->rows();
+    j["rows_left_out"] = {{"end_of_text", file_source->leftOutBoundary()}, {"massive", file_source->leftOutMassive()}};
+  }
   j["metrics_on"] = model ? "16,384 held-out activations (the validation shard)" : "16,384 further training activations";
   j["fraction_variance_explained"] = r.fraction_variance_explained;
   j["l0"] = r.l0;

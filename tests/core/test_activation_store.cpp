@@ -225,6 +225,44 @@ class TestActivationStore : public QObject {
     QVERIFY(src.next(10).equal(resumed.next(10)));
   }
 
+  // Training from a harvest leaves out the rows the index leaves out: end-of-text rows (by the
+  // stored token ids) and rows whose norm is over the factor times the median.
+  void fileSourceLeavesOutBoundaryAndMassiveRows() {
+    std::vector<float> v(100 * 4);
+    std::vector<std::int32_t> t(100, 1);
+    for (int i = 0; i < 100; ++i)
+      for (int j = 0; j < 4; ++j) v[i * 4 + j] = (i == 10 || i == 20) ? 1e5f + static_cast<float>(i) : static_cast<float>(i);
+    for (int i : {5, 15, 25, 20}) t[i] = 7;  // row 20 is both
+    SafetensorsWriter w;
+    w.addF32("activations", {100, 4}, v);
+    w.add("tokens", DType::I32, {100}, t.data(), t.size() * 4);
+    const std::string p = dir_.path().toStdString() + "/marked.safetensors";
+    w.write(p);
+    FileActivationSource src(p, 3, 7, 10.0);
+    QCOMPARE(src.rows(), std::int64_t(95));
+    QCOMPARE(src.leftOutBoundary(), std::int64_t(4));
+    QCOMPARE(src.leftOutMassive(), std::int64_t(1));
+    const at::Tensor served = std::get<0>(src.next(95).select(1, 0).sort());
+    std::vector<float> expect;
+    for (int i = 0; i < 100; ++i)
+      if (i != 5 && i != 10 && i != 15 && i != 20 && i != 25) expect.push_back(static_cast<float>(i));
+    QVERIFY(served.equal(at::tensor(expect)));
+    QCOMPARE(FileActivationSource(p, 3).rows(), std::int64_t(100));
+    QCOMPARE(FileActivationSource(p, 3, -1, 10.0).rows(), std::int64_t(98));
+    // Without token ids the boundary rows cannot be found: refused, naming the file and the tensor.
+    SafetensorsWriter bare;
+    bare.addF32("activations", {100, 4}, v);
+    const std::string q = dir_.path().toStdString() + "/bare.safetensors";
+    bare.write(q);
+    try {
+      FileActivationSource(q, 3, 7);
+      QFAIL("a file without token ids was read as if its boundary rows were left out");
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      QVERIFY2(what.find("bare.safetensors") != std::string::npos && what.find("'tokens'") != std::string::npos, e.what());
+    }
+  }
+
   void perfectSpliceRecoversAllLoss() {
     // relu(x) - relu(-x) = x: an SAE with W_enc = [I, -I], W_dec = [I; -I] reconstructs exactly.
     SaeConfig cfg;
