@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "api/training.h"
 #include "io/safetensors.h"
 #include "io/torch_bridge.h"
 #include "io/weight_store.h"
@@ -123,7 +122,7 @@ at::Tensor FileActivationSource::next(std::int64_t n) {
 ModelActivationSource::ModelActivationSource(std::shared_ptr<const Transformer> model, std::string hook,
                                              std::shared_ptr<const TokenShard> shard, std::int64_t context,
                                              std::int64_t buffer_tokens, std::uint64_t seed, bool skip_first,
-                                             std::int32_t boundary_token)
+                                             std::int32_t boundary_token, double sink_factor)
     : model_(std::move(model)),
       hook_(std::move(hook)),
       layer_(hookLayer(hook_, model_->config().n_layers)),
@@ -132,9 +131,12 @@ ModelActivationSource::ModelActivationSource(std::shared_ptr<const Transformer> 
       buffer_tokens_(buffer_tokens),
       skip_first_(skip_first && context > 1),
       boundary_(boundary_token),
+      sink_factor_(sink_factor),
       gen_(at::detail::createCPUGenerator(seed)) {
   if (context_ < 1 || context_ > model_->config().n_ctx) throw Error("activation context must be in 1..n_ctx");
   if (buffer_tokens_ < context_) throw Error("the mixing buffer must hold at least one context");
+  if (sink_factor_ != 0 && !(sink_factor_ >= 1))  // below 1 most rows would be sinks
+    throw Error("the secondary-sink factor must be 0 (none) or at least 1, got " + std::to_string(sink_factor_));
 }
 
 at::Tensor hookActivations(const Transformer& model, const std::string& hook, const at::Tensor& windows) {
@@ -164,11 +166,12 @@ void ModelActivationSource::refill() {
     at::Tensor tokens = windows.narrow(1, 0, context_);
     at::Tensor keep;  // [batch, positions] bool on the CPU, or undefined: every row
     if (skip_first_) {
-      // Secondary attention sinks are left out with the first position, by the index's rule.
-      const at::Tensor sink = windowSinkMask(rowNorms(acts.reshape({-1, width()})).view({acts.size(0), context_}), kMassiveRowFactor);
+      if (sink_factor_ > 0) {  // secondary attention sinks, by the index's rule
+        const at::Tensor sink = windowSinkMask(rowNorms(acts.reshape({-1, width()})).view({acts.size(0), context_}), sink_factor_);
+        keep = sink.narrow(1, 1, context_ - 1).logical_not();
+      }
       acts = acts.narrow(1, 1, context_ - 1);
       tokens = tokens.narrow(1, 1, context_ - 1);
-      keep = sink.narrow(1, 1, context_ - 1).logical_not();
     }
     if (boundary_ >= 0) {
       const at::Tensor ordinary = tokens.ne(boundary_).cpu();

@@ -56,7 +56,7 @@ class ModelActivationSource : public ActivationSource {
  public:
   ModelActivationSource(std::shared_ptr<const Transformer> model, std::string hook, std::shared_ptr<const TokenShard> shard,
                         std::int64_t context, std::int64_t buffer_tokens, std::uint64_t seed, bool skip_first = true,
-                        std::int32_t boundary_token = -1);
+                        std::int32_t boundary_token = -1, double sink_factor = 0);
   at::Tensor next(std::int64_t n) override;
   std::int64_t width() const override { return hookWidth(hook_, model_->config()); }
   // Activations [batch, context, d_model] of the given windows (int64 [batch, context]).
@@ -69,8 +69,9 @@ class ModelActivationSource : public ActivationSource {
   std::int64_t layer_;
   std::shared_ptr<const TokenShard> shard_;
   std::int64_t context_, buffer_tokens_;
-  bool skip_first_;  // leave out each window's first position and its secondary sinks (windowSinkMask)
+  bool skip_first_;  // leave out each window's first position
   std::int32_t boundary_;  // and the rows of this token (a document boundary), -1: none
+  double sink_factor_;     // and with skip_first, secondary sinks by windowSinkMask with this factor (0: none)
   at::Generator gen_;
   at::Tensor buffer_;  // [rows, d_model]
 };

@@ -72,6 +72,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   std::string hook = o.hook;
   std::int64_t context = 0;
   std::int32_t boundary = -1;  // the end-of-text token, left out with the first position
+  const double sink_factor = o.skip_first ? kMassiveRowFactor : 0;  // secondary sinks, left out with it
   report(progress, "load", 0, 1);
   if (!o.model_dir.empty()) {  // the model streams activations, or (with a harvest) evaluates the splice
     model = Transformer::load(o.model_dir, device);
@@ -92,10 +93,11 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
     if (o.activations.empty())
       // Each rank streams its own windows (seeded by rank).
       source = std::make_unique<ModelActivationSource>(model, hook, shard, context, o.buffer_tokens,
-                                                       o.seed + 7919u * static_cast<std::uint64_t>(o.rank), o.skip_first, boundary);
+                                                       o.seed + 7919u * static_cast<std::uint64_t>(o.rank), o.skip_first, boundary,
+                                                       sink_factor);
   }
   if (!o.activations.empty()) {
-    auto fsrc = std::make_unique<FileActivationSource>(o.activations, o.seed, boundary, o.skip_first ? kMassiveRowFactor : 0);
+    auto fsrc = std::make_unique<FileActivationSource>(o.activations, o.seed, boundary, sink_factor);
     file_source = fsrc.get();
     source = std::move(fsrc);
     if (hook.empty()) hook = "blocks.0.hook_resid_post";
@@ -184,7 +186,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   // further rows of the training source.
   at::Tensor held_out;
   if (model) {
-    ModelActivationSource eval_source(model, hook, valid_shard, context, 1 << 15, o.seed + 99, o.skip_first, boundary);
+    ModelActivationSource eval_source(model, hook, valid_shard, context, 1 << 15, o.seed + 99, o.skip_first, boundary, sink_factor);
     held_out = eval_source.next(16384);
   } else {
     held_out = source->next(std::min<std::int64_t>(16384, cfg.batch_size * 4));
@@ -212,7 +214,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   if (boundary >= 0) j["end_of_text"] = "token " + std::to_string(boundary) + " excluded from training and from the splice";
   if (o.skip_first)
     j["secondary_sinks"] = "rows with a norm over " + std::to_string(static_cast<int>(kMassiveRowFactor)) +
-                           "x the median excluded from training (the index's rule)";
+                           "x the median excluded from training and its held-out measures (the index's rule)";
   if (file_source != nullptr) {
     j["activation_rows"] = file_source->rows();
     j["rows_left_out"] = {{"end_of_text", file_source->leftOutBoundary()}, {"massive", file_source->leftOutMassive()}};

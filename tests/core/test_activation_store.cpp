@@ -208,6 +208,36 @@ class TestActivationStore : public QObject {
     QVERIFY(hits(without.next(2048)) > 0);
   }
 
+  // With a sink factor the streamed source also leaves out the rows windowSinkMask marks (here
+  // at factor 1: every row over its batch's median norm), and only those.
+  void streamedSourceLeavesOutSinkRows() {
+    c10::InferenceMode guard;
+    const std::string hook = "blocks.1.hook_resid_pre";
+    auto gen = at::detail::createCPUGenerator(5);
+    std::vector<at::Tensor> sink_rows, kept_rows;
+    for (int batch = 0; batch < 3; ++batch) {  // the first refill's windows: three batches of 128
+      const at::Tensor windows = shard()->sample(128, 31, gen);  // [128, 32]
+      const at::Tensor acts = ModelActivationSource(model_, hook, shard(), 32, 2048, 1).activations(windows);
+      const at::Tensor sink = windowSinkMask(rowNorms(acts.reshape({-1, 64})).view({128, 32}), 1.0);
+      sink_rows.push_back(acts.narrow(1, 1, 31).index({sink.narrow(1, 1, 31)}));
+      kept_rows.push_back(acts.narrow(1, 1, 31).index({sink.narrow(1, 1, 31).logical_not()}));
+    }
+    auto nearest = [](const at::Tensor& rows, const at::Tensor& among) {  // exact distances (no matrix-product form)
+      return std::get<0>(at::cdist(rows, among, 2.0, /*compute_mode=*/2).min(1));
+    };
+    auto hits = [&nearest](const at::Tensor& rows, const at::Tensor& among) { return nearest(rows, among).eq(0).sum().item<std::int64_t>(); };
+    // The shard repeats every 512 tokens, so a row can be a sink in one batch and kept in the other.
+    const at::Tensor kept = at::cat(kept_rows), all_sinks = at::cat(sink_rows);
+    const at::Tensor sinks = all_sinks.index({nearest(all_sinks, kept).gt(0)});
+    QVERIFY(sinks.size(0) > 100 && kept.size(0) > 100);
+    ModelActivationSource with(model_, hook, shard(), 32, 4096, 5, true, -1, 1.0), without(model_, hook, shard(), 32, 4096, 5);
+    const at::Tensor served = with.next(1024);
+    QCOMPARE(hits(served, sinks), std::int64_t(0));
+    QCOMPARE(hits(served, kept), std::int64_t(1024));
+    QVERIFY(hits(without.next(1024), sinks) > 0);
+    QVERIFY_EXCEPTION_THROWN(ModelActivationSource(model_, hook, shard(), 32, 4096, 5, true, -1, 0.5), Error);
+  }
+
   void fileSourceCoversEveryRowPerEpoch() {
     std::vector<float> v(100 * 4);
     for (int i = 0; i < 100; ++i)
