@@ -4,8 +4,8 @@
 # harvested to disk, a TopK SAE of 16,384 features trained over them for two epochs, then
 # per-feature thresholds at 0.5 of each feature's maximum on a second, held-apart harvest with
 # the decoder refitted to the codes that remain, exported in F16. The SAE keeps the end-of-text rows in training
-# (--skip-end-of-text false): SAEs trained without them reconstruct better but were rated less
-# consistent (data/README.md).
+# (--skip-end-of-text false) and the secondary sinks (--skip-sinks false): SAEs trained without
+# them reconstruct better but were rated less consistent, twice (data/README.md).
 # Every stage resumes when interrupted (the harvest skips the chunks on disk, training continues
 # from its checkpoint). About 2 hours on two cores (harvest 50-60 minutes, training 40).
 # Usage: bash packaging/build-smollm2-demo.sh [WORK]   (WORK defaults to build/smollm2-work)
@@ -33,7 +33,7 @@ mkdir -p "$WORK"
   --seed 1 --out "$WORK/acts" --threads 2 --skip-end-of-text false
 "$CLI" train-sae --activations "$WORK/acts" --model "$MODEL" --hook "$HOOK" --corpus "$WORK/corpus" --context 128 \
   --arch topk --k 32 --d-sae 16384 --tokens "$TRAIN_TOKENS" --batch-size 4096 --lr 4e-4 --seed 1 \
-  --out "$WORK/sae" --threads 2 --skip-end-of-text false | tee "$WORK/sae-training.log"
+  --out "$WORK/sae" --threads 2 --skip-end-of-text false --skip-sinks false | tee "$WORK/sae-training.log"
 mkdir -p data/smollm2/sae data/smollm2/corpus
 "$CLI" sae-convert --sae "$WORK/sae" --out "$WORK/sae-f16" --dtype f16
 # The calibration rows: another harvest (seed 2, end-of-text rows left out as the index leaves them).

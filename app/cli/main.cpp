@@ -58,7 +58,7 @@ const std::vector<Command>& commands() {
       {"train-sae", cmdTrainSae,
        "(--activations FILE.safetensors | --model DIR --hook NAME --corpus PATH) --arch standard|topk|batchtopk (--l1 X | --k K)\n"
        "            --d-sae N --tokens N --seed S --out DIR [--batch-size B --lr X --context C --skip-first true|false\n"
-       "            --skip-end-of-text true|false]"},
+       "            --skip-end-of-text true|false --skip-sinks true|false]   (sinks: rows over 10x the median norm)"},
       {"harvest", cmdHarvest,
        "--model DIR|FILE.gguf --hook NAME --corpus PATH --tokens N --out DIR [--context 128 --skip-first true\n"
        "            --skip-end-of-text true --chunk-rows 65536 --batch 16 --seed S]   (activations to disk for train-sae --activations DIR)"},

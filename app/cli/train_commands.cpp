@@ -60,8 +60,8 @@ void report(const core::SaeTrainStats& s, std::int64_t total, double elapsed) {
 
 int cmdTrainSae(const Args& args) {
   args.allowOnly({"activations", "model", "hook", "corpus", "arch", "l1", "k", "d-sae", "tokens", "seed", "out",
-                  "batch-size", "lr", "dead-window", "context", "buffer", "skip-first", "skip-end-of-text", "device", "threads",
-                  "checkpoint-every", "dist-timeout"});
+                  "batch-size", "lr", "dead-window", "context", "buffer", "skip-first", "skip-end-of-text", "skip-sinks", "device",
+                  "threads", "checkpoint-every", "dist-timeout"});
   core::SaeTrainingOptions o;
   // Data parallelism: the variables torchrun (or srun through packaging/slurm) sets.
   const core::DistEnv env = core::DistEnv::fromEnvironment();
@@ -80,6 +80,7 @@ int cmdTrainSae(const Args& args) {
                 "the model then only evaluates the splice)");
   o.skip_first = args.get("skip-first", "true") != "false";
   o.skip_end_of_text = args.get("skip-end-of-text", "true") != "false";
+  o.skip_sinks = args.get("skip-sinks", "true") != "false";
   if (!o.model_dir.empty() && o.hook.empty()) throw Error("--model needs --hook NAME");
   if (!o.model_dir.empty() && o.corpus.empty()) throw Error("--model needs --corpus PATH");
   o.architecture = args.get("arch");

@@ -20,6 +20,8 @@ struct SaeTrainingOptions {
                                         // of the splice, as the index leaves them out
   bool skip_end_of_text = true;         // false: the end-of-text tokens stay (the first position
                                         // is still left out with skip_first)
+  bool skip_sinks = true;               // with skip_first, rows over kMassiveRowFactor x the median
+                                        // norm (secondary sinks) are left out too; false: they stay
   std::string architecture = "standard";  // standard | topk
   double l1_coefficient = 5.0;          // standard
   std::int64_t k = 32;                  // topk

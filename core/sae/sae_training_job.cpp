@@ -72,7 +72,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   std::string hook = o.hook;
   std::int64_t context = 0;
   std::int32_t boundary = -1;  // the end-of-text token, left out with the first position
-  const double sink_factor = o.skip_first ? kMassiveRowFactor : 0;  // secondary sinks, left out with it
+  const double sink_factor = o.skip_first && o.skip_sinks ? kMassiveRowFactor : 0;  // secondary sinks, left out with it
   report(progress, "load", 0, 1);
   if (!o.model_dir.empty()) {  // the model streams activations, or (with a harvest) evaluates the splice
     model = Transformer::load(o.model_dir, device);
@@ -212,7 +212,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   j["context"] = context;
   j["first_position"] = o.skip_first ? "excluded from training and from the splice" : "included";
   if (boundary >= 0) j["end_of_text"] = "token " + std::to_string(boundary) + " excluded from training and from the splice";
-  if (o.skip_first)
+  if (sink_factor > 0)
     j["secondary_sinks"] = "rows with a norm over " + std::to_string(static_cast<int>(kMassiveRowFactor)) +
                            "x the median excluded from training and its held-out measures (the index's rule)";
   if (file_source != nullptr) {

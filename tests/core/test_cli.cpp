@@ -155,6 +155,29 @@ class TestCli : public QObject {
                  "--tokens", "4096", "--batch-size", "4096", "--seed", "1", "--out", tmp("t2")}, "fewer than one batch");
   }
 
+  // Rows over 10x the median norm (secondary sinks) are left out of training from a file, and
+  // counted in training.json; --skip-sinks false keeps them.
+  void trainSaeLeavesOutSinkRows() {
+    std::vector<float> acts(1024 * 16);
+    for (std::size_t i = 0; i < acts.size(); ++i) acts[i] = static_cast<float>((i * 7919 % 101) / 50.0 - 1.0) * ((i / 16) % 257 == 5 ? 300.f : 1.f);
+    SafetensorsWriter w;
+    w.addF32("activations", {1024, 16}, acts);
+    w.write(tmp("sinky.safetensors").toStdString());
+    auto train = [&](const QString& out, const QString& skip) {
+      const Result r = run({"train-sae", "--activations", tmp("sinky.safetensors"), "--arch", "topk", "--k", "4", "--d-sae", "32",
+                            "--tokens", "5120", "--batch-size", "512", "--seed", "3", "--out", out, "--skip-sinks", skip});
+      if (r.code != 0) qWarning() << r.err;
+      return QJsonDocument::fromJson(r.out).object();
+    };
+    const auto left = train(tmp("no-sinks"), "true"), kept = train(tmp("with-sinks"), "false");
+    QCOMPARE(left["activation_rows"].toInt(), 1020);  // rows 5, 262, 519, 776
+    QCOMPARE(left["rows_left_out"].toObject()["massive"].toInt(), 4);
+    QVERIFY(left.contains("secondary_sinks"));
+    QCOMPARE(kept["activation_rows"].toInt(), 1024);
+    QCOMPARE(kept["rows_left_out"].toObject()["massive"].toInt(), 0);
+    QVERIFY(!kept.contains("secondary_sinks"));
+  }
+
   // sae-threshold cuts a TopK SAE's weak activations (fewer per row, the file loads), and
   // evaluate-sae measures both on held-out tokens; a fraction outside [0, 1) is refused by name.
   void saeThresholdAndEvaluate() {
