@@ -9,7 +9,8 @@ import json
 import re
 import sys
 
-LINE = re.compile(r"(sheet-\d+)\s+consistent=(\w+)\s+upper=(\w+)\s+explained=(\w+)\s+artifact=(\w+)")
+# artifact= is optional: a line without it counts as artifact "not given" (one reader of round 6 left it out)
+LINE = re.compile(r"(sheet-\d+)\s+consistent=(\w+)\s+upper=(\w+)\s+explained=(\w+)(?:\s+artifact=(\w+))?")
 
 
 def main():
@@ -18,9 +19,11 @@ def main():
     key = json.load(open(sys.argv[1], encoding="utf-8"))
     for path in sys.argv[2:]:
         counts = collections.defaultdict(collections.Counter)
+        skipped = 0
         for line in open(path, encoding="utf-8"):
             m = LINE.match(line.strip())
             if not m or m.group(1) not in key:
+                skipped += bool(line.strip())
                 continue
             entry = key[m.group(1)]
             name = entry.get("dictionary", entry["db"])
@@ -28,11 +31,14 @@ def main():
             c["consistent " + m.group(2)] += 1
             c["upper " + m.group(3)] += 1
             c["explained " + m.group(4)] += 1
-            c["artifact " + m.group(5)] += 1
+            c["artifact " + (m.group(5) or "not given")] += 1
+        if skipped:
+            print(f"{path}: {skipped} lines not in the rating format or not in the key, left out", file=sys.stderr)
         for name in sorted(counts):
             c = counts[name]
             print(f"{path}: {name}: consistent {c['consistent yes']} yes / {c['consistent borderline']} borderline / "
-                  f"{c['consistent no']} no; upper {c['upper yes']}; explained {c['explained yes']}; artifact {c['artifact yes']}")
+                  f"{c['consistent no']} no; upper {c['upper yes']}; explained {c['explained yes']}; artifact {c['artifact yes']}"
+                  + (f" (not given on {c['artifact not given']})" if c["artifact not given"] else ""))
 
 
 if __name__ == "__main__":
