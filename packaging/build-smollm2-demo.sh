@@ -16,6 +16,7 @@ BUILD=${BUILD:-build}
 HOOK=blocks.15.hook_resid_post   # the 16th of 30 blocks: the middle of the model
 HARVEST_TOKENS=${HARVEST_TOKENS:-6291456}
 TRAIN_TOKENS=${TRAIN_TOKENS:-12582912}
+D_SAE=${D_SAE:-16384}   # the dictionary's width (features)
 SAMPLE_TOKENS=${SAMPLE_TOKENS:-600000}
 SUDO=""; if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 $SUDO apt-get install -y -q --no-install-recommends bible-kjv fortunes fortunes-min dict-gcide dict-wn dict-devil \
@@ -32,7 +33,7 @@ mkdir -p "$WORK"
 "$CLI" harvest --model "$MODEL" --hook "$HOOK" --corpus "$WORK/corpus" --tokens "$HARVEST_TOKENS" --context 128 \
   --seed 1 --out "$WORK/acts" --threads 2 --skip-end-of-text false
 "$CLI" train-sae --activations "$WORK/acts" --model "$MODEL" --hook "$HOOK" --corpus "$WORK/corpus" --context 128 \
-  --arch topk --k 32 --d-sae 16384 --tokens "$TRAIN_TOKENS" --batch-size 4096 --lr 4e-4 --seed 1 \
+  --arch topk --k 32 --d-sae "$D_SAE" --tokens "$TRAIN_TOKENS" --batch-size 4096 --lr 4e-4 --seed 1 \
   --out "$WORK/sae" --threads 2 --skip-end-of-text false --skip-sinks false | tee "$WORK/sae-training.log"
 mkdir -p data/smollm2/sae data/smollm2/corpus
 "$CLI" sae-convert --sae "$WORK/sae" --out "$WORK/sae-f16" --dtype f16
