@@ -64,7 +64,7 @@ FileActivationSource::FileActivationSource(const std::string& path, std::uint64_
         const auto& tv = f.tensor("tokens");
         if (tv.dtype != DType::I32 || tv.shape.size() != 1 || tv.shape[0] != view.shape[0])
           throw Error("tensor 'tokens' in '" + file + "' must be I32 [" + std::to_string(view.shape[0]) + "], one id a row, got " +
-                      shapeString(tv.shape));
+                      dtypeName(tv.dtype) + " " + shapeString(tv.shape));
         const at::Tensor tokens = at::from_blob(const_cast<std::uint8_t*>(tv.data), {tv.shape[0]}, at::kInt);
         const at::Tensor boundary = tokens.eq(boundary_token);
         left_out_boundary_ += boundary.sum().item<std::int64_t>();

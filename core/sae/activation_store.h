@@ -23,7 +23,8 @@ class ActivationSource {
 // random order, epoch after epoch. Rows can be left out as the index leaves them out: those whose
 // stored token id (tensor `tokens`, which harvest writes) is `boundary_token` (-1: none), and with
 // `massive_factor` > 0 those whose norm is over that many times the median of their file or chunk
-// (secondary attention sinks, kMassiveRowFactor; 0: none). `left_out()` counts them.
+// (secondary attention sinks, kMassiveRowFactor; 0: none). leftOutBoundary() and leftOutMassive()
+// count them.
 class FileActivationSource : public ActivationSource {
  public:
   FileActivationSource(const std::string& path, std::uint64_t seed, std::int32_t boundary_token = -1,

@@ -64,7 +64,9 @@ JobStatus evaluateSae(const SaeEvaluationOptions& o, const ProgressFn& progress,
                                                                : train.string();
   auto shard = std::make_shared<const TokenShard>(shard_path);
   report(progress, "reconstruct", 0, 2);
-  // The held-out rows train-sae measures for the same seed.
+  // The held-out windows train-sae measures for the same seed, with every row kept (train-sae,
+  // with --skip-sinks, leaves the secondary sinks out of its own measure; the ordinary rows here
+  // are the comparable figure).
   ModelActivationSource source(model, sae->config().hook_name, shard, context, std::max<std::int64_t>(1 << 15, o.rows * 2),
                                o.seed + 99, o.skip_first, boundary);
   const at::Tensor x = source.next(o.rows);

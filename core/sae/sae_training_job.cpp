@@ -219,7 +219,8 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
     j["activation_rows"] = file_source->rows();
     j["rows_left_out"] = {{"end_of_text", file_source->leftOutBoundary()}, {"massive", file_source->leftOutMassive()}};
   }
-  j["metrics_on"] = model ? "16,384 held-out activations (the validation shard)" : "16,384 further training activations";
+  j["metrics_on"] = std::string(model ? "16,384 held-out activations (the validation shard)" : "16,384 further training activations") +
+                    (sink_factor > 0 ? ", secondary sinks left out" : "");
   j["fraction_variance_explained"] = r.fraction_variance_explained;
   j["l0"] = r.l0;
   j["dead_fraction"] = r.dead_fraction;
