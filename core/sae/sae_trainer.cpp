@@ -311,14 +311,15 @@ void SaeTrainer::saveCheckpoint(const std::string& path) const {
   char scale[32], threshold[32];
   std::snprintf(scale, sizeof scale, "%.17g", scale_);
   std::snprintf(threshold, sizeof threshold, "%.17g", threshold_);
-  saveTensors(path, t,
-              {{"step", std::to_string(step_)},
-               {"scale", scale},
-               {"threshold", threshold},
-               {"tokens", std::to_string(tokens_seen_)},
-               {"architecture", config_.architecture},
-               {"d_in", std::to_string(config_.d_in)},
-               {"d_sae", std::to_string(config_.d_sae)}});
+  std::map<std::string, std::string> meta = {{"step", std::to_string(step_)},
+                                             {"scale", scale},
+                                             {"threshold", threshold},
+                                             {"tokens", std::to_string(tokens_seen_)},
+                                             {"architecture", config_.architecture},
+                                             {"d_in", std::to_string(config_.d_in)},
+                                             {"d_sae", std::to_string(config_.d_sae)}};
+  for (const auto& [key, value] : run_settings_) meta["run." + key] = value;
+  saveTensors(path, t, meta);
 }
 
 bool SaeTrainer::loadCheckpoint(const std::string& path) {
@@ -334,6 +335,16 @@ bool SaeTrainer::loadCheckpoint(const std::string& path) {
       get("d_sae") != std::to_string(config_.d_sae)) {
     throw Error("checkpoint '" + path + "' was written for another architecture or size",
                 "use a new --out folder, or the settings the checkpoint was made with");
+  }
+  // Every run setting the checkpoint recorded must be this run's too.
+  for (const auto& [key, value] : meta) {
+    if (key.rfind("run.", 0) != 0) continue;
+    const std::string name = key.substr(4);
+    const auto now = run_settings_.find(name);
+    const std::string current = now == run_settings_.end() ? "(not set)" : now->second;
+    if (current != value)
+      throw Error("checkpoint '" + path + "' was written with " + name + " = " + value + ", this run has " + current,
+                  "resume with the settings the checkpoint was made with, or use a new --out folder");
   }
   const WeightStore store = WeightStore::fromFile(path);  // maps the file once for every tensor
   auto load = [&](const std::string& name, at::Tensor& into) {

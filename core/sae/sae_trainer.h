@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -71,8 +72,14 @@ class SaeTrainer {
 
   // Checkpoint (weights, Adam state, counters) for resuming; writes atomically.
   void saveCheckpoint(const std::string& path) const;
-  // Returns false when `path` does not exist; throws Error when it belongs to another config.
+  // Returns false when `path` does not exist; throws Error when it belongs to another config or
+  // was written with other run settings.
   bool loadCheckpoint(const std::string& path);
+  // Settings that decide the rows a run reads and how it learns (seed, source, rows left out,
+  // schedule...), beyond the config's own. Written into every checkpoint; a checkpoint written
+  // with a different value for one of them is refused, naming it, since resuming would silently
+  // read another stream of rows. (Checkpoints written before these existed carry none.)
+  void setRunSettings(std::map<std::string, std::string> settings) { run_settings_ = std::move(settings); }
 
   std::int64_t stepsDone() const { return step_; }
   std::int64_t tokensSeen() const { return tokens_seen_; }  // by all ranks together
@@ -95,6 +102,7 @@ class SaeTrainer {
   std::int64_t step_ = 0;
   std::int64_t tokens_seen_ = 0;
   ProcessGroup* pg_ = nullptr;
+  std::map<std::string, std::string> run_settings_;  // saved as "run.<name>"
   double threshold_ = -1.0;  // batchtopk: running mean of the smallest kept activation
   // Parameters in the normalised space. W_enc is kept transposed ([d_sae, d_in]) so both the
   // dense encoder and the sparse topk gradients are row operations.

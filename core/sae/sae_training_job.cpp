@@ -4,6 +4,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "api/engine_impl.h"
@@ -131,6 +132,27 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   const std::string ck = (fs::path(o.out) / "checkpoint.safetensors").string();
   SaeTrainer trainer(cfg, device);
   trainer.setProcessGroup(pg.get());
+  {  // what decides the stream of rows and the updates, so that a resume reads what the run read
+    auto num = [](double v) {
+      char b[32];
+      std::snprintf(b, sizeof b, "%.17g", v);
+      return std::string(b);
+    };
+    std::map<std::string, std::string> run = {
+        {"seed", std::to_string(o.seed)},
+        {"source", file_source != nullptr ? "file of " + std::to_string(file_source->rows()) + " rows"
+                                           : "model, context " + std::to_string(context) + ", buffer " +
+                                                 std::to_string(o.buffer_tokens)},
+        {"hook", hook},
+        {"skip_first", o.skip_first ? "true" : "false"},
+        {"end_of_text_left_out", std::to_string(boundary)},
+        {"sink_factor", num(sink_factor)},
+        {"global_batch", std::to_string(cfg.globalBatch())},
+        {"lr", num(cfg.lr)}};  // the length (tokens) may grow: a finished run can be trained further
+    if (cfg.architecture != "standard") run["k"] = std::to_string(cfg.k);
+    else run["l1_coefficient"] = num(cfg.l1_coefficient);
+    trainer.setRunSettings(std::move(run));
+  }
   // Rank 0 resumes from its checkpoint (written with any number of ranks) and every rank takes
   // its state, so the others need no access to the output folder.
   if (writer) trainer.loadCheckpoint(ck);

@@ -176,6 +176,11 @@ class TestCli : public QObject {
     QCOMPARE(kept["activation_rows"].toInt(), 1024);
     QCOMPARE(kept["rows_left_out"].toObject()["massive"].toInt(), 0);
     QVERIFY(!kept.contains("secondary_sinks"));
+    // Resuming the first run's folder with the sinks kept would read another stream: refused.
+    const Result again = run({"train-sae", "--activations", tmp("sinky.safetensors"), "--arch", "topk", "--k", "4", "--d-sae", "32",
+                              "--tokens", "5120", "--batch-size", "512", "--seed", "3", "--out", tmp("no-sinks"), "--skip-sinks", "false"});
+    QVERIFY(again.code != 0);
+    QVERIFY2(again.err.contains("sink_factor = 10, this run has 0"), again.err.constData());
   }
 
   // sae-threshold cuts a TopK SAE's weak activations (fewer per row, the file loads), and

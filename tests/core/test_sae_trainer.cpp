@@ -116,6 +116,34 @@ class TestSaeTrainer : public QObject {
     QVERIFY_EXCEPTION_THROWN(wrong.loadCheckpoint(ck), Error);
   }
 
+  void checkpointRefusesOtherRunSettings() {
+    // A resume that would read another stream of rows (here: sinks kept instead of left out) is
+    // refused with the setting named; the same settings resume.
+    SaeTrainConfig c = smallConfig("topk");
+    SyntheticFeatures d(32, 64, 3.0, 5);
+    QTemporaryDir dir;
+    const std::string ck = dir.path().toStdString() + "/ck.safetensors";
+    SaeTrainer first(c, c10::Device(c10::kCPU));
+    first.setRunSettings({{"seed", "3"}, {"sink_factor", "10"}});
+    for (int s = 0; s < 3; ++s) first.step(d.sample(256));
+    first.saveCheckpoint(ck);
+    SaeTrainer other(c, c10::Device(c10::kCPU));
+    other.setRunSettings({{"seed", "3"}, {"sink_factor", "0"}});
+    try {
+      other.loadCheckpoint(ck);
+      QFAIL("a checkpoint written with other run settings was resumed");
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      QVERIFY2(what.find("sink_factor = 10, this run has 0") != std::string::npos, what.c_str());
+    }
+    SaeTrainer unset(c, c10::Device(c10::kCPU));
+    QVERIFY_EXCEPTION_THROWN(unset.loadCheckpoint(ck), Error);
+    SaeTrainer same(c, c10::Device(c10::kCPU));
+    same.setRunSettings({{"seed", "3"}, {"sink_factor", "10"}});
+    QVERIFY(same.loadCheckpoint(ck));
+    QCOMPARE(same.stepsDone(), std::int64_t(3));
+  }
+
   void badInputIsRejected() {
     SaeTrainConfig c = smallConfig("standard");
     c.architecture = "gated";
