@@ -115,6 +115,7 @@ struct SaeThresholdResult {
   std::int64_t rows = 0, features = 0, never_active = 0;  // never_active keep threshold 0
   double l0_before = 0, l0_after = 0;   // over the calibration rows
   bool refitted = false;
+  std::int64_t refit_features = 0;     // the features that fire on the fitted rows: the system's size
   // On the held-out tenth: without thresholds, with them, and with them and the refitted decoder.
   double fve_plain = 0, fve_thresholded = 0, fve_refitted = 0;
 };

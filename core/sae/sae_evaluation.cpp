@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "api/training.h"
 #include "lm/transformer.h"
@@ -114,31 +115,60 @@ double fveOf(const Sae& sae, const at::Tensor& x, const at::Tensor& W) {
 }
 
 // Ridge regression of the decoder on the thresholded codes of `fit` rows (see SaeThresholdOptions).
-at::Tensor refitDecoder(const Sae& sae, const at::Tensor& fit, double lambda, const ProgressFn& progress) {
+// A feature that never fires on those rows has a row of G that is lambda on the diagonal and zero
+// elsewhere, so the system splits: its decoder row stays the trained one exactly, and only the
+// features that fire form the A x A system solved (A well under d_sae for most dictionaries).
+at::Tensor refitDecoder(const Sae& sae, const at::Tensor& fit, double lambda, const ProgressFn& progress, std::int64_t* solved) {
   const std::int64_t S = sae.config().d_sae, d = sae.config().d_in, k = sae.config().k;
   const auto dbl = at::TensorOptions().dtype(at::kDouble);
-  at::Tensor G = at::zeros({S, S}, dbl), R = at::zeros({S, d}, dbl);  // F^T F and F^T (X - b_dec)
+  at::Tensor R = at::zeros({S, d}, dbl);  // F^T (X - b_dec), every feature
   const at::Tensor b_dec = sae.b_dec().to(at::kCPU, at::kFloat);
   constexpr std::int64_t kBatch = 1024;
   const std::int64_t n = fit.size(0);
+  std::vector<at::Tensor> values, slots;  // each batch's codes [b, k], kept for G (float32, int32)
+  at::Tensor fired = at::zeros({S}, at::TensorOptions().dtype(at::kBool));
   for (std::int64_t r = 0; r < n; r += kBatch) {
     const at::Tensor x = fit.narrow(0, r, std::min(kBatch, n - r)).to(at::kCPU, at::kFloat);
     const auto top = sae.encodeTop(x, k);  // the k slots of each row; cut ones hold zero
-    const at::Tensor v = top.first.to(at::kDouble), i = top.second;  // [b, k]
-    const std::int64_t b = v.size(0);
-    G.index_put_({i.unsqueeze(2).expand({b, k, k}).reshape(-1), i.unsqueeze(1).expand({b, k, k}).reshape(-1)},
-                 (v.unsqueeze(2) * v.unsqueeze(1)).reshape(-1), /*accumulate=*/true);
-    R.index_add_(0, i.reshape(-1), (v.unsqueeze(2) * (x - b_dec).to(at::kDouble).unsqueeze(1)).reshape({-1, d}));
+    const at::Tensor v = top.first.to(at::kCPU, at::kFloat), i = top.second.to(at::kCPU, at::kLong);  // [b, k]
+    R.index_add_(0, i.reshape(-1), (v.to(at::kDouble).unsqueeze(2) * (x - b_dec).to(at::kDouble).unsqueeze(1)).reshape({-1, d}));
+    fired.index_put_({i.masked_select(v != 0)}, true);
+    values.push_back(v);
+    slots.push_back(i.to(at::kInt));
     report(progress, "refit", std::min(r + kBatch, n), n + n / 4);
   }
+  const at::Tensor active = fired.nonzero().reshape(-1);  // ascending feature ids
+  const std::int64_t A = active.size(0);
+  *solved = A;
+  requireMemory(saturatingProduct({16, static_cast<std::uint64_t>(A), static_cast<std::uint64_t>(A)}), "refit_lambda",
+                "the decoder refit's system over the " + std::to_string(A) + " features that fire (two " + std::to_string(A) +
+                    " x " + std::to_string(A) + " matrices in float64)",
+                "pass --refit false");
+  at::Tensor position = at::zeros({S}, at::TensorOptions().dtype(at::kLong));  // feature -> row of the system
+  position.index_put_({active}, at::arange(A, at::TensorOptions().dtype(at::kLong)));
+  at::Tensor G = at::zeros({A, A}, dbl);  // F^T F over the features that fire
+  for (std::size_t b = 0; b < values.size(); ++b) {
+    // A slot of a feature that does not fire holds zero and adds zero wherever it lands.
+    const at::Tensor v = values[b].to(at::kDouble), p = position.index({slots[b].to(at::kLong)});
+    const std::int64_t rows = v.size(0);
+    G.index_put_({p.unsqueeze(2).expand({rows, k, k}).reshape(-1), p.unsqueeze(1).expand({rows, k, k}).reshape(-1)},
+                 (v.unsqueeze(2) * v.unsqueeze(1)).reshape(-1), /*accumulate=*/true);
+    values[b] = at::Tensor();
+  }
   G.diagonal().add_(lambda);
-  R.add_(sae.W_dec().to(at::kCPU, at::kDouble), lambda);
-  at::Tensor W;
-  try {
-    W = at::cholesky_solve(R, at::linalg_cholesky(G));
-  } catch (const c10::Error& e) {
-    throw Error(std::string("the decoder refit's system could not be solved: ") + e.what_without_backtrace(),
-                "raise --refit-lambda, or pass --refit false");
+  const at::Tensor W_trained = sae.W_dec().to(at::kCPU, at::kDouble);
+  const at::Tensor Ra = R.index({active}).add_(W_trained.index({active}), lambda);
+  R = at::Tensor();
+  at::Tensor W = W_trained.clone();
+  if (A > 0) {
+    try {
+      const at::Tensor L = at::linalg_cholesky(G);
+      G = at::Tensor();  // freed before the solve, which may copy L: two A x A matrices at most
+      W.index_put_({active}, at::cholesky_solve(Ra, L));
+    } catch (const c10::Error& e) {
+      throw Error(std::string("the decoder refit's system could not be solved: ") + e.what_without_backtrace(),
+                  "raise --refit-lambda, or pass --refit false");
+    }
   }
   report(progress, "refit", n + n / 4, n + n / 4);
   return W.to(at::kFloat).to(sae.device());
@@ -190,15 +220,10 @@ JobStatus calibrateSaeThresholds(const SaeThresholdOptions& o, const ProgressFn&
     if (cfg.normalize_activations != "none" && cfg.normalize_activations != "expected_average_only_in")
       throw Error("'" + o.sae + "' normalises its input per row (" + cfg.normalize_activations + "), which the refit does not model",
                   "pass --refit false");
-    if (cfg.d_sae >= 32768)
-      throw Error("refitting the decoder of " + std::to_string(cfg.d_sae) + " features needs two d_sae x d_sae systems in float64 (16 GiB or more)",
-                  "pass --refit false");
-    requireMemory(16ull * static_cast<std::uint64_t>(cfg.d_sae) * static_cast<std::uint64_t>(cfg.d_sae), "refit_lambda",
-                  "the decoder refit's d_sae x d_sae system", "pass --refit false");
     if (rows < 20) throw Error("refitting the decoder needs at least 20 calibration rows, not " + std::to_string(rows));
     const std::int64_t held = rows / 10;
     const at::Tensor fit = x.narrow(0, 0, rows - held), test = x.narrow(0, rows - held, held);
-    W_dec = refitDecoder(calibrated, fit, o.refit_lambda, progress);
+    W_dec = refitDecoder(calibrated, fit, o.refit_lambda, progress, &r.refit_features);
     r.refitted = true;
     r.fve_plain = plain.metrics(test).fraction_variance_explained;
     r.fve_thresholded = fveOf(calibrated, test, sae->W_dec());
@@ -228,6 +253,7 @@ JobStatus calibrateSaeThresholds(const SaeThresholdOptions& o, const ProgressFn&
   j["l0_after"] = r.l0_after;
   if (r.refitted) {
     j["decoder_refit_lambda"] = o.refit_lambda;
+    j["decoder_refit_features"] = r.refit_features;  // those that fire on the fitted rows
     j["held_out_rows"] = rows / 10;
     j["fve_held_out_without_thresholds"] = r.fve_plain;
     j["fve_held_out_thresholded"] = r.fve_thresholded;

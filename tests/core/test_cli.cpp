@@ -201,6 +201,7 @@ class TestCli : public QObject {
     // The decoder refitted to the codes that remain reconstructs held-out rows better than the
     // trained decoder does with those codes.
     QVERIFY(o["fve_held_out_refitted"].toDouble() > o["fve_held_out_thresholded"].toDouble());
+    QVERIFY(o["decoder_refit_features"].toInt() > 0);
     std::vector<std::int32_t> tokens(4096);
     for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<std::int32_t>((i * 37) % 500);
     SafetensorsWriter t;

@@ -1,10 +1,14 @@
-// SAE training: ground-truth recovery on synthetic superposition data, checkpoints, bad input.
+// SAE training: ground-truth recovery on synthetic superposition data, checkpoints, bad input;
+// thresholds after the top k and the refitted decoder.
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include "api/training.h"
+#include "io/torch_bridge.h"
+#include "sae/activation_store.h"
 #include "sae/sae.h"
 #include "sae/sae_trainer.h"
 #include "test_util.h"
@@ -142,6 +146,47 @@ class TestSaeTrainer : public QObject {
     same.setRunSettings({{"seed", "3"}, {"sink_factor", "10"}});
     QVERIFY(same.loadCheckpoint(ck));
     QCOMPARE(same.stepsDone(), std::int64_t(3));
+  }
+
+  void refitSolvesOnlyTheFeaturesThatFire() {
+    // The decoder refit solves the system over the features that fire on the calibration rows;
+    // the others keep their trained rows exactly, and the rest equals a solve of the full
+    // d_sae x d_sae system.
+    SaeTrainConfig c = smallConfig("topk");
+    SyntheticFeatures d(32, 64, 3.0, 9);
+    SaeTrainer t(c, c10::Device(c10::kCPU));
+    for (int s = 0; s < 30; ++s) t.step(d.sample(256));
+    const auto trained = t.exportSae();
+    at::Tensor b_enc = trained->b_enc().clone();
+    b_enc.narrow(0, 56, 8).fill_(-1e4);  // features 56..63 never reach the top k
+    QTemporaryDir dir;
+    const std::string in = dir.path().toStdString() + "/sae", out = dir.path().toStdString() + "/cut",
+                      acts = dir.path().toStdString() + "/acts.safetensors";
+    Sae(trained->config(), trained->W_enc(), b_enc, trained->W_dec(), trained->b_dec()).save(in);
+    saveTensors(acts, {{"activations", d.sample(2000)}});
+    SaeThresholdOptions o;
+    o.sae = in;
+    o.activations = acts;
+    o.out = out;
+    o.fraction = 0.3;
+    o.rows = 2000;
+    o.refit_lambda = 10.0;
+    o.threads = 1;
+    SaeThresholdResult r;
+    QVERIFY(calibrateSaeThresholds(o, nullptr, &r) == JobStatus::Done);
+    QVERIFY(r.refitted && r.never_active >= 8 && r.refit_features <= 56 && r.refit_features > 0);
+    const auto cut = Sae::load(out, c10::Device(c10::kCPU));
+    const at::Tensor W0 = trained->W_dec().to(at::kDouble), W = cut->W_dec().to(at::kDouble);
+    QVERIFY(at::equal(W.narrow(0, 56, 8), W0.narrow(0, 56, 8)));
+    // The full system on the same rows: the job's first 90% of the seeded stream.
+    const at::Tensor x = FileActivationSource(acts, o.seed).next(2000).narrow(0, 0, 1800);
+    const auto top = cut->encodeTop(x, c.k);
+    const at::Tensor F = at::zeros({1800, 64}, at::kDouble).scatter_(1, top.second, top.first.to(at::kDouble));
+    const at::Tensor G = F.t().mm(F) + 10.0 * at::eye(64, at::kDouble);
+    const at::Tensor R = F.t().mm((x - cut->b_dec()).to(at::kDouble)) + 10.0 * W0;
+    const at::Tensor full = at::linalg_solve(G, R);
+    QVERIFY2((full - W).abs().max().item<double>() < 1e-5, std::to_string((full - W).abs().max().item<double>()).c_str());
+    QVERIFY((W - W0).abs().max().item<double>() > 1e-3);  // the refit changed the rows that fire
   }
 
   void badInputIsRejected() {
