@@ -149,7 +149,7 @@ at::Tensor refitDecoder(const Sae& sae, const at::Tensor& fit, double lambda, co
   at::Tensor position = at::zeros({S}, at::TensorOptions().dtype(at::kLong));  // feature -> row of the system
   position.index_put_({active}, at::arange(A, at::TensorOptions().dtype(at::kLong)));
   at::Tensor G = at::zeros({A, A}, dbl);  // F^T F over the features that fire
-  for (std::size_t b = 0; b < values.size(); ++b) {
+  for (std::size_t b = 0; A > 0 && b < values.size(); ++b) {
     // A slot of a feature that does not fire holds zero and adds zero wherever it lands.
     const at::Tensor v = values[b].to(at::kDouble), p = position.index({slots[b].to(at::kLong)});
     const std::int64_t rows = v.size(0);

@@ -10,6 +10,7 @@
 #include "api/engine_impl.h"
 #include "api/training.h"
 #include "dist/process_group.h"
+#include "io/safetensors.h"
 #include "lm/transformer.h"
 #include "sae/activation_store.h"
 #include "sae/sae.h"
@@ -19,6 +20,7 @@
 #include "util/device.h"
 #include "util/error.h"
 #include "util/mapped_file.h"
+#include "util/numbers.h"
 #include "util/runtime.h"
 
 namespace fs = std::filesystem;
@@ -111,6 +113,16 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   cfg.seed = o.seed;
   r.batch_size_chosen = o.batch_size == 0;
   cfg.batch_size = o.batch_size > 0 ? o.batch_size : defaultSaeBatchSize(o.tokens);
+  const std::string ck = (fs::path(o.out) / "checkpoint.safetensors").string();
+  if (o.batch_size == 0 && o.world_size == 1 && fs::exists(ck)) {
+    // A run trained further (a larger --tokens) keeps the batch its checkpoint was trained with,
+    // which the default for the new length may not be. (With several ranks only rank 0 can read
+    // the checkpoint, so there --batch-size must be given.)
+    const SafetensorsFile file(ck);
+    const auto& meta = file.metadata();
+    const auto it = meta.find("run.global_batch");
+    if (it != meta.end()) cfg.batch_size = parseInt64(it->second, "checkpoint '" + ck + "': run.global_batch");
+  }
   cfg.world_size = o.world_size;
   cfg.lr = o.lr;
   cfg.dead_window = o.dead_window > 0 ? o.dead_window : std::max<std::int64_t>(1, std::min<std::int64_t>(10'000'000, o.tokens / 3));
@@ -129,10 +141,10 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   r.batch_size = cfg.batch_size;
   r.dead_window = cfg.dead_window;
   fs::create_directories(o.out);
-  const std::string ck = (fs::path(o.out) / "checkpoint.safetensors").string();
   SaeTrainer trainer(cfg, device);
   trainer.setProcessGroup(pg.get());
-  {  // what decides the stream of rows and the updates, so that a resume reads what the run read
+  {  // what decides the stream of rows and the updates (a harvest's resume reads the rows the run
+     // would have read next; a model's draws its windows anew)
     auto num = [](double v) {
       char b[32];
       std::snprintf(b, sizeof b, "%.17g", v);
@@ -142,7 +154,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
         {"seed", std::to_string(o.seed)},
         {"source", file_source != nullptr ? "file of " + std::to_string(file_source->rows()) + " rows"
                                            : "model, context " + std::to_string(context) + ", buffer " +
-                                                 std::to_string(o.buffer_tokens)},
+                                                 std::to_string(o.buffer_tokens) + ", ranks " + std::to_string(o.world_size)},
         {"hook", hook},
         {"skip_first", o.skip_first ? "true" : "false"},
         {"end_of_text_left_out", std::to_string(boundary)},

@@ -183,6 +183,28 @@ class TestCli : public QObject {
     QVERIFY2(again.err.contains("sink_factor = 10, this run has 0"), again.err.constData());
   }
 
+  // A finished run trained further with a larger --tokens and no --batch-size keeps the batch
+  // its checkpoint was trained with (the default for the new length is larger).
+  void trainSaeFurtherKeepsItsBatch() {
+    std::vector<float> acts(2048 * 16);
+    for (std::size_t i = 0; i < acts.size(); ++i) acts[i] = static_cast<float>((i * 7919 % 103) / 51.0 - 1.0);
+    SafetensorsWriter w;
+    w.addF32("activations", {2048, 16}, acts);
+    w.write(tmp("further.safetensors").toStdString());
+    auto train = [&](const char* tokens) {
+      return run({"train-sae", "--activations", tmp("further.safetensors"), "--arch", "topk", "--k", "4", "--d-sae", "32",
+                  "--tokens", tokens, "--seed", "3", "--out", tmp("further")});
+    };
+    const Result first = train("1024000");
+    QVERIFY2(first.code == 0, first.err.constData());
+    QCOMPARE(QJsonDocument::fromJson(first.out).object()["batch_size"].toInt(), 512);
+    const Result more = train("2048000");
+    QVERIFY2(more.code == 0, more.err.constData());
+    QVERIFY2(more.err.contains("resuming from step 2000"), more.err.constData());
+    QCOMPARE(QJsonDocument::fromJson(more.out).object()["batch_size"].toInt(), 512);
+    QCOMPARE(QJsonDocument::fromJson(more.out).object()["steps"].toInt(), 4000);
+  }
+
   // sae-threshold cuts a TopK SAE's weak activations (fewer per row, the file loads), and
   // evaluate-sae measures both on held-out tokens; a fraction outside [0, 1) is refused by name.
   void saeThresholdAndEvaluate() {

@@ -172,6 +172,7 @@ class TestSaeTrainer : public QObject {
     o.rows = 2000;
     o.refit_lambda = 10.0;
     o.threads = 1;
+    o.device = "cpu";  // the reference below encodes on the CPU too
     SaeThresholdResult r;
     QVERIFY(calibrateSaeThresholds(o, nullptr, &r) == JobStatus::Done);
     QVERIFY(r.refitted && r.never_active >= 8 && r.refit_features <= 56 && r.refit_features > 0);
@@ -187,6 +188,11 @@ class TestSaeTrainer : public QObject {
     const at::Tensor full = at::linalg_solve(G, R);
     QVERIFY2((full - W).abs().max().item<double>() < 1e-5, std::to_string((full - W).abs().max().item<double>()).c_str());
     QVERIFY((W - W0).abs().max().item<double>() > 1e-3);  // the refit changed the rows that fire
+    // A dictionary none of whose features fires keeps its decoder.
+    Sae(trained->config(), trained->W_enc(), at::full({64}, -1e4), trained->W_dec(), trained->b_dec()).save(in);
+    QVERIFY(calibrateSaeThresholds(o, nullptr, &r) == JobStatus::Done);
+    QCOMPARE(r.refit_features, std::int64_t(0));
+    QVERIFY(at::equal(Sae::load(out, c10::Device(c10::kCPU))->W_dec(), trained->W_dec()));
   }
 
   void badInputIsRejected() {
