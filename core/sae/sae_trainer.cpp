@@ -297,6 +297,18 @@ std::unique_ptr<Sae> SaeTrainer::exportSae() const {
                                b_dec_ / s, threshold);
 }
 
+std::map<std::string, std::string> SaeTrainer::runSettingsOf(const std::map<std::string, std::string>& metadata) {
+  std::map<std::string, std::string> run;
+  for (const auto& [key, value] : metadata)
+    if (key.rfind(kRunPrefix, 0) == 0) run[key.substr(sizeof kRunPrefix - 1)] = value;
+  return run;
+}
+
+std::map<std::string, std::string> SaeTrainer::checkpointRunSettings(const std::string& path) {
+  if (!std::filesystem::exists(path)) return {};
+  return runSettingsOf(SafetensorsFile(path).metadata());
+}
+
 void SaeTrainer::saveCheckpoint(const std::string& path) const {
   std::vector<std::pair<std::string, at::Tensor>> t = {{"W_encT", W_encT_}, {"b_enc", b_enc_}, {"W_dec", W_dec_},
                                                        {"b_dec", b_dec_}};
@@ -308,17 +320,14 @@ void SaeTrainer::saveCheckpoint(const std::string& path) const {
   t.emplace_back("since_fired", since_fired_.to(at::kFloat));
   // The scale in full precision (std::to_string keeps 6 decimals, and a resumed run then drifted
   // from an uninterrupted one).
-  char scale[32], threshold[32];
-  std::snprintf(scale, sizeof scale, "%.17g", scale_);
-  std::snprintf(threshold, sizeof threshold, "%.17g", threshold_);
   std::map<std::string, std::string> meta = {{"step", std::to_string(step_)},
-                                             {"scale", scale},
-                                             {"threshold", threshold},
+                                             {"scale", roundTripDecimal(scale_)},
+                                             {"threshold", roundTripDecimal(threshold_)},
                                              {"tokens", std::to_string(tokens_seen_)},
                                              {"architecture", config_.architecture},
                                              {"d_in", std::to_string(config_.d_in)},
                                              {"d_sae", std::to_string(config_.d_sae)}};
-  for (const auto& [key, value] : run_settings_) meta["run." + key] = value;
+  for (const auto& [key, value] : run_settings_) meta[kRunPrefix + key] = value;
   saveTensors(path, t, meta);
 }
 
@@ -337,9 +346,7 @@ bool SaeTrainer::loadCheckpoint(const std::string& path) {
                 "use a new --out folder, or the settings the checkpoint was made with");
   }
   // Every run setting the checkpoint recorded must be this run's too.
-  for (const auto& [key, value] : meta) {
-    if (key.rfind("run.", 0) != 0) continue;
-    const std::string name = key.substr(4);
+  for (const auto& [name, value] : runSettingsOf(meta)) {
     const auto now = run_settings_.find(name);
     const std::string current = now == run_settings_.end() ? "(not set)" : now->second;
     if (current != value)

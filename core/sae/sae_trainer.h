@@ -80,6 +80,8 @@ class SaeTrainer {
   // with a different value for one of them is refused, naming it, since resuming would silently
   // read another stream of rows. (Checkpoints written before these existed carry none.)
   void setRunSettings(std::map<std::string, std::string> settings) { run_settings_ = std::move(settings); }
+  // The run settings the checkpoint at `path` recorded (none when it does not exist).
+  static std::map<std::string, std::string> checkpointRunSettings(const std::string& path);
 
   std::int64_t stepsDone() const { return step_; }
   std::int64_t tokensSeen() const { return tokens_seen_; }  // by all ranks together
@@ -102,7 +104,9 @@ class SaeTrainer {
   std::int64_t step_ = 0;
   std::int64_t tokens_seen_ = 0;
   ProcessGroup* pg_ = nullptr;
-  std::map<std::string, std::string> run_settings_;  // saved as "run.<name>"
+  static constexpr char kRunPrefix[] = "run.";  // a run setting's metadata key is kRunPrefix + name
+  static std::map<std::string, std::string> runSettingsOf(const std::map<std::string, std::string>& metadata);
+  std::map<std::string, std::string> run_settings_;
   double threshold_ = -1.0;  // batchtopk: running mean of the smallest kept activation
   // Parameters in the normalised space. W_enc is kept transposed ([d_sae, d_in]) so both the
   // dense encoder and the sparse topk gradients are row operations.

@@ -10,7 +10,6 @@
 #include "api/engine_impl.h"
 #include "api/training.h"
 #include "dist/process_group.h"
-#include "io/safetensors.h"
 #include "lm/transformer.h"
 #include "sae/activation_store.h"
 #include "sae/sae.h"
@@ -118,10 +117,9 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
     // A run trained further (a larger --tokens) keeps the batch its checkpoint was trained with,
     // which the default for the new length may not be. (With several ranks only rank 0 can read
     // the checkpoint, so there --batch-size must be given.)
-    const SafetensorsFile file(ck);
-    const auto& meta = file.metadata();
-    const auto it = meta.find("run.global_batch");
-    if (it != meta.end()) cfg.batch_size = parseInt64(it->second, "checkpoint '" + ck + "': run.global_batch");
+    const auto run = SaeTrainer::checkpointRunSettings(ck);
+    const auto it = run.find("global_batch");
+    if (it != run.end()) cfg.batch_size = parseInt64(it->second, "checkpoint '" + ck + "': run.global_batch");
   }
   cfg.world_size = o.world_size;
   cfg.lr = o.lr;
@@ -145,11 +143,6 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   trainer.setProcessGroup(pg.get());
   {  // what decides the stream of rows and the updates (a harvest's resume reads the rows the run
      // would have read next; a model's draws its windows anew)
-    auto num = [](double v) {
-      char b[32];
-      std::snprintf(b, sizeof b, "%.17g", v);
-      return std::string(b);
-    };
     std::map<std::string, std::string> run = {
         {"seed", std::to_string(o.seed)},
         {"source", file_source != nullptr ? "file of " + std::to_string(file_source->rows()) + " rows"
@@ -158,11 +151,11 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
         {"hook", hook},
         {"skip_first", o.skip_first ? "true" : "false"},
         {"end_of_text_left_out", std::to_string(boundary)},
-        {"sink_factor", num(sink_factor)},
+        {"sink_factor", roundTripDecimal(sink_factor)},
         {"global_batch", std::to_string(cfg.globalBatch())},
-        {"lr", num(cfg.lr)}};  // the length (tokens) may grow: a finished run can be trained further
+        {"lr", roundTripDecimal(cfg.lr)}};  // the length (tokens) may grow: a finished run can be trained further
     if (cfg.architecture != "standard") run["k"] = std::to_string(cfg.k);
-    else run["l1_coefficient"] = num(cfg.l1_coefficient);
+    else run["l1_coefficient"] = roundTripDecimal(cfg.l1_coefficient);
     trainer.setRunSettings(std::move(run));
   }
   // Rank 0 resumes from its checkpoint (written with any number of ranks) and every rank takes

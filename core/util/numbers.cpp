@@ -1,6 +1,7 @@
 #include "util/numbers.h"
 
 #include <charconv>
+#include <cstdio>
 
 #include "util/error.h"
 
@@ -23,5 +24,11 @@ T parseWhole(std::string_view text, const std::string& what) {
 
 std::int64_t parseInt64(std::string_view text, const std::string& what) { return parseWhole<std::int64_t>(text, what); }
 std::uint64_t parseUint64(std::string_view text, const std::string& what) { return parseWhole<std::uint64_t>(text, what); }
+
+std::string roundTripDecimal(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.17g", v);
+  return b;
+}
 
 }  // namespace monoscope::core
