@@ -69,39 +69,57 @@ void SaeTrainer::adam(at::Tensor& p, at::Tensor& m, at::Tensor& v, const at::Ten
 
 at::Tensor SaeTrainer::deadMask() const { return since_fired_ >= config_.dead_window; }
 
-// TopK's auxiliary loss: the top aux_k dead latents of each row reconstruct that row's error
-// e = x_hat - x (which revives them). Adds its gradients in place; returns the loss.
-double SaeTrainer::auxiliaryLoss(const at::Tensor& pre, const at::Tensor& e, std::int64_t B, at::Tensor& gW_dec,
-                                 at::Tensor& gW_encT, at::Tensor& gb_enc, at::Tensor& gb_dec, const at::Tensor& xc) const {
-  const std::int64_t d = config_.d_in, S = config_.d_sae;
-  at::Tensor dead = deadMask();
+double addTopkAuxiliaryLoss(const at::Tensor& pre, const at::Tensor& dead, const at::Tensor& e, const at::Tensor& xc,
+                            const at::Tensor& W_dec, const at::Tensor& W_encT, std::int64_t aux_k, double coefficient,
+                            at::Tensor& gW_dec, at::Tensor& gW_encT, at::Tensor& gb_enc, at::Tensor& gb_dec,
+                            std::int64_t dense_limit) {
+  const std::int64_t B = pre.size(0), d = W_dec.size(1), S = W_dec.size(0);
   const std::int64_t n_dead = dead.sum().item<std::int64_t>();
-  if (n_dead == 0 || config_.aux_coefficient <= 0) return 0.0;
-  const std::int64_t ka = std::min(config_.aux_k, n_dead);
-  at::Tensor masked = pre.masked_fill(dead.logical_not().unsqueeze(0), -INFINITY);
-  auto atop = masked.topk(ka, 1, true, false);
-  at::Tensor avals = at::relu(std::get<0>(atop));  // [B, ka]
-  at::Tensor aidx = std::get<1>(atop);
-  at::Tensor gb = at::zeros({S}, avals.options());
-  // A chunk of rows at a time, so that the gathered decoder rows ([rows, ka, d]) stay a few
-  // hundred MB however large the batch (each row's terms are independent).
-  const std::int64_t chunk = std::max<std::int64_t>(1, (std::int64_t{64} << 20) / std::max<std::int64_t>(1, ka * d));
+  if (n_dead == 0 || coefficient <= 0 || B == 0) return 0.0;
+  const std::int64_t ka = std::min(aux_k, n_dead);
+  if (dense_limit < 0) dense_limit = 8 * ka;
   double sq = 0;
-  for (std::int64_t r0 = 0; r0 < B; r0 += chunk) {
-    const std::int64_t r1 = std::min(B, r0 + chunk), n = r1 - r0;
-    const at::Tensor av = avals.slice(0, r0, r1), ai = aidx.slice(0, r0, r1);
-    const at::Tensor arows = W_dec_.index_select(0, ai.reshape(-1)).view({n, ka, d});  // [n, ka, d]
-    const at::Tensor ae = at::bmm(av.unsqueeze(1), arows).squeeze(1) + e.slice(0, r0, r1);  // e_hat - (x - x_hat)
-    sq += ae.pow(2).sum().item<double>();
-    const at::Tensor g_ehat = ae * (2.0 * config_.aux_coefficient / B);
-    const at::Tensor g_avals = at::bmm(arows, g_ehat.unsqueeze(2)).squeeze(2) * (av > 0);  // [n, ka]
-    const at::Tensor aflat = ai.reshape(-1);
-    gW_dec.index_add_(0, aflat, (av.unsqueeze(2) * g_ehat.unsqueeze(1)).reshape({n * ka, d}));
-    gW_encT.index_add_(0, aflat, (g_avals.unsqueeze(2) * xc.slice(0, r0, r1).unsqueeze(1)).reshape({n * ka, d}));
-    gb.index_add_(0, aflat, g_avals.reshape(-1));
+  at::Tensor gb;
+  if (n_dead <= dense_limit) {
+    // Few dead latents: the aux code is a dense [B, n_dead] matrix over the dead columns, and
+    // the four products below are plain matrix multiplications.
+    const at::Tensor cols = dead.nonzero().squeeze(1);
+    const at::Tensor pd = pre.index_select(1, cols);
+    auto top = pd.topk(ka, 1, true, false);
+    const at::Tensor A = at::zeros_like(pd).scatter_(1, std::get<1>(top), at::relu(std::get<0>(top)));
+    const at::Tensor Wd = W_dec.index_select(0, cols);                // [n_dead, d]
+    const at::Tensor ae = at::addmm(e, A, Wd);                         // e_hat - (x - x_hat)
+    sq = ae.pow(2).sum().item<double>();
+    const at::Tensor g_ehat = ae * (2.0 * coefficient / B);
+    const at::Tensor gA = at::mm(g_ehat, Wd.t()) * (A > 0);            // [B, n_dead]
+    gW_dec.index_add_(0, cols, at::mm(A.t(), g_ehat));
+    gW_encT.index_add_(0, cols, at::mm(gA.t(), xc));
+    gb = at::zeros({S}, pre.options()).index_add_(0, cols, gA.sum(0));
+  } else {
+    at::Tensor masked = pre.masked_fill(dead.logical_not().unsqueeze(0), -INFINITY);
+    auto atop = masked.topk(ka, 1, true, false);
+    at::Tensor avals = at::relu(std::get<0>(atop));  // [B, ka]
+    at::Tensor aidx = std::get<1>(atop);
+    gb = at::zeros({S}, avals.options());
+    // A chunk of rows at a time, so that the gathered decoder rows ([rows, ka, d]) stay a few
+    // hundred MB however large the batch (each row's terms are independent).
+    const std::int64_t chunk = std::max<std::int64_t>(1, (std::int64_t{64} << 20) / std::max<std::int64_t>(1, ka * d));
+    for (std::int64_t r0 = 0; r0 < B; r0 += chunk) {
+      const std::int64_t r1 = std::min(B, r0 + chunk), n = r1 - r0;
+      const at::Tensor av = avals.slice(0, r0, r1), ai = aidx.slice(0, r0, r1);
+      const at::Tensor arows = W_dec.index_select(0, ai.reshape(-1)).view({n, ka, d});  // [n, ka, d]
+      const at::Tensor ae = at::bmm(av.unsqueeze(1), arows).squeeze(1) + e.slice(0, r0, r1);
+      sq += ae.pow(2).sum().item<double>();
+      const at::Tensor g_ehat = ae * (2.0 * coefficient / B);
+      const at::Tensor g_avals = at::bmm(arows, g_ehat.unsqueeze(2)).squeeze(2) * (av > 0);  // [n, ka]
+      const at::Tensor aflat = ai.reshape(-1);
+      gW_dec.index_add_(0, aflat, (av.unsqueeze(2) * g_ehat.unsqueeze(1)).reshape({n * ka, d}));
+      gW_encT.index_add_(0, aflat, (g_avals.unsqueeze(2) * xc.slice(0, r0, r1).unsqueeze(1)).reshape({n * ka, d}));
+      gb.index_add_(0, aflat, g_avals.reshape(-1));
+    }
   }
   gb_enc += gb;
-  gb_dec -= at::mv(W_encT_.t(), gb);
+  gb_dec -= at::mv(W_encT.t(), gb);
   return sq / static_cast<double>(B);
 }
 
@@ -180,7 +198,8 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
     gb_enc = at::zeros({S}, g_vals.options()).index_add_(0, c_idx, g_vals);
     gb_dec = g_xhat.sum(0) - at::mv(W_encT_.t(), gb_enc);
     st.loss = e.pow(2).sum(1).mean().item<double>();
-    aux_loss = auxiliaryLoss(pre, e, B, gW_dec, gW_encT, gb_enc, gb_dec, xc);
+    aux_loss = addTopkAuxiliaryLoss(pre, deadMask(), e, xc, W_dec_, W_encT_, config_.aux_k, config_.aux_coefficient,
+                                    gW_dec, gW_encT, gb_enc, gb_dec);
     st.loss += config_.aux_coefficient * aux_loss;
     at::Tensor on = vals > 0;
     st.l0 = on.sum().item<double>() / static_cast<double>(B);
@@ -204,7 +223,8 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
     gb_enc = at::zeros({S}, g_vals.options()).index_add_(0, flat, g_vals.reshape(-1));
     gb_dec = g_xhat.sum(0) - at::mv(W_encT_.t(), gb_enc);
     st.loss = e.pow(2).sum(1).mean().item<double>();
-    aux_loss = auxiliaryLoss(pre, e, B, gW_dec, gW_encT, gb_enc, gb_dec, xc);
+    aux_loss = addTopkAuxiliaryLoss(pre, deadMask(), e, xc, W_dec_, W_encT_, config_.aux_k, config_.aux_coefficient,
+                                    gW_dec, gW_encT, gb_enc, gb_dec);
     st.loss += config_.aux_coefficient * aux_loss;
     st.l0 = (vals > 0).sum(1).to(at::kDouble).mean().item<double>();
     fired = at::zeros({S}, at::TensorOptions().dtype(at::kBool).device(device_));

@@ -53,6 +53,17 @@ struct SaeTrainStats {
 
 class ProcessGroup;
 
+// TopK's auxiliary loss: the top aux_k dead latents of each row (dead: [d_sae] bool) reconstruct
+// that row's error e = x_hat - x, taken as a constant, which revives them. Adds `coefficient`
+// times the loss's gradients into the four gradient tensors and returns the loss, the mean over
+// rows of the squared residual. With at most dense_limit dead latents (-1: 8 * aux_k) the work
+// is four matrix products over the dead columns; with more, it goes a chunk of rows at a time
+// over the gathered decoder rows. pre: [B, d_sae] pre-activations, xc: [B, d_in] centred input.
+double addTopkAuxiliaryLoss(const at::Tensor& pre, const at::Tensor& dead, const at::Tensor& e, const at::Tensor& xc,
+                            const at::Tensor& W_dec, const at::Tensor& W_encT, std::int64_t aux_k, double coefficient,
+                            at::Tensor& gW_dec, at::Tensor& gW_encT, at::Tensor& gb_enc, at::Tensor& gb_dec,
+                            std::int64_t dense_limit = -1);
+
 class SaeTrainer {
  public:
   SaeTrainer(SaeTrainConfig config, const c10::Device& device);
@@ -94,8 +105,6 @@ class SaeTrainer {
   struct Grads;
   void adam(at::Tensor& p, at::Tensor& m, at::Tensor& v, const at::Tensor& g, double lr, double bc1, double bc2);
   at::Tensor deadMask() const;
-  double auxiliaryLoss(const at::Tensor& pre, const at::Tensor& e, std::int64_t B, at::Tensor& gW_dec,
-                       at::Tensor& gW_encT, at::Tensor& gb_enc, at::Tensor& gb_dec, const at::Tensor& xc) const;
   static constexpr double kThresholdRate = 0.01;  // batchtopk threshold's running-mean rate
 
   SaeTrainConfig config_;
