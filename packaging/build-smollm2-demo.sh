@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Rebuilds the real demo's SAE and corpus sample (data/smollm2/) from scratch: the corpus from
 # Debian packages, activations of SmolLM2-135M-Instruct at the middle of its residual stream
-# harvested to disk, a TopK SAE of 16,384 features trained over them for two epochs, then
+# harvested to disk, a TopK SAE of 16,384 features trained over them for four epochs (25.2M rows over 6.5M), then
 # per-feature thresholds at 0.5 of each feature's maximum on a second, held-apart harvest with
 # the decoder refitted to the codes that remain, exported in F16. The SAE keeps the end-of-text rows in training
 # (--skip-end-of-text false) and the secondary sinks (--skip-sinks false): SAEs trained without
 # them reconstruct better but were rated less consistent, twice (data/README.md).
 # Every stage resumes when interrupted (the harvest skips the chunks on disk, training continues
-# from its checkpoint). About 2 hours on two cores (harvest 50-60 minutes, training 40).
+# from its checkpoint). About 2.5 hours on two cores (harvest 50-60 minutes, training 70).
 # Usage: bash packaging/build-smollm2-demo.sh [WORK]   (WORK defaults to build/smollm2-work)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ WORK=${1:-build/smollm2-work}
 BUILD=${BUILD:-build}
 HOOK=blocks.15.hook_resid_post   # the 16th of 30 blocks: the middle of the model
 HARVEST_TOKENS=${HARVEST_TOKENS:-6291456}
-TRAIN_TOKENS=${TRAIN_TOKENS:-12582912}
+TRAIN_TOKENS=${TRAIN_TOKENS:-25165824}
 D_SAE=${D_SAE:-16384}   # the dictionary's width (features)
 SAMPLE_TOKENS=${SAMPLE_TOKENS:-600000}
 SUDO=""; if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
