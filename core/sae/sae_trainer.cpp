@@ -74,16 +74,19 @@ double addTopkAuxiliaryLoss(const at::Tensor& pre, const at::Tensor& dead, const
                             at::Tensor& gW_dec, at::Tensor& gW_encT, at::Tensor& gb_enc, at::Tensor& gb_dec,
                             std::int64_t dense_limit) {
   const std::int64_t B = pre.size(0), d = W_dec.size(1), S = W_dec.size(0);
-  const std::int64_t n_dead = dead.sum().item<std::int64_t>();
-  if (n_dead == 0 || coefficient <= 0 || B == 0) return 0.0;
+  if (coefficient <= 0 || B == 0) return 0.0;
+  const at::Tensor cols = dead.nonzero().squeeze(1);
+  const std::int64_t n_dead = cols.size(0);
+  if (n_dead == 0) return 0.0;
   const std::int64_t ka = std::min(aux_k, n_dead);
   if (dense_limit < 0) dense_limit = 8 * ka;
+  // Both ways hold a few times 64M floats at most.
+  constexpr std::int64_t kBudget = std::int64_t{64} << 20;
   double sq = 0;
   at::Tensor gb;
-  if (n_dead <= dense_limit) {
+  if (n_dead <= dense_limit && B * n_dead <= kBudget) {
     // Few dead latents: the aux code is a dense [B, n_dead] matrix over the dead columns, and
     // the four products below are plain matrix multiplications.
-    const at::Tensor cols = dead.nonzero().squeeze(1);
     const at::Tensor pd = pre.index_select(1, cols);
     auto top = pd.topk(ka, 1, true, false);
     const at::Tensor A = at::zeros_like(pd).scatter_(1, std::get<1>(top), at::relu(std::get<0>(top)));
@@ -91,7 +94,8 @@ double addTopkAuxiliaryLoss(const at::Tensor& pre, const at::Tensor& dead, const
     const at::Tensor ae = at::addmm(e, A, Wd);                         // e_hat - (x - x_hat)
     sq = ae.pow(2).sum().item<double>();
     const at::Tensor g_ehat = ae * (2.0 * coefficient / B);
-    const at::Tensor gA = at::mm(g_ehat, Wd.t()) * (A > 0);            // [B, n_dead]
+    at::Tensor gA = at::mm(g_ehat, Wd.t());                            // [B, n_dead]
+    gA.mul_(A > 0);
     gW_dec.index_add_(0, cols, at::mm(A.t(), g_ehat));
     gW_encT.index_add_(0, cols, at::mm(gA.t(), xc));
     gb = at::zeros({S}, pre.options()).index_add_(0, cols, gA.sum(0));
@@ -103,7 +107,7 @@ double addTopkAuxiliaryLoss(const at::Tensor& pre, const at::Tensor& dead, const
     gb = at::zeros({S}, avals.options());
     // A chunk of rows at a time, so that the gathered decoder rows ([rows, ka, d]) stay a few
     // hundred MB however large the batch (each row's terms are independent).
-    const std::int64_t chunk = std::max<std::int64_t>(1, (std::int64_t{64} << 20) / std::max<std::int64_t>(1, ka * d));
+    const std::int64_t chunk = std::max<std::int64_t>(1, kBudget / std::max<std::int64_t>(1, ka * d));
     for (std::int64_t r0 = 0; r0 < B; r0 += chunk) {
       const std::int64_t r1 = std::min(B, r0 + chunk), n = r1 - r0;
       const at::Tensor av = avals.slice(0, r0, r1), ai = aidx.slice(0, r0, r1);

@@ -53,12 +53,14 @@ struct SaeTrainStats {
 
 class ProcessGroup;
 
-// TopK's auxiliary loss: the top aux_k dead latents of each row (dead: [d_sae] bool) reconstruct
-// that row's error e = x_hat - x, taken as a constant, which revives them. Adds `coefficient`
-// times the loss's gradients into the four gradient tensors and returns the loss, the mean over
-// rows of the squared residual. With at most dense_limit dead latents (-1: 8 * aux_k) the work
-// is four matrix products over the dead columns; with more, it goes a chunk of rows at a time
-// over the gathered decoder rows. pre: [B, d_sae] pre-activations, xc: [B, d_in] centred input.
+// TopK's auxiliary loss: the min(aux_k, dead) largest pre-activations of dead latents in each
+// row (dead: [d_sae] bool), through a ReLU, reconstruct that row's error e = x_hat - x, taken as
+// a constant, which revives them. Adds `coefficient` times the loss's gradients into the four
+// gradient tensors (so scaled by 1/B of this batch) and returns the loss, the mean over rows of
+// the squared residual. With at most dense_limit dead latents (negative: 8 * aux_k) and a
+// [B, dead] code of at most 64M entries, the work is four matrix products over the dead
+// columns; otherwise it goes a chunk of rows at a time over the gathered decoder rows.
+// pre: [B, d_sae] pre-activations; xc: [B, d_in], the input minus b_dec.
 double addTopkAuxiliaryLoss(const at::Tensor& pre, const at::Tensor& dead, const at::Tensor& e, const at::Tensor& xc,
                             const at::Tensor& W_dec, const at::Tensor& W_encT, std::int64_t aux_k, double coefficient,
                             at::Tensor& gW_dec, at::Tensor& gW_encT, at::Tensor& gb_enc, at::Tensor& gb_dec,

@@ -199,7 +199,7 @@ class TestSaeTrainer : public QObject {
   // Both ways of computing TopK's auxiliary loss (dense over the dead columns, chunked over the
   // gathered rows) give autograd's gradients of the same loss.
   void auxiliaryLossMatchesAutograd() {
-    const std::int64_t B = 24, S = 40, d = 12, ka = 5;
+    const std::int64_t B = 24, S = 40, d = 12;
     const double coef = 0.25;
     at::manual_seed(3);
     at::Tensor W_dec = at::randn({S, d}), W_encT = at::randn({S, d}), b_enc = at::randn({S}) * 0.1,
@@ -207,31 +207,36 @@ class TestSaeTrainer : public QObject {
     at::Tensor dead = at::rand({S}) < 0.4;
     dead[0] = true;
     const std::int64_t n_dead = dead.sum().item<std::int64_t>();
-    QVERIFY(n_dead > ka);
-    // Reference: the same loss through autograd, the selection of the top dead latents fixed.
-    std::vector<at::Tensor> params = {W_dec.clone(), W_encT.clone(), b_enc.clone(), b_dec.clone()};
-    for (auto& p : params) p.set_requires_grad(true);
-    at::Tensor pre_r = at::matmul(x - params[3], params[1].t()) + params[2];
-    auto top = pre_r.detach().masked_fill(dead.logical_not().unsqueeze(0), -INFINITY).topk(ka, 1);
-    at::Tensor A = at::zeros({B, S}).scatter(1, std::get<1>(top), at::relu(pre_r.gather(1, std::get<1>(top))));
-    at::Tensor loss_r = (at::matmul(A, params[0]) + e).pow(2).sum() / B;
-    auto grads = torch::autograd::grad({loss_r * coef}, params);
-    for (std::int64_t limit : {std::int64_t{0}, std::int64_t{1} << 30}) {
-      c10::InferenceMode guard;
-      at::Tensor xc = x - b_dec, pre = at::matmul(xc, W_encT.t()) + b_enc;
-      at::Tensor gW_dec = at::zeros_like(W_dec), gW_encT = at::zeros_like(W_encT), gb_enc = at::zeros({S}),
-                 gb_dec = at::zeros({d});
-      const double loss = addTopkAuxiliaryLoss(pre, dead, e, xc, W_dec, W_encT, ka, coef, gW_dec, gW_encT, gb_enc,
-                                               gb_dec, limit);
-      QVERIFY2(std::abs(loss - loss_r.item<double>()) < 1e-4 * loss, qPrintable(QString::number(limit)));
-      const at::Tensor got[4] = {gW_dec, gW_encT, gb_enc, gb_dec};
-      for (int i = 0; i < 4; ++i) {
-        const double err = (got[i] - grads[i]).abs().max().item<double>();
-        QVERIFY2(err < 1e-4 * (1 + grads[i].abs().max().item<double>()),
-                 qPrintable(QString("limit %1, gradient %2 off by %3").arg(limit).arg(i).arg(err)));
+    QVERIFY(n_dead > 5);
+    // Fewer than the dead latents, all of them, and more than there are (then all of them).
+    for (const std::int64_t ka : {std::int64_t{5}, n_dead, n_dead + 3}) {
+      // Reference: the same loss through autograd, the selection of the top dead latents fixed.
+      std::vector<at::Tensor> params = {W_dec.clone(), W_encT.clone(), b_enc.clone(), b_dec.clone()};
+      for (auto& p : params) p.set_requires_grad(true);
+      at::Tensor pre_r = at::matmul(x - params[3], params[1].t()) + params[2];
+      const std::int64_t kr = std::min(ka, n_dead);
+      auto top = pre_r.detach().masked_fill(dead.logical_not().unsqueeze(0), -INFINITY).topk(kr, 1);
+      at::Tensor A = at::zeros({B, S}).scatter(1, std::get<1>(top), at::relu(pre_r.gather(1, std::get<1>(top))));
+      at::Tensor loss_r = (at::matmul(A, params[0]) + e).pow(2).sum() / B;
+      auto grads = torch::autograd::grad({loss_r * coef}, params);
+      for (std::int64_t limit : {std::int64_t{0}, std::int64_t{1} << 30}) {
+        c10::InferenceMode guard;
+        at::Tensor xc = x - b_dec, pre = at::matmul(xc, W_encT.t()) + b_enc;
+        at::Tensor gW_dec = at::zeros_like(W_dec), gW_encT = at::zeros_like(W_encT), gb_enc = at::zeros({S}),
+                   gb_dec = at::zeros({d});
+        const double loss = addTopkAuxiliaryLoss(pre, dead, e, xc, W_dec, W_encT, ka, coef, gW_dec, gW_encT, gb_enc,
+                                                 gb_dec, limit);
+        QVERIFY2(std::abs(loss - loss_r.item<double>()) < 1e-4 * loss,
+                 qPrintable(QString("ka %1, limit %2").arg(ka).arg(limit)));
+        const at::Tensor got[4] = {gW_dec, gW_encT, gb_enc, gb_dec};
+        for (int i = 0; i < 4; ++i) {
+          const double err = (got[i] - grads[i]).abs().max().item<double>();
+          QVERIFY2(err < 1e-4 * (1 + grads[i].abs().max().item<double>()),
+                   qPrintable(QString("ka %1, limit %2, gradient %3 off by %4").arg(ka).arg(limit).arg(i).arg(err)));
+        }
+        // Live latents receive no gradient through the decoder.
+        QCOMPARE(gW_dec.index_select(0, dead.logical_not().nonzero().squeeze(1)).abs().max().item<double>(), 0.0);
       }
-      // Live latents receive no gradient through the decoder.
-      QCOMPARE(gW_dec.index_select(0, dead.logical_not().nonzero().squeeze(1)).abs().max().item<double>(), 0.0);
     }
   }
 
