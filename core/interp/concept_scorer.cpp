@@ -36,6 +36,21 @@ std::string_view trimmed(std::string_view s) {
   return s.substr(b, s.find_last_not_of(" \t\n\r") - b + 1);
 }
 
+bool blank(std::string_view s) { return !s.empty() && s.find_first_not_of(" \t\n\r") == std::string_view::npos; }
+
+// Whether a whitespace token among tokens [lo, hi) of the context contains the blank keyword.
+bool blankTokenIn(const LoweredContext& ctx, int lo, int hi, const std::string& kw) {
+  const int n = static_cast<int>(ctx.starts.size());
+  const std::string_view all(ctx.text);
+  for (int i = std::max(0, lo); i < std::min(n, hi); ++i) {
+    const std::size_t b = ctx.starts[static_cast<std::size_t>(i)];
+    const std::size_t e = i + 1 < n ? ctx.starts[static_cast<std::size_t>(i) + 1] : ctx.text.size();
+    const std::string_view t = all.substr(b, e - b);
+    if (blank(t) && t.find(kw) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::vector<std::string> explanationKeywords(const std::string& explanation) {
@@ -45,7 +60,7 @@ std::vector<std::string> explanationKeywords(const std::string& explanation) {
     while ((pos = explanation.find(q, pos)) != std::string::npos) {
       const auto end = explanation.find(q, pos + 1);
       if (end == std::string::npos) break;
-      const std::string k = normalise(explanation.substr(pos + 1, end - pos - 1));
+      const std::string k = keywordFromQuoted(std::string_view(explanation).substr(pos + 1, end - pos - 1));
       if (!k.empty()) out.push_back(k);
       pos = end + 1;
     }
@@ -66,6 +81,34 @@ std::vector<std::string> explanationKeywords(const std::string& explanation) {
   }
   flush();
   return out;
+}
+
+std::string keywordFromQuoted(std::string_view shown) {
+  std::string out;
+  for (std::size_t i = 0; i < shown.size(); ++i) {
+    const char c = shown[i];
+    if (c == '\\' && i + 1 < shown.size()) {
+      const char e = shown[i + 1];
+      const char r = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e == '\\' ? '\\' : '\0';
+      if (r != '\0') {
+        out += r;
+        ++i;
+        continue;
+      }
+    }
+    if (c == '<') {  // "<N spaces>", N from 4 to 4096
+      std::size_t j = i + 1, n = 0;
+      while (j < shown.size() && j - i <= 4 && std::isdigit(static_cast<unsigned char>(shown[j]))) n = n * 10 + static_cast<std::size_t>(shown[j++] - '0');
+      if (j > i + 1 && n >= 4 && n <= 4096 && shown.compare(j, 8, " spaces>") == 0) {
+        out.append(n, ' ');
+        i = j + 7;
+        continue;
+      }
+    }
+    out += static_cast<char>(static_cast<unsigned char>(c) < 0x80 ? std::tolower(static_cast<unsigned char>(c)) : c);
+  }
+  if (blank(out)) return out;
+  return std::string(trimmed(out));
 }
 
 void appendLowerAscii(std::string& out, std::string_view s) {
@@ -91,6 +134,12 @@ int conceptScore(const LoweredContext& ctx, int center, const std::vector<std::s
   const std::size_t cs = at(center) - lb, ce = at(center + 1) - lb;
   int best = 0;
   for (const auto& kw : keywords) {
+    if (blank(kw)) {
+      if (blankTokenIn(ctx, center, center + 1, kw)) return 3;
+      if (blankTokenIn(ctx, center - near, center + near + 1, kw)) best = std::max(best, 2);
+      if (blankTokenIn(ctx, 0, n, kw)) best = std::max(best, 1);
+      continue;
+    }
     if (!ctr.empty() && (ctr == kw || (kw.size() >= 3 && ctr.find(kw) != std::string_view::npos) || occursOverlapping(local, kw, cs, ce))) return 3;
     if (local.find(kw) != std::string_view::npos) best = std::max(best, 2);
     if (all.find(kw) != std::string_view::npos) best = std::max(best, 1);
@@ -108,6 +157,11 @@ int conceptScore(const LoweredContext& ctx, int center, const ExplanationParts& 
   const std::string_view before = all.substr(at(std::max(0, center - near)), at(center) - at(std::max(0, center - near)));
   bool context_anywhere = false;
   for (const auto& kw : parts.context) {
+    if (blank(kw)) {
+      if (blankTokenIn(ctx, center - near, center, kw)) best = std::max(best, 2);
+      context_anywhere = context_anywhere || blankTokenIn(ctx, 0, n, kw);
+      continue;
+    }
     if (before.find(kw) != std::string_view::npos) best = std::max(best, 2);
     context_anywhere = context_anywhere || all.find(kw) != std::string_view::npos;
   }

@@ -9,11 +9,18 @@
 namespace monoscope::core {
 
 // Keywords of an explanation: its quoted strings ("..." or '...'), else its words of three or
-// more letters that are not common function words. Lower-cased, surrounding spaces removed.
+// more letters that are not common function words. Each as keywordFromQuoted makes it.
 std::vector<std::string> explanationKeywords(const std::string& explanation);
 
+// A keyword from a token as an explanation quotes it (interp/explainer.cpp): `\n`, `\t`, `\r` and
+// `\\` read back as the characters they stand for, `<N spaces>` as N spaces, ASCII lower-cased,
+// surrounding whitespace removed unless there is nothing else (a newline or indentation token is
+// its own keyword). Empty when the text is empty.
+std::string keywordFromQuoted(std::string_view shown);
+
 // 3: a keyword is the activating token (or spans it); 2: a keyword occurs within `near` tokens
-// of it; 1: a keyword occurs elsewhere in the context; 0: no keyword occurs.
+// of it; 1: a keyword occurs elsewhere in the context; 0: no keyword occurs. A keyword of only
+// whitespace matches whole whitespace tokens that contain it, never the spaces inside text.
 int conceptScore(const std::vector<std::string>& tokens, int center, const std::vector<std::string>& keywords, int near = 3);
 
 // A context's tokens lower-cased (ASCII letters) into one text, and where each token starts

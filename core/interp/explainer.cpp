@@ -33,8 +33,9 @@ std::vector<Cand> rankByLift(const std::unordered_map<std::int32_t, double>& mas
   return c;
 }
 
-// A token as the explanation shows it: in double quotes (a quote inside becomes '), newlines and
-// tabs written as \n and \t, and a run of more than three spaces as <N spaces>.
+// A token as the explanation shows it: in double quotes (a quote inside becomes '), newlines,
+// tabs and backslashes written as \n, \t and \\, and a run of more than three spaces as
+// <N spaces>; keywordFromQuoted (interp/concept_scorer.h) reads it back.
 std::string quoted(const std::string& t) {
   std::string out = "\"";
   for (std::size_t i = 0; i < t.size(); ++i) {
@@ -50,6 +51,8 @@ std::string quoted(const std::string& t) {
       out += ' ';
     } else if (ch == '"') {
       out += '\'';
+    } else if (ch == '\\') {
+      out += "\\\\";
     } else if (ch == '\n') {
       out += "\\n";
     } else if (ch == '\t') {
@@ -104,21 +107,13 @@ std::string searchTokens(std::vector<Cand> c, const std::function<std::string(st
   return out;
 }
 
-std::string lowerTrim(const std::string& s) {
-  std::string out;
-  appendLowerAscii(out, s);
-  const auto b = out.find_first_not_of(" \t\n\r");
-  if (b == std::string::npos) return {};
-  return out.substr(b, out.find_last_not_of(" \t\n\r") - b + 1);
-}
-
 std::vector<std::string> quotedStrings(const std::string& s) {
   std::vector<std::string> out;
   std::size_t pos = 0;
   while ((pos = s.find('"', pos)) != std::string::npos) {
     const auto end = s.find('"', pos + 1);
     if (end == std::string::npos) break;
-    const std::string k = lowerTrim(s.substr(pos + 1, end - pos - 1));
+    const std::string k = keywordFromQuoted(std::string_view(s).substr(pos + 1, end - pos - 1));
     if (!k.empty()) out.push_back(k);
     pos = end + 1;
   }

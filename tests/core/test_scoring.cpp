@@ -219,6 +219,35 @@ class TestScoring : public QObject {
     QCOMPARE(conceptScore(ctx, 3, parts, "scripture"), 0);  // nothing
   }
 
+  // A feature of newlines and indentation: its explanation quotes whitespace tokens, which the
+  // scorer reads back and matches against whole whitespace tokens only.
+  void conceptScorerMatchesWhitespaceTokens() {
+    CorpusProfile corpus;
+    corpus.token_counts.assign(10, 100);
+    corpus.total = 1000;
+    const std::vector<std::string> vocab = {"\n  ", "\n\n  ", "\n        ", "a\\nb"};
+    auto text = [&](std::int32_t id) { return vocab[static_cast<std::size_t>(id)]; };
+    const std::string ex = explainByTokenLift({{0, 5.0}, {1, 3.0}, {2, 2.0}}, corpus.token_counts, corpus.total, text).text;
+    QVERIFY2(ex.rfind("Fires on \"\\n  \", \"\\n\\n  \", \"\\n<8 spaces>\"", 0) == 0, ex.c_str());
+    const ExplanationParts parts = explanationParts(ex);
+    QCOMPARE(parts.tokens, (std::vector<std::string>{"\n  ", "\n\n  ", "\n        "}));
+    LoweredContext ctx;
+    ctx.assign({"By", "ron", ".", "\n  ", " [", "2", "]"});
+    QCOMPARE(conceptScore(ctx, 3, parts, ""), 3);                     // the indented line break itself
+    QCOMPARE(conceptScore(ctx, 5, parts, ""), 2);                     // two tokens after it
+    ctx.assign({"A", " line", " of", "  ", " text", ".", "\n  "});
+    QCOMPARE(conceptScore(ctx, 1, parts, ""), 1);                     // elsewhere in the context
+    ctx.assign({"A", " line", " of", " words", " and", " spaces", "\n"});
+    QCOMPARE(conceptScore(ctx, 3, parts, ""), 0);  // spaces inside text and a bare newline are not the tokens
+    // A literal backslash is written \\ and reads back as one, apart from a newline.
+    const std::string code = explainByTokenLift({{3, 1.0}}, corpus.token_counts, corpus.total, text).text;
+    QVERIFY2(code.rfind("Fires on \"a\\\\nb\"", 0) == 0, code.c_str());
+    QCOMPARE(explanationParts(code).tokens, std::vector<std::string>{"a\\nb"});
+    QCOMPARE(keywordFromQuoted("\\t<4 spaces>"), std::string("\t    "));
+    QCOMPARE(keywordFromQuoted(" <3 spaces> X "), std::string("<3 spaces> x"));  // not the written form
+    QCOMPARE(keywordFromQuoted("<99999 spaces>"), std::string("<99999 spaces>"));
+  }
+
   void parsesScoresFromAnswers() {
     QCOMPARE(parseScore("Score: 2"), 2);
     QCOMPARE(parseScore("3"), 3);
