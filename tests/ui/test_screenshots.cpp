@@ -1,7 +1,8 @@
 // Screenshot smoke test: the main window on the demo with a feature page, the map with a lit
 // concept, the map drawn from its layers (tiles, then points), the prompt inspector and a
 // finished steering run, written as PNGs into
-// <build>/screenshots for a person to look at. Checks that each image has content.
+// <build>/screenshots for a person to look at (MONOSCOPE_SCREENSHOT_MODEL, _SAE, _DB and _CLAMP
+// shoot another workspace, e.g. the real demo). Checks that each image has content.
 #include <QDir>
 #include <QDockWidget>
 #include <QImage>
@@ -51,8 +52,12 @@ class TestScreenshots : public QObject {
     MainWindow window;
     window.resize(1600, 1000);
     window.show();
+    // Another workspace (the real demo's model, SAE and database) when these are set.
+    const QString model = qEnvironmentVariable("MONOSCOPE_SCREENSHOT_MODEL", test::demoModel());
+    const QString sae = qEnvironmentVariable("MONOSCOPE_SCREENSHOT_SAE", test::demoSae());
     const QString db = qEnvironmentVariable("MONOSCOPE_SCREENSHOT_DB", test::demoDb());
-    QVERIFY(window.openWorkspace({test::demoModel(), test::demoSae(), db}, true).isEmpty());
+    const double clamp = qEnvironmentVariable("MONOSCOPE_SCREENSHOT_CLAMP", "10").toDouble();
+    QVERIFY(window.openWorkspace({model, sae, db}, true).isEmpty());
     QTRY_VERIFY_WITH_TIMEOUT(window.session()->worker().hasEngine(), 60000);
 
     // The feature the prompt's last token activates most.
@@ -81,7 +86,7 @@ class TestScreenshots : public QObject {
 
     auto* steering = window.steering();
     window.showPanel(steering);
-    steering->addFeature(feature, 10.0, true);
+    steering->addFeature(feature, clamp, true);
     steering->setPrompt("And God said unto Moses,");
     steering->setSampling(0.7, 0.95, 7, 24);
     QSignalSpy finished(steering, &SteeringPanel::finished);
