@@ -1,6 +1,9 @@
 #pragma once
 // A short ranked list of features with a score each (top features of a token, contrastive
-// search, attribution): id, score and the feature's explanation.
+// search, attribution): id, score and the feature's explanation. Given the features' densities,
+// a dense feature (on more than kDense of the database's tokens: an always-on direction that
+// leads every list by activation and says little about this text) is marked and, unless
+// setDenseLast(false), listed after the others; the list keeps at most setLimit rows after that.
 #include <QAbstractTableModel>
 #include <functional>
 #include <vector>
@@ -15,10 +18,17 @@ class FeatureScoreModel : public QAbstractTableModel {
   enum Column { IdColumn, ScoreColumn, ExplanationColumn, ColumnCount };
   explicit FeatureScoreModel(QString score_header, QObject* parent = nullptr);
 
+  static constexpr double kDense = 0.1;
+
   void setLabeler(std::function<QString(qint64)> labeler) { labeler_ = std::move(labeler); }
+  void setDensity(std::function<double(qint64)> density) { density_ = std::move(density); }  // < 0: unknown
+  void setDenseLast(bool on);
+  void setLimit(int rows);  // 0: every row
+  bool denseLast() const { return dense_last_; }
   void setScores(std::vector<core::FeatureScore> scores);
-  const std::vector<core::FeatureScore>& scores() const { return scores_; }
+  const std::vector<core::FeatureScore>& scores() const { return scores_; }  // the rows shown, in order
   qint64 featureAt(int row) const;
+  bool isDense(int row) const;
 
   int rowCount(const QModelIndex& parent = {}) const override;
   int columnCount(const QModelIndex& parent = {}) const override;
@@ -26,10 +36,17 @@ class FeatureScoreModel : public QAbstractTableModel {
   QVariant headerData(int section, Qt::Orientation orientation, int role = Qt::DisplayRole) const override;
 
  private:
+  void arrange();
+
   QString header_;
+  std::vector<core::FeatureScore> given_;  // as setScores received them
   std::vector<core::FeatureScore> scores_;
   std::vector<QString> labels_;
+  std::vector<double> densities_;
   std::function<QString(qint64)> labeler_;
+  std::function<double(qint64)> density_;
+  bool dense_last_ = true;
+  int limit_ = 0;
 };
 
 }  // namespace monoscope::ui

@@ -1,5 +1,6 @@
 #include "prompt_inspector.h"
 
+#include <QCheckBox>
 #include <QGroupBox>
 #include <QHBoxLayout>
 #include <QHeaderView>
@@ -39,6 +40,12 @@ PromptInspector::PromptInspector(Session* session, QWidget* parent) : QWidget(pa
   bar->addWidget(inspect_);
   bar->addWidget(negative_, 1);
   bar->addWidget(contrast_);
+  dense_last_ = new QCheckBox(tr("Dense features last"), this);
+  dense_last_->setChecked(true);
+  dense_last_->setToolTip(tr("List features that fire on more than %1% of the database's tokens after the others "
+                             "(they lead every list by activation and say little about this text)")
+                              .arg(100.0 * FeatureScoreModel::kDense, 0, 'f', 0));
+  bar->addWidget(dense_last_);
   layout->addLayout(bar);
 
   auto* scroll = new QScrollArea(this);
@@ -53,7 +60,12 @@ PromptInspector::PromptInspector(Session* session, QWidget* parent) : QWidget(pa
   token_model_ = new FeatureScoreModel(tr("Activation"), this);
   last_model_ = new FeatureScoreModel(tr("Activation"), this);
   contrast_model_ = new FeatureScoreModel(tr("Activation"), this);
-  for (auto* m : {token_model_, last_model_, contrast_model_}) m->setLabeler(labeler);
+  auto density = [this](qint64 f) { return session_->featureDensity(f); };
+  for (auto* m : {token_model_, last_model_, contrast_model_}) {
+    m->setLabeler(labeler);
+    m->setDensity(density);
+  }
+  last_model_->setLimit(20);
 
   auto* split = new QSplitter(Qt::Vertical, this);
   auto* top = new QWidget(split);
@@ -76,6 +88,9 @@ PromptInspector::PromptInspector(Session* session, QWidget* parent) : QWidget(pa
   split->setStretchFactor(1, 2);  // the result tables get two thirds of the height
   layout->addWidget(split, 1);
 
+  connect(dense_last_, &QCheckBox::toggled, this, [this](bool on) {
+    for (auto* m : {token_model_, last_model_, contrast_model_}) m->setDenseLast(on);
+  });
   connect(inspect_, &QPushButton::clicked, this, &PromptInspector::inspect);
   connect(contrast_, &QPushButton::clicked, this, &PromptInspector::contrast);
   connect(negative_, &QLineEdit::returnPressed, this, &PromptInspector::contrast);
@@ -133,7 +148,6 @@ void PromptInspector::inspect() {
         std::vector<core::FeatureScore> last;
         if (!encoded_.active.empty())
           for (const auto& a : encoded_.active.back()) last.push_back({a.feature, a.value});
-        if (last.size() > 20) last.resize(20);
         last_model_->setScores(last);
         status_->setText(tr("%1 tokens in windows of %2. Click a token for its features.")
                              .arg(encoded_.tokens.size())

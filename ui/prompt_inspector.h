@@ -1,11 +1,13 @@
 #pragma once
 // The prompt inspector: a text's tokens highlighted for the selected feature; per token its top
 // features; the features on the last token (the feature-completeness probe); and a contrastive
-// search against a negative prompt. All model work runs on the inference worker.
+// search against a negative prompt; dense features listed last unless unticked. All model work
+// runs on the inference worker.
 #include <QWidget>
 
 #include "api/engine.h"
 
+class QCheckBox;
 class QLabel;
 class QLineEdit;
 class QPlainTextEdit;
@@ -33,6 +35,7 @@ class PromptInspector : public QWidget {
   FeatureScoreModel* tokenModel() const { return token_model_; }
   FeatureScoreModel* lastTokenModel() const { return last_model_; }
   FeatureScoreModel* contrastModel() const { return contrast_model_; }
+  QCheckBox* denseLastBox() const { return dense_last_; }
   const core::EncodedText& encoded() const { return encoded_; }
 
  Q_SIGNALS:
@@ -48,6 +51,7 @@ class PromptInspector : public QWidget {
   QLineEdit* negative_;
   QPushButton* inspect_;
   QPushButton* contrast_;
+  QCheckBox* dense_last_;
   TokenTextView* tokens_;
   QLabel* status_;
   FeatureScoreModel* token_model_;

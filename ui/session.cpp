@@ -123,4 +123,13 @@ float Session::featureMax(qint64 feature) const {
   }
 }
 
+double Session::featureDensity(qint64 feature) const {
+  if (!db_) return -1.0;
+  try {
+    return db_->summary(feature).density;
+  } catch (const std::exception&) {
+    return -1.0;
+  }
+}
+
 }  // namespace monoscope::ui

@@ -45,6 +45,7 @@ class Session : public QObject {
   // A feature's one-line label: its explanation, or "feature N" without a database.
   QString featureLabel(qint64 feature) const;
   float featureMax(qint64 feature) const;  // max activation over the scan (0 when unknown)
+  double featureDensity(qint64 feature) const;  // share of the scan's tokens it fires on (-1 when unknown)
 
  Q_SIGNALS:
   void databaseChanged();

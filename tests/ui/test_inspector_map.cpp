@@ -1,5 +1,6 @@
 // The prompt inspector (per-token features, last-token probe, contrastive search) and the map
 // (points from the database, hit-testing, click to open, zoom about the cursor, concept light-up).
+#include <QCheckBox>
 #include <QLineEdit>
 #include <QSignalSpy>
 #include <QtTest>
@@ -37,10 +38,20 @@ class TestInspectorMap : public QObject {
     QTRY_COMPARE_WITH_TIMEOUT(inspected.count(), 1, 30000);
     const auto& encoded = inspector.encoded();
     QVERIFY(encoded.tokens.size() >= 6);
-    // Last token: the strongest active features, strongest first.
+    // Last token: the strongest active features, strongest first, dense ones after the others;
+    // unticking "Dense features last" gives the order by activation alone.
     const auto& last = encoded.active.back();
     QCOMPARE(inspector.lastTokenModel()->rowCount(), static_cast<int>(std::min<std::size_t>(20, last.size())));
+    qint64 first_sparse = last.front().feature;
+    for (const auto& a : last)
+      if (session_->featureDensity(a.feature) <= FeatureScoreModel::kDense) {
+        first_sparse = a.feature;
+        break;
+      }
+    QCOMPARE(inspector.lastTokenModel()->featureAt(0), first_sparse);
+    inspector.denseLastBox()->setChecked(false);
     QCOMPARE(inspector.lastTokenModel()->featureAt(0), last.front().feature);
+    inspector.denseLastBox()->setChecked(true);
     // Each window's first token is flagged as an attention sink, as the engine marks it.
     QCOMPARE(encoded.sink.size(), encoded.tokens.size());
     QCOMPARE(inspector.tokens()->tokens().front().sink, std::uint8_t{1});
@@ -57,6 +68,30 @@ class TestInspectorMap : public QObject {
     session_->selectFeature(f);
     QTRY_VERIFY_WITH_TIMEOUT(view->tokens().back().value > 0.0f, 20000);
     QCOMPARE(view->tokens().back().value, last.front().value);
+  }
+
+  // Dense features (over 10% of the database's tokens) go after the others, marked, in their
+  // order; the limit applies after that; with the option off the given order stands.
+  void denseFeaturesListedLast() {
+    FeatureScoreModel m(QStringLiteral("Activation"));
+    m.setLabeler([](qint64 f) { return QStringLiteral("feature %1").arg(f); });
+    m.setDensity([](qint64 f) { return f == 1 ? 0.74 : f == 3 ? 0.2 : f == 5 ? -1.0 : 0.01; });
+    m.setScores({{1, 9.0}, {2, 8.0}, {3, 7.0}, {4, 6.0}, {5, 5.0}});
+    std::vector<qint64> order;
+    for (int r = 0; r < m.rowCount(); ++r) order.push_back(m.featureAt(r));
+    QCOMPARE(order, (std::vector<qint64>{2, 4, 5, 1, 3}));
+    QVERIFY(m.isDense(3) && m.isDense(4) && !m.isDense(0) && !m.isDense(2));
+    QCOMPARE(m.data(m.index(3, FeatureScoreModel::ExplanationColumn)).toString(), QStringLiteral("Dense (74% of tokens): feature 1"));
+    QCOMPARE(m.data(m.index(0, FeatureScoreModel::ExplanationColumn)).toString(), QStringLiteral("feature 2"));
+    QVERIFY(m.data(m.index(3, 0), Qt::ForegroundRole).isValid() && !m.data(m.index(0, 0), Qt::ForegroundRole).isValid());
+    m.setLimit(3);
+    QCOMPARE(m.rowCount(), 3);
+    QCOMPARE(m.featureAt(2), qint64{5});
+    m.setDenseLast(false);
+    QCOMPARE(m.featureAt(0), qint64{1});
+    QCOMPARE(m.featureAt(2), qint64{3});
+    m.setLimit(0);
+    QCOMPARE(m.rowCount(), 5);
   }
 
   void contrastiveSearch() {
