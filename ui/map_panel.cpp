@@ -85,9 +85,13 @@ void MapPanel::lightUp() {
       this,
       [text](const core::Engine& engine) {
         const auto encoded = engine.encode(text.toStdString(), 32);
+        // Attention sinks (a window's first token, massive rows) are left out: their features are
+        // artifacts of position, and relative to their own maxima they would lead the list.
         std::map<qint64, float> best;
-        for (const auto& token : encoded.active)
-          for (const auto& a : token) best[a.feature] = std::max(best[a.feature], a.value);
+        for (std::size_t t = 0; t < encoded.active.size(); ++t) {
+          if (t < encoded.sink.size() && encoded.sink[t] != core::EncodedText::kNoSink) continue;
+          for (const auto& a : encoded.active[t]) best[a.feature] = std::max(best[a.feature], a.value);
+        }
         Lit lit(best.begin(), best.end());
         return lit;
       },

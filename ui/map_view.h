@@ -42,6 +42,7 @@ class MapView : public QWidget {
   void setSelection(qint64 feature, const std::vector<qint64>& neighbours);
   // Features to light up with a strength in (0, 1] each (empty clears).
   void setLit(const std::vector<std::pair<qint64, float>>& lit);
+  const std::vector<std::pair<qint64, float>>& lit() const { return lit_; }
   void setLabeler(std::function<QString(qint64)> labeler) { labeler_ = std::move(labeler); }
 
   void resetView();

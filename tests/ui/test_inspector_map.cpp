@@ -5,6 +5,7 @@
 #include <QSignalSpy>
 #include <QtTest>
 #include <cmath>
+#include <set>
 
 #include "feature_score_model.h"
 #include "map_panel.h"
@@ -194,6 +195,25 @@ class TestInspectorMap : public QObject {
     panel.lightUp();
     QTRY_COMPARE_WITH_TIMEOUT(lit.count(), 1, 30000);
     QVERIFY(lit.front().front().toInt() > 0);
+    // Exactly the features of the tokens that are not attention sinks: the first token's own
+    // features (position artifacts) light nothing.
+    core::EncodedText encoded;
+    bool encoded_done = false;
+    session_->worker().post<core::EncodedText>(
+        this, [](const core::Engine& engine) { return engine.encode("the LORD said unto Moses", 32); },
+        [&](core::EncodedText e) { encoded = std::move(e), encoded_done = true; }, [](QString) {});
+    QTRY_VERIFY_WITH_TIMEOUT(encoded_done, 30000);
+    std::set<qint64> expected;
+    for (std::size_t t = 0; t < encoded.active.size(); ++t)
+      if (encoded.sink[t] == core::EncodedText::kNoSink)
+        for (const auto& a : encoded.active[t]) expected.insert(a.feature);
+    std::set<qint64> shown;
+    for (const auto& [id, strength] : panel.view()->lit()) shown.insert(id);
+    QCOMPARE(shown, expected);
+    QCOMPARE(encoded.sink.front(), core::EncodedText::kFirstPosition);
+    bool first_only = false;  // some feature fires on the first token and nowhere else
+    for (const auto& a : encoded.active.front()) first_only = first_only || !expected.count(a.feature);
+    QVERIFY(first_only);
   }
 };
 
