@@ -10,8 +10,20 @@ FeatureScoreModel::FeatureScoreModel(QString score_header, QObject* parent)
     : QAbstractTableModel(parent), header_(std::move(score_header)) {}
 
 void FeatureScoreModel::setScores(std::vector<core::FeatureScore> scores) {
-  given_ = std::move(scores);
+  given_.clear();
+  for (const auto& s : scores) {
+    Row r{s, density_ ? density_(s.feature) : -1.0, labeler_ ? labeler_(s.feature) : QString()};
+    if (r.density > kDense) r.label = tr("Dense (%1% of tokens): %2").arg(100.0 * r.density, 0, 'f', 0).arg(r.label);
+    given_.push_back(std::move(r));
+  }
   arrange();
+}
+
+void FeatureScoreModel::setDensity(std::function<double(qint64)> density) {
+  density_ = std::move(density);
+  std::vector<core::FeatureScore> scores;
+  for (const auto& r : given_) scores.push_back(r.score);
+  setScores(std::move(scores));
 }
 
 void FeatureScoreModel::setDenseLast(bool on) {
@@ -27,21 +39,12 @@ void FeatureScoreModel::setLimit(int rows) {
 
 void FeatureScoreModel::arrange() {
   beginResetModel();
-  std::vector<std::pair<core::FeatureScore, double>> rows;
-  for (const auto& s : given_) rows.push_back({s, density_ ? density_(s.feature) : -1.0});
+  rows_ = given_;
   if (dense_last_)
-    std::stable_partition(rows.begin(), rows.end(), [](const auto& r) { return !(r.second > kDense); });
-  if (limit_ > 0 && static_cast<int>(rows.size()) > limit_) rows.resize(static_cast<std::size_t>(limit_));
+    std::stable_partition(rows_.begin(), rows_.end(), [](const Row& r) { return !(r.density > kDense); });
+  if (limit_ > 0 && static_cast<int>(rows_.size()) > limit_) rows_.resize(static_cast<std::size_t>(limit_));
   scores_.clear();
-  densities_.clear();
-  labels_.clear();
-  for (const auto& [s, d] : rows) {
-    scores_.push_back(s);
-    densities_.push_back(d);
-    QString label = labeler_ ? labeler_(s.feature) : QString();
-    if (d > kDense) label = tr("Dense (%1% of tokens): %2").arg(100.0 * d, 0, 'f', 0).arg(label);
-    labels_.push_back(label);
-  }
+  for (const auto& r : rows_) scores_.push_back(r.score);
   endResetModel();
 }
 
@@ -50,7 +53,7 @@ qint64 FeatureScoreModel::featureAt(int row) const {
 }
 
 bool FeatureScoreModel::isDense(int row) const {
-  return row >= 0 && row < static_cast<int>(densities_.size()) && densities_[static_cast<std::size_t>(row)] > kDense;
+  return row >= 0 && row < static_cast<int>(rows_.size()) && rows_[static_cast<std::size_t>(row)].density > kDense;
 }
 
 int FeatureScoreModel::rowCount(const QModelIndex& parent) const {
@@ -72,7 +75,7 @@ QVariant FeatureScoreModel::data(const QModelIndex& index, int role) const {
   switch (index.column()) {
     case IdColumn: return QVariant::fromValue<qint64>(s.feature);
     case ScoreColumn: return QString::number(s.score, 'f', 3);
-    case ExplanationColumn: return labels_[index.row()];
+    case ExplanationColumn: return rows_[static_cast<std::size_t>(index.row())].label;
   }
   return {};
 }

@@ -84,9 +84,10 @@ void MapPanel::lightUp() {
   session_->worker().post<Lit>(
       this,
       [text](const core::Engine& engine) {
-        const auto encoded = engine.encode(text.toStdString(), 32);
-        // Attention sinks (a window's first token, massive rows) are left out: their features are
-        // artifacts of position, and relative to their own maxima they would lead the list.
+        // The concept is read after a line break, so that its first word is not the window's
+        // first token; attention sinks (that first token, massive rows) are left out: their
+        // features are artifacts of position, and relative to their own maxima they would lead.
+        const auto encoded = engine.encode("\n" + text.toStdString(), 32);
         std::map<qint64, float> best;
         for (std::size_t t = 0; t < encoded.active.size(); ++t) {
           if (t < encoded.sink.size() && encoded.sink[t] != core::EncodedText::kNoSink) continue;

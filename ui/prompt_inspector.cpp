@@ -9,6 +9,7 @@
 #include <QPlainTextEdit>
 #include <QPushButton>
 #include <QScrollArea>
+#include <QSettings>
 #include <QSplitter>
 #include <QTableView>
 #include <QVBoxLayout>
@@ -41,7 +42,7 @@ PromptInspector::PromptInspector(Session* session, QWidget* parent) : QWidget(pa
   bar->addWidget(negative_, 1);
   bar->addWidget(contrast_);
   dense_last_ = new QCheckBox(tr("Dense features last"), this);
-  dense_last_->setChecked(true);
+  dense_last_->setChecked(QSettings().value(QStringLiteral("inspector/denseLast"), true).toBool());
   dense_last_->setToolTip(tr("List features that fire on more than %1% of the database's tokens after the others "
                              "(they lead every list by activation and say little about this text)")
                               .arg(100.0 * FeatureScoreModel::kDense, 0, 'f', 0));
@@ -88,7 +89,9 @@ PromptInspector::PromptInspector(Session* session, QWidget* parent) : QWidget(pa
   split->setStretchFactor(1, 2);  // the result tables get two thirds of the height
   layout->addWidget(split, 1);
 
+  for (auto* m : {token_model_, last_model_, contrast_model_}) m->setDenseLast(dense_last_->isChecked());
   connect(dense_last_, &QCheckBox::toggled, this, [this](bool on) {
+    QSettings().setValue(QStringLiteral("inspector/denseLast"), on);
     for (auto* m : {token_model_, last_model_, contrast_model_}) m->setDenseLast(on);
   });
   connect(inspect_, &QPushButton::clicked, this, &PromptInspector::inspect);

@@ -38,7 +38,7 @@ std::string_view trimmed(std::string_view s) {
 
 bool blank(std::string_view s) { return !s.empty() && s.find_first_not_of(" \t\n\r") == std::string_view::npos; }
 
-// Whether a whitespace token among tokens [lo, hi) of the context contains the blank keyword.
+// Whether a whitespace token among tokens [lo, hi) of the context matches the blank keyword.
 bool blankTokenIn(const LoweredContext& ctx, int lo, int hi, const std::string& kw) {
   const int n = static_cast<int>(ctx.starts.size());
   const std::string_view all(ctx.text);
@@ -46,7 +46,9 @@ bool blankTokenIn(const LoweredContext& ctx, int lo, int hi, const std::string& 
     const std::size_t b = ctx.starts[static_cast<std::size_t>(i)];
     const std::size_t e = i + 1 < n ? ctx.starts[static_cast<std::size_t>(i) + 1] : ctx.text.size();
     const std::string_view t = all.substr(b, e - b);
-    if (blank(t) && t.find(kw) != std::string_view::npos) return true;
+    // A keyword with a line break matches the whitespace tokens that contain it (a newline
+    // feature's "\n" covers "\n\n" and "\n  "); one of spaces and tabs only the same token.
+    if (blank(t) && (kw.find('\n') != std::string::npos ? t.find(kw) != std::string_view::npos : t == kw)) return true;
   }
   return false;
 }

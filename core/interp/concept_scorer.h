@@ -20,7 +20,8 @@ std::string keywordFromQuoted(std::string_view shown);
 
 // 3: a keyword is the activating token (or spans it); 2: a keyword occurs within `near` tokens
 // of it; 1: a keyword occurs elsewhere in the context; 0: no keyword occurs. A keyword of only
-// whitespace matches whole whitespace tokens that contain it, never the spaces inside text.
+// whitespace matches whitespace tokens only, never the spaces inside text: with a line break, the
+// tokens that contain it; of spaces and tabs, the same token.
 int conceptScore(const std::vector<std::string>& tokens, int center, const std::vector<std::string>& keywords, int near = 3);
 
 // A context's tokens lower-cased (ASCII letters) into one text, and where each token starts

@@ -239,6 +239,16 @@ class TestScoring : public QObject {
     QCOMPARE(conceptScore(ctx, 1, parts, ""), 1);                     // elsewhere in the context
     ctx.assign({"A", " line", " of", " words", " and", " spaces", "\n"});
     QCOMPARE(conceptScore(ctx, 3, parts, ""), 0);  // spaces inside text and a bare newline are not the tokens
+    // A newline keyword covers the tokens with a newline; a keyword of spaces only its own token.
+    const ExplanationParts newline = explanationParts("Fires on \"\\n\" (90%, lift 20x)");
+    QCOMPARE(newline.tokens, std::vector<std::string>{"\n"});
+    ctx.assign({"x", "\n\n  ", "y"});
+    QCOMPARE(conceptScore(ctx, 1, newline, ""), 3);
+    const ExplanationParts spaces = explanationParts("Fires on \"  \" (90%, lift 20x)");
+    QCOMPARE(spaces.tokens, std::vector<std::string>{"  "});
+    QCOMPARE(conceptScore(ctx, 1, spaces, ""), 0);
+    ctx.assign({"x", "  ", "y"});
+    QCOMPARE(conceptScore(ctx, 1, spaces, ""), 3);
     // A literal backslash is written \\ and reads back as one, apart from a newline.
     const std::string code = explainByTokenLift({{3, 1.0}}, corpus.token_counts, corpus.total, text).text;
     QVERIFY2(code.rfind("Fires on \"a\\\\nb\"", 0) == 0, code.c_str());

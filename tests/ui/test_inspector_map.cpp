@@ -40,19 +40,21 @@ class TestInspectorMap : public QObject {
     const auto& encoded = inspector.encoded();
     QVERIFY(encoded.tokens.size() >= 6);
     // Last token: the strongest active features, strongest first, dense ones after the others;
-    // unticking "Dense features last" gives the order by activation alone.
+    // unticking "Dense features last" gives the order by activation alone. The demo has no dense
+    // feature, so the strongest is made dense here.
     const auto& last = encoded.active.back();
+    QVERIFY(last.size() >= 2);
     QCOMPARE(inspector.lastTokenModel()->rowCount(), static_cast<int>(std::min<std::size_t>(20, last.size())));
-    qint64 first_sparse = last.front().feature;
-    for (const auto& a : last)
-      if (session_->featureDensity(a.feature) <= FeatureScoreModel::kDense) {
-        first_sparse = a.feature;
-        break;
-      }
-    QCOMPARE(inspector.lastTokenModel()->featureAt(0), first_sparse);
-    inspector.denseLastBox()->setChecked(false);
     QCOMPARE(inspector.lastTokenModel()->featureAt(0), last.front().feature);
+    const qint64 strongest = last.front().feature;
+    inspector.lastTokenModel()->setDensity([&](qint64 f) { return f == strongest ? 0.5 : session_->featureDensity(f); });
+    QCOMPARE(inspector.lastTokenModel()->featureAt(0), last[1].feature);
+    QVERIFY(inspector.lastTokenModel()->isDense(inspector.lastTokenModel()->rowCount() - 1) || last.size() > 20);
+    inspector.denseLastBox()->setChecked(false);
+    QCOMPARE(inspector.lastTokenModel()->featureAt(0), strongest);
+    QVERIFY(inspector.lastTokenModel()->isDense(0));
     inspector.denseLastBox()->setChecked(true);
+    QCOMPARE(inspector.lastTokenModel()->featureAt(0), last[1].feature);
     // Each window's first token is flagged as an attention sink, as the engine marks it.
     QCOMPARE(encoded.sink.size(), encoded.tokens.size());
     QCOMPARE(inspector.tokens()->tokens().front().sink, std::uint8_t{1});
@@ -63,7 +65,15 @@ class TestInspectorMap : public QObject {
     view->resize(600, 100);
     QTest::mouseClick(view, Qt::LeftButton, {}, view->tokenRect(2).center());
     QCOMPARE(inspector.tokenModel()->rowCount(), static_cast<int>(encoded.active[2].size()));
-    if (!encoded.active[2].empty()) QCOMPARE(inspector.tokenModel()->featureAt(0), encoded.active[2].front().feature);
+    if (!encoded.active[2].empty()) {  // the strongest that is not dense
+      qint64 first = encoded.active[2].front().feature;
+      for (const auto& a : encoded.active[2])
+        if (!(session_->featureDensity(a.feature) > FeatureScoreModel::kDense)) {
+          first = a.feature;
+          break;
+        }
+      QCOMPARE(inspector.tokenModel()->featureAt(0), first);
+    }
     // Selecting a feature highlights its activations on the tokens.
     const qint64 f = last.front().feature;
     session_->selectFeature(f);
@@ -195,12 +205,12 @@ class TestInspectorMap : public QObject {
     panel.lightUp();
     QTRY_COMPARE_WITH_TIMEOUT(lit.count(), 1, 30000);
     QVERIFY(lit.front().front().toInt() > 0);
-    // Exactly the features of the tokens that are not attention sinks: the first token's own
-    // features (position artifacts) light nothing.
+    // Exactly the features of the concept's tokens read after a line break, which is the
+    // window's first token (an attention sink) and lights nothing of its own.
     core::EncodedText encoded;
     bool encoded_done = false;
     session_->worker().post<core::EncodedText>(
-        this, [](const core::Engine& engine) { return engine.encode("the LORD said unto Moses", 32); },
+        this, [](const core::Engine& engine) { return engine.encode("\nthe LORD said unto Moses", 32); },
         [&](core::EncodedText e) { encoded = std::move(e), encoded_done = true; }, [](QString) {});
     QTRY_VERIFY_WITH_TIMEOUT(encoded_done, 30000);
     std::set<qint64> expected;
@@ -211,9 +221,14 @@ class TestInspectorMap : public QObject {
     for (const auto& [id, strength] : panel.view()->lit()) shown.insert(id);
     QCOMPARE(shown, expected);
     QCOMPARE(encoded.sink.front(), core::EncodedText::kFirstPosition);
-    bool first_only = false;  // some feature fires on the first token and nowhere else
+    bool first_only = false;  // some feature fires on the line break and nowhere else
     for (const auto& a : encoded.active.front()) first_only = first_only || !expected.count(a.feature);
     QVERIFY(first_only);
+    // A one-word concept lights its word's features.
+    panel.conceptEdit()->setText("Moses");
+    panel.lightUp();
+    QTRY_COMPARE_WITH_TIMEOUT(lit.count(), 2, 30000);
+    QVERIFY(lit.back().front().toInt() > 0);
   }
 };
 

@@ -56,7 +56,9 @@ class TestScreenshots : public QObject {
     const QString model = qEnvironmentVariable("MONOSCOPE_SCREENSHOT_MODEL", test::demoModel());
     const QString sae = qEnvironmentVariable("MONOSCOPE_SCREENSHOT_SAE", test::demoSae());
     const QString db = qEnvironmentVariable("MONOSCOPE_SCREENSHOT_DB", test::demoDb());
-    const double clamp = qEnvironmentVariable("MONOSCOPE_SCREENSHOT_CLAMP", "10").toDouble();
+    bool clamp_ok = false;
+    const double clamp = qEnvironmentVariable("MONOSCOPE_SCREENSHOT_CLAMP", "10").toDouble(&clamp_ok);
+    QVERIFY2(clamp_ok, "MONOSCOPE_SCREENSHOT_CLAMP: expected a number (times the feature's max activation)");
     QVERIFY(window.openWorkspace({model, sae, db}, true).isEmpty());
     QTRY_VERIFY_WITH_TIMEOUT(window.session()->worker().hasEngine(), 60000);
 
