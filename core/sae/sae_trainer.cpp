@@ -79,14 +79,15 @@ double addTopkAuxiliaryLoss(const at::Tensor& pre, const at::Tensor& dead, const
   const std::int64_t n_dead = cols.size(0);
   if (n_dead == 0) return 0.0;
   const std::int64_t ka = std::min(aux_k, n_dead);
-  if (dense_limit < 0) dense_limit = 8 * ka;
-  // Both ways hold a few times 64M floats at most.
+  // Both ways hold a few times 64M floats at most. The dense way's products cost about what the
+  // chunked way's gathers do when every latent is dead, and far less below that.
   constexpr std::int64_t kBudget = std::int64_t{64} << 20;
+  if (dense_limit < 0) dense_limit = S;
   double sq = 0;
   at::Tensor gb;
   if (n_dead <= dense_limit && B * n_dead <= kBudget) {
-    // Few dead latents: the aux code is a dense [B, n_dead] matrix over the dead columns, and
-    // the four products below are plain matrix multiplications.
+    // The aux code is a dense [B, n_dead] matrix over the dead columns, and the four products
+    // below are plain matrix multiplications.
     const at::Tensor pd = pre.index_select(1, cols);
     auto top = pd.topk(ka, 1, true, false);
     const at::Tensor A = at::zeros_like(pd).scatter_(1, std::get<1>(top), at::relu(std::get<0>(top)));

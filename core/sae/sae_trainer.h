@@ -57,7 +57,7 @@ class ProcessGroup;
 // row (dead: [d_sae] bool), through a ReLU, reconstruct that row's error e = x_hat - x, taken as
 // a constant, which revives them. Adds `coefficient` times the loss's gradients into the four
 // gradient tensors (so scaled by 1/B of this batch) and returns the loss, the mean over rows of
-// the squared residual. With at most dense_limit dead latents (negative: 8 * aux_k) and a
+// the squared residual. With at most dense_limit dead latents (negative: no limit) and a
 // [B, dead] code of at most 64M entries, the work is four matrix products over the dead
 // columns; otherwise it goes a chunk of rows at a time over the gathered decoder rows.
 // pre: [B, d_sae] pre-activations; xc: [B, d_in], the input minus b_dec.
