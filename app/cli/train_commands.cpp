@@ -60,7 +60,7 @@ void report(const core::SaeTrainStats& s, std::int64_t total, double elapsed) {
 
 int cmdTrainSae(const Args& args) {
   args.allowOnly({"activations", "model", "hook", "corpus", "arch", "l1", "k", "d-sae", "tokens", "seed", "out",
-                  "batch-size", "lr", "dead-window", "context", "buffer", "skip-first", "skip-end-of-text", "skip-sinks", "device",
+                  "batch-size", "lr", "dead-window", "resample-dead", "context", "buffer", "skip-first", "skip-end-of-text", "skip-sinks", "device",
                   "threads", "checkpoint-every", "dist-timeout"});
   core::SaeTrainingOptions o;
   // Data parallelism: the variables torchrun (or srun through packaging/slurm) sets.
@@ -90,6 +90,7 @@ int cmdTrainSae(const Args& args) {
   o.batch_size = args.integer("batch-size", 0, 0, 1 << 22);
   o.lr = args.number("lr", o.lr);
   o.dead_window = args.integer("dead-window", 0, 0, INT64_MAX / 2);
+  o.resample_every = args.integer("resample-dead", 0, 0, INT64_MAX / 2);
   o.context = args.integer("context", 0, 0, 1 << 20);
   o.buffer_tokens = args.integer("buffer", o.buffer_tokens, 1024, 1 << 26);
   if (o.architecture != "standard") {

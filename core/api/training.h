@@ -30,6 +30,7 @@ struct SaeTrainingOptions {
   std::int64_t batch_size = 0;          // 0: chosen for `tokens` (at least ~2,000 steps, 256..4096)
   double lr = 4e-4;
   std::int64_t dead_window = 0;         // 0: min(10M, tokens / 3) tokens
+  std::int64_t resample_every = 0;      // topk: tokens between re-aimings of dead latents (0: never)
   std::uint64_t seed = 0;
   std::string out;                      // folder: checkpoint, then cfg.json + sae_weights.safetensors
   std::string device = "auto";

@@ -31,6 +31,8 @@ void SaeTrainConfig::validate() const {
   if (batch_size <= 0 || batch_size > (1 << 22)) bad("batch_size", "must be in 1..4194304");
   if (total_tokens <= 0) bad("total_tokens", "must be positive");
   if (world_size < 1 || world_size > (1 << 16)) bad("world_size", "must be in 1..65536");
+  if (resample_every < 0) bad("resample_every", "must be non-negative");
+  if (resample_every > 0 && architecture == "standard") bad("resample_every", "is for topk and batchtopk");
 }
 
 SaeTrainer::SaeTrainer(SaeTrainConfig config, const c10::Device& device)
@@ -286,6 +288,9 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
   since_fired_.add_(global_batch);
   tokens_seen_ += global_batch;
   since_fired_.masked_fill_(fired, 0);
+  const std::int64_t every = config_.resample_every;
+  if (every > 0 && t < 1.0 - config_.lr_decay_fraction && tokens_seen_ / every > (tokens_seen_ - global_batch) / every)
+    st.resampled = resampleScaled(x, x_hat);
   at::Tensor e = x - x_hat;
   st.step = step_;
   st.mse = e.pow(2).sum(1).mean().item<double>();
@@ -293,6 +298,60 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
   st.fve = var > 0 ? 1.0 - e.pow(2).sum().item<double>() / var : 0.0;
   st.dead_fraction = deadMask().to(at::kDouble).mean().item<double>();
   return st;
+}
+
+at::Tensor SaeTrainer::encodeTopk(const at::Tensor& x) const {
+  const at::Tensor pre = at::addmm(b_enc_, x - b_dec_, W_encT_.t());
+  at::Tensor codes = at::zeros_like(pre);
+  if (config_.architecture == "batchtopk") {
+    const std::int64_t n = std::min(config_.k * pre.size(0), pre.numel());
+    auto top = at::relu(pre).view({-1}).topk(n, 0, true, false);
+    codes.view({-1}).index_copy_(0, std::get<1>(top), std::get<0>(top));
+  } else {
+    auto top = pre.topk(config_.k, 1, true, false);
+    codes.scatter_(1, std::get<1>(top), at::relu(std::get<0>(top)));
+  }
+  return at::addmm(b_dec_, codes, W_dec_);
+}
+
+std::int64_t SaeTrainer::resampleDead(const at::Tensor& raw) {
+  c10::InferenceMode guard;
+  if (config_.architecture == "standard") throw Error("resampling dead latents is for topk and batchtopk SAEs");
+  if (scale_ == 0.0) throw Error("the SAE has not been trained on any batch yet");
+  if (raw.dim() != 2 || raw.size(1) != config_.d_in || raw.size(0) == 0)
+    throw Error("resampling batch has shape " + shapeString(raw.sizes().vec()) + ", expected [n, " + std::to_string(config_.d_in) + "]");
+  const at::Tensor x = raw.to(device_, at::kFloat) * scale_;
+  return resampleScaled(x, encodeTopk(x));
+}
+
+std::int64_t SaeTrainer::resampleScaled(const at::Tensor& x, const at::Tensor& x_hat) {
+  const at::Tensor dead = deadMask();
+  const at::Tensor cols = dead.nonzero().squeeze(1);
+  const std::int64_t n = cols.size(0), B = x.size(0);
+  if (n == 0 || n == config_.d_sae) return 0;  // none, or no alive row to take a norm from
+  const at::Tensor r = x - x_hat;
+  const std::int64_t take = std::min(n, B);
+  const at::Tensor worst = std::get<1>(r.pow(2).sum(1).topk(take, 0, true, true));
+  const at::Tensor pick = worst.index_select(0, at::arange(n, worst.options()).remainder(take));
+  at::Tensor u = r.index_select(0, pick);
+  u = u / u.norm(2, 1, true).clamp_min(1e-12);  // [n, d]
+  if (pg_ != nullptr && pg_->worldSize() > 1) {
+    if (pg_->rank() != 0) u.zero_();
+    std::vector<at::Tensor> v = {u};
+    pg_->allReduceSum(v, "the resampled directions' all-reduce");
+    u = v[0];
+  }
+  const double enc_norm = W_encT_.index_select(0, dead.logical_not().nonzero().squeeze(1)).norm(2, 1).mean().item<double>();
+  W_dec_.index_copy_(0, cols, u);
+  W_encT_.index_copy_(0, cols, u * (0.2 * enc_norm));
+  b_enc_.index_fill_(0, cols, 0.0);
+  for (int i : {0, 2}) {
+    m_[i].index_fill_(0, cols, 0.0);
+    v_[i].index_fill_(0, cols, 0.0);
+  }
+  m_[1].index_fill_(0, cols, 0.0);
+  v_[1].index_fill_(0, cols, 0.0);
+  return n;
 }
 
 std::unique_ptr<Sae> SaeTrainer::exportSae() const {

@@ -35,6 +35,7 @@ struct SaeTrainConfig {
   int world_size = 1;                      // data-parallel ranks (each with batch_size rows)
   std::int64_t total_tokens = 0;           // training length
   std::int64_t dead_window = 10'000'000;   // tokens without firing that make a latent dead
+  std::int64_t resample_every = 0;         // topk, batchtopk: tokens between re-aimings of dead latents (0: never)
   std::uint64_t seed = 0;
 
   void validate() const;
@@ -48,6 +49,7 @@ struct SaeTrainStats {
   double fve = 0;                // fraction of variance explained on this batch
   double l0 = 0;                 // mean active latents per token
   double dead_fraction = 0;      // latents silent for dead_window tokens
+  std::int64_t resampled = 0;    // dead latents re-aimed in this step (config.resample_every)
   double loss = 0;
 };
 
@@ -80,6 +82,20 @@ class SaeTrainer {
   // scale so that E||x|| = sqrt(d_in).
   SaeTrainStats step(const at::Tensor& batch);
 
+  // Re-aims every dead latent at the residual of one of the batch's worst-reconstructed rows
+  // (raw activations [batch, d_in]; a row each, worst first, round the rows again when there are
+  // more dead latents than rows): its decoder row becomes that residual's direction, its encoder
+  // row the same direction at 0.2 times the alive encoder rows' mean norm, its encoder bias 0,
+  // and their Adam moments 0 (Anthropic's resampling, after the top k). A dead latent's
+  // pre-activations are mostly negative on every row, so the auxiliary loss, through its ReLU,
+  // gives it no gradient; aimed at a residual it has one, and it stays counted dead, in the
+  // auxiliary loss, until it fires. step() calls it each time the tokens seen pass a multiple
+  // of config.resample_every, before the learning rate decays. With several ranks rank 0's rows
+  // decide. Returns the number re-aimed. Not for `standard`.
+  std::int64_t resampleDead(const at::Tensor& batch);
+  // Latents silent for dead_window tokens ([d_sae] bool).
+  at::Tensor deadLatents() const { return deadMask(); }
+
   // The trained SAE on raw activations (the normalisation factor folded into the weights).
   std::unique_ptr<Sae> exportSae() const;
 
@@ -107,6 +123,8 @@ class SaeTrainer {
   struct Grads;
   void adam(at::Tensor& p, at::Tensor& m, at::Tensor& v, const at::Tensor& g, double lr, double bc1, double bc2);
   at::Tensor deadMask() const;
+  at::Tensor encodeTopk(const at::Tensor& x) const;  // scaled rows -> reconstruction (topk, batchtopk)
+  std::int64_t resampleScaled(const at::Tensor& x, const at::Tensor& x_hat);
   static constexpr double kThresholdRate = 0.01;  // batchtopk threshold's running-mean rate
 
   SaeTrainConfig config_;

@@ -40,6 +40,7 @@ void SaeTrainingOptions::validate() const {
   if (tokens <= 0) bad("total_tokens", "must be positive");
   if (batch_size < 0 || batch_size > (1 << 22)) bad("batch_size", "must be in 0..4194304 (0: chosen for the run)");
   if (dead_window < 0) bad("dead_window", "must be non-negative");
+  if (resample_every < 0) bad("resample_every", "must be non-negative");
   if (context < 0) bad("context", "must be non-negative");
   if (buffer_tokens < 1024 || buffer_tokens > (1 << 26)) bad("buffer_tokens", "must be in 1024..67108864");
   // Refuse runs that could never finish before starting them.
@@ -125,6 +126,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   cfg.lr = o.lr;
   cfg.dead_window = o.dead_window > 0 ? o.dead_window : std::max<std::int64_t>(1, std::min<std::int64_t>(10'000'000, o.tokens / 3));
   cfg.hook_name = hook;
+  cfg.resample_every = o.resample_every;
   if (cfg.architecture != "standard") {
     cfg.k = o.k;
   } else {
@@ -155,6 +157,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
         {"global_batch", std::to_string(cfg.globalBatch())},
         {"lr", roundTripDecimal(cfg.lr)}};  // the length (tokens) may grow: a finished run can be trained further
     if (cfg.architecture != "standard") run["k"] = std::to_string(cfg.k);
+    if (cfg.resample_every > 0) run["resample_every"] = std::to_string(cfg.resample_every);
     else run["l1_coefficient"] = roundTripDecimal(cfg.l1_coefficient);
     trainer.setRunSettings(std::move(run));
   }
@@ -182,7 +185,8 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
       last = trainer.step(nextBatch());
       const std::int64_t s = trainer.tokensSeen() / cfg.globalBatch();
       if (writer && s % o.checkpoint_every == 0) trainer.saveCheckpoint(ck);
-      std::snprintf(detail, sizeof detail, "mse %.4f  fve %.4f  L0 %.1f  dead %.3f", last.mse, last.fve, last.l0, last.dead_fraction);
+      std::snprintf(detail, sizeof detail, "mse %.4f  fve %.4f  L0 %.1f  dead %.3f%s", last.mse, last.fve, last.l0,
+                    last.dead_fraction, last.resampled > 0 ? ("  re-aimed " + std::to_string(last.resampled)).c_str() : "");
       report(progress, "train", std::min(s, total), total, detail);
     }
   } catch (const Cancelled&) {

@@ -198,6 +198,66 @@ class TestSaeTrainer : public QObject {
 
   // Both ways of computing TopK's auxiliary loss (dense over the dead columns, chunked over the
   // gathered rows) give autograd's gradients of the same loss.
+  // Re-aiming dead latents: each takes the residual direction of one of the worst-reconstructed
+  // rows (worst first), its encoder row that direction at 0.2 x the alive rows' mean norm, bias
+  // 0; the alive latents are untouched; in training it leaves fewer latents dead.
+  void resamplingReaimsDeadLatents() {
+    SaeTrainConfig c = smallConfig("topk");
+    c.d_sae = 128;
+    c.dead_window = 256 * 20;
+    SyntheticFeatures data(32, 16, 2.0, 21);
+    SaeTrainer t(c, c10::Device(c10::kCPU));
+    for (int s = 0; s < 80; ++s) t.step(data.sample(c.batch_size));
+    const at::Tensor dead = t.deadLatents().clone();
+    const std::int64_t n_dead = dead.sum().item<std::int64_t>();
+    QVERIFY2(n_dead > 0 && n_dead < c.d_sae, qPrintable(QString::number(n_dead)));
+    const auto before = t.exportSae();
+    const at::Tensor x = data.sample(c.batch_size);
+    // The exported SAE's residuals: the trainer's up to the input scale.
+    const at::Tensor pre = at::matmul(x - before->b_dec(), before->W_enc()) + before->b_enc();
+    auto top = pre.topk(c.k, 1);
+    const at::Tensor codes = at::zeros_like(pre).scatter(1, std::get<1>(top), at::relu(std::get<0>(top)));
+    const at::Tensor r = x - (at::matmul(codes, before->W_dec()) + before->b_dec());
+    const at::Tensor worst = std::get<1>(r.pow(2).sum(1).topk(std::min<std::int64_t>(n_dead, c.batch_size)));
+    QCOMPARE(t.resampleDead(x), n_dead);
+    const auto after = t.exportSae();
+    const at::Tensor alive = dead.logical_not();
+    QCOMPARE(testutil::maxAbsDiff(after->W_dec().index({alive}), before->W_dec().index({alive})), 0.0);
+    QCOMPARE(testutil::maxAbsDiff(after->W_enc().index({at::indexing::Slice(), alive}),
+                                  before->W_enc().index({at::indexing::Slice(), alive})), 0.0);
+    QCOMPARE(testutil::maxAbsDiff(after->b_enc().index({alive}), before->b_enc().index({alive})), 0.0);
+    const at::Tensor cols = dead.nonzero().squeeze(1);
+    const double alive_norm = before->W_enc().index({at::indexing::Slice(), alive}).norm(2, 0).mean().item<double>();
+    for (std::int64_t j = 0; j < n_dead; ++j) {
+      const std::int64_t i = cols[j].item<std::int64_t>();
+      const at::Tensor u = r[worst[j % worst.size(0)].item<std::int64_t>()];
+      const at::Tensor dec = after->W_dec()[i], enc = after->W_enc().select(1, i);
+      QVERIFY(at::cosine_similarity(dec, u, 0).item<double>() > 0.9999);
+      QVERIFY(at::cosine_similarity(enc, u, 0).item<double>() > 0.9999);
+      QVERIFY(std::abs(enc.norm().item<double>() / (0.2 * alive_norm) - 1.0) < 1e-4);
+      QCOMPARE(after->b_enc()[i].item<double>(), 0.0);
+    }
+    // In training, every 40 batches until the learning rate decays.
+    std::int64_t dead_with = 0, dead_without = 0;
+    for (std::int64_t every : {std::int64_t{0}, std::int64_t{256 * 40}}) {
+      SaeTrainConfig cr = c;
+      cr.resample_every = every;
+      SyntheticFeatures d(32, 16, 2.0, 21);
+      SaeTrainer tr(cr, c10::Device(c10::kCPU));
+      std::int64_t reaimed = 0;
+      for (int s = 0; s < 400; ++s) reaimed += tr.step(d.sample(cr.batch_size)).resampled;
+      (every > 0 ? dead_with : dead_without) = tr.deadLatents().sum().item<std::int64_t>();
+      QVERIFY(every > 0 ? reaimed > 0 : reaimed == 0);
+    }
+    qInfo("dead after 400 steps: %lld re-aiming every 40 batches, %lld without", static_cast<long long>(dead_with),
+          static_cast<long long>(dead_without));
+    QVERIFY(dead_with < dead_without);
+    // Not for the standard architecture.
+    SaeTrainConfig std_cfg = smallConfig("standard");
+    std_cfg.resample_every = 256;
+    QVERIFY_EXCEPTION_THROWN(std_cfg.validate(), Error);
+  }
+
   void auxiliaryLossMatchesAutograd() {
     const std::int64_t B = 24, S = 40, d = 12;
     const double coef = 0.25;
