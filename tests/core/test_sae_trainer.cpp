@@ -92,17 +92,27 @@ class TestSaeTrainer : public QObject {
 
   void checkpointResumesExactly_data() {
     QTest::addColumn<QString>("arch");
-    QTest::newRow("topk") << "topk";
-    QTest::newRow("batchtopk") << "batchtopk";
+    QTest::addColumn<bool>("resample");
+    QTest::newRow("topk") << "topk" << false;
+    QTest::newRow("batchtopk") << "batchtopk" << false;
+    QTest::newRow("topk, re-aiming dead latents") << "topk" << true;
   }
 
   void checkpointResumesExactly() {
     QFETCH(QString, arch);
+    QFETCH(bool, resample);
     SaeTrainConfig c = smallConfig(arch.toStdString());
     c.total_tokens = 256 * 20;
+    if (resample) {  // latents dead after two batches, re-aimed every three, on both sides of the checkpoint
+      c.d_sae = 512;
+      c.dead_window = 256 * 2;
+      c.resample_every = 256 * 3;
+    }
     SyntheticFeatures d1(32, 64, 3.0, 5), d2(32, 64, 3.0, 5);
     SaeTrainer straight(c, c10::Device(c10::kCPU));
-    for (int s = 0; s < 20; ++s) straight.step(d1.sample(256));
+    std::int64_t reaimed = 0;
+    for (int s = 0; s < 20; ++s) reaimed += straight.step(d1.sample(256)).resampled;
+    QCOMPARE(reaimed > 0, resample);
     QTemporaryDir dir;
     const std::string ck = dir.path().toStdString() + "/ck.safetensors";
     SaeTrainer first(c, c10::Device(c10::kCPU));
