@@ -71,6 +71,11 @@ void SaeTrainer::adam(at::Tensor& p, at::Tensor& m, at::Tensor& v, const at::Ten
 
 at::Tensor SaeTrainer::deadMask() const { return since_fired_ >= config_.dead_window; }
 
+at::Tensor SaeTrainer::auxMask() const {
+  const std::int64_t every = config_.resample_every;
+  return every > 0 ? since_fired_ >= std::min(every, config_.dead_window) : deadMask();
+}
+
 double addTopkAuxiliaryLoss(const at::Tensor& pre, const at::Tensor& dead, const at::Tensor& e, const at::Tensor& xc,
                             const at::Tensor& W_dec, const at::Tensor& W_encT, std::int64_t aux_k, double coefficient,
                             at::Tensor& gW_dec, at::Tensor& gW_encT, at::Tensor& gb_enc, at::Tensor& gb_dec,
@@ -205,7 +210,7 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
     gb_enc = at::zeros({S}, g_vals.options()).index_add_(0, c_idx, g_vals);
     gb_dec = g_xhat.sum(0) - at::mv(W_encT_.t(), gb_enc);
     st.loss = e.pow(2).sum(1).mean().item<double>();
-    aux_loss = addTopkAuxiliaryLoss(pre, deadMask(), e, xc, W_dec_, W_encT_, config_.aux_k, config_.aux_coefficient,
+    aux_loss = addTopkAuxiliaryLoss(pre, auxMask(), e, xc, W_dec_, W_encT_, config_.aux_k, config_.aux_coefficient,
                                     gW_dec, gW_encT, gb_enc, gb_dec);
     st.loss += config_.aux_coefficient * aux_loss;
     at::Tensor on = vals > 0;
@@ -230,7 +235,7 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
     gb_enc = at::zeros({S}, g_vals.options()).index_add_(0, flat, g_vals.reshape(-1));
     gb_dec = g_xhat.sum(0) - at::mv(W_encT_.t(), gb_enc);
     st.loss = e.pow(2).sum(1).mean().item<double>();
-    aux_loss = addTopkAuxiliaryLoss(pre, deadMask(), e, xc, W_dec_, W_encT_, config_.aux_k, config_.aux_coefficient,
+    aux_loss = addTopkAuxiliaryLoss(pre, auxMask(), e, xc, W_dec_, W_encT_, config_.aux_k, config_.aux_coefficient,
                                     gW_dec, gW_encT, gb_enc, gb_dec);
     st.loss += config_.aux_coefficient * aux_loss;
     st.l0 = (vals > 0).sum(1).to(at::kDouble).mean().item<double>();
@@ -325,7 +330,7 @@ std::int64_t SaeTrainer::resampleDead(const at::Tensor& raw) {
 }
 
 std::int64_t SaeTrainer::resampleScaled(const at::Tensor& x, const at::Tensor& x_hat) {
-  const at::Tensor dead = deadMask();
+  const at::Tensor dead = auxMask();
   const at::Tensor cols = dead.nonzero().squeeze(1);
   const std::int64_t n = cols.size(0), B = x.size(0);
   if (n == 0 || n == config_.d_sae) return 0;  // none, or no alive row to take a norm from

@@ -82,14 +82,16 @@ class SaeTrainer {
   // scale so that E||x|| = sqrt(d_in).
   SaeTrainStats step(const at::Tensor& batch);
 
-  // Re-aims every dead latent at the residual of one of the batch's worst-reconstructed rows
-  // (raw activations [batch, d_in]; a row each, worst first, round the rows again when there are
-  // more dead latents than rows): its decoder row becomes that residual's direction, its encoder
+  // Re-aims every dead latent (with config.resample_every set: every latent silent for that many
+  // tokens, when fewer than dead_window; see auxMask) at the residual of one of the batch's
+  // worst-reconstructed rows (raw activations [batch, d_in]; a row each, worst first, round the
+  // rows again when there are more dead latents than rows): its decoder row becomes that
+  // residual's direction, its encoder
   // row the same direction at 0.2 times the alive encoder rows' mean norm, its encoder bias 0,
   // and their Adam moments 0 (Anthropic's resampling, after the top k). A dead latent's
   // pre-activations are mostly negative on every row, so the auxiliary loss, through its ReLU,
-  // gives it no gradient; aimed at a residual it has one, and it stays counted dead, in the
-  // auxiliary loss, until it fires. step() calls it each time the tokens seen pass a multiple
+  // gives it no gradient; aimed at a residual it has one, and it stays in the auxiliary loss
+  // until it fires. step() calls it each time the tokens seen pass a multiple
   // of config.resample_every, before the learning rate decays. With several ranks rank 0's rows
   // decide. Returns the number re-aimed. Not for `standard`.
   std::int64_t resampleDead(const at::Tensor& batch);
@@ -123,6 +125,10 @@ class SaeTrainer {
   struct Grads;
   void adam(at::Tensor& p, at::Tensor& m, at::Tensor& v, const at::Tensor& g, double lr, double bc1, double bc2);
   at::Tensor deadMask() const;
+  // Latents that the auxiliary loss trains and re-aiming re-aims: silent for dead_window tokens,
+  // or, re-aiming every resample_every tokens, silent for that many (when fewer): a latent
+  // re-aimed that has not fired since is in the auxiliary loss and re-aimed again.
+  at::Tensor auxMask() const;
   at::Tensor encodeTopk(const at::Tensor& x) const;  // scaled rows -> reconstruction (topk, batchtopk)
   std::int64_t resampleScaled(const at::Tensor& x, const at::Tensor& x_hat);
   static constexpr double kThresholdRate = 0.01;  // batchtopk threshold's running-mean rate

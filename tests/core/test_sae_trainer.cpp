@@ -247,11 +247,13 @@ class TestSaeTrainer : public QObject {
       QVERIFY(std::abs(enc.norm().item<double>() / (0.2 * alive_norm) - 1.0) < 1e-4);
       QCOMPARE(after->b_enc()[i].item<double>(), 0.0);
     }
-    // In training, every 40 batches until the learning rate decays.
+    // In training, every 40 batches until the learning rate decays, re-aiming the latents silent
+    // for 40 batches (the dead window is 100).
     std::int64_t dead_with = 0, dead_without = 0;
     for (std::int64_t every : {std::int64_t{0}, std::int64_t{256 * 40}}) {
       SaeTrainConfig cr = c;
       cr.resample_every = every;
+      cr.dead_window = 256 * 100;
       SyntheticFeatures d(32, 16, 2.0, 21);
       SaeTrainer tr(cr, c10::Device(c10::kCPU));
       std::int64_t reaimed = 0;
@@ -259,9 +261,18 @@ class TestSaeTrainer : public QObject {
       (every > 0 ? dead_with : dead_without) = tr.deadLatents().sum().item<std::int64_t>();
       QVERIFY(every > 0 ? reaimed > 0 : reaimed == 0);
     }
-    qInfo("dead after 400 steps: %lld re-aiming every 40 batches, %lld without", static_cast<long long>(dead_with),
+    qInfo("dead after 400 steps (silent for 100 batches): %lld re-aiming every 40 batches, %lld without", static_cast<long long>(dead_with),
           static_cast<long long>(dead_without));
     QVERIFY(dead_with < dead_without);
+    // Re-aiming every 20 batches takes the latents silent for 20 batches, dead or not.
+    SaeTrainConfig cs = c;
+    cs.dead_window = 256 * 1000;
+    cs.resample_every = 256 * 20;
+    SaeTrainer ts(cs, c10::Device(c10::kCPU));
+    SyntheticFeatures ds(32, 16, 2.0, 21);
+    for (int s = 0; s < 70; ++s) ts.step(ds.sample(cs.batch_size));
+    QCOMPARE(ts.deadLatents().sum().item<std::int64_t>(), std::int64_t{0});
+    QVERIFY(ts.resampleDead(ds.sample(cs.batch_size)) > 0);
     // Not for the standard architecture.
     SaeTrainConfig std_cfg = smallConfig("standard");
     std_cfg.resample_every = 256;
