@@ -43,13 +43,17 @@ void FeatureScoreModel::arrange() {
   if (dense_last_)
     std::stable_partition(rows_.begin(), rows_.end(), [](const Row& r) { return !(r.density > kDense); });
   if (limit_ > 0 && static_cast<int>(rows_.size()) > limit_) rows_.resize(static_cast<std::size_t>(limit_));
-  scores_.clear();
-  for (const auto& r : rows_) scores_.push_back(r.score);
   endResetModel();
 }
 
+std::vector<core::FeatureScore> FeatureScoreModel::scores() const {
+  std::vector<core::FeatureScore> out;
+  for (const auto& r : rows_) out.push_back(r.score);
+  return out;
+}
+
 qint64 FeatureScoreModel::featureAt(int row) const {
-  return row >= 0 && row < static_cast<int>(scores_.size()) ? scores_[row].feature : -1;
+  return row >= 0 && row < static_cast<int>(rows_.size()) ? rows_[static_cast<std::size_t>(row)].score.feature : -1;
 }
 
 bool FeatureScoreModel::isDense(int row) const {
@@ -57,14 +61,14 @@ bool FeatureScoreModel::isDense(int row) const {
 }
 
 int FeatureScoreModel::rowCount(const QModelIndex& parent) const {
-  return parent.isValid() ? 0 : static_cast<int>(scores_.size());
+  return parent.isValid() ? 0 : static_cast<int>(rows_.size());
 }
 
 int FeatureScoreModel::columnCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : ColumnCount; }
 
 QVariant FeatureScoreModel::data(const QModelIndex& index, int role) const {
-  if (!index.isValid() || index.model() != this || index.row() >= static_cast<int>(scores_.size())) return {};
-  const auto& s = scores_[index.row()];
+  if (!index.isValid() || index.model() != this || index.row() >= static_cast<int>(rows_.size())) return {};
+  const auto& s = rows_[static_cast<std::size_t>(index.row())].score;
   if (role == Qt::UserRole) return QVariant::fromValue<qint64>(s.feature);
   if (role == Qt::ForegroundRole)
     return isDense(index.row()) ? QVariant(QPalette().brush(QPalette::Disabled, QPalette::Text)) : QVariant();

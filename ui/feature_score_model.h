@@ -27,7 +27,7 @@ class FeatureScoreModel : public QAbstractTableModel {
   void setLimit(int rows);  // 0: every row
   bool denseLast() const { return dense_last_; }
   void setScores(std::vector<core::FeatureScore> scores);
-  const std::vector<core::FeatureScore>& scores() const { return scores_; }  // the rows shown, in order
+  std::vector<core::FeatureScore> scores() const;  // the rows shown, in order
   qint64 featureAt(int row) const;
   bool isDense(int row) const;
 
@@ -47,7 +47,6 @@ class FeatureScoreModel : public QAbstractTableModel {
   QString header_;
   std::vector<Row> given_;  // as setScores received them, labels and densities read once
   std::vector<Row> rows_;   // shown
-  std::vector<core::FeatureScore> scores_;
   std::function<QString(qint64)> labeler_;
   std::function<double(qint64)> density_;
   bool dense_last_ = true;

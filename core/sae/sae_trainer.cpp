@@ -350,12 +350,10 @@ std::int64_t SaeTrainer::resampleScaled(const at::Tensor& x, const at::Tensor& x
   W_dec_.index_copy_(0, cols, u);
   W_encT_.index_copy_(0, cols, u * (0.2 * enc_norm));
   b_enc_.index_fill_(0, cols, 0.0);
-  for (int i : {0, 2}) {
+  for (int i : {0, 1, 2}) {  // W_encT, b_enc, W_dec: their rows (entries) of the re-aimed latents
     m_[i].index_fill_(0, cols, 0.0);
     v_[i].index_fill_(0, cols, 0.0);
   }
-  m_[1].index_fill_(0, cols, 0.0);
-  v_[1].index_fill_(0, cols, 0.0);
   return n;
 }
 

@@ -86,14 +86,13 @@ class SaeTrainer {
   // tokens, when fewer than dead_window; see auxMask) at the residual of one of the batch's
   // worst-reconstructed rows (raw activations [batch, d_in]; a row each, worst first, round the
   // rows again when there are more dead latents than rows): its decoder row becomes that
-  // residual's direction, its encoder
-  // row the same direction at 0.2 times the alive encoder rows' mean norm, its encoder bias 0,
-  // and their Adam moments 0 (Anthropic's resampling, after the top k). A dead latent's
-  // pre-activations are mostly negative on every row, so the auxiliary loss, through its ReLU,
-  // gives it no gradient; aimed at a residual it has one, and it stays in the auxiliary loss
-  // until it fires. step() calls it each time the tokens seen pass a multiple
-  // of config.resample_every, before the learning rate decays. With several ranks rank 0's rows
-  // decide. Returns the number re-aimed. Not for `standard`.
+  // residual's direction, its encoder row the same direction at 0.2 times the alive encoder
+  // rows' mean norm, its encoder bias 0, and their Adam moments 0 (Anthropic's resampling,
+  // after the top k). A dead latent's pre-activations are mostly negative on every row, so the
+  // auxiliary loss, through its ReLU, gives it no gradient; aimed at a residual it has one, and
+  // it stays in the auxiliary loss until it fires. step() calls it each time the tokens seen
+  // pass a multiple of config.resample_every, before the learning rate decays. With several
+  // ranks rank 0's rows decide. Returns the number re-aimed. Not for `standard`.
   std::int64_t resampleDead(const at::Tensor& batch);
   // Latents silent for dead_window tokens ([d_sae] bool).
   at::Tensor deadLatents() const { return deadMask(); }
