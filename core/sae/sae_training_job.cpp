@@ -127,6 +127,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   cfg.dead_window = o.dead_window > 0 ? o.dead_window : std::max<std::int64_t>(1, std::min<std::int64_t>(10'000'000, o.tokens / 3));
   cfg.hook_name = hook;
   cfg.resample_every = o.resample_every;
+  cfg.encoder_precision = o.encoder_precision;
   if (cfg.architecture != "standard") {
     cfg.k = o.k;
   } else {
@@ -157,8 +158,9 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
         {"global_batch", std::to_string(cfg.globalBatch())},
         {"lr", roundTripDecimal(cfg.lr)}};  // the length (tokens) may grow: a finished run can be trained further
     if (cfg.architecture != "standard") run["k"] = std::to_string(cfg.k);
-    if (cfg.resample_every > 0) run["resample_every"] = std::to_string(cfg.resample_every);
     else run["l1_coefficient"] = roundTripDecimal(cfg.l1_coefficient);
+    if (cfg.resample_every > 0) run["resample_every"] = std::to_string(cfg.resample_every);
+    if (cfg.encoder_precision != "f32") run["encoder_precision"] = cfg.encoder_precision;
     trainer.setRunSettings(std::move(run));
   }
   // Rank 0 resumes from its checkpoint (written with any number of ranks) and every rank takes
