@@ -91,9 +91,7 @@ int cmdTrainSae(const Args& args) {
   o.lr = args.number("lr", o.lr);
   o.dead_window = args.integer("dead-window", 0, 0, INT64_MAX / 2);
   o.resample_every = args.integer("resample-dead", 0, 0, INT64_MAX / 2);
-  o.encoder_precision = args.get("encoder-precision", "f32");
-  if (o.encoder_precision != "f32" && o.encoder_precision != "bf16")
-    throw Error("--encoder-precision must be f32 or bf16, not '" + o.encoder_precision + "'");
+  o.encoder_precision = args.get("encoder-precision", o.encoder_precision);
   o.context = args.integer("context", 0, 0, 1 << 20);
   o.buffer_tokens = args.integer("buffer", o.buffer_tokens, 1024, 1 << 26);
   if (o.architecture != "standard") {

@@ -41,6 +41,7 @@ void SaeTrainingOptions::validate() const {
   if (batch_size < 0 || batch_size > (1 << 22)) bad("batch_size", "must be in 0..4194304 (0: chosen for the run)");
   if (dead_window < 0) bad("dead_window", "must be non-negative");
   if (resample_every < 0) bad("resample_every", "must be non-negative");
+  if (encoder_precision != "f32" && encoder_precision != "bf16") bad("encoder_precision", "must be f32 or bf16");
   if (context < 0) bad("context", "must be non-negative");
   if (buffer_tokens < 1024 || buffer_tokens > (1 << 26)) bad("buffer_tokens", "must be in 1024..67108864");
   // Refuse runs that could never finish before starting them.

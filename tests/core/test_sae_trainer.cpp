@@ -74,7 +74,7 @@ class TestSaeTrainer : public QObject {
     SyntheticFeatures data32(32, 64, 3.0, 12), data16(32, 64, 3.0, 12);
     SaeTrainConfig c = smallConfig("topk");
     std::unique_ptr<Sae> sae32, sae16;
-    const auto r32 = train(c, data32, &sae32);
+    train(c, data32, &sae32);
     c.encoder_precision = "bf16";
     const auto r16 = train(c, data16, &sae16);
     QVERIFY2(r16.mmcs_true_to_learned > 0.9 && r16.mmcs_learned_to_true > 0.9,
@@ -84,7 +84,6 @@ class TestSaeTrainer : public QObject {
     const double f32 = sae32->metrics(x).fraction_variance_explained, f16 = sae16->metrics(x).fraction_variance_explained;
     QVERIFY2(std::abs(f32 - f16) < 0.02, qPrintable(QString("%1 %2").arg(f32).arg(f16)));
     QVERIFY(testutil::maxAbsDiff(sae32->W_dec(), sae16->W_dec()) > 1e-4);
-    (void)r32;
     c.encoder_precision = "fp8";
     QVERIFY_EXCEPTION_THROWN(c.validate(), Error);
   }
