@@ -77,6 +77,27 @@ at::Tensor SaeTrainer::auxMask() const {
   return every > 0 ? since_fired_ >= std::min(every, config_.dead_window) : deadMask();
 }
 
+SparseCodeGradients sparseCodeGradients(const at::Tensor& x, const at::Tensor& xc, const at::Tensor& W_dec,
+                                        const at::Tensor& b_dec, const at::Tensor& W_encT, const at::Tensor& rows,
+                                        const at::Tensor& latents, const at::Tensor& values) {
+  const std::int64_t B = x.size(0), S = W_dec.size(0);
+  const at::Tensor counts = at::bincount(rows, {}, B);
+  const at::Tensor offsets = counts.cumsum(0) - counts;  // where each row's triples start
+  auto bag = at::embedding_bag(W_dec, latents, offsets, false, /*sum*/ 0, false, values, false);
+  SparseCodeGradients g;
+  g.error = std::get<0>(bag).add_(b_dec).sub_(x);  // [B, d]
+  const at::Tensor g_xhat = g.error * (2.0 / static_cast<double>(B));
+  g.g_values = at::_embedding_bag_per_sample_weights_backward(g_xhat, W_dec, latents, offsets, std::get<1>(bag),
+                                                              /*sum*/ 0, -1) *
+               (values > 0);
+  const at::Tensor where = at::stack({latents, rows});  // (latent, row): the code as [S, B]
+  g.gW_dec = at::mm(at::sparse_coo_tensor(where, values, {S, B}), g_xhat);
+  g.gW_encT = at::mm(at::sparse_coo_tensor(where, g.g_values, {S, B}), xc);
+  g.gb_enc = at::zeros({S}, g.g_values.options()).index_add_(0, latents, g.g_values);
+  g.gb_dec = g_xhat.sum(0) - at::mv(W_encT.t(), g.gb_enc);
+  return g;
+}
+
 double addTopkAuxiliaryLoss(const at::Tensor& pre, const at::Tensor& dead, const at::Tensor& e, const at::Tensor& xc,
                             const at::Tensor& W_dec, const at::Tensor& W_encT, std::int64_t aux_k, double coefficient,
                             at::Tensor& gW_dec, at::Tensor& gW_encT, at::Tensor& gb_enc, at::Tensor& gb_dec,
@@ -201,17 +222,15 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
     auto top = at::relu(pre).view({-1}).topk(n, 0, true, false);
     at::Tensor vals = std::get<0>(top);                                // [n]
     at::Tensor flat_idx = std::get<1>(top);
+    // In row order (flat = row * S + latent), as the sparse code's bags need.
+    auto order = flat_idx.sort();
+    flat_idx = std::get<0>(order);
+    vals = vals.index_select(0, std::get<1>(order));
     at::Tensor r_idx = at::div(flat_idx, S, "floor"), c_idx = flat_idx.remainder(S);
-    at::Tensor rows = W_dec_.index_select(0, c_idx);                   // [n, d]
-    x_hat = at::zeros({B, d}, x.options()).index_add_(0, r_idx, rows * vals.unsqueeze(1)) + b_dec_;
-    at::Tensor e = x_hat - x;
-    at::Tensor g_xhat = e * (2.0 / B);
-    at::Tensor g_r = g_xhat.index_select(0, r_idx);                    // [n, d]
-    at::Tensor g_vals = (rows * g_r).sum(1) * (vals > 0);              // [n]
-    gW_dec = at::zeros_like(W_dec_).index_add_(0, c_idx, g_r * vals.unsqueeze(1));
-    gW_encT = at::zeros_like(W_encT_).index_add_(0, c_idx, xc.index_select(0, r_idx) * g_vals.unsqueeze(1));
-    gb_enc = at::zeros({S}, g_vals.options()).index_add_(0, c_idx, g_vals);
-    gb_dec = g_xhat.sum(0) - at::mv(W_encT_.t(), gb_enc);
+    SparseCodeGradients g = sparseCodeGradients(x, xc, W_dec_, b_dec_, W_encT_, r_idx, c_idx, vals);
+    at::Tensor e = g.error;
+    x_hat = e + x;
+    gW_dec = g.gW_dec, gW_encT = g.gW_encT, gb_enc = g.gb_enc, gb_dec = g.gb_dec;
     st.loss = e.pow(2).sum(1).mean().item<double>();
     aux_loss = addTopkAuxiliaryLoss(pre, auxMask(), e, xc, W_dec_, W_encT_, config_.aux_k, config_.aux_coefficient,
                                     gW_dec, gW_encT, gb_enc, gb_dec);
@@ -226,24 +245,11 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
     auto top = pre.topk(k, 1, true, false);
     at::Tensor vals = at::relu(std::get<0>(top));                      // [B, k]
     at::Tensor idx = std::get<1>(top);                                 // [B, k]
-    at::Tensor flat = idx.reshape(-1);
-    // The k chosen decoder rows of a token are summed, and dotted with its error, without a
-    // [B, k, d] copy of them (embedding_bag and its per-sample-weight gradient); the sparse
-    // gradients, which only the chosen rows of W_dec and W_enc^T receive, are products of the
-    // [d_sae, B] code (k entries a column) with the batch. Together 2-3x faster than the gathers.
-    const at::Tensor offsets = at::arange(0, B * k, k, flat.options());
-    auto bag = at::embedding_bag(W_dec_, flat, offsets, false, /*sum*/ 0, false, vals.reshape(-1), false);
-    x_hat = std::get<0>(bag) + b_dec_;                                 // [B, d]
-    at::Tensor e = x_hat - x;
-    at::Tensor g_xhat = e * (2.0 / B);
-    at::Tensor g_vals = at::_embedding_bag_per_sample_weights_backward(g_xhat, W_dec_, flat, offsets, std::get<1>(bag),
-                                                                       /*sum*/ 0, -1)
-                            .view({B, k}) * (vals > 0);                // [B, k]
-    const at::Tensor where = at::stack({flat, at::arange(B, flat.options()).repeat_interleave(k)});  // (latent, row)
-    gW_dec = at::mm(at::sparse_coo_tensor(where, vals.reshape(-1), {S, B}), g_xhat);
-    gW_encT = at::mm(at::sparse_coo_tensor(where, g_vals.reshape(-1), {S, B}), xc);
-    gb_enc = at::zeros({S}, g_vals.options()).index_add_(0, flat, g_vals.reshape(-1));
-    gb_dec = g_xhat.sum(0) - at::mv(W_encT_.t(), gb_enc);
+    const at::Tensor rows = at::arange(B, idx.options()).repeat_interleave(k);
+    SparseCodeGradients g = sparseCodeGradients(x, xc, W_dec_, b_dec_, W_encT_, rows, idx.reshape(-1), vals.reshape(-1));
+    at::Tensor e = g.error;
+    x_hat = e + x;
+    gW_dec = g.gW_dec, gW_encT = g.gW_encT, gb_enc = g.gb_enc, gb_dec = g.gb_dec;
     st.loss = e.pow(2).sum(1).mean().item<double>();
     aux_loss = addTopkAuxiliaryLoss(pre, auxMask(), e, xc, W_dec_, W_encT_, config_.aux_k, config_.aux_coefficient,
                                     gW_dec, gW_encT, gb_enc, gb_dec);

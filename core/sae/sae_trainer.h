@@ -60,6 +60,22 @@ struct SaeTrainStats {
 
 class ProcessGroup;
 
+// The MSE loss's gradients through a sparse code (TopK and BatchTopK), without a [n, d_in] copy of
+// the chosen decoder rows: the code is (row, latent, value) triples with the rows non-decreasing
+// (a row's triples are contiguous; a row may have none), values after the ReLU, and a value of 0
+// passes no gradient. The reconstruction sums each row's decoder rows (embedding_bag), their dot
+// products with the error come from its per-sample-weight gradient, and the weight gradients are
+// products of the sparse [d_sae, B] code with the batch. The loss is the mean over rows of the
+// squared error; xc is x - b_dec, the encoder's input.
+struct SparseCodeGradients {
+  at::Tensor error;    // x_hat - x: [B, d_in]
+  at::Tensor g_values; // d loss / d value of each triple: [n]
+  at::Tensor gW_dec, gW_encT, gb_enc, gb_dec;
+};
+SparseCodeGradients sparseCodeGradients(const at::Tensor& x, const at::Tensor& xc, const at::Tensor& W_dec,
+                                        const at::Tensor& b_dec, const at::Tensor& W_encT, const at::Tensor& rows,
+                                        const at::Tensor& latents, const at::Tensor& values);
+
 // TopK's auxiliary loss: the min(aux_k, dead) largest pre-activations of dead latents in each
 // row (dead: [d_sae] bool), through a ReLU, reconstruct that row's error e = x_hat - x, taken as
 // a constant, which revives them. Adds `coefficient` times the loss's gradients into the four

@@ -341,6 +341,36 @@ class TestSaeTrainer : public QObject {
     }
   }
 
+  // The TopK and BatchTopK steps' gradients through their sparse code, against autograd: rows
+  // with several latents, rows with none (BatchTopK's budget is per batch), a zero value.
+  void sparseCodeGradientsMatchAutograd() {
+    const std::int64_t B = 6, S = 10, d = 5;
+    at::manual_seed(5);
+    at::Tensor W_dec = at::randn({S, d}), W_encT = at::randn({S, d}), b_enc = at::randn({S}) * 0.1,
+               b_dec = at::randn({d}) * 0.1, x = at::randn({B, d});
+    const at::Tensor rows = at::tensor({0, 0, 0, 2, 2, 3, 5, 5, 5}, at::kLong);  // rows 1 and 4 keep nothing
+    const at::Tensor latents = at::tensor({1, 4, 7, 0, 9, 4, 2, 3, 8}, at::kLong);
+    std::vector<at::Tensor> params = {W_dec.clone(), W_encT.clone(), b_enc.clone(), b_dec.clone()};
+    for (auto& p : params) p.set_requires_grad(true);
+    const at::Tensor keep = at::ones({rows.size(0)}).index_fill(0, at::tensor({4}, at::kLong), 0.0);  // one zeroed value
+    at::Tensor pre = at::matmul(x - params[3], params[1].t()) + params[2];
+    at::Tensor code = at::zeros({B, S}).index_put_({rows, latents}, at::relu(pre.index({rows, latents})) * keep);
+    at::Tensor loss = (at::matmul(code, params[0]) + params[3] - x).pow(2).sum() / B;
+    auto grads = torch::autograd::grad({loss}, params);
+    c10::InferenceMode guard;
+    at::Tensor xc = x - b_dec;
+    const at::Tensor values = at::relu((at::matmul(xc, W_encT.t()) + b_enc).index({rows, latents})) * keep;
+    const SparseCodeGradients g = sparseCodeGradients(x, xc, W_dec, b_dec, W_encT, rows, latents, values);
+    QVERIFY((g.error - (at::matmul(code.detach(), W_dec) + b_dec - x)).abs().max().item<double>() < 1e-5);
+    QVERIFY(g.g_values[4].item<double>() == 0.0);
+    const at::Tensor got[4] = {g.gW_dec, g.gW_encT, g.gb_enc, g.gb_dec};
+    for (int i = 0; i < 4; ++i) {
+      const double err = (got[i] - grads[i]).abs().max().item<double>();
+      QVERIFY2(err < 1e-5 * (1 + grads[i].abs().max().item<double>()),
+               qPrintable(QString("gradient %1 off by %2").arg(i).arg(err)));
+    }
+  }
+
   void badInputIsRejected() {
     SaeTrainConfig c = smallConfig("standard");
     c.architecture = "gated";
