@@ -108,8 +108,8 @@ double addTopkAuxiliaryLoss(const at::Tensor& pre, const at::Tensor& dead, const
   const std::int64_t n_dead = cols.size(0);
   if (n_dead == 0) return 0.0;
   const std::int64_t ka = std::min(aux_k, n_dead);
-  // Both ways hold a few times 64M floats at most. The dense way's products cost about what the
-  // chunked way's gathers do when every latent is dead, and far less below that.
+  // The dense way holds a few times 64M floats at most; past that, or past dense_limit dead
+  // latents, the aux code goes as sparse triples.
   constexpr std::int64_t kBudget = std::int64_t{64} << 20;
   if (dense_limit < 0) dense_limit = S;
   double sq = 0;
@@ -130,27 +130,17 @@ double addTopkAuxiliaryLoss(const at::Tensor& pre, const at::Tensor& dead, const
     gW_encT.index_add_(0, cols, at::mm(gA.t(), xc));
     gb = at::zeros({S}, pre.options()).index_add_(0, cols, gA.sum(0));
   } else {
+    // The aux code as (row, latent, value) triples, through the main code's sparse gradients: its
+    // reconstruction of -e is scored as the main code's is of x (no decoder bias: e is fixed).
     at::Tensor masked = pre.masked_fill(dead.logical_not().unsqueeze(0), -INFINITY);
     auto atop = masked.topk(ka, 1, true, false);
-    at::Tensor avals = at::relu(std::get<0>(atop));  // [B, ka]
-    at::Tensor aidx = std::get<1>(atop);
-    gb = at::zeros({S}, avals.options());
-    // A chunk of rows at a time, so that the gathered decoder rows ([rows, ka, d]) stay a few
-    // hundred MB however large the batch (each row's terms are independent).
-    const std::int64_t chunk = std::max<std::int64_t>(1, kBudget / std::max<std::int64_t>(1, ka * d));
-    for (std::int64_t r0 = 0; r0 < B; r0 += chunk) {
-      const std::int64_t r1 = std::min(B, r0 + chunk), n = r1 - r0;
-      const at::Tensor av = avals.slice(0, r0, r1), ai = aidx.slice(0, r0, r1);
-      const at::Tensor arows = W_dec.index_select(0, ai.reshape(-1)).view({n, ka, d});  // [n, ka, d]
-      const at::Tensor ae = at::bmm(av.unsqueeze(1), arows).squeeze(1) + e.slice(0, r0, r1);
-      sq += ae.pow(2).sum().item<double>();
-      const at::Tensor g_ehat = ae * (2.0 * coefficient / B);
-      const at::Tensor g_avals = at::bmm(arows, g_ehat.unsqueeze(2)).squeeze(2) * (av > 0);  // [n, ka]
-      const at::Tensor aflat = ai.reshape(-1);
-      gW_dec.index_add_(0, aflat, (av.unsqueeze(2) * g_ehat.unsqueeze(1)).reshape({n * ka, d}));
-      gW_encT.index_add_(0, aflat, (g_avals.unsqueeze(2) * xc.slice(0, r0, r1).unsqueeze(1)).reshape({n * ka, d}));
-      gb.index_add_(0, aflat, g_avals.reshape(-1));
-    }
+    const at::Tensor rows = at::arange(B, pre.options().dtype(at::kLong)).repeat_interleave(ka);
+    const SparseCodeGradients g = sparseCodeGradients(-e, xc, W_dec, at::zeros({d}, e.options()), W_encT, rows,
+                                                      std::get<1>(atop).reshape(-1), at::relu(std::get<0>(atop)).reshape(-1));
+    sq = g.error.pow(2).sum().item<double>();  // the error is e_hat + e
+    gW_dec.add_(g.gW_dec, coefficient);
+    gW_encT.add_(g.gW_encT, coefficient);
+    gb = g.gb_enc * coefficient;
   }
   gb_enc += gb;
   gb_dec -= at::mv(W_encT.t(), gb);

@@ -82,7 +82,7 @@ SparseCodeGradients sparseCodeGradients(const at::Tensor& x, const at::Tensor& x
 // gradient tensors (so scaled by 1/B of this batch) and returns the loss, the mean over rows of
 // the squared residual. With at most dense_limit dead latents (negative: no limit) and a
 // [B, dead] code of at most 64M entries, the work is four matrix products over the dead
-// columns; otherwise it goes a chunk of rows at a time over the gathered decoder rows.
+// columns; otherwise the code goes as (row, latent, value) triples through sparseCodeGradients.
 // pre: [B, d_sae] pre-activations; xc: [B, d_in], the input minus b_dec.
 double addTopkAuxiliaryLoss(const at::Tensor& pre, const at::Tensor& dead, const at::Tensor& e, const at::Tensor& xc,
                             const at::Tensor& W_dec, const at::Tensor& W_encT, std::int64_t aux_k, double coefficient,
