@@ -81,8 +81,8 @@ SparseCodeGradients sparseCodeGradients(const at::Tensor& x, const at::Tensor& x
                                         const at::Tensor& b_dec, const at::Tensor& W_encT, const at::Tensor& rows,
                                         const at::Tensor& latents, const at::Tensor& values) {
   const std::int64_t B = x.size(0), S = W_dec.size(0);
-  const at::Tensor counts = at::bincount(rows, {}, B);
-  const at::Tensor offsets = counts.cumsum(0) - counts;  // where each row's triples start
+  // Where each row's triples start (a search, not a count: no device-to-host read on a GPU).
+  const at::Tensor offsets = at::searchsorted(rows, at::arange(B, rows.options()));
   auto bag = at::embedding_bag(W_dec, latents, offsets, false, /*sum*/ 0, false, values, false);
   SparseCodeGradients g;
   g.error = std::get<0>(bag).add_(b_dec).sub_(x);  // [B, d]

@@ -66,7 +66,9 @@ class ProcessGroup;
 // passes no gradient. The reconstruction sums each row's decoder rows (embedding_bag), their dot
 // products with the error come from its per-sample-weight gradient, and the weight gradients are
 // products of the sparse [d_sae, B] code with the batch. The loss is the mean over rows of the
-// squared error; xc is x - b_dec, the encoder's input.
+// squared error; xc is the encoder's input, x - b_dec, so gb_dec holds both of b_dec's paths (a
+// caller whose target does not depend on b_dec, as the auxiliary loss's, ignores it). Rows out
+// of order give wrong gradients without an error.
 struct SparseCodeGradients {
   at::Tensor error;    // x_hat - x: [B, d_in]
   at::Tensor g_values; // d loss / d value of each triple: [n]

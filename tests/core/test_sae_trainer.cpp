@@ -341,14 +341,15 @@ class TestSaeTrainer : public QObject {
     }
   }
 
-  // The TopK and BatchTopK steps' gradients through their sparse code, against autograd: rows
-  // with several latents, rows with none (BatchTopK's budget is per batch), a zero value.
+  // The gradients through a sparse code (the helper of the TopK and BatchTopK steps and of the
+  // auxiliary loss), against autograd: rows with several latents, rows with none at the start, in
+  // the middle and at the end (BatchTopK's budget is per batch), a zero value.
   void sparseCodeGradientsMatchAutograd() {
-    const std::int64_t B = 6, S = 10, d = 5;
+    const std::int64_t B = 7, S = 10, d = 5;
     at::manual_seed(5);
     at::Tensor W_dec = at::randn({S, d}), W_encT = at::randn({S, d}), b_enc = at::randn({S}) * 0.1,
                b_dec = at::randn({d}) * 0.1, x = at::randn({B, d});
-    const at::Tensor rows = at::tensor({0, 0, 0, 2, 2, 3, 5, 5, 5}, at::kLong);  // rows 1 and 4 keep nothing
+    const at::Tensor rows = at::tensor({1, 1, 1, 3, 3, 4, 5, 5, 5}, at::kLong);  // rows 0, 2 and 6 keep nothing
     const at::Tensor latents = at::tensor({1, 4, 7, 0, 9, 4, 2, 3, 8}, at::kLong);
     std::vector<at::Tensor> params = {W_dec.clone(), W_encT.clone(), b_enc.clone(), b_dec.clone()};
     for (auto& p : params) p.set_requires_grad(true);
