@@ -183,16 +183,15 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
   at::Tensor pre = config_.encoder_precision == "bf16"
                        ? at::mm(xc.to(at::kBFloat16), W_encT_.to(at::kBFloat16).t()).to(at::kFloat).add_(b_enc_)
                        : at::addmm(b_enc_, xc, W_encT_.t());           // [B, S]
-  at::Tensor gW_encT, gb_enc, gW_dec, gb_dec, x_hat, fired;
+  at::Tensor gW_encT, gb_enc, gW_dec, gb_dec, err, fired;  // err: x_hat - x
   SaeTrainStats st;
   double aux_loss = 0;
   double smallest = -1.0;  // batchtopk: the smallest activation kept (-1: none)
   if (config_.architecture == "standard") {
     at::Tensor f = at::relu(pre);                                      // [B, S]
-    x_hat = at::addmm(b_dec_, f, W_dec_);                              // [B, d]
-    at::Tensor e = x_hat - x;
+    err = at::addmm(b_dec_, f, W_dec_).sub_(x);                        // [B, d]
     at::Tensor norms = W_dec_.norm(2, 1);                              // [S]
-    at::Tensor g_xhat = e * (2.0 / B);                                 // [B, d]
+    at::Tensor g_xhat = err * (2.0 / B);                               // [B, d]
     at::Tensor f_sum = f.sum(0);                                       // [S]
     gW_dec = at::mm(f.t(), g_xhat);                                    // [S, d]
     gW_dec.addcmul_((f_sum * (lambda / B) / norms.clamp_min(1e-12)).unsqueeze(1), W_dec_);
@@ -204,50 +203,41 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
     gb_dec = g_xhat.sum(0) - at::mv(W_encT_.t(), gb_enc);
     st.l0 = (f > 0).sum(1).to(at::kDouble).mean().item<double>();
     fired = f_sum > 0;
-    st.loss = e.pow(2).sum(1).mean().item<double>() + lambda * (f * norms).sum(1).mean().item<double>();
-  } else if (config_.architecture == "batchtopk") {
-    // BatchTopK: the k * B largest pre-activations of the whole batch, as (row, latent, value)
-    // triples, so a token with more going on keeps more latents than one with less.
-    const std::int64_t n = std::min(config_.k * B, B * S);
-    auto top = at::relu(pre).view({-1}).topk(n, 0, true, false);
-    at::Tensor vals = std::get<0>(top);                                // [n]
-    at::Tensor flat_idx = std::get<1>(top);
-    // In row order (flat = row * S + latent), as the sparse code's bags need.
-    auto order = flat_idx.sort();
-    flat_idx = std::get<0>(order);
-    vals = vals.index_select(0, std::get<1>(order));
-    at::Tensor r_idx = at::div(flat_idx, S, "floor"), c_idx = flat_idx.remainder(S);
-    SparseCodeGradients g = sparseCodeGradients(x, xc, W_dec_, b_dec_, W_encT_, r_idx, c_idx, vals);
-    at::Tensor e = g.error;
-    x_hat = e + x;
+    st.loss = lambda * (f * norms).sum(1).mean().item<double>();  // and the MSE, below
+  } else {
+    // The code as (row, latent, value) triples in row order.
+    at::Tensor rows, latents, values;
+    if (config_.architecture == "batchtopk") {
+      // BatchTopK: the k * B largest pre-activations of the whole batch, so a token with more
+      // going on keeps more latents than one with less; sorted by flat = row * S + latent.
+      const std::int64_t n = std::min(config_.k * B, B * S);
+      auto top = at::relu(pre).view({-1}).topk(n, 0, true, false);
+      auto order = std::get<1>(top).sort();
+      const at::Tensor flat = std::get<0>(order);
+      values = std::get<0>(top).index_select(0, std::get<1>(order));
+      rows = at::div(flat, S, "floor"), latents = flat.remainder(S);
+    } else {
+      auto top = pre.topk(config_.k, 1, true, false);
+      values = at::relu(std::get<0>(top)).reshape(-1);
+      latents = std::get<1>(top).reshape(-1);
+      rows = at::arange(B, latents.options()).repeat_interleave(config_.k);
+    }
+    SparseCodeGradients g = sparseCodeGradients(x, xc, W_dec_, b_dec_, W_encT_, rows, latents, values);
+    err = g.error;
     gW_dec = g.gW_dec, gW_encT = g.gW_encT, gb_enc = g.gb_enc, gb_dec = g.gb_dec;
-    st.loss = e.pow(2).sum(1).mean().item<double>();
-    aux_loss = addTopkAuxiliaryLoss(pre, auxMask(), e, xc, W_dec_, W_encT_, config_.aux_k, config_.aux_coefficient,
+    aux_loss = addTopkAuxiliaryLoss(pre, auxMask(), err, xc, W_dec_, W_encT_, config_.aux_k, config_.aux_coefficient,
                                     gW_dec, gW_encT, gb_enc, gb_dec);
-    st.loss += config_.aux_coefficient * aux_loss;
-    at::Tensor on = vals > 0;
+    st.loss = config_.aux_coefficient * aux_loss;  // and the MSE, below
+    const at::Tensor on = values > 0;
     st.l0 = on.sum().item<double>() / static_cast<double>(B);
     fired = at::zeros({S}, at::TensorOptions().dtype(at::kBool).device(device_));
-    fired.index_fill_(0, c_idx.masked_select(on), true);
-    smallest = on.any().item<bool>() ? vals.masked_select(on).min().item<double>() : -1.0;
-  } else {
-    const std::int64_t k = config_.k;
-    auto top = pre.topk(k, 1, true, false);
-    at::Tensor vals = at::relu(std::get<0>(top));                      // [B, k]
-    at::Tensor idx = std::get<1>(top);                                 // [B, k]
-    const at::Tensor rows = at::arange(B, idx.options()).repeat_interleave(k);
-    SparseCodeGradients g = sparseCodeGradients(x, xc, W_dec_, b_dec_, W_encT_, rows, idx.reshape(-1), vals.reshape(-1));
-    at::Tensor e = g.error;
-    x_hat = e + x;
-    gW_dec = g.gW_dec, gW_encT = g.gW_encT, gb_enc = g.gb_enc, gb_dec = g.gb_dec;
-    st.loss = e.pow(2).sum(1).mean().item<double>();
-    aux_loss = addTopkAuxiliaryLoss(pre, auxMask(), e, xc, W_dec_, W_encT_, config_.aux_k, config_.aux_coefficient,
-                                    gW_dec, gW_encT, gb_enc, gb_dec);
-    st.loss += config_.aux_coefficient * aux_loss;
-    st.l0 = (vals > 0).sum(1).to(at::kDouble).mean().item<double>();
-    fired = at::zeros({S}, at::TensorOptions().dtype(at::kBool).device(device_));
-    fired.index_fill_(0, idx.masked_select(vals > 0), true);
+    fired.index_fill_(0, latents.masked_select(on), true);
+    if (config_.architecture == "batchtopk")
+      smallest = on.any().item<bool>() ? values.masked_select(on).min().item<double>() : -1.0;
   }
+  const double sq = err.pow(2).sum().item<double>();
+  st.mse = sq / static_cast<double>(B);
+  st.loss += st.mse;
   // Data parallelism: every rank holds the mean gradient, the one a single process would get on
   // all ranks' rows together; latents fired anywhere count as fired.
   const std::int64_t global_batch = B * config_.world_size;
@@ -301,12 +291,10 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
   since_fired_.masked_fill_(fired, 0);
   const std::int64_t every = config_.resample_every;
   if (every > 0 && t < 1.0 - config_.lr_decay_fraction && tokens_seen_ / every > (tokens_seen_ - global_batch) / every)
-    st.resampled = resampleScaled(x, x_hat);
-  at::Tensor e = x - x_hat;
+    st.resampled = resampleScaled(x, x + err);
   st.step = step_;
-  st.mse = e.pow(2).sum(1).mean().item<double>();
   const double var = (x - x.mean(0, true)).pow(2).sum().item<double>();
-  st.fve = var > 0 ? 1.0 - e.pow(2).sum().item<double>() / var : 0.0;
+  st.fve = var > 0 ? 1.0 - sq / var : 0.0;
   st.dead_fraction = deadMask().to(at::kDouble).mean().item<double>();
   return st;
 }
