@@ -303,9 +303,11 @@ class TestSaeTrainer : public QObject {
     const std::int64_t B = 24, S = 40, d = 12;
     const double coef = 0.25;
     at::manual_seed(3);
-    at::Tensor W_dec = at::randn({S, d}), W_encT = at::randn({S, d}), b_enc = at::randn({S}) * 0.1,
-               b_dec = at::randn({d}) * 0.1, x = at::randn({B, d}), e = at::randn({B, d});
-    at::Tensor dead = at::rand({S}) < 0.4;
+    // On MONOSCOPE_TEST_DEVICE where one is set (tests/gpu/run.sh), else on the CPU.
+    const auto dev = testutil::device();
+    at::Tensor W_dec = at::randn({S, d}).to(dev), W_encT = at::randn({S, d}).to(dev), b_enc = (at::randn({S}) * 0.1).to(dev),
+               b_dec = (at::randn({d}) * 0.1).to(dev), x = at::randn({B, d}).to(dev), e = at::randn({B, d}).to(dev);
+    at::Tensor dead = (at::rand({S}) < 0.4).to(dev);
     dead[0] = true;
     const std::int64_t n_dead = dead.sum().item<std::int64_t>();
     QVERIFY(n_dead > 5);
@@ -317,14 +319,14 @@ class TestSaeTrainer : public QObject {
       at::Tensor pre_r = at::matmul(x - params[3], params[1].t()) + params[2];
       const std::int64_t kr = std::min(ka, n_dead);
       auto top = pre_r.detach().masked_fill(dead.logical_not().unsqueeze(0), -INFINITY).topk(kr, 1);
-      at::Tensor A = at::zeros({B, S}).scatter(1, std::get<1>(top), at::relu(pre_r.gather(1, std::get<1>(top))));
+      at::Tensor A = at::zeros({B, S}, x.options()).scatter(1, std::get<1>(top), at::relu(pre_r.gather(1, std::get<1>(top))));
       at::Tensor loss_r = (at::matmul(A, params[0]) + e).pow(2).sum() / B;
       auto grads = torch::autograd::grad({loss_r * coef}, params);
       for (std::int64_t limit : {std::int64_t{0}, std::int64_t{1} << 30}) {
         c10::InferenceMode guard;
         at::Tensor xc = x - b_dec, pre = at::matmul(xc, W_encT.t()) + b_enc;
-        at::Tensor gW_dec = at::zeros_like(W_dec), gW_encT = at::zeros_like(W_encT), gb_enc = at::zeros({S}),
-                   gb_dec = at::zeros({d});
+        at::Tensor gW_dec = at::zeros_like(W_dec), gW_encT = at::zeros_like(W_encT), gb_enc = at::zeros({S}, x.options()),
+                   gb_dec = at::zeros({d}, x.options());
         const double loss = addTopkAuxiliaryLoss(pre, dead, e, xc, W_dec, W_encT, ka, coef, gW_dec, gW_encT, gb_enc,
                                                  gb_dec, limit);
         QVERIFY2(std::abs(loss - loss_r.item<double>()) < 1e-4 * loss,
@@ -347,15 +349,16 @@ class TestSaeTrainer : public QObject {
   void sparseCodeGradientsMatchAutograd() {
     const std::int64_t B = 7, S = 10, d = 5;
     at::manual_seed(5);
-    at::Tensor W_dec = at::randn({S, d}), W_encT = at::randn({S, d}), b_enc = at::randn({S}) * 0.1,
-               b_dec = at::randn({d}) * 0.1, x = at::randn({B, d});
-    const at::Tensor rows = at::tensor({1, 1, 1, 3, 3, 4, 5, 5, 5}, at::kLong);  // rows 0, 2 and 6 keep nothing
-    const at::Tensor latents = at::tensor({1, 4, 7, 0, 9, 4, 2, 3, 8}, at::kLong);
+    const auto dev = testutil::device();  // as above
+    at::Tensor W_dec = at::randn({S, d}).to(dev), W_encT = at::randn({S, d}).to(dev), b_enc = (at::randn({S}) * 0.1).to(dev),
+               b_dec = (at::randn({d}) * 0.1).to(dev), x = at::randn({B, d}).to(dev);
+    const at::Tensor rows = at::tensor({1, 1, 1, 3, 3, 4, 5, 5, 5}, at::kLong).to(dev);  // rows 0, 2 and 6 keep nothing
+    const at::Tensor latents = at::tensor({1, 4, 7, 0, 9, 4, 2, 3, 8}, at::kLong).to(dev);
     std::vector<at::Tensor> params = {W_dec.clone(), W_encT.clone(), b_enc.clone(), b_dec.clone()};
     for (auto& p : params) p.set_requires_grad(true);
-    const at::Tensor keep = at::ones({rows.size(0)}).index_fill(0, at::tensor({4}, at::kLong), 0.0);  // one zeroed value
+    const at::Tensor keep = at::ones({rows.size(0)}, x.options()).index_fill(0, at::tensor({4}, at::kLong).to(dev), 0.0);  // one zeroed value
     at::Tensor pre = at::matmul(x - params[3], params[1].t()) + params[2];
-    at::Tensor code = at::zeros({B, S}).index_put_({rows, latents}, at::relu(pre.index({rows, latents})) * keep);
+    at::Tensor code = at::zeros({B, S}, x.options()).index_put_({rows, latents}, at::relu(pre.index({rows, latents})) * keep);
     at::Tensor loss = (at::matmul(code, params[0]) + params[3] - x).pow(2).sum() / B;
     auto grads = torch::autograd::grad({loss}, params);
     c10::InferenceMode guard;

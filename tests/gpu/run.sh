@@ -129,8 +129,9 @@ else
   if [ $TESTS -eq 1 ]; then
     step core-tests ctest --test-dir "$BUILD" -L core -LE parity -j8 --timeout 180 --output-on-failure --no-tests=error
     # The golden comparisons (every family against transformers, every SAE against SAELens)
-    # again with the model and the dictionary on the device.
-    step core-tests-device env MONOSCOPE_TEST_DEVICE="$DEV" ctest --test-dir "$BUILD" -R '^test_(transformer|sae)$' --output-on-failure --no-tests=error
+    # again with the model and the dictionary on the device, and the SAE trainer's sparse-code
+    # and auxiliary-loss gradients against autograd there.
+    step core-tests-device env MONOSCOPE_TEST_DEVICE="$DEV" ctest --test-dir "$BUILD" -R '^test_(transformer|sae|sae_trainer)$' --output-on-failure --no-tests=error
   fi
 fi
 CLI="$BUILD/app/monoscope-cli"
