@@ -142,7 +142,7 @@ QVariant FeatureListModel::data(const QModelIndex& index, int role) const {
     return tr("Feature %1\n%2\ntop tokens: %3\n%4 activations, density %5")
         .arg(s->id)
         .arg(QString::fromStdString(s->explanation.empty() ? std::string("(no explanation)") : s->explanation))
-        .arg(QString::fromStdString(s->top_tokens))
+        .arg(s->top_tokens.empty() ? QStringLiteral("-") : QString::fromStdString(s->top_tokens))
         .arg(s->count)
         .arg(s->density, 0, 'g', 3);
   }

@@ -168,13 +168,15 @@ void FeaturePage::showFeature(qint64 feature) {
   save_->setEnabled(session_->writable());
   steer_->setEnabled(true);
   explanation_->setToolTip(tr("Version %1").arg(page_->explanation_version));
-  stats_->setText(s.count == 0 ? tr("Dead: never active in the %1 scanned tokens.").arg(session_->db()->info().tokens)
-                               : tr("density %1  (%2 activations)    max %3    mean %4    top tokens: %5")
+  QString stats = s.count == 0 ? tr("Dead: never active in the %1 scanned tokens.").arg(session_->db()->info().tokens)
+                               : tr("density %1  (%2 activations)    max %3    mean %4")
                                      .arg(s.density, 0, 'e', 2)
                                      .arg(s.count)
                                      .arg(s.max_act, 0, 'f', 3)
-                                     .arg(s.mean_act, 0, 'f', 3)
-                                     .arg(QString::fromStdString(s.top_tokens)));
+                                     .arg(s.mean_act, 0, 'f', 3);
+  // The search tokens leave out whitespace: a feature of line breaks and indents has none.
+  if (s.count > 0 && !s.top_tokens.empty()) stats += tr("    top tokens: %1").arg(QString::fromStdString(s.top_tokens));
+  stats_->setText(stats);
   histogram_->setSelectedInterval(-1);
   histogram_->setPage(*page_);
   {
