@@ -77,6 +77,35 @@ at::Tensor SaeTrainer::auxMask() const {
   return every > 0 ? since_fired_ >= std::min(every, config_.dead_window) : deadMask();
 }
 
+namespace {
+
+// A sparse code as (row, latent, value) triples, rows non-decreasing, values after the ReLU.
+struct CodeTriples {
+  at::Tensor rows, latents, values;
+};
+
+// The k largest scores of each row.
+CodeTriples rowTopk(const at::Tensor& scores, std::int64_t k) {
+  auto top = scores.topk(k, 1, true, false);
+  const at::Tensor latents = std::get<1>(top).reshape(-1);
+  return {at::arange(scores.size(0), latents.options()).repeat_interleave(k), latents,
+          at::relu(std::get<0>(top)).reshape(-1)};
+}
+
+// The code of the SAE being trained: TopK's k per row, or BatchTopK's k * B largest
+// pre-activations of the whole batch (a token with more going on keeps more latents than one
+// with less), sorted by flat = row * S + latent.
+CodeTriples selectCode(const SaeTrainConfig& c, const at::Tensor& pre) {
+  if (c.architecture != "batchtopk") return rowTopk(pre, c.k);
+  const std::int64_t B = pre.size(0), S = pre.size(1);
+  auto top = at::relu(pre).view({-1}).topk(std::min(c.k * B, B * S), 0, true, false);
+  auto order = std::get<1>(top).sort();
+  const at::Tensor flat = std::get<0>(order);
+  return {at::div(flat, S, "floor"), flat.remainder(S), std::get<0>(top).index_select(0, std::get<1>(order))};
+}
+
+}  // namespace
+
 SparseCodeGradients sparseCodeGradients(const at::Tensor& x, const at::Tensor& xc, const at::Tensor& W_dec,
                                         const at::Tensor& b_dec, const at::Tensor& W_encT, const at::Tensor& rows,
                                         const at::Tensor& latents, const at::Tensor& values) {
@@ -132,11 +161,9 @@ double addTopkAuxiliaryLoss(const at::Tensor& pre, const at::Tensor& dead, const
   } else {
     // The aux code as (row, latent, value) triples, through the main code's sparse gradients: its
     // reconstruction of -e is scored as the main code's is of x (no decoder bias: e is fixed).
-    at::Tensor masked = pre.masked_fill(dead.logical_not().unsqueeze(0), -INFINITY);
-    auto atop = masked.topk(ka, 1, true, false);
-    const at::Tensor rows = at::arange(B, pre.options().dtype(at::kLong)).repeat_interleave(ka);
-    const SparseCodeGradients g = sparseCodeGradients(-e, xc, W_dec, at::zeros({d}, e.options()), W_encT, rows,
-                                                      std::get<1>(atop).reshape(-1), at::relu(std::get<0>(atop)).reshape(-1));
+    const CodeTriples a = rowTopk(pre.masked_fill(dead.logical_not().unsqueeze(0), -INFINITY), ka);
+    const SparseCodeGradients g =
+        sparseCodeGradients(-e, xc, W_dec, at::zeros({d}, e.options()), W_encT, a.rows, a.latents, a.values);
     sq = g.error.pow(2).sum().item<double>();  // the error is e_hat + e
     gW_dec.add_(g.gW_dec, coefficient);
     gW_encT.add_(g.gW_encT, coefficient);
@@ -205,24 +232,9 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
     fired = f_sum > 0;
     st.loss = lambda * (f * norms).sum(1).mean().item<double>();  // and the MSE, below
   } else {
-    // The code as (row, latent, value) triples in row order.
-    at::Tensor rows, latents, values;
-    if (config_.architecture == "batchtopk") {
-      // BatchTopK: the k * B largest pre-activations of the whole batch, so a token with more
-      // going on keeps more latents than one with less; sorted by flat = row * S + latent.
-      const std::int64_t n = std::min(config_.k * B, B * S);
-      auto top = at::relu(pre).view({-1}).topk(n, 0, true, false);
-      auto order = std::get<1>(top).sort();
-      const at::Tensor flat = std::get<0>(order);
-      values = std::get<0>(top).index_select(0, std::get<1>(order));
-      rows = at::div(flat, S, "floor"), latents = flat.remainder(S);
-    } else {
-      auto top = pre.topk(config_.k, 1, true, false);
-      values = at::relu(std::get<0>(top)).reshape(-1);
-      latents = std::get<1>(top).reshape(-1);
-      rows = at::arange(B, latents.options()).repeat_interleave(config_.k);
-    }
-    SparseCodeGradients g = sparseCodeGradients(x, xc, W_dec_, b_dec_, W_encT_, rows, latents, values);
+    const CodeTriples c = selectCode(config_, pre);
+    const at::Tensor &latents = c.latents, &values = c.values;
+    SparseCodeGradients g = sparseCodeGradients(x, xc, W_dec_, b_dec_, W_encT_, c.rows, latents, values);
     err = g.error;
     gW_dec = g.gW_dec, gW_encT = g.gW_encT, gb_enc = g.gb_enc, gb_dec = g.gb_dec;
     aux_loss = addTopkAuxiliaryLoss(pre, auxMask(), err, xc, W_dec_, W_encT_, config_.aux_k, config_.aux_coefficient,
@@ -301,16 +313,8 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
 
 at::Tensor SaeTrainer::encodeTopk(const at::Tensor& x) const {
   const at::Tensor pre = at::addmm(b_enc_, x - b_dec_, W_encT_.t());
-  at::Tensor codes = at::zeros_like(pre);
-  if (config_.architecture == "batchtopk") {
-    const std::int64_t n = std::min(config_.k * pre.size(0), pre.numel());
-    auto top = at::relu(pre).view({-1}).topk(n, 0, true, false);
-    codes.view({-1}).index_copy_(0, std::get<1>(top), std::get<0>(top));
-  } else {
-    auto top = pre.topk(config_.k, 1, true, false);
-    codes.scatter_(1, std::get<1>(top), at::relu(std::get<0>(top)));
-  }
-  return at::addmm(b_dec_, codes, W_dec_);
+  const CodeTriples c = selectCode(config_, pre);
+  return at::addmm(b_dec_, at::zeros_like(pre).index_put_({c.rows, c.latents}, c.values), W_dec_);
 }
 
 std::int64_t SaeTrainer::resampleDead(const at::Tensor& raw) {
