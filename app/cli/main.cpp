@@ -95,7 +95,8 @@ std::string inCliWords(std::string msg) {
       {"seq_len", "--seq-len"},       {"total_steps", "--steps"},       {"warmup_steps", "--warmup"},
       {"lr", "--lr"},                 {"k", "--k"},                     {"threads", "--threads"},
       {"context", "--context"},       {"dead_window", "--dead-window"}, {"features", "--features"},
-      {"weights", "--weights"},       {"encoder_precision", "--encoder-precision"}};
+      {"weights", "--weights"},       {"encoder_precision", "--encoder-precision"},
+      {"matryoshka", "--matryoshka"}};
   for (const auto& prefix : {"", "LM training: ", "SAE training: ", "training option ", "index option "}) {
     for (const auto& [field, flag] : kFields) {
       for (const char* after : {" ", ": "}) {

@@ -34,6 +34,12 @@ void SaeTrainConfig::validate() const {
   if (resample_every < 0) bad("resample_every", "must be non-negative");
   if (resample_every > 0 && architecture == "standard") bad("resample_every", "is for topk and batchtopk");
   if (encoder_precision != "f32" && encoder_precision != "bf16") bad("encoder_precision", "must be f32 or bf16");
+  if (!matryoshka.empty() && architecture == "standard") bad("matryoshka", "is for topk and batchtopk");
+  if (matryoshka.size() > 64) bad("matryoshka", "has more than 64 prefixes");
+  for (std::size_t i = 0; i < matryoshka.size(); ++i) {
+    if (matryoshka[i] < 1 || matryoshka[i] >= d_sae) bad("matryoshka", "prefixes must be in 1..d_sae-1");
+    if (i > 0 && matryoshka[i] <= matryoshka[i - 1]) bad("matryoshka", "prefixes must increase");
+  }
 }
 
 SaeTrainer::SaeTrainer(SaeTrainConfig config, const c10::Device& device)
@@ -127,6 +133,31 @@ SparseCodeGradients sparseCodeGradients(const at::Tensor& x, const at::Tensor& x
   return g;
 }
 
+SparseCodeGradients matryoshkaCodeGradients(const at::Tensor& x, const at::Tensor& xc, const at::Tensor& W_dec,
+                                            const at::Tensor& b_dec, const at::Tensor& W_encT, const at::Tensor& rows,
+                                            const at::Tensor& latents, const at::Tensor& values,
+                                            const std::vector<std::int64_t>& prefixes, double& squared_error) {
+  // Each restricted code is a subset of the triples, in the same row order; the gradients of a
+  // sum are the sums of the gradients, so each term goes through sparseCodeGradients.
+  SparseCodeGradients g = sparseCodeGradients(x, xc, W_dec, b_dec, W_encT, rows, latents, values);
+  squared_error = g.error.pow(2).sum().item<double>();
+  for (const std::int64_t m : prefixes) {
+    const at::Tensor in = latents < m;
+    const SparseCodeGradients p = sparseCodeGradients(x, xc, W_dec, b_dec, W_encT, rows.masked_select(in),
+                                                      latents.masked_select(in), values.masked_select(in));
+    squared_error += p.error.pow(2).sum().item<double>();
+    g.gW_dec.add_(p.gW_dec);
+    g.gW_encT.add_(p.gW_encT);
+    g.gb_enc.add_(p.gb_enc);
+    g.gb_dec.add_(p.gb_dec);
+  }
+  const double terms = static_cast<double>(prefixes.size() + 1);
+  squared_error /= terms;
+  for (at::Tensor* t : {&g.gW_dec, &g.gW_encT, &g.gb_enc, &g.gb_dec}) t->div_(terms);
+  g.g_values = at::Tensor();
+  return g;
+}
+
 double addTopkAuxiliaryLoss(const at::Tensor& pre, const at::Tensor& dead, const at::Tensor& e, const at::Tensor& xc,
                             const at::Tensor& W_dec, const at::Tensor& W_encT, std::int64_t aux_k, double coefficient,
                             at::Tensor& gW_dec, at::Tensor& gW_encT, at::Tensor& gb_enc, at::Tensor& gb_dec,
@@ -214,6 +245,7 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
   SaeTrainStats st;
   double aux_loss = 0;
   double smallest = -1.0;  // batchtopk: the smallest activation kept (-1: none)
+  double objective_sq = -1.0;  // matryoshka: the objective's squared error (-1: the whole code's)
   if (config_.architecture == "standard") {
     at::Tensor f = at::relu(pre);                                      // [B, S]
     err = at::addmm(b_dec_, f, W_dec_).sub_(x);                        // [B, d]
@@ -234,7 +266,11 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
   } else {
     const CodeTriples c = selectCode(config_, pre);
     const at::Tensor &latents = c.latents, &values = c.values;
-    SparseCodeGradients g = sparseCodeGradients(x, xc, W_dec_, b_dec_, W_encT_, c.rows, latents, values);
+    SparseCodeGradients g =
+        config_.matryoshka.empty()
+            ? sparseCodeGradients(x, xc, W_dec_, b_dec_, W_encT_, c.rows, latents, values)
+            : matryoshkaCodeGradients(x, xc, W_dec_, b_dec_, W_encT_, c.rows, latents, values, config_.matryoshka,
+                                      objective_sq);
     err = g.error;
     gW_dec = g.gW_dec, gW_encT = g.gW_encT, gb_enc = g.gb_enc, gb_dec = g.gb_dec;
     aux_loss = addTopkAuxiliaryLoss(pre, auxMask(), err, xc, W_dec_, W_encT_, config_.aux_k, config_.aux_coefficient,
@@ -248,8 +284,8 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
       smallest = on.any().item<bool>() ? values.masked_select(on).min().item<double>() : -1.0;
   }
   const double sq = err.pow(2).sum().item<double>();
-  st.mse = sq / static_cast<double>(B);
-  st.loss += st.mse;
+  st.mse = sq / static_cast<double>(B);  // the whole code's, with or without prefixes
+  st.loss += (objective_sq >= 0 ? objective_sq : sq) / static_cast<double>(B);
   // Data parallelism: every rank holds the mean gradient, the one a single process would get on
   // all ranks' rows together; latents fired anywhere count as fired.
   const std::int64_t global_batch = B * config_.world_size;

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "sae/sae.h"
 
@@ -41,6 +42,11 @@ struct SaeTrainConfig {
   // twice as fast; which latents fire and their values then carry bf16's ~3 significant digits.
   // Master weights, gradients and Adam stay f32.
   std::string encoder_precision = "f32";
+  // topk, batchtopk: nested ("Matryoshka") prefixes of the dictionary, increasing, each under
+  // d_sae. The objective is the mean of the squared error of the whole code and of the code
+  // restricted to each prefix's latents, so the first latents must reconstruct alone and carry
+  // general directions, and later ones refine them instead of splitting them. Empty: plain TopK.
+  std::vector<std::int64_t> matryoshka;
   std::uint64_t seed = 0;
 
   void validate() const;
@@ -77,6 +83,13 @@ struct SparseCodeGradients {
 SparseCodeGradients sparseCodeGradients(const at::Tensor& x, const at::Tensor& xc, const at::Tensor& W_dec,
                                         const at::Tensor& b_dec, const at::Tensor& W_encT, const at::Tensor& rows,
                                         const at::Tensor& latents, const at::Tensor& values);
+// The same for the Matryoshka objective: the mean over the whole code and its restrictions to
+// latents < each of `prefixes` of the squared error (error: the whole code's; g_values empty).
+// `squared_error` receives the objective's value times B (the mean of the summed squares).
+SparseCodeGradients matryoshkaCodeGradients(const at::Tensor& x, const at::Tensor& xc, const at::Tensor& W_dec,
+                                            const at::Tensor& b_dec, const at::Tensor& W_encT, const at::Tensor& rows,
+                                            const at::Tensor& latents, const at::Tensor& values,
+                                            const std::vector<std::int64_t>& prefixes, double& squared_error);
 
 // TopK's auxiliary loss: the min(aux_k, dead) largest pre-activations of dead latents in each
 // row (dead: [d_sae] bool), through a ReLU, reconstruct that row's error e = x_hat - x, taken as

@@ -129,6 +129,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   cfg.hook_name = hook;
   cfg.resample_every = o.resample_every;
   cfg.encoder_precision = o.encoder_precision;
+  cfg.matryoshka = o.matryoshka;
   if (cfg.architecture != "standard") {
     cfg.k = o.k;
   } else {
@@ -162,6 +163,11 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
     else run["l1_coefficient"] = roundTripDecimal(cfg.l1_coefficient);
     if (cfg.resample_every > 0) run["resample_every"] = std::to_string(cfg.resample_every);
     if (cfg.encoder_precision != "f32") run["encoder_precision"] = cfg.encoder_precision;
+    if (!cfg.matryoshka.empty()) {
+      std::string list;
+      for (const std::int64_t m : cfg.matryoshka) list += (list.empty() ? "" : ",") + std::to_string(m);
+      run["matryoshka"] = list;
+    }
     trainer.setRunSettings(std::move(run));
   }
   // Rank 0 resumes from its checkpoint (written with any number of ranks) and every rank takes

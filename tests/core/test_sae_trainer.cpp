@@ -375,6 +375,70 @@ class TestSaeTrainer : public QObject {
     }
   }
 
+  // The Matryoshka objective: the mean squared error of the whole code and of its restrictions to
+  // each prefix's latents, against autograd; a prefix that keeps no triple (rows 0-6 below 1
+  // hold none) still counts its error.
+  void matryoshkaGradientsMatchAutograd() {
+    const std::int64_t B = 7, S = 10, d = 5;
+    at::manual_seed(6);
+    const auto dev = testutil::device();
+    at::Tensor W_dec = at::randn({S, d}).to(dev), W_encT = at::randn({S, d}).to(dev), b_enc = (at::randn({S}) * 0.1).to(dev),
+               b_dec = (at::randn({d}) * 0.1).to(dev), x = at::randn({B, d}).to(dev);
+    const at::Tensor rows = at::tensor({1, 1, 1, 3, 3, 4, 5, 5, 5}, at::kLong).to(dev);
+    const at::Tensor latents = at::tensor({1, 4, 7, 0, 9, 4, 2, 3, 8}, at::kLong).to(dev);
+    const std::vector<std::int64_t> prefixes = {1, 3, 5};
+    std::vector<at::Tensor> params = {W_dec.clone(), W_encT.clone(), b_enc.clone(), b_dec.clone()};
+    for (auto& p : params) p.set_requires_grad(true);
+    at::Tensor pre = at::matmul(x - params[3], params[1].t()) + params[2];
+    at::Tensor code = at::zeros({B, S}, x.options()).index_put_({rows, latents}, at::relu(pre.index({rows, latents})));
+    at::Tensor loss = (at::matmul(code, params[0]) + params[3] - x).pow(2).sum() / B;
+    for (const std::int64_t m : prefixes) {
+      const at::Tensor head = code.narrow(1, 0, m);
+      loss = loss + (at::matmul(head, params[0].narrow(0, 0, m)) + params[3] - x).pow(2).sum() / B;
+    }
+    loss = loss / static_cast<double>(prefixes.size() + 1);
+    auto grads = torch::autograd::grad({loss}, params);
+    c10::InferenceMode guard;
+    at::Tensor xc = x - b_dec;
+    const at::Tensor values = at::relu((at::matmul(xc, W_encT.t()) + b_enc).index({rows, latents}));
+    double sq = 0;
+    const SparseCodeGradients g =
+        matryoshkaCodeGradients(x, xc, W_dec, b_dec, W_encT, rows, latents, values, prefixes, sq);
+    QVERIFY(std::abs(sq / B - loss.item<double>()) < 1e-5 * (1 + loss.item<double>()));
+    QVERIFY((g.error - (at::matmul(code.detach(), W_dec) + b_dec - x)).abs().max().item<double>() < 1e-5);
+    const at::Tensor got[4] = {g.gW_dec, g.gW_encT, g.gb_enc, g.gb_dec};
+    for (int i = 0; i < 4; ++i) {
+      const double err = (got[i] - grads[i]).abs().max().item<double>();
+      QVERIFY2(err < 1e-5 * (1 + grads[i].abs().max().item<double>()),
+               qPrintable(QString("gradient %1 off by %2").arg(i).arg(err)));
+    }
+    // Prefixes: topk only, increasing, inside the dictionary.
+    SaeTrainConfig c = smallConfig("topk");
+    c.matryoshka = {4, 16};
+    c.validate();
+    for (const std::vector<std::int64_t>& bad : std::vector<std::vector<std::int64_t>>{{16, 4}, {4, 4}, {0}, {c.d_sae}}) {
+      c.matryoshka = bad;
+      QVERIFY_EXCEPTION_THROWN(c.validate(), Error);
+    }
+    SaeTrainConfig standard = smallConfig("standard");
+    standard.matryoshka = {4};
+    QVERIFY_EXCEPTION_THROWN(standard.validate(), Error);
+    // A Matryoshka run trains: its whole-code error falls.
+    c.matryoshka = {c.d_sae / 4, c.d_sae / 2};
+    SaeTrainer t(c, c10::Device(c10::kCPU));
+    at::manual_seed(7);
+    const at::Tensor dirs = at::randn({8, c.d_in});
+    double first = -1, last = 0;
+    for (int i = 0; i < 60; ++i) {
+      const at::Tensor batch = at::matmul(at::relu(at::randn({256, 8})), dirs);
+      const SaeTrainStats s = t.step(batch);
+      if (first < 0) first = s.mse;
+      last = s.mse;
+      QVERIFY(std::isfinite(s.loss));
+    }
+    QVERIFY2(last < 0.5 * first, qPrintable(QString("mse %1 -> %2").arg(first).arg(last)));
+  }
+
   void badInputIsRejected() {
     SaeTrainConfig c = smallConfig("standard");
     c.architecture = "gated";
