@@ -137,22 +137,24 @@ SparseCodeGradients matryoshkaCodeGradients(const at::Tensor& x, const at::Tenso
                                             const at::Tensor& b_dec, const at::Tensor& W_encT, const at::Tensor& rows,
                                             const at::Tensor& latents, const at::Tensor& values,
                                             const std::vector<std::int64_t>& prefixes, double& squared_error) {
-  // Each restricted code is a subset of the triples, in the same row order; the gradients of a
-  // sum are the sums of the gradients, so each term goes through sparseCodeGradients.
+  // Each restricted code is a subset of the triples, in the same row order, over the first m
+  // rows of the weights; the gradients of a sum are the sums of the gradients, so each term goes
+  // through sparseCodeGradients on those rows alone.
   SparseCodeGradients g = sparseCodeGradients(x, xc, W_dec, b_dec, W_encT, rows, latents, values);
-  squared_error = g.error.pow(2).sum().item<double>();
+  at::Tensor sq = g.error.pow(2).sum();
   for (const std::int64_t m : prefixes) {
     const at::Tensor in = latents < m;
-    const SparseCodeGradients p = sparseCodeGradients(x, xc, W_dec, b_dec, W_encT, rows.masked_select(in),
-                                                      latents.masked_select(in), values.masked_select(in));
-    squared_error += p.error.pow(2).sum().item<double>();
-    g.gW_dec.add_(p.gW_dec);
-    g.gW_encT.add_(p.gW_encT);
-    g.gb_enc.add_(p.gb_enc);
+    const SparseCodeGradients p =
+        sparseCodeGradients(x, xc, W_dec.narrow(0, 0, m), b_dec, W_encT.narrow(0, 0, m), rows.masked_select(in),
+                            latents.masked_select(in), values.masked_select(in));
+    sq.add_(p.error.pow(2).sum());
+    g.gW_dec.narrow(0, 0, m).add_(p.gW_dec);
+    g.gW_encT.narrow(0, 0, m).add_(p.gW_encT);
+    g.gb_enc.narrow(0, 0, m).add_(p.gb_enc);
     g.gb_dec.add_(p.gb_dec);
   }
   const double terms = static_cast<double>(prefixes.size() + 1);
-  squared_error /= terms;
+  squared_error = sq.item<double>() / terms;
   for (at::Tensor* t : {&g.gW_dec, &g.gW_encT, &g.gb_enc, &g.gb_dec}) t->div_(terms);
   g.g_values = at::Tensor();
   return g;

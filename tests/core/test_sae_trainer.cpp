@@ -376,8 +376,8 @@ class TestSaeTrainer : public QObject {
   }
 
   // The Matryoshka objective: the mean squared error of the whole code and of its restrictions to
-  // each prefix's latents, against autograd; a prefix that keeps no triple (rows 0-6 below 1
-  // hold none) still counts its error.
+  // each prefix's latents, against autograd; a prefix that keeps no triple (no latent below 1)
+  // still counts its error.
   void matryoshkaGradientsMatchAutograd() {
     const std::int64_t B = 7, S = 10, d = 5;
     at::manual_seed(6);
@@ -385,7 +385,7 @@ class TestSaeTrainer : public QObject {
     at::Tensor W_dec = at::randn({S, d}).to(dev), W_encT = at::randn({S, d}).to(dev), b_enc = (at::randn({S}) * 0.1).to(dev),
                b_dec = (at::randn({d}) * 0.1).to(dev), x = at::randn({B, d}).to(dev);
     const at::Tensor rows = at::tensor({1, 1, 1, 3, 3, 4, 5, 5, 5}, at::kLong).to(dev);
-    const at::Tensor latents = at::tensor({1, 4, 7, 0, 9, 4, 2, 3, 8}, at::kLong).to(dev);
+    const at::Tensor latents = at::tensor({1, 4, 7, 6, 9, 4, 2, 3, 8}, at::kLong).to(dev);
     const std::vector<std::int64_t> prefixes = {1, 3, 5};
     std::vector<at::Tensor> params = {W_dec.clone(), W_encT.clone(), b_enc.clone(), b_dec.clone()};
     for (auto& p : params) p.set_requires_grad(true);
