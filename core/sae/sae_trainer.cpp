@@ -34,6 +34,7 @@ void SaeTrainConfig::validate() const {
   if (resample_every < 0) bad("resample_every", "must be non-negative");
   if (resample_every > 0 && architecture == "standard") bad("resample_every", "is for topk and batchtopk");
   if (encoder_precision != "f32" && encoder_precision != "bf16") bad("encoder_precision", "must be f32 or bf16");
+  if (resample_encoder != "mean" && resample_encoder != "kth") bad("resample_encoder", "must be mean or kth");
   if (!matryoshka.empty() && architecture == "standard") bad("matryoshka", "is for topk and batchtopk");
   if (matryoshka.size() > 64) bad("matryoshka", "has more than 64 prefixes");
   for (std::size_t i = 0; i < matryoshka.size(); ++i) {
@@ -376,15 +377,30 @@ std::int64_t SaeTrainer::resampleScaled(const at::Tensor& x, const at::Tensor& x
   const at::Tensor pick = worst.index_select(0, at::arange(n, worst.options()).remainder(take));
   at::Tensor u = r.index_select(0, pick);
   u = u / u.norm(2, 1, true).clamp_min(1e-12);  // [n, d]
-  if (pg_ != nullptr && pg_->worldSize() > 1) {
-    if (pg_->rank() != 0) u.zero_();
-    std::vector<at::Tensor> v = {u};
-    pg_->allReduceSum(v, "the resampled directions' all-reduce");
-    u = v[0];
-  }
   const double enc_norm = W_encT_.index_select(0, dead.logical_not().nonzero().squeeze(1)).norm(2, 1).mean().item<double>();
+  at::Tensor enc_scale = at::full({n}, 0.2 * enc_norm, x.options());  // [n]
+  if (config_.resample_encoder == "kth") {
+    // The k-th largest pre-activation of each row aimed at (1,024 rows at a time: [rows, d_sae]).
+    const at::Tensor xw = x.index_select(0, worst) - b_dec_;  // [take, d]
+    std::vector<at::Tensor> kth;
+    for (std::int64_t at = 0; at < take; at += 1024) {
+      const at::Tensor part = at::addmm(b_enc_, xw.narrow(0, at, std::min<std::int64_t>(1024, take - at)), W_encT_.t());
+      kth.push_back(std::get<0>(part.topk(config_.k, 1)).select(1, config_.k - 1));
+    }
+    const at::Tensor target = at::cat(kth).index_select(0, at::arange(n, worst.options()).remainder(take));  // [n]
+    const at::Tensor along = (u * (x.index_select(0, pick) - b_dec_)).sum(1);  // [n]: u . (x - b_dec)
+    enc_scale = at::where(along.gt(1e-6).logical_and(target.gt(0)), target / along.clamp_min(1e-6), enc_scale);
+  }
+  if (pg_ != nullptr && pg_->worldSize() > 1) {  // rank 0's rows decide
+    at::Tensor both = at::cat({u, enc_scale.unsqueeze(1)}, 1);  // [n, d + 1]
+    if (pg_->rank() != 0) both.zero_();
+    std::vector<at::Tensor> v = {both};
+    pg_->allReduceSum(v, "the resampled directions' all-reduce");
+    u = v[0].narrow(1, 0, u.size(1));
+    enc_scale = v[0].select(1, u.size(1));
+  }
   W_dec_.index_copy_(0, cols, u);
-  W_encT_.index_copy_(0, cols, u * (0.2 * enc_norm));
+  W_encT_.index_copy_(0, cols, u * enc_scale.unsqueeze(1));
   b_enc_.index_fill_(0, cols, 0.0);
   for (int i : {0, 1, 2}) {  // W_encT, b_enc, W_dec: their rows (entries) of the re-aimed latents
     m_[i].index_fill_(0, cols, 0.0);
