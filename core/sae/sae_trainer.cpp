@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -341,8 +342,10 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
   tokens_seen_ += global_batch;
   since_fired_.masked_fill_(fired, 0);
   const std::int64_t every = config_.resample_every;
-  if (every > 0 && t < 1.0 - config_.lr_decay_fraction && tokens_seen_ / every > (tokens_seen_ - global_batch) / every)
+  if (every > 0 && t < 1.0 - config_.lr_decay_fraction && tokens_seen_ / every > (tokens_seen_ - global_batch) / every) {
+    pre = at::Tensor();  // [B, d_sae], no longer needed: re-aiming may take as much again
     st.resampled = resampleScaled(x, x + err);
+  }
   st.step = step_;
   const double var = (x - x.mean(0, true)).pow(2).sum().item<double>();
   st.fve = var > 0 ? 1.0 - sq / var : 0.0;
@@ -380,16 +383,23 @@ std::int64_t SaeTrainer::resampleScaled(const at::Tensor& x, const at::Tensor& x
   const double enc_norm = W_encT_.index_select(0, dead.logical_not().nonzero().squeeze(1)).norm(2, 1).mean().item<double>();
   at::Tensor enc_scale = at::full({n}, 0.2 * enc_norm, x.options());  // [n]
   if (config_.resample_encoder == "kth") {
-    // The k-th largest pre-activation of each row aimed at (1,024 rows at a time: [rows, d_sae]).
+    // For each row aimed at: how far it lies along its residual's direction, and its k-th largest
+    // pre-activation (in chunks of at most 1,024 rows and 64M entries of [rows, d_sae]).
     const at::Tensor xw = x.index_select(0, worst) - b_dec_;  // [take, d]
+    const at::Tensor rw = r.index_select(0, worst);
+    const at::Tensor along = (rw * xw).sum(1) / rw.norm(2, 1).clamp_min(1e-12);  // [take]: u . (x - b_dec)
+    const std::int64_t chunk = std::clamp<std::int64_t>((std::int64_t{1} << 26) / config_.d_sae, 1, 1024);
     std::vector<at::Tensor> kth;
-    for (std::int64_t at = 0; at < take; at += 1024) {
-      const at::Tensor part = at::addmm(b_enc_, xw.narrow(0, at, std::min<std::int64_t>(1024, take - at)), W_encT_.t());
+    for (std::int64_t r0 = 0; r0 < take; r0 += chunk) {
+      const at::Tensor part = at::addmm(b_enc_, xw.narrow(0, r0, std::min(chunk, take - r0)), W_encT_.t());
       kth.push_back(std::get<0>(part.topk(config_.k, 1)).select(1, config_.k - 1));
     }
-    const at::Tensor target = at::cat(kth).index_select(0, at::arange(n, worst.options()).remainder(take));  // [n]
-    const at::Tensor along = (u * (x.index_select(0, pick) - b_dec_)).sum(1);  // [n]: u . (x - b_dec)
-    enc_scale = at::where(along.gt(1e-6).logical_and(target.gt(0)), target / along.clamp_min(1e-6), enc_scale);
+    const at::Tensor target = at::cat(kth);  // [take]
+    // Rows against the direction, or whose k-th is not positive, keep "mean"'s norm; no norm
+    // exceeds ten times it (a row nearly orthogonal to its residual would ask for any size).
+    const at::Tensor scale = at::where(along.gt(1e-6).logical_and(target.gt(0)),
+                                       (target / along.clamp_min(1e-6)).clamp_max(2.0 * enc_norm), 0.2 * enc_norm);
+    enc_scale = scale.index_select(0, at::arange(n, worst.options()).remainder(take));  // [n]
   }
   if (pg_ != nullptr && pg_->worldSize() > 1) {  // rank 0's rows decide
     at::Tensor both = at::cat({u, enc_scale.unsqueeze(1)}, 1);  // [n, d + 1]

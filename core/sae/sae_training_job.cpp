@@ -43,6 +43,7 @@ void SaeTrainingOptions::validate() const {
   if (resample_every < 0) bad("resample_every", "must be non-negative");
   if (encoder_precision != "f32" && encoder_precision != "bf16") bad("encoder_precision", "must be f32 or bf16");
   if (resample_encoder != "mean" && resample_encoder != "kth") bad("resample_encoder", "must be mean or kth");
+  if (resample_encoder != "mean" && resample_every == 0) bad("resample_encoder", "takes effect only when dead latents are re-aimed, and this run re-aims none");
   if (context < 0) bad("context", "must be non-negative");
   if (buffer_tokens < 1024 || buffer_tokens > (1 << 26)) bad("buffer_tokens", "must be in 1024..67108864");
   // Refuse runs that could never finish before starting them.
