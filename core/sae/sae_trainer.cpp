@@ -3,7 +3,6 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/InferenceMode.h>
 
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -35,7 +34,6 @@ void SaeTrainConfig::validate() const {
   if (resample_every < 0) bad("resample_every", "must be non-negative");
   if (resample_every > 0 && architecture == "standard") bad("resample_every", "is for topk and batchtopk");
   if (encoder_precision != "f32" && encoder_precision != "bf16") bad("encoder_precision", "must be f32 or bf16");
-  if (resample_encoder != "mean" && resample_encoder != "kth") bad("resample_encoder", "must be mean or kth");
   if (!matryoshka.empty() && architecture == "standard") bad("matryoshka", "is for topk and batchtopk");
   if (matryoshka.size() > 64) bad("matryoshka", "has more than 64 prefixes");
   for (std::size_t i = 0; i < matryoshka.size(); ++i) {
@@ -342,10 +340,8 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
   tokens_seen_ += global_batch;
   since_fired_.masked_fill_(fired, 0);
   const std::int64_t every = config_.resample_every;
-  if (every > 0 && t < 1.0 - config_.lr_decay_fraction && tokens_seen_ / every > (tokens_seen_ - global_batch) / every) {
-    pre = at::Tensor();  // [B, d_sae], no longer needed: re-aiming may take as much again
+  if (every > 0 && t < 1.0 - config_.lr_decay_fraction && tokens_seen_ / every > (tokens_seen_ - global_batch) / every)
     st.resampled = resampleScaled(x, x + err);
-  }
   st.step = step_;
   const double var = (x - x.mean(0, true)).pow(2).sum().item<double>();
   st.fve = var > 0 ? 1.0 - sq / var : 0.0;
@@ -380,37 +376,15 @@ std::int64_t SaeTrainer::resampleScaled(const at::Tensor& x, const at::Tensor& x
   const at::Tensor pick = worst.index_select(0, at::arange(n, worst.options()).remainder(take));
   at::Tensor u = r.index_select(0, pick);
   u = u / u.norm(2, 1, true).clamp_min(1e-12);  // [n, d]
-  const double enc_norm = W_encT_.index_select(0, dead.logical_not().nonzero().squeeze(1)).norm(2, 1).mean().item<double>();
-  at::Tensor enc_scale = at::full({n}, 0.2 * enc_norm, x.options());  // [n]
-  if (config_.resample_encoder == "kth") {
-    // For each row aimed at: how far it lies along its residual's direction, and its k-th largest
-    // pre-activation (in chunks of at most 1,024 rows and 64M entries of [rows, d_sae]).
-    const at::Tensor xw = x.index_select(0, worst) - b_dec_;  // [take, d]
-    const at::Tensor rw = r.index_select(0, worst);
-    const at::Tensor along = (rw * xw).sum(1) / rw.norm(2, 1).clamp_min(1e-12);  // [take]: u . (x - b_dec)
-    const std::int64_t chunk = std::clamp<std::int64_t>((std::int64_t{1} << 26) / config_.d_sae, 1, 1024);
-    std::vector<at::Tensor> kth;
-    for (std::int64_t r0 = 0; r0 < take; r0 += chunk) {
-      const at::Tensor part = at::addmm(b_enc_, xw.narrow(0, r0, std::min(chunk, take - r0)), W_encT_.t());
-      kth.push_back(std::get<0>(part.topk(config_.k, 1)).select(1, config_.k - 1));
-    }
-    const at::Tensor target = at::cat(kth);  // [take]
-    // Rows against the direction, or whose k-th is not positive, keep "mean"'s norm; no norm
-    // exceeds ten times it (a row nearly orthogonal to its residual would ask for any size).
-    const at::Tensor scale = at::where(along.gt(1e-6).logical_and(target.gt(0)),
-                                       (target / along.clamp_min(1e-6)).clamp_max(2.0 * enc_norm), 0.2 * enc_norm);
-    enc_scale = scale.index_select(0, at::arange(n, worst.options()).remainder(take));  // [n]
-  }
-  if (pg_ != nullptr && pg_->worldSize() > 1) {  // rank 0's rows decide
-    at::Tensor both = at::cat({u, enc_scale.unsqueeze(1)}, 1);  // [n, d + 1]
-    if (pg_->rank() != 0) both.zero_();
-    std::vector<at::Tensor> v = {both};
+  if (pg_ != nullptr && pg_->worldSize() > 1) {
+    if (pg_->rank() != 0) u.zero_();
+    std::vector<at::Tensor> v = {u};
     pg_->allReduceSum(v, "the resampled directions' all-reduce");
-    u = v[0].narrow(1, 0, u.size(1));
-    enc_scale = v[0].select(1, u.size(1));
+    u = v[0];
   }
+  const double enc_norm = W_encT_.index_select(0, dead.logical_not().nonzero().squeeze(1)).norm(2, 1).mean().item<double>();
   W_dec_.index_copy_(0, cols, u);
-  W_encT_.index_copy_(0, cols, u * enc_scale.unsqueeze(1));
+  W_encT_.index_copy_(0, cols, u * (0.2 * enc_norm));
   b_enc_.index_fill_(0, cols, 0.0);
   for (int i : {0, 1, 2}) {  // W_encT, b_enc, W_dec: their rows (entries) of the re-aimed latents
     m_[i].index_fill_(0, cols, 0.0);

@@ -37,11 +37,6 @@ struct SaeTrainConfig {
   std::int64_t total_tokens = 0;           // training length
   std::int64_t dead_window = 10'000'000;   // tokens without firing that make a latent dead
   std::int64_t resample_every = 0;         // topk, batchtopk: tokens between re-aimings of dead latents (0: never)
-  // A re-aimed latent's encoder row: "mean", its direction at 0.2 x the alive rows' mean norm;
-  // "kth", scaled so its pre-activation on the row it is aimed at equals that row's k-th largest,
-  // the edge of the row's top k (for batchtopk, whose cut is the batch's, an estimate of it);
-  // at most 10x "mean"'s norm (resampleDead).
-  std::string resample_encoder = "mean";
   // The encoder's product x W_enc^T in "f32" or "bf16" (inputs rounded to bf16, sums kept in
   // f32 by the BLAS, the bias added in f32): on CPUs with AVX512-BF16 or AMX, and on GPUs, about
   // twice as fast; which latents fire and their values then carry bf16's ~3 significant digits.
@@ -128,10 +123,8 @@ class SaeTrainer {
   // worst-reconstructed rows (raw activations [batch, d_in]; a row each, worst first, round the
   // rows again when there are more dead latents than rows): its decoder row becomes that
   // residual's direction, its encoder row the same direction at 0.2 times the alive encoder
-  // rows' mean norm (config.resample_encoder "mean"; "kth": at the norm that puts its
-  // pre-activation on that row at the row's k-th largest, the edge of its top k, at most 10x
-  // "mean"'s; as "mean" where the row does not lie along the direction), its encoder bias 0, and their Adam
-  // moments 0 (Anthropic's resampling, after the top k). A dead latent's pre-activations are mostly negative on every row, so the
+  // rows' mean norm, its encoder bias 0, and their Adam moments 0 (Anthropic's resampling,
+  // after the top k). A dead latent's pre-activations are mostly negative on every row, so the
   // auxiliary loss, through its ReLU, gives it no gradient; aimed at a residual it has one, and
   // it stays in the auxiliary loss until it fires. step() calls it each time the tokens seen
   // pass a multiple of config.resample_every, before the learning rate decays. With several
