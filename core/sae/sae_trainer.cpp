@@ -381,31 +381,25 @@ std::int64_t SaeTrainer::resampleScaled(const at::Tensor& x, const at::Tensor& x
   const double enc_scale = 0.2 * enc_norm;
   at::Tensor bias = at::zeros({n}, x.options());  // [n]
   if (config_.resample_bias == "rate") {
-    // Only ordinary rows count: rows whose norm is over kMassiveRow times the batch's median
-    // (attention sinks, end-of-text rows: tens of times the others) project so far along any
-    // direction that the smallest gaps below would all be theirs.
-    const at::Tensor norms = x.norm(2, 1);
-    const at::Tensor ordinary = norms.le(norms.median() * kMassiveRow).nonzero().squeeze(1);
-    const at::Tensor xc = x.index_select(0, ordinary) - b_dec_;  // [R, d]
-    const std::int64_t R = xc.size(0);
-    // Each row's cut, where its top k ends: its k-th largest pre-activation (batchtopk: the
+    // Each batch row's cut, where its top k ends: its k-th largest pre-activation (batchtopk: the
     // running threshold), 1,024 rows at a time ([rows, d_sae]).
+    const at::Tensor xc = x - b_dec_;  // [B, d]
     at::Tensor cut;
     if (config_.architecture == "batchtopk" && threshold_ >= 0) {
-      cut = at::full({R}, threshold_, x.options());
+      cut = at::full({B}, threshold_, x.options());
     } else {
       std::vector<at::Tensor> kth;
-      for (std::int64_t at = 0; at < R; at += 1024) {
-        const at::Tensor part = at::addmm(b_enc_, xc.narrow(0, at, std::min<std::int64_t>(1024, R - at)), W_encT_.t());
+      for (std::int64_t at = 0; at < B; at += 1024) {
+        const at::Tensor part = at::addmm(b_enc_, xc.narrow(0, at, std::min<std::int64_t>(1024, B - at)), W_encT_.t());
         kth.push_back(std::get<0>(part.topk(config_.k, 1)).select(1, config_.k - 1));
       }
       cut = at::cat(kth);
     }
     // The bias a latent needs to enter a row's top k is that row's cut less its pre-activation
-    // there; it takes the m-th smallest over those rows, m the rows an average latent fires on
-    // (R k / d_sae, at least 1), so it fires on those m rows and no more (1,024 latents at a
-    // time: [latents, R]), a little past the cut, kept between 0 and the largest cut.
-    const std::int64_t m = std::max<std::int64_t>(1, R * config_.k / config_.d_sae);
+    // there; it takes the m-th smallest over the batch, m the rows an average latent fires on
+    // (B k / d_sae, at least 1), so it fires on those m rows and no more (1,024 latents at a
+    // time: [latents, B]), a little past the cut, kept between 0 and the largest cut.
+    const std::int64_t m = std::max<std::int64_t>(1, B * config_.k / config_.d_sae);
     std::vector<at::Tensor> need;
     for (std::int64_t at = 0; at < n; at += 1024) {
       const at::Tensor gap = cut.unsqueeze(0) - at::mm(u.narrow(0, at, std::min<std::int64_t>(1024, n - at)), xc.t()) * enc_scale;

@@ -39,8 +39,7 @@ struct SaeTrainConfig {
   std::int64_t resample_every = 0;         // topk, batchtopk: tokens between re-aimings of dead latents (0: never)
   // A re-aimed latent's encoder bias: "zero"; or "rate", the least that lifts it into the top k
   // of as many rows of the batch it is re-aimed with as an average latent fires on
-  // (rows x k / d_sae; rows over 10 x the median norm, the massive ones, left out), a little
-  // past each row's cut, kept in [0, the largest cut]: it fires at
+  // (batch x k / d_sae), a little past each row's cut, kept in [0, the largest cut]: it fires at
   // once, on rows near its direction, and its encoder row keeps the usual norm (resampleDead).
   std::string resample_bias = "zero";
   // The encoder's product x W_enc^T in "f32" or "bf16" (inputs rounded to bf16, sums kept in
@@ -174,7 +173,6 @@ class SaeTrainer {
   at::Tensor encodeTopk(const at::Tensor& x) const;  // scaled rows -> reconstruction (topk, batchtopk)
   std::int64_t resampleScaled(const at::Tensor& x, const at::Tensor& x_hat);
   static constexpr double kThresholdRate = 0.01;  // batchtopk threshold's running-mean rate
-  static constexpr double kMassiveRow = 10.0;  // resample_bias "rate": rows left out, x the median norm
   static constexpr double kResampleMargin = 0.01;  // resample_bias "rate": how far past the cut (x the mean cut)
 
   SaeTrainConfig config_;
