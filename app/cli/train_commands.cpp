@@ -60,7 +60,7 @@ void report(const core::SaeTrainStats& s, std::int64_t total, double elapsed) {
 
 int cmdTrainSae(const Args& args) {
   args.allowOnly({"activations", "model", "hook", "corpus", "arch", "l1", "k", "d-sae", "tokens", "seed", "out",
-                  "batch-size", "lr", "dead-window", "resample-dead", "resample-bias", "encoder-precision", "matryoshka", "context", "buffer", "skip-first", "skip-end-of-text", "skip-sinks", "device",
+                  "batch-size", "lr", "dead-window", "resample-dead", "encoder-precision", "matryoshka", "context", "buffer", "skip-first", "skip-end-of-text", "skip-sinks", "device",
                   "threads", "checkpoint-every", "dist-timeout"});
   core::SaeTrainingOptions o;
   // Data parallelism: the variables torchrun (or srun through packaging/slurm) sets.
@@ -92,7 +92,6 @@ int cmdTrainSae(const Args& args) {
   o.dead_window = args.integer("dead-window", 0, 0, INT64_MAX / 2);
   o.resample_every = args.integer("resample-dead", 0, 0, INT64_MAX / 2);
   o.encoder_precision = args.get("encoder-precision", o.encoder_precision);
-  o.resample_bias = args.get("resample-bias", o.resample_bias);
   if (args.has("matryoshka")) {  // --matryoshka 512,2048,8192: nested prefixes of the dictionary
     const std::string list = args.get("matryoshka");
     std::size_t at = 0;

@@ -33,7 +33,6 @@ struct SaeTrainingOptions {
   std::int64_t dead_window = 0;         // 0: min(10M, tokens / 3) tokens
   std::int64_t resample_every = 0;      // topk: tokens between re-aimings of dead latents (0: never)
   std::string encoder_precision = "f32";  // f32 | bf16: the encoder's product (SaeTrainConfig)
-  std::string resample_bias = "zero";   // zero | rate: a re-aimed latent's encoder bias (SaeTrainConfig)
   std::vector<std::int64_t> matryoshka;  // topk: nested prefixes of the dictionary (SaeTrainConfig)
   std::uint64_t seed = 0;
   std::string out;                      // folder: checkpoint, then cfg.json + sae_weights.safetensors

@@ -34,7 +34,6 @@ void SaeTrainConfig::validate() const {
   if (resample_every < 0) bad("resample_every", "must be non-negative");
   if (resample_every > 0 && architecture == "standard") bad("resample_every", "is for topk and batchtopk");
   if (encoder_precision != "f32" && encoder_precision != "bf16") bad("encoder_precision", "must be f32 or bf16");
-  if (resample_bias != "zero" && resample_bias != "rate") bad("resample_bias", "must be zero or rate");
   if (!matryoshka.empty() && architecture == "standard") bad("matryoshka", "is for topk and batchtopk");
   if (matryoshka.size() > 64) bad("matryoshka", "has more than 64 prefixes");
   for (std::size_t i = 0; i < matryoshka.size(); ++i) {
@@ -377,48 +376,16 @@ std::int64_t SaeTrainer::resampleScaled(const at::Tensor& x, const at::Tensor& x
   const at::Tensor pick = worst.index_select(0, at::arange(n, worst.options()).remainder(take));
   at::Tensor u = r.index_select(0, pick);
   u = u / u.norm(2, 1, true).clamp_min(1e-12);  // [n, d]
-  const double enc_norm = W_encT_.index_select(0, dead.logical_not().nonzero().squeeze(1)).norm(2, 1).mean().item<double>();
-  const double enc_scale = 0.2 * enc_norm;
-  at::Tensor bias = at::zeros({n}, x.options());  // [n]
-  if (config_.resample_bias == "rate") {
-    // Each batch row's cut, where its top k ends: its k-th largest pre-activation (batchtopk: the
-    // running threshold), 1,024 rows at a time ([rows, d_sae]).
-    const at::Tensor xc = x - b_dec_;  // [B, d]
-    at::Tensor cut;
-    if (config_.architecture == "batchtopk" && threshold_ >= 0) {
-      cut = at::full({B}, threshold_, x.options());
-    } else {
-      std::vector<at::Tensor> kth;
-      for (std::int64_t at = 0; at < B; at += 1024) {
-        const at::Tensor part = at::addmm(b_enc_, xc.narrow(0, at, std::min<std::int64_t>(1024, B - at)), W_encT_.t());
-        kth.push_back(std::get<0>(part.topk(config_.k, 1)).select(1, config_.k - 1));
-      }
-      cut = at::cat(kth);
-    }
-    // The bias a latent needs to enter a row's top k is that row's cut less its pre-activation
-    // there; it takes the m-th smallest over the batch, m the rows an average latent fires on
-    // (B k / d_sae, at least 1), so it fires on those m rows and no more (1,024 latents at a
-    // time: [latents, B]), a little past the cut, kept between 0 and the largest cut.
-    const std::int64_t m = std::max<std::int64_t>(1, B * config_.k / config_.d_sae);
-    std::vector<at::Tensor> need;
-    for (std::int64_t at = 0; at < n; at += 1024) {
-      const at::Tensor gap = cut.unsqueeze(0) - at::mm(u.narrow(0, at, std::min<std::int64_t>(1024, n - at)), xc.t()) * enc_scale;
-      need.push_back(std::get<0>(gap.topk(m, 1, /*largest=*/false)).select(1, m - 1));
-    }
-    const double margin = kResampleMargin * cut.abs().mean().item<double>();
-    bias = (at::cat(need) + margin).clamp(0.0, std::max(0.0, cut.max().item<double>()));
-  }
-  if (pg_ != nullptr && pg_->worldSize() > 1) {  // rank 0's rows decide
-    at::Tensor both = at::cat({u, bias.unsqueeze(1)}, 1);  // [n, d + 1]
-    if (pg_->rank() != 0) both.zero_();
-    std::vector<at::Tensor> v = {both};
+  if (pg_ != nullptr && pg_->worldSize() > 1) {
+    if (pg_->rank() != 0) u.zero_();
+    std::vector<at::Tensor> v = {u};
     pg_->allReduceSum(v, "the resampled directions' all-reduce");
-    u = v[0].narrow(1, 0, u.size(1));
-    bias = v[0].select(1, u.size(1));
+    u = v[0];
   }
+  const double enc_norm = W_encT_.index_select(0, dead.logical_not().nonzero().squeeze(1)).norm(2, 1).mean().item<double>();
   W_dec_.index_copy_(0, cols, u);
-  W_encT_.index_copy_(0, cols, u * enc_scale);
-  b_enc_.index_copy_(0, cols, bias.to(b_enc_.scalar_type()));
+  W_encT_.index_copy_(0, cols, u * (0.2 * enc_norm));
+  b_enc_.index_fill_(0, cols, 0.0);
   for (int i : {0, 1, 2}) {  // W_encT, b_enc, W_dec: their rows (entries) of the re-aimed latents
     m_[i].index_fill_(0, cols, 0.0);
     v_[i].index_fill_(0, cols, 0.0);

@@ -37,11 +37,6 @@ struct SaeTrainConfig {
   std::int64_t total_tokens = 0;           // training length
   std::int64_t dead_window = 10'000'000;   // tokens without firing that make a latent dead
   std::int64_t resample_every = 0;         // topk, batchtopk: tokens between re-aimings of dead latents (0: never)
-  // A re-aimed latent's encoder bias: "zero"; or "rate", the least that lifts it into the top k
-  // of as many rows of the batch it is re-aimed with as an average latent fires on
-  // (batch x k / d_sae), a little past each row's cut, kept in [0, the largest cut]: it fires at
-  // once, on rows near its direction, and its encoder row keeps the usual norm (resampleDead).
-  std::string resample_bias = "zero";
   // The encoder's product x W_enc^T in "f32" or "bf16" (inputs rounded to bf16, sums kept in
   // f32 by the BLAS, the bias added in f32): on CPUs with AVX512-BF16 or AMX, and on GPUs, about
   // twice as fast; which latents fire and their values then carry bf16's ~3 significant digits.
@@ -128,9 +123,8 @@ class SaeTrainer {
   // worst-reconstructed rows (raw activations [batch, d_in]; a row each, worst first, round the
   // rows again when there are more dead latents than rows): its decoder row becomes that
   // residual's direction, its encoder row the same direction at 0.2 times the alive encoder
-  // rows' mean norm, its encoder bias 0 (config.resample_bias "zero"; "rate": the bias that puts
-  // it in the top k of batch x k / d_sae of the batch's rows), and their Adam moments 0
-  // (Anthropic's resampling, after the top k). A dead latent's pre-activations are mostly negative on every row, so the
+  // rows' mean norm, its encoder bias 0, and their Adam moments 0 (Anthropic's resampling,
+  // after the top k). A dead latent's pre-activations are mostly negative on every row, so the
   // auxiliary loss, through its ReLU, gives it no gradient; aimed at a residual it has one, and
   // it stays in the auxiliary loss until it fires. step() calls it each time the tokens seen
   // pass a multiple of config.resample_every, before the learning rate decays. With several
@@ -173,7 +167,6 @@ class SaeTrainer {
   at::Tensor encodeTopk(const at::Tensor& x) const;  // scaled rows -> reconstruction (topk, batchtopk)
   std::int64_t resampleScaled(const at::Tensor& x, const at::Tensor& x_hat);
   static constexpr double kThresholdRate = 0.01;  // batchtopk threshold's running-mean rate
-  static constexpr double kResampleMargin = 0.01;  // resample_bias "rate": how far past the cut (x the mean cut)
 
   SaeTrainConfig config_;
   c10::Device device_;

@@ -42,8 +42,6 @@ void SaeTrainingOptions::validate() const {
   if (dead_window < 0) bad("dead_window", "must be non-negative");
   if (resample_every < 0) bad("resample_every", "must be non-negative");
   if (encoder_precision != "f32" && encoder_precision != "bf16") bad("encoder_precision", "must be f32 or bf16");
-  if (resample_bias != "zero" && resample_bias != "rate") bad("resample_bias", "must be zero or rate");
-  if (resample_bias != "zero" && resample_every == 0) bad("resample_bias", "needs resample_every (nothing is re-aimed)");
   if (context < 0) bad("context", "must be non-negative");
   if (buffer_tokens < 1024 || buffer_tokens > (1 << 26)) bad("buffer_tokens", "must be in 1024..67108864");
   // Refuse runs that could never finish before starting them.
@@ -131,7 +129,6 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   cfg.hook_name = hook;
   cfg.resample_every = o.resample_every;
   cfg.encoder_precision = o.encoder_precision;
-  cfg.resample_bias = o.resample_bias;
   cfg.matryoshka = o.matryoshka;
   if (cfg.architecture != "standard") {
     cfg.k = o.k;
@@ -166,7 +163,6 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
     else run["l1_coefficient"] = roundTripDecimal(cfg.l1_coefficient);
     if (cfg.resample_every > 0) run["resample_every"] = std::to_string(cfg.resample_every);
     if (cfg.encoder_precision != "f32") run["encoder_precision"] = cfg.encoder_precision;
-    if (cfg.resample_bias != "zero") run["resample_bias"] = cfg.resample_bias;
     if (!cfg.matryoshka.empty()) {
       std::string list;
       for (const std::int64_t m : cfg.matryoshka) list += (list.empty() ? "" : ",") + std::to_string(m);

@@ -267,66 +267,6 @@ class TestSaeTrainer : public QObject {
       QVERIFY(std::abs(enc.norm().item<double>() / (0.2 * alive_norm) - 1.0) < 1e-4);
       QCOMPARE(after->b_enc()[i].item<double>(), 0.0);
     }
-    // "rate": the same directions and norms, and the least bias that puts each latent in the top
-    // k of m = batch x k / d_sae of the batch's rows (against the cuts before the re-aiming).
-    {
-      SaeTrainConfig ck = c;
-      ck.resample_bias = "rate";
-      SaeTrainer tk(ck, c10::Device(c10::kCPU));
-      SyntheticFeatures dk(32, 16, 2.0, 21);
-      for (int s = 0; s < 80; ++s) tk.step(dk.sample(ck.batch_size));
-      const at::Tensor dead_k = tk.deadLatents().clone();
-      const std::int64_t nk = dead_k.sum().item<std::int64_t>();
-      QVERIFY(nk > 0 && nk < ck.d_sae);
-      const std::int64_t m = ck.batch_size * ck.k / ck.d_sae;
-      QVERIFY(m > 1);
-      const auto bk = tk.exportSae();
-      const at::Tensor xk = dk.sample(ck.batch_size);
-      const at::Tensor pk = at::matmul(xk - bk->b_dec(), bk->W_enc()) + bk->b_enc();
-      auto tpk = pk.topk(ck.k, 1);
-      const at::Tensor cut = std::get<0>(tpk).select(1, ck.k - 1);  // [B]
-      const at::Tensor rk = xk - (at::matmul(at::zeros_like(pk).scatter(1, std::get<1>(tpk), at::relu(std::get<0>(tpk))), bk->W_dec()) + bk->b_dec());
-      const at::Tensor wk = std::get<1>(rk.pow(2).sum(1).topk(std::min<std::int64_t>(nk, ck.batch_size)));
-      const double norm_k = bk->W_enc().index({at::indexing::Slice(), dead_k.logical_not()}).norm(2, 0).mean().item<double>();
-      QCOMPARE(tk.resampleDead(xk), nk);
-      const auto ak = tk.exportSae();
-      const at::Tensor pa = at::matmul(xk - ak->b_dec(), ak->W_enc()) + ak->b_enc();
-      const at::Tensor ck_cols = dead_k.nonzero().squeeze(1);
-      const at::Tensor past = pa.index_select(1, ck_cols).gt(cut.unsqueeze(1));  // [B, nk]
-      const double top_cut = cut.max().item<double>(), margin = 0.01 * cut.abs().mean().item<double>();
-      std::int64_t lifted = 0;
-      for (std::int64_t j = 0; j < nk; ++j) {
-        const std::int64_t i = ck_cols[j].item<std::int64_t>(), row = wk[j % wk.size(0)].item<std::int64_t>();
-        const double b = ak->b_enc()[i].item<double>();
-        const std::int64_t rows = past.select(1, j).sum().item<std::int64_t>();
-        QVERIFY(at::cosine_similarity(ak->W_enc().select(1, i), rk[row], 0).item<double>() > 0.9999);
-        QVERIFY(std::abs(ak->W_enc().select(1, i).norm().item<double>() / (0.2 * norm_k) - 1.0) < 1e-4);
-        QVERIFY2(b >= 0 && b <= top_cut + 1e-5, qPrintable(QString("bias %1, largest cut %2").arg(b).arg(top_cut)));
-        QVERIFY2(rows >= m || b >= top_cut - 1e-5, qPrintable(QString("latent %1 past the cut on %2 rows").arg(i).arg(rows)));
-        if (b > 0 && b < top_cut - 1e-5) {  // the m-th smallest gap (cut less pre-activation), a margin past it
-          const at::Tensor gap = cut - (pa.select(1, i) - b);
-          const double base = b - margin;
-          QVERIFY2(gap.lt(base - 1e-4).sum().item<std::int64_t>() < m && gap.le(base + 1e-4).sum().item<std::int64_t>() >= m,
-                   qPrintable(QString("latent %1: bias %2 is not the %3-th smallest gap").arg(i).arg(b).arg(m)));
-          ++lifted;
-        }
-      }
-      QVERIFY2(lifted * 2 > nk, qPrintable(QString("%1 of %2 lifted").arg(lifted).arg(nk)));
-      // Together in the model (they compete for the same rows) most of them are in the top k of
-      // some row of that batch; with bias 0 (the same run and rows) hardly any.
-      const auto entered = [&](const Sae& sae) {
-        const at::Tensor p = at::matmul(xk - sae.b_dec(), sae.W_enc()) + sae.b_enc();
-        const at::Tensor top = std::get<1>(p.topk(ck.k, 1));
-        return top.unsqueeze(2).eq(ck_cols.view({1, 1, -1})).any(1).any(0).sum().item<std::int64_t>();
-      };
-      QVERIFY(at::equal(xk, x) && at::equal(dead_k, dead));
-      const std::int64_t with_rate = entered(*ak), with_zero = entered(*after);
-      QVERIFY2(with_rate * 2 > nk && with_zero * 4 < with_rate,
-               qPrintable(QString("of %1 re-aimed: %2 in some row's top k, %3 with bias 0").arg(nk).arg(with_rate).arg(with_zero)));
-      SaeTrainConfig bad_k = ck;
-      bad_k.resample_bias = "kth";
-      QVERIFY_EXCEPTION_THROWN(bad_k.validate(), Error);
-    }
     // In training, every 40 batches until the learning rate decays, re-aiming the latents silent
     // for 40 batches (the dead window is 100).
     std::int64_t dead_with = 0, dead_without = 0;
