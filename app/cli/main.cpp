@@ -96,7 +96,7 @@ std::string inCliWords(std::string msg) {
       {"lr", "--lr"},                 {"k", "--k"},                     {"threads", "--threads"},
       {"context", "--context"},       {"dead_window", "--dead-window"}, {"features", "--features"},
       {"weights", "--weights"},       {"encoder_precision", "--encoder-precision"},
-      {"matryoshka", "--matryoshka"}};
+      {"matryoshka_k", "--matryoshka-k"}, {"matryoshka", "--matryoshka"}};
   for (const auto& prefix : {"", "LM training: ", "SAE training: ", "training option ", "index option "}) {
     for (const auto& [field, flag] : kFields) {
       for (const char* after : {" ", ": "}) {

@@ -60,7 +60,7 @@ void report(const core::SaeTrainStats& s, std::int64_t total, double elapsed) {
 
 int cmdTrainSae(const Args& args) {
   args.allowOnly({"activations", "model", "hook", "corpus", "arch", "l1", "k", "d-sae", "tokens", "seed", "out",
-                  "batch-size", "lr", "dead-window", "resample-dead", "encoder-precision", "matryoshka", "context", "buffer", "skip-first", "skip-end-of-text", "skip-sinks", "device",
+                  "batch-size", "lr", "dead-window", "resample-dead", "encoder-precision", "matryoshka", "matryoshka-k", "context", "buffer", "skip-first", "skip-end-of-text", "skip-sinks", "device",
                   "threads", "checkpoint-every", "dist-timeout"});
   core::SaeTrainingOptions o;
   // Data parallelism: the variables torchrun (or srun through packaging/slurm) sets.
@@ -92,15 +92,17 @@ int cmdTrainSae(const Args& args) {
   o.dead_window = args.integer("dead-window", 0, 0, INT64_MAX / 2);
   o.resample_every = args.integer("resample-dead", 0, 0, INT64_MAX / 2);
   o.encoder_precision = args.get("encoder-precision", o.encoder_precision);
-  if (args.has("matryoshka")) {  // --matryoshka 512,2048,8192: nested prefixes of the dictionary
-    const std::string list = args.get("matryoshka");
+  auto integers = [&](const char* flag, std::vector<std::int64_t>& out) {  // "512,2048,8192"
+    const std::string list = args.get(flag);
     std::size_t at = 0;
     while (at <= list.size()) {
       const std::size_t comma = std::min(list.find(',', at), list.size());
-      o.matryoshka.push_back(parseInteger(list.substr(at, comma - at), "--matryoshka"));
+      out.push_back(parseInteger(list.substr(at, comma - at), std::string("--") + flag));
       at = comma + 1;
     }
-  }
+  };
+  if (args.has("matryoshka")) integers("matryoshka", o.matryoshka);  // nested prefixes of the dictionary
+  if (args.has("matryoshka-k")) integers("matryoshka-k", o.matryoshka_k);  // each group's share of k
   o.context = args.integer("context", 0, 0, 1 << 20);
   o.buffer_tokens = args.integer("buffer", o.buffer_tokens, 1024, 1 << 26);
   if (o.architecture != "standard") {

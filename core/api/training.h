@@ -34,6 +34,7 @@ struct SaeTrainingOptions {
   std::int64_t resample_every = 0;      // topk: tokens between re-aimings of dead latents (0: never)
   std::string encoder_precision = "f32";  // f32 | bf16: the encoder's product (SaeTrainConfig)
   std::vector<std::int64_t> matryoshka;  // topk: nested prefixes of the dictionary (SaeTrainConfig)
+  std::vector<std::int64_t> matryoshka_k;  // topk: each prefix group's share of k (SaeTrainConfig)
   std::uint64_t seed = 0;
   std::string out;                      // folder: checkpoint, then cfg.json + sae_weights.safetensors
   std::string device = "auto";

@@ -40,6 +40,19 @@ void SaeTrainConfig::validate() const {
     if (matryoshka[i] < 1 || matryoshka[i] >= d_sae) bad("matryoshka", "prefixes must be in 1..d_sae-1");
     if (i > 0 && matryoshka[i] <= matryoshka[i - 1]) bad("matryoshka", "prefixes must increase");
   }
+  if (!matryoshka_k.empty()) {
+    if (architecture != "topk") bad("matryoshka_k", "is for topk");
+    if (matryoshka_k.size() != matryoshka.size() + 1)
+      bad("matryoshka_k", "needs one entry more than the prefixes (" + std::to_string(matryoshka.size() + 1) + ")");
+    std::int64_t sum = 0;
+    for (std::size_t g = 0; g < matryoshka_k.size(); ++g) {
+      const std::int64_t lo = g == 0 ? 0 : matryoshka[g - 1], hi = g < matryoshka.size() ? matryoshka[g] : d_sae;
+      if (matryoshka_k[g] < 1 || matryoshka_k[g] > hi - lo)
+        bad("matryoshka_k", "entry " + std::to_string(g + 1) + " must be in 1.." + std::to_string(hi - lo) + " (its group's size)");
+      sum += matryoshka_k[g];
+    }
+    if (sum != k) bad("matryoshka_k", "sums to " + std::to_string(sum) + ", not k (" + std::to_string(k) + ")");
+  }
 }
 
 SaeTrainer::SaeTrainer(SaeTrainConfig config, const c10::Device& device)
@@ -102,6 +115,11 @@ CodeTriples rowTopk(const at::Tensor& scores, std::int64_t k) {
 // pre-activations of the whole batch (a token with more going on keeps more latents than one
 // with less), sorted by flat = row * S + latent.
 CodeTriples selectCode(const SaeTrainConfig& c, const at::Tensor& pre) {
+  if (c.architecture == "topk" && !c.matryoshka_k.empty()) {
+    auto [latents, values] = groupTopk(pre, c.matryoshka, c.matryoshka_k);
+    return {at::arange(pre.size(0), latents.options()).repeat_interleave(latents.size(1)), latents.reshape(-1),
+            at::relu(values).reshape(-1)};
+  }
   if (c.architecture != "batchtopk") return rowTopk(pre, c.k);
   const std::int64_t B = pre.size(0), S = pre.size(1);
   auto top = at::relu(pre).view({-1}).topk(std::min(c.k * B, B * S), 0, true, false);
@@ -111,6 +129,18 @@ CodeTriples selectCode(const SaeTrainConfig& c, const at::Tensor& pre) {
 }
 
 }  // namespace
+
+std::pair<at::Tensor, at::Tensor> groupTopk(const at::Tensor& pre, const std::vector<std::int64_t>& prefixes,
+                                            const std::vector<std::int64_t>& ks) {
+  std::vector<at::Tensor> idx, val;
+  for (std::size_t g = 0; g < ks.size(); ++g) {
+    const std::int64_t lo = g == 0 ? 0 : prefixes[g - 1], hi = g < prefixes.size() ? prefixes[g] : pre.size(1);
+    auto top = pre.narrow(1, lo, hi - lo).topk(ks[g], 1, true, false);
+    idx.push_back(std::get<1>(top).add_(lo));
+    val.push_back(std::get<0>(top));
+  }
+  return {at::cat(idx, 1), at::cat(val, 1)};
+}
 
 SparseCodeGradients sparseCodeGradients(const at::Tensor& x, const at::Tensor& xc, const at::Tensor& W_dec,
                                         const at::Tensor& b_dec, const at::Tensor& W_encT, const at::Tensor& rows,

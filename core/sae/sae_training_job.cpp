@@ -130,6 +130,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   cfg.resample_every = o.resample_every;
   cfg.encoder_precision = o.encoder_precision;
   cfg.matryoshka = o.matryoshka;
+  cfg.matryoshka_k = o.matryoshka_k;
   if (cfg.architecture != "standard") {
     cfg.k = o.k;
   } else {
@@ -167,6 +168,11 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
       std::string list;
       for (const std::int64_t m : cfg.matryoshka) list += (list.empty() ? "" : ",") + std::to_string(m);
       run["matryoshka"] = list;
+    }
+    if (!cfg.matryoshka_k.empty()) {
+      std::string list;
+      for (const std::int64_t m : cfg.matryoshka_k) list += (list.empty() ? "" : ",") + std::to_string(m);
+      run["matryoshka_k"] = list;
     }
     trainer.setRunSettings(std::move(run));
   }

@@ -439,6 +439,56 @@ class TestSaeTrainer : public QObject {
     QVERIFY2(last < 0.5 * first, qPrintable(QString("mse %1 -> %2").arg(first).arg(last)));
   }
 
+  // Each group between prefixes gives its own share of k: where the first group's
+  // pre-activations are all larger, one top k would take every place there.
+  void matryoshkaGroupsKeepTheirShareOfK() {
+    at::manual_seed(8);
+    const std::vector<std::int64_t> prefixes = {4, 12}, ks = {1, 2, 3};
+    at::Tensor pre = at::randn({5, 30});
+    pre.narrow(1, 0, 4).add_(100.0);
+    auto [latents, values] = groupTopk(pre, prefixes, ks);
+    auto sorted = [](const at::Tensor& t) { return std::get<0>(t.sort(0)); };
+    QCOMPARE(latents.sizes().vec(), (std::vector<std::int64_t>{5, 6}));
+    for (std::int64_t r = 0; r < 5; ++r) {
+      const std::int64_t lo[3] = {0, 4, 12}, hi[3] = {4, 12, 30};
+      std::int64_t col = 0;
+      for (int g = 0; g < 3; ++g) {
+        const at::Tensor want = sorted(std::get<1>(pre[r].narrow(0, lo[g], hi[g] - lo[g]).topk(ks[g])).add(lo[g]));
+        const at::Tensor got = sorted(latents[r].narrow(0, col, ks[g]));
+        QVERIFY2(at::equal(want, got), qPrintable(QString("row %1 group %2").arg(r).arg(g)));
+        QVERIFY(at::allclose(sorted(values[r].narrow(0, col, ks[g])), sorted(pre[r].index_select(0, got))));
+        col += ks[g];
+      }
+    }
+    // Shares: topk with prefixes, one more entry than prefixes, each within its group, summing to k.
+    SaeTrainConfig c = smallConfig("topk");
+    c.matryoshka = {c.d_sae / 4, c.d_sae / 2};
+    c.matryoshka_k = {1, 1, c.k - 2};
+    c.validate();
+    for (const std::vector<std::int64_t>& bad :
+         std::vector<std::vector<std::int64_t>>{{1, c.k - 1}, {1, 1, c.k - 1}, {0, 2, c.k - 2}, {c.d_sae / 4 + 1, 1, 1}}) {
+      c.matryoshka_k = bad;
+      QVERIFY_EXCEPTION_THROWN(c.validate(), Error);
+    }
+    SaeTrainConfig batch = smallConfig("batchtopk");
+    batch.matryoshka = {4};
+    batch.matryoshka_k = {1, batch.k - 1};
+    QVERIFY_EXCEPTION_THROWN(batch.validate(), Error);
+    // A run with shares trains.
+    c.matryoshka_k = {1, 1, c.k - 2};
+    SaeTrainer t(c, c10::Device(c10::kCPU));
+    at::manual_seed(9);
+    const at::Tensor dirs = at::randn({8, c.d_in});
+    double first = -1, last = 0;
+    for (int i = 0; i < 60; ++i) {
+      const SaeTrainStats s = t.step(at::matmul(at::relu(at::randn({256, 8})), dirs));
+      if (first < 0) first = s.mse;
+      last = s.mse;
+      QVERIFY(s.l0 <= static_cast<double>(c.k));
+    }
+    QVERIFY2(last < 0.5 * first, qPrintable(QString("mse %1 -> %2").arg(first).arg(last)));
+  }
+
   void badInputIsRejected() {
     SaeTrainConfig c = smallConfig("standard");
     c.architecture = "gated";
