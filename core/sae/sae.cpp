@@ -138,8 +138,11 @@ at::Tensor Sae::encoderInput(const at::Tensor& xn) const {
 at::Tensor Sae::activate(const at::Tensor& pre) const {
   if (config_.architecture == "topk") {
     at::Tensor ranked = config_.rescale_acts_by_decoder_norm ? pre * W_dec_.norm(2, -1) : pre;
-    auto top = ranked.topk(config_.k, -1, /*largest=*/true, /*sorted=*/false);
-    at::Tensor f = at::zeros_like(ranked).scatter_(-1, std::get<1>(top), std::get<0>(top).relu());
+    at::Tensor f = at::zeros_like(ranked);
+    for (const auto& g : config_.topkGroups()) {
+      auto top = ranked.narrow(-1, g.begin, g.end - g.begin).topk(g.k, -1, /*largest=*/true, /*sorted=*/false);
+      f.narrow(-1, g.begin, g.end - g.begin).scatter_(-1, std::get<1>(top), std::get<0>(top).relu());
+    }
     if (threshold_.defined()) f = f * (f > threshold_).to(f.scalar_type());
     return f;
   }
@@ -210,10 +213,15 @@ SparseRows Sae::topkRows(const at::Tensor& xin) const {
   // feature order within each row, as the dense rows are read.
   const at::Tensor pre = encoder_.linear(xin, W_enc_, b_enc_);
   const at::Tensor ranked = config_.rescale_acts_by_decoder_norm ? pre * W_dec_.norm(2, -1) : pre;
-  const auto top = ranked.topk(config_.k, -1, /*largest=*/true, /*sorted=*/false);
-  const auto order = std::get<1>(top).sort(-1);
+  std::vector<at::Tensor> tv, ti;
+  for (const auto& g : config_.topkGroups()) {
+    auto top = ranked.narrow(-1, g.begin, g.end - g.begin).topk(g.k, -1, /*largest=*/true, /*sorted=*/false);
+    tv.push_back(std::get<0>(top));
+    ti.push_back(std::get<1>(top).add_(g.begin));
+  }
+  const auto order = at::cat(ti, -1).sort(-1);
   const at::Tensor feature = std::get<0>(order);
-  at::Tensor value = std::get<0>(top).gather(-1, std::get<1>(order)).relu();
+  at::Tensor value = at::cat(tv, -1).gather(-1, std::get<1>(order)).relu();
   if (threshold_.defined()) value = value * (value > threshold_.index_select(0, feature.reshape(-1)).view_as(value)).to(value.scalar_type());
   return rowsFromEntries(at::full({xin.size(0)}, feature.size(1), at::kLong), feature.reshape(-1), value.reshape(-1));
 }

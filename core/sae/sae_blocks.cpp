@@ -118,14 +118,20 @@ void Sae::blocksOf(const at::Tensor& xin, const std::function<void(std::int64_t,
 }
 
 std::pair<at::Tensor, at::Tensor> Sae::topkCodes(const at::Tensor& xin) const {
-  const std::int64_t n = xin.size(0), d_sae = config_.d_sae, block = featureBlock(n);
-  const std::int64_t k = std::min<std::int64_t>(config_.k, d_sae);
-  at::Tensor values = at::empty({n, 0}), indices = at::empty({n, 0}, at::kLong);
-  for (std::int64_t b = 0; b < d_sae; b += block) {
-    const std::int64_t e = std::min(d_sae, b + block);
-    const at::Tensor p = at::addmm(b_enc_.slice(0, b, e).to(at::kFloat), xin, encoderBlock(b, e));  // [n, e - b]
-    mergeTop(values, indices, config_.rescale_acts_by_decoder_norm ? p * decoderBlock(b, e).norm(2, -1) : p, b, k);
+  const std::int64_t n = xin.size(0), block = featureBlock(n);
+  std::vector<at::Tensor> gv, gi;  // each group's own top k (one group: the whole dictionary)
+  for (const auto& g : config_.topkGroups()) {
+    at::Tensor values = at::empty({n, 0}), indices = at::empty({n, 0}, at::kLong);
+    for (std::int64_t b = g.begin; b < g.end; b += block) {
+      const std::int64_t e = std::min(g.end, b + block);
+      const at::Tensor p = at::addmm(b_enc_.slice(0, b, e).to(at::kFloat), xin, encoderBlock(b, e));  // [n, e - b]
+      mergeTop(values, indices, config_.rescale_acts_by_decoder_norm ? p * decoderBlock(b, e).norm(2, -1) : p, b,
+               std::min(g.k, g.end - g.begin));
+    }
+    gv.push_back(values);
+    gi.push_back(indices);
   }
+  at::Tensor values = gv.size() == 1 ? gv[0] : at::cat(gv, 1), indices = gi.size() == 1 ? gi[0] : at::cat(gi, 1);
   values = values.relu();
   if (threshold_.defined()) values = values * (values > threshold_.to(at::kFloat).index_select(0, indices.reshape({-1})).view(indices.sizes()));
   return {values, indices};

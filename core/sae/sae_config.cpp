@@ -77,6 +77,31 @@ SaeConfig SaeConfig::fromJson(const nlohmann::json& j, const std::string& source
     }
     if (c.k <= 0 || c.k > c.d_sae) f.fail("k", "is " + std::to_string(c.k) + ", outside 1..d_sae");
     c.rescale_acts_by_decoder_norm = f.boolean("rescale_acts_by_decoder_norm", false);
+    if (c.metadata.contains("topk_groups")) {
+      const nlohmann::json& g = c.metadata["topk_groups"];
+      auto list = [&](const char* key, std::vector<std::int64_t>& out) {
+        if (!g.is_object() || !g.contains(key) || !g[key].is_array() || g[key].size() > 64)
+          f.fail(std::string("metadata.topk_groups.") + key, "is not a list of at most 64 integers");
+        for (const auto& v : g[key]) {
+          if (!v.is_number_integer()) f.fail(std::string("metadata.topk_groups.") + key, "holds a value that is not an integer");
+          out.push_back(v.get<std::int64_t>());
+        }
+      };
+      list("ends", c.group_ends);
+      list("k", c.group_k);
+      if (c.group_k.size() != c.group_ends.size() + 1)
+        f.fail("metadata.topk_groups.k", "needs one entry more than metadata.topk_groups.ends");
+      std::int64_t sum = 0, begin = 0;
+      for (std::size_t i = 0; i < c.group_k.size(); ++i) {
+        const std::int64_t end = i < c.group_ends.size() ? c.group_ends[i] : c.d_sae;
+        if (end <= begin || end > c.d_sae) f.fail("metadata.topk_groups.ends", "must increase inside 1..d_sae-1");
+        if (c.group_k[i] < 1 || c.group_k[i] > end - begin)
+          f.fail("metadata.topk_groups.k", "entry " + std::to_string(i + 1) + " is outside 1..its group's size");
+        sum += c.group_k[i];
+        begin = end;
+      }
+      if (sum != c.k) f.fail("metadata.topk_groups.k", "sums to " + std::to_string(sum) + ", not k (" + std::to_string(c.k) + ")");
+    }
   } else if (c.architecture != "standard" && c.architecture != "jumprelu") {
     f.fail("architecture", "'" + c.architecture + "' is not supported",
            "Monoscope reads standard, topk and jumprelu SAEs and transcoder, skip_transcoder, jumprelu_transcoder and "
@@ -98,6 +123,14 @@ SaeConfig SaeConfig::fromJson(const nlohmann::json& j, const std::string& source
   }
   c.dtype = f.string("dtype", "float32");
   return c;
+}
+
+std::vector<SaeConfig::TopkGroup> SaeConfig::topkGroups() const {
+  if (group_k.empty()) return {{0, d_sae, k}};
+  std::vector<TopkGroup> out;
+  for (std::size_t i = 0; i < group_k.size(); ++i)
+    out.push_back({i == 0 ? 0 : group_ends[i - 1], i < group_ends.size() ? group_ends[i] : d_sae, group_k[i]});
+  return out;
 }
 
 SaeConfig SaeConfig::fromFile(const std::string& path) {
@@ -124,6 +157,11 @@ nlohmann::json SaeConfig::toJson() const {
     meta["context_size"] = nullptr;
   }
   if (transcoder()) meta["hook_name_out"] = hook_name_out;
+  if (architecture == "topk" && !group_k.empty()) {
+    meta["topk_groups"] = {{"ends", group_ends}, {"k", group_k}};
+  } else {
+    meta.erase("topk_groups");
+  }
   const std::string arch =
       transcoder() ? std::string(architecture == "jumprelu" ? "jumprelu_" : "") + (skip ? "skip_transcoder" : "transcoder") : architecture;
   nlohmann::json j = {{"architecture", arch},

@@ -439,6 +439,10 @@ std::unique_ptr<Sae> SaeTrainer::exportSae() const {
   cfg.d_sae = config_.d_sae;
   cfg.hook_name = config_.hook_name;
   cfg.k = config_.architecture == "topk" ? config_.k : 0;
+  if (!config_.matryoshka_k.empty()) {  // encodes as it was trained: each group its share of k
+    cfg.group_ends = config_.matryoshka;
+    cfg.group_k = config_.matryoshka_k;
+  }
   cfg.apply_b_dec_to_input = true;
   cfg.normalize_activations = "none";
   // Fold the input scale s: f(x) = act((s W_enc)^T (x - b_dec/s) + b_enc), x_hat = b_dec/s + (W_dec/s)^T f.
