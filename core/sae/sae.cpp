@@ -135,14 +135,32 @@ at::Tensor Sae::encoderInput(const at::Tensor& xn) const {
   return config_.apply_b_dec_to_input ? xn - b_dec_ : xn;
 }
 
+std::pair<at::Tensor, at::Tensor> Sae::groupedTop(const at::Tensor& ranked) const {
+  const auto groups = config_.topkGroups();
+  if (groups.size() == 1) {
+    auto top = ranked.topk(config_.k, -1, /*largest=*/true, /*sorted=*/false);
+    return {std::get<0>(top), std::get<1>(top)};
+  }
+  std::vector<at::Tensor> tv, ti;
+  for (const auto& g : groups) {
+    auto top = ranked.narrow(-1, g.begin, g.end - g.begin).topk(g.k, -1, /*largest=*/true, /*sorted=*/false);
+    tv.push_back(std::get<0>(top));
+    ti.push_back(std::get<1>(top).add_(g.begin));
+  }
+  return keepLargest(at::cat(tv, -1), at::cat(ti, -1), config_.k);
+}
+
+std::pair<at::Tensor, at::Tensor> Sae::keepLargest(const at::Tensor& values, const at::Tensor& indices, std::int64_t k) {
+  if (values.size(-1) <= k) return {values, indices};
+  auto top = values.topk(k, -1, /*largest=*/true, /*sorted=*/false);
+  return {std::get<0>(top), indices.gather(-1, std::get<1>(top))};
+}
+
 at::Tensor Sae::activate(const at::Tensor& pre) const {
   if (config_.architecture == "topk") {
     at::Tensor ranked = config_.rescale_acts_by_decoder_norm ? pre * W_dec_.norm(2, -1) : pre;
-    at::Tensor f = at::zeros_like(ranked);
-    for (const auto& g : config_.topkGroups()) {
-      auto top = ranked.narrow(-1, g.begin, g.end - g.begin).topk(g.k, -1, /*largest=*/true, /*sorted=*/false);
-      f.narrow(-1, g.begin, g.end - g.begin).scatter_(-1, std::get<1>(top), std::get<0>(top).relu());
-    }
+    const auto [values, indices] = groupedTop(ranked);
+    at::Tensor f = at::zeros_like(ranked).scatter_(-1, indices, values.relu());
     if (threshold_.defined()) f = f * (f > threshold_).to(f.scalar_type());
     return f;
   }
@@ -213,15 +231,10 @@ SparseRows Sae::topkRows(const at::Tensor& xin) const {
   // feature order within each row, as the dense rows are read.
   const at::Tensor pre = encoder_.linear(xin, W_enc_, b_enc_);
   const at::Tensor ranked = config_.rescale_acts_by_decoder_norm ? pre * W_dec_.norm(2, -1) : pre;
-  std::vector<at::Tensor> tv, ti;
-  for (const auto& g : config_.topkGroups()) {
-    auto top = ranked.narrow(-1, g.begin, g.end - g.begin).topk(g.k, -1, /*largest=*/true, /*sorted=*/false);
-    tv.push_back(std::get<0>(top));
-    ti.push_back(std::get<1>(top).add_(g.begin));
-  }
-  const auto order = at::cat(ti, -1).sort(-1);
+  const auto [top_values, top_indices] = groupedTop(ranked);
+  const auto order = top_indices.sort(-1);
   const at::Tensor feature = std::get<0>(order);
-  at::Tensor value = at::cat(tv, -1).gather(-1, std::get<1>(order)).relu();
+  at::Tensor value = top_values.gather(-1, std::get<1>(order)).relu();
   if (threshold_.defined()) value = value * (value > threshold_.index_select(0, feature.reshape(-1)).view_as(value)).to(value.scalar_type());
   return rowsFromEntries(at::full({xin.size(0)}, feature.size(1), at::kLong), feature.reshape(-1), value.reshape(-1));
 }

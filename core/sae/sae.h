@@ -141,6 +141,11 @@ class Sae {
   // A mapped TopK SAE's codes of xin: each row's k activations (relu, thresholds applied) and
   // their features, [n, k] each, from one pass over the encoder.
   std::pair<at::Tensor, at::Tensor> topkCodes(const at::Tensor& xin) const;
+  // TopK's choice from ranked pre-activations [..., d_sae]: each group's own top (config
+  // topkGroups), then the k largest of them; values (before the ReLU) and features, [..., k].
+  std::pair<at::Tensor, at::Tensor> groupedTop(const at::Tensor& ranked) const;
+  // Of (values, indices) [..., m], the k largest values and their indices (all of them when m <= k).
+  static std::pair<at::Tensor, at::Tensor> keepLargest(const at::Tensor& values, const at::Tensor& indices, std::int64_t k);
   at::Tensor decodeMapped(const at::Tensor& f) const;
 
   SaeConfig config_;

@@ -131,7 +131,7 @@ std::pair<at::Tensor, at::Tensor> Sae::topkCodes(const at::Tensor& xin) const {
     gv.push_back(values);
     gi.push_back(indices);
   }
-  at::Tensor values = gv.size() == 1 ? gv[0] : at::cat(gv, 1), indices = gi.size() == 1 ? gi[0] : at::cat(gi, 1);
+  auto [values, indices] = gv.size() == 1 ? std::make_pair(gv[0], gi[0]) : keepLargest(at::cat(gv, 1), at::cat(gi, 1), config_.k);
   values = values.relu();
   if (threshold_.defined()) values = values * (values > threshold_.to(at::kFloat).index_select(0, indices.reshape({-1})).view(indices.sizes()));
   return {values, indices};

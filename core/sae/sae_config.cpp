@@ -95,12 +95,12 @@ SaeConfig SaeConfig::fromJson(const nlohmann::json& j, const std::string& source
       for (std::size_t i = 0; i < c.group_k.size(); ++i) {
         const std::int64_t end = i < c.group_ends.size() ? c.group_ends[i] : c.d_sae;
         if (end <= begin || end > c.d_sae) f.fail("metadata.topk_groups.ends", "must increase inside 1..d_sae-1");
-        if (c.group_k[i] < 1 || c.group_k[i] > end - begin)
-          f.fail("metadata.topk_groups.k", "entry " + std::to_string(i + 1) + " is outside 1..its group's size");
+        if (c.group_k[i] < 1 || c.group_k[i] > std::min(end - begin, c.k))
+          f.fail("metadata.topk_groups.k", "entry " + std::to_string(i + 1) + " is outside 1..min(its group's size, k)");
         sum += c.group_k[i];
         begin = end;
       }
-      if (sum != c.k) f.fail("metadata.topk_groups.k", "sums to " + std::to_string(sum) + ", not k (" + std::to_string(c.k) + ")");
+      if (sum < c.k) f.fail("metadata.topk_groups.k", "sums to " + std::to_string(sum) + ", under k (" + std::to_string(c.k) + ")");
     }
   } else if (c.architecture != "standard" && c.architecture != "jumprelu") {
     f.fail("architecture", "'" + c.architecture + "' is not supported",

@@ -28,10 +28,10 @@ struct SaeConfig {
   std::string normalize_activations = "none";
   std::int64_t k = 0;                     // topk: active features per token
   bool rescale_acts_by_decoder_norm = false;  // topk: rank pre-activations times ||W_dec[i]||
-  // topk: the dictionary in groups [0, e0), [e0, e1), ..., [e_last, d_sae), each keeping its own
-  // top group_k[g] (one entry more than group_ends, summing to k), as a Matryoshka SAE trained
-  // with a share of k for each prefix group encodes (metadata.topk_groups {"ends", "k"}). Empty:
-  // one top k over the whole dictionary.
+  // topk: the dictionary in groups [0, e0), [e0, e1), ..., [e_last, d_sae), each giving at most
+  // its top group_k[g] (one entry more than group_ends, each at most k, summing to k or more),
+  // then the k largest of those, as a Matryoshka SAE trained with --matryoshka-k encodes
+  // (metadata.topk_groups {"ends", "k"}). Empty: one top k over the whole dictionary.
   std::vector<std::int64_t> group_ends, group_k;
   struct TopkGroup {
     std::int64_t begin, end, k;

@@ -47,11 +47,12 @@ void SaeTrainConfig::validate() const {
     std::int64_t sum = 0;
     for (std::size_t g = 0; g < matryoshka_k.size(); ++g) {
       const std::int64_t lo = g == 0 ? 0 : matryoshka[g - 1], hi = g < matryoshka.size() ? matryoshka[g] : d_sae;
-      if (matryoshka_k[g] < 1 || matryoshka_k[g] > hi - lo)
-        bad("matryoshka_k", "entry " + std::to_string(g + 1) + " must be in 1.." + std::to_string(hi - lo) + " (its group's size)");
+      const std::int64_t most = std::min(hi - lo, k);
+      if (matryoshka_k[g] < 1 || matryoshka_k[g] > most)
+        bad("matryoshka_k", "entry " + std::to_string(g + 1) + " must be in 1.." + std::to_string(most) + " (its group's size and k)");
       sum += matryoshka_k[g];
     }
-    if (sum != k) bad("matryoshka_k", "sums to " + std::to_string(sum) + ", not k (" + std::to_string(k) + ")");
+    if (sum < k) bad("matryoshka_k", "sums to " + std::to_string(sum) + ", under k (" + std::to_string(k) + ")");
   }
 }
 
@@ -116,7 +117,7 @@ CodeTriples rowTopk(const at::Tensor& scores, std::int64_t k) {
 // with less), sorted by flat = row * S + latent.
 CodeTriples selectCode(const SaeTrainConfig& c, const at::Tensor& pre) {
   if (c.architecture == "topk" && !c.matryoshka_k.empty()) {
-    auto [latents, values] = groupTopk(pre, c.matryoshka, c.matryoshka_k);
+    auto [latents, values] = groupTopk(pre, c.matryoshka, c.matryoshka_k, c.k);
     return {at::arange(pre.size(0), latents.options()).repeat_interleave(latents.size(1)), latents.reshape(-1),
             at::relu(values).reshape(-1)};
   }
@@ -131,7 +132,7 @@ CodeTriples selectCode(const SaeTrainConfig& c, const at::Tensor& pre) {
 }  // namespace
 
 std::pair<at::Tensor, at::Tensor> groupTopk(const at::Tensor& pre, const std::vector<std::int64_t>& prefixes,
-                                            const std::vector<std::int64_t>& ks) {
+                                            const std::vector<std::int64_t>& ks, std::int64_t k) {
   std::vector<at::Tensor> idx, val;
   for (std::size_t g = 0; g < ks.size(); ++g) {
     const std::int64_t lo = g == 0 ? 0 : prefixes[g - 1], hi = g < prefixes.size() ? prefixes[g] : pre.size(1);
@@ -139,7 +140,13 @@ std::pair<at::Tensor, at::Tensor> groupTopk(const at::Tensor& pre, const std::ve
     idx.push_back(std::get<1>(top).add_(lo));
     val.push_back(std::get<0>(top));
   }
-  return {at::cat(idx, 1), at::cat(val, 1)};
+  at::Tensor i = at::cat(idx, 1), v = at::cat(val, 1);
+  if (i.size(1) > k) {  // caps: the k largest of the groups' candidates
+    auto top = v.topk(k, 1, true, false);
+    v = std::get<0>(top);
+    i = i.gather(1, std::get<1>(top));
+  }
+  return {i, v};
 }
 
 SparseCodeGradients sparseCodeGradients(const at::Tensor& x, const at::Tensor& xc, const at::Tensor& W_dec,

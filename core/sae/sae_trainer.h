@@ -47,10 +47,11 @@ struct SaeTrainConfig {
   // restricted to each prefix's latents, so the first latents must reconstruct alone and carry
   // general directions, and later ones refine them instead of splitting them. Empty: plain TopK.
   std::vector<std::int64_t> matryoshka;
-  // topk with prefixes: how many of each row's k latents each group of the dictionary gives
-  // (the groups are split at the prefixes: one more entry than prefixes, summing to k). Empty:
-  // one top k over the whole dictionary, where the first latents, trained to reconstruct alone,
-  // grow dense and take most of the k places, starving the rest.
+  // topk with prefixes: the most of each row's k latents each group of the dictionary may give
+  // (the groups are split at the prefixes: one more entry than prefixes, each at most k, summing
+  // to k or more; summing to k, each group gives exactly its share). Empty: one top k over the
+  // whole dictionary, where the first latents, trained to reconstruct alone, grow dense and take
+  // most of the k places, starving the rest.
   std::vector<std::int64_t> matryoshka_k;
   std::uint64_t seed = 0;
 
@@ -96,11 +97,12 @@ SparseCodeGradients matryoshkaCodeGradients(const at::Tensor& x, const at::Tenso
                                             const at::Tensor& latents, const at::Tensor& values,
                                             const std::vector<std::int64_t>& prefixes, double& squared_error);
 
-// TopK with prefixes and a share of k for each group between them (SaeTrainConfig::matryoshka_k):
-// each row's ks[g] largest pre-activations among latents [prefixes[g-1], prefixes[g]), the
-// groups side by side. Returns latents and pre-activations (before the ReLU), both [B, sum ks].
+// TopK with prefixes and at most ks[g] latents from each group between them
+// (SaeTrainConfig::matryoshka_k): each row's ks[g] largest pre-activations among latents
+// [prefixes[g-1], prefixes[g]), the groups side by side, then, where they number more than k, the
+// k largest of those. Returns latents and pre-activations (before the ReLU), both [B, min(k, sum ks)].
 std::pair<at::Tensor, at::Tensor> groupTopk(const at::Tensor& pre, const std::vector<std::int64_t>& prefixes,
-                                            const std::vector<std::int64_t>& ks);
+                                            const std::vector<std::int64_t>& ks, std::int64_t k);
 
 // TopK's auxiliary loss: the min(aux_k, dead) largest pre-activations of dead latents in each
 // row (dead: [d_sae] bool), through a ReLU, reconstruct that row's error e = x_hat - x, taken as

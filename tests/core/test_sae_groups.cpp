@@ -71,6 +71,39 @@ class TestSaeGroups : public QObject {
     qunsetenv("MONOSCOPE_SAE_BLOCK_FEATURES");
   }
 
+  // Caps summing to more than k: each group gives at most its cap, then the k largest of those.
+  void groupCapsThenTheLargestK() {
+    c10::InferenceMode guard;
+    auto base = Sae::load(testutil::fixture("sae/topk"), c10::Device(c10::kCPU));
+    Sae g = grouped(*base);
+    SaeConfig cfg = g.config();
+    cfg.group_k = {2, 8, 8};
+    const Sae capped(cfg, g.W_enc(), g.b_enc(), g.W_dec(), g.b_dec(), at::Tensor());
+    at::manual_seed(4);
+    const at::Tensor x = at::randn({200, 64});
+    const at::Tensor pre = capped.preActivations(x), f = capped.encode(x);
+    at::Tensor allowed = pre.clone();
+    const at::Tensor head = pre.narrow(1, 0, 16);
+    const at::Tensor second = std::get<0>(head.topk(2, 1)).narrow(1, 1, 1);  // each row's 2nd largest in the head
+    allowed.narrow(1, 0, 16).masked_fill_(head < second, -1e9);
+    auto top = allowed.topk(8, 1);
+    const at::Tensor want = at::zeros_like(pre).scatter_(1, std::get<1>(top), std::get<0>(top).relu());
+    QVERIFY(at::equal(f, want));
+    QVERIFY((f.narrow(1, 0, 16) > 0).sum(1).max().item<std::int64_t>() == 2);
+    QVERIFY((f > 0).sum(1).max().item<std::int64_t>() <= 8);
+    testutil::expectSparseEncoding(capped, x);
+    QTemporaryDir dir;
+    capped.save(dir.path().toStdString(), true);
+    const auto copied = Sae::load(dir.path().toStdString(), c10::Device(c10::kCPU));
+    qputenv("MONOSCOPE_SAE_MAP_ABOVE", "0");
+    qputenv("MONOSCOPE_SAE_BLOCK_FEATURES", "48");
+    const auto mapped = Sae::load(dir.path().toStdString(), c10::Device(c10::kCPU));
+    qunsetenv("MONOSCOPE_SAE_MAP_ABOVE");
+    qunsetenv("MONOSCOPE_SAE_BLOCK_FEATURES");
+    QVERIFY(mapped->mapped());
+    QVERIFY(testutil::maxAbsDiff(mapped->encode(x), copied->encode(x)) < 1e-4);
+  }
+
   void badGroupsAreRefused() {
     c10::InferenceMode guard;
     auto base = Sae::load(testutil::fixture("sae/topk"), c10::Device(c10::kCPU));
@@ -80,7 +113,8 @@ class TestSaeGroups : public QObject {
     const nlohmann::json good = readJsonFile(d + "/cfg.json");
     QCOMPARE(good["metadata"]["topk_groups"]["k"].size(), std::size_t{3});
     const std::pair<nlohmann::json, std::string> bad[] = {
-        {{{"ends", {16, 48}}, {"k", {2, 2, 5}}}, "sums to 9"},
+        {{{"ends", {16, 48}}, {"k", {2, 2, 3}}}, "sums to 7"},
+        {{{"ends", {16, 48}}, {"k", {2, 2, 9}}}, "entry 3"},
         {{{"ends", {16, 48}}, {"k", {2, 6}}}, "one entry more"},
         {{{"ends", {48, 16}}, {"k", {2, 2, 4}}}, "must increase"},
         {{{"ends", {16, 48}}, {"k", {0, 4, 4}}}, "entry 1"},

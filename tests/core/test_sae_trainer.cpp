@@ -439,14 +439,14 @@ class TestSaeTrainer : public QObject {
     QVERIFY2(last < 0.5 * first, qPrintable(QString("mse %1 -> %2").arg(first).arg(last)));
   }
 
-  // Each group between prefixes gives its own share of k: where the first group's
+  // Each group between prefixes gives its own share of k (entries summing to k): where the first group's
   // pre-activations are all larger, one top k would take every place there.
   void matryoshkaGroupsKeepTheirShareOfK() {
     at::manual_seed(8);
     const std::vector<std::int64_t> prefixes = {4, 12}, ks = {1, 2, 3};
     at::Tensor pre = at::randn({5, 30});
     pre.narrow(1, 0, 4).add_(100.0);
-    auto [latents, values] = groupTopk(pre, prefixes, ks);
+    auto [latents, values] = groupTopk(pre, prefixes, ks, 6);
     auto sorted = [](const at::Tensor& t) { return std::get<0>(t.sort(0)); };
     QCOMPARE(latents.sizes().vec(), (std::vector<std::int64_t>{5, 6}));
     for (std::int64_t r = 0; r < 5; ++r) {
@@ -460,13 +460,13 @@ class TestSaeTrainer : public QObject {
         col += ks[g];
       }
     }
-    // Shares: topk with prefixes, one more entry than prefixes, each within its group, summing to k.
+    // Shares: topk with prefixes, one more entry than prefixes, each within its group and k, summing to k or more.
     SaeTrainConfig c = smallConfig("topk");
     c.matryoshka = {c.d_sae / 4, c.d_sae / 2};
     c.matryoshka_k = {1, 1, c.k - 2};
     c.validate();
     for (const std::vector<std::int64_t>& bad :
-         std::vector<std::vector<std::int64_t>>{{1, c.k - 1}, {1, 1, c.k - 1}, {0, 2, c.k - 2}, {c.d_sae / 4 + 1, 1, 1}}) {
+         std::vector<std::vector<std::int64_t>>{{1, c.k - 1}, {1, 1, c.k - 3}, {0, 2, c.k - 2}, {1, 1, c.k + 1}}) {
       c.matryoshka_k = bad;
       QVERIFY_EXCEPTION_THROWN(c.validate(), Error);
     }
@@ -474,8 +474,15 @@ class TestSaeTrainer : public QObject {
     batch.matryoshka = {4};
     batch.matryoshka_k = {1, batch.k - 1};
     QVERIFY_EXCEPTION_THROWN(batch.validate(), Error);
-    // A run with shares trains.
-    c.matryoshka_k = {1, 1, c.k - 2};
+    // Caps: at most 2 from the first group, then the 3 largest; a run with caps trains.
+    {
+      const at::Tensor capped = groupTopk(pre, prefixes, {2, 8, 8}, 3).first;
+      QCOMPARE(capped.size(1), std::int64_t{3});
+      QVERIFY(((capped < 4).sum(1) == 2).all().item<bool>());  // the head's +100 wins both of its places
+      QVERIFY(((capped >= 4).sum(1) == 1).all().item<bool>());
+    }
+    c.matryoshka_k = {1, 4, 4};
+    c.validate();
     SaeTrainer t(c, c10::Device(c10::kCPU));
     at::manual_seed(9);
     const at::Tensor dirs = at::randn({8, c.d_in});
