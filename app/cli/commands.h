@@ -13,6 +13,7 @@ int cmdImportGguf(const Args& args);
 int cmdTopFeatures(const Args& args);
 int cmdTrainSae(const Args& args);
 int cmdHarvest(const Args& args);
+int cmdTokenMeans(const Args& args);
 int cmdEvaluateSae(const Args& args);
 int cmdSaeThreshold(const Args& args);
 int cmdGroundTruth(const Args& args);

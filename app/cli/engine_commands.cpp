@@ -22,6 +22,7 @@
 #include "lm/hooks.h"
 #include "lm/transformer.h"
 #include "sae/sae.h"
+#include "sae/token_table.h"
 #include "sae/transcoder_set.h"
 #include "text/tokenizer.h"
 #include "util/error.h"
@@ -170,6 +171,7 @@ int cmdSaeConvert(const Args& args) {
   auto convert = [&](const std::string& spec, const std::string& out) {
     auto sae = core::Sae::load(spec, c10::Device(c10::kCPU));
     sae->save(out, dtype == "f16");
+    if (core::copySaeTokenTable(spec, out, dtype == "f16")) std::cerr << "with its token table\n";
     const auto& c = sae->config();
     if (c.transcoder())
       std::cerr << "saved " << c.architecture << (c.skip ? " skip" : "") << " transcoder (" << c.d_sae << " features from "

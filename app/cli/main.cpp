@@ -58,7 +58,11 @@ const std::vector<Command>& commands() {
       {"train-sae", cmdTrainSae,
        "(--activations FILE.safetensors | --model DIR --hook NAME --corpus PATH) --arch standard|topk|batchtopk (--l1 X | --k K)\n"
        "            --d-sae N --tokens N --seed S --out DIR [--batch-size B --lr X --context C --skip-first true|false\n"
-       "            --skip-end-of-text true|false --skip-sinks true|false]   (sinks: rows over 10x the median norm)"},
+       "            --skip-end-of-text true|false --skip-sinks true|false --token-table FILE]   (sinks: rows over 10x the\n"
+       "            median norm; with a token table the decoder learns each row less its token's row)"},
+      {"token-means", cmdTokenMeans,
+       "--activations HARVEST_DIR --out FILE.safetensors [--top 8192 --massive-factor 10]   (each frequent token's\n"
+       "            mean activation, a token table for train-sae --token-table)"},
       {"harvest", cmdHarvest,
        "--model DIR|FILE.gguf --hook NAME --corpus PATH --tokens N --out DIR [--context 128 --skip-first true\n"
        "            --skip-end-of-text true --chunk-rows 65536 --batch 16 --seed S]   (activations to disk for train-sae --activations DIR)"},
@@ -96,8 +100,9 @@ std::string inCliWords(std::string msg) {
       {"lr", "--lr"},                 {"k", "--k"},                     {"threads", "--threads"},
       {"context", "--context"},       {"dead_window", "--dead-window"}, {"features", "--features"},
       {"weights", "--weights"},       {"encoder_precision", "--encoder-precision"},
-      {"matryoshka_k", "--matryoshka-k"}, {"matryoshka", "--matryoshka"}};
-  for (const auto& prefix : {"", "LM training: ", "SAE training: ", "training option ", "index option "}) {
+      {"matryoshka_k", "--matryoshka-k"}, {"matryoshka", "--matryoshka"},
+      {"token_table", "--token-table"}, {"top", "--top"}, {"massive_factor", "--massive-factor"}};
+  for (const auto& prefix : {"", "LM training: ", "SAE training: ", "training option ", "index option ", "token-means option "}) {
     for (const auto& [field, flag] : kFields) {
       for (const char* after : {" ", ": "}) {
         const std::string head = std::string(prefix) + field + after;

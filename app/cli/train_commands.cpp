@@ -19,6 +19,7 @@
 #include "sae/activation_store.h"
 #include "sae/harvest.h"
 #include "sae/sae_trainer.h"
+#include "sae/token_table.h"
 #include "lm/lm_trainer.h"
 #include "lm/transformer.h"
 #include "util/mapped_file.h"
@@ -60,7 +61,7 @@ void report(const core::SaeTrainStats& s, std::int64_t total, double elapsed) {
 
 int cmdTrainSae(const Args& args) {
   args.allowOnly({"activations", "model", "hook", "corpus", "arch", "l1", "k", "d-sae", "tokens", "seed", "out",
-                  "batch-size", "lr", "dead-window", "resample-dead", "encoder-precision", "matryoshka", "matryoshka-k", "context", "buffer", "skip-first", "skip-end-of-text", "skip-sinks", "device",
+                  "batch-size", "lr", "dead-window", "resample-dead", "encoder-precision", "matryoshka", "matryoshka-k", "token-table", "context", "buffer", "skip-first", "skip-end-of-text", "skip-sinks", "device",
                   "threads", "checkpoint-every", "dist-timeout"});
   core::SaeTrainingOptions o;
   // Data parallelism: the variables torchrun (or srun through packaging/slurm) sets.
@@ -103,6 +104,7 @@ int cmdTrainSae(const Args& args) {
   };
   if (args.has("matryoshka")) integers("matryoshka", o.matryoshka);  // nested prefixes of the dictionary
   if (args.has("matryoshka-k")) integers("matryoshka-k", o.matryoshka_k);  // each group's share of k
+  o.token_table = args.get("token-table", "");  // the decoder learns each row less its token's table row
   o.context = args.integer("context", 0, 0, 1 << 20);
   o.buffer_tokens = args.integer("buffer", o.buffer_tokens, 1024, 1 << 26);
   if (o.architecture != "standard") {
@@ -165,6 +167,23 @@ int cmdHarvest(const Args& args) {
   };
   core::harvestActivations(o, progress);
   std::cerr << "harvested into " << o.out << "\n";
+  return 0;
+}
+
+int cmdTokenMeans(const Args& args) {
+  args.allowOnly({"activations", "out", "top", "massive-factor"});
+  core::TokenMeansOptions o;
+  o.activations = args.get("activations");
+  o.out = args.get("out");
+  o.top = args.integer("top", o.top, 1, 1 << 24);
+  o.massive_factor = args.number("massive-factor", o.massive_factor);
+  const auto progress = [&](const core::Progress& p) {
+    if (p.done % 16 == 0 || p.done == p.total)
+      std::fprintf(stderr, "token-means %lld/%lld files\n", static_cast<long long>(p.done), static_cast<long long>(p.total));
+    return true;
+  };
+  core::computeTokenMeans(o, progress);
+  std::cerr << "wrote " << o.out << "\n";
   return 0;
 }
 

@@ -35,6 +35,12 @@ struct SaeTrainingOptions {
   std::string encoder_precision = "f32";  // f32 | bf16: the encoder's product (SaeTrainConfig)
   std::vector<std::int64_t> matryoshka;  // topk: nested prefixes of the dictionary (SaeTrainConfig)
   std::vector<std::int64_t> matryoshka_k;  // topk: each prefix group's share of k (SaeTrainConfig)
+  // A token table (safetensors: `token_ids` I32 [n], `token_means` [n, d_in]; e.g. each frequent
+  // token's mean activation, `monoscope-cli token-means`): the decoder learns each row less its
+  // token's table row (zero for a token not in it), so the table carries what a token is and
+  // the latents what its context adds. Needs a harvest (its rows' token ids); the table is copied
+  // into `out` beside the SAE.
+  std::string token_table;
   std::uint64_t seed = 0;
   std::string out;                      // folder: checkpoint, then cfg.json + sae_weights.safetensors
   std::string device = "auto";

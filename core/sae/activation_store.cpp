@@ -18,7 +18,7 @@ namespace fs = std::filesystem;
 namespace monoscope::core {
 
 FileActivationSource::FileActivationSource(const std::string& path, std::uint64_t seed, std::int32_t boundary_token,
-                                           double massive_factor)
+                                           double massive_factor, bool keep_tokens)
     : seed_(seed) {
   std::vector<std::string> files;
   if (fs::is_directory(path)) {  // a harvest folder (sae/harvest.h): its chunks in order
@@ -48,6 +48,7 @@ FileActivationSource::FileActivationSource(const std::string& path, std::uint64_
     all_half = all_half && view.dtype == DType::F16;
   }
   acts_ = at::empty({rows, width}, all_half ? at::kHalf : at::kFloat);  // [rows, d_in]
+  if (keep_tokens) tokens_ = at::empty({rows}, at::kInt);
   std::int64_t at_row = 0;
   for (const auto& file : files) {
     SafetensorsFile f(file);
@@ -55,17 +56,23 @@ FileActivationSource::FileActivationSource(const std::string& path, std::uint64_
     at::Tensor part = all_half ? at::from_blob(const_cast<std::uint8_t*>(view.data), view.shape, at::kHalf)
                                : toFloatTensor(view, file);
     if (!at::isfinite(part).all().item<bool>()) throw Error("'" + file + "' holds NaN or infinite activations");
+    at::Tensor tokens;  // int32 [rows], when the rows' token ids are needed
+    if (boundary_token >= 0 || keep_tokens) {
+      if (!f.has("tokens"))
+        throw Error("'" + file + "' has no tensor 'tokens' (the token id of each row), so " +
+                        (keep_tokens ? std::string("a token table cannot be subtracted")
+                                     : std::string("its end-of-text rows cannot be left out")),
+                    keep_tokens ? "harvest it again (harvest writes the ids)" : "harvest it again, or keep those rows (--skip-end-of-text false)");
+      const auto& tv = f.tensor("tokens");
+      if (tv.dtype != DType::I32 || tv.shape.size() != 1 || tv.shape[0] != view.shape[0])
+        throw Error("tensor 'tokens' in '" + file + "' must be I32 [" + std::to_string(view.shape[0]) + "], one id a row, got " +
+                    dtypeName(tv.dtype) + " " + shapeString(tv.shape));
+      tokens = at::from_blob(const_cast<std::uint8_t*>(tv.data), {tv.shape[0]}, at::kInt);
+      if (keep_tokens && tokens.lt(0).any().item<bool>()) throw Error("tensor 'tokens' in '" + file + "' holds a negative token id");
+    }
     if (boundary_token >= 0 || massive_factor > 0) {
       at::Tensor keep = at::ones({view.shape[0]}, at::kBool);  // [rows]
       if (boundary_token >= 0) {
-        if (!f.has("tokens"))
-          throw Error("'" + file + "' has no tensor 'tokens' (the token id of each row), so its end-of-text rows cannot be left out",
-                      "harvest it again, or keep those rows (--skip-end-of-text false)");
-        const auto& tv = f.tensor("tokens");
-        if (tv.dtype != DType::I32 || tv.shape.size() != 1 || tv.shape[0] != view.shape[0])
-          throw Error("tensor 'tokens' in '" + file + "' must be I32 [" + std::to_string(view.shape[0]) + "], one id a row, got " +
-                      dtypeName(tv.dtype) + " " + shapeString(tv.shape));
-        const at::Tensor tokens = at::from_blob(const_cast<std::uint8_t*>(tv.data), {tv.shape[0]}, at::kInt);
         const at::Tensor boundary = tokens.eq(boundary_token);
         left_out_boundary_ += boundary.sum().item<std::int64_t>();
         keep &= boundary.logical_not();
@@ -75,13 +82,24 @@ FileActivationSource::FileActivationSource(const std::string& path, std::uint64_
         left_out_massive_ += massive.sum().item<std::int64_t>();
         keep &= massive.logical_not();
       }
-      part = part.index_select(0, keep.nonzero().squeeze(1));
+      const at::Tensor kept = keep.nonzero().squeeze(1);
+      part = part.index_select(0, kept);
+      if (keep_tokens) tokens = tokens.index_select(0, kept);
     }
     acts_.narrow(0, at_row, part.size(0)).copy_(part);
+    if (keep_tokens) tokens_.narrow(0, at_row, part.size(0)).copy_(tokens);
     at_row += part.size(0);
   }
   if (at_row == 0) throw Error("'" + path + "' holds no rows once end-of-text and massive rows are left out");
-  if (at_row < rows) acts_ = acts_.narrow(0, 0, at_row);
+  if (at_row < rows) {
+    acts_ = acts_.narrow(0, 0, at_row);
+    if (keep_tokens) tokens_ = tokens_.narrow(0, 0, at_row);
+  }
+}
+
+std::int64_t FileActivationSource::maxToken() const {
+  if (!tokens_.defined()) throw Error("FileActivationSource::maxToken: token ids were not kept");
+  return tokens_.max().item<std::int64_t>();
 }
 
 void FileActivationSource::reshuffle() {
@@ -108,14 +126,17 @@ void FileActivationSource::advance(std::int64_t n) {
 }
 
 at::Tensor FileActivationSource::next(std::int64_t n) {
-  std::vector<at::Tensor> parts;
+  std::vector<at::Tensor> parts, ids;
   while (n > 0) {
     if (epoch_ < 0 || pos_ >= acts_.size(0)) reshuffle();
     const std::int64_t take = std::min(n, acts_.size(0) - pos_);
-    parts.push_back(acts_.index_select(0, perm_.narrow(0, pos_, take)).to(at::kFloat));
+    const at::Tensor rows = perm_.narrow(0, pos_, take);
+    parts.push_back(acts_.index_select(0, rows).to(at::kFloat));
+    if (tokens_.defined()) ids.push_back(tokens_.index_select(0, rows).to(at::kLong));
     pos_ += take;
     n -= take;
   }
+  if (tokens_.defined()) last_tokens_ = ids.size() == 1 ? ids[0] : at::cat(ids, 0);
   return parts.size() == 1 ? parts[0] : at::cat(parts, 0);
 }
 
@@ -157,7 +178,7 @@ at::Tensor ModelActivationSource::activations(const at::Tensor& windows) const {
 }
 
 void ModelActivationSource::refill() {
-  std::vector<at::Tensor> fresh;
+  std::vector<at::Tensor> fresh, fresh_ids;
   std::int64_t have = buffer_.defined() ? buffer_.size(0) : 0;
   const std::int64_t batch = std::max<std::int64_t>(1, 4096 / context_);
   while (have < buffer_tokens_) {
@@ -178,25 +199,38 @@ void ModelActivationSource::refill() {
       keep = keep.defined() ? keep.logical_and(ordinary) : ordinary;
     }
     acts = acts.reshape({-1, width()});
-    if (keep.defined()) acts = acts.index_select(0, keep.reshape(-1).nonzero().squeeze(1).to(acts.device()));
+    at::Tensor ids = tokens.reshape(-1).to(at::kCPU, at::kLong);
+    if (keep.defined()) {
+      const at::Tensor kept = keep.reshape(-1).nonzero().squeeze(1);
+      acts = acts.index_select(0, kept.to(acts.device()));
+      ids = ids.index_select(0, kept);
+    }
     have += acts.size(0);
     fresh.push_back(acts);
+    fresh_ids.push_back(ids);
   }
-  if (buffer_.defined()) fresh.push_back(buffer_);
-  at::Tensor all = at::cat(fresh, 0);
-  buffer_ = all.index_select(0, at::randperm(all.size(0), gen_));
+  if (buffer_.defined()) {
+    fresh.push_back(buffer_);
+    fresh_ids.push_back(buffer_ids_);
+  }
+  const at::Tensor all = at::cat(fresh, 0);
+  const at::Tensor perm = at::randperm(all.size(0), gen_);
+  buffer_ = all.index_select(0, perm.to(all.device()));
+  buffer_ids_ = at::cat(fresh_ids, 0).index_select(0, perm);
 }
 
 at::Tensor ModelActivationSource::next(std::int64_t n) {
   if (!buffer_.defined() || buffer_.size(0) < std::max(n, buffer_tokens_ / 2)) refill();
   at::Tensor out = buffer_.narrow(0, 0, n).clone();
+  last_tokens_ = buffer_ids_.narrow(0, 0, n).clone();
   buffer_ = buffer_.narrow(0, n, buffer_.size(0) - n);
+  buffer_ids_ = buffer_ids_.narrow(0, n, buffer_ids_.size(0) - n);
   return out;
 }
 
 SpliceEvaluation evaluateSplice(const Transformer& model, const Sae& sae, const TokenShard& shard,
                                 std::int64_t batches, std::int64_t batch_size, std::int64_t context,
-                                std::int64_t first, std::int32_t boundary_token) {
+                                std::int64_t first, std::int32_t boundary_token, const at::Tensor& token_table) {
   c10::InferenceMode guard;
   auto gen = at::detail::createCPUGenerator(4242);
   SpliceEvaluation ev;
@@ -215,15 +249,23 @@ SpliceEvaluation evaluateSplice(const Transformer& model, const Sae& sae, const 
     if (first > 0) replaced.narrow(1, 0, first).copy_(x.narrow(1, 0, first));
     return replaced;
   };
+  at::Tensor input_ids;  // [batch, pos], the current window's input tokens (for the token table)
   HookSet splice, zero;
-  splice.add(hook, [&sae, keepFirst](const at::Tensor& x, const HookContext&) {
+  splice.add(hook, [&sae, keepFirst, &token_table, &input_ids](const at::Tensor& x, const HookContext&) {
     SaeNorm norm;
-    return keepFirst(x, sae.decode(sae.encode(x, &norm), &norm).to(x.scalar_type()).contiguous());
+    at::Tensor x_hat = sae.decode(sae.encode(x, &norm), &norm);
+    if (token_table.defined())
+      x_hat = x_hat + token_table.index_select(0, input_ids.reshape(-1).to(token_table.device())).view(x_hat.sizes()).to(x_hat.device());
+    return keepFirst(x, x_hat.to(x.scalar_type()).contiguous());
   });
   zero.add(hook, [keepFirst](const at::Tensor& x, const HookContext&) { return keepFirst(x, at::zeros_like(x)); });
   for (std::int64_t b = 0; b < batches; ++b) {
     at::Tensor window = shard.sample(batch_size, context, gen);
     if (boundary_token >= 0) boundary_mask = window.narrow(1, 0, context).eq(boundary_token).unsqueeze(2);
+    input_ids = window.narrow(1, 0, context);
+    if (token_table.defined() && input_ids.max().item<std::int64_t>() >= token_table.size(0))
+      throw Error("the corpus holds token id " + std::to_string(input_ids.max().item<std::int64_t>()) + ", past the token table's " +
+                  std::to_string(token_table.size(0)) + " rows");
     ev.clean_loss += loss(window, nullptr) / batches;
     ev.sae_loss += loss(window, &splice) / batches;
     ev.zero_loss += loss(window, &zero) / batches;

@@ -24,16 +24,21 @@ class ActivationSource {
 // stored token id (tensor `tokens`, which harvest writes) is `boundary_token` (-1: none), and with
 // `massive_factor` > 0 those whose norm is over that many times the median of their file or chunk
 // (secondary attention sinks, kMassiveRowFactor; 0: none). leftOutBoundary() and leftOutMassive()
-// count them.
+// count them. With `keep_tokens` the stored token ids are kept beside the rows (every file must
+// have them), and lastTokens() gives those of the rows the last next() served.
 class FileActivationSource : public ActivationSource {
  public:
   FileActivationSource(const std::string& path, std::uint64_t seed, std::int32_t boundary_token = -1,
-                       double massive_factor = 0);
+                       double massive_factor = 0, bool keep_tokens = false);
   at::Tensor next(std::int64_t n) override;
   std::int64_t width() const override { return acts_.size(1); }
   std::int64_t rows() const { return acts_.size(0); }
   std::int64_t leftOutBoundary() const { return left_out_boundary_; }
   std::int64_t leftOutMassive() const { return left_out_massive_; }
+  // int64 [n]: the token ids of the rows of the last next() (keep_tokens only).
+  const at::Tensor& lastTokens() const { return last_tokens_; }
+  // The largest stored token id (keep_tokens only).
+  std::int64_t maxToken() const;
   // Positions the stream as if `consumed` rows had been read (for exact resumption).
   void skip(std::int64_t consumed);
   // Moves `n` rows further along the stream without reading them.
@@ -41,6 +46,7 @@ class FileActivationSource : public ActivationSource {
 
  private:
   at::Tensor acts_, perm_;
+  at::Tensor tokens_, last_tokens_;  // keep_tokens: int32 [rows] and int64 [n]
   std::uint64_t seed_;
   std::int64_t left_out_boundary_ = 0, left_out_massive_ = 0;
   std::int64_t epoch_ = -1, pos_ = 0;
@@ -59,6 +65,8 @@ class ModelActivationSource : public ActivationSource {
                         std::int64_t context, std::int64_t buffer_tokens, std::uint64_t seed, bool skip_first = true,
                         std::int32_t boundary_token = -1, double sink_factor = 0);
   at::Tensor next(std::int64_t n) override;
+  // int64 [n]: the token ids of the rows of the last next().
+  const at::Tensor& lastTokens() const { return last_tokens_; }
   std::int64_t width() const override { return hookWidth(hook_, model_->config()); }
   // Activations [batch, context, d_model] of the given windows (int64 [batch, context]).
   at::Tensor activations(const at::Tensor& windows) const;
@@ -75,6 +83,7 @@ class ModelActivationSource : public ActivationSource {
   double sink_factor_;     // and with skip_first, secondary sinks by windowSinkMask with this factor (0: none)
   at::Generator gen_;
   at::Tensor buffer_;  // [rows, d_model]
+  at::Tensor buffer_ids_, last_tokens_;  // int64: the buffer's rows' token ids; those of the last next()
 };
 
 struct SpliceEvaluation {
@@ -88,8 +97,11 @@ class Sae;
 // Positions before `first` keep the model's own activations in the spliced and ablated runs
 // (1: the first position, an attention sink the SAE was not trained on) and are not scored;
 // positions holding `boundary_token` (a document boundary) keep theirs too.
+// With `token_table` (dense [vocab, d_in], sae/token_table.h) the reconstruction spliced in is the
+// SAE's plus each position's token row.
 SpliceEvaluation evaluateSplice(const Transformer& model, const Sae& sae, const TokenShard& shard,
                                 std::int64_t batches, std::int64_t batch_size, std::int64_t context,
-                                std::int64_t first = 0, std::int32_t boundary_token = -1);
+                                std::int64_t first = 0, std::int32_t boundary_token = -1,
+                                const at::Tensor& token_table = {});
 
 }  // namespace monoscope::core

@@ -365,7 +365,7 @@ at::Tensor ordinaryRows(const at::Tensor& x, double factor) {
   return massiveRowMask(x, factor).logical_not().nonzero().squeeze(1).to(x.device());
 }
 
-ReconstructionMetrics Sae::metrics(const at::Tensor& x) const {
+ReconstructionMetrics Sae::metrics(const at::Tensor& x, const at::Tensor& added) const {
   if (config_.transcoder())
     throw Error("reconstruction metrics need an SAE, and this is a transcoder (it reads " + config_.hook_name + " and writes " +
                     config_.hook_name_out + ")",
@@ -375,6 +375,10 @@ ReconstructionMetrics Sae::metrics(const at::Tensor& x) const {
   at::Tensor xf = x.to(W_enc_.device(), at::kFloat).reshape({-1, config_.d_in});  // [n, d_in]
   at::Tensor f = encode(xf, &norm);
   at::Tensor x_hat = decode(f, &norm);
+  if (added.defined()) {
+    if (added.numel() != x_hat.numel()) throw Error("metrics: the added rows do not match the activations' shape");
+    x_hat = x_hat + added.to(x_hat.device(), at::kFloat).reshape(x_hat.sizes());
+  }
   ReconstructionMetrics m;
   m.l0 = (f > 0).sum(-1).to(at::kDouble).mean().item<double>();
   const double resid = (xf - x_hat).pow(2).sum().item<double>();

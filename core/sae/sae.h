@@ -79,8 +79,9 @@ class Sae {
   // skip transcoder ([..., d_out]).
   at::Tensor transcode(const at::Tensor& x) const;
   // Metrics over activations x [n, d_in] (an SAE's: a transcoder's output is another hook's, so
-  // it is refused here).
-  ReconstructionMetrics metrics(const at::Tensor& x) const;
+  // it is refused here). `added` [n, d_in], when given, is added to the reconstruction (a token
+  // table's rows, for an SAE trained on what the table leaves).
+  ReconstructionMetrics metrics(const at::Tensor& x, const at::Tensor& added = {}) const;
 
   // Dictionaries too wide to copy into float32 (more than mapBudgetBytes() for W_enc and W_dec)
   // keep both in the mapped file, in their stored precision, and run every product a block of

@@ -12,6 +12,7 @@
 #include "lm/transformer.h"
 #include "sae/activation_store.h"
 #include "sae/sae.h"
+#include "sae/token_table.h"
 #include "text/tokenizer.h"
 #include "util/cancel.h"
 #include "util/device.h"
@@ -71,20 +72,26 @@ JobStatus evaluateSae(const SaeEvaluationOptions& o, const ProgressFn& progress,
   ModelActivationSource source(model, sae->config().hook_name, shard, context, std::max<std::int64_t>(1 << 15, o.rows * 2),
                                o.seed + 99, o.skip_first, boundary);
   const at::Tensor x = source.next(o.rows);
-  const auto m = sae->metrics(x);
+  // An SAE trained with a token table reconstructs each row less its token's table row.
+  const at::Tensor table = loadSaeTokenTable(o.sae, sae->config().d_in, model->config().vocab_size, device);
+  const at::Tensor added = table.defined() ? table.index_select(0, source.lastTokens().to(device)) : at::Tensor();
+  const auto m = sae->metrics(x, added);
   // A few rows (secondary attention sinks) carry norms tens of times the median and much of the
   // variance; the same measure without them says how the ordinary rows are reconstructed.
   const at::Tensor ordinary = ordinaryRows(x, kMassiveRowFactor);
   const std::int64_t n_ordinary = ordinary.size(0);
   report(progress, "reconstruct", 1, 2);
-  const auto ev = evaluateSplice(*model, *sae, *shard, o.splice_batches, o.splice_batch_size, context, o.skip_first ? 1 : 0, boundary);
+  const auto ev = evaluateSplice(*model, *sae, *shard, o.splice_batches, o.splice_batch_size, context, o.skip_first ? 1 : 0, boundary,
+                                 table);
   report(progress, "reconstruct", 2, 2);
   SaeEvaluationResult r;
   r.fraction_variance_explained = m.fraction_variance_explained;
   r.l0 = m.l0;
   r.massive_rows = x.size(0) - n_ordinary;
   r.fraction_variance_explained_ordinary = r.massive_rows == 0 ? m.fraction_variance_explained
-                                                               : sae->metrics(x.index_select(0, ordinary)).fraction_variance_explained;
+                                                               : sae->metrics(x.index_select(0, ordinary),
+                                                                              added.defined() ? added.index_select(0, ordinary) : added)
+                                                                     .fraction_variance_explained;
   r.clean_loss = ev.clean_loss;
   r.spliced_loss = ev.sae_loss;
   r.zero_ablation_loss = ev.zero_loss;
@@ -109,16 +116,18 @@ void SaeThresholdOptions::validate() const {
 namespace {
 
 // Variance explained of x [n, d] by decoder W with codes of `sae`.
-double fveOf(const Sae& sae, const at::Tensor& x, const at::Tensor& W) {
+double fveOf(const Sae& sae, const at::Tensor& x, const at::Tensor& W, const at::Tensor& added) {
   const Sae with(sae.config(), sae.W_enc(), sae.b_enc(), W, sae.b_dec(), sae.threshold(), {}, sae.mapped());
-  return with.metrics(x).fraction_variance_explained;
+  return with.metrics(x, added).fraction_variance_explained;
 }
 
-// Ridge regression of the decoder on the thresholded codes of `fit` rows (see SaeThresholdOptions).
+// Ridge regression of the decoder on the thresholded codes of `fit` rows (see SaeThresholdOptions),
+// reconstructing the rows less `fit_less` (a token table's rows; undefined: none).
 // A feature that never fires on those rows has a row of G that is lambda on the diagonal and zero
 // elsewhere, so the system splits: its decoder row stays the trained one exactly, and only the
 // features that fire form the A x A system solved (A well under d_sae for most dictionaries).
-at::Tensor refitDecoder(const Sae& sae, const at::Tensor& fit, double lambda, const ProgressFn& progress, std::int64_t* solved) {
+at::Tensor refitDecoder(const Sae& sae, const at::Tensor& fit, const at::Tensor& fit_less, double lambda, const ProgressFn& progress,
+                        std::int64_t* solved) {
   const std::int64_t S = sae.config().d_sae, d = sae.config().d_in, k = sae.config().k;
   const auto dbl = at::TensorOptions().dtype(at::kDouble);
   at::Tensor R = at::zeros({S, d}, dbl);  // F^T (X - b_dec), every feature
@@ -128,10 +137,12 @@ at::Tensor refitDecoder(const Sae& sae, const at::Tensor& fit, double lambda, co
   std::vector<at::Tensor> values, slots;  // each batch's codes [b, k], kept for G (float32, int32)
   at::Tensor fired = at::zeros({S}, at::TensorOptions().dtype(at::kBool));
   for (std::int64_t r = 0; r < n; r += kBatch) {
-    const at::Tensor x = fit.narrow(0, r, std::min(kBatch, n - r)).to(at::kCPU, at::kFloat);
+    const std::int64_t b = std::min(kBatch, n - r);
+    const at::Tensor x = fit.narrow(0, r, b).to(at::kCPU, at::kFloat);
     const auto top = sae.encodeTop(x, k);  // the k slots of each row; cut ones hold zero
     const at::Tensor v = top.first.to(at::kCPU, at::kFloat), i = top.second.to(at::kCPU, at::kLong);  // [b, k]
-    R.index_add_(0, i.reshape(-1), (v.to(at::kDouble).unsqueeze(2) * (x - b_dec).to(at::kDouble).unsqueeze(1)).reshape({-1, d}));
+    const at::Tensor y = fit_less.defined() ? x - fit_less.narrow(0, r, b).to(at::kCPU, at::kFloat) : x;  // the target
+    R.index_add_(0, i.reshape(-1), (v.to(at::kDouble).unsqueeze(2) * (y - b_dec).to(at::kDouble).unsqueeze(1)).reshape({-1, d}));
     fired.index_put_({i.masked_select(v != 0)}, true);
     values.push_back(v);
     slots.push_back(i.to(at::kInt));
@@ -190,14 +201,19 @@ JobStatus calibrateSaeThresholds(const SaeThresholdOptions& o, const ProgressFn&
                 "a JumpReLU SAE already has its own thresholds");
   if (cfg.transcoder())
     throw Error("'" + o.sae + "' is a transcoder; sae-threshold calibrates SAEs", "give an SAE that reconstructs the hook it reads");
-  at::Tensor x;  // the calibration rows [rows, d_in], float
+  at::Tensor x;      // the calibration rows [rows, d_in], float
+  at::Tensor added;  // with a token table: each row's token row (the decoder reconstructs the rest)
   {
-    FileActivationSource source(o.activations, o.seed);
+    std::error_code ec;
+    const bool has_table = fs::exists(fs::path(o.sae) / kSaeTokenTableFile, ec);
+    FileActivationSource source(o.activations, o.seed, -1, 0, has_table);
     if (source.width() != cfg.d_in)
       throw Error("'" + o.activations + "' holds activations of width " + std::to_string(source.width()) + ", the SAE reads " +
                       std::to_string(cfg.d_in),
                   "harvest the SAE's hook '" + cfg.hook_name + "'");
     x = source.next(std::min(o.rows, source.rows())).to(device);
+    if (has_table)
+      added = loadSaeTokenTable(o.sae, cfg.d_in, source.maxToken() + 1, device).index_select(0, source.lastTokens().to(device));
   }
   const std::int64_t rows = x.size(0);
   // The SAE without thresholds (a calibrated one is calibrated afresh).
@@ -225,11 +241,13 @@ JobStatus calibrateSaeThresholds(const SaeThresholdOptions& o, const ProgressFn&
     if (rows < 20) throw Error("refitting the decoder needs at least 20 calibration rows, not " + std::to_string(rows));
     const std::int64_t held = rows / 10;
     const at::Tensor fit = x.narrow(0, 0, rows - held), test = x.narrow(0, rows - held, held);
-    W_dec = refitDecoder(calibrated, fit, o.refit_lambda, progress, &r.refit_features);
+    const at::Tensor fit_less = added.defined() ? added.narrow(0, 0, rows - held) : added;
+    const at::Tensor test_added = added.defined() ? added.narrow(0, rows - held, held) : added;
+    W_dec = refitDecoder(calibrated, fit, fit_less, o.refit_lambda, progress, &r.refit_features);
     r.refitted = true;
-    r.fve_plain = plain.metrics(test).fraction_variance_explained;
-    r.fve_thresholded = fveOf(calibrated, test, sae->W_dec());
-    r.fve_refitted = fveOf(calibrated, test, W_dec);
+    r.fve_plain = plain.metrics(test, test_added).fraction_variance_explained;
+    r.fve_thresholded = fveOf(calibrated, test, sae->W_dec(), test_added);
+    r.fve_refitted = fveOf(calibrated, test, W_dec, test_added);
   }
   double kept = 0;
   for (std::int64_t done = 0; done < rows; done += kBatch) {
@@ -246,6 +264,7 @@ JobStatus calibrateSaeThresholds(const SaeThresholdOptions& o, const ProgressFn&
                                               {"calibration_source", fs::path(o.activations).filename().string()}};
   if (r.refitted) out_cfg.metadata["threshold_after_topk"]["decoder_refit_lambda"] = o.refit_lambda;
   Sae(out_cfg, sae->W_enc(), sae->b_enc(), W_dec, sae->b_dec(), threshold, {}, sae->mapped()).save(o.out, o.half);
+  copySaeTokenTable(o.sae, o.out, o.half);
   nlohmann::ordered_json j;
   j["sae"] = o.sae;
   j["fraction_of_max"] = o.fraction;

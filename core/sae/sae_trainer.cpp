@@ -178,12 +178,16 @@ double addTopkAuxiliaryLoss(const at::Tensor& pre, const at::Tensor& dead, const
   return sq / static_cast<double>(B);
 }
 
-SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
+SaeTrainStats SaeTrainer::step(const at::Tensor& raw, const at::Tensor& target) {
   c10::InferenceMode guard;
   const std::int64_t B = raw.size(0), d = config_.d_in, S = config_.d_sae;
   if (raw.dim() != 2 || raw.size(1) != d) {
     throw Error("SAE training batch has shape " + shapeString(raw.sizes().vec()) + ", expected [n, " +
                 std::to_string(d) + "]");
+  }
+  if (target.defined() && target.sizes() != raw.sizes()) {
+    throw Error("SAE training target has shape " + shapeString(target.sizes().vec()) + ", not the batch's " +
+                shapeString(raw.sizes().vec()));
   }
   at::Tensor x = raw.to(device_, at::kFloat);
   const double world = static_cast<double>(config_.world_size);
@@ -200,9 +204,10 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
     scale_ = std::sqrt(static_cast<double>(d)) / mean_norm;
   }
   x = x * scale_;
+  const at::Tensor y = target.defined() ? target.to(device_, at::kFloat) * scale_ : x;  // what is reconstructed
   // b_dec starts at the first batch's mean: residual streams are far from centred, and from zero
   // the encoder spends its first thousand steps learning the offset.
-  if (step_ == 0 && config_.init_b_dec_mean) b_dec_.copy_(meanOverRanks(x.mean(0), "the decoder bias's all-reduce"));
+  if (step_ == 0 && config_.init_b_dec_mean) b_dec_.copy_(meanOverRanks(y.mean(0), "the decoder bias's all-reduce"));
   // Schedules follow the tokens seen, so a run resumed with another number of ranks keeps them.
   const double t = static_cast<double>(tokens_seen_) / static_cast<double>(config_.total_tokens);
   double lr = config_.lr;
@@ -221,7 +226,7 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
   double objective_sq = -1.0;  // matryoshka: the objective's squared error (-1: the whole code's)
   if (config_.architecture == "standard") {
     at::Tensor f = at::relu(pre);                                      // [B, S]
-    err = at::addmm(b_dec_, f, W_dec_).sub_(x);                        // [B, d]
+    err = at::addmm(b_dec_, f, W_dec_).sub_(y);                        // [B, d]
     at::Tensor norms = W_dec_.norm(2, 1);                              // [S]
     at::Tensor g_xhat = err * (2.0 / B);                               // [B, d]
     at::Tensor f_sum = f.sum(0);                                       // [S]
@@ -241,8 +246,8 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
     const at::Tensor &latents = c.latents, &values = c.values;
     SparseCodeGradients g =
         config_.matryoshka.empty()
-            ? sparseCodeGradients(x, xc, W_dec_, b_dec_, W_encT_, c.rows, latents, values)
-            : matryoshkaCodeGradients(x, xc, W_dec_, b_dec_, W_encT_, c.rows, latents, values, config_.matryoshka,
+            ? sparseCodeGradients(y, xc, W_dec_, b_dec_, W_encT_, c.rows, latents, values)
+            : matryoshkaCodeGradients(y, xc, W_dec_, b_dec_, W_encT_, c.rows, latents, values, config_.matryoshka,
                                       objective_sq);
     err = g.error;
     gW_dec = g.gW_dec, gW_encT = g.gW_encT, gb_enc = g.gb_enc, gb_dec = g.gb_dec;
@@ -312,9 +317,9 @@ SaeTrainStats SaeTrainer::step(const at::Tensor& raw) {
   since_fired_.masked_fill_(fired, 0);
   const std::int64_t every = config_.resample_every;
   if (every > 0 && t < 1.0 - config_.lr_decay_fraction && tokens_seen_ / every > (tokens_seen_ - global_batch) / every)
-    st.resampled = resampleScaled(x, x + err);
+    st.resampled = resampleScaled(y, y + err);
   st.step = step_;
-  const double var = (x - x.mean(0, true)).pow(2).sum().item<double>();
+  const double var = (y - y.mean(0, true)).pow(2).sum().item<double>();
   st.fve = var > 0 ? 1.0 - sq / var : 0.0;
   st.dead_fraction = deadMask().to(at::kDouble).mean().item<double>();
   return st;

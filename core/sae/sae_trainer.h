@@ -128,8 +128,11 @@ class SaeTrainer {
   void broadcastState(int root);
 
   // One optimisation step on raw activations [batch, d_in]. The first call fixes the input
-  // scale so that E||x|| = sqrt(d_in).
-  SaeTrainStats step(const at::Tensor& batch);
+  // scale so that E||x|| = sqrt(d_in). `target` (raw, [batch, d_in]; undefined: the batch) is
+  // what the decoder learns to reconstruct from the batch's code: with a token table, the
+  // activation less its token's row (the table reconstructs the rest; SaeTrainingOptions).
+  // The statistics measure the target.
+  SaeTrainStats step(const at::Tensor& batch, const at::Tensor& target = {});
 
   // Re-aims every dead latent (with config.resample_every set: every latent silent for that many
   // tokens, when fewer than dead_window; see auxMask) at the residual of one of the batch's

@@ -14,6 +14,7 @@
 #include "sae/activation_store.h"
 #include "sae/sae.h"
 #include "sae/sae_trainer.h"
+#include "sae/token_table.h"
 #include "text/tokenizer.h"
 #include "util/cancel.h"
 #include "util/device.h"
@@ -100,8 +101,11 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
                                                        o.seed + 7919u * static_cast<std::uint64_t>(o.rank), o.skip_first, boundary,
                                                        sink_factor);
   }
+  if (!o.token_table.empty() && o.activations.empty())
+    throw Error("training option token_table needs a harvest (activations): a streamed model gives no token ids here",
+                "harvest first (monoscope-cli harvest), then train on its folder");
   if (!o.activations.empty()) {
-    auto fsrc = std::make_unique<FileActivationSource>(o.activations, o.seed, boundary, sink_factor);
+    auto fsrc = std::make_unique<FileActivationSource>(o.activations, o.seed, boundary, sink_factor, !o.token_table.empty());
     file_source = fsrc.get();
     source = std::move(fsrc);
     if (hook.empty()) hook = "blocks.0.hook_resid_post";
@@ -144,6 +148,14 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   }
   r.batch_size = cfg.batch_size;
   r.dead_window = cfg.dead_window;
+  at::Tensor table;  // token table: dense [vocab, d_in], or undefined
+  std::string table_signature;
+  if (!o.token_table.empty()) {
+    table = loadTokenTable(o.token_table, cfg.d_in, file_source->maxToken() + 1).to(device);
+    const at::Tensor kept = table.abs().sum(1).gt(0);
+    table_signature = std::to_string(kept.sum().item<std::int64_t>()) + " tokens, sum " +
+                      roundTripDecimal(table.to(at::kDouble).sum().item<double>());
+  }
   fs::create_directories(o.out);
   SaeTrainer trainer(cfg, device);
   trainer.setProcessGroup(pg.get());
@@ -169,6 +181,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
       for (const std::int64_t m : cfg.matryoshka) list += (list.empty() ? "" : ",") + std::to_string(m);
       run["matryoshka"] = list;
     }
+    if (table.defined()) run["token_table"] = table_signature;
     if (!cfg.matryoshka_k.empty()) {
       std::string list;
       for (const std::int64_t m : cfg.matryoshka_k) list += (list.empty() ? "" : ",") + std::to_string(m);
@@ -193,11 +206,14 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
     file_source->advance((o.world_size - 1 - o.rank) * cfg.batch_size);
     return b;
   };
+  // With a token table: the rows of the last batch's tokens (what the decoder does not learn).
+  auto tableRows = [&]() { return table.index_select(0, file_source->lastTokens().to(device)); };
   SaeTrainStats last;
   char detail[160];
   try {
     while (trainer.tokensSeen() < cfg.total_tokens) {
-      last = trainer.step(nextBatch());
+      const at::Tensor batch = nextBatch();
+      last = table.defined() ? trainer.step(batch, batch.to(device) - tableRows()) : trainer.step(batch);
       const std::int64_t s = trainer.tokensSeen() / cfg.globalBatch();
       if (writer && s % o.checkpoint_every == 0) trainer.saveCheckpoint(ck);
       std::snprintf(detail, sizeof detail, "mse %.4f  fve %.4f  L0 %.1f  dead %.3f%s", last.mse, last.fve, last.l0,
@@ -226,22 +242,26 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
     sae = std::make_unique<Sae>(cfg_out, sae->W_enc(), sae->b_enc(), sae->W_dec(), sae->b_dec(), sae->threshold());
   }
   sae->save(o.out);
+  if (table.defined()) fs::copy_file(o.token_table, fs::path(o.out) / kSaeTokenTableFile, fs::copy_options::overwrite_existing);
   r.steps = trainer.stepsDone();
   r.tokens = trainer.tokensSeen();
   // With a model: variance explained and L0 on held-out text (the validation shard), else on
   // further rows of the training source.
-  at::Tensor held_out;
-  if (model) {
+  at::Tensor held_out, held_out_table;
+  if (table.defined()) {  // further rows of the harvest, with their tokens' table rows added back
+    held_out = file_source->next(16384);
+    held_out_table = tableRows();
+  } else if (model) {
     ModelActivationSource eval_source(model, hook, valid_shard, context, 1 << 15, o.seed + 99, o.skip_first, boundary, sink_factor);
     held_out = eval_source.next(16384);
   } else {
     held_out = source->next(std::min<std::int64_t>(16384, cfg.batch_size * 4));
   }
-  const auto m = sae->metrics(held_out);
+  const auto m = sae->metrics(held_out, held_out_table);
   r.fraction_variance_explained = m.fraction_variance_explained;
   r.l0 = m.l0;
   r.dead_fraction = last.dead_fraction;
-  if (model) {
+  if (model && !table.defined()) {  // (the splice does not apply a token table)
     const auto ev = evaluateSplice(*model, *sae, *valid_shard, 16, 8, context, o.skip_first ? 1 : 0, boundary);
     r.has_splice = true;
     r.clean_loss = ev.clean_loss;
@@ -265,8 +285,12 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
     j["activation_rows"] = file_source->rows();
     j["rows_left_out"] = {{"end_of_text", file_source->leftOutBoundary()}, {"massive", file_source->leftOutMassive()}};
   }
-  j["metrics_on"] = std::string(model ? "16,384 held-out activations (the validation shard)" : "16,384 further training activations") +
+  j["metrics_on"] = std::string(model && !table.defined() ? "16,384 held-out activations (the validation shard)"
+                                                           : "16,384 further training activations") +
                     (sink_factor > 0 ? ", secondary sinks left out" : "");
+  if (table.defined())
+    j["token_table"] = {{"file", kSaeTokenTableFile}, {"from", o.token_table}, {"table", table_signature},
+                        {"decoder", "reconstructs each activation less its token's row; metrics add the row back"}};
   j["fraction_variance_explained"] = r.fraction_variance_explained;
   j["l0"] = r.l0;
   j["dead_fraction"] = r.dead_fraction;
