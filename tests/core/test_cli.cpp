@@ -183,6 +183,62 @@ class TestCli : public QObject {
     QVERIFY2(again.err.contains("sink_factor = 10, this run has 0"), again.err.constData());
   }
 
+  // token-means, then train-sae --token-table: the table travels with the SAE (training.json
+  // names it), sae-convert --dtype f16 keeps it as F16, sae-threshold with its refit keeps it; a
+  // run that could not know its rows' tokens (a file without ids) is refused by name, and a
+  // resumed run with another table is refused.
+  void trainSaeWithATokenTable() {
+    std::vector<float> acts(2048 * 16);
+    std::vector<std::int32_t> ids(2048);
+    for (std::size_t r = 0; r < 2048; ++r) {
+      ids[r] = static_cast<std::int32_t>(r * 7 % 13);
+      for (std::size_t j = 0; j < 16; ++j)
+        acts[r * 16 + j] = static_cast<float>(ids[r]) * (j % 3 == 0 ? 1.f : -0.5f) + static_cast<float>((r * 16 + j) * 7919 % 101) / 100.f;
+    }
+    SafetensorsWriter w;
+    w.addF32("activations", {2048, 16}, acts);
+    w.add("tokens", DType::I32, {2048}, ids.data(), ids.size() * 4);
+    w.write(tmp("tok-acts.safetensors").toStdString());
+    const Result means = run({"token-means", "--activations", tmp("tok-acts.safetensors"), "--out", tmp("table.safetensors"), "--top", "16"});
+    QVERIFY2(means.code == 0, means.err.constData());
+    QCOMPARE(SafetensorsFile(tmp("table.safetensors").toStdString()).tensor("token_ids").shape[0], std::int64_t(13));  // every id
+    auto train = [&](const QString& acts_file, const QString& table, const QString& out) {
+      // (the decoder starts as the encoder's transpose, reconstructing whole rows: it takes some
+      // hundreds of steps to leave the tokens' part to the table)
+      return run({"train-sae", "--activations", acts_file, "--arch", "topk", "--k", "4", "--d-sae", "32", "--tokens", "307200",
+                  "--lr", "3e-3", "--batch-size", "512", "--seed", "3", "--out", out, "--token-table", table});
+    };
+    const Result r = train(tmp("tok-acts.safetensors"), tmp("table.safetensors"), tmp("tokenized"));
+    QVERIFY2(r.code == 0, r.err.constData());
+    const auto o = QJsonDocument::fromJson(r.out).object();
+    QVERIFY(o["token_table"].toObject()["table"].toString().startsWith("13 tokens"));
+    QVERIFY(QFile::exists(tmp("tokenized") + "/token_table.safetensors"));
+    const Result half = run({"sae-convert", "--sae", tmp("tokenized"), "--out", tmp("tokenized-f16"), "--dtype", "f16"});
+    QVERIFY2(half.code == 0, half.err.constData());
+    QCOMPARE(SafetensorsFile((tmp("tokenized-f16") + "/token_table.safetensors").toStdString()).tensor("token_means").dtype, DType::F16);
+    const Result thr = run({"sae-threshold", "--sae", tmp("tokenized-f16"), "--activations", tmp("tok-acts.safetensors"), "--fraction",
+                            "0.3", "--rows", "1024", "--out", tmp("tokenized-thr")});
+    QVERIFY2(thr.code == 0, thr.err.constData());
+    QVERIFY(QFile::exists(tmp("tokenized-thr") + "/token_table.safetensors"));
+    // The rows are their token's offset and a little noise: with the table added back the
+    // reconstructions explain most of them (training.json and thresholds.json both measure so).
+    QVERIFY2(o["fraction_variance_explained"].toDouble() > 0.9, r.out.constData());
+    const auto t = QJsonDocument::fromJson(thr.out).object();
+    QVERIFY2(t["fve_held_out_refitted"].toDouble() > 0.9, thr.out.constData());
+    SafetensorsWriter bare;
+    bare.addF32("activations", {2048, 16}, acts);
+    bare.write(tmp("tok-bare.safetensors").toStdString());
+    expectError({"train-sae", "--activations", tmp("tok-bare.safetensors"), "--arch", "topk", "--k", "4", "--d-sae", "32", "--tokens",
+                 "20480", "--batch-size", "512", "--seed", "3", "--out", tmp("tok-bare"), "--token-table", tmp("table.safetensors")},
+                "tok-bare.safetensors");
+    run({"token-means", "--activations", tmp("tok-acts.safetensors"), "--out", tmp("table4.safetensors"), "--top", "4"});
+    const Result other = run({"train-sae", "--activations", tmp("tok-acts.safetensors"), "--arch", "topk", "--k", "4", "--d-sae", "32",
+                              "--tokens", "409600", "--lr", "3e-3", "--batch-size", "512", "--seed", "3", "--out", tmp("tokenized"), "--token-table",
+                              tmp("table4.safetensors")});
+    QVERIFY(other.code != 0);
+    QVERIFY2(other.err.contains("token_table"), other.err.constData());
+  }
+
   // A finished run trained further with a larger --tokens and no --batch-size keeps the batch
   // its checkpoint was trained with (the default for the new length is larger).
   void trainSaeFurtherKeepsItsBatch() {
