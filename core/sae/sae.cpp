@@ -135,10 +135,10 @@ at::Tensor Sae::encoderInput(const at::Tensor& xn) const {
   return config_.apply_b_dec_to_input ? xn - b_dec_ : xn;
 }
 
-std::pair<at::Tensor, at::Tensor> Sae::groupedTop(const at::Tensor& ranked) const {
-  const auto groups = config_.topkGroups();
-  if (groups.size() == 1) {
-    auto top = ranked.topk(config_.k, -1, /*largest=*/true, /*sorted=*/false);
+std::pair<at::Tensor, at::Tensor> groupedTopk(const at::Tensor& ranked, const std::vector<SaeConfig::TopkGroup>& groups,
+                                              std::int64_t k) {
+  if (groups.size() == 1 && groups[0].begin == 0 && groups[0].end == ranked.size(-1)) {
+    auto top = ranked.topk(std::min(k, groups[0].k), -1, /*largest=*/true, /*sorted=*/false);
     return {std::get<0>(top), std::get<1>(top)};
   }
   std::vector<at::Tensor> tv, ti;
@@ -147,7 +147,11 @@ std::pair<at::Tensor, at::Tensor> Sae::groupedTop(const at::Tensor& ranked) cons
     tv.push_back(std::get<0>(top));
     ti.push_back(std::get<1>(top).add_(g.begin));
   }
-  return keepLargest(at::cat(tv, -1), at::cat(ti, -1), config_.k);
+  return Sae::keepLargest(at::cat(tv, -1), at::cat(ti, -1), k);
+}
+
+std::pair<at::Tensor, at::Tensor> Sae::groupedTop(const at::Tensor& ranked) const {
+  return groupedTopk(ranked, config_.topkGroups(), config_.k);
 }
 
 std::pair<at::Tensor, at::Tensor> Sae::keepLargest(const at::Tensor& values, const at::Tensor& indices, std::int64_t k) {

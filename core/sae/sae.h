@@ -45,6 +45,12 @@ at::Tensor rowNorms(const at::Tensor& x);
 constexpr std::int64_t kSinkMedianRows = 8;
 at::Tensor windowSinkMask(const at::Tensor& norms, double factor, double reference = 0);
 
+// TopK's choice with groups (SaeConfig::topkGroups; the trainer's Matryoshka shares and caps):
+// each group's own top g.k of ranked [..., d_sae] side by side, then the k largest of those (all
+// of them when they number k or fewer). Values (before the ReLU) and features, [..., min(k, sum)].
+std::pair<at::Tensor, at::Tensor> groupedTopk(const at::Tensor& ranked, const std::vector<SaeConfig::TopkGroup>& groups,
+                                              std::int64_t k);
+
 class Sae {
  public:
   // Loads `dir`/cfg.json and `dir`/sae_weights.safetensors onto `device`, validating shapes.
@@ -147,6 +153,7 @@ class Sae {
   std::pair<at::Tensor, at::Tensor> groupedTop(const at::Tensor& ranked) const;
   // Of (values, indices) [..., m], the k largest values and their indices (all of them when m <= k).
   static std::pair<at::Tensor, at::Tensor> keepLargest(const at::Tensor& values, const at::Tensor& indices, std::int64_t k);
+  friend std::pair<at::Tensor, at::Tensor> groupedTopk(const at::Tensor&, const std::vector<SaeConfig::TopkGroup>&, std::int64_t);
   at::Tensor decodeMapped(const at::Tensor& f) const;
 
   SaeConfig config_;

@@ -8,20 +8,11 @@ namespace monoscope::core {
 
 std::pair<at::Tensor, at::Tensor> groupTopk(const at::Tensor& pre, const std::vector<std::int64_t>& prefixes,
                                             const std::vector<std::int64_t>& ks, std::int64_t k) {
-  std::vector<at::Tensor> idx, val;
-  for (std::size_t g = 0; g < ks.size(); ++g) {
-    const std::int64_t lo = g == 0 ? 0 : prefixes[g - 1], hi = g < prefixes.size() ? prefixes[g] : pre.size(1);
-    auto top = pre.narrow(1, lo, hi - lo).topk(ks[g], 1, true, false);
-    idx.push_back(std::get<1>(top).add_(lo));
-    val.push_back(std::get<0>(top));
-  }
-  at::Tensor i = at::cat(idx, 1), v = at::cat(val, 1);
-  if (i.size(1) > k) {  // caps: the k largest of the groups' candidates
-    auto top = v.topk(k, 1, true, false);
-    v = std::get<0>(top);
-    i = i.gather(1, std::get<1>(top));
-  }
-  return {i, v};
+  std::vector<SaeConfig::TopkGroup> groups;
+  for (std::size_t g = 0; g < ks.size(); ++g)
+    groups.push_back({g == 0 ? 0 : prefixes[g - 1], g < prefixes.size() ? prefixes[g] : pre.size(1), ks[g]});
+  auto [values, latents] = groupedTopk(pre, groups, k);  // the inference's choice, so both agree
+  return {latents, values};
 }
 
 SparseCodeGradients sparseCodeGradients(const at::Tensor& x, const at::Tensor& xc, const at::Tensor& W_dec,
