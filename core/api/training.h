@@ -115,7 +115,8 @@ struct SaeThresholdOptions {
   // The decoder refitted to the thresholded codes by ridge regression towards the trained one:
   // W_dec = argmin ||X - b_dec - F W||^2 + refit_lambda ||W - W_dec||^2 over the calibration
   // rows but the last tenth (held out for the report); the codes, and so every feature's
-  // activations, do not change. Negative: no refit.
+  // activations, do not change. Negative: no refit. With a token table in the SAE's folder, X is
+  // each row less its token's row, and the table is written beside the result.
   double refit_lambda = 10.0;
   std::string device = "auto";
   int threads = 0;

@@ -8,6 +8,7 @@
 #include <QtTest>
 #include <filesystem>
 
+#include "api/training.h"
 #include "io/safetensors.h"
 #include "lm/hooks.h"
 #include "lm/lm_trainer.h"
@@ -184,6 +185,52 @@ class TestTokenTable : public QObject {
     QVERIFY2(with_table > 0.9, std::to_string(with_table).c_str());
     QVERIFY2(without < with_table - 0.2, std::to_string(without).c_str());  // the offsets are not in the decoder
     QVERIFY_EXCEPTION_THROWN(t.step(x.narrow(0, 0, 256), x.narrow(0, 0, 128)), Error);
+  }
+
+  // sae-threshold's refit fits what the table leaves. Rows are 5 times their token's unit vector
+  // plus a little noise, the table holds those offsets, and the SAE (codes relu(x), relu(-x), all
+  // kept) can rebuild the rows or the noise; refitted towards the noise, with the table added
+  // back it explains the rows. (Refitted towards the rows it would count each offset twice.)
+  void refitFitsWhatTheTableLeaves() {
+    at::manual_seed(5);
+    const std::int64_t d = 8, n = 4096;
+    const at::Tensor tokens = at::randint(d, {n}, at::kLong);
+    const at::Tensor x = at::one_hot(tokens, d).to(at::kFloat) * 5.0 + at::randn({n, d}) * 0.3;
+    std::vector<float> xv(x.data_ptr<float>(), x.data_ptr<float>() + x.numel());
+    const at::Tensor ids32 = tokens.to(at::kInt).contiguous();
+    SafetensorsWriter acts;
+    acts.addF32("activations", {n, d}, xv);
+    acts.add("tokens", DType::I32, {n}, ids32.data_ptr(), static_cast<std::size_t>(n) * 4);
+    acts.write(path("refit-acts.safetensors"));
+    SaeConfig cfg;
+    cfg.architecture = "topk";
+    cfg.d_in = d;
+    cfg.d_sae = 2 * d;
+    cfg.k = 2 * d;
+    cfg.hook_name = "blocks.0.hook_resid_post";
+    cfg.apply_b_dec_to_input = false;
+    const at::Tensor I = at::eye(d);
+    fs::create_directories(path("refit-sae"));
+    Sae(cfg, at::cat({I, -I}, 1), at::zeros({2 * d}), at::cat({I, -I}, 0), at::zeros({d})).save(path("refit-sae"));
+    std::vector<std::int32_t> table_ids(d);
+    std::vector<float> table_means(d * d, 0.0f);
+    for (std::int64_t t = 0; t < d; ++t) {
+      table_ids[t] = static_cast<std::int32_t>(t);
+      table_means[t * d + t] = 5.0f;
+    }
+    writeTable("refit-sae/token_table.safetensors", table_ids, table_means, d);
+    SaeThresholdOptions o;
+    o.sae = path("refit-sae");
+    o.activations = path("refit-acts.safetensors");
+    o.out = path("refit-out");
+    o.fraction = 0.0;
+    o.refit_lambda = 1.0;
+    SaeThresholdResult r;
+    QCOMPARE(calibrateSaeThresholds(o, {}, &r), JobStatus::Done);
+    qInfo("held-out variance explained: trained decoder %.3f, refitted %.3f", r.fve_thresholded, r.fve_refitted);
+    QVERIFY2(r.fve_thresholded < 0.2, std::to_string(r.fve_thresholded).c_str());  // rows rebuilt, then the table again
+    QVERIFY2(r.fve_refitted > 0.95, std::to_string(r.fve_refitted).c_str());
+    QVERIFY(fs::exists(path("refit-out/token_table.safetensors")));
   }
 
   // Each streamed row carries its own token id: at hook_embed a row is its token's embedding.
