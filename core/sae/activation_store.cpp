@@ -10,6 +10,7 @@
 #include "io/torch_bridge.h"
 #include "io/weight_store.h"
 #include "lm/hooks.h"
+#include "sae/harvest.h"
 #include "sae/sae.h"
 #include "util/error.h"
 
@@ -20,17 +21,7 @@ namespace monoscope::core {
 FileActivationSource::FileActivationSource(const std::string& path, std::uint64_t seed, std::int32_t boundary_token,
                                            double massive_factor, bool keep_tokens)
     : seed_(seed) {
-  std::vector<std::string> files;
-  if (fs::is_directory(path)) {  // a harvest folder (sae/harvest.h): its chunks in order
-    for (const auto& e : fs::directory_iterator(path)) {
-      const std::string name = e.path().filename().string();
-      if (name.rfind("chunk-", 0) == 0 && e.path().extension() == ".safetensors") files.push_back(e.path().string());
-    }
-    std::sort(files.begin(), files.end());
-    if (files.empty()) throw Error("'" + path + "' holds no chunk-*.safetensors files", "run monoscope-cli harvest first");
-  } else {
-    files.push_back(path);
-  }
+  const std::vector<std::string> files = activationFiles(path);  // a harvest folder's chunks, or one file
   // Rows are kept as stored when that is F16 (half the memory of float; batches are converted as
   // they are served), else as float; every file is copied once into one tensor.
   std::int64_t rows = 0, width = 0;

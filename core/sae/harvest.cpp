@@ -4,6 +4,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -186,6 +187,23 @@ JobStatus harvestActivations(const HarvestOptions& o, const ProgressFn& progress
     return JobStatus::Cancelled;  // the chunks written so far stay; a rerun continues after them
   }
   return JobStatus::Done;
+}
+
+std::vector<std::string> activationFiles(const std::string& path) {
+  std::vector<std::string> files;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    for (const auto& e : fs::directory_iterator(path)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind("chunk-", 0) == 0 && e.path().extension() == ".safetensors") files.push_back(e.path().string());
+    }
+    std::sort(files.begin(), files.end());
+    if (files.empty()) throw Error("'" + path + "' holds no chunk-*.safetensors files", "run monoscope-cli harvest first");
+  } else {
+    if (!fs::exists(path, ec)) throw Error("'" + path + "' does not exist", "give a harvest folder or an activations file");
+    files.push_back(path);
+  }
+  return files;
 }
 
 }  // namespace monoscope::core

@@ -7,6 +7,7 @@
 // completed in place on the next run by drawing their windows again.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "api/progress.h"
 
@@ -31,5 +32,9 @@ struct HarvestOptions {
 };
 
 JobStatus harvestActivations(const HarvestOptions& options, const ProgressFn& progress);
+
+// The files of activations at `path`: a harvest folder's chunk-*.safetensors in order, or the one
+// file `path` names. Throws Error for a folder without chunks or a path that does not exist.
+std::vector<std::string> activationFiles(const std::string& path);
 
 }  // namespace monoscope::core

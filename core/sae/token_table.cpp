@@ -9,6 +9,7 @@
 
 #include "io/safetensors.h"
 #include "io/torch_bridge.h"
+#include "sae/harvest.h"
 #include "sae/sae.h"
 #include "util/cancel.h"
 #include "util/error.h"
@@ -19,22 +20,6 @@ namespace monoscope::core {
 
 namespace {
 constexpr std::int64_t kMaxTokenId = (1 << 24) - 1;  // far above any vocabulary
-
-std::vector<std::string> harvestFiles(const std::string& path) {
-  std::vector<std::string> files;
-  if (fs::is_directory(path)) {
-    for (const auto& e : fs::directory_iterator(path)) {
-      const std::string name = e.path().filename().string();
-      if (name.rfind("chunk-", 0) == 0 && e.path().extension() == ".safetensors") files.push_back(e.path().string());
-    }
-    std::sort(files.begin(), files.end());
-    if (files.empty()) throw Error("'" + path + "' holds no chunk-*.safetensors files", "run monoscope-cli harvest first");
-  } else {
-    if (!fs::exists(path)) throw Error("'" + path + "' does not exist", "give a harvest folder or an activations file");
-    files.push_back(path);
-  }
-  return files;
-}
 }  // namespace
 
 at::Tensor loadTokenTable(const std::string& path, std::int64_t d_in, std::int64_t min_vocab) {
@@ -103,7 +88,7 @@ void TokenMeansOptions::validate() const {
 JobStatus computeTokenMeans(const TokenMeansOptions& o, const ProgressFn& progress) {
   o.validate();
   c10::InferenceMode guard;
-  const std::vector<std::string> files = harvestFiles(o.activations);
+  const std::vector<std::string> files = activationFiles(o.activations);
   at::Tensor sums, counts;  // float64 [vocab, d], int64 [vocab], grown as ids appear
   std::int64_t width = 0;
   try {
