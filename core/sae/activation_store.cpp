@@ -18,6 +18,16 @@ namespace fs = std::filesystem;
 
 namespace monoscope::core {
 
+at::Tensor storedTokenIds(const SafetensorsFile& f, std::int64_t rows, const std::string& needed_for, const std::string& fix) {
+  if (!f.has("tokens"))
+    throw Error("'" + f.path() + "' has no tensor 'tokens' (the token id of each row), so " + needed_for, fix);
+  const auto& tv = f.tensor("tokens");
+  if (tv.dtype != DType::I32 || tv.shape.size() != 1 || tv.shape[0] != rows)
+    throw Error("tensor 'tokens' in '" + f.path() + "' must be I32 [" + std::to_string(rows) + "], one id a row, got " +
+                dtypeName(tv.dtype) + " " + shapeString(tv.shape));
+  return at::from_blob(const_cast<std::uint8_t*>(tv.data), {rows}, at::kInt);
+}
+
 FileActivationSource::FileActivationSource(const std::string& path, std::uint64_t seed, std::int32_t boundary_token,
                                            double massive_factor, bool keep_tokens)
     : seed_(seed) {
@@ -49,16 +59,9 @@ FileActivationSource::FileActivationSource(const std::string& path, std::uint64_
     if (!at::isfinite(part).all().item<bool>()) throw Error("'" + file + "' holds NaN or infinite activations");
     at::Tensor tokens;  // int32 [rows], when the rows' token ids are needed
     if (boundary_token >= 0 || keep_tokens) {
-      if (!f.has("tokens"))
-        throw Error("'" + file + "' has no tensor 'tokens' (the token id of each row), so " +
-                        (keep_tokens ? std::string("a token table cannot be subtracted")
-                                     : std::string("its end-of-text rows cannot be left out")),
-                    keep_tokens ? "harvest it again (harvest writes the ids)" : "harvest it again, or keep those rows (--skip-end-of-text false)");
-      const auto& tv = f.tensor("tokens");
-      if (tv.dtype != DType::I32 || tv.shape.size() != 1 || tv.shape[0] != view.shape[0])
-        throw Error("tensor 'tokens' in '" + file + "' must be I32 [" + std::to_string(view.shape[0]) + "], one id a row, got " +
-                    dtypeName(tv.dtype) + " " + shapeString(tv.shape));
-      tokens = at::from_blob(const_cast<std::uint8_t*>(tv.data), {tv.shape[0]}, at::kInt);
+      tokens = keep_tokens ? storedTokenIds(f, view.shape[0], "a token table cannot be subtracted", "harvest it again (harvest writes the ids)")
+                           : storedTokenIds(f, view.shape[0], "its end-of-text rows cannot be left out",
+                                            "harvest it again, or keep those rows (--skip-end-of-text false)");
       if (keep_tokens && tokens.lt(0).any().item<bool>()) throw Error("tensor 'tokens' in '" + file + "' holds a negative token id");
     }
     if (boundary_token >= 0 || massive_factor > 0) {

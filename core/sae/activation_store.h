@@ -12,6 +12,13 @@
 
 namespace monoscope::core {
 
+class SafetensorsFile;
+// The token ids stored beside the `rows` activations of `f` (tensor `tokens`, I32 [rows], which
+// harvest writes), as an int32 tensor over `f`'s mapping (valid while `f` lives). Throws Error
+// naming the file when the tensor is missing (`needed_for`: what the ids are needed for; `fix`:
+// what to do) or is not I32 [rows].
+at::Tensor storedTokenIds(const SafetensorsFile& f, std::int64_t rows, const std::string& needed_for, const std::string& fix);
+
 class ActivationSource {
  public:
   virtual ~ActivationSource() = default;

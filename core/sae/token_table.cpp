@@ -9,6 +9,7 @@
 
 #include "io/safetensors.h"
 #include "io/torch_bridge.h"
+#include "sae/activation_store.h"
 #include "sae/harvest.h"
 #include "sae/sae.h"
 #include "util/cancel.h"
@@ -95,22 +96,17 @@ JobStatus computeTokenMeans(const TokenMeansOptions& o, const ProgressFn& progre
     for (std::size_t i = 0; i < files.size(); ++i) {
       report(progress, "read", static_cast<std::int64_t>(i), static_cast<std::int64_t>(files.size()));
       SafetensorsFile f(files[i]);
-      if (!f.has("activations") || !f.has("tokens"))
-        throw Error("'" + files[i] + "' lacks tensor " + (f.has("activations") ? "'tokens' (each row's token id)" : "'activations'"),
-                    "harvest it again with monoscope-cli harvest");
+      if (!f.has("activations")) throw Error("'" + files[i] + "' has no tensor 'activations'", "give a harvest folder (monoscope-cli harvest)");
       const auto& av = f.tensor("activations");
-      const auto& tv = f.tensor("tokens");
       if (av.shape.size() != 2 || av.shape[0] < 1 || av.shape[1] < 1)
         throw Error("tensor 'activations' in '" + files[i] + "' must be [rows, d], got " + shapeString(av.shape));
-      if (tv.dtype != DType::I32 || tv.shape.size() != 1 || tv.shape[0] != av.shape[0])
-        throw Error("tensor 'tokens' in '" + files[i] + "' must be I32 [" + std::to_string(av.shape[0]) + "], got " +
-                    dtypeName(tv.dtype) + " " + shapeString(tv.shape));
       if (width != 0 && av.shape[1] != width)
         throw Error("'" + files[i] + "' holds activations of width " + std::to_string(av.shape[1]) + ", not " + std::to_string(width));
       width = av.shape[1];
       at::Tensor x = toFloatTensor(av, files[i]);
       if (!at::isfinite(x).all().item<bool>()) throw Error("'" + files[i] + "' holds NaN or infinite activations");
-      at::Tensor ids = at::from_blob(const_cast<std::uint8_t*>(tv.data), {tv.shape[0]}, at::kInt).to(at::kLong);
+      at::Tensor ids = storedTokenIds(f, av.shape[0], "its rows' token means cannot be taken", "harvest it again (harvest writes the ids)")
+                           .to(at::kLong);
       const std::int64_t lo = ids.min().item<std::int64_t>(), hi = ids.max().item<std::int64_t>();
       if (lo < 0 || hi > kMaxTokenId)
         throw Error("tensor 'tokens' in '" + files[i] + "' holds id " + std::to_string(lo < 0 ? lo : hi) + ", outside 0.." +
