@@ -3,6 +3,7 @@
 #include <QtTest>
 #include <c10/core/Device.h>
 
+#include <memory>
 #include <string>
 
 #include "sae/sae.h"
@@ -31,6 +32,22 @@ inline void expectSparseEncoding(const monoscope::core::Sae& sae, const at::Tens
   QVERIFY(got.offsets == want.offsets);
   QVERIFY(got.features == want.features);
   QVERIFY(got.acts == want.acts);
+}
+
+// An SAE that reconstructs its input exactly: relu(x) - relu(-x) = x with W_enc = [I, -I] and
+// W_dec = [I; -I] (d_sae = 2 d), the input read without b_dec, so b_dec shifts the output; a
+// topk one keeps all 2 d latents. At blocks.0.hook_resid_post.
+inline std::unique_ptr<monoscope::core::Sae> exactSae(std::int64_t d, const at::Tensor& b_dec,
+                                                      const std::string& architecture = "standard") {
+  monoscope::core::SaeConfig cfg;
+  cfg.architecture = architecture;
+  cfg.d_in = d;
+  cfg.d_sae = 2 * d;
+  if (architecture == "topk") cfg.k = 2 * d;
+  cfg.hook_name = "blocks.0.hook_resid_post";
+  cfg.apply_b_dec_to_input = false;
+  const at::Tensor I = at::eye(d);
+  return std::make_unique<monoscope::core::Sae>(cfg, at::cat({I, -I}, 1), at::zeros({2 * d}), at::cat({I, -I}, 0), b_dec);
 }
 
 }  // namespace testutil

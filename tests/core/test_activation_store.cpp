@@ -16,6 +16,7 @@
 #include "sae/harvest.h"
 #include "util/mapped_file.h"
 #include "sae/sae.h"
+#include "sae_test_util.h"
 #include "test_util.h"
 #include "util/error.h"
 #include "text/tokenizer.h"
@@ -295,14 +296,8 @@ class TestActivationStore : public QObject {
 
   void perfectSpliceRecoversAllLoss() {
     // relu(x) - relu(-x) = x: an SAE with W_enc = [I, -I], W_dec = [I; -I] reconstructs exactly.
-    SaeConfig cfg;
-    cfg.d_in = 64;
-    cfg.d_sae = 128;
-    cfg.hook_name = "blocks.0.hook_resid_post";
-    cfg.apply_b_dec_to_input = false;
-    at::Tensor I = at::eye(64);
-    Sae sae(cfg, at::cat({I, -I}, 1), at::zeros({128}), at::cat({I, -I}, 0), at::zeros({64}));
-    const auto ev = evaluateSplice(*model_, sae, *shard(), 2, 4, 32);
+    const auto sae = testutil::exactSae(64, at::zeros({64}));
+    const auto ev = evaluateSplice(*model_, *sae, *shard(), 2, 4, 32);
     QVERIFY(std::fabs(ev.sae_loss - ev.clean_loss) < 1e-4);
     QVERIFY(ev.zero_loss > ev.clean_loss);
     QVERIFY(std::fabs(ev.ce_loss_recovered - 1.0) < 1e-3);

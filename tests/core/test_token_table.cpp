@@ -17,6 +17,7 @@
 #include "sae/sae.h"
 #include "sae/sae_trainer.h"
 #include "sae/token_table.h"
+#include "sae_test_util.h"
 #include "test_util.h"
 #include "util/error.h"
 
@@ -202,16 +203,8 @@ class TestTokenTable : public QObject {
     acts.addF32("activations", {n, d}, xv);
     acts.add("tokens", DType::I32, {n}, ids32.data_ptr(), static_cast<std::size_t>(n) * 4);
     acts.write(path("refit-acts.safetensors"));
-    SaeConfig cfg;
-    cfg.architecture = "topk";
-    cfg.d_in = d;
-    cfg.d_sae = 2 * d;
-    cfg.k = 2 * d;
-    cfg.hook_name = "blocks.0.hook_resid_post";
-    cfg.apply_b_dec_to_input = false;
-    const at::Tensor I = at::eye(d);
     fs::create_directories(path("refit-sae"));
-    Sae(cfg, at::cat({I, -I}, 1), at::zeros({2 * d}), at::cat({I, -I}, 0), at::zeros({d})).save(path("refit-sae"));
+    testutil::exactSae(d, at::zeros({d}), "topk")->save(path("refit-sae"));
     std::vector<std::int32_t> table_ids(d);
     std::vector<float> table_means(d * d, 0.0f);
     for (std::int64_t t = 0; t < d; ++t) {
@@ -249,14 +242,10 @@ class TestTokenTable : public QObject {
   // The splice adds each position's table row: an exact SAE shifted by -c with a table of c in
   // every row recovers all the loss, and without the table the loss moves.
   void spliceAddsEachPositionsTableRow() {
-    SaeConfig cfg;
-    cfg.d_in = 64;
-    cfg.d_sae = 128;
-    cfg.hook_name = "blocks.0.hook_resid_post";
-    cfg.apply_b_dec_to_input = false;
     at::manual_seed(4);
-    const at::Tensor I = at::eye(64), c = at::randn({64}) * 20.0;  // (a constant vector would vanish in the next layer norm)
-    Sae shifted(cfg, at::cat({I, -I}, 1), at::zeros({128}), at::cat({I, -I}, 0), -c);
+    const at::Tensor c = at::randn({64}) * 20.0;  // (a constant vector would vanish in the next layer norm)
+    const auto owned = testutil::exactSae(64, -c);
+    const Sae& shifted = *owned;
     const at::Tensor table = c.unsqueeze(0).expand({512, 64}).contiguous();
     const auto with = evaluateSplice(*model_, shifted, *shard(), 2, 4, 32, 1, -1, table);
     const auto without = evaluateSplice(*model_, shifted, *shard(), 2, 4, 32, 1, -1);
