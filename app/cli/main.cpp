@@ -101,7 +101,7 @@ std::string inCliWords(std::string msg) {
       {"context", "--context"},       {"dead_window", "--dead-window"}, {"features", "--features"},
       {"weights", "--weights"},       {"encoder_precision", "--encoder-precision"},
       {"matryoshka_k", "--matryoshka-k"}, {"matryoshka", "--matryoshka"},
-      {"token_table", "--token-table"}, {"top", "--top"}, {"massive_factor", "--massive-factor"}};
+      {"token_table_side", "--token-table-side"}, {"token_table", "--token-table"}, {"top", "--top"}, {"massive_factor", "--massive-factor"}};
   for (const auto& prefix : {"", "LM training: ", "SAE training: ", "training option ", "index option ", "token-means option "}) {
     for (const auto& [field, flag] : kFields) {
       for (const char* after : {" ", ": "}) {

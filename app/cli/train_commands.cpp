@@ -61,7 +61,7 @@ void report(const core::SaeTrainStats& s, std::int64_t total, double elapsed) {
 
 int cmdTrainSae(const Args& args) {
   args.allowOnly({"activations", "model", "hook", "corpus", "arch", "l1", "k", "d-sae", "tokens", "seed", "out",
-                  "batch-size", "lr", "dead-window", "resample-dead", "encoder-precision", "matryoshka", "matryoshka-k", "token-table", "context", "buffer", "skip-first", "skip-end-of-text", "skip-sinks", "device",
+                  "batch-size", "lr", "dead-window", "resample-dead", "encoder-precision", "matryoshka", "matryoshka-k", "token-table", "token-table-side", "context", "buffer", "skip-first", "skip-end-of-text", "skip-sinks", "device",
                   "threads", "checkpoint-every", "dist-timeout"});
   core::SaeTrainingOptions o;
   // Data parallelism: the variables torchrun (or srun through packaging/slurm) sets.
@@ -105,6 +105,7 @@ int cmdTrainSae(const Args& args) {
   if (args.has("matryoshka")) integers("matryoshka", o.matryoshka);  // nested prefixes of the dictionary
   if (args.has("matryoshka-k")) integers("matryoshka-k", o.matryoshka_k);  // each group's share of k
   o.token_table = args.get("token-table", "");  // the decoder learns each row less its token's table row
+  o.token_table_side = args.get("token-table-side", o.token_table_side);  // decoder | both (the encoder too)
   o.context = args.integer("context", 0, 0, 1 << 20);
   o.buffer_tokens = args.integer("buffer", o.buffer_tokens, 1024, 1 << 26);
   if (o.architecture != "standard") {

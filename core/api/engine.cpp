@@ -139,16 +139,23 @@ const Sae& Engine::Impl::requireSae() const {
 at::Tensor Engine::Impl::featureActs(const std::vector<std::int32_t>& ids) const {
   const Sae& s = requireSae();
   c10::InferenceMode guard;
-  return s.encode(hookActivations(ids)).to(at::kCPU, at::kFloat);  // [n, d_sae]
+  return s.encode(saeInput(hookActivations(ids), ids)).to(at::kCPU, at::kFloat);  // [n, d_sae]
+}
+
+at::Tensor Engine::Impl::saeInput(const at::Tensor& h, const std::vector<std::int32_t>& ids) const {
+  const Sae& s = requireSae();
+  if (!s.readsTokenTable()) return h;
+  return s.lessTokenRows(h, at::tensor(std::vector<std::int64_t>(ids.begin(), ids.end()), at::kLong));
 }
 
 void Engine::Impl::forEachWindow(const std::vector<std::int32_t>& ids,
-                                 const std::function<void(std::size_t, const at::Tensor&)>& fn) const {
+                                 const std::function<void(std::size_t, const at::Tensor&, const at::Tensor&)>& fn) const {
   requireSae();
   for (const auto& [start, end] : windowSpans(ids.size(), static_cast<std::size_t>(std::max<std::int64_t>(1, info.window)))) {
     const std::vector<std::int32_t> part(ids.begin() + static_cast<std::ptrdiff_t>(start), ids.begin() + static_cast<std::ptrdiff_t>(end));
     c10::InferenceMode guard;
-    fn(start, hookActivations(part));  // [w, d_in]
+    const at::Tensor h = hookActivations(part);  // [w, d_in]
+    fn(start, h, saeInput(h, part));
   }
 }
 
@@ -178,12 +185,12 @@ double Engine::Impl::referenceNorm() const {
 
 at::Tensor Engine::Impl::maxActs(const std::vector<std::int32_t>& ids) const {
   at::Tensor best;
-  forEachWindow(ids, [&](std::size_t, const at::Tensor& h) {
+  forEachWindow(ids, [&](std::size_t, const at::Tensor& h, const at::Tensor& in) {
     // A window's first position (an attention sink in most trained LMs) and rows with a massive
     // norm (secondary sinks) are left out unless nothing else is left, so that no search is led
     // by their artifacts.
     const at::Tensor keep = sinkRows(h).logical_not().nonzero().squeeze(1);
-    const at::Tensor rows = keep.size(0) > 0 ? h.index_select(0, keep.to(h.device())) : h;  // [w, d_in]
+    const at::Tensor rows = keep.size(0) > 0 ? in.index_select(0, keep.to(in.device())) : in;  // [w, d_in]
     const at::Tensor m = sae->maxOverRows(rows);  // [d_sae]
     best = best.defined() ? at::maximum(best, m) : m;
   });
@@ -312,14 +319,14 @@ EncodedText Engine::encode(std::string_view text, std::size_t max_per_token) con
   out.active.resize(ids.size());
   out.sink.assign(ids.size(), EncodedText::kNoSink);
   // Window by window, and in blocks of features for a dictionary too wide for [window, d_sae].
-  impl_->forEachWindow(ids, [&](std::size_t start, const at::Tensor& h) {
+  impl_->forEachWindow(ids, [&](std::size_t start, const at::Tensor& h, const at::Tensor& in) {
     const at::Tensor sink = impl_->sinkRows(h).contiguous();  // the rule contrastive search uses
     for (std::int64_t r = 1; r < sink.size(0); ++r)
       if (sink.data_ptr<bool>()[r]) out.sink[start + static_cast<std::size_t>(r)] = EncodedText::kMassiveRow;
     out.sink[start] = EncodedText::kFirstPosition;
     const std::int64_t k = std::min<std::int64_t>(static_cast<std::int64_t>(max_per_token), impl_->sae->config().d_sae);
     if (k <= 0) return;
-    const auto top = impl_->sae->encodeTop(h, k);
+    const auto top = impl_->sae->encodeTop(in, k);
     const at::Tensor v = top.first.contiguous(), ix = top.second.contiguous();
     for (std::int64_t r = 0; r < v.size(0); ++r) {
       const float* vr = v.data_ptr<float>() + r * k;
@@ -352,8 +359,8 @@ std::vector<float> Engine::featureValues(std::string_view text, std::int64_t fea
   std::vector<float> out;
   out.reserve(ids.size());
   const at::Tensor which = at::tensor({feature}, at::kLong);
-  impl_->forEachWindow(ids, [&](std::size_t, const at::Tensor& h) {
-    const at::Tensor col = s.encodeColumns(h, which).to(at::kCPU, at::kFloat).reshape({-1}).contiguous();  // [w]
+  impl_->forEachWindow(ids, [&](std::size_t, const at::Tensor&, const at::Tensor& in) {
+    const at::Tensor col = s.encodeColumns(in, which).to(at::kCPU, at::kFloat).reshape({-1}).contiguous();  // [w]
     out.insert(out.end(), col.data_ptr<float>(), col.data_ptr<float>() + col.numel());
   });
   return out;
@@ -364,7 +371,7 @@ std::vector<FeatureScore> Engine::topFeaturesLastToken(std::string_view text, st
   const auto ids = impl_->lastWindow(impl_->tokenIds(text, "the prompt"));
   const Sae& s = impl_->requireSae();
   c10::InferenceMode guard;
-  const at::Tensor h = impl_->hookActivations(ids);
+  const at::Tensor h = impl_->saeInput(impl_->hookActivations(ids), ids);
   return topScores(s.maxOverRows(h.narrow(0, h.size(0) - 1, 1)), k, true);
 }
 
@@ -409,7 +416,7 @@ std::vector<FeatureScore> Engine::attribute(std::string_view prompt, const std::
   at::Tensor scores;
   {
     c10::InferenceMode guard;
-    scores = s.attributionScores((transcoder ? read : leaf.detach())[0], grad);  // [d_sae]
+    scores = s.attributionScores(transcoder ? read[0] : impl_->saeInput(leaf.detach()[0], ids), grad);  // [d_sae]
   }
   // Strongest by magnitude, keeping the sign.
   const auto order = topScores(scores.abs(), k, true);

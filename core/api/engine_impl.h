@@ -32,9 +32,14 @@ struct Engine::Impl {
   at::Tensor hookActivationsBatch(const at::Tensor& ids) const;
   // Feature activations [n, d_sae] for `ids`.
   at::Tensor featureActs(const std::vector<std::int32_t>& ids) const;
-  // Window by window: fn(first token, activations [w, d_model] at the SAE's hook), for the SAE's
-  // own products (a dictionary too wide for [w, d_sae] works a block of features at a time).
-  void forEachWindow(const std::vector<std::int32_t>& ids, const std::function<void(std::size_t, const at::Tensor&)>& fn) const;
+  // Window by window: fn(first token, activations h [w, d_model] at the SAE's hook, the SAE's
+  // input for them), for the SAE's own products (a dictionary too wide for [w, d_sae] works a
+  // block of features at a time). The input is h, less each token's table row for an SAE that
+  // reads its token table (Sae::lessTokenRows).
+  void forEachWindow(const std::vector<std::int32_t>& ids,
+                     const std::function<void(std::size_t, const at::Tensor&, const at::Tensor&)>& fn) const;
+  // The SAE's input for activations h [n, d_model] of tokens `ids` (Sae::lessTokenRows).
+  at::Tensor saeInput(const at::Tensor& h, const std::vector<std::int32_t>& ids) const;
   // The rows of one window's activations h [w, d_model] that are attention sinks: its first
   // position and rows windowSinkMask marks (bool [w], CPU); a window too short for a median of
   // its own is measured against referenceNorm().

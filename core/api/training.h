@@ -41,6 +41,10 @@ struct SaeTrainingOptions {
   // the latents what its context adds. Needs a harvest (its rows' token ids); the table is copied
   // into `out` beside the SAE.
   std::string token_table;
+  // With a token table: "decoder" (the encoder reads the whole row) or "both" (the encoder reads
+  // the row less its token's table row too, so latents see only what the context adds; the
+  // index, inspector and steering then subtract the table before encoding).
+  std::string token_table_side = "decoder";
   std::uint64_t seed = 0;
   std::string out;                      // folder: checkpoint, then cfg.json + sae_weights.safetensors
   std::string device = "auto";

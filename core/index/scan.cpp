@@ -177,12 +177,13 @@ void scanCorpus(const IndexOptions& o, const Engine& engine, const std::string& 
     // kDenseEncodeFloats / d_sae: a dictionary of millions of features scans in bounded memory.
     SparseRows rows;
     const at::Tensor flat_h = h.reshape({-1, h.size(2)});
-    if (!sae.encodeSparse(flat_h, &rows)) {
+    const at::Tensor sae_in = sae.lessTokenRows(flat_h, ids);  // (an SAE with its token table on both sides)
+    if (!sae.encodeSparse(sae_in, &rows)) {
       const std::int64_t n_rows = flat_h.size(0);
       const std::int64_t chunk = std::max<std::int64_t>(1, kDenseEncodeFloats / std::max<std::int64_t>(1, sae.config().d_sae));
       for (std::int64_t r = 0; r < n_rows; r += chunk) {
         const at::Tensor acts =
-            sae.encode(flat_h.slice(0, r, std::min(n_rows, r + chunk))).to(at::kCPU, at::kFloat).contiguous();  // [rows, d_sae]
+            sae.encode(sae_in.slice(0, r, std::min(n_rows, r + chunk))).to(at::kCPU, at::kFloat).contiguous();  // [rows, d_sae]
         appendPositiveRows(acts.data_ptr<float>(), acts.size(0), acts.size(1), &rows);
       }
     }

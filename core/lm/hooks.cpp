@@ -77,10 +77,10 @@ std::vector<std::string> HookSet::names() const {
   return out;
 }
 
-at::Tensor HookSet::run(const std::string& name, at::Tensor x, std::int64_t position_offset) const {
+at::Tensor HookSet::run(const std::string& name, at::Tensor x, std::int64_t position_offset, const at::Tensor* ids) const {
   auto it = hooks_.find(name);
   if (it == hooks_.end()) return x;
-  const HookContext ctx{&name, position_offset};
+  const HookContext ctx{&name, position_offset, ids};
   for (const auto& fn : it->second) {
     at::Tensor y = fn(x, ctx);
     if (y.defined()) {

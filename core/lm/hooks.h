@@ -13,6 +13,7 @@ namespace monoscope::core {
 struct HookContext {
   const std::string* name;            // hook name, e.g. "blocks.3.hook_resid_post"
   std::int64_t position_offset;       // absolute position of the first row in the activation
+  const at::Tensor* ids = nullptr;    // the pass's input token ids [batch, pos], where known
 };
 
 // Reads an activation [batch, pos, width] (d_model; d_mlp at mlp.hook_post; heads x d_head at
@@ -28,7 +29,7 @@ class HookSet {
   bool has(const std::string& name) const;
   std::vector<std::string> names() const;
   // Runs every hook registered at `name` in order, each seeing the previous one's output.
-  at::Tensor run(const std::string& name, at::Tensor x, std::int64_t position_offset) const;
+  at::Tensor run(const std::string& name, at::Tensor x, std::int64_t position_offset, const at::Tensor* ids = nullptr) const;
 
  private:
   std::unordered_map<std::string, std::vector<HookFn>> hooks_;

@@ -391,10 +391,10 @@ at::Tensor Transformer::forward(const at::Tensor& ids, const HookSet* hooks, KvC
                 "shorten the text or lower max_tokens");
   }
   const bool hooked = hooks != nullptr && !hooks->empty();
+  const at::Tensor dev_ids = ids.to(device_, at::kLong);
   auto run = [&](const std::string& name, at::Tensor x) {
-    return hooked ? hooks->run(name, std::move(x), offset) : x;
+    return hooked ? hooks->run(name, std::move(x), offset, &dev_ids) : x;
   };
-  at::Tensor dev_ids = ids.to(device_, at::kLong);
   at::Tensor x = at::embedding(wte_, dev_ids).to(at::kFloat);  // [B, T, D]
   if (c.embed_scale != 1.0) x = x * c.embed_scale;
   x = run(kHookEmbed, x);

@@ -247,7 +247,7 @@ SpliceEvaluation evaluateSplice(const Transformer& model, const Sae& sae, const 
   HookSet splice, zero;
   splice.add(hook, [&sae, keepFirst, &token_table, &input_ids](const at::Tensor& x, const HookContext&) {
     SaeNorm norm;
-    at::Tensor x_hat = sae.decode(sae.encode(x, &norm), &norm);
+    at::Tensor x_hat = sae.decode(sae.encode(sae.lessTokenRows(x, input_ids), &norm), &norm);
     if (token_table.defined())
       x_hat = x_hat + token_table.index_select(0, input_ids.reshape(-1).to(token_table.device())).view(x_hat.sizes()).to(x_hat.device());
     return keepFirst(x, x_hat.to(x.scalar_type()).contiguous());

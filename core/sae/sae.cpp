@@ -1,4 +1,5 @@
 #include "sae/sae.h"
+#include "sae/token_table.h"
 
 #include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
@@ -81,10 +82,38 @@ std::unique_ptr<Sae> Sae::load(const std::string& spec, const c10::Device& devic
   // "RELEASE:ID" (SAELens's release names) or "org/repo/path/in/it", from the Hugging Face cache
   const std::string dir = resolveHubPath(resolveSaeRelease(spec));
   try {
-    return dictionaryFormatOf(dir).load(dir, device);
+    auto sae = dictionaryFormatOf(dir).load(dir, device);
+    if (saeTokenTableOnEncoder(dir)) sae->setInputTokenTable(loadSaeTokenTable(dir, sae->config().d_in, 0, device));
+    return sae;
   } catch (const Error& e) {
     throw e.withContext("loading SAE '" + dir + "'");
   }
+}
+
+at::Tensor Sae::tokenRows(const at::Tensor& ids) const {
+  if (!input_table_.defined()) throw Error("this SAE has no token table on its encoder side");
+  const at::Tensor flat = ids.reshape({-1}).to(input_table_.device(), at::kLong);
+  if (flat.numel() > 0) {
+    const std::int64_t lo = flat.min().item<std::int64_t>(), hi = flat.max().item<std::int64_t>();
+    if (lo < 0 || hi >= input_table_.size(0)) {  // a token past the table has no row: zero
+      const at::Tensor inside = flat.ge(0).logical_and(flat.lt(input_table_.size(0)));
+      at::Tensor rows = input_table_.index_select(0, flat.clamp(0, input_table_.size(0) - 1)) * inside.unsqueeze(1).to(at::kFloat);
+      std::vector<std::int64_t> shape(ids.sizes().begin(), ids.sizes().end());
+      shape.push_back(config_.d_in);
+      return rows.view(shape);
+    }
+  }
+  std::vector<std::int64_t> shape(ids.sizes().begin(), ids.sizes().end());
+  shape.push_back(config_.d_in);
+  return input_table_.index_select(0, flat).view(shape);
+}
+
+at::Tensor Sae::lessTokenRows(const at::Tensor& x, const at::Tensor& ids) const {
+  if (!input_table_.defined()) return x;
+  if (!ids.defined() || ids.numel() * config_.d_in != x.numel())
+    throw Error("this SAE reads each activation less its token's table row, and " + std::to_string(x.numel() / std::max<std::int64_t>(1, config_.d_in)) +
+                    " activations came with " + std::to_string(ids.defined() ? ids.numel() : 0) + " token ids");
+  return x.to(input_table_.device(), at::kFloat) - tokenRows(ids).view(x.sizes());
 }
 
 void Sae::save(const std::string& dir, bool half) const {
@@ -369,7 +398,7 @@ at::Tensor ordinaryRows(const at::Tensor& x, double factor) {
   return massiveRowMask(x, factor).logical_not().nonzero().squeeze(1).to(x.device());
 }
 
-ReconstructionMetrics Sae::metrics(const at::Tensor& x, const at::Tensor& added) const {
+ReconstructionMetrics Sae::metrics(const at::Tensor& x, const at::Tensor& added, bool encode_less_added) const {
   if (config_.transcoder())
     throw Error("reconstruction metrics need an SAE, and this is a transcoder (it reads " + config_.hook_name + " and writes " +
                     config_.hook_name_out + ")",
@@ -377,12 +406,14 @@ ReconstructionMetrics Sae::metrics(const at::Tensor& x, const at::Tensor& added)
   c10::InferenceMode guard;
   SaeNorm norm;
   at::Tensor xf = x.to(W_enc_.device(), at::kFloat).reshape({-1, config_.d_in});  // [n, d_in]
-  at::Tensor f = encode(xf, &norm);
-  at::Tensor x_hat = decode(f, &norm);
+  at::Tensor a;
   if (added.defined()) {
-    if (added.numel() != x_hat.numel()) throw Error("metrics: the added rows do not match the activations' shape");
-    x_hat = x_hat + added.to(x_hat.device(), at::kFloat).reshape(x_hat.sizes());
+    if (added.numel() != xf.numel()) throw Error("metrics: the added rows do not match the activations' shape");
+    a = added.to(xf.device(), at::kFloat).reshape(xf.sizes());
   }
+  at::Tensor f = encode(a.defined() && encode_less_added ? xf - a : xf, &norm);
+  at::Tensor x_hat = decode(f, &norm);
+  if (a.defined()) x_hat = x_hat + a;
   ReconstructionMetrics m;
   m.l0 = (f > 0).sum(-1).to(at::kDouble).mean().item<double>();
   const double resid = (xf - x_hat).pow(2).sum().item<double>();

@@ -86,8 +86,9 @@ class Sae {
   at::Tensor transcode(const at::Tensor& x) const;
   // Metrics over activations x [n, d_in] (an SAE's: a transcoder's output is another hook's, so
   // it is refused here). `added` [n, d_in], when given, is added to the reconstruction (a token
-  // table's rows, for an SAE trained on what the table leaves).
-  ReconstructionMetrics metrics(const at::Tensor& x, const at::Tensor& added = {}) const;
+  // table's rows, for an SAE trained on what the table leaves); with `encode_less_added` the
+  // encoder reads x - added too (an SAE whose table sits on both sides).
+  ReconstructionMetrics metrics(const at::Tensor& x, const at::Tensor& added = {}, bool encode_less_added = false) const;
 
   // Dictionaries too wide to copy into float32 (more than mapBudgetBytes() for W_enc and W_dec)
   // keep both in the mapped file, in their stored precision, and run every product a block of
@@ -117,6 +118,16 @@ class Sae {
   at::Tensor writeRows(const at::Tensor& idx) const;
   at::Tensor writeBlock(std::int64_t begin, std::int64_t end) const;
   at::Tensor encoderBlock(std::int64_t begin, std::int64_t end) const;  // W_enc[:, begin:end] as float32
+
+  // An SAE trained with a token table on both sides (SaeTrainingOptions::token_table_side, the
+  // folder's token_table.safetensors) reads each activation less its token's table row: callers
+  // that encode pass the rows' token ids through lessTokenRows() first (x [..., d_in], ids the
+  // matching int64 [...]); for any other SAE it returns x as it is.
+  void setInputTokenTable(at::Tensor table) { input_table_ = std::move(table); }
+  bool readsTokenTable() const { return input_table_.defined(); }
+  at::Tensor lessTokenRows(const at::Tensor& x, const at::Tensor& ids) const;
+  // The table rows of `ids` [...] as [..., d_in] float on the SAE's device (needs readsTokenTable()).
+  at::Tensor tokenRows(const at::Tensor& ids) const;
 
   const SaeConfig& config() const { return config_; }
   const at::Tensor& W_enc() const { return W_enc_; }
@@ -159,6 +170,7 @@ class Sae {
   SaeConfig config_;
   bool mapped_ = false;
   at::Tensor W_enc_, b_enc_, W_dec_, b_dec_, threshold_, W_skip_;
+  at::Tensor input_table_;  // dense [vocab, d_in] float, or undefined (setInputTokenTable)
   PackedProduct encoder_, decoder_;
   struct ScreenCache;
   std::shared_ptr<ScreenCache> screen_;

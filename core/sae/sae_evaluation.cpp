@@ -75,7 +75,7 @@ JobStatus evaluateSae(const SaeEvaluationOptions& o, const ProgressFn& progress,
   // An SAE trained with a token table reconstructs each row less its token's table row.
   const at::Tensor table = loadSaeTokenTable(o.sae, sae->config().d_in, model->config().vocab_size, device);
   const at::Tensor added = table.defined() ? table.index_select(0, source.lastTokens().to(device)) : at::Tensor();
-  const auto m = sae->metrics(x, added);
+  const auto m = sae->metrics(x, added, sae->readsTokenTable());
   // A few rows (secondary attention sinks) carry norms tens of times the median and much of the
   // variance; the same measure without them says how the ordinary rows are reconstructed.
   const at::Tensor ordinary = ordinaryRows(x, kMassiveRowFactor);
@@ -90,7 +90,8 @@ JobStatus evaluateSae(const SaeEvaluationOptions& o, const ProgressFn& progress,
   r.massive_rows = x.size(0) - n_ordinary;
   r.fraction_variance_explained_ordinary = r.massive_rows == 0 ? m.fraction_variance_explained
                                                                : sae->metrics(x.index_select(0, ordinary),
-                                                                              added.defined() ? added.index_select(0, ordinary) : added)
+                                                                              added.defined() ? added.index_select(0, ordinary) : added,
+                                                                              sae->readsTokenTable())
                                                                      .fraction_variance_explained;
   r.clean_loss = ev.clean_loss;
   r.spliced_loss = ev.sae_loss;
@@ -214,6 +215,10 @@ JobStatus calibrateSaeThresholds(const SaeThresholdOptions& o, const ProgressFn&
     x = source.next(std::min(o.rows, source.rows())).to(device);
     if (has_table)
       added = loadSaeTokenTable(o.sae, cfg.d_in, source.maxToken() + 1, device).index_select(0, source.lastTokens().to(device));
+    if (sae->readsTokenTable()) {  // table on both sides: the encoder and decoder see what the table leaves
+      x = x - added;
+      added = at::Tensor();
+    }
   }
   const std::int64_t rows = x.size(0);
   // The SAE without thresholds (a calibrated one is calibrated afresh).
@@ -279,6 +284,7 @@ JobStatus calibrateSaeThresholds(const SaeThresholdOptions& o, const ProgressFn&
     j["fve_held_out_without_thresholds"] = r.fve_plain;
     j["fve_held_out_thresholded"] = r.fve_thresholded;
     j["fve_held_out_refitted"] = r.fve_refitted;
+    if (sae->readsTokenTable()) j["fve_of"] = "rows less their token's table row (the SAE reads its table on both sides)";
   }
   writeFileAtomically((fs::path(o.out) / "thresholds.json").string(), j.dump(2));
   if (result) *result = r;

@@ -43,6 +43,8 @@ void SaeTrainingOptions::validate() const {
   if (dead_window < 0) bad("dead_window", "must be non-negative");
   if (resample_every < 0) bad("resample_every", "must be non-negative");
   if (encoder_precision != "f32" && encoder_precision != "bf16") bad("encoder_precision", "must be f32 or bf16");
+  if (token_table_side != "decoder" && token_table_side != "both") bad("token_table_side", "must be decoder or both");
+  if (token_table_side != "decoder" && token_table.empty()) bad("token_table_side", "needs a token_table");
   if (context < 0) bad("context", "must be non-negative");
   if (buffer_tokens < 1024 || buffer_tokens > (1 << 26)) bad("buffer_tokens", "must be in 1024..67108864");
   // Refuse runs that could never finish before starting them.
@@ -149,6 +151,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   r.batch_size = cfg.batch_size;
   r.dead_window = cfg.dead_window;
   at::Tensor table;  // token table: dense [vocab, d_in], or undefined
+  const bool both_sides = o.token_table_side == "both";  // the encoder reads the row less its table row too
   std::string table_signature;
   if (!o.token_table.empty()) {
     table = loadTokenTable(o.token_table, cfg.d_in, file_source->maxToken() + 1).to(device);
@@ -181,7 +184,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
       for (const std::int64_t m : cfg.matryoshka) list += (list.empty() ? "" : ",") + std::to_string(m);
       run["matryoshka"] = list;
     }
-    if (table.defined()) run["token_table"] = table_signature;
+    if (table.defined()) run["token_table"] = table_signature + (both_sides ? ", both sides" : "");
     if (!cfg.matryoshka_k.empty()) {
       std::string list;
       for (const std::int64_t m : cfg.matryoshka_k) list += (list.empty() ? "" : ",") + std::to_string(m);
@@ -213,7 +216,12 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   try {
     while (trainer.tokensSeen() < cfg.total_tokens) {
       const at::Tensor batch = nextBatch();
-      last = table.defined() ? trainer.step(batch, batch.to(device) - tableRows()) : trainer.step(batch);
+      if (!table.defined()) {
+        last = trainer.step(batch);
+      } else {
+        const at::Tensor rest = batch.to(device) - tableRows();
+        last = both_sides ? trainer.step(rest) : trainer.step(batch, rest);
+      }
       const std::int64_t s = trainer.tokensSeen() / cfg.globalBatch();
       if (writer && s % o.checkpoint_every == 0) trainer.saveCheckpoint(ck);
       std::snprintf(detail, sizeof detail, "mse %.4f  fve %.4f  L0 %.1f  dead %.3f%s", last.mse, last.fve, last.l0,
@@ -242,7 +250,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
     sae = std::make_unique<Sae>(cfg_out, sae->W_enc(), sae->b_enc(), sae->W_dec(), sae->b_dec(), sae->threshold());
   }
   sae->save(o.out);
-  if (table.defined()) fs::copy_file(o.token_table, fs::path(o.out) / kSaeTokenTableFile, fs::copy_options::overwrite_existing);
+  if (table.defined()) writeSaeTokenTable(o.token_table, o.out, both_sides);
   r.steps = trainer.stepsDone();
   r.tokens = trainer.tokensSeen();
   // With a model: variance explained and L0 on held-out text (the validation shard), else on
@@ -257,7 +265,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   } else {
     held_out = source->next(std::min<std::int64_t>(16384, cfg.batch_size * 4));
   }
-  const auto m = sae->metrics(held_out, held_out_table);
+  const auto m = sae->metrics(held_out, held_out_table, both_sides);
   r.fraction_variance_explained = m.fraction_variance_explained;
   r.l0 = m.l0;
   r.dead_fraction = last.dead_fraction;
@@ -291,6 +299,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   if (table.defined())
     j["token_table"] = {{"file", kSaeTokenTableFile}, {"from", o.token_table}, {"table", table_signature},
                         {"decoder", "reconstructs each activation less its token's row; metrics add the row back"}};
+  if (both_sides) j["token_table"]["encoder"] = "reads each activation less its token's row";
   j["fraction_variance_explained"] = r.fraction_variance_explained;
   j["l0"] = r.l0;
   j["dead_fraction"] = r.dead_fraction;

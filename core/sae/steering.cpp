@@ -63,7 +63,7 @@ SteerPositions parseSteerPositions(const std::string& s) {
 }
 
 at::Tensor applySteering(const Sae& sae, const at::Tensor& x, const SteeringSpec& spec,
-                         std::int64_t position_offset, const at::Tensor& read) {
+                         std::int64_t position_offset, const at::Tensor& read, const at::Tensor& token_ids) {
   const std::int64_t T = x.size(-2);
   const auto opts = at::TensorOptions().dtype(at::kFloat).device(x.device());
   // Rows this edit applies to: mask [pos, 1].
@@ -92,7 +92,8 @@ at::Tensor applySteering(const Sae& sae, const at::Tensor& x, const SteeringSpec
     coeff = target.expand({T, target.size(0)}) * mask;
   } else {
     SaeNorm norm;
-    at::Tensor current = sae.encodeColumns(read.defined() ? read : x, idx, &norm).to(x.device());  // [..., pos, n]
+    const at::Tensor in = sae.lessTokenRows(read.defined() ? read : x, token_ids);
+    at::Tensor current = sae.encodeColumns(in, idx, &norm).to(x.device());  // [..., pos, n]
     coeff = (target - current) * mask;
     if (!sae.config().transcoder()) out_scale = norm.scale;  // a transcoder's output is not rescaled
   }
@@ -104,7 +105,7 @@ at::Tensor applySteering(const Sae& sae, const at::Tensor& x, const SteeringSpec
 HookFn makeSteeringHook(std::shared_ptr<const Sae> sae, SteeringSpec spec) {
   spec.validate(sae->config().d_sae);
   return [sae, spec](const at::Tensor& x, const HookContext& ctx) -> at::Tensor {
-    return applySteering(*sae, x, spec, ctx.position_offset);
+    return applySteering(*sae, x, spec, ctx.position_offset, {}, ctx.ids != nullptr ? *ctx.ids : at::Tensor());
   };
 }
 

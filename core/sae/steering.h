@@ -29,8 +29,10 @@ struct SteeringSpec {
 // x plus (target - current) times each edited feature's decoder row, where `current` is encoded
 // from `read` [batch, pos, d_in] (the activations at the dictionary's input hook: x itself for
 // an SAE). What the dictionary does not reconstruct stays as it was (SAELens's error term).
+// `token_ids` [batch, pos]: the rows' token ids, which an SAE with its token table on both sides needs
+// (Sae::readsTokenTable) to encode `current`.
 at::Tensor applySteering(const Sae& sae, const at::Tensor& x, const SteeringSpec& spec,
-                         std::int64_t position_offset, const at::Tensor& read = {});
+                         std::int64_t position_offset, const at::Tensor& read = {}, const at::Tensor& token_ids = {});
 
 // A hook that steers at an SAE's hook point.
 HookFn makeSteeringHook(std::shared_ptr<const Sae> sae, SteeringSpec spec);

@@ -57,6 +57,31 @@ at::Tensor loadSaeTokenTable(const std::string& sae_dir, std::int64_t d_in, std:
   return loadTokenTable(path.string(), d_in, min_vocab).to(device);
 }
 
+bool saeTokenTableOnEncoder(const std::string& sae_dir) {
+  const fs::path path = fs::path(sae_dir) / kSaeTokenTableFile;
+  std::error_code ec;
+  if (!fs::is_directory(sae_dir, ec) || !fs::exists(path, ec)) return false;
+  const SafetensorsFile f(path.string());
+  const auto it = f.metadata().find("sides");
+  if (it == f.metadata().end() || it->second == "decoder") return false;
+  if (it->second == "both") return true;
+  throw Error("token table '" + path.string() + "': metadata 'sides' is '" + it->second + "', not decoder or both",
+              "write it with monoscope-cli train-sae --token-table-side");
+}
+
+void writeSaeTokenTable(const std::string& table, const std::string& sae_dir, bool both_sides) {
+  const SafetensorsFile f(table);
+  SafetensorsWriter w;
+  for (const auto& [key, value] : f.metadata()) w.setMetadata(key, value);
+  w.setMetadata("sides", both_sides ? "both" : "decoder");
+  for (const char* name : {"token_ids", "token_means", "token_counts"}) {
+    if (!f.has(name)) continue;
+    const auto& v = f.tensor(name);
+    w.add(name, v.dtype, v.shape, v.data, v.nbytes);
+  }
+  w.write((fs::path(sae_dir) / kSaeTokenTableFile).string());
+}
+
 bool copySaeTokenTable(const std::string& from_dir, const std::string& to_dir, bool half) {
   const fs::path from = fs::path(from_dir) / kSaeTokenTableFile, to = fs::path(to_dir) / kSaeTokenTableFile;
   std::error_code ec;

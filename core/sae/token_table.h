@@ -25,6 +25,12 @@ constexpr const char* kSaeTokenTableFile = "token_table.safetensors";
 // The token table of the SAE in `sae_dir` (loadTokenTable, on `device`), or an undefined tensor
 // when it has none.
 at::Tensor loadSaeTokenTable(const std::string& sae_dir, std::int64_t d_in, std::int64_t min_vocab, const c10::Device& device);
+// Whether the token table of the SAE in `sae_dir` sits on both sides (safetensors metadata
+// "sides": "both", written by train-sae --token-table-side both): the encoder then reads each
+// activation less its token's row. False without a table.
+bool saeTokenTableOnEncoder(const std::string& sae_dir);
+// Copies the table file `table` into `sae_dir` as its token table, marking the sides it sits on.
+void writeSaeTokenTable(const std::string& table, const std::string& sae_dir, bool both_sides);
 // Writes the token table of `from_dir`, if it has one, into `to_dir` (its means as F16 with
 // `half`, else as stored), so that a converted or calibrated SAE keeps it. Returns whether it had one.
 bool copySaeTokenTable(const std::string& from_dir, const std::string& to_dir, bool half);

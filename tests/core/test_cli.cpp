@@ -237,6 +237,13 @@ class TestCli : public QObject {
                               tmp("table4.safetensors")});
     QVERIFY(other.code != 0);
     QVERIFY2(other.err.contains("token_table"), other.err.constData());
+    // On both sides the encoder reads what the table leaves too, and the SAE folder says so.
+    QStringList both_args = {"train-sae", "--activations", tmp("tok-acts.safetensors"), "--arch", "topk", "--k", "4", "--d-sae", "32", "--tokens",
+                             "51200", "--batch-size", "512", "--seed", "3", "--out", tmp("tok-both"), "--token-table", tmp("table.safetensors"), "--token-table-side"};
+    const Result both = run(both_args + QStringList{"both"});
+    QVERIFY2(both.code == 0 && QJsonDocument::fromJson(both.out).object()["token_table"].toObject().contains("encoder"), both.out.constData());
+    QCOMPARE(SafetensorsFile((tmp("tok-both") + "/token_table.safetensors").toStdString()).metadata().at("sides"), std::string("both"));
+    expectError(both_args + QStringList{"encoder"}, "--token-table-side");
   }
 
   // A finished run trained further with a larger --tokens and no --batch-size keeps the batch

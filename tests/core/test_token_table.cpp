@@ -8,6 +8,8 @@
 #include <QtTest>
 #include <filesystem>
 
+#include "api/engine.h"
+#include "api/engine_impl.h"
 #include "api/training.h"
 #include "io/safetensors.h"
 #include "lm/hooks.h"
@@ -16,6 +18,7 @@
 #include "sae/activation_store.h"
 #include "sae/sae.h"
 #include "sae/sae_trainer.h"
+#include "sae/steering.h"
 #include "sae/token_table.h"
 #include "sae_test_util.h"
 #include "test_util.h"
@@ -261,6 +264,133 @@ class TestTokenTable : public QObject {
     QVERIFY(std::fabs(half.sae_loss - without.sae_loss) > 2e-5);
     // A table too short for the corpus's ids is refused.
     QVERIFY_EXCEPTION_THROWN(evaluateSplice(*model_, shifted, *shard(), 1, 4, 32, 1, -1, table.narrow(0, 0, 100)), Error);
+  }
+
+  // With the table on both sides the SAE folder says so, the loaded SAE reads each activation
+  // less its token's row, and a folder whose table names other sides is refused by name.
+  void bothSidesTableIsReadBeforeEncoding() {
+    const std::int64_t d = 8;
+    std::vector<std::int32_t> ids = {1, 4};
+    std::vector<float> means(2 * d);
+    for (std::int64_t j = 0; j < 2 * d; ++j) means[j] = 0.5f * static_cast<float>(j + 1);
+    const std::string table = writeTable("sides-table.safetensors", ids, means, d);
+    for (const bool both : {false, true}) {
+      const std::string dir = path(both ? "sides-both" : "sides-decoder");
+      testutil::exactSae(d, at::zeros({d}), "topk")->save(dir);
+      writeSaeTokenTable(table, dir, both);
+      QCOMPARE(saeTokenTableOnEncoder(dir), both);
+      const auto sae = Sae::load(dir, c10::Device(c10::kCPU));
+      QCOMPARE(sae->readsTokenTable(), both);
+      const at::Tensor x = at::randn({3, d}), tok = at::tensor(std::vector<std::int64_t>{4, 0, 1});
+      if (!both) {
+        QCOMPARE(testutil::maxAbsDiff(sae->lessTokenRows(x, tok), x), 0.0);
+        continue;
+      }
+      at::Tensor want = x.clone();
+      want[0] -= at::tensor(std::vector<float>(means.begin() + d, means.end()));
+      want[2] -= at::tensor(std::vector<float>(means.begin(), means.begin() + d));  // token 0: no row, kept
+      QVERIFY(testutil::maxAbsDiff(sae->lessTokenRows(x, tok), want) < 1e-6);
+      QVERIFY(testutil::maxAbsDiff(sae->lessTokenRows(x, at::tensor(std::vector<std::int64_t>{4, 0, 99})).narrow(0, 2, 1), x.narrow(0, 2, 1)) == 0.0);
+      QVERIFY_EXCEPTION_THROWN(sae->lessTokenRows(x, tok.narrow(0, 0, 2)), Error);  // ids that do not match the rows
+      QVERIFY_EXCEPTION_THROWN(sae->lessTokenRows(x, at::Tensor()), Error);
+      // A converted copy keeps its sides.
+      fs::create_directories(path("sides-copy"));
+      QVERIFY(copySaeTokenTable(dir, path("sides-copy"), true));
+      QVERIFY(saeTokenTableOnEncoder(path("sides-copy")));
+    }
+    SafetensorsWriter w;
+    w.setMetadata("sides", "encoder");
+    w.add("token_ids", DType::I32, {2}, ids.data(), 8);
+    w.addF32("token_means", {2, d}, means);
+    w.write(path("sides-both/token_table.safetensors"));
+    try {
+      saeTokenTableOnEncoder(path("sides-both"));
+      QFAIL("no error for sides 'encoder'");
+    } catch (const Error& e) {
+      QVERIFY2(std::string(e.what()).find("token_table.safetensors") != std::string::npos && std::string(e.what()).find("'sides'") != std::string::npos, e.what());
+    }
+  }
+
+  // A clamp encodes the current value from the row less its token's row: with the exact SAE,
+  // clamping latent j (relu of coordinate j) to v moves coordinate j by v - relu(x_j - T_j).
+  void clampReadsWhatTheTableLeaves() {
+    const std::int64_t d = 4;
+    auto sae = testutil::exactSae(d, at::zeros({d}), "topk");
+    at::Tensor table = at::zeros({6, d});
+    table[2][1] = 3.0;
+    sae->setInputTokenTable(table);
+    const at::Tensor x = at::full({1, 2, d}, 2.0), tok = at::tensor(std::vector<std::int64_t>{2, 5}).view({1, 2});
+    SteeringSpec s;
+    s.mode = SteerMode::Clamp;
+    s.edits = {{1, 4.0}};
+    const at::Tensor y = applySteering(*sae, x, s, 0, {}, tok);
+    QCOMPARE(y[0][0][1].item<double>(), 2.0 + 4.0 - 0.0);  // relu(2 - 3) = 0 at token 2
+    QCOMPARE(y[0][1][1].item<double>(), 4.0);               // token 5 has no row: relu(2) = 2
+    QCOMPARE(y[0][0][0].item<double>(), 2.0);
+    QVERIFY_EXCEPTION_THROWN(applySteering(*sae, x, s, 0), Error);  // no ids: refused, not guessed
+    // Through a forward pass the steering hook is given the pass's token ids.
+    auto shared = std::shared_ptr<const Sae>(testutil::exactSae(64, at::zeros({64}), "topk"));
+    const_cast<Sae&>(*shared).setInputTokenTable(at::randn({512, 64}));
+    HookSet hooks;
+    addSteeringHooks(shared, s, &hooks);
+    c10::InferenceMode guard;
+    QVERIFY(model_->forward(at::tensor(std::vector<std::int64_t>{3, 9, 27}).view({1, 3}), &hooks).defined());
+  }
+
+  // The splice encodes each row less its token's row: the exact SAE with the table on both
+  // sides recovers the clean loss, while the same table on the decoder side alone (added to a
+  // reconstruction of the whole row) does not.
+  void spliceEncodesWhatTheTableLeaves() {
+    at::manual_seed(6);
+    const at::Tensor table = at::randn({512, 64}) * 5.0;
+    auto both = testutil::exactSae(64, at::zeros({64}));
+    both->setInputTokenTable(table);
+    const auto decoder_only = testutil::exactSae(64, at::zeros({64}));
+    const auto ev_both = evaluateSplice(*model_, *both, *shard(), 2, 4, 32, 1, -1, table);
+    const auto ev_dec = evaluateSplice(*model_, *decoder_only, *shard(), 2, 4, 32, 1, -1, table);
+    qInfo("clean %.7f, both sides %.7f, decoder side only %.7f", ev_both.clean_loss, ev_both.sae_loss, ev_dec.sae_loss);
+    QVERIFY(std::fabs(ev_both.sae_loss - ev_both.clean_loss) < 2e-6);
+    QVERIFY(std::fabs(ev_dec.sae_loss - ev_dec.clean_loss) > 1e-4);
+  }
+
+  // The engine (inspector, feature values, searches) encodes each token's row less its table
+  // row: on the demo model, the exact SAE's latent j is relu(h_j - T[token]_j).
+  void engineEncodesWhatTheTableLeaves() {
+    const std::string demo = std::string(MONOSCOPE_FIXTURES) + "/../../data/demo";
+    if (!fs::exists(demo + "/model/config.json")) QSKIP("data/demo is missing");
+    const std::int64_t d = 256, j = 5;
+    const std::string dir = path("engine-sae");
+    auto sae = testutil::exactSae(d, at::zeros({d}), "topk");
+    SaeConfig cfg = sae->config();
+    cfg.hook_name = "blocks.2.hook_resid_post";
+    Sae(cfg, sae->W_enc(), sae->b_enc(), sae->W_dec(), sae->b_dec()).save(dir);
+    at::manual_seed(8);
+    std::vector<std::int32_t> ids(8192);
+    for (std::int32_t i = 0; i < 8192; ++i) ids[static_cast<std::size_t>(i)] = i;
+    const at::Tensor means = (at::randn({8192, d}) * 2.0).contiguous();
+    const std::string table =
+        writeTable("engine-table.safetensors", ids, std::vector<float>(means.data_ptr<float>(), means.data_ptr<float>() + means.numel()), d);
+    writeSaeTokenTable(table, dir, true);
+    EngineOptions o;
+    o.model_dir = demo + "/model";
+    o.sae_dir = dir;
+    const std::string text = "The quick brown fox jumps over the lazy dog.";
+    const auto with = Engine::open(o);
+    const auto tok = with->tokenIds(text);
+    const at::Tensor h = with->impl().hookActivations(tok);  // [n, d]
+    const std::vector<float> got = with->featureValues(text, j), acts = with->featureMatrix(tok);
+    fs::remove(fs::path(dir) / kSaeTokenTableFile);
+    const std::vector<float> plain = Engine::open(o)->featureValues(text, j);
+    QCOMPARE(got.size(), tok.size());
+    double moved = 0;
+    for (std::size_t i = 0; i < tok.size(); ++i) {
+      const double hj = h[static_cast<std::int64_t>(i)][j].item<double>(), tj = means[tok[i]][j].item<double>();
+      QVERIFY(std::fabs(got[i] - std::max(0.0, hj - tj)) < 1e-4);
+      QVERIFY(std::fabs(acts[i * 2 * d + j] - got[i]) < 1e-4);
+      QVERIFY(std::fabs(plain[i] - std::max(0.0, hj)) < 1e-4);
+      moved = std::max(moved, static_cast<double>(std::fabs(plain[i] - got[i])));
+    }
+    QVERIFY2(moved > 0.1, std::to_string(moved).c_str());
   }
 };
 
