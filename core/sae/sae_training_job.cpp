@@ -162,6 +162,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
   fs::create_directories(o.out);
   SaeTrainer trainer(cfg, device);
   trainer.setProcessGroup(pg.get());
+  std::map<std::string, std::string> run_settings;  // (also written to training.json)
   {  // what decides the stream of rows and the updates (a harvest's resume reads the rows the run
      // would have read next; a model's draws its windows anew)
     std::map<std::string, std::string> run = {
@@ -190,6 +191,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
       for (const std::int64_t m : cfg.matryoshka_k) list += (list.empty() ? "" : ",") + std::to_string(m);
       run["matryoshka_k"] = list;
     }
+    run_settings = run;
     trainer.setRunSettings(std::move(run));
   }
   // Rank 0 resumes from its checkpoint (written with any number of ranks) and every rank takes
@@ -300,6 +302,7 @@ JobStatus trainSae(const SaeTrainingOptions& o, const ProgressFn& progress, SaeT
     j["token_table"] = {{"file", kSaeTokenTableFile}, {"from", o.token_table}, {"table", table_signature},
                         {"decoder", "reconstructs each activation less its token's row; metrics add the row back"}};
   if (both_sides) j["token_table"]["encoder"] = "reads each activation less its token's row";
+  j["run"] = run_settings;  // seed, lr, k, re-aiming, encoder precision, prefixes: what the checkpoint resumes with
   j["fraction_variance_explained"] = r.fraction_variance_explained;
   j["l0"] = r.l0;
   j["dead_fraction"] = r.dead_fraction;

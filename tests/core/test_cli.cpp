@@ -241,7 +241,9 @@ class TestCli : public QObject {
     QStringList both_args = {"train-sae", "--activations", tmp("tok-acts.safetensors"), "--arch", "topk", "--k", "4", "--d-sae", "32", "--tokens",
                              "51200", "--batch-size", "512", "--seed", "3", "--out", tmp("tok-both"), "--token-table", tmp("table.safetensors"), "--token-table-side"};
     const Result both = run(both_args + QStringList{"both"});
-    QVERIFY2(both.code == 0 && QJsonDocument::fromJson(both.out).object()["token_table"].toObject().contains("encoder"), both.out.constData());
+    const auto bo = QJsonDocument::fromJson(both.out).object();  // (training.json: the run's settings too)
+    QVERIFY2(both.code == 0 && bo["token_table"].toObject().contains("encoder") && bo["run"].toObject()["token_table"].toString().endsWith("both sides"),
+             both.out.constData());
     QCOMPARE(SafetensorsFile((tmp("tok-both") + "/token_table.safetensors").toStdString()).metadata().at("sides"), std::string("both"));
     expectError(both_args + QStringList{"encoder"}, "--token-table-side");
   }
