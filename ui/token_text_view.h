@@ -1,6 +1,6 @@
 #pragma once
 // Token-level highlighting: a run of tokens drawn with each token's exact characters (spaces
-// kept, a newline shown as a return sign and a line break, a split UTF-8 character as U+FFFD),
+// kept, a newline shown as a return sign and a line break, a character split over tokens whole on the first of them),
 // its background intensity proportional to its activation, a tooltip with the token, its id and
 // value, and the activating token outlined. Lines wrap at token boundaries.
 #include <QColor>

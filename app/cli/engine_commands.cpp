@@ -62,12 +62,16 @@ int cmdTokenize(const Args& args) {
   const std::string text = readTextInput(args);
   const auto tok = core::Tokenizer::fromDirectory(args.get("tokenizer"));
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
-  for (const auto& t : tok.encode(text)) {
+  const auto tokens = tok.encode(text);
+  std::vector<std::string> pieces;
+  for (const auto& t : tokens) pieces.push_back(text.substr(t.start, t.end - t.start));
+  const auto shown = core::displayPieces(pieces);  // a split character whole on its first token
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
     nlohmann::ordered_json row;
-    row["id"] = t.id;
-    row["start"] = t.start;
-    row["end"] = t.end;
-    row["text"] = core::toValidUtf8(std::string_view(text).substr(t.start, t.end - t.start));
+    row["id"] = tokens[i].id;
+    row["start"] = tokens[i].start;
+    row["end"] = tokens[i].end;
+    row["text"] = shown[i];
     out.push_back(row);
   }
   std::cout << out.dump() << "\n";

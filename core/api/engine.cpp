@@ -301,11 +301,15 @@ std::string Engine::tokenText(std::int32_t id) const {
 std::vector<TokenInfo> Engine::tokenize(std::string_view text) const {
   requireUtf8(text, "the text");
   std::vector<TokenInfo> out;
+  std::vector<std::string> pieces;
   for (const auto& t : impl_->tokenizer.encode(text, true)) {
     // A token the post-processor adds (a BOS) spans no text: it shows as itself.
-    out.push_back({t.id, t.start, t.end,
-                   t.start == t.end ? impl_->tokenizer.tokenString(t.id) : toValidUtf8(text.substr(t.start, t.end - t.start))});
+    pieces.push_back(t.start == t.end ? impl_->tokenizer.tokenString(t.id) : std::string(text.substr(t.start, t.end - t.start)));
+    out.push_back({t.id, t.start, t.end, {}});
   }
+  // A character split over several tokens shows whole on the first of them.
+  auto shown = displayPieces(pieces);
+  for (std::size_t i = 0; i < out.size(); ++i) out[i].text = std::move(shown[i]);
   return out;
 }
 
@@ -469,7 +473,7 @@ GenerateResult Engine::generate(const GenerateRequest& request, const TokenCallb
     };
     c->ids = core::generate(*m.model, prompt_ids, opt, hooks, cb);
     c->text = toValidUtf8(m.tokenizer.decode(c->ids));
-    for (auto& p : c->pieces) p = toValidUtf8(p);
+    c->pieces = displayPieces(c->pieces);
   };
   run(0, nullptr, &result.default_run);
   if (steering && !result.default_run.cancelled) {

@@ -41,7 +41,7 @@ struct EngineInfo {
 struct TokenInfo {
   std::int32_t id = 0;
   std::size_t start = 0, end = 0;  // byte span in the UTF-8 input
-  std::string text;                // the token's characters (valid UTF-8; split characters use U+FFFD)
+  std::string text;                // its characters (valid UTF-8; a character split over tokens shows whole on the first, displayPieces)
 };
 
 struct FeatureActivation {

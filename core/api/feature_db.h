@@ -43,7 +43,7 @@ struct ExampleScore {
 struct Example {
   std::int64_t id = 0;
   std::vector<std::int32_t> token_ids;
-  std::vector<std::string> tokens;  // token texts (valid UTF-8)
+  std::vector<std::string> tokens;  // token texts (valid UTF-8; a character split over tokens shows whole on the first)
   std::vector<float> acts;          // the feature's activation on each token (dequantised)
   int center = 0;                   // index of the activating token
   float max_act = 0.0f;             // activation at the center (exact)

@@ -446,12 +446,18 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
     auto ei = db->prepare("INSERT INTO explanations(feature, version, text, author, created) VALUES(?, 1, ?, 'auto:token-lift', ?)");
     auto ti = db->prepare("INSERT INTO feature_text(rowid, explanation, top_tokens) VALUES(?, ?, ?)");
     const double now = static_cast<double>(std::time(nullptr));
-    auto text_of = [&](std::int32_t id) { return toValidUtf8(E.tokenizer.tokenBytes(id)); };
+    // A token that holds only part of a character (a byte-level vocabulary splits rarer ones, e.g.
+    // ' \xC3' of ' ü') is named by the character it starts in the feature's examples: with the
+    // token that most often follows it there, where together they complete it.
+    const FeatureEvidence* current = nullptr;
+    auto bytes_of = [&](std::int32_t id) { return id >= 0 && id < vocab ? E.tokenizer.tokenBytes(id) : std::string(); };
+    auto text_of = [&](std::int32_t id) { return tokenTextBefore(bytes_of(id), current->after, bytes_of); };
     std::int64_t dead = 0;
     for (std::int64_t f = 0; f < d_sae; ++f) {
       const auto fu = static_cast<std::size_t>(f);
       const auto c = count[fu];
       if (c == 0) ++dead;
+      current = &evidence[fu];
       AutoExplanation ex = c > 0 ? explainFeature(evidence[fu], profile, text_of) : AutoExplanation{};
       // A handful of activations cannot support a concept, however high the lifts: say so first.
       // A window's start (after the first position, left out) sees almost no context: a feature
@@ -528,8 +534,15 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
     auto ins = db->prepare("INSERT INTO scores(example, scorer, score, explanation_version, created) VALUES(?, 'concept', ?, 1, ?)");
     const double now = static_cast<double>(std::time(nullptr));
     // Each vocabulary entry's text lower-cased once; an example's context is their concatenation.
+    // Tokens holding part of a character read, in an example, as the window shows them
+    // (displayPieces: the character whole on its first token).
     std::vector<std::string> lowered(static_cast<std::size_t>(vocab));
-    for (std::int32_t id = 0; id < vocab; ++id) appendLowerAscii(lowered[static_cast<std::size_t>(id)], toValidUtf8(E.tokenizer.tokenBytes(id)));
+    std::vector<char> partial(static_cast<std::size_t>(vocab));
+    for (std::int32_t id = 0; id < vocab; ++id) {
+      const std::string bytes = E.tokenizer.tokenBytes(id);
+      partial[static_cast<std::size_t>(id)] = findInvalidUtf8(bytes) != std::string::npos;
+      appendLowerAscii(lowered[static_cast<std::size_t>(id)], toValidUtf8(bytes));
+    }
     struct Example {
       std::int64_t id;
       int center;
@@ -551,10 +564,21 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
       }
       at::parallel_for(0, static_cast<std::int64_t>(chunk.size()), 512, [&](std::int64_t b, std::int64_t e) {
         LoweredContext ctx;
+        std::vector<std::string> raw, shown;
         for (std::int64_t i = b; i < e; ++i) {
           Example& x = chunk[static_cast<std::size_t>(i)];
           ctx.clear();
-          for (auto id : x.tokens) ctx.add(id >= 0 && id < vocab ? std::string_view(lowered[static_cast<std::size_t>(id)]) : std::string_view());
+          const bool split = std::any_of(x.tokens.begin(), x.tokens.end(),
+                                         [&](std::int32_t id) { return id >= 0 && id < vocab && partial[static_cast<std::size_t>(id)]; });
+          if (split) {
+            raw.clear();
+            for (auto id : x.tokens) raw.push_back(id >= 0 && id < vocab ? E.tokenizer.tokenBytes(id) : std::string());
+            shown.clear();
+            for (const auto& s : displayPieces(raw)) appendLowerAscii(shown.emplace_back(), s);
+            for (const auto& s : shown) ctx.add(s);
+          } else {
+            for (auto id : x.tokens) ctx.add(id >= 0 && id < vocab ? std::string_view(lowered[static_cast<std::size_t>(id)]) : std::string_view());
+          }
           const std::string& dom = x.domain >= 0 ? domains.names[static_cast<std::size_t>(x.domain)] : kNoDomain;
           x.score = conceptScore(ctx, x.center, keywords[static_cast<std::size_t>(x.feature)], dom);
         }

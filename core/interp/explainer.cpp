@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "interp/concept_scorer.h"
+#include "util/utf8.h"
 
 namespace monoscope::core {
 
@@ -132,6 +133,21 @@ AutoExplanation explainByTokenLift(const std::unordered_map<std::int32_t, double
   out.text = tokenPart(c, token_text);
   out.top_tokens = searchTokens(c, token_text);
   return out;
+}
+
+std::string tokenTextBefore(const std::string& bytes, const std::unordered_map<std::int32_t, double>& after,
+                            const std::function<std::string(std::int32_t)>& bytes_of) {
+  std::string named = toValidUtf8(bytes);
+  if (findInvalidUtf8(bytes) == std::string::npos) return named;
+  double best = 0;
+  std::int32_t best_id = -1;
+  for (const auto& [next, m] : after) {
+    if (m < best || (m == best && next > best_id && best_id >= 0)) continue;  // ties: the smaller id
+    const std::string whole = displayPieces({bytes, bytes_of(next)})[0];
+    if (whole.find("\xEF\xBF\xBD") != std::string::npos) continue;  // it does not complete it
+    best = m, best_id = next, named = whole;
+  }
+  return named;
 }
 
 AutoExplanation explainFeature(const FeatureEvidence& ev, const CorpusProfile& corpus,

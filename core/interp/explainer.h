@@ -43,6 +43,13 @@ struct CorpusProfile {
   std::vector<double> domain_share;        // share of scanned windows per domain
 };
 
+// A token's text for an explanation: its bytes as text, or, for a token that holds only part of
+// a character (a byte-level vocabulary splits e.g. ' ü' into ' \xC3' and '\xBC'), the
+// character it starts completed by the token that most often follows it (`after`, as in
+// FeatureEvidence), where one does.
+std::string tokenTextBefore(const std::string& bytes, const std::unordered_map<std::int32_t, double>& after,
+                            const std::function<std::string(std::int32_t)>& bytes_of);
+
 AutoExplanation explainFeature(const FeatureEvidence& evidence, const CorpusProfile& corpus,
                                const std::function<std::string(std::int32_t)>& token_text);
 

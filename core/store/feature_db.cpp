@@ -98,7 +98,7 @@ Example readExample(const Statement& st, const FeatureDb::Impl& impl) {
   const double scale = st.real(5);
   e.acts.reserve(q.size());
   for (auto v : q) e.acts.push_back(static_cast<float>(v * scale));
-  for (auto id : e.token_ids) e.tokens.push_back(impl.tokenText(id));
+  e.tokens = impl.windowText(e.token_ids);
   if (e.tokens.empty() || e.center < 0 || e.center >= static_cast<int>(e.tokens.size())) e.center = 0;
   e.window = st.integer(6);
   e.domain = impl.domainOf(e.window);

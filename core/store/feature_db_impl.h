@@ -30,6 +30,7 @@ struct FeatureDb::Impl {
   std::int64_t layer_features = 0, dead_prefix_density = -1, dead_prefix_max = -1;
   MapLayout map;
   mutable std::vector<std::string> vocab;  // token texts, loaded when the database opens
+  mutable std::vector<std::string> vocab_bytes;  // the tokens' bytes (a piece of a character for some)
   mutable bool vocab_loaded = false;
 
   const std::string& tokenText(std::int32_t id) const {
@@ -44,14 +45,25 @@ struct FeatureDb::Impl {
         const std::int64_t raw = st.integer(0);
         if (raw < 0 || raw >= limit) continue;
         const auto id_row = static_cast<std::size_t>(raw);
-        if (id_row >= vocab.size()) vocab.resize(id_row + 1);
+        if (id_row >= vocab.size()) vocab.resize(id_row + 1), vocab_bytes.resize(id_row + 1);
         const auto* p = static_cast<const char*>(st.blob(1));
-        vocab[id_row] = toValidUtf8(std::string_view(p ? p : "", st.blobSize(1)));
+        vocab_bytes[id_row].assign(p ? p : "", st.blobSize(1));
+        vocab[id_row] = toValidUtf8(vocab_bytes[id_row]);
       }
       vocab_loaded = true;
     }
     static const std::string unknown = "\xEF\xBF\xBD";
     return id >= 0 && static_cast<std::size_t>(id) < vocab.size() ? vocab[static_cast<std::size_t>(id)] : unknown;
+  }
+  // A window's tokens as text side by side (displayPieces: a character split over tokens shows
+  // whole on the first of them).
+  std::vector<std::string> windowText(const std::vector<std::int32_t>& ids) const {
+    tokenText(0);  // (loads the vocabulary)
+    static const std::string unknown = "\xEF\xBF\xBD";
+    std::vector<std::string> raw;
+    raw.reserve(ids.size());
+    for (auto id : ids) raw.push_back(id >= 0 && static_cast<std::size_t>(id) < vocab_bytes.size() ? vocab_bytes[static_cast<std::size_t>(id)] : unknown);
+    return displayPieces(raw);
   }
   void requireWritable(const char* doing) const {
     if (!writable) throw Error("feature database '" + info.path + "' was opened read-only; cannot " + doing);

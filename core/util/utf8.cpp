@@ -68,6 +68,28 @@ void appendUtf8(std::string& out, std::uint32_t cp) {
   }
 }
 
+std::vector<std::string> displayPieces(const std::vector<std::string>& pieces) {
+  std::string all;
+  std::vector<std::size_t> piece_of;  // the piece each byte of `all` came from
+  for (std::size_t p = 0; p < pieces.size(); ++p) {
+    all += pieces[p];
+    piece_of.insert(piece_of.end(), pieces[p].size(), p);
+  }
+  std::vector<std::string> out(pieces.size());
+  std::size_t i = 0;
+  while (i < all.size()) {
+    const std::size_t len = validSequenceLength(all, i);
+    if (len == 0) {
+      appendUtf8(out[piece_of[i]], 0xFFFD);
+      ++i;
+    } else {
+      out[piece_of[i]].append(all, i, len);
+      i += len;
+    }
+  }
+  return out;
+}
+
 std::string toValidUtf8(std::string_view s) {
   std::string out;
   out.reserve(s.size());

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace monoscope::core {
 
@@ -39,5 +40,11 @@ void appendUtf8(std::string& out, std::uint32_t cp);
 
 // Replaces every invalid sequence (e.g. a token that splits a character) with U+FFFD.
 std::string toValidUtf8(std::string_view s);
+
+// Tokens' bytes as text to show side by side: a character whose bytes span several pieces (a
+// byte-level vocabulary splits e.g. ' ü' into ' \xC3' and '\xBC') shows whole on the piece where
+// it starts, and the pieces holding only its later bytes show nothing of it; bytes that form no
+// character show as U+FFFD. Joined, the result is toValidUtf8 of the joined pieces.
+std::vector<std::string> displayPieces(const std::vector<std::string>& pieces);
 
 }  // namespace monoscope::core

@@ -86,6 +86,15 @@ class TestEngine : public QObject {
     QCOMPARE(at, text.size());
     QCOMPARE(toks[1].text, std::string(" the"));
     QVERIFY_EXCEPTION_THROWN(engine_->tokenize("bad \xFF byte"), Error);
+    // The demo's vocabulary splits 'ü' and '€' into bytes: each shows whole on its first token,
+    // so the tokens' texts spell the input without a replacement character.
+    const std::string split = "Gr\xC3\xBC\xC3\x9F" "e aus M\xC3\xBCnchen, 5\xE2\x82\xAC";
+    const auto parts = engine_->tokenize(split);
+    std::string spelled;
+    int empty = 0;
+    for (const auto& t : parts) spelled += t.text, empty += t.text.empty();
+    QCOMPARE(spelled, split);
+    QVERIFY(empty >= 3);  // the later bytes' tokens
   }
 
   // Text longer than the SAE's context is encoded window by window.

@@ -207,6 +207,18 @@ class TestScoring : public QObject {
   }
 
   // Scores by parts: context before the activation gives 2, the feature's domain at least 1.
+  // A token holding the first byte of ' ü' is named by the character it starts, completed by
+  // the token that most often follows it in the feature's examples; a whole token as itself.
+  void partialTokensAreNamedByTheirCharacter() {
+    const std::vector<std::string> bytes = {" \xC3", "\xBC", "\xA4", "x", " a"};
+    auto bytes_of = [&](std::int32_t id) { return id >= 0 && id < 5 ? bytes[static_cast<std::size_t>(id)] : std::string(); };
+    QCOMPARE(tokenTextBefore(bytes[0], {{1, 5.0}, {2, 2.0}, {3, 9.0}}, bytes_of), std::string(" \xC3\xBC"));  // 'x' completes nothing
+    QCOMPARE(tokenTextBefore(bytes[0], {{1, 2.0}, {2, 5.0}}, bytes_of), std::string(" \xC3\xA4"));
+    QCOMPARE(tokenTextBefore(bytes[0], {{1, 3.0}, {2, 3.0}}, bytes_of), std::string(" \xC3\xBC"));            // a tie: the smaller id
+    QCOMPARE(tokenTextBefore(bytes[0], {{3, 9.0}}, bytes_of), std::string(" \xEF\xBF\xBD"));                 // none completes it
+    QCOMPARE(tokenTextBefore(bytes[4], {{1, 9.0}}, bytes_of), std::string(" a"));
+  }
+
   void conceptScorerUsesContextAndDomain() {
     const ExplanationParts parts = explanationParts("Fires on \"(\" (90%, lift 200x), after \" FOLDOC\" (80%, lift 300x), in computing text (90%)");
     LoweredContext ctx;

@@ -12,6 +12,7 @@
 #include "test_util.h"
 #include "text/split_regex.h"
 #include "text/tokenizer.h"
+#include "util/utf8.h"
 #include "util/error.h"
 
 using namespace monoscope::core;
@@ -234,6 +235,23 @@ class TestTokenizer : public QObject {
   void regexWhitespaceIsOniguruma() {
     QCOMPARE(icuPattern(R"(\s+(?!\S)|[^\s\p{L}]|\\s)"),
              std::string(R"([\p{White_Space}]+(?![\P{White_Space}])|[^\p{White_Space}\p{L}]|\\s)"));
+  }
+
+  // Tokens shown side by side: a character whose bytes a byte-level vocabulary splits shows
+  // whole on the token where it starts; bytes that form no character show as U+FFFD.
+  void splitCharactersShowOnTheirFirstToken() {
+    using V = std::vector<std::string>;
+    QCOMPARE(displayPieces({" \xC3", "\xBC" "ber"}), (V{" \xC3\xBC", "ber"}));                // ' ü' + 'ber'
+    QCOMPARE(displayPieces({"\xE2", "\x82", "\xAC!"}), (V{"\xE2\x82\xAC", "", "!"}));          // '€' over three tokens
+    QCOMPARE(displayPieces({"a\xC3", "b"}), (V{"a\xEF\xBF\xBD", "b"}));                        // a lead byte cut short
+    QCOMPARE(displayPieces({"\xBC", "x"}), (V{"\xEF\xBF\xBD", "x"}));                          // a stray continuation byte
+    QCOMPARE(displayPieces({"<|endoftext|>", "\xF0\x9F", "\x98\x80"}), (V{"<|endoftext|>", "\xF0\x9F\x98\x80", ""}));
+    QVERIFY(displayPieces({}).empty());
+    const V pieces = {"x\xE2\x82", "\xAC\xC3", "\xA9\xFF", "ok"};
+    std::string joined, shown;
+    for (const auto& p : pieces) joined += p;
+    for (const auto& p : displayPieces(pieces)) shown += p;
+    QCOMPARE(shown, toValidUtf8(joined));
   }
 
   void mismatchedMergesAreRejected() {
