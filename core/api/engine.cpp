@@ -473,7 +473,7 @@ GenerateResult Engine::generate(const GenerateRequest& request, const TokenCallb
     };
     c->ids = core::generate(*m.model, prompt_ids, opt, hooks, cb);
     c->text = toValidUtf8(m.tokenizer.decode(c->ids));
-    c->pieces = displayPieces(c->pieces);
+    for (auto& p : c->pieces) p = toValidUtf8(p);  // each token's own (the steering panel splits runs at tokens)
   };
   run(0, nullptr, &result.default_run);
   if (steering && !result.default_run.cancelled) {

@@ -451,14 +451,15 @@ void finalizeIndex(const std::vector<std::string>& scans, const std::string& out
     // token that most often follows it there, where together they complete it.
     const FeatureEvidence* current = nullptr;
     auto bytes_of = [&](std::int32_t id) { return id >= 0 && id < vocab ? E.tokenizer.tokenBytes(id) : std::string(); };
-    auto text_of = [&](std::int32_t id) { return tokenTextBefore(bytes_of(id), current->after, bytes_of); };
+    auto activating_text = [&](std::int32_t id) { return tokenTextBefore(bytes_of(id), current->after, bytes_of); };
+    auto text_of = [&](std::int32_t id) { return toValidUtf8(bytes_of(id)); };
     std::int64_t dead = 0;
     for (std::int64_t f = 0; f < d_sae; ++f) {
       const auto fu = static_cast<std::size_t>(f);
       const auto c = count[fu];
       if (c == 0) ++dead;
       current = &evidence[fu];
-      AutoExplanation ex = c > 0 ? explainFeature(evidence[fu], profile, text_of) : AutoExplanation{};
+      AutoExplanation ex = c > 0 ? explainFeature(evidence[fu], profile, text_of, activating_text) : AutoExplanation{};
       // A handful of activations cannot support a concept, however high the lifts: say so first.
       // A window's start (after the first position, left out) sees almost no context: a feature
       // whose examples sit mostly there is an artifact of position, whatever its tokens.

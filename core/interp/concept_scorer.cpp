@@ -130,6 +130,9 @@ int conceptScore(const LoweredContext& ctx, int center, const std::vector<std::s
   if (keywords.empty() || n == 0 || center < 0 || center >= n) return 0;
   const std::string_view all(ctx.text);
   auto at = [&](int i) { return i < n ? ctx.starts[static_cast<std::size_t>(i)] : ctx.text.size(); };
+  // A token holding only the later bytes of a character shows nothing (displayPieces): it reads
+  // as the piece that shows the character.
+  while (center > 0 && at(center) == at(center + 1)) --center;
   const std::string_view ctr = trimmed(all.substr(at(center), at(center + 1) - at(center)));
   const std::size_t lb = at(std::max(0, center - near)), le = at(std::min(n, center + near + 1));
   const std::string_view local = all.substr(lb, le - lb);

@@ -16,6 +16,7 @@ namespace {
 
 // Tokens as text with whitespace made visible, the activating one marked <<like this>>.
 std::string render(const Example& e) {
+  const int marked = shownPiece(e.tokens, e.center);
   std::string out;
   for (std::size_t i = 0; i < e.tokens.size(); ++i) {
     std::string t;
@@ -25,7 +26,7 @@ std::string render(const Example& e) {
       else if (c == '\r') continue;
       else t += c;
     }
-    out += static_cast<int>(i) == e.center ? "<<" + t + ">>" : t;
+    out += static_cast<int>(i) == marked ? "<<" + t + ">>" : t;
   }
   return out;
 }

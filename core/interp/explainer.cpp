@@ -151,8 +151,9 @@ std::string tokenTextBefore(const std::string& bytes, const std::unordered_map<s
 }
 
 AutoExplanation explainFeature(const FeatureEvidence& ev, const CorpusProfile& corpus,
-                               const std::function<std::string(std::int32_t)>& token_text) {
-  AutoExplanation out = explainByTokenLift(ev.mass, corpus.token_counts, corpus.total, token_text);
+                               const std::function<std::string(std::int32_t)>& token_text,
+                               const std::function<std::string(std::int32_t)>& activating_text) {
+  AutoExplanation out = explainByTokenLift(ev.mass, corpus.token_counts, corpus.total, activating_text ? activating_text : token_text);
   if (out.text.empty()) return out;
   // Context: tokens just before the activation that are far commoner there than in the corpus.
   double before_total = 0;

@@ -50,8 +50,11 @@ struct CorpusProfile {
 std::string tokenTextBefore(const std::string& bytes, const std::unordered_map<std::int32_t, double>& after,
                             const std::function<std::string(std::int32_t)>& bytes_of);
 
+// `activating_text`, when given, names the activating tokens (e.g. by tokenTextBefore) and
+// `token_text` the others.
 AutoExplanation explainFeature(const FeatureEvidence& evidence, const CorpusProfile& corpus,
-                               const std::function<std::string(std::int32_t)>& token_text);
+                               const std::function<std::string(std::int32_t)>& token_text,
+                               const std::function<std::string(std::int32_t)>& activating_text = {});
 
 // The activating-token part alone (`mass`, corpus frequencies): "Fires on "A", "B" (62%, lift 310x)".
 AutoExplanation explainByTokenLift(const std::unordered_map<std::int32_t, double>& mass,

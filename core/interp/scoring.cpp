@@ -7,6 +7,7 @@
 #include "interp/llm_client.h"
 #include "util/cancel.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 namespace monoscope::core {
 
@@ -24,8 +25,9 @@ const std::string& specificityRubric() {
 
 int llmScore(const LlmEndpoint& ep, const std::string& explanation, const Example& e) {
   std::string text;
+  const int marked = shownPiece(e.tokens, e.center);  // (a split character's later bytes show on its first token)
   for (std::size_t i = 0; i < e.tokens.size(); ++i)
-    text += static_cast<int>(i) == e.center ? "<<" + e.tokens[i] + ">>" : e.tokens[i];
+    text += static_cast<int>(i) == marked ? "<<" + e.tokens[i] + ">>" : e.tokens[i];
   const std::string answer = chatCompletion(ep, specificityRubric(), "Explanation: " + explanation + "\nExample: " + text + "\nScore (0-3):");
   const int s = parseScore(answer);
   if (s < 0) {

@@ -83,7 +83,12 @@ std::unique_ptr<Sae> Sae::load(const std::string& spec, const c10::Device& devic
   const std::string dir = resolveHubPath(resolveSaeRelease(spec));
   try {
     auto sae = dictionaryFormatOf(dir).load(dir, device);
-    if (saeTokenTableOnEncoder(dir)) sae->setInputTokenTable(loadSaeTokenTable(dir, sae->config().d_in, 0, device));
+    if (saeTokenTableOnEncoder(dir)) {
+      if (sae->config().transcoder())
+        throw Error("its token table says it sits on both sides, and a transcoder reads one hook and writes another",
+                    "remove token_table.safetensors, or mark it \"sides\": \"decoder\"");
+      sae->setInputTokenTable(loadSaeTokenTable(dir, sae->config().d_in, 0, device));
+    }
     return sae;
   } catch (const Error& e) {
     throw e.withContext("loading SAE '" + dir + "'");

@@ -90,6 +90,13 @@ std::vector<std::string> displayPieces(const std::vector<std::string>& pieces) {
   return out;
 }
 
+int shownPiece(const std::vector<std::string>& shown, int i) {
+  if (i < 0 || i >= static_cast<int>(shown.size())) return i;
+  int j = i;
+  while (j > 0 && shown[static_cast<std::size_t>(j)].empty()) --j;
+  return shown[static_cast<std::size_t>(j)].empty() ? i : j;
+}
+
 std::string toValidUtf8(std::string_view s) {
   std::string out;
   out.reserve(s.size());

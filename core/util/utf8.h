@@ -46,5 +46,8 @@ std::string toValidUtf8(std::string_view s);
 // it starts, and the pieces holding only its later bytes show nothing of it; bytes that form no
 // character show as U+FFFD. Joined, the result is toValidUtf8 of the joined pieces.
 std::vector<std::string> displayPieces(const std::vector<std::string>& pieces);
+// Of such pieces, the one that shows piece i's character: i, or for a piece left empty, the
+// nearest earlier one that is not (i itself when there is none).
+int shownPiece(const std::vector<std::string>& shown, int i);
 
 }  // namespace monoscope::core

@@ -206,7 +206,6 @@ class TestScoring : public QObject {
     QCOMPARE(explanationParts("ships and the sea").tokens, (std::vector<std::string>{"ships", "sea"}));
   }
 
-  // Scores by parts: context before the activation gives 2, the feature's domain at least 1.
   // A token holding the first byte of ' ü' is named by the character it starts, completed by
   // the token that most often follows it in the feature's examples; a whole token as itself.
   void partialTokensAreNamedByTheirCharacter() {
@@ -217,8 +216,16 @@ class TestScoring : public QObject {
     QCOMPARE(tokenTextBefore(bytes[0], {{1, 3.0}, {2, 3.0}}, bytes_of), std::string(" \xC3\xBC"));            // a tie: the smaller id
     QCOMPARE(tokenTextBefore(bytes[0], {{3, 9.0}}, bytes_of), std::string(" \xEF\xBF\xBD"));                 // none completes it
     QCOMPARE(tokenTextBefore(bytes[4], {{1, 9.0}}, bytes_of), std::string(" a"));
+    // An activation on the later byte (shown empty) is scored as the piece that shows ' ü'.
+    LoweredContext ctx;
+    ctx.assign(displayPieces({"Nachdenken", " \xC3", "\xBC", "ber"}));
+    QCOMPARE(conceptScore(ctx, 2, {" \xC3\xBC"}), 3);
+    QCOMPARE(conceptScore(ctx, 1, {" \xC3\xBC"}), 3);
+    QCOMPARE(shownPiece(displayPieces({"a", "\xE2", "\x82", "\xAC"}), 3), 1);
+    QCOMPARE(shownPiece({"", "x"}, 0), 0);
   }
 
+  // Scores by parts: context before the activation gives 2, the feature's domain at least 1.
   void conceptScorerUsesContextAndDomain() {
     const ExplanationParts parts = explanationParts("Fires on \"(\" (90%, lift 200x), after \" FOLDOC\" (80%, lift 300x), in computing text (90%)");
     LoweredContext ctx;

@@ -288,7 +288,7 @@ class TestTokenTable : public QObject {
       }
       at::Tensor want = x.clone();
       want[0] -= at::tensor(std::vector<float>(means.begin() + d, means.end()));
-      want[2] -= at::tensor(std::vector<float>(means.begin(), means.begin() + d));  // token 0: no row, kept
+      want[2] -= at::tensor(std::vector<float>(means.begin(), means.begin() + d));  // token 1 (token 0 has no row: kept)
       QVERIFY(testutil::maxAbsDiff(sae->lessTokenRows(x, tok), want) < 1e-6);
       QVERIFY(testutil::maxAbsDiff(sae->lessTokenRows(x, at::tensor(std::vector<std::int64_t>{4, 0, 99})).narrow(0, 2, 1), x.narrow(0, 2, 1)) == 0.0);
       QVERIFY_EXCEPTION_THROWN(sae->lessTokenRows(x, tok.narrow(0, 0, 2)), Error);  // ids that do not match the rows
@@ -328,13 +328,22 @@ class TestTokenTable : public QObject {
     QCOMPARE(y[0][1][1].item<double>(), 4.0);               // token 5 has no row: relu(2) = 2
     QCOMPARE(y[0][0][0].item<double>(), 2.0);
     QVERIFY_EXCEPTION_THROWN(applySteering(*sae, x, s, 0), Error);  // no ids: refused, not guessed
-    // Through a forward pass the steering hook is given the pass's token ids.
-    auto shared = std::shared_ptr<const Sae>(testutil::exactSae(64, at::zeros({64}), "topk"));
-    const_cast<Sae&>(*shared).setInputTokenTable(at::randn({512, 64}));
+    // Through a forward pass the steering hook is given the pass's token ids: what it writes is
+    // applySteering with those ids, not with others.
+    auto owned = testutil::exactSae(64, at::zeros({64}), "topk");
+    owned->setInputTokenTable(at::randn({512, 64}) * 3.0);
+    const std::shared_ptr<const Sae> shared(std::move(owned));
+    at::Tensor before, after;
     HookSet hooks;
+    const std::string hook = shared->config().hook_name;
+    hooks.add(hook, [&before](const at::Tensor& h, const HookContext&) { before = h.clone(); return at::Tensor(); });
     addSteeringHooks(shared, s, &hooks);
+    hooks.add(hook, [&after](const at::Tensor& h, const HookContext&) { after = h.clone(); return at::Tensor(); });
     c10::InferenceMode guard;
-    QVERIFY(model_->forward(at::tensor(std::vector<std::int64_t>{3, 9, 27}).view({1, 3}), &hooks).defined());
+    const at::Tensor pass = at::tensor(std::vector<std::int64_t>{3, 9, 27}).view({1, 3});
+    model_->forward(pass, &hooks);
+    QVERIFY(testutil::maxAbsDiff(after, applySteering(*shared, before, s, 0, {}, pass)) < 1e-6);
+    QVERIFY(testutil::maxAbsDiff(after, applySteering(*shared, before, s, 0, {}, pass.flip(1))) > 1e-3);
   }
 
   // The splice encodes each row less its token's row: the exact SAE with the table on both
